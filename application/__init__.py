@@ -1,0 +1,1 @@
+"""Use cases and ports. Imports only ``domain``; adapters implement the ports."""

@@ -1,0 +1,162 @@
+"""Configuration layers and the resolution policy (pure).
+
+Layers, lowest first: strategy defaults → environment → global → symbol override. The merge
+is field-level: a symbol override of one parameter inherits every other from the layers
+below it. Validation always runs on the merged result, so an override can never break a
+cross-field rule together with the global values.
+
+Versions are drawn from one sequence per strategy (every write to any layer of a strategy
+takes the next number), so the effective version ``max(global.version, symbol.version)``
+increases with every change that affects a symbol. Deleting a layer writes a tombstone (a
+document with no parameters and a new version) rather than forgetting the version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from domain.params import CommonParams, ParamValue
+from domain.signal import ConfigStamp
+
+P = TypeVar("P", bound=CommonParams)
+
+SOURCE_DEFAULT = "default"
+SOURCE_ENVIRONMENT = "environment"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDocument:
+    """One stored layer: the global config (``symbol`` None) or a symbol override.
+
+    A document with empty ``parameters`` is a tombstone: the layer was deleted.
+    ``source`` names the store that returned it (``mongodb``, ``mysql``, ``sqlite``, ``memory``).
+    """
+
+    strategy_id: str
+    symbol: str | None
+    parameters: Mapping[str, ParamValue]
+    version: int
+    updated_at: datetime
+    updated_by: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.version < 1:
+            raise ValueError(f"config version must be >= 1, got {self.version}")
+        if self.symbol is not None and (not self.symbol.isalnum() or self.symbol != self.symbol.upper()):
+            raise ValueError(f"symbol must be upper-case alphanumeric, got {self.symbol!r}")
+
+    @property
+    def is_deleted(self) -> bool:
+        return not self.parameters
+
+
+class AuditAction(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    ROLLBACK = "ROLLBACK"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One configuration change, with who, when, why, and the layer before and after."""
+
+    strategy_id: str
+    symbol: str | None
+    action: AuditAction
+    old_parameters: Mapping[str, ParamValue] | None
+    new_parameters: Mapping[str, ParamValue] | None
+    changed_by: str
+    changed_at: datetime
+    reason: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveConfig(Generic[P]):
+    """The parameters a strategy runs with for one symbol, and where they came from."""
+
+    strategy_id: str
+    symbol: str | None
+    params: P
+    version: int
+    source: str
+    is_override: bool
+
+    def stamp(self) -> ConfigStamp:
+        return ConfigStamp(
+            version=self.version,
+            parameters=self.params.to_mapping(),
+            source=self.source,
+            is_override=self.is_override,
+        )
+
+
+def merge_patch(
+    current: Mapping[str, ParamValue], patch: Mapping[str, ParamValue | None]
+) -> dict[str, ParamValue]:
+    """Apply a POST body to a layer: given keys replace, ``None`` removes the key."""
+    merged = dict(current)
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+def merged_parameters(
+    environment: Mapping[str, ParamValue] | None,
+    global_doc: ConfigDocument | None,
+    symbol_doc: ConfigDocument | None,
+) -> dict[str, ParamValue]:
+    """The field-level union of the layers above the defaults, most specific last."""
+    merged: dict[str, ParamValue] = dict(environment or {})
+    for doc in (global_doc, symbol_doc):
+        if doc is not None:
+            merged.update(doc.parameters)
+    return merged
+
+
+def resolve(
+    params_type: type[P],
+    strategy_id: str,
+    symbol: str | None,
+    environment: Mapping[str, ParamValue] | None = None,
+    global_doc: ConfigDocument | None = None,
+    symbol_doc: ConfigDocument | None = None,
+) -> EffectiveConfig[P]:
+    """Resolve the effective config of ``strategy_id`` for ``symbol``.
+
+    Raises :class:`domain.params.ParamValidationError` if the merged result is invalid.
+    """
+    params = params_type.from_mapping(merged_parameters(environment, global_doc, symbol_doc))
+    version = max((d.version for d in (global_doc, symbol_doc) if d is not None), default=0)
+    is_override = symbol_doc is not None and not symbol_doc.is_deleted
+    if is_override:
+        assert symbol_doc is not None
+        source = symbol_doc.source
+    elif global_doc is not None and not global_doc.is_deleted:
+        source = global_doc.source
+    elif environment:
+        source = SOURCE_ENVIRONMENT
+    else:
+        source = SOURCE_DEFAULT
+    return EffectiveConfig(
+        strategy_id=strategy_id,
+        symbol=symbol,
+        params=params,
+        version=version,
+        source=source,
+        is_override=is_override,
+    )
+
+
+def next_version(documents: list[ConfigDocument] | tuple[ConfigDocument, ...]) -> int:
+    """The next number of a strategy's version sequence, given all its layers (tombstones too)."""
+    return max((d.version for d in documents), default=0) + 1

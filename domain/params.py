@@ -1,0 +1,244 @@
+"""Strategy parameters: typed, bounded, documented, and validated as a whole.
+
+Each strategy declares one frozen dataclass of parameters (subclassing ``CommonParams``);
+its fields are declared with :func:`param`, which records default, bounds and description.
+The schema served by the API (``GET /strategies/{id}/schema``) is generated from it, and
+every configuration write is validated through :meth:`StrategyParams.from_mapping`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Self
+
+ParamValue = bool | int | float
+ParamType = Literal["bool", "int", "float"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """Schema of one parameter: what the API publishes and validation enforces."""
+
+    name: str
+    type: ParamType
+    default: ParamValue
+    min: float | None
+    max: float | None
+    description: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "min": self.min,
+            "max": self.max,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One validation failure, attributable to a field (or ``"__root__"`` for cross-field)."""
+
+    field: str
+    code: str  # unknown_parameter | wrong_type | out_of_range | cross_field | not_a_value
+    message: str
+
+
+class ParamValidationError(ValueError):
+    """Raised when a parameter set is invalid; carries every field-level error at once."""
+
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+
+def param(
+    default: ParamValue,
+    *,
+    description: str,
+    min: float | None = None,  # noqa: A002 - schema vocabulary
+    max: float | None = None,  # noqa: A002
+) -> Any:
+    """Declare a parameter field: its type is that of ``default`` (bool, int or float)."""
+    kind: ParamType
+    if isinstance(default, bool):
+        kind = "bool"
+    elif isinstance(default, int):
+        kind = "int"
+    else:
+        kind = "float"
+    return dataclasses.field(
+        default=default,
+        metadata={"type": kind, "min": min, "max": max, "description": description},
+    )
+
+
+def _type_error(spec: ParamSpec, value: object) -> FieldError | None:
+    if spec.type == "bool":
+        ok = isinstance(value, bool)
+    elif spec.type == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and spec.type == "float" and not math.isfinite(float(value)):  # type: ignore[arg-type]
+        return FieldError(spec.name, "not_a_value", f"{spec.name} must be a finite number")
+    if ok:
+        return None
+    return FieldError(
+        spec.name,
+        "wrong_type",
+        f"{spec.name} must be of type {spec.type}, got {type(value).__name__}",
+    )
+
+
+def _range_error(spec: ParamSpec, value: ParamValue) -> FieldError | None:
+    if spec.type == "bool":
+        return None
+    if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+        return FieldError(
+            spec.name,
+            "out_of_range",
+            f"{spec.name}={value} is outside [{spec.min}, {spec.max}]",
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyParams:
+    """Base of every strategy's parameter type: schema generation and validation."""
+
+    strategy_id: ClassVar[str] = ""
+
+    @classmethod
+    def schema(cls) -> tuple[ParamSpec, ...]:
+        """The parameter schema, in declaration order."""
+        cached: tuple[ParamSpec, ...] | None = cls.__dict__.get("_schema_cache")
+        if cached is not None:
+            return cached
+        specs = tuple(
+            ParamSpec(
+                name=f.name,
+                type=f.metadata["type"],
+                default=f.default,  # type: ignore[arg-type]
+                min=f.metadata["min"],
+                max=f.metadata["max"],
+                description=f.metadata["description"],
+            )
+            for f in dataclasses.fields(cls)
+        )
+        type.__setattr__(cls, "_schema_cache", specs)
+        return specs
+
+    @classmethod
+    def spec(cls, name: str) -> ParamSpec | None:
+        return next((s for s in cls.schema() if s.name == name), None)
+
+    @classmethod
+    def defaults(cls) -> dict[str, ParamValue]:
+        return {s.name: s.default for s in cls.schema()}
+
+    @classmethod
+    def field_errors(cls, values: Mapping[str, object]) -> list[FieldError]:
+        """Per-field errors of a (possibly partial) parameter mapping: unknown, type, range."""
+        errors: list[FieldError] = []
+        for name, value in values.items():
+            spec = cls.spec(name)
+            if spec is None:
+                errors.append(
+                    FieldError(name, "unknown_parameter", f"unknown parameter {name!r}")
+                )
+                continue
+            type_error = _type_error(spec, value)
+            if type_error is not None:
+                errors.append(type_error)
+                continue
+            range_error = _range_error(spec, value)  # type: ignore[arg-type]
+            if range_error is not None:
+                errors.append(range_error)
+        return errors
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> Self:
+        """Build validated params from defaults overlaid with ``values``.
+
+        Raises :class:`ParamValidationError` with every field-level and cross-field error.
+        Integers are accepted for float parameters (and stored as float); booleans are never
+        accepted as numbers.
+        """
+        errors = cls.field_errors(values)
+        if errors:
+            raise ParamValidationError(errors)
+        merged: dict[str, ParamValue] = cls.defaults()
+        for name, value in values.items():
+            spec = cls.spec(name)
+            assert spec is not None
+            merged[name] = float(value) if spec.type == "float" else value  # type: ignore[arg-type]
+        instance = cls(**merged)
+        cross = instance.cross_field_errors()
+        if cross:
+            raise ParamValidationError(cross)
+        return instance
+
+    def cross_field_errors(self) -> list[FieldError]:
+        """Rules that involve several fields; overridden by strategies that have them."""
+        return []
+
+    def to_mapping(self) -> dict[str, ParamValue]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class CommonParams(StrategyParams):
+    """Parameters every strategy has. Each strategy adds ``cooldown_seconds`` with its default."""
+
+    enabled: bool = param(True, description="Run this strategy and emit its signals.")
+    stop_loss_percent: float = param(
+        1.0, min=0.1, max=20.0,
+        description="Stop-loss distance from the entry price, in percent (below for buy).",
+    )
+    take_profit_percent: float = param(
+        1.5, min=0.1, max=50.0,
+        description="Take-profit distance from the entry price, in percent (above for buy).",
+    )
+    position_notional_usdt: float = param(
+        100.0, min=1.0, max=1_000_000.0,
+        description="Order size in quote currency; quantity = notional / price.",
+    )
+
+    @property
+    def cooldown_ms(self) -> int:
+        """Minimum event-time gap between two equal actions on one symbol."""
+        seconds = getattr(self, "cooldown_seconds", 0)
+        interval = getattr(self, "min_signal_interval", 0)
+        return int(max(seconds, interval) * 1000)
+
+
+def parse_text(spec: ParamSpec, text: str) -> ParamValue:
+    """Parse a parameter from text (environment variables, CLI ``--set``), typed by ``spec``.
+
+    Raises :class:`ParamValidationError` naming the parameter when the text does not parse.
+    """
+    raw = text.strip()
+    try:
+        if spec.type == "bool":
+            lowered = raw.lower()
+            if lowered in {"true", "1", "yes", "on"}:
+                return True
+            if lowered in {"false", "0", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if spec.type == "int":
+            return int(raw)
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    except ValueError:
+        raise ParamValidationError(
+            [FieldError(spec.name, "wrong_type", f"{spec.name}: cannot read {text!r} as {spec.type}")]
+        ) from None
