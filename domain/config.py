@@ -47,7 +47,9 @@ class ConfigDocument:
     def __post_init__(self) -> None:
         if self.version < 1:
             raise ValueError(f"config version must be >= 1, got {self.version}")
-        if self.symbol is not None and (not self.symbol.isalnum() or self.symbol != self.symbol.upper()):
+        if self.symbol is not None and (
+            not self.symbol.isalnum() or self.symbol != self.symbol.upper()
+        ):
             raise ValueError(f"symbol must be upper-case alphanumeric, got {self.symbol!r}")
 
     @property

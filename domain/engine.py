@@ -38,7 +38,10 @@ class SignalEngine:
         self.cooldowns = CooldownGate()
 
     def evaluate(
-        self, strategy: Strategy[CommonParams], event: MarketEvent, config: EffectiveConfig[CommonParams]
+        self,
+        strategy: Strategy[CommonParams],
+        event: MarketEvent,
+        config: EffectiveConfig[CommonParams],
     ) -> tuple[str, Signal | None]:
         """Run one strategy on one event with its effective config."""
         params = config.params

@@ -116,8 +116,15 @@ class Ticker:
         _check_time(self.event_time_ms)
         if not _positive(self.last_price):
             raise ValueError(f"ticker last price must be finite and > 0, got {self.last_price}")
-        for name in ("open_price", "high_price", "low_price", "volume", "quote_volume",
-                     "best_bid", "best_ask"):
+        for name in (
+            "open_price",
+            "high_price",
+            "low_price",
+            "volume",
+            "quote_volume",
+            "best_bid",
+            "best_ask",
+        ):
             if not _non_negative(getattr(self, name)):
                 raise ValueError(f"ticker {name} must be finite and >= 0")
         if not (math.isfinite(self.price_change) and math.isfinite(self.price_change_percent)):
@@ -199,7 +206,13 @@ class ExchangeFlow:
 
 
 MarketEvent = (
-    DepthSnapshot | Trade | Ticker | DominanceObservation | VenueQuote | WhaleTransfer | ExchangeFlow
+    DepthSnapshot
+    | Trade
+    | Ticker
+    | DominanceObservation
+    | VenueQuote
+    | WhaleTransfer
+    | ExchangeFlow
 )
 """Every event the domain understands."""
 

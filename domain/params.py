@@ -12,7 +12,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 ParamValue = bool | int | float
 ParamType = Literal["bool", "int", "float"]
@@ -61,8 +61,8 @@ def param(
     default: ParamValue,
     *,
     description: str,
-    min: float | None = None,  # noqa: A002 - schema vocabulary
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
 ) -> Any:
     """Declare a parameter field: its type is that of ``default`` (bool, int or float)."""
     kind: ParamType
@@ -149,9 +149,7 @@ class StrategyParams:
         for name, value in values.items():
             spec = cls.spec(name)
             if spec is None:
-                errors.append(
-                    FieldError(name, "unknown_parameter", f"unknown parameter {name!r}")
-                )
+                errors.append(FieldError(name, "unknown_parameter", f"unknown parameter {name!r}"))
                 continue
             type_error = _type_error(spec, value)
             if type_error is not None:
@@ -177,7 +175,8 @@ class StrategyParams:
         for name, value in values.items():
             spec = cls.spec(name)
             assert spec is not None
-            merged[name] = float(value) if spec.type == "float" else value  # type: ignore[arg-type]
+            checked = cast(ParamValue, value)  # field_errors proved its type
+            merged[name] = float(checked) if spec.type == "float" else checked
         instance = cls(**merged)
         cross = instance.cross_field_errors()
         if cross:
@@ -198,15 +197,21 @@ class CommonParams(StrategyParams):
 
     enabled: bool = param(True, description="Run this strategy and emit its signals.")
     stop_loss_percent: float = param(
-        1.0, min=0.1, max=20.0,
+        1.0,
+        min=0.1,
+        max=20.0,
         description="Stop-loss distance from the entry price, in percent (below for buy).",
     )
     take_profit_percent: float = param(
-        1.5, min=0.1, max=50.0,
+        1.5,
+        min=0.1,
+        max=50.0,
         description="Take-profit distance from the entry price, in percent (above for buy).",
     )
     position_notional_usdt: float = param(
-        100.0, min=1.0, max=1_000_000.0,
+        100.0,
+        min=1.0,
+        max=1_000_000.0,
         description="Order size in quote currency; quantity = notional / price.",
     )
 
@@ -240,5 +245,9 @@ def parse_text(spec: ParamSpec, text: str) -> ParamValue:
         return value
     except ValueError:
         raise ParamValidationError(
-            [FieldError(spec.name, "wrong_type", f"{spec.name}: cannot read {text!r} as {spec.type}")]
+            [
+                FieldError(
+                    spec.name, "wrong_type", f"{spec.name}: cannot read {text!r} as {spec.type}"
+                )
+            ]
         ) from None
