@@ -1,0 +1,157 @@
+"""Service settings from the environment (names and defaults of the reference system).
+
+Per-strategy parameter overrides (``ORDERBOOK_SKEW_BUY_THRESHOLD``, …) and the
+``STRATEGY_ENABLED_<ID>`` switches are read separately by :func:`strategy_environment`, typed
+by each strategy's schema, so every parameter of every strategy can be set from the
+environment without a field here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, parse_text
+
+
+class Settings(BaseSettings):
+    """Every environment variable the service reads; see the README configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # NATS
+    nats_url: str = Field(
+        "nats://localhost:4222", description="NATS server URL(s), comma separated."
+    )
+    nats_consumer_topic: str = Field("binance.websocket.data", description="Market data subject.")
+    nats_consumer_group: str = Field(
+        "realtime-strategies-group", description="Queue group of the market data subscription."
+    )
+    nats_consumer_name: str = Field(
+        "realtime-strategies-consumer", description="NATS connection name of this process."
+    )
+    nats_publisher_topic: str = Field(
+        "signals.trading",
+        description="Signal subject prefix; signals go to <prefix>.<strategy_id>.",
+    )
+    nats_dominance_topic: str = Field("market.dominance", description="BTC dominance subject.")
+    nats_quotes_topic: str = Field("market.quotes", description="Other venues' quotes subject.")
+    nats_onchain_topic: str = Field("onchain.events", description="On-chain events subject.")
+    nats_dead_letter_topic: str = Field(
+        "", description="Subject for undecodable messages with their skip reason; empty = off."
+    )
+    nats_config_change_topic: str = Field(
+        "strategies.config.changed", description="Config change broadcast subject."
+    )
+    signal_source: str = Field("realtime-strategies", description="`source` field of signals.")
+    signal_buffer_size: int = Field(
+        10_000, ge=1, description="Signals held in memory while NATS is unreachable."
+    )
+    home_venue: str = Field("binance", description="Venue this service trades on (spread legs).")
+
+    # Symbols and input limits
+    trading_symbols: str = Field(
+        "BTCUSDT,ETHUSDT,BNBUSDT", description="Comma-separated symbols to process, or `*` for all."
+    )
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="Larger messages are skipped as `too_large`."
+    )
+
+    # Configuration stores
+    config_store: Literal["failover", "mongodb", "mysql", "sqlite", "memory"] = Field(
+        "failover",
+        description="failover = MongoDB primary mirrored to MySQL; or one store alone.",
+    )
+    mongodb_uri: SecretStr = Field(
+        SecretStr("mongodb://localhost:27017"), description="MongoDB connection string."
+    )
+    mongodb_database: str = Field("petrosa", description="MongoDB database name.")
+    mysql_uri: SecretStr = Field(
+        SecretStr("mysql://user:pass@host:3306/db"),
+        description="MySQL connection string (fallback store), `mysql://user:pass@host:3306/db`.",
+    )
+    sqlite_path: str = Field(
+        "realtime-strategies.sqlite3", description="SQLite file when CONFIG_STORE=sqlite."
+    )
+    config_cache_ttl_seconds: float = Field(60.0, gt=0, description="Configuration cache TTL.")
+    config_refresh_interval_seconds: float = Field(
+        60.0, gt=0, description="Background configuration refresh interval."
+    )
+
+    # HTTP API
+    fastapi_host: str = Field("0.0.0.0", description="API bind address.")
+    fastapi_port: int = Field(8080, ge=1, le=65535, description="API port.")
+    admin_api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for mutating endpoints; unset = allowed only on loopback.",
+    )
+
+    # Operations
+    metrics_history_seconds: int = Field(
+        3600, ge=60, le=86_400, description="Market-metrics history kept per symbol (event time)."
+    )
+    heartbeat_interval_seconds: float = Field(60.0, gt=0, description="Heartbeat log interval.")
+    shutdown_grace_seconds: float = Field(
+        20.0, gt=0, description="Time allowed to drain and flush on SIGTERM."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", description="Where OpenTelemetry spans go (otlp needs the exporter package)."
+    )
+
+    @field_validator("trading_symbols")
+    @classmethod
+    def _symbols(cls, value: str) -> str:
+        items = [s.strip() for s in value.split(",") if s.strip()]
+        if not items:
+            raise ValueError("TRADING_SYMBOLS must list at least one symbol or be `*`")
+        if items != ["*"] and not all(s.isalnum() for s in items):
+            raise ValueError("TRADING_SYMBOLS must be comma-separated alphanumeric symbols or `*`")
+        return ",".join(s.upper() for s in items)
+
+    def symbols(self) -> frozenset[str] | None:
+        """The symbol allow-list, or None for every symbol seen (`*`)."""
+        if self.trading_symbols == "*":
+            return None
+        return frozenset(self.trading_symbols.split(","))
+
+
+def strategy_environment(
+    registry: Mapping[str, type[CommonParams]], environ: Mapping[str, str]
+) -> dict[str, dict[str, ParamValue]]:
+    """The environment layer: ``<STRATEGY_ID>_<PARAM>`` and ``STRATEGY_ENABLED_<STRATEGY_ID>``.
+
+    Values are typed by the schema and validated field by field; every bad variable is
+    reported at once (start-up fails with a clear message rather than running on a typo).
+    """
+    upper = {key.upper(): value for key, value in environ.items()}
+    layers: dict[str, dict[str, ParamValue]] = {}
+    errors: list[FieldError] = []
+    for strategy_id, params_type in registry.items():
+        layer: dict[str, ParamValue] = {}
+        prefix = strategy_id.upper()
+        for spec in params_type.schema():
+            names = [f"{prefix}_{spec.name.upper()}"]
+            if spec.name == "enabled":
+                names.insert(0, f"STRATEGY_ENABLED_{prefix}")
+            for name in names:
+                if name not in upper:
+                    continue
+                try:
+                    layer[spec.name] = parse_text(spec, upper[name])
+                except ParamValidationError as error:
+                    errors.extend(FieldError(name, e.code, e.message) for e in error.errors)
+        for problem in params_type.field_errors(layer):
+            errors.append(
+                FieldError(f"{prefix}_{problem.field.upper()}", problem.code, problem.message)
+            )
+        if layer:
+            layers[strategy_id] = layer
+    if errors:
+        raise ParamValidationError(errors)
+    return layers
