@@ -1,0 +1,418 @@
+"""Configuration layers and audit trail in SQL (SQLAlchemy 2 asyncio).
+
+The same code serves MySQL / MariaDB (``mysql+aiomysql://``, the production fallback) and
+SQLite (``sqlite+aiosqlite:///path``, the embedded default). Tables and their columns are in
+:mod:`adapters.sql.migrations`; run :func:`adapters.sql.migrations.migrate` first.
+
+- Parameters are JSON text; JSON keeps ``true`` / ``1`` / ``1.0`` apart, so bool, int and
+  float come back as they went in.
+- Datetimes are stored as naive UTC with millisecond precision (``DATETIME(3)``) and come
+  back as aware UTC datetimes.
+- ``save`` is a compare-and-set: ``UPDATE ... WHERE version = :expected`` must match one row
+  (SQLAlchemy's MySQL dialects count matched, not changed, rows), and ``expected_version ==
+  0`` is an ``INSERT`` that the unique key rejects when the layer exists.
+- Connection failures, timeouts and a missing schema raise
+  :class:`~application.ports.StoreUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+from urllib.parse import parse_qsl, unquote
+
+from sqlalchemy import ColumnElement, Row, Table, and_, insert, select, text, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from adapters.sql.migrations import AUDIT_TABLE, GLOBAL_TABLE, SYMBOL_TABLE, is_mysql
+from application.ports import StoreUnavailableError, VersionConflictError
+from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.params import ParamValue
+
+MYSQL_DRIVER: Final = "mysql+aiomysql"
+SQLITE_DRIVER: Final = "sqlite+aiosqlite"
+_MYSQL_DUPLICATE_KEY: Final = 1062
+
+
+# --------------------------------------------------------------------------------------
+# URIs
+
+
+def mysql_url(uri: str) -> URL:
+    """Parse a MySQL URI (``mysql://user:pass@host:3306/db``, ``mysql+aiomysql://...``,
+    ``mariadb://...``) into a SQLAlchemy URL on the async ``aiomysql`` driver.
+
+    The password may be percent-encoded or written as is (the last ``@`` ends it).
+    """
+    scheme, sep, rest = uri.strip().partition("://")
+    if not sep:
+        raise ValueError("not a MySQL URI (expected mysql://user:pass@host:3306/db)")
+    base = scheme.lower().partition("+")[0]
+    if base not in ("mysql", "mariadb"):
+        raise ValueError(f"not a MySQL URI: scheme {scheme!r} (expected mysql://)")
+    userinfo, at, location = rest.rpartition("@")
+    if not at:
+        userinfo, location = "", rest
+    location, _, query_string = location.partition("?")
+    hostport, _, database = location.partition("/")
+    host, port = _split_host_port(hostport)
+    username, colon, password = userinfo.partition(":")
+    return URL.create(
+        MYSQL_DRIVER,
+        username=unquote(username) or None,
+        password=unquote(password) if colon else None,
+        host=host or "localhost",
+        port=port,
+        database=unquote(database.strip("/")) or None,
+        query=dict(parse_qsl(query_string, keep_blank_values=True)),
+    )
+
+
+def _split_host_port(hostport: str) -> tuple[str, int | None]:
+    if hostport.startswith("["):  # [IPv6]:port
+        host, _, after = hostport[1:].partition("]")
+        port_text = after.removeprefix(":")
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid MySQL port {port_text!r}")
+    return host, int(port_text)
+
+
+def parse_mysql_uri(uri: str) -> str:
+    """The SQLAlchemy URL (``mysql+aiomysql://...``) of a MySQL URI, password included.
+
+    The result is a secret: log :func:`redacted` instead.
+    """
+    return mysql_url(uri).render_as_string(hide_password=False)
+
+
+def redacted(uri: str) -> str:
+    """``uri`` with its password replaced by ``***`` (any ``scheme://user:pass@host`` URI).
+
+    Parsed like :func:`mysql_url`: the last ``@`` ends the user info, so a password holding
+    ``@`` or ``/`` is hidden whole.
+    """
+    stripped = uri.strip()
+    scheme, sep, rest = stripped.partition("://")
+    if not sep:
+        return stripped
+    userinfo, at, location = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return stripped
+    username = userinfo.partition(":")[0]
+    return f"{scheme}://{username}:***@{location}"
+
+
+def sql_url(uri: str) -> URL:
+    """A SQLAlchemy async URL for a MySQL URI or a SQLite URL/path."""
+    stripped = uri.strip()
+    lowered = stripped.lower()
+    if lowered.startswith(("mysql", "mariadb")):
+        return mysql_url(stripped)
+    if lowered.startswith("sqlite"):
+        url = make_url(stripped)
+        return url.set(drivername=SQLITE_DRIVER)
+    if "://" not in stripped:  # a bare file path
+        return URL.create(SQLITE_DRIVER, database=stripped)
+    raise ValueError(f"unsupported SQL store URI {redacted(stripped)!r}")
+
+
+def create_sql_engine(
+    uri: str | URL,
+    *,
+    connect_timeout_s: float = 2.0,
+    pool_size: int = 5,
+    echo: bool = False,
+) -> AsyncEngine:
+    """An engine that fails fast: short connect timeout, pre-ping, recycled connections."""
+    url = uri if isinstance(uri, URL) else sql_url(uri)
+    if url.get_backend_name() == "sqlite":
+        return create_async_engine(
+            url, connect_args={"timeout": max(connect_timeout_s, 1.0)}, echo=echo
+        )
+    return create_async_engine(
+        url,
+        connect_args={"connect_timeout": connect_timeout_s},
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_size=pool_size,
+        pool_timeout=connect_timeout_s,
+        echo=echo,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Values
+
+
+def dump_parameters(parameters: Mapping[str, ParamValue]) -> str:
+    """JSON text of a parameter map; ``true``, ``1`` and ``1.0`` stay distinct."""
+    for name, value in parameters.items():
+        _check_value(name, value)
+    return json.dumps(dict(parameters), sort_keys=True, separators=(",", ":"))
+
+
+def load_parameters(raw: str | None) -> dict[str, ParamValue]:
+    if raw is None or raw == "":
+        return {}
+    loaded = json.loads(raw)
+    if not isinstance(loaded, dict):
+        raise TypeError(f"stored parameters are not a JSON object: {raw[:80]!r}")
+    return {str(name): _check_value(str(name), value) for name, value in loaded.items()}
+
+
+def _check_value(name: str, value: Any) -> ParamValue:
+    if isinstance(value, bool | int | float):
+        return value
+    raise TypeError(f"parameter {name!r} has unsupported type {type(value).__name__}")
+
+
+def to_db_datetime(value: dt.datetime) -> dt.datetime:
+    """Naive UTC, truncated to milliseconds (naive input is taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def from_db_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, str):  # SQLite without type processing
+        value = dt.datetime.fromisoformat(value)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+
+
+def _is_duplicate_key(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    args = getattr(orig, "args", ())
+    if args and args[0] == _MYSQL_DUPLICATE_KEY:
+        return True
+    message = str(orig)
+    return "UNIQUE constraint failed" in message or "Duplicate entry" in message
+
+
+_UNAVAILABLE_ERRORS: Final = (
+    OperationalError,
+    InterfaceError,
+    ProgrammingError,  # e.g. the schema is missing (migrations not run)
+    DisconnectionError,
+    PoolTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+class _SqlStore:
+    """Engine handling, naming and error translation shared by both adapters."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, owns_engine: bool = False, operation_timeout_s: float = 5.0
+    ) -> None:
+        self._engine = engine
+        self._owns_engine = owns_engine
+        self._timeout = operation_timeout_s
+        self.name: str = "mysql" if is_mysql(engine.dialect.name) else engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @asynccontextmanager
+    async def _guarded(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                yield
+        except _UNAVAILABLE_ERRORS as exc:
+            raise self._unavailable(exc) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise self._unavailable(exc) from exc
+            raise
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return StoreUnavailableError(f"{self.name}: {type(exc).__name__}: {detail}".rstrip(": "))
+
+    async def ping(self) -> None:
+        async with self._guarded(), self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        if self._owns_engine:
+            await self._engine.dispose()
+
+
+def _document_from_row(row: Row[Any], symbol: str | None, source: str) -> ConfigDocument:
+    return ConfigDocument(
+        strategy_id=row.strategy_id,
+        symbol=symbol,
+        parameters=load_parameters(row.parameters),
+        version=int(row.version),
+        updated_at=from_db_datetime(row.updated_at),
+        updated_by=row.updated_by,
+        source=source,
+    )
+
+
+class SqlConfigRepository(_SqlStore):
+    """:class:`~application.ports.ConfigRepository` on SQL (``name``: ``mysql``/``sqlite``)."""
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
+    ) -> SqlConfigRepository:
+        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
+        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
+
+    @staticmethod
+    def _layer(strategy_id: str, symbol: str | None) -> tuple[Table, ColumnElement[bool]]:
+        if symbol is None:
+            return GLOBAL_TABLE, GLOBAL_TABLE.c.strategy_id == strategy_id
+        return SYMBOL_TABLE, and_(
+            SYMBOL_TABLE.c.strategy_id == strategy_id, SYMBOL_TABLE.c.symbol == symbol
+        )
+
+    async def get(self, strategy_id: str, symbol: str | None) -> ConfigDocument | None:
+        table, key = self._layer(strategy_id, symbol)
+        async with self._guarded(), self._engine.connect() as conn:
+            row = (await conn.execute(select(table).where(key))).first()
+        return None if row is None else _document_from_row(row, symbol, self.name)
+
+    async def list(self, strategy_id: str | None = None) -> list[ConfigDocument]:
+        global_query = select(GLOBAL_TABLE)
+        symbol_query = select(SYMBOL_TABLE)
+        if strategy_id is not None:
+            global_query = global_query.where(GLOBAL_TABLE.c.strategy_id == strategy_id)
+            symbol_query = symbol_query.where(SYMBOL_TABLE.c.strategy_id == strategy_id)
+        async with self._guarded(), self._engine.connect() as conn:
+            globals_ = (await conn.execute(global_query)).all()
+            symbols = (await conn.execute(symbol_query)).all()
+        documents = [_document_from_row(row, None, self.name) for row in globals_]
+        documents += [_document_from_row(row, row.symbol, self.name) for row in symbols]
+        documents.sort(key=lambda d: (d.strategy_id, d.symbol is not None, d.symbol or ""))
+        return documents
+
+    async def save(self, document: ConfigDocument, expected_version: int) -> None:
+        table, key = self._layer(document.strategy_id, document.symbol)
+        updated_at = to_db_datetime(document.updated_at)
+        fields: dict[str, Any] = {
+            "parameters": dump_parameters(document.parameters),
+            "version": document.version,
+            "updated_at": updated_at,
+            "updated_by": document.updated_by,
+        }
+        layer = "global" if document.symbol is None else document.symbol
+        where = f"config {document.strategy_id}/{layer}"
+        async with self._guarded(), self._engine.begin() as conn:
+            if expected_version == 0:
+                values = {
+                    **fields,
+                    "strategy_id": document.strategy_id,
+                    "created_at": updated_at,
+                    "created_by": document.updated_by,
+                    "metadata": "{}",
+                }
+                if document.symbol is not None:
+                    values["symbol"] = document.symbol
+                try:
+                    await conn.execute(insert(table).values(**values))
+                except IntegrityError as exc:
+                    if _is_duplicate_key(exc):
+                        raise VersionConflictError(
+                            f"{where} already exists (expected no document)"
+                        ) from exc
+                    raise
+                return
+            result = await conn.execute(
+                update(table).where(key, table.c.version == expected_version).values(**fields)
+            )
+            if result.rowcount != 1:
+                raise VersionConflictError(f"{where} is not at version {expected_version}")
+
+
+def _dump_optional(parameters: Mapping[str, ParamValue] | None) -> str | None:
+    return None if parameters is None else dump_parameters(parameters)
+
+
+def _load_optional(raw: str | None) -> dict[str, ParamValue] | None:
+    return None if raw is None else load_parameters(raw)
+
+
+class SqlAuditLog(_SqlStore):
+    """:class:`~application.ports.AuditLog` on the ``strategy_config_audit`` table."""
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
+    ) -> SqlAuditLog:
+        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
+        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
+
+    async def append(self, record: AuditRecord) -> None:
+        values = {
+            "strategy_id": record.strategy_id,
+            "symbol": record.symbol,
+            "action": record.action.value,
+            "old_parameters": _dump_optional(record.old_parameters),
+            "new_parameters": _dump_optional(record.new_parameters),
+            "changed_by": record.changed_by,
+            "changed_at": to_db_datetime(record.changed_at),
+            "reason": record.reason,
+            "version": record.version,
+        }
+        async with self._guarded(), self._engine.begin() as conn:
+            await conn.execute(insert(AUDIT_TABLE).values(**values))
+
+    async def list(
+        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        if limit <= 0:
+            return []
+        t = AUDIT_TABLE
+        query = select(t).where(t.c.strategy_id == strategy_id)
+        if symbol is not None:
+            query = query.where(t.c.symbol == symbol)
+        query = query.order_by(t.c.changed_at.desc(), t.c.version.desc(), t.c.id.desc())
+        async with self._guarded(), self._engine.connect() as conn:
+            rows = (await conn.execute(query.limit(limit))).all()
+        return [
+            AuditRecord(
+                strategy_id=row.strategy_id,
+                symbol=row.symbol,
+                action=AuditAction(row.action),
+                old_parameters=_load_optional(row.old_parameters),
+                new_parameters=_load_optional(row.new_parameters),
+                changed_by=row.changed_by,
+                changed_at=from_db_datetime(row.changed_at),
+                reason=row.reason,
+                version=int(row.version),
+            )
+            for row in rows
+        ]
+
+
+# The design documents name the production fallback after MySQL.
+MySqlConfigRepository = SqlConfigRepository
+MySqlAuditLog = SqlAuditLog
