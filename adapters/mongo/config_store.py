@@ -344,7 +344,7 @@ class MongoAuditLog:
             query["symbol"] = symbol
         cursor = (
             self._audit.find(query, {"_id": 0})
-            .sort([("changed_at", DESCENDING), ("version", DESCENDING), ("_id", DESCENDING)])
+            .sort([("changed_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
         return [_audit_from_bson(raw) for raw in await _guard(cursor.to_list())]

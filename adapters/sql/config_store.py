@@ -145,7 +145,7 @@ def create_sql_engine(
     url = uri if isinstance(uri, URL) else sql_url(uri)
     if url.get_backend_name() == "sqlite":
         return create_async_engine(
-            url, connect_args={"timeout": max(connect_timeout_s, 1.0)}, echo=echo
+            url, connect_args={"timeout": max(connect_timeout_s, 5.0)}, echo=echo
         )
     return create_async_engine(
         url,
@@ -394,7 +394,7 @@ class SqlAuditLog(_SqlStore):
         query = select(t).where(t.c.strategy_id == strategy_id)
         if symbol is not None:
             query = query.where(t.c.symbol == symbol)
-        query = query.order_by(t.c.changed_at.desc(), t.c.version.desc(), t.c.id.desc())
+        query = query.order_by(t.c.changed_at.desc(), t.c.id.desc())
         async with self._guarded(), self._engine.connect() as conn:
             rows = (await conn.execute(query.limit(limit))).all()
         return [
