@@ -1,0 +1,203 @@
+"""Contract every :class:`application.ports.AuditLog` adapter must pass.
+
+Use it from an adapter's test module::
+
+    class TestMongoAuditLog(AuditLogContract):
+        @pytest.fixture
+        async def audit_log(self) -> AuditLog:
+            log = ...  # an adapter over an EMPTY store
+            yield log
+            ...  # drop the store, close clients
+
+"Newest first" means by ``changed_at`` descending; records with equal ``changed_at`` come
+latest-appended first (order by an insertion id as the tie-break).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from application.ports import AuditLog
+from domain.config import AuditAction, AuditRecord
+from domain.params import ParamValue
+
+STRATEGY = "contract_alpha"
+OTHER_STRATEGY = "contract_beta"
+T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+TYPED_PARAMETERS: dict[str, ParamValue] = {
+    "enabled": True,
+    "volume_confirmation": False,
+    "cooldown_seconds": 60,
+    "zero_int": 0,
+    "big_int": 2**40,
+    "buy_threshold": 1.0,
+    "zero_float": 0.0,
+    "sell_threshold": -0.7,
+    "inexact": 0.1 + 0.2,
+}
+
+
+def make_record(
+    *,
+    strategy_id: str = STRATEGY,
+    symbol: str | None = None,
+    action: AuditAction = AuditAction.UPDATE,
+    old_parameters: Mapping[str, ParamValue] | None = None,
+    new_parameters: Mapping[str, ParamValue] | None = None,
+    changed_at: datetime = T0,
+    changed_by: str = "contract-tester",
+    reason: str = "contract",
+    version: int = 1,
+) -> AuditRecord:
+    return AuditRecord(
+        strategy_id=strategy_id,
+        symbol=symbol,
+        action=action,
+        old_parameters=None if old_parameters is None else dict(old_parameters),
+        new_parameters=None if new_parameters is None else dict(new_parameters),
+        changed_by=changed_by,
+        changed_at=changed_at,
+        reason=reason,
+        version=version,
+    )
+
+
+def assert_same_parameters(
+    got: Mapping[str, ParamValue] | None, expected: Mapping[str, ParamValue] | None
+) -> None:
+    if expected is None:
+        assert got is None
+        return
+    assert got is not None
+    assert dict(got) == dict(expected)
+    for name, value in expected.items():
+        assert type(got[name]) is type(value), (name, got[name], value)
+
+
+def assert_same_record(got: AuditRecord, expected: AuditRecord) -> None:
+    assert got == expected
+    assert isinstance(got.action, AuditAction)
+    assert got.changed_at.tzinfo is not None
+    assert got.changed_at.utcoffset() == timedelta(0)
+    assert_same_parameters(got.old_parameters, expected.old_parameters)
+    assert_same_parameters(got.new_parameters, expected.new_parameters)
+
+
+class AuditLogContract:
+    """Behaviour shared by every audit log adapter."""
+
+    @pytest.fixture
+    async def audit_log(self) -> AuditLog:
+        raise NotImplementedError("subclasses provide an `audit_log` fixture over an empty store")
+
+    async def test_list_of_empty_log_is_empty(self, audit_log: AuditLog) -> None:
+        assert await audit_log.list(STRATEGY) == []
+        assert await audit_log.list(STRATEGY, "BTCUSDT") == []
+
+    async def test_append_then_list_round_trips_every_field(self, audit_log: AuditLog) -> None:
+        created = make_record(
+            action=AuditAction.CREATE,
+            old_parameters=None,
+            new_parameters=TYPED_PARAMETERS,
+            changed_by="llm_agent_v1 ✓",
+            reason="Marché plus volatil: ajuster",
+            version=1,
+        )
+        await audit_log.append(created)
+        [got] = await audit_log.list(STRATEGY)
+        assert_same_record(got, created)
+
+    async def test_every_action_round_trips(self, audit_log: AuditLog) -> None:
+        records = [
+            make_record(
+                action=AuditAction.CREATE,
+                new_parameters={"cooldown_seconds": 10},
+                changed_at=T0,
+                version=1,
+            ),
+            make_record(
+                action=AuditAction.UPDATE,
+                old_parameters={"cooldown_seconds": 10},
+                new_parameters={"cooldown_seconds": 20, "enabled": False},
+                changed_at=T0 + timedelta(seconds=1),
+                version=2,
+            ),
+            make_record(
+                action=AuditAction.DELETE,
+                old_parameters={"cooldown_seconds": 20, "enabled": False},
+                new_parameters=None,
+                changed_at=T0 + timedelta(seconds=2),
+                version=3,
+            ),
+            make_record(
+                action=AuditAction.ROLLBACK,
+                old_parameters=None,
+                new_parameters={"cooldown_seconds": 10},
+                changed_at=T0 + timedelta(seconds=3),
+                version=4,
+            ),
+        ]
+        for record in records:
+            await audit_log.append(record)
+        listed = await audit_log.list(STRATEGY)
+        assert len(listed) == len(records)
+        for got, expected in zip(listed, reversed(records), strict=True):
+            assert_same_record(got, expected)
+
+    async def test_changed_at_is_utc_at_millisecond_precision(self, audit_log: AuditLog) -> None:
+        with_micros = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
+        await audit_log.append(make_record(changed_at=with_micros))
+        [got] = await audit_log.list(STRATEGY)
+        assert got.changed_at.utcoffset() == timedelta(0)
+        assert abs(got.changed_at - with_micros) < timedelta(milliseconds=1)
+
+    async def test_newest_first_by_changed_at(self, audit_log: AuditLog) -> None:
+        for offset in (0, 30, 10, 20):  # appended out of order
+            await audit_log.append(
+                make_record(changed_at=T0 + timedelta(seconds=offset), version=offset + 1)
+            )
+        listed = await audit_log.list(STRATEGY)
+        assert [r.version for r in listed] == [31, 21, 11, 1]
+
+    async def test_equal_changed_at_lists_latest_appended_first(self, audit_log: AuditLog) -> None:
+        for version in (1, 2, 3):
+            await audit_log.append(make_record(changed_at=T0, version=version))
+        assert [r.version for r in await audit_log.list(STRATEGY)] == [3, 2, 1]
+
+    async def test_filter_by_symbol_and_none_means_all(self, audit_log: AuditLog) -> None:
+        layout = [(None, 1), ("BTCUSDT", 2), ("ETHUSDT", 3), ("BTCUSDT", 4), (None, 5)]
+        for step, (symbol, version) in enumerate(layout):
+            await audit_log.append(
+                make_record(symbol=symbol, changed_at=T0 + timedelta(seconds=step), version=version)
+            )
+        await audit_log.append(
+            make_record(strategy_id=OTHER_STRATEGY, symbol="BTCUSDT", changed_at=T0, version=9)
+        )
+        assert [r.version for r in await audit_log.list(STRATEGY)] == [5, 4, 3, 2, 1]
+        assert [r.version for r in await audit_log.list(STRATEGY, None)] == [5, 4, 3, 2, 1]
+        btc = await audit_log.list(STRATEGY, "BTCUSDT")
+        assert [(r.symbol, r.version) for r in btc] == [("BTCUSDT", 4), ("BTCUSDT", 2)]
+        assert [r.version for r in await audit_log.list(STRATEGY, "ETHUSDT")] == [3]
+        assert await audit_log.list(STRATEGY, "SOLUSDT") == []
+        other = await audit_log.list(OTHER_STRATEGY)
+        assert [(r.strategy_id, r.version) for r in other] == [(OTHER_STRATEGY, 9)]
+        assert await audit_log.list("contract_missing") == []
+
+    async def test_limit_keeps_the_newest(self, audit_log: AuditLog) -> None:
+        for step in range(12):
+            await audit_log.append(
+                make_record(
+                    symbol="BTCUSDT" if step % 2 else None,
+                    changed_at=T0 + timedelta(seconds=step),
+                    version=step + 1,
+                )
+            )
+        assert [r.version for r in await audit_log.list(STRATEGY, limit=3)] == [12, 11, 10]
+        assert [r.version for r in await audit_log.list(STRATEGY, "BTCUSDT", limit=2)] == [12, 10]
+        assert len(await audit_log.list(STRATEGY, limit=1)) == 1
+        assert len(await audit_log.list(STRATEGY, limit=100)) == 12
+        assert len(await audit_log.list(STRATEGY)) == 12  # default limit 100
