@@ -1,0 +1,1 @@
+"""HTTP adapter: FastAPI app factory, routers, envelope, security and schemas."""

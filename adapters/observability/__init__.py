@@ -1,0 +1,1 @@
+"""Observability adapters: Prometheus metrics (own registry, scrape-time collectors)."""

@@ -1,0 +1,576 @@
+"""Prometheus metrics of the service, in a registry of their own.
+
+Two kinds of metrics:
+
+* **Hot-path metrics** updated as things happen: per-strategy latency histogram, executions by
+  outcome, errors, cooldown suppressions (all through :class:`ProcessingObserver`), and the
+  signal confidence histogram (:meth:`PrometheusMetrics.signals_emitted`). Label children are
+  cached so an update is one dict lookup plus the prometheus-client update.
+* **Scrape-time metrics** read from plain counters other objects already keep (processing
+  stats, decode stats, the signal sink, the NATS connection, the config service, health):
+  the constructor takes small callables (:class:`ScrapeSources`) and a custom collector calls
+  them only when ``/metrics`` is scraped, so they cost nothing per message. A source that
+  raises is skipped for that scrape (and logged), it never breaks the exposition.
+
+Every exported name is declared once in :data:`METRICS` (and :data:`METRIC_NAMES`); dashboards
+and alert rules are checked against it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from application.processing import ProcessingStats
+from domain.signal import Signal
+
+log = structlog.get_logger("adapters.observability")
+
+PREFIX = "realtime_strategies"
+
+MetricType = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """One exported metric: its full name (counters end in ``_total``), type and labels."""
+
+    name: str
+    type: MetricType
+    labels: tuple[str, ...]
+    help: str
+
+
+METRICS: tuple[MetricInfo, ...] = (
+    # processing (hot path, via ProcessingObserver)
+    MetricInfo(
+        f"{PREFIX}_strategy_latency_seconds",
+        "histogram",
+        ("strategy",),
+        "Time to evaluate one strategy on one market event.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_strategy_executions_total",
+        "counter",
+        ("strategy", "result"),
+        "Strategy evaluations by result: signal, no_signal, cooldown, disabled, error.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_strategy_errors_total",
+        "counter",
+        ("strategy",),
+        "Strategy evaluations that raised (isolated: the other strategies still ran).",
+    ),
+    MetricInfo(
+        f"{PREFIX}_cooldown_suppressed_total",
+        "counter",
+        ("strategy",),
+        "Signals suppressed because the same action on the symbol is within its cooldown.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signal_confidence",
+        "histogram",
+        ("strategy",),
+        "Confidence of the signals emitted.",
+    ),
+    # input (scrape time)
+    MetricInfo(
+        f"{PREFIX}_messages_processed_total",
+        "counter",
+        ("type",),
+        "Market messages processed, by type (depth, trade, ticker, ...).",
+    ),
+    MetricInfo(
+        f"{PREFIX}_messages_invalid_total",
+        "counter",
+        ("reason",),
+        "Market messages skipped as invalid, by reason.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_consumer_lag_seconds",
+        "gauge",
+        (),
+        "Wall time now minus the exchange event time of the last message processed.",
+    ),
+    # output (scrape time)
+    MetricInfo(
+        f"{PREFIX}_signals_generated_total",
+        "counter",
+        ("strategy", "action"),
+        "Signals generated, by strategy and action.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_publish_errors_total",
+        "counter",
+        (),
+        "Failed attempts to publish a signal to NATS (each retried or buffered).",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signals_dropped_total",
+        "counter",
+        ("reason",),
+        "Signals that could not be delivered, by reason (e.g. buffer_full).",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signal_buffer_size",
+        "gauge",
+        (),
+        "Signals buffered in memory waiting for NATS.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_circuit_breaker_state",
+        "gauge",
+        ("name",),
+        "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+    ),
+    # dependencies and health (scrape time)
+    MetricInfo(
+        f"{PREFIX}_nats_connected",
+        "gauge",
+        (),
+        "1 if the NATS connection is up, else 0.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_config_store_up",
+        "gauge",
+        ("store",),
+        "1 if the configuration store answered its last probe, else 0.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_config_cache_hits_total",
+        "counter",
+        (),
+        "Effective-config lookups answered from the cache.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_config_cache_misses_total",
+        "counter",
+        (),
+        "Effective-config lookups that had to resolve from the stores.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_ready",
+        "gauge",
+        (),
+        "1 if the service reported ready at its last readiness check, else 0.",
+    ),
+)
+"""Every metric the service exports. Names are as queried (counters with ``_total``;
+histograms expose ``_bucket``, ``_sum`` and ``_count`` series under the base name)."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
+
+_INFO = {m.name: m for m in METRICS}
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    1e-2,
+    2.5e-2,
+    5e-2,
+)
+"""Seconds; strategy evaluations take microseconds, the reference's budget is 50 ms."""
+
+CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+"""Confidence; 0.5 / 0.7 / 0.9 are the weak/medium/strong/extreme boundaries."""
+
+_EVENT_TYPE_LABELS = {
+    "DepthSnapshot": "depth",
+    "Trade": "trade",
+    "Ticker": "ticker",
+    "DominanceObservation": "dominance",
+    "VenueQuote": "quote",
+    "WhaleTransfer": "whale_transfer",
+    "ExchangeFlow": "exchange_flow",
+}
+
+
+def event_type_label(name: str) -> str:
+    """``"DepthSnapshot"`` → ``"depth"``; unknown names are passed through lower-cased."""
+    return _EVENT_TYPE_LABELS.get(name, name.lower())
+
+
+CountsSource = Callable[[], Mapping[str, float]]
+ValueSource = Callable[[], float | int | bool | None]
+
+
+@dataclass(slots=True)
+class ScrapeSources:
+    """Callables read at scrape time; every one is optional (absent → metric not exported).
+
+    * ``processing``: the processor's :class:`ProcessingStats` → ``messages_processed_total``
+      (event types) and ``signals_generated_total``.
+    * ``messages_by_type``: overrides the ``messages_processed_total`` source, e.g. wire
+      decode stats that also count skipped stream types (``kline``, ``bookTicker``).
+    * ``invalid_by_reason``: ``{reason: count}`` of messages skipped as invalid.
+    * ``last_event_time_ms``: exchange event time of the last message (→ consumer lag).
+    * ``publish_errors``, ``signals_dropped`` (``{reason: count}``), ``signal_buffer_size``:
+      the signal sink's counters.
+    * ``circuit_breakers``: ``{name: state}`` with state 0/1/2 (``BreakerState`` is an
+      ``IntEnum``).
+    * ``nats_connected``: truthy when connected.
+    * ``config_stores_up``: ``{store: up}``.
+    * ``config_cache``: ``{"hits": n, "misses": m}``.
+    * ``ready``: the last readiness verdict (None = not checked yet → not exported).
+    """
+
+    processing: Callable[[], ProcessingStats | None] | None = None
+    messages_by_type: CountsSource | None = None
+    invalid_by_reason: CountsSource | None = None
+    last_event_time_ms: ValueSource | None = None
+    publish_errors: ValueSource | None = None
+    signals_dropped: CountsSource | None = None
+    signal_buffer_size: ValueSource | None = None
+    circuit_breakers: Callable[[], Mapping[str, int]] | None = None
+    nats_connected: ValueSource | None = None
+    config_stores_up: Callable[[], Mapping[str, bool]] | None = None
+    config_cache: CountsSource | None = None
+    ready: ValueSource | None = None
+
+
+def _counter(name: str) -> CounterMetricFamily:
+    info = _INFO[name]
+    return CounterMetricFamily(name, info.help, labels=info.labels or None)
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    info = _INFO[name]
+    return GaugeMetricFamily(name, info.help, labels=info.labels or None)
+
+
+def _finite(value: object) -> float | None:
+    if value is None or isinstance(value, str):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _ScrapeCollector(Collector):
+    """Reads :class:`ScrapeSources` when the registry is collected."""
+
+    def __init__(self, owner: PrometheusMetrics) -> None:
+        self._owner = owner
+
+    def describe(self) -> Iterable[Metric]:
+        for info in METRICS:
+            if info.name in _SCRAPED:
+                yield _counter(info.name) if info.type == "counter" else _gauge(info.name)
+
+    def collect(self) -> Iterable[Metric]:
+        owner = self._owner
+        for name, build in _BUILDERS:
+            try:
+                family = build(owner)
+            except Exception as error:  # a broken source must not break the scrape
+                owner.scrape_errors += 1
+                log.warning(
+                    "metrics_source_failed",
+                    metric=name,
+                    error_type=type(error).__name__,
+                    error=str(error)[:200],
+                )
+                continue
+            if family is not None:
+                yield family
+
+
+def _labelled_counts(name: str, counts: Mapping[str, float]) -> CounterMetricFamily:
+    family = _counter(name)
+    for label, value in sorted(counts.items(), key=lambda item: str(item[0])):
+        number = _finite(value)
+        if number is not None:
+            family.add_metric([str(label)], number)
+    return family
+
+
+def _messages_processed(m: PrometheusMetrics) -> Metric | None:
+    name = f"{PREFIX}_messages_processed_total"
+    source = m.sources.messages_by_type
+    if source is not None:
+        return _labelled_counts(name, source())
+    stats = m.sources.processing() if m.sources.processing is not None else None
+    if stats is None:
+        return None
+    counts: dict[str, float] = {}
+    for event_type, count in stats.events_by_type.items():
+        label = event_type_label(event_type)
+        counts[label] = counts.get(label, 0) + count
+    return _labelled_counts(name, counts)
+
+
+def _messages_invalid(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.invalid_by_reason
+    return (
+        None if source is None else _labelled_counts(f"{PREFIX}_messages_invalid_total", source())
+    )
+
+
+def _signals_generated(m: PrometheusMetrics) -> Metric | None:
+    stats = m.sources.processing() if m.sources.processing is not None else None
+    if stats is None:
+        return None
+    family = _counter(f"{PREFIX}_signals_generated_total")
+    for (strategy, action), count in sorted(stats.signals_by_strategy_action.items()):
+        family.add_metric([strategy, action], count)
+    return family
+
+
+def _consumer_lag(m: PrometheusMetrics) -> Metric | None:
+    lag = m.consumer_lag_seconds()
+    if lag is None:
+        return None
+    family = _gauge(f"{PREFIX}_consumer_lag_seconds")
+    family.add_metric([], lag)
+    return family
+
+
+def _scalar(name: str, source: ValueSource | None, *, counter: bool = False) -> Metric | None:
+    if source is None:
+        return None
+    value = _finite(source())
+    if value is None:
+        return None
+    family: CounterMetricFamily | GaugeMetricFamily = _counter(name) if counter else _gauge(name)
+    family.add_metric([], value)
+    return family
+
+
+def _publish_errors(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(f"{PREFIX}_publish_errors_total", m.sources.publish_errors, counter=True)
+
+
+def _signals_dropped(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.signals_dropped
+    return None if source is None else _labelled_counts(f"{PREFIX}_signals_dropped_total", source())
+
+
+def _signal_buffer_size(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(f"{PREFIX}_signal_buffer_size", m.sources.signal_buffer_size)
+
+
+def _circuit_breakers(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.circuit_breakers
+    if source is None:
+        return None
+    family = _gauge(f"{PREFIX}_circuit_breaker_state")
+    for breaker, state in sorted(source().items()):
+        family.add_metric([str(breaker)], float(int(state)))
+    return family
+
+
+def _nats_connected(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.nats_connected
+    if source is None:
+        return None
+    family = _gauge(f"{PREFIX}_nats_connected")
+    family.add_metric([], 1.0 if source() else 0.0)
+    return family
+
+
+def _config_stores_up(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.config_stores_up
+    if source is None:
+        return None
+    family = _gauge(f"{PREFIX}_config_store_up")
+    for store, up in sorted(source().items()):
+        family.add_metric([str(store)], 1.0 if up else 0.0)
+    return family
+
+
+def _config_cache(m: PrometheusMetrics, key: str) -> Metric | None:
+    source = m.sources.config_cache
+    if source is None:
+        return None
+    value = _finite(source().get(key))
+    if value is None:
+        return None
+    family = _counter(f"{PREFIX}_config_cache_{key}_total")
+    family.add_metric([], value)
+    return family
+
+
+def _config_cache_hits(m: PrometheusMetrics) -> Metric | None:
+    return _config_cache(m, "hits")
+
+
+def _config_cache_misses(m: PrometheusMetrics) -> Metric | None:
+    return _config_cache(m, "misses")
+
+
+def _ready(m: PrometheusMetrics) -> Metric | None:
+    value = m.sources.ready() if m.sources.ready is not None else m.last_ready
+    if value is None:
+        return None
+    family = _gauge(f"{PREFIX}_ready")
+    family.add_metric([], 1.0 if value else 0.0)
+    return family
+
+
+_BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] = (
+    (f"{PREFIX}_messages_processed_total", _messages_processed),
+    (f"{PREFIX}_messages_invalid_total", _messages_invalid),
+    (f"{PREFIX}_consumer_lag_seconds", _consumer_lag),
+    (f"{PREFIX}_signals_generated_total", _signals_generated),
+    (f"{PREFIX}_publish_errors_total", _publish_errors),
+    (f"{PREFIX}_signals_dropped_total", _signals_dropped),
+    (f"{PREFIX}_signal_buffer_size", _signal_buffer_size),
+    (f"{PREFIX}_circuit_breaker_state", _circuit_breakers),
+    (f"{PREFIX}_nats_connected", _nats_connected),
+    (f"{PREFIX}_config_store_up", _config_stores_up),
+    (f"{PREFIX}_config_cache_hits_total", _config_cache_hits),
+    (f"{PREFIX}_config_cache_misses_total", _config_cache_misses),
+    (f"{PREFIX}_ready", _ready),
+)
+
+_SCRAPED = frozenset(name for name, _ in _BUILDERS)
+
+
+class PrometheusMetrics:
+    """The service's metrics; implements :class:`application.processing.ProcessingObserver`.
+
+    ``sources`` may also be given (or completed) after construction by assigning fields of
+    :attr:`sources`; ``clock`` is wall time in epoch seconds (for the consumer lag).
+    """
+
+    def __init__(
+        self,
+        sources: ScrapeSources | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.sources = sources if sources is not None else ScrapeSources()
+        self._clock = clock
+        self.last_ready: bool | None = None
+        self._lag_seconds: float | None = None
+        self.scrape_errors = 0
+
+        self._latency = Histogram(
+            f"{PREFIX}_strategy_latency_seconds",
+            _INFO[f"{PREFIX}_strategy_latency_seconds"].help,
+            ["strategy"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._executions = Counter(
+            f"{PREFIX}_strategy_executions_total",
+            _INFO[f"{PREFIX}_strategy_executions_total"].help,
+            ["strategy", "result"],
+            registry=self.registry,
+        )
+        self._errors = Counter(
+            f"{PREFIX}_strategy_errors_total",
+            _INFO[f"{PREFIX}_strategy_errors_total"].help,
+            ["strategy"],
+            registry=self.registry,
+        )
+        self._cooldown = Counter(
+            f"{PREFIX}_cooldown_suppressed_total",
+            _INFO[f"{PREFIX}_cooldown_suppressed_total"].help,
+            ["strategy"],
+            registry=self.registry,
+        )
+        self._confidence = Histogram(
+            f"{PREFIX}_signal_confidence",
+            _INFO[f"{PREFIX}_signal_confidence"].help,
+            ["strategy"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        # label children cached per label values: the hot path is one dict lookup
+        self._latency_children: dict[str, Histogram] = {}
+        self._execution_children: dict[tuple[str, str], Counter] = {}
+        self._cooldown_children: dict[str, Counter] = {}
+        self._confidence_children: dict[str, Histogram] = {}
+        self.registry.register(_ScrapeCollector(self))
+
+    # -- ProcessingObserver ---------------------------------------------------------------
+
+    def strategy_evaluated(self, strategy_id: str, outcome: str, seconds: float) -> None:
+        latency = self._latency_children.get(strategy_id)
+        if latency is None:
+            latency = self._latency_children[strategy_id] = self._latency.labels(strategy_id)
+        latency.observe(seconds)
+        key = (strategy_id, outcome)
+        executions = self._execution_children.get(key)
+        if executions is None:
+            executions = self._execution_children[key] = self._executions.labels(*key)
+        executions.inc()
+        if outcome == "cooldown":
+            cooldown = self._cooldown_children.get(strategy_id)
+            if cooldown is None:
+                cooldown = self._cooldown_children[strategy_id] = self._cooldown.labels(strategy_id)
+            cooldown.inc()
+
+    def strategy_failed(self, strategy_id: str, error: BaseException) -> None:
+        self._errors.labels(strategy_id).inc()
+        self._executions.labels(strategy_id, "error").inc()
+
+    # -- other push-style updates ---------------------------------------------------------
+
+    def signals_emitted(self, signals: Iterable[Signal]) -> None:
+        """Record the confidence of emitted signals (call with what the processor returned)."""
+        for signal in signals:
+            child = self._confidence_children.get(signal.strategy_id)
+            if child is None:
+                child = self._confidence_children[signal.strategy_id] = self._confidence.labels(
+                    signal.strategy_id
+                )
+            child.observe(signal.confidence)
+
+    def set_ready(self, ready: bool) -> None:
+        """Record a readiness verdict (used when no ``ready`` source is configured)."""
+        self.last_ready = ready
+
+    def set_consumer_lag(self, seconds: float) -> None:
+        """Push the consumer lag (used when no ``last_event_time_ms`` source is configured)."""
+        self._lag_seconds = seconds
+
+    def consumer_lag_seconds(self) -> float | None:
+        """``now − event time`` of the last message, never negative; None if unknown."""
+        source = self.sources.last_event_time_ms
+        if source is None:
+            return self._lag_seconds
+        event_ms = _finite(source())
+        if event_ms is None:
+            return None
+        return max(0.0, self._clock() - event_ms / 1000.0)
+
+    # -- exposition -----------------------------------------------------------------------
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition body and its content type (OpenMetrics if ``accept`` asks for it)."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    def exported_names(self) -> set[str]:
+        """Names present in a collection right now (samples' base families, ``_total`` kept
+        for counters); for tests and dashboard checks."""
+        names: set[str] = set()
+        for family in self.registry.collect():
+            info_name = family.name + "_total" if family.type == "counter" else family.name
+            names.add(info_name)
+        return names
