@@ -1,0 +1,579 @@
+"""BTC dominance strategy: rules, cooldown, configuration, schema and robustness."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from domain.config import ConfigDocument, EffectiveConfig, resolve
+from domain.engine import ConfigLookup, SignalEngine, build_signal
+from domain.market import (
+    DepthSnapshot,
+    DominanceObservation,
+    ExchangeFlow,
+    FlowDirection,
+    MarketEvent,
+    Ticker,
+    Trade,
+    VenueQuote,
+    WhaleTransfer,
+)
+from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.signal import Action
+from domain.strategies.base import Decision, Strategy
+from domain.strategies.btc_dominance import (
+    MAX_HISTORY_POINTS,
+    BtcDominanceParams,
+    BtcDominanceStrategy,
+)
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
+SECOND = 1_000
+HOUR = 3_600_000
+BTC_PRICE = 60_000.0
+
+
+# --- builders ------------------------------------------------------------------------------
+
+
+def make_params(**values: ParamValue) -> BtcDominanceParams:
+    return BtcDominanceParams.from_mapping(values)
+
+
+def dominance(t: int, value: float) -> DominanceObservation:
+    return DominanceObservation(event_time_ms=t, btc_dominance=value)
+
+
+def trade(t: int, price: float = BTC_PRICE, symbol: str = "BTCUSDT") -> Trade:
+    return Trade(
+        symbol=symbol, event_time_ms=t, trade_id=1, price=price, quantity=0.5, is_buyer_maker=False
+    )
+
+
+def ticker(t: int, last: float, symbol: str = "BTCUSDT") -> Ticker:
+    return Ticker(
+        symbol=symbol,
+        event_time_ms=t,
+        last_price=last,
+        price_change=10.0,
+        price_change_percent=0.1,
+        open_price=last * 0.99,
+        high_price=last * 1.01,
+        low_price=last * 0.98,
+        volume=1_000.0,
+        quote_volume=last * 1_000.0,
+        best_bid=last * 0.9999,
+        best_ask=last * 1.0001,
+    )
+
+
+def depth(t: int, bid: float, ask: float, symbol: str = "BTCUSDT") -> DepthSnapshot:
+    return DepthSnapshot(symbol=symbol, event_time_ms=t, bids=((bid, 1.0),), asks=((ask, 1.0),))
+
+
+def run(
+    strategy: BtcDominanceStrategy,
+    events: list[MarketEvent],
+    params: BtcDominanceParams | None = None,
+) -> list[Decision | None]:
+    p = params if params is not None else make_params()
+    return [strategy.on_event(e, p) for e in events]
+
+
+def last_decision(
+    events: list[MarketEvent], params: BtcDominanceParams | None = None
+) -> Decision | None:
+    return run(BtcDominanceStrategy(), events, params)[-1]
+
+
+def config_doc(symbol: str | None, version: int, **values: ParamValue) -> ConfigDocument:
+    return ConfigDocument(
+        strategy_id="btc_dominance",
+        symbol=symbol,
+        parameters=values,
+        version=version,
+        updated_at=datetime(2024, 8, 1, tzinfo=UTC),
+        updated_by="test",
+        source="memory",
+    )
+
+
+def lookup_with(overrides: Mapping[str, ConfigDocument] | None = None) -> ConfigLookup:
+    docs = dict(overrides or {})
+
+    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
+        resolved = resolve(BtcDominanceParams, strategy_id, symbol, symbol_doc=docs.get(symbol))
+        return cast(EffectiveConfig[CommonParams], resolved)
+
+    return lookup
+
+
+def engine_with(strategy: BtcDominanceStrategy) -> SignalEngine:
+    return SignalEngine([cast(Strategy[CommonParams], strategy)])
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def test_buy_when_dominance_is_high_and_rising() -> None:
+    decision = last_decision([trade(T0), dominance(T0, 68.0), dominance(T0 + HOUR, 72.0)])
+
+    assert decision is not None
+    assert decision.symbol == "BTCUSDT"
+    assert decision.action is Action.BUY
+    assert decision.price == BTC_PRICE
+    assert decision.current_price == BTC_PRICE
+    # 2 points past high_threshold, measured in units of change_threshold (5): 0.5 + 0.45 * 0.4
+    assert decision.confidence == pytest.approx(0.68)
+    assert decision.metadata["trend"] == "rising"
+    assert decision.metadata["rotation"] == "to_btc"
+    assert decision.metadata["dominance"] == 72.0
+    assert decision.metadata["change"] == pytest.approx(4.0)
+    assert decision.indicators == {"dominance": 72.0, "dominance_change": pytest.approx(4.0)}
+    assert decision.quantity is None
+
+
+def test_sell_with_rotation_to_alts_when_dominance_is_low_and_falling() -> None:
+    decision = last_decision([trade(T0), dominance(T0, 42.0), dominance(T0 + HOUR, 38.0)])
+
+    assert decision is not None
+    assert decision.action is Action.SELL
+    assert decision.price == BTC_PRICE
+    assert decision.confidence == pytest.approx(0.68)
+    assert decision.metadata["trend"] == "falling"
+    assert decision.metadata["rotation"] == "to_alts"
+    assert decision.indicators["dominance_change"] == pytest.approx(-4.0)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "action", "trend"),
+    [(50.0, 56.0, Action.BUY, "rising"), (56.0, 50.0, Action.SELL, "falling")],
+)
+def test_a_change_beyond_change_threshold_signals_in_its_direction(
+    start: float, end: float, action: Action, trend: str
+) -> None:
+    decision = last_decision([trade(T0), dominance(T0, start), dominance(T0 + 6 * HOUR, end)])
+
+    assert decision is not None
+    assert decision.action is action
+    assert decision.metadata["trend"] == trend
+    assert decision.metadata["rotation"] is None
+    assert decision.metadata["rule"] == "dominance_change"
+    assert decision.confidence == pytest.approx(0.5 + 0.45 * 0.2)  # 1 point past 5
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (50.0, 52.0),  # mid-range, small change
+        (75.0, 73.0),  # high but falling, small change
+        (35.0, 37.0),  # low but rising, small change
+        (72.0, 72.0),  # high but flat
+        (38.0, 38.0),  # low but flat
+    ],
+)
+def test_no_signal_without_a_qualifying_level_or_change(start: float, end: float) -> None:
+    assert last_decision([trade(T0), dominance(T0, start), dominance(T0 + HOUR, end)]) is None
+
+
+def test_high_but_falling_by_more_than_change_threshold_sells() -> None:
+    decision = last_decision([trade(T0), dominance(T0, 85.0), dominance(T0 + HOUR, 78.0)])
+
+    assert decision is not None
+    assert decision.action is Action.SELL
+    assert decision.metadata["rule"] == "dominance_change"
+
+
+def test_first_observation_alone_never_signals() -> None:
+    assert last_decision([trade(T0), dominance(T0, 90.0)]) is None
+    assert last_decision([trade(T0), dominance(T0, 5.0)]) is None
+
+
+def test_no_signal_without_a_known_btc_price_then_signal_once_known() -> None:
+    strategy = BtcDominanceStrategy()
+    decisions = run(
+        strategy,
+        [
+            dominance(T0, 50.0),
+            dominance(T0 + HOUR, 57.0),  # qualifies, but no price yet
+            trade(T0 + HOUR + SECOND, 61_000.0),
+            dominance(T0 + 2 * HOUR, 57.5),
+        ],
+    )
+
+    assert decisions[1] is None
+    assert decisions[2] is None  # price events never decide
+    final = decisions[3]
+    assert final is not None
+    assert final.action is Action.BUY
+    assert final.price == 61_000.0
+
+
+def test_price_comes_from_btc_trades_tickers_and_depth_mid_only() -> None:
+    strategy = BtcDominanceStrategy()
+    params = make_params()
+    assert strategy.on_event(ticker(T0, 59_000.0), params) is None
+    assert strategy.price == 59_000.0
+    assert strategy.on_event(depth(T0 + 1, 59_100.0, 59_102.0), params) is None
+    assert strategy.price == pytest.approx(59_101.0)
+    assert strategy.on_event(trade(T0 + 2, 3_000.0, symbol="ETHUSDT"), params) is None
+    assert strategy.price == pytest.approx(59_101.0)
+    one_sided = DepthSnapshot(symbol="BTCUSDT", event_time_ms=T0 + 3, bids=((1.0, 1.0),), asks=())
+    assert strategy.on_event(one_sided, params) is None
+    assert strategy.price == pytest.approx(59_101.0)
+    assert strategy.on_event(trade(T0 - HOUR, 10.0), params) is None  # older: ignored
+    assert strategy.price == pytest.approx(59_101.0)
+
+
+def test_config_symbol_is_btcusdt_for_dominance_and_btc_price_events_only() -> None:
+    strategy = BtcDominanceStrategy()
+    assert strategy.config_symbol(dominance(T0, 50.0)) == "BTCUSDT"
+    assert strategy.config_symbol(trade(T0)) == "BTCUSDT"
+    assert strategy.config_symbol(ticker(T0, 1.0)) == "BTCUSDT"
+    assert strategy.config_symbol(depth(T0, 1.0, 2.0)) == "BTCUSDT"
+    assert strategy.config_symbol(trade(T0, symbol="ETHUSDT")) is None
+    assert strategy.config_symbol(depth(T0, 1.0, 2.0, symbol="ETHUSDT")) is None
+    quote = VenueQuote(venue="coinbase", symbol="BTCUSDT", event_time_ms=T0, bid=1.0, ask=2.0)
+    assert strategy.config_symbol(quote) is None
+    whale = WhaleTransfer("BTC", T0, 500.0, FlowDirection.TO_EXCHANGE)
+    assert strategy.config_symbol(whale) is None
+
+
+def test_change_is_measured_within_window_hours_of_event_time() -> None:
+    events: list[MarketEvent] = [trade(T0), dominance(T0, 50.0), dominance(T0 + 25 * HOUR, 56.0)]
+
+    assert last_decision(events, make_params(window_hours=24)) is None
+    decision = last_decision(events, make_params(window_hours=48))
+    assert decision is not None
+    assert decision.action is Action.BUY
+
+
+def test_reference_is_the_oldest_observation_inside_the_window() -> None:
+    decision = last_decision(
+        [
+            trade(T0),
+            dominance(T0, 40.0),  # falls out of the 24 h window
+            dominance(T0 + 2 * HOUR, 50.0),
+            dominance(T0 + 12 * HOUR, 53.0),
+            dominance(T0 + 25 * HOUR, 55.5),
+        ]
+    )
+
+    assert decision is not None
+    assert decision.metadata["reference_dominance"] == 50.0
+    assert decision.metadata["change"] == pytest.approx(5.5)
+
+
+def test_out_of_order_observation_is_ignored() -> None:
+    strategy = BtcDominanceStrategy()
+    decisions = run(
+        strategy,
+        [
+            trade(T0),
+            dominance(T0 + HOUR, 50.0),
+            dominance(T0, 80.0),
+            dominance(T0 + 2 * HOUR, 51.0),
+        ],
+    )
+
+    assert decisions[2] is None
+    assert decisions[3] is None  # 80 was not taken into the history
+    assert strategy.history_points == 2
+
+
+def test_confidence_grows_with_the_excess_and_is_capped() -> None:
+    small = last_decision([trade(T0), dominance(T0, 70.0), dominance(T0 + HOUR, 70.5)])
+    large = last_decision([trade(T0), dominance(T0, 70.0), dominance(T0 + HOUR, 73.0)])
+    huge = last_decision([trade(T0), dominance(T0, 50.0), dominance(T0 + HOUR, 90.0)])
+
+    assert small is not None
+    assert large is not None
+    assert huge is not None
+    assert 0.5 <= small.confidence < large.confidence < huge.confidence
+    assert huge.confidence == pytest.approx(0.95)
+
+
+def test_history_is_bounded_whatever_the_feed_rate() -> None:
+    strategy = BtcDominanceStrategy()
+    params = make_params(window_hours=168)
+    for i in range(20_000):
+        strategy.on_event(dominance(T0 + i * 10 * SECOND, 50.0 + (i % 7) * 0.01), params)
+
+    assert strategy.history_points <= MAX_HISTORY_POINTS
+
+
+# --- cooldown and configuration through the engine ----------------------------------------
+
+
+def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
+    engine = engine_with(BtcDominanceStrategy())
+    lookup = lookup_with()
+
+    def feed(event: MarketEvent) -> list[Action]:
+        return [s.action for s in engine.process(event, lookup)]
+
+    assert feed(trade(T0)) == []
+    assert feed(dominance(T0, 60.0)) == []
+    assert feed(dominance(T0 + HOUR, 66.0)) == [Action.BUY]
+    assert feed(dominance(T0 + 2 * HOUR, 67.0)) == []  # qualifies, inside 14400 s
+    assert feed(dominance(T0 + 5 * HOUR - SECOND, 67.5)) == []
+    assert feed(dominance(T0 + 5 * HOUR, 68.0)) == [Action.BUY]
+
+
+def test_signal_from_the_engine_is_sized_and_stamped() -> None:
+    engine = engine_with(BtcDominanceStrategy())
+    lookup = lookup_with()
+    for event in (trade(T0), dominance(T0, 60.0)):
+        engine.process(event, lookup)
+
+    [signal] = engine.process(dominance(T0 + HOUR, 66.0), lookup)
+
+    assert signal.strategy_id == "btc_dominance"
+    assert signal.symbol == "BTCUSDT"
+    assert signal.quantity == pytest.approx(100.0 / BTC_PRICE, abs=1e-8)
+    assert signal.stop_loss == pytest.approx(BTC_PRICE * 0.99)
+    assert signal.take_profit == pytest.approx(BTC_PRICE * 1.015)
+    assert signal.event_time_ms == T0 + HOUR
+    assert signal.config.source == "default"
+
+
+def test_a_btcusdt_override_changes_the_outcome_and_another_symbols_does_not() -> None:
+    events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 66.0)]
+
+    def signals(overrides: Mapping[str, ConfigDocument]) -> list[Action]:
+        engine = engine_with(BtcDominanceStrategy())
+        lookup = lookup_with(overrides)
+        return [s.action for e in events for s in engine.process(e, lookup)]
+
+    assert signals({}) == [Action.BUY]
+    assert signals({"BTCUSDT": config_doc("BTCUSDT", 2, change_threshold=10.0)}) == []
+    assert signals({"ETHUSDT": config_doc("ETHUSDT", 2, change_threshold=10.0)}) == [Action.BUY]
+
+
+def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
+    engine = engine_with(BtcDominanceStrategy())
+    lookup = lookup_with({"BTCUSDT": config_doc("BTCUSDT", 3, change_threshold=3.0)})
+    engine.process(trade(T0), lookup)
+    engine.process(dominance(T0, 60.0), lookup)
+
+    [signal] = engine.process(dominance(T0 + HOUR, 64.0), lookup)  # 4 points: only with 3.0
+
+    assert signal.config.is_override is True
+    assert signal.config.version == 3
+    assert signal.config.parameters["change_threshold"] == 3.0
+    assert signal.config.parameters["high_threshold"] == 70.0
+
+
+def test_disabled_strategy_emits_nothing() -> None:
+    engine = engine_with(BtcDominanceStrategy())
+    lookup = lookup_with({"BTCUSDT": config_doc("BTCUSDT", 2, enabled=False)})
+    events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 70.0)]
+    assert [s for e in events for s in engine.process(e, lookup)] == []
+
+
+# --- schema and validation -----------------------------------------------------------------
+
+
+def test_schema_names_defaults_and_bounds() -> None:
+    specs = {s.name: (s.type, s.default, s.min, s.max) for s in BtcDominanceParams.schema()}
+
+    assert specs["high_threshold"] == ("float", 70.0, 50.0, 95.0)
+    assert specs["low_threshold"] == ("float", 40.0, 10.0, 60.0)
+    assert specs["change_threshold"] == ("float", 5.0, 0.5, 30.0)
+    assert specs["window_hours"] == ("int", 24, 1, 168)
+    assert specs["min_signal_interval"] == ("int", 14400, 60, 604800)
+    assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
+    assert specs["enabled"][:2] == ("bool", True)
+    assert specs["stop_loss_percent"][1] == 1.0
+    assert specs["take_profit_percent"][1] == 1.5
+    assert specs["position_notional_usdt"][1] == 100.0
+    assert set(specs) == {
+        "enabled",
+        "stop_loss_percent",
+        "take_profit_percent",
+        "position_notional_usdt",
+        "high_threshold",
+        "low_threshold",
+        "change_threshold",
+        "window_hours",
+        "min_signal_interval",
+        "cooldown_seconds",
+    }
+    assert all(s.description for s in BtcDominanceParams.schema())
+    assert BtcDominanceParams.strategy_id == BtcDominanceStrategy.strategy_id == "btc_dominance"
+    assert BtcDominanceStrategy.params_type is BtcDominanceParams
+    assert BtcDominanceStrategy.description
+    assert BtcDominanceStrategy.__doc__
+
+
+def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
+    assert make_params().cooldown_ms == 14_400_000
+    assert make_params(cooldown_seconds=20_000).cooldown_ms == 20_000_000
+    assert make_params(min_signal_interval=60, cooldown_seconds=0).cooldown_ms == 60_000
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(60.0, 55.0), (55.0, 55.0), (60.0, 50.0)], ids=["above", "equal", "edges"]
+)
+def test_low_threshold_must_be_below_high_threshold(low: float, high: float) -> None:
+    with pytest.raises(ParamValidationError) as caught:
+        make_params(low_threshold=low, high_threshold=high)
+
+    [error] = caught.value.errors
+    assert error.code == "cross_field"
+    assert "low_threshold" in error.message
+
+
+def test_low_just_below_high_is_valid() -> None:
+    params = make_params(low_threshold=55.0, high_threshold=55.5)
+    assert params.cross_field_errors() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "code"),
+    [
+        ("high_threshold", 96.0, "out_of_range"),
+        ("low_threshold", 9.9, "out_of_range"),
+        ("change_threshold", 0.4, "out_of_range"),
+        ("window_hours", 169, "out_of_range"),
+        ("window_hours", 0, "out_of_range"),
+        ("window_hours", 2.5, "wrong_type"),
+        ("min_signal_interval", True, "wrong_type"),
+        ("min_signal_interval", 59, "out_of_range"),
+        ("cooldown_seconds", 86401, "out_of_range"),
+        ("unknown", 1, "unknown_parameter"),
+    ],
+)
+def test_field_validation(name: str, value: ParamValue, code: str) -> None:
+    with pytest.raises(ParamValidationError) as caught:
+        make_params(**{name: value})
+    assert [e.code for e in caught.value.errors] == [code]
+
+
+# --- properties ----------------------------------------------------------------------------
+
+_times = st.integers(min_value=T0 - 48 * HOUR, max_value=T0 + 400 * HOUR)
+_prices = st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _params(draw: st.DrawFn) -> BtcDominanceParams:
+    values: dict[str, ParamValue] = {}
+    for spec in BtcDominanceParams.schema():
+        if spec.type == "bool":
+            values[spec.name] = draw(st.booleans())
+        elif spec.type == "int":
+            assert spec.min is not None
+            assert spec.max is not None
+            values[spec.name] = draw(st.integers(int(spec.min), int(spec.max)))
+        else:
+            assert spec.min is not None
+            assert spec.max is not None
+            values[spec.name] = draw(st.floats(spec.min, spec.max))
+    assume(values["low_threshold"] < values["high_threshold"])
+    return BtcDominanceParams.from_mapping(values)
+
+
+@st.composite
+def _depth(draw: st.DrawFn, symbol: str) -> DepthSnapshot:
+    bid = draw(_prices)
+    ask = bid * (1.0 + draw(st.floats(1e-6, 0.1)))
+    bids = ((bid, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
+    asks = ((ask, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
+    return DepthSnapshot(symbol=symbol, event_time_ms=draw(_times), bids=bids, asks=asks)
+
+
+_symbols = st.sampled_from(["BTCUSDT", "ETHUSDT"])
+_events: st.SearchStrategy[MarketEvent] = st.one_of(
+    st.builds(DominanceObservation, event_time_ms=_times, btc_dominance=st.floats(0.0, 100.0)),
+    st.builds(trade, _times, _prices, _symbols),
+    st.builds(ticker, _times, _prices, _symbols),
+    _symbols.flatmap(_depth),
+    st.builds(
+        VenueQuote,
+        venue=st.just("coinbase"),
+        symbol=_symbols,
+        event_time_ms=_times,
+        bid=st.just(1.0),
+        ask=st.just(1.5),
+    ),
+    st.builds(
+        WhaleTransfer,
+        asset=st.just("BTC"),
+        event_time_ms=_times,
+        amount=_prices,
+        direction=st.sampled_from(FlowDirection),
+    ),
+    st.builds(
+        ExchangeFlow,
+        asset=st.just("BTC"),
+        event_time_ms=_times,
+        inflow=st.floats(0.0, 1e6),
+        outflow=st.floats(0.0, 1e6),
+        period_seconds=st.just(3600),
+    ),
+)
+
+
+def _check(decision: Decision | None) -> None:
+    if decision is None:
+        return
+    assert 0.0 <= decision.confidence <= 1.0
+    assert 0.5 <= decision.confidence <= 0.95
+    assert decision.symbol == "BTCUSDT"
+    assert 0.0 < decision.price < math.inf
+    assert all(math.isfinite(v) for v in decision.indicators.values())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=_params(), events=st.lists(_events, max_size=40))
+def test_random_valid_events_never_raise_and_keep_confidence_in_range(
+    params: BtcDominanceParams, events: list[MarketEvent]
+) -> None:
+    strategy = BtcDominanceStrategy()
+    config = cast(
+        EffectiveConfig[CommonParams],
+        EffectiveConfig("btc_dominance", "BTCUSDT", params, 1, "test", False),
+    )
+    for event in events:
+        strategy.config_symbol(event)
+        decision = strategy.on_event(event, params)
+        _check(decision)
+        if decision is not None:
+            build_signal("btc_dominance", decision, event.event_time_ms, config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    params=_params(),
+    values=st.lists(st.floats(0.0, 100.0), min_size=2, max_size=30),
+    gaps=st.lists(st.integers(0, 30 * HOUR), min_size=30, max_size=30),
+)
+def test_ordered_dominance_series_signal_only_per_the_rules(
+    params: BtcDominanceParams, values: list[float], gaps: list[int]
+) -> None:
+    strategy = BtcDominanceStrategy()
+    strategy.on_event(trade(T0), params)
+    t = T0
+    for value, gap in zip(values, gaps, strict=False):
+        t += gap
+        decision = strategy.on_event(dominance(t, value), params)
+        _check(decision)
+        if decision is None:
+            continue
+        change = decision.indicators["dominance_change"]
+        assert decision.indicators["dominance"] == value
+        if decision.action is Action.BUY:
+            assert change > 0.0
+            assert value > params.high_threshold or change >= params.change_threshold
+        else:
+            assert change < 0.0
+            assert value < params.low_threshold or -change >= params.change_threshold
