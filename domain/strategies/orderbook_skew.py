@@ -1,0 +1,205 @@
+"""orderbook_skew: order-book imbalance of the top levels of a partial depth snapshot."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from domain.market import DepthSnapshot, MarketEvent
+from domain.params import CommonParams, FieldError, param
+from domain.signal import Action
+from domain.strategies.base import Decision
+
+_CONFIDENCE_CAP = 0.95
+_INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class OrderbookSkewParams(CommonParams):
+    """Parameters of :class:`OrderbookSkewStrategy` (SPEC §5)."""
+
+    strategy_id: ClassVar[str] = "orderbook_skew"
+
+    cooldown_seconds: int = param(
+        30,
+        min=0,
+        max=86400,
+        description="Minimum event-time seconds between two equal actions on one symbol.",
+    )
+    top_levels: int = param(
+        5, min=1, max=20, description="Number of best levels per side summed into the volumes."
+    )
+    buy_threshold: float = param(
+        1.2, min=1.0, max=3.0, description="Buy when bid volume / ask volume is above this."
+    )
+    sell_threshold: float = param(
+        0.8, min=0.3, max=1.0, description="Sell when bid volume / ask volume is below this."
+    )
+    min_spread_percent: float = param(
+        0.1,
+        min=0.01,
+        max=1.0,
+        description=(
+            "Despite its name, the WIDEST spread (percent of best bid) at which a signal is "
+            "allowed; wider books stay silent."
+        ),
+    )
+    base_confidence: float = param(
+        0.70,
+        min=0.5,
+        max=1.0,
+        description="Confidence of a signal just past its threshold (grows up to 0.95).",
+    )
+    imbalance_weight: float = param(
+        0.6,
+        min=0.0,
+        max=1.0,
+        description="Weight of the imbalance strength in the confidence boost.",
+    )
+    spread_weight: float = param(
+        0.4,
+        min=0.0,
+        max=1.0,
+        description="Weight of the spread tightness in the confidence boost.",
+    )
+    min_total_volume: float = param(
+        0.001,
+        min=0.0001,
+        max=10.0,
+        description="No signal when bid + ask volume over the top levels is below this.",
+    )
+
+    def cross_field_errors(self) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if not self.sell_threshold < self.buy_threshold:
+            errors.append(
+                FieldError(
+                    "__root__",
+                    "cross_field",
+                    f"sell_threshold ({self.sell_threshold}) must be below "
+                    f"buy_threshold ({self.buy_threshold})",
+                )
+            )
+        if not self.imbalance_weight + self.spread_weight > 0.0:
+            errors.append(
+                FieldError(
+                    "__root__",
+                    "cross_field",
+                    "imbalance_weight + spread_weight must be > 0",
+                )
+            )
+        return errors
+
+
+class OrderbookSkewStrategy:
+    """Order-book skew: trade in the direction of the heavier side of the book.
+
+    Business rules, per depth snapshot (stateless; each snapshot is judged on its own):
+
+    * ``bid_volume`` / ``ask_volume`` = sum of the quantities of the best ``top_levels``
+      levels of each side; ``ratio = bid_volume / ask_volume``.
+    * ``spread_percent = (best_ask - best_bid) / best_bid * 100``.
+    * No signal when a side is empty, ``ask_volume`` is 0, ``bid_volume + ask_volume`` is
+      below ``min_total_volume``, ``spread_percent`` is above ``min_spread_percent`` (the
+      widest spread allowed), or the numbers are not finite.
+    * Buy when ``ratio > buy_threshold`` at the best bid; sell when ``ratio < sell_threshold``
+      at the best ask. ``current_price`` is the mid.
+    * Confidence = ``base_confidence + (0.95 - base_confidence) * blend`` (cap 0.95), where
+      ``blend`` is the weighted mean (``imbalance_weight``, ``spread_weight``) of
+
+      - imbalance strength in [0, 1]: buy ``(ratio - buy_threshold) / buy_threshold``,
+        sell ``(sell_threshold - ratio) / sell_threshold``, capped at 1;
+      - spread tightness in [0, 1]: ``1 - spread_percent / min_spread_percent``.
+    """
+
+    strategy_id: ClassVar[str] = OrderbookSkewParams.strategy_id
+    description: ClassVar[str] = (
+        "Order-book imbalance: buy when the top bid levels outweigh the asks, sell when the "
+        "asks outweigh the bids, if the spread is tight and the book not too thin."
+    )
+    params_type: ClassVar[type[CommonParams]] = OrderbookSkewParams
+
+    __slots__ = ()
+
+    def config_symbol(self, event: MarketEvent) -> str | None:
+        return event.symbol if isinstance(event, DepthSnapshot) else None
+
+    def on_event(self, event: MarketEvent, params: OrderbookSkewParams) -> Decision | None:
+        if not isinstance(event, DepthSnapshot):
+            return None
+        bids = event.bids
+        asks = event.asks
+        if not bids or not asks:
+            return None
+        levels = params.top_levels
+        bid_volume = 0.0
+        for _, qty in bids[:levels]:
+            bid_volume += qty
+        ask_volume = 0.0
+        for _, qty in asks[:levels]:
+            ask_volume += qty
+        # Also rejects overflowing (infinite) volumes.
+        if not (ask_volume > 0.0 and params.min_total_volume <= bid_volume + ask_volume < _INF):
+            return None
+        top_bid = bids[0][0]
+        top_ask = asks[0][0]
+        spread_percent = (top_ask - top_bid) / top_bid * 100.0
+        if not spread_percent <= params.min_spread_percent:
+            return None
+        ratio = bid_volume / ask_volume
+        if ratio == _INF:
+            return None
+
+        buy_threshold = params.buy_threshold
+        sell_threshold = params.sell_threshold
+        if ratio > buy_threshold:
+            action = Action.BUY
+            strength = (ratio - buy_threshold) / buy_threshold if buy_threshold > 0.0 else 1.0
+            price = top_bid
+        elif ratio < sell_threshold:
+            action = Action.SELL
+            strength = (sell_threshold - ratio) / sell_threshold if sell_threshold > 0.0 else 1.0
+            price = top_ask
+        else:
+            return None
+
+        return Decision(
+            symbol=event.symbol,
+            action=action,
+            confidence=_confidence(params, strength, spread_percent),
+            price=price,
+            current_price=(top_bid + top_ask) / 2.0,
+            indicators={
+                "bid_volume": bid_volume,
+                "ask_volume": ask_volume,
+                "ratio": ratio,
+                "spread_percent": spread_percent,
+            },
+            metadata={"top_bid": top_bid, "top_ask": top_ask},
+        )
+
+
+def _clip01(value: float) -> float:
+    # NaN compares false everywhere: it falls through to 0.0.
+    if value >= 1.0:
+        return 1.0
+    if value > 0.0:
+        return value
+    return 0.0
+
+
+def _confidence(params: OrderbookSkewParams, strength: float, spread_percent: float) -> float:
+    max_spread = params.min_spread_percent
+    tightness = 1.0 - spread_percent / max_spread if max_spread > 0.0 else 0.0
+    w_imbalance = params.imbalance_weight
+    w_spread = params.spread_weight
+    w_total = w_imbalance + w_spread
+    blend = 0.0
+    if w_total > 0.0:
+        blend = (w_imbalance * _clip01(strength) + w_spread * _clip01(tightness)) / w_total
+    base = params.base_confidence
+    confidence = base + (_CONFIDENCE_CAP - base) * _clip01(blend)
+    if not confidence <= _CONFIDENCE_CAP:  # also catches NaN
+        confidence = _CONFIDENCE_CAP
+    return confidence if confidence > 0.0 else 0.0

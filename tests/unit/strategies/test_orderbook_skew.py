@@ -1,0 +1,523 @@
+"""orderbook_skew: imbalance of the top book levels, spread and volume filters, confidence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from domain.config import ConfigDocument, EffectiveConfig, resolve
+from domain.engine import ConfigLookup, SignalEngine
+from domain.market import DepthSnapshot, Level, Ticker, Trade
+from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.signal import Action, Signal
+from domain.strategies.base import Strategy
+from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
+
+pytestmark = pytest.mark.unit
+
+SID = "orderbook_skew"
+DEFAULTS = OrderbookSkewParams()
+T0 = 1_723_161_255_000
+
+
+def book(
+    bids: Sequence[Level],
+    asks: Sequence[Level],
+    *,
+    symbol: str = "BTCUSDT",
+    time_ms: int = T0,
+) -> DepthSnapshot:
+    return DepthSnapshot(symbol=symbol, event_time_ms=time_ms, bids=tuple(bids), asks=tuple(asks))
+
+
+def levels(best: float, step: float, quantities: Sequence[float]) -> list[Level]:
+    return [(best + i * step, q) for i, q in enumerate(quantities)]
+
+
+def skewed_book(
+    bid_qty: float, ask_qty: float, *, symbol: str = "BTCUSDT", time_ms: int = T0
+) -> DepthSnapshot:
+    """Five levels a side of equal quantity around 50000.00/50001.00 (spread 0.002 %)."""
+    return book(
+        levels(50000.0, -1.0, [bid_qty] * 5),
+        levels(50001.0, 1.0, [ask_qty] * 5),
+        symbol=symbol,
+        time_ms=time_ms,
+    )
+
+
+def doc(symbol: str | None, parameters: Mapping[str, ParamValue], version: int) -> ConfigDocument:
+    return ConfigDocument(
+        strategy_id=SID,
+        symbol=symbol,
+        parameters=dict(parameters),
+        version=version,
+        updated_at=datetime(2024, 8, 8, tzinfo=UTC),
+        updated_by="test",
+        source="memory",
+    )
+
+
+def engine_and_lookup(
+    symbol_docs: Mapping[str, ConfigDocument] | None = None,
+    global_doc: ConfigDocument | None = None,
+) -> tuple[SignalEngine, ConfigLookup]:
+    docs = dict(symbol_docs or {})
+
+    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
+        assert strategy_id == SID
+        config = resolve(
+            OrderbookSkewParams, SID, symbol, global_doc=global_doc, symbol_doc=docs.get(symbol)
+        )
+        return cast(EffectiveConfig[CommonParams], config)
+
+    strategy = cast(Strategy[CommonParams], OrderbookSkewStrategy())
+    return SignalEngine([strategy]), lookup
+
+
+def expected_confidence(
+    params: OrderbookSkewParams, strength: float, spread_percent: float
+) -> float:
+    tight = min(1.0, max(0.0, 1.0 - spread_percent / params.min_spread_percent))
+    strength = min(1.0, max(0.0, strength))
+    blend = (params.imbalance_weight * strength + params.spread_weight * tight) / (
+        params.imbalance_weight + params.spread_weight
+    )
+    base = params.base_confidence
+    return min(0.95, base + (0.95 - base) * blend)
+
+
+# --- protocol -------------------------------------------------------------------------
+
+
+def test_implements_the_strategy_protocol() -> None:
+    strategy: Strategy[OrderbookSkewParams] = OrderbookSkewStrategy()
+    assert strategy.strategy_id == SID == OrderbookSkewParams.strategy_id
+    assert strategy.params_type is OrderbookSkewParams
+    assert strategy.description
+    assert OrderbookSkewStrategy.__doc__ is not None
+    assert "min_spread_percent" in OrderbookSkewStrategy.__doc__
+
+
+def test_consumes_only_depth_snapshots() -> None:
+    strategy = OrderbookSkewStrategy()
+    trade = Trade("BTCUSDT", T0, 1, 50000.0, 1.0, False)
+    ticker = Ticker("ETHUSDT", T0, 2600.0, 1.0, 0.1, 2599.0, 2700, 2500, 10, 26000, 2599.9, 2600)
+    assert strategy.config_symbol(skewed_book(2.0, 1.0, symbol="ETHUSDT")) == "ETHUSDT"
+    assert strategy.config_symbol(trade) is None
+    assert strategy.config_symbol(ticker) is None
+    assert strategy.on_event(trade, DEFAULTS) is None
+    assert strategy.on_event(ticker, DEFAULTS) is None
+
+
+# --- decisions ------------------------------------------------------------------------
+
+
+def test_buy_when_bids_outweigh_asks() -> None:
+    decision = OrderbookSkewStrategy().on_event(skewed_book(2.0, 1.0), DEFAULTS)
+
+    assert decision is not None
+    assert decision.symbol == "BTCUSDT"
+    assert decision.action is Action.BUY
+    assert decision.price == 50000.0  # best bid
+    assert decision.current_price == 50000.5  # mid
+    spread = 1.0 / 50000.0 * 100.0
+    assert dict(decision.indicators) == pytest.approx(
+        {"bid_volume": 10.0, "ask_volume": 5.0, "ratio": 2.0, "spread_percent": spread}
+    )
+    assert dict(decision.metadata) == {"top_bid": 50000.0, "top_ask": 50001.0}
+    # strength min(1, (2 - 1.2) / 1.2) = 2/3; tightness 1 - 0.002/0.1 = 0.98
+    expected = 0.70 + 0.25 * (0.6 * (2 / 3) + 0.4 * 0.98)
+    assert decision.confidence == pytest.approx(expected)
+    assert decision.confidence == pytest.approx(expected_confidence(DEFAULTS, 2 / 3, spread))
+    assert decision.quantity is None
+
+
+def test_sell_when_asks_outweigh_bids() -> None:
+    decision = OrderbookSkewStrategy().on_event(skewed_book(1.0, 2.0), DEFAULTS)
+
+    assert decision is not None
+    assert decision.action is Action.SELL
+    assert decision.price == 50001.0  # best ask
+    assert decision.current_price == 50000.5
+    assert decision.indicators["ratio"] == pytest.approx(0.5)
+    # strength min(1, (0.8 - 0.5) / 0.8) = 0.375
+    expected = 0.70 + 0.25 * (0.6 * 0.375 + 0.4 * (1 - (1 / 50000 * 100) / 0.1))
+    assert decision.confidence == pytest.approx(expected)
+
+
+def test_signal_through_the_engine_has_levels_and_size() -> None:
+    engine, lookup = engine_and_lookup()
+    (signal,) = engine.process(skewed_book(2.0, 1.0), lookup)
+    assert signal.strategy_id == SID
+    assert signal.action is Action.BUY
+    assert signal.price == 50000.0
+    assert signal.stop_loss == pytest.approx(49500.0)
+    assert signal.take_profit == pytest.approx(50750.0)
+    assert signal.quantity == pytest.approx(100.0 / 50000.0)
+    assert signal.config.source == "default"
+    assert not signal.config.is_override
+
+
+@pytest.mark.parametrize(
+    ("bids", "asks", "why"),
+    [
+        (levels(100.0, -0.01, [1.0] * 5), levels(100.01, 0.01, [1.0] * 5), "balanced"),
+        (levels(100.0, -0.01, [1.19] * 5), levels(100.01, 0.01, [1.0] * 5), "just below buy"),
+        (levels(100.0, -0.01, [0.81] * 5), levels(100.01, 0.01, [1.0] * 5), "just above sell"),
+        (levels(100.0, -0.01, [2.0] * 5), levels(100.2, 0.01, [1.0] * 5), "spread 0.2 % > 0.1"),
+        (levels(100.0, -0.01, [1.0] * 5), levels(100.2, 0.01, [2.0] * 5), "wide spread (sell)"),
+        (levels(100.0, -0.01, [0.0002] * 3), levels(100.01, 0.01, [0.0001] * 3), "too thin"),
+        ([], levels(100.01, 0.01, [1.0] * 5), "no bids"),
+        (levels(100.0, -0.01, [1.0] * 5), [], "no asks"),
+        ([], [], "empty book"),
+        (levels(100.0, -0.01, [1.0] * 5), levels(100.01, 0.01, [0.0] * 5), "ask volume zero"),
+        (levels(100.0, -0.01, [0.0] * 5), levels(100.01, 0.01, [0.0] * 5), "both sides zero"),
+    ],
+)
+def test_no_signal(bids: list[Level], asks: list[Level], why: str) -> None:
+    assert OrderbookSkewStrategy().on_event(book(bids, asks), DEFAULTS) is None, why
+
+
+def test_ratio_exactly_at_threshold_is_not_a_signal() -> None:
+    params = OrderbookSkewParams.from_mapping({"buy_threshold": 2.0, "sell_threshold": 0.5})
+    strategy = OrderbookSkewStrategy()
+    assert strategy.on_event(skewed_book(2.0, 1.0), params) is None
+    assert strategy.on_event(skewed_book(1.0, 2.0), params) is None
+
+
+def test_spread_exactly_at_the_limit_is_allowed() -> None:
+    # 0.5 / 128 * 100 = 0.390625 exactly in binary floating point
+    params = OrderbookSkewParams.from_mapping({"min_spread_percent": 0.390625})
+    strategy = OrderbookSkewStrategy()
+    decision = strategy.on_event(book([(128.0, 3.0)], [(128.5, 1.0)]), params)
+    assert decision is not None
+    assert decision.indicators["spread_percent"] == 0.390625
+    assert strategy.on_event(book([(128.0, 3.0)], [(128.5001, 1.0)]), params) is None
+    # no tightness left: the blend is the imbalance part only (strength capped at 1)
+    assert decision.confidence == pytest.approx(0.70 + 0.25 * 0.6, rel=1e-6)
+
+
+def test_only_the_top_levels_count() -> None:
+    # A huge 6th ask level would flip the ratio if it were counted.
+    bids = levels(100.0, -0.01, [2.0] * 6)
+    asks = [*levels(100.01, 0.01, [1.0] * 5), (100.06, 1000.0)]
+    strategy = OrderbookSkewStrategy()
+    buy = strategy.on_event(book(bids, asks), DEFAULTS)
+    assert buy is not None
+    assert buy.action is Action.BUY
+    assert buy.indicators["ask_volume"] == pytest.approx(5.0)
+    six = OrderbookSkewParams.from_mapping({"top_levels": 6})
+    sell = strategy.on_event(book(bids, asks), six)
+    assert sell is not None
+    assert sell.action is Action.SELL
+    assert sell.indicators["ask_volume"] == pytest.approx(1005.0)
+
+
+def test_only_the_top_bid_levels_count() -> None:
+    bids = [*levels(100.0, -0.01, [1.0] * 5), (99.95, 1000.0)]
+    asks = levels(100.01, 0.01, [2.0] * 6)
+    decision = OrderbookSkewStrategy().on_event(book(bids, asks), DEFAULTS)
+    assert decision is not None
+    assert decision.action is Action.SELL
+    assert decision.indicators["bid_volume"] == pytest.approx(5.0)
+    one = OrderbookSkewParams.from_mapping({"top_levels": 1})
+    top = OrderbookSkewStrategy().on_event(book(bids, asks), one)
+    assert top is not None
+    assert top.indicators["bid_volume"] == 1.0
+    assert top.indicators["ask_volume"] == 2.0
+
+
+def test_fewer_levels_than_top_levels_uses_what_is_there() -> None:
+    decision = OrderbookSkewStrategy().on_event(
+        book([(100.0, 3.0), (99.99, 1.0)], [(100.01, 1.0)]), DEFAULTS
+    )
+    assert decision is not None
+    assert decision.indicators["bid_volume"] == pytest.approx(4.0)
+    assert decision.indicators["ratio"] == pytest.approx(4.0)
+
+
+def test_confidence_grows_with_imbalance_and_is_capped() -> None:
+    strategy = OrderbookSkewStrategy()
+    confidences = []
+    for bid_qty in (1.3, 1.6, 2.0, 2.4, 10.0, 1e6):
+        decision = strategy.on_event(skewed_book(bid_qty, 1.0), DEFAULTS)
+        assert decision is not None
+        confidences.append(decision.confidence)
+    assert confidences == sorted(confidences)
+    assert confidences[0] > DEFAULTS.base_confidence
+    assert confidences[-1] == confidences[-2]  # strength saturates at 1
+    assert all(c <= 0.95 for c in confidences)
+
+
+def test_confidence_grows_with_tighter_spread() -> None:
+    strategy = OrderbookSkewStrategy()
+    wide = strategy.on_event(book([(100.0, 2.0)], [(100.09, 1.0)]), DEFAULTS)
+    tight = strategy.on_event(book([(100.0, 2.0)], [(100.01, 1.0)]), DEFAULTS)
+    assert wide is not None
+    assert tight is not None
+    assert tight.confidence > wide.confidence
+
+
+def test_weights_shape_the_confidence() -> None:
+    strategy = OrderbookSkewStrategy()
+    imbalance_only = OrderbookSkewParams.from_mapping({"spread_weight": 0.0})
+    spread_only = OrderbookSkewParams.from_mapping({"imbalance_weight": 0.0})
+    a = strategy.on_event(skewed_book(2.0, 1.0), imbalance_only)
+    b = strategy.on_event(skewed_book(2.0, 1.0), spread_only)
+    assert a is not None
+    assert b is not None
+    assert a.confidence == pytest.approx(0.70 + 0.25 * (2 / 3))
+    assert b.confidence == pytest.approx(0.70 + 0.25 * (1 - 0.002 / 0.1))
+
+
+def test_base_confidence_above_the_cap_is_capped() -> None:
+    params = OrderbookSkewParams.from_mapping({"base_confidence": 1.0})
+    decision = OrderbookSkewStrategy().on_event(skewed_book(1.21, 1.0), params)
+    assert decision is not None
+    assert decision.confidence == 0.95
+
+
+# --- cooldown and configuration -------------------------------------------------------
+
+
+def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
+    engine, lookup = engine_and_lookup()
+    emitted: list[Signal] = []
+    for offset_ms in (0, 100, 15_000, 29_999):
+        emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + offset_ms), lookup)
+    assert len(emitted) == 1
+    # the opposite action is not the same signal: not suppressed
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 29_999), lookup)
+    assert [s.action for s in emitted] == [Action.BUY, Action.SELL]
+    # 30 s after the first buy, a buy is allowed again
+    emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + 30_000), lookup)
+    assert [(s.action, s.event_time_ms) for s in emitted] == [
+        (Action.BUY, T0),
+        (Action.SELL, T0 + 29_999),
+        (Action.BUY, T0 + 30_000),
+    ]
+
+
+def test_cooldown_is_per_symbol() -> None:
+    engine, lookup = engine_and_lookup()
+    first = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
+    second = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT", time_ms=T0 + 1), lookup)
+    assert [s.symbol for s in first + second] == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_symbol_override_changes_only_that_symbol() -> None:
+    # ratio 2.0 buys at the default threshold 1.2, not at the ETHUSDT override 2.5
+    override = doc("ETHUSDT", {"buy_threshold": 2.5}, version=3)
+    engine, lookup = engine_and_lookup({"ETHUSDT": override})
+    btc = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
+    eth = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"), lookup)
+    assert [s.action for s in btc] == [Action.BUY]
+    assert eth == []
+    assert not btc[0].config.is_override
+    # a stronger skew passes the override, and the signal carries it (other fields inherited)
+    (eth_signal,) = engine.process(skewed_book(3.0, 1.0, symbol="ETHUSDT"), lookup)
+    assert eth_signal.config.is_override
+    assert eth_signal.config.version == 3
+    assert eth_signal.config.parameters["buy_threshold"] == 2.5
+    assert eth_signal.config.parameters["sell_threshold"] == 0.8
+
+
+def test_global_config_and_disabled_symbol() -> None:
+    global_doc = doc(None, {"min_spread_percent": 0.01}, version=1)
+    disabled = doc("ETHUSDT", {"enabled": False}, version=2)
+    engine, lookup = engine_and_lookup({"ETHUSDT": disabled}, global_doc=global_doc)
+    # spread 0.02 % is now too wide globally
+    wide = book([(100.0, 2.0)], [(100.02, 1.0)])
+    assert engine.process(wide, lookup) == []
+    assert len(engine.process(skewed_book(2.0, 1.0), lookup)) == 1  # spread 0.002 %
+    assert engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"), lookup) == []
+
+
+# --- parameters -----------------------------------------------------------------------
+
+
+def test_params_schema_matches_the_spec() -> None:
+    schema = {s.name: (s.type, s.default, s.min, s.max) for s in OrderbookSkewParams.schema()}
+    assert schema == {
+        "enabled": ("bool", True, None, None),
+        "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
+        "take_profit_percent": ("float", 1.5, 0.1, 50.0),
+        "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
+        "cooldown_seconds": ("int", 30, 0, 86400),
+        "top_levels": ("int", 5, 1, 20),
+        "buy_threshold": ("float", 1.2, 1.0, 3.0),
+        "sell_threshold": ("float", 0.8, 0.3, 1.0),
+        "min_spread_percent": ("float", 0.1, 0.01, 1.0),
+        "base_confidence": ("float", 0.70, 0.5, 1.0),
+        "imbalance_weight": ("float", 0.6, 0.0, 1.0),
+        "spread_weight": ("float", 0.4, 0.0, 1.0),
+        "min_total_volume": ("float", 0.001, 0.0001, 10.0),
+    }
+    for spec in OrderbookSkewParams.schema():
+        assert spec.description, spec.name
+        assert type(spec.default).__name__ == spec.type, spec.name
+    assert OrderbookSkewParams.strategy_id == SID
+    assert DEFAULTS.cooldown_ms == 30_000
+    assert DEFAULTS.cross_field_errors() == []
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "code"),
+    [
+        ({"top_levels": 0}, "top_levels", "out_of_range"),
+        ({"top_levels": 21}, "top_levels", "out_of_range"),
+        ({"top_levels": 5.0}, "top_levels", "wrong_type"),
+        ({"buy_threshold": True}, "buy_threshold", "wrong_type"),
+        ({"sell_threshold": 0.2}, "sell_threshold", "out_of_range"),
+        ({"cooldown_seconds": -1}, "cooldown_seconds", "out_of_range"),
+        ({"min_total_volume": 11}, "min_total_volume", "out_of_range"),
+        ({"bogus": 1}, "bogus", "unknown_parameter"),
+    ],
+)
+def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
+    with pytest.raises(ParamValidationError) as caught:
+        OrderbookSkewParams.from_mapping(values)
+    assert [(e.field, e.code) for e in caught.value.errors] == [(field, code)]
+
+
+def test_cross_field_sell_must_be_below_buy() -> None:
+    with pytest.raises(ParamValidationError) as caught:
+        OrderbookSkewParams.from_mapping({"buy_threshold": 1.0, "sell_threshold": 1.0})
+    (error,) = caught.value.errors
+    assert (error.field, error.code) == ("__root__", "cross_field")
+    assert "sell_threshold" in error.message
+    assert OrderbookSkewParams.from_mapping({"buy_threshold": 1.0, "sell_threshold": 0.99})
+
+
+def test_cross_field_weights_must_not_both_be_zero() -> None:
+    with pytest.raises(ParamValidationError) as caught:
+        OrderbookSkewParams.from_mapping({"imbalance_weight": 0.0, "spread_weight": 0.0})
+    (error,) = caught.value.errors
+    assert (error.field, error.code) == ("__root__", "cross_field")
+    assert "weight" in error.message
+    both = OrderbookSkewParams(
+        imbalance_weight=0.0, spread_weight=0.0, buy_threshold=1.0, sell_threshold=1.0
+    )
+    assert len(both.cross_field_errors()) == 2
+
+
+def test_symbol_override_cannot_break_a_cross_field_rule_with_global_values() -> None:
+    global_doc = doc(None, {"sell_threshold": 1.0}, version=1)
+    override = doc("BTCUSDT", {"buy_threshold": 1.0}, version=2)
+    with pytest.raises(ParamValidationError):
+        resolve(OrderbookSkewParams, SID, "BTCUSDT", global_doc=global_doc, symbol_doc=override)
+
+
+# --- properties -----------------------------------------------------------------------
+
+
+def params_from_schema() -> st.SearchStrategy[OrderbookSkewParams]:
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for spec in OrderbookSkewParams.schema():
+        if spec.type == "bool":
+            fields[spec.name] = st.booleans()
+        else:
+            assert spec.min is not None
+            assert spec.max is not None
+            if spec.type == "int":
+                fields[spec.name] = st.integers(int(spec.min), int(spec.max))
+            else:
+                fields[spec.name] = st.floats(spec.min, spec.max)
+    # built directly: cross-field-invalid sets (e.g. both weights 0) must not crash either
+    return st.fixed_dictionaries(fields).map(lambda kw: OrderbookSkewParams(**kw))
+
+
+PRICES = st.one_of(
+    st.floats(min_value=1e-8, max_value=1e7),
+    st.floats(min_value=5e-324, max_value=1.7976931348623157e308),
+)
+QUANTITIES = st.one_of(
+    st.just(0.0),
+    st.floats(min_value=5e-324, max_value=1e-6),
+    st.floats(min_value=0.0, max_value=1e4),
+    st.floats(min_value=1e300, max_value=1.7976931348623157e308),
+)
+
+
+@st.composite
+def scattered_books(draw: st.DrawFn) -> DepthSnapshot:
+    """Any prices at all (mostly very wide spreads)."""
+    prices = sorted(draw(st.sets(PRICES, min_size=0, max_size=30)))
+    split = draw(st.integers(0, len(prices)))
+    bids = [(p, draw(QUANTITIES)) for p in reversed(prices[:split])]
+    asks = [(p, draw(QUANTITIES)) for p in prices[split:]]
+    return book(bids, asks)
+
+
+@st.composite
+def tight_books(draw: st.DrawFn) -> DepthSnapshot:
+    """Books with spreads around the limits, at any price scale, sides possibly empty."""
+    best_bid = draw(st.one_of(st.floats(1e-8, 1e7), st.floats(5e-324, 1e300)))
+    spread = draw(st.floats(min_value=0.0, max_value=0.015))
+    best_ask = max(best_bid * (1.0 + spread), math.nextafter(best_bid, math.inf))
+    step = best_bid * draw(st.floats(min_value=0.0, max_value=1e-3))
+    quantity = st.one_of(st.floats(0.0, 10.0), QUANTITIES)
+    bids = [(best_bid - i * step, draw(quantity)) for i in range(draw(st.integers(0, 25)))]
+    asks = [(best_ask + i * step, draw(quantity)) for i in range(draw(st.integers(0, 25)))]
+    return book([level for level in bids if level[0] > 0.0], asks)
+
+
+def books() -> st.SearchStrategy[DepthSnapshot]:
+    return st.one_of(scattered_books(), tight_books(), tight_books())
+
+
+@settings(max_examples=400, deadline=None)
+@given(snapshots=st.lists(books(), min_size=1, max_size=5), params=params_from_schema())
+def test_never_raises_and_confidence_in_unit_interval(
+    snapshots: list[DepthSnapshot], params: OrderbookSkewParams
+) -> None:
+    strategy = OrderbookSkewStrategy()
+    for snapshot in snapshots:
+        decision = strategy.on_event(snapshot, params)
+        if decision is None:
+            continue
+        event(f"decision: {decision.action.value}")
+        assert 0.0 <= decision.confidence <= 1.0
+        assert decision.confidence <= 0.95
+        assert decision.symbol == snapshot.symbol
+        assert all(math.isfinite(v) for v in decision.indicators.values())
+        assert 0.0 < decision.price < math.inf
+        assert snapshot.best_bid is not None
+        assert snapshot.best_ask is not None
+        expected_price = snapshot.best_bid if decision.action is Action.BUY else snapshot.best_ask
+        assert decision.price == expected_price
+        ratio = decision.indicators["ratio"]
+        if decision.action is Action.BUY:
+            assert ratio > params.buy_threshold
+        else:
+            assert ratio < params.sell_threshold
+        assert decision.indicators["spread_percent"] <= params.min_spread_percent
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bid_qty=st.floats(min_value=0.0, max_value=1e6),
+    ask_qty=st.floats(min_value=0.0, max_value=1e6),
+    best_bid=st.floats(min_value=0.01, max_value=1e6),
+    spread=st.floats(min_value=1e-6, max_value=0.02),
+)
+def test_signals_through_the_engine_on_realistic_books(
+    bid_qty: float, ask_qty: float, best_bid: float, spread: float
+) -> None:
+    best_ask = best_bid * (1.0 + spread)
+    snapshot = book(
+        levels(best_bid, -best_bid * 1e-4, [bid_qty] * 5),
+        levels(best_ask, best_bid * 1e-4, [ask_qty] * 5),
+    )
+    engine, lookup = engine_and_lookup()
+    signals = engine.process(snapshot, lookup)  # building the Signal validates it
+    assert len(signals) <= 1
+    for signal in signals:
+        assert 0.70 <= signal.confidence <= 0.95
