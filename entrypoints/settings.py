@@ -100,8 +100,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
-    otel_exporter: Literal["none", "console", "otlp"] = Field(
-        "none", description="Where OpenTelemetry spans go (otlp needs the exporter package)."
+    otel_exporter: Literal["none", "console"] = Field(
+        "none",
+        description="OpenTelemetry span export: none (no-op tracer) or console (stderr).",
     )
 
     @field_validator("trading_symbols")
