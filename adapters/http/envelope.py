@@ -137,17 +137,18 @@ def request_validation_details(errors: Sequence[Any]) -> list[dict[str, object]]
     """Field-level details of a pydantic/FastAPI validation error, without echoing input.
 
     ``field`` is the location without its first element (``body``/``query``/``path``),
-    dotted (``parameters.top_levels``); ``location`` keeps the full ``loc``.
+    dotted (``parameters.top_levels``), or ``__root__`` for the body as a whole; ``location``
+    keeps the full ``loc``.
     """
     details: list[dict[str, object]] = []
     for item in errors:
         if not isinstance(item, Mapping):
             continue
         loc = [str(part) for part in item.get("loc", ())]
-        field = ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc)
+        field = ".".join(loc[1:]) if len(loc) > 1 else "__root__"
         details.append(
             {
-                "field": field or "__root__",
+                "field": field,
                 "code": str(item.get("type", "invalid")),
                 "message": str(item.get("msg", "invalid value")),
                 "location": loc,

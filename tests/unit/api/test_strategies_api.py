@@ -1,0 +1,625 @@
+"""The configuration API end to end: real ConfigService on in-memory stores, through HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.http.app import create_app
+from adapters.memory.audit_log import InMemoryAuditLog
+from adapters.memory.config_repository import InMemoryConfigRepository
+from domain.strategies.registry import STRATEGY_PARAMS
+from tests.unit.api.conftest import AUTH, ApiTestContainer, make_client, wired
+
+pytestmark = pytest.mark.unit
+
+BASE = "/api/v1/strategies"
+SKEW = f"{BASE}/orderbook_skew"
+
+
+def body(parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"parameters": parameters, "changed_by": "llm_agent_v1", "reason": "test", **extra}
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    payload = response.json()
+    assert payload["success"] is False
+    assert payload["data"] is None
+    error: dict[str, Any] = payload["error"]
+    return error
+
+
+def detail_codes(response: httpx.Response) -> dict[str, str]:
+    return {d["field"]: d["code"] for d in error_of(response)["details"]}
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+async def test_list_strategies(client: httpx.AsyncClient) -> None:
+    response = await client.get(BASE)
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["success"] is True
+    assert payload["error"] is None
+    ids = [s["strategy_id"] for s in payload["data"]]
+    assert ids == list(STRATEGY_PARAMS)
+    skew = payload["data"][0]
+    assert skew["has_global_config"] is False
+    assert skew["symbol_overrides"] == []
+    assert skew["parameter_count"] == len(STRATEGY_PARAMS["orderbook_skew"].schema())
+
+
+async def test_list_shows_global_config_and_overrides(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"buy_threshold": 1.3}), headers=AUTH)
+    await client.post(f"{SKEW}/config/ethusdt", json=body({"top_levels": 10}), headers=AUTH)
+    skew = (await client.get(BASE)).json()["data"][0]
+    assert skew["has_global_config"] is True
+    assert skew["symbol_overrides"] == ["ETHUSDT"]
+    assert skew["version"] == 1
+
+
+async def test_schema_lists_every_parameter_with_bounds(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{SKEW}/schema")
+    assert response.status_code == 200
+    specs = {s["name"]: s for s in response.json()["data"]}
+    assert specs["buy_threshold"] == {
+        "name": "buy_threshold",
+        "type": "float",
+        "description": specs["buy_threshold"]["description"],
+        "default": 1.2,
+        "min": 1.0,
+        "max": 3.0,
+        "example": 1.2,
+    }
+    assert specs["top_levels"]["type"] == "int"
+    assert specs["enabled"]["type"] == "bool"
+
+
+async def test_defaults(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{BASE}/trade_momentum/defaults")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["sell_threshold"] == -0.7
+    assert data["momentum_window"] == 10
+    assert data["enabled"] is True
+
+
+@pytest.mark.parametrize("suffix", ["/schema", "/defaults", "/config", "/config/BTCUSDT", "/audit"])
+async def test_unknown_strategy_is_404(client: httpx.AsyncClient, suffix: str) -> None:
+    response = await client.get(f"{BASE}/no_such_strategy{suffix}")
+    assert response.status_code == 404
+    error = error_of(response)
+    assert error["code"] == "unknown_strategy"
+    assert error["details"] == {"strategy_id": "no_such_strategy"}
+
+
+async def test_unknown_strategy_write_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{BASE}/no_such_strategy/config", json=body({"x": 1}), headers=AUTH
+    )
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "unknown_strategy"
+
+
+async def test_malformed_strategy_id_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{BASE}/Bad-Id!/config")
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "invalid_request"
+
+
+# --- reads and writes -------------------------------------------------------------------------
+
+
+async def test_get_global_config_without_stored_layer(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{SKEW}/config")
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["exists"] is False
+    assert data["parameters"] == {}
+    assert data["source"] == "default"
+    assert data["version"] == 0
+    assert data["effective"]["buy_threshold"] == 1.2
+
+
+async def test_create_then_update_global_config(client: httpx.AsyncClient) -> None:
+    created = await client.post(f"{SKEW}/config", json=body({"buy_threshold": 1.3}), headers=AUTH)
+    assert created.status_code == 200
+    payload = created.json()
+    assert payload["success"] is True
+    assert payload["metadata"] == {
+        "action": "created",
+        "changes_applied": True,
+        "previous_parameters": None,
+    }
+    assert payload["data"]["parameters"] == {"buy_threshold": 1.3}
+    assert payload["data"]["version"] == 1
+    assert payload["data"]["source"] == "memory"
+    assert payload["data"]["is_override"] is False
+
+    updated = await client.post(f"{SKEW}/config", json=body({"top_levels": 10}), headers=AUTH)
+    assert updated.status_code == 200
+    payload = updated.json()
+    assert payload["metadata"]["action"] == "updated"
+    assert payload["metadata"]["previous_parameters"] == {"buy_threshold": 1.3}
+    assert payload["data"]["parameters"] == {"buy_threshold": 1.3, "top_levels": 10}
+    assert payload["data"]["version"] == 2
+
+    read = (await client.get(f"{SKEW}/config")).json()["data"]
+    assert read["exists"] is True
+    assert read["effective"]["top_levels"] == 10
+    assert read["updated_by"] == "llm_agent_v1"
+
+
+async def test_integer_for_float_parameter_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{SKEW}/config", json=body({"buy_threshold": 2}), headers=AUTH)
+    assert response.status_code == 200
+    value = response.json()["data"]["parameters"]["buy_threshold"]
+    assert value == 2.0
+
+
+async def test_null_removes_a_parameter_from_the_layer(client: httpx.AsyncClient) -> None:
+    await client.post(
+        f"{SKEW}/config", json=body({"buy_threshold": 1.3, "top_levels": 7}), headers=AUTH
+    )
+    response = await client.post(f"{SKEW}/config", json=body({"top_levels": None}), headers=AUTH)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["parameters"] == {"buy_threshold": 1.3}
+    assert data["effective"]["top_levels"] == 5
+
+
+async def test_symbol_override_inherits_global(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"top_levels": 8}), headers=AUTH)
+    response = await client.post(
+        f"{SKEW}/config/btcusdt", json=body({"buy_threshold": 1.5}), headers=AUTH
+    )
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["symbol"] == "BTCUSDT"
+    assert data["is_override"] is True
+    assert data["parameters"] == {"buy_threshold": 1.5}
+    assert data["effective"]["top_levels"] == 8
+    assert data["effective"]["buy_threshold"] == 1.5
+
+    read = (await client.get(f"{SKEW}/config/BTCUSDT")).json()["data"]
+    assert read["exists"] is True
+    assert read["is_override"] is True
+    other = (await client.get(f"{SKEW}/config/ETHUSDT")).json()["data"]
+    assert other["exists"] is False
+    assert other["is_override"] is False
+    assert other["effective"]["buy_threshold"] == 1.2
+
+
+async def test_validate_only_writes_nothing(
+    client: httpx.AsyncClient, repository: InMemoryConfigRepository, audit_log: InMemoryAuditLog
+) -> None:
+    response = await client.post(
+        f"{SKEW}/config", json=body({"buy_threshold": 1.9}, validate_only=True), headers=AUTH
+    )
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["metadata"]["action"] == "validated"
+    assert payload["metadata"]["changes_applied"] is False
+    assert payload["data"]["effective"]["buy_threshold"] == 1.9
+    assert await repository.list() == []
+    assert await audit_log.list("orderbook_skew") == []
+    assert (await client.get(f"{SKEW}/config")).json()["data"]["exists"] is False
+
+
+async def test_validate_only_still_rejects_invalid(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"{SKEW}/config", json=body({"buy_threshold": 9.0}, validate_only=True), headers=AUTH
+    )
+    assert response.status_code == 422
+    assert detail_codes(response) == {"buy_threshold": "out_of_range"}
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"no_such_param": 1}, {"no_such_param": "unknown_parameter"}),
+        ({"top_levels": True}, {"top_levels": "wrong_type"}),
+        ({"enabled": 1}, {"enabled": "wrong_type"}),
+        ({"top_levels": 5.0}, {"top_levels": "wrong_type"}),
+        ({"buy_threshold": 5.0}, {"buy_threshold": "out_of_range"}),
+        ({"top_levels": 0}, {"top_levels": "out_of_range"}),
+        ({"sell_threshold": 1.0, "buy_threshold": 1.0}, {"__root__": "cross_field"}),
+        ({"imbalance_weight": 0.0, "spread_weight": 0.0}, {"__root__": "cross_field"}),
+        (
+            {"no_such_param": 1, "top_levels": True, "buy_threshold": 9.9},
+            {
+                "no_such_param": "unknown_parameter",
+                "top_levels": "wrong_type",
+                "buy_threshold": "out_of_range",
+            },
+        ),
+    ],
+)
+async def test_invalid_parameters_are_422_with_field_details(
+    client: httpx.AsyncClient, parameters: dict[str, Any], expected: dict[str, str]
+) -> None:
+    response = await client.post(f"{SKEW}/config", json=body(parameters), headers=AUTH)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert detail_codes(response) == expected
+    assert all(d["message"] for d in error["details"])
+
+
+async def test_override_cannot_break_cross_field_rule_with_global(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(f"{SKEW}/config", json=body({"sell_threshold": 1.0}), headers=AUTH)
+    response = await client.post(
+        f"{SKEW}/config/BTCUSDT", json=body({"buy_threshold": 1.0}), headers=AUTH
+    )
+    assert response.status_code == 422
+    assert detail_codes(response) == {"__root__": "cross_field"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "code"),
+    [
+        (
+            {"parameters": {"buy_threshold": "1.3"}, "changed_by": "a"},
+            "parameters.buy_threshold",
+            "wrong_type",
+        ),
+        (
+            {"parameters": {"buy_threshold": [1]}, "changed_by": "a"},
+            "parameters.buy_threshold",
+            "wrong_type",
+        ),
+        (
+            {"parameters": {"top_levels": {"x": 1}}, "changed_by": "a"},
+            "parameters.top_levels",
+            "wrong_type",
+        ),
+        ({"parameters": {"top_levels": 5}}, "changed_by", "missing"),
+        ({"parameters": {"top_levels": 5}, "changed_by": ""}, "changed_by", "string_too_short"),
+        ({"parameters": {"top_levels": 5}, "changed_by": "   "}, "changed_by", "string_too_short"),
+        (
+            {"parameters": {"top_levels": 5}, "changed_by": "x" * 101},
+            "changed_by",
+            "string_too_long",
+        ),
+        (
+            {"parameters": {"top_levels": 5}, "changed_by": "a", "reason": "r" * 501},
+            "reason",
+            "string_too_long",
+        ),
+        (
+            {"parameters": {"top_levels": 5}, "changed_by": "a", "surprise": 1},
+            "surprise",
+            "extra_forbidden",
+        ),
+        (
+            {"parameters": {"top_levels": 5}, "changed_by": "a", "validate_only": "yes"},
+            "validate_only",
+            "bool_type",
+        ),
+        ({"parameters": [1, 2], "changed_by": "a"}, "parameters", "dict_type"),
+        ({"changed_by": "a"}, "parameters", "missing"),
+        ([1, 2, 3], "__root__", "model_attributes_type"),
+    ],
+)
+async def test_malformed_body_is_422_in_envelope(
+    client: httpx.AsyncClient, payload: Any, field: str, code: str
+) -> None:
+    response = await client.post(f"{SKEW}/config", json=payload, headers=AUTH)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "invalid_request"
+    assert {d["field"]: d["code"] for d in error["details"]}.get(field) == code
+    assert all("input" not in d for d in error["details"])
+
+
+async def test_empty_parameters_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{SKEW}/config", json=body({}), headers=AUTH)
+    assert response.status_code == 422
+    assert detail_codes(response) == {"parameters": "empty_patch"}
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USDT", "B" * 21, "BTC%20USDT", "btc_usdt"])
+async def test_invalid_symbol_is_422(client: httpx.AsyncClient, symbol: str) -> None:
+    read = await client.get(f"{SKEW}/config/{symbol}")
+    assert read.status_code == 422
+    write = await client.post(f"{SKEW}/config/{symbol}", json=body({"top_levels": 5}), headers=AUTH)
+    assert write.status_code == 422
+    assert error_of(write)["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b'{"parameters": {"top_levels": 5}, "changed_by": "a"',
+        b"\xff\xfe",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"parameters": ' * 3000 + b"1" + b"}" * 3000,
+        b'{"parameters": {"top_levels": ' + b"9" * 5000 + b'}, "changed_by": "a"}',
+    ],
+)
+async def test_unparseable_or_deeply_nested_json_is_4xx(
+    client: httpx.AsyncClient, raw: bytes
+) -> None:
+    response = await client.post(
+        f"{SKEW}/config",
+        content=raw,
+        headers={**AUTH, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert error_of(response)["code"] in {"invalid_json", "invalid_request"}
+
+
+async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
+    parameters = {f"p{i}": 1.0 for i in range(90)}
+    payload = json.dumps(body(parameters, reason="r" * 400)).encode() + b" " * 70_000
+    response = await client.post(
+        f"{SKEW}/config", content=payload, headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["code"] == "payload_too_large"
+    assert error["details"] == {"max_bytes": 65536}
+
+
+async def test_oversized_streamed_body_without_length_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b" " * 8192
+
+    response = await client.post(
+        f"{SKEW}/config", content=chunks(), headers={**AUTH, "content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+# --- delete, audit, rollback ------------------------------------------------------------------
+
+
+async def test_delete_missing_config_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.delete(f"{SKEW}/config", headers=AUTH)
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "config_not_found"
+    response = await client.delete(f"{SKEW}/config/BTCUSDT", headers=AUTH)
+    assert response.status_code == 404
+    assert error_of(response)["details"] == {"strategy_id": "orderbook_skew", "symbol": "BTCUSDT"}
+
+
+async def test_delete_global_and_symbol_config(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"top_levels": 8}), headers=AUTH)
+    await client.post(f"{SKEW}/config/BTCUSDT", json=body({"top_levels": 9}), headers=AUTH)
+
+    response = await client.delete(
+        f"{SKEW}/config/btcusdt", params={"changed_by": "ops", "reason": "done"}, headers=AUTH
+    )
+    assert response.status_code == 200
+    payload = response.json()
+    assert payload["metadata"]["action"] == "deleted"
+    assert payload["metadata"]["previous_parameters"] == {"top_levels": 9}
+    assert payload["data"]["exists"] is False
+    assert payload["data"]["effective"]["top_levels"] == 8
+
+    response = await client.delete(f"{SKEW}/config", headers=AUTH)
+    assert response.status_code == 200
+    assert (await client.get(f"{SKEW}/config")).json()["data"]["exists"] is False
+
+
+async def test_audit_trail_after_set_delete_rollback(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"buy_threshold": 1.3}), headers=AUTH)
+    await client.post(f"{SKEW}/config", json=body({"buy_threshold": 1.4}), headers=AUTH)
+    await client.post(f"{SKEW}/config/BTCUSDT", json=body({"top_levels": 3}), headers=AUTH)
+    await client.delete(
+        f"{SKEW}/config/BTCUSDT", params={"changed_by": "ops", "reason": "cleanup"}, headers=AUTH
+    )
+    rolled = await client.post(
+        f"{SKEW}/rollback",
+        json={"to_version": 1, "changed_by": "ops", "reason": "1.4 too strict"},
+        headers=AUTH,
+    )
+    assert rolled.status_code == 200
+    assert rolled.json()["metadata"]["action"] == "rolled_back"
+    assert rolled.json()["data"]["effective"]["buy_threshold"] == 1.3
+
+    response = await client.get(f"{SKEW}/audit")
+    assert response.status_code == 200
+    records = response.json()["data"]
+    assert [r["action"] for r in records] == ["ROLLBACK", "DELETE", "CREATE", "UPDATE", "CREATE"]
+    assert [r["version"] for r in records] == [5, 4, 3, 2, 1]
+    rollback = records[0]
+    assert rollback["old_parameters"] == {"buy_threshold": 1.4}
+    assert rollback["new_parameters"] == {"buy_threshold": 1.3}
+    assert rollback["changed_by"] == "ops"
+    assert rollback["reason"] == "1.4 too strict"
+    assert rollback["changed_at"].endswith("Z") or "+00:00" in rollback["changed_at"]
+    delete = records[1]
+    assert delete["symbol"] == "BTCUSDT"
+    assert delete["new_parameters"] is None
+
+    only_btc = (await client.get(f"{SKEW}/audit", params={"symbol": "btcusdt"})).json()
+    assert [r["action"] for r in only_btc["data"]] == ["DELETE", "CREATE"]
+    limited = (await client.get(f"{SKEW}/audit", params={"limit": 2})).json()["data"]
+    assert len(limited) == 2
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "symbol=BTC-USDT"])
+async def test_audit_bad_query_is_422(client: httpx.AsyncClient, query: str) -> None:
+    response = await client.get(f"{SKEW}/audit?{query}")
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "invalid_request"
+
+
+async def test_rollback_latest_change_of_symbol_layer(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config/ETHUSDT", json=body({"top_levels": 3}), headers=AUTH)
+    await client.post(f"{SKEW}/config/ETHUSDT", json=body({"top_levels": 4}), headers=AUTH)
+    response = await client.post(
+        f"{SKEW}/rollback",
+        json={"to_version": None, "symbol": "ethusdt", "changed_by": "ops"},
+        headers=AUTH,
+    )
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["symbol"] == "ETHUSDT"
+    assert data["parameters"] == {"top_levels": 3}
+
+
+async def test_rollback_to_unknown_version_is_404(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"top_levels": 3}), headers=AUTH)
+    response = await client.post(
+        f"{SKEW}/rollback", json={"to_version": 42, "changed_by": "ops"}, headers=AUTH
+    )
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "config_not_found"
+
+
+async def test_rollback_without_history_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{SKEW}/rollback", json={"changed_by": "ops"}, headers=AUTH)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"to_version": 0, "changed_by": "ops"},
+        {"to_version": "1", "changed_by": "ops"},
+        {"to_version": True, "changed_by": "ops"},
+        {"to_version": 1},
+        {"to_version": 1, "changed_by": "ops", "symbol": "BTC/USDT"},
+        {"to_version": 1, "changed_by": "ops", "extra": 1},
+    ],
+)
+async def test_rollback_bad_body_is_422(client: httpx.AsyncClient, payload: dict[str, Any]) -> None:
+    response = await client.post(f"{SKEW}/rollback", json=payload, headers=AUTH)
+    assert response.status_code == 422
+
+
+async def test_cache_refresh(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{BASE}/cache/refresh", headers=AUTH)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["refreshed"] is True
+    assert data["refreshed_at"] is not None
+
+
+# --- store outage -----------------------------------------------------------------------------
+
+
+async def test_store_down_is_503(
+    client: httpx.AsyncClient, repository: InMemoryConfigRepository
+) -> None:
+    repository.available = False
+    for response in (
+        await client.get(BASE),
+        await client.get(f"{SKEW}/config"),
+        await client.post(f"{SKEW}/config", json=body({"top_levels": 6}), headers=AUTH),
+        await client.delete(f"{SKEW}/config", headers=AUTH),
+        await client.post(f"{BASE}/cache/refresh", headers=AUTH),
+    ):
+        assert response.status_code == 503
+        error = error_of(response)
+        assert error["code"] == "store_unavailable"
+        assert "in-memory" not in error["message"]
+        assert response.headers["retry-after"] == "5"
+    repository.available = True
+    assert (await client.get(BASE)).status_code == 200
+
+
+async def test_audit_store_down_is_503(
+    client: httpx.AsyncClient, audit_log: InMemoryAuditLog
+) -> None:
+    audit_log.available = False
+    response = await client.get(f"{SKEW}/audit")
+    assert response.status_code == 503
+
+
+# --- fuzz -------------------------------------------------------------------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_param_names = st.sampled_from(
+    ["buy_threshold", "sell_threshold", "top_levels", "enabled", "cooldown_seconds", "nope", ""]
+)
+_bodies = st.one_of(
+    _json_values,
+    st.fixed_dictionaries(
+        {"parameters": st.dictionaries(_param_names, _json_values, max_size=4)},
+        optional={
+            "changed_by": _json_values,
+            "reason": _json_values,
+            "validate_only": _json_values,
+            "to_version": _json_values,
+        },
+    ),
+    st.fixed_dictionaries(
+        {
+            "parameters": st.dictionaries(
+                _param_names,
+                st.none() | st.booleans() | st.integers(-100, 100) | st.floats(-100, 100),
+                max_size=4,
+            ),
+            "changed_by": st.text(min_size=1, max_size=10),
+        },
+        optional={"validate_only": st.booleans(), "symbol": st.text(max_size=5)},
+    ),
+)
+_paths = st.sampled_from(
+    [f"{SKEW}/config", f"{SKEW}/config/BTCUSDT", f"{SKEW}/rollback", f"{BASE}/nope/config"]
+)
+
+
+async def _post(app: FastAPI, path: str, **kwargs: Any) -> httpx.Response:
+    async with make_client(app) as http:
+        return await http.post(path, **kwargs)
+
+
+def test_fuzzed_post_bodies_never_500() -> None:
+    with wired(ApiTestContainer()), asyncio.Runner() as runner:
+        app = create_app()
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(path=_paths, payload=_bodies)
+        def post(path: str, payload: Any) -> None:
+            response = runner.run(_post(app, path, json=payload, headers=AUTH))
+            assert response.status_code in {200, 404, 409, 422}, response.text
+            envelope = response.json()
+            assert set(envelope) == {"success", "data", "error", "metadata"}
+            assert envelope["success"] is (response.status_code == 200)
+
+        post()
+
+
+def test_fuzzed_raw_bytes_never_500() -> None:
+    with wired(ApiTestContainer()), asyncio.Runner() as runner:
+        app = create_app()
+        headers = {**AUTH, "content-type": "application/json"}
+
+        @settings(max_examples=200, deadline=None)
+        @given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+        def post(raw: bytes) -> None:
+            response = runner.run(_post(app, f"{SKEW}/config", content=raw, headers=headers))
+            assert response.status_code == 422, response.text
+            assert response.json()["success"] is False
+
+        post()
