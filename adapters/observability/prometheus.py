@@ -3,9 +3,10 @@
 Two kinds of metrics:
 
 * **Hot-path metrics** updated as things happen: per-strategy latency histogram, executions by
-  outcome, errors, cooldown suppressions (all through :class:`ProcessingObserver`), and the
-  signal confidence histogram (:meth:`PrometheusMetrics.signals_emitted`). Label children are
-  cached so an update is one dict lookup plus the prometheus-client update.
+  outcome, errors, cooldown suppressions (all through :class:`ProcessingObserver`), the
+  signal confidence histogram (:meth:`PrometheusMetrics.signal_emitted`) and the consumer lag
+  (:meth:`PrometheusMetrics.message_consumed`, one attribute store per message). Label
+  children are cached so an update is one dict lookup plus the prometheus-client update.
 * **Scrape-time metrics** read from plain counters other objects already keep (processing
   stats, decode stats, the signal sink, the NATS connection, the config service, health):
   the constructor takes small callables (:class:`ScrapeSources`) and a custom collector calls
@@ -541,19 +542,31 @@ class PrometheusMetrics:
                 )
             child.observe(signal.confidence)
 
+    def signal_emitted(self, signal: Signal) -> None:
+        """Record one emitted signal's confidence (the runtime's ``RuntimeObserver`` hook)."""
+        self.signals_emitted((signal,))
+
+    def message_consumed(self, lag_seconds: float) -> None:
+        """Per message: remember ``now − event time`` (one attribute store, no lock).
+
+        Exported as the consumer lag unless a ``last_event_time_ms`` source is configured.
+        """
+        self._lag_seconds = lag_seconds
+
     def set_ready(self, ready: bool) -> None:
         """Record a readiness verdict (used when no ``ready`` source is configured)."""
         self.last_ready = ready
 
     def set_consumer_lag(self, seconds: float) -> None:
-        """Push the consumer lag (used when no ``last_event_time_ms`` source is configured)."""
+        """Push the consumer lag (same as :meth:`message_consumed`)."""
         self._lag_seconds = seconds
 
     def consumer_lag_seconds(self) -> float | None:
         """``now − event time`` of the last message, never negative; None if unknown."""
         source = self.sources.last_event_time_ms
         if source is None:
-            return self._lag_seconds
+            lag = self._lag_seconds
+            return None if lag is None or not math.isfinite(lag) else max(0.0, lag)
         event_ms = _finite(source())
         if event_ms is None:
             return None

@@ -232,10 +232,15 @@ def test_absent_sources_are_not_exported_and_lag_can_be_pushed() -> None:
     assert metrics.registry.get_sample_value("realtime_strategies_consumer_lag_seconds") is None
     assert metrics.registry.get_sample_value("realtime_strategies_ready") is None
     pushed = PrometheusMetrics()
-    pushed.set_consumer_lag(1.5)
+    pushed.message_consumed(1.5)
     pushed.set_ready(False)
     assert pushed.registry.get_sample_value("realtime_strategies_consumer_lag_seconds") == 1.5
     assert pushed.registry.get_sample_value("realtime_strategies_ready") == 0
+    pushed.message_consumed(-0.2)  # event time slightly ahead of the local clock
+    assert pushed.registry.get_sample_value("realtime_strategies_consumer_lag_seconds") == 0
+    pushed.signal_emitted(_signal("trade_momentum", 0.55))
+    confidence = "realtime_strategies_signal_confidence_count"
+    assert pushed.registry.get_sample_value(confidence, {"strategy": "trade_momentum"}) == 1
 
 
 def test_lag_is_never_negative() -> None:
