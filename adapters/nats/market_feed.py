@@ -32,6 +32,8 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
 from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.wire.binance import BinanceDecoder
+from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from domain.market import MarketEvent
 
@@ -48,6 +50,44 @@ _MAX_HEADER_VALUE = 512
 
 Decoder = Callable[[bytes], Decoded | Skip]
 """A wire codec: raw message → ``Decoded`` or ``Skip`` (e.g. ``adapters.wire.binance``)."""
+
+
+def market_subject_decoders(
+    consumer_topic: str,
+    binance: BinanceDecoder,
+    inputs: MarketInputDecoder,
+    *,
+    dominance_topic: str = "market.dominance",
+    quotes_topic: str = "market.quotes",
+    onchain_topic: str = "onchain.events",
+) -> dict[str, Decoder]:
+    """Subject → decoder for the Binance topic and the three market-logic input topics.
+
+    An empty topic is left out (that input is off). One decoder instance per feed: the Binance
+    decoder tracks per-symbol event order.
+    """
+
+    def for_kind(kind: InputKind) -> Decoder:
+        def decode(raw: bytes) -> Decoded | Skip:
+            return inputs.decode_envelope(kind, raw)
+
+        return decode
+
+    wanted: list[tuple[str, Decoder]] = [
+        (consumer_topic, binance.decode_envelope),
+        (dominance_topic, for_kind(InputKind.DOMINANCE)),
+        (quotes_topic, for_kind(InputKind.QUOTES)),
+        (onchain_topic, for_kind(InputKind.ONCHAIN)),
+    ]
+    subjects: dict[str, Decoder] = {}
+    for topic, decoder in wanted:
+        topic = topic.strip()
+        if not topic:
+            continue
+        if topic in subjects:
+            raise ValueError(f"subject {topic!r} configured for two inputs")
+        subjects[topic] = decoder
+    return subjects
 
 
 @dataclass(frozen=True, slots=True)
