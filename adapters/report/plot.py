@@ -31,7 +31,7 @@ def plot_backtest(
     if not symbols:
         symbols = sorted({s.symbol for s in signals})[:1]
     # The object API (no pyplot): no global backend state, safe inside a server process.
-    figure = Figure(figsize=(12, 4 * max(1, len(symbols))))
+    figure = Figure(figsize=(14, 4 * max(1, len(symbols))))
     axes = figure.subplots(max(1, len(symbols)), 1, squeeze=False)
     strategies = sorted({s.strategy_id for s in signals})
     for row, symbol in enumerate(symbols):
@@ -66,7 +66,7 @@ def plot_backtest(
         formatter = mdates.DateFormatter("%H:%M:%S", tz=UTC)  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_formatter(formatter)
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     axes[-1][0].set_xlabel("event time (UTC)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,60 @@
+"""The `realtime-strategies` command: serve, run-local, backtest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from entrypoints import backtest
+
+DEFAULT_CAPTURE = Path("../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="realtime-strategies",
+        description="Crypto market data to trading signals: service, embedded demo, backtest.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "serve", help="the production service (NATS, MongoDB/MySQL, API) configured from env"
+    )
+    local = commands.add_parser(
+        "run-local",
+        help="the service on embedded defaults: replay of a capture, SQLite, API on :8080",
+    )
+    local.add_argument("--capture", type=Path, default=DEFAULT_CAPTURE)
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8080)
+    local.add_argument("--sqlite", default="out/run-local/config.sqlite3")
+    local.add_argument("--speed", type=float, default=1.0, help="replay pace, 1 = real time")
+    local.add_argument("--once", action="store_true", help="stop at the end of the capture")
+    backtest.build_parser(
+        commands.add_parser("backtest", help="replay a capture through the strategies")
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "backtest":
+        return backtest.main(args)
+    # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
+    from entrypoints.service import run_local, serve
+
+    if args.command == "serve":
+        return serve()
+    return run_local(
+        capture=args.capture,
+        host=args.host,
+        port=args.port,
+        sqlite_path=args.sqlite,
+        speed=args.speed,
+        once=args.once,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Readiness probes of the running service's components (NATS, config stores, feed)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from application.health import ComponentStatus, HealthCheck
+from application.ports import ConfigRepository, StoreUnavailableError
+
+
+def nats_check(connection: Any) -> HealthCheck:
+    async def nats() -> ComponentStatus:
+        connected = bool(connection.is_connected)
+        return ComponentStatus(
+            "nats",
+            ready=connected,
+            detail="connected" if connected else f"not connected ({connection.state})",
+            info={"url": connection.connected_url},
+        )
+
+    return nats
+
+
+def config_store_check(repository: ConfigRepository) -> HealthCheck:
+    """Ready while at least one store answers; degraded when the failover's primary is down."""
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = getattr(repository, "health", None)
+
+    async def config_store() -> ComponentStatus:
+        if health is not None:
+            report = await health()
+            stores = report.get("stores", {})
+            up = [name for name, state in stores.items() if state.get("up")]
+            down = [name for name, state in stores.items() if not state.get("up")]
+            return ComponentStatus(
+                "config_store",
+                ready=bool(up),
+                degraded=bool(down) and bool(up),
+                detail=(
+                    f"serving from {', '.join(up)}" + (f"; down: {', '.join(down)}" if down else "")
+                    if up
+                    else f"all stores down: {', '.join(down)}"
+                ),
+                info=report,
+            )
+        try:
+            await repository.ping()
+        except StoreUnavailableError as error:
+            return ComponentStatus("config_store", ready=False, detail=str(error))
+        return ComponentStatus("config_store", ready=True, detail=f"{repository.name} reachable")
+
+    return config_store
+
+
+def feed_check(feed: Any, kind: str) -> HealthCheck:
+    async def feed_status() -> ComponentStatus:
+        if kind == "replay":
+            return ComponentStatus("feed", ready=True, detail="replaying a capture file")
+        subscribed = bool(feed.is_subscribed)
+        return ComponentStatus(
+            "feed",
+            ready=subscribed,
+            detail="subscribed" if subscribed else "not subscribed",
+            info={"subjects": list(feed.subjects), "queue_depth": feed.queue_depth},
+        )
+
+    feed_status.__name__ = "feed"
+    return feed_status
+
+
+def build_health_checks(
+    kind: str, connection: Any, repository: ConfigRepository, feed: Any
+) -> list[HealthCheck]:
+    checks = [config_store_check(repository), feed_check(feed, kind)]
+    if kind == "nats":
+        checks.insert(0, nats_check(connection))
+    return checks

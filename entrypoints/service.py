@@ -1,0 +1,244 @@
+"""`realtime-strategies serve` (production adapters) and `run-local` (embedded defaults)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from pydantic import ValidationError
+
+from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository
+from adapters.sql.config_store import SqlConfigRepository
+from adapters.sql.migrations import migrate
+from domain.params import ParamValidationError
+from entrypoints.container import Container, build_container
+from entrypoints.runtime import ServiceRuntime
+from entrypoints.settings import Settings
+
+log = structlog.get_logger("realtime_strategies.service")
+STORE_RETRY_SECONDS = 5.0
+
+
+def configure_logging(level: str) -> None:
+    """structlog JSON lines on stderr (stdout stays free for printed signals)."""
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def configure_tracing(exporter: str) -> None:
+    """A span per message when an exporter is configured; the no-op tracer otherwise."""
+    if exporter == "none":
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": "realtime-strategies"}))
+    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    trace.set_tracer_provider(provider)
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns SIGTERM and drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def prepare_stores(container: Container) -> None:
+    """Create/upgrade tables and indexes of the configured stores; retry while they're down."""
+    store = container.settings().config_store
+    pending: list[Any] = []
+    if store in ("failover", "mongodb"):
+        pending += [container.mongo_repository(), container.mongo_audit()]
+    if store in ("failover", "mysql"):
+        pending.append(container.mysql_repository())
+    if store == "sqlite":
+        Path(container.settings().sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+        pending.append(container.sqlite_repository())
+    while pending:
+        for target in list(pending):
+            try:
+                if isinstance(target, MongoConfigRepository | MongoAuditLog):
+                    await target.ensure_indexes()
+                elif isinstance(target, SqlConfigRepository):
+                    await migrate(target.engine)
+                pending.remove(target)
+            except Exception as error:  # retried: the store may come up later
+                name = type(target).__name__
+                log.warning("config_store_not_prepared", store=name, error=repr(error))
+        if pending:
+            await asyncio.sleep(STORE_RETRY_SECONDS)
+
+
+def wire_metrics(container: Container) -> None:
+    """Point the Prometheus scrape-time collectors at the live counters (no hot-path cost)."""
+    sources = container.prometheus().sources
+    processor = container.processor()
+    stats = container.decode_stats()
+    config_service = container.config_service()
+    health = container.health()
+    sink = container.signal_sink()
+    sources.processing = lambda: processor.stats
+    sources.invalid_by_reason = lambda: dict(stats.by_reason)
+    sources.messages_by_type = lambda: dict(stats.by_type)
+    sources.config_cache = lambda: {
+        "hits": config_service.stats.cache_hits,
+        "misses": config_service.stats.cache_misses,
+    }
+    sources.ready = lambda: health.last_ready
+    if container.feed_kind() == "nats":
+        connection = container.nats()
+        sources.nats_connected = lambda: connection.is_connected
+        sources.publish_errors = lambda: sink.publish_errors
+        sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
+        sources.signal_buffer_size = lambda: sink.buffered
+        sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
+    repository = container.config_repository()
+    store_health = getattr(repository, "health_snapshot", None)
+    if callable(store_health):
+        sources.config_stores_up = lambda: {
+            name: bool(state.get("up")) for name, state in store_health().items()
+        }
+
+
+async def run_service(container: Container) -> None:
+    settings = container.settings()
+    kind = container.feed_kind()
+    feed = container.market_feed()
+    sink = container.signal_sink()
+    config_service = container.config_service()
+    startup: list[Any] = []
+    shutdown: list[Any] = []
+    store_task: asyncio.Task[None] | None = None
+
+    async def start_stores() -> None:
+        nonlocal store_task
+        store_task = asyncio.create_task(prepare_stores(container), name="prepare-stores")
+        await asyncio.wait({store_task}, timeout=3.0)
+
+    startup.append(start_stores)
+    if kind == "nats":
+        connection = container.nats()
+        listener = container.config_listener()
+        startup += [connection.start, feed.start, listener.start]
+        shutdown += [listener.close, connection.close]
+    wire_metrics(container)
+    server = ApiServer(
+        uvicorn.Config(
+            container.api(),
+            host=settings.fastapi_host,
+            port=settings.fastapi_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+
+    async def close_stores() -> None:
+        if store_task is not None:
+            store_task.cancel()
+        repository = container.config_repository()
+        close = getattr(repository, "close", None)
+        if close is not None:
+            await close()
+
+    shutdown.append(close_stores)
+    runtime = ServiceRuntime(
+        feed=feed,
+        processor=container.processor(),
+        sink=sink,
+        config_service=config_service,
+        observer=container.prometheus(),
+        api_server=server,
+        startup=startup,
+        shutdown=shutdown,
+        heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
+        config_refresh_interval_seconds=settings.config_refresh_interval_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
+    await runtime.run()
+
+
+def _settings(**values: Any) -> Settings | None:
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        print(f"realtime-strategies: invalid settings:\n{error}", file=sys.stderr)
+        return None
+
+
+def _container(settings: Settings, **overrides: Any) -> Container | None:
+    try:
+        container = build_container(settings, **overrides)
+        container.config_service()  # validates the strategy environment layer now
+    except ParamValidationError as error:
+        print(f"realtime-strategies: invalid strategy environment: {error}", file=sys.stderr)
+        return None
+    return container
+
+
+def serve() -> int:
+    """The production service: NATS in and out, configured stores, API on FASTAPI_PORT."""
+    settings = _settings()
+    if settings is None:
+        return 2
+    configure_logging(settings.log_level)
+    configure_tracing(settings.otel_exporter)
+    container = _container(settings)
+    if container is None:
+        return 2
+    asyncio.run(run_service(container))
+    return 0
+
+
+def run_local(
+    *, capture: Path, host: str, port: int, sqlite_path: str, speed: float, once: bool
+) -> int:
+    """Embedded defaults: replay of a capture at real pace as the feed, SQLite config store,
+    API on 127.0.0.1:8080, signals printed. Needs no external server."""
+    if not capture.is_file():
+        print(f"run-local: capture not found: {capture}", file=sys.stderr)
+        return 2
+    settings = _settings(
+        config_store="sqlite",
+        sqlite_path=sqlite_path,
+        fastapi_host=host,
+        fastapi_port=port,
+        trading_symbols="*",
+        heartbeat_interval_seconds=30.0,
+    )
+    if settings is None:
+        return 2
+    configure_logging(settings.log_level)
+    container = _container(
+        settings, feed_kind="replay", replay_path=capture, replay_speed=speed, replay_loop=not once
+    )
+    if container is None:
+        return 2
+    print(
+        f"realtime-strategies run-local: replaying {capture} at {speed}x, "
+        f"API http://{host}:{port}/docs, config in {sqlite_path}; signals below (Ctrl-C stops)",
+        file=sys.stderr,
+    )
+    asyncio.run(run_service(container))
+    return 0
