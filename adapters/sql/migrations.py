@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import structlog
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -39,7 +39,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 SQLITE_SUFFIX: Final = ".sqlite.sql"
@@ -238,10 +238,7 @@ async def _apply(engine: AsyncEngine, migrations: list[Migration]) -> list[str]:
     for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
-                log.warning(
-                    "schema migration %s changed after it was applied (checksum differs)",
-                    migration.version,
-                )
+                log.warning("schema_migration_changed_after_apply", version=migration.version)
             continue
         try:
             async with engine.begin() as conn:
@@ -251,9 +248,9 @@ async def _apply(engine: AsyncEngine, migrations: list[Migration]) -> list[str]:
         except IntegrityError:
             # Another process recorded it meanwhile (SQLite has no named lock): the script
             # is idempotent, so both runs leave the same schema.
-            log.info("schema migration %s was recorded concurrently", migration.version)
+            log.info("schema_migration_recorded_concurrently", version=migration.version)
             continue
-        log.info("applied schema migration %s", migration.version)
+        log.info("schema_migration_applied", version=migration.version)
         done.append(migration.version)
     return done
 

@@ -278,3 +278,93 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 def nats_url() -> str:
     return NATS_URL
+
+
+# --- Fault injection ----------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A TCP proxy to a real server that a test can cut and restore (on the same port).
+
+    ``cut()`` closes the listener and aborts every proxied connection, so clients see the
+    server vanish without the shared server itself being stopped. Runs on the test's loop.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.WriteTransport] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for transport in list(self._transports):
+            transport.abort()
+        self._transports.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(
+                self.target_host, self.target_port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        if self._server is None:  # cut meanwhile
+            writer.transport.abort()
+            upstream_writer.transport.abort()
+            return
+        self._transports.update((writer.transport, upstream_writer.transport))
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await source.read(65536):
+                sink.write(chunk)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.transport.abort()
+
+
+@pytest.fixture
+async def mysql_proxy() -> AsyncIterator[TcpProxy]:
+    """A cuttable proxy in front of the shared MariaDB."""
+    proxy = TcpProxy(MYSQL_HOST, MYSQL_PORT)
+    await proxy.start()
+    yield proxy
+    await proxy.cut()
+
+
+@pytest.fixture
+async def mysql_engine_via_proxy(
+    mysql_url: str, mysql_engine: AsyncEngine, mysql_proxy: TcpProxy
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on the session database (migrated, emptied) that reaches MariaDB through
+    ``mysql_proxy``; cut the proxy and this engine's MariaDB is gone."""
+    url = mysql_url.replace(f"{MYSQL_HOST}:{MYSQL_PORT}", f"127.0.0.1:{mysql_proxy.port}")
+    engine = create_sql_engine(url, connect_timeout_s=1.0)
+    yield engine
+    await engine.dispose()
