@@ -452,7 +452,7 @@ async def test_feed_merges_binance_and_market_input_subjects(
     assert isinstance(whale, WhaleTransfer)
     assert whale.direction is FlowDirection.TO_EXCHANGE
     assert feed.skipped == {SkipReason.CROSSED_BOOK.value: 1}
-    assert stats.decoded == 5
+    assert sum(stats.by_type.values()) == 5
     assert stats.by_reason == {SkipReason.CROSSED_BOOK.value: 1}
     assert feed.received_by_subject[topics["quotes"]] == 2
 
@@ -936,3 +936,52 @@ async def test_connection_close_is_idempotent_and_stops_retrying(
     assert not conn.is_connected
     with contextlib.suppress(Exception):
         await conn.drain()
+
+
+async def test_graceful_shutdown_sequence() -> None:
+    """SIGTERM path: drain the feed, flush the sink, drain and close the connection."""
+    conn = await open_connection()
+    watcher = await open_connection()
+    subject = unique("test.rs.binance")
+    prefix = unique("test.rs.signals")
+    closed: list[ConnectionEvent] = []
+
+    async def on_event(event: ConnectionEvent) -> None:
+        closed.append(event)
+
+    conn.add_listener(on_event)
+    inbox = await subscribe_inbox(watcher, f"{prefix}.>")
+    feed = await started_feed(NatsMarketFeed(conn, {subject: BinanceDecoder().decode_envelope}))
+    sink = NatsSignalSink(conn, subject_prefix=prefix)
+    lines = capture_lines(20)
+    got: list[FeedItem] = []
+
+    async def run_service() -> None:
+        # Stands in for the processing loop: one signal per decoded trade.
+        async for item in feed.items():
+            got.append(item)
+            if isinstance(item.event, Trade):
+                await sink.publish(make_signal("trade_momentum", item.event.trade_id))
+
+    service = asyncio.create_task(run_service())
+    try:
+        for line in lines:
+            await watcher.client.publish(subject, line)
+        await watcher.flush()
+        await eventually(lambda: feed.received == len(lines), what="all received")
+        await feed.drain(timeout=5.0)
+        await asyncio.wait_for(service, 5.0)
+        await sink.flush(timeout=5.0)
+        await conn.drain()
+        trades = sum(isinstance(item.event, Trade) for item in got)
+        await eventually(lambda: len(inbox.messages) == trades, what="signals")
+    finally:
+        await sink.close()
+        await conn.close()
+        await watcher.close()
+    assert len(got) == len(decodable(lines))
+    assert trades > 0
+    assert state_of(conn) is ConnectionState.CLOSED
+    assert closed == [ConnectionEvent.CLOSED]
+    assert sink.buffered == 0
+    assert sink.undelivered_at_close == 0
