@@ -608,6 +608,8 @@ async def test_sink_publishes_per_strategy_subject_with_msg_id(
     assert body["source"] == "rs-test"
     assert body["action"] == "buy"
     assert validate_trade_engine_contract(body) == []
+    assert body["_otel_trace_context"] == {"traceparent": TRACEPARENT}
+    assert "_otel_trace_context" not in orjson.loads(msg_b.data)
     assert orjson.loads(msg_b.data)["action"] == "sell"
     assert sink.published == 2
     assert sink.publish_errors == 0
