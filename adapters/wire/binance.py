@@ -1,0 +1,710 @@
+"""Binance market-data codec: producer messages → domain events; bad input → :class:`Skip`.
+
+Accepted input (SPEC §3), one JSON object per message:
+
+- the producer envelope ``{"stream", "data", "timestamp", "message_id", "source", "version",
+  "_otel_trace_context"?}`` and the bare combined-stream frame ``{"stream", "data"}``;
+- ``<sym>@trade`` and ``<sym>@aggTrade`` (→ :class:`Trade`, ``trade_id`` = ``t`` / ``a``);
+- ``<sym>@ticker`` (24hrTicker → :class:`Ticker`; ``p`` is the absolute change, ``P`` percent);
+- ``<sym>@depth5|10|20[@<n>ms]``: the spot partial book ``{lastUpdateId, bids, asks}`` (no
+  symbol inside: it is the stream's part before the first ``@``, upper-cased) and the futures
+  partial book ``{e: "depthUpdate", E, s, b, a}`` (→ :class:`DepthSnapshot`; level order is
+  kept, levels with quantity 0 are dropped).
+
+Everything else is a :class:`Skip` with a :class:`SkipReason` — diff-depth (``@depth``),
+``kline``, ``bookTicker``, ``markPrice`` and unknown streams as ``unsupported_stream``. The
+codec never raises.
+
+Event time is the payload's ``E``; without one (spot depth) the envelope ``timestamp``
+(ISO-8601, ``Z``) in epoch ms; without either, ``missing_field``.
+
+Speed: a depth20 message has 80 decimal strings, and ``float(str)`` costs ~170 ns each on a
+plain CPython build. So for depth messages the quotes around the level numbers are deleted
+from the raw bytes before parsing (only inside the ``bids``/``asks`` arrays, located with
+``bytes.find``), letting orjson parse them as numbers; the result is used only if every level
+comes out as a pair of positive floats — anything unusual (zero quantities, odd spacing, other
+key order, non-numeric strings) is decoded again from the untouched bytes by the plain path,
+which is the reference for every skip reason. Validated events are then built without running
+the domain constructor's checks a second time (see ``_make_trade``/``_make_depth``); the codec
+applies the same checks, and a test holds the two equal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from adapters.wire.stats import Decoded, Skip, SkipReason
+from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_OUT_OF_ORDER_TOLERANCE_MS",
+    "BinanceDecoder",
+    "Decoded",
+    "Skip",
+    "SkipReason",
+    "decode",
+    "decode_envelope",
+    "iso_to_epoch_ms",
+    "parse_timestamp_ms",
+]
+
+DEFAULT_MAX_BYTES: Final = 1 << 20
+"""Messages larger than this (1 MiB) are skipped as ``too_large`` without being parsed."""
+DEFAULT_OUT_OF_ORDER_TOLERANCE_MS: Final = 0
+"""How far (ms) an event may go back in time per (symbol, kind) before it is out of order
+(None disables the check)."""
+_NO_ORDER_CHECK: Final = 1 << 62
+DEFAULT_REANCHOR_AFTER: Final = 50
+"""After this many consecutive out-of-order events of one (symbol, kind), accept the next one
+and follow the new time line (a producer restart, or one bogus future timestamp, must not
+silence a symbol forever)."""
+DEFAULT_MAX_TRACKED: Final = 10_000
+"""Bound of the per-kind last-seen-time maps (oldest entries are evicted first)."""
+
+_INF: Final = math.inf
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+# ---------------------------------------------------------------------------------------------
+# Timestamps
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+_ONE_MS: Final = timedelta(milliseconds=1)
+_MINUTE_CACHE_MAX: Final = 4096
+_minute_cache: dict[str, int] = {}
+
+
+def _minute_base_ms(prefix: str) -> int:
+    """Epoch ms of ``YYYY-MM-DDTHH:MM`` (UTC); raises ValueError when it is not one."""
+    if not (prefix[4] == "-" and prefix[7] == "-" and prefix[10] in "Tt " and prefix[13] == ":"):
+        raise ValueError(f"not an ISO-8601 date and time: {prefix!r}")
+    base = (datetime.fromisoformat(prefix) - _EPOCH_NAIVE) // _ONE_MS
+    if len(_minute_cache) >= _MINUTE_CACHE_MAX:
+        _minute_cache.clear()
+    _minute_cache[prefix] = base
+    return base
+
+
+def iso_to_epoch_ms(text: str) -> int:
+    """ISO-8601 date-time → epoch milliseconds (floor); naive times are taken as UTC.
+
+    The producer's form ``2024-08-08T23:54:14.152400Z`` takes a fast path (the minute is
+    cached); anything else goes through :meth:`datetime.fromisoformat`. Raises ValueError.
+    """
+    n = len(text)
+    if n >= 20 and text[n - 1] == "Z" and text[16] == ":":
+        prefix = text[:16]
+        base = _minute_cache.get(prefix)
+        if base is None:
+            base = _minute_base_ms(prefix)
+        sec = text[17:19]
+        if sec.isascii() and sec.isdigit() and sec < "60":
+            if n == 20:
+                return base + int(sec) * 1000
+            frac = text[20 : n - 1]
+            if text[19] == "." and frac.isascii() and frac.isdigit():
+                return base + int(sec) * 1000 + int((frac + "00")[:3])
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _ONE_MS
+
+
+def parse_timestamp_ms(value: object) -> int:
+    """An ISO-8601 string or an epoch-milliseconds number → epoch ms.
+
+    Raises ValueError (unparseable, non-finite) or TypeError (not a string or number).
+    """
+    cls = value.__class__
+    if cls is int:
+        return value  # type: ignore[return-value]
+    if cls is str:
+        return iso_to_epoch_ms(value)  # type: ignore[arg-type]
+    if cls is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise ValueError(f"timestamp must be finite, got {value}")
+        return math.floor(value)  # type: ignore[call-overload, no-any-return]
+    raise TypeError(f"timestamp must be an ISO-8601 string or epoch ms, got {cls.__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Field helpers (the slow, exact path). Failures raise _Reject, turned into a Skip at the top.
+
+
+class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes the codec
+    __slots__ = ("detail", "reason")
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_float(value: object, name: str) -> float:
+    """A JSON number or numeric string as a float; raises ``_Reject(non_numeric)``."""
+    cls = value.__class__
+    if cls is str or cls is float or cls is int:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (ValueError, OverflowError):
+            pass
+    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not numeric: {_short(value)}")
+
+
+def to_int(value: object, name: str) -> int:
+    """A JSON integer (or integral float / decimal string) as an int; else non_numeric."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
+        return int(value)
+    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not an integer: {_short(value)}")
+
+
+def _is_symbol(symbol: str) -> bool:
+    """The domain's symbol rule: non-empty, alphanumeric, upper-case."""
+    return bool(symbol) and symbol.isalnum() and symbol == symbol.upper()
+
+
+def _event_time(data: dict[str, Any], envelope: dict[str, Any]) -> int:
+    """Binance ``E`` or, without it, the envelope ``timestamp``."""
+    value = data.get("E")
+    if value is not None:
+        return to_int(value, "E")
+    stamp = envelope.get("timestamp")
+    if stamp is None:
+        raise _Reject(SkipReason.MISSING_FIELD, "no event time: neither 'E' nor 'timestamp'")
+    try:
+        return parse_timestamp_ms(stamp)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(stamp)}: {exc}") from None
+
+
+def _levels_exact(side: object, name: str) -> tuple[Level, ...]:
+    """Book levels from ``[[price, qty], ...]`` (strings or numbers); zero quantities dropped."""
+    if side.__class__ is not list:
+        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a list: {_short(side)}")
+    out: list[Level] = []
+    for level in side:
+        if level.__class__ is not list or len(level) < 2:
+            raise _Reject(SkipReason.INVALID_VALUE, f"{name} level is not a pair: {_short(level)}")
+        price = to_float(level[0], f"{name} price")
+        qty = to_float(level[1], f"{name} quantity")
+        if not (0.0 < price < _INF and 0.0 <= qty < _INF):
+            raise _Reject(SkipReason.INVALID_PRICE, f"{name} level ({price}, {qty})")
+        if qty != 0.0:
+            out.append((price, qty))
+    return tuple(out)
+
+
+def _levels_fast(side: object) -> tuple[Level, ...] | None:
+    """Levels already parsed as floats by orjson, all positive; None → use the exact path."""
+    if side.__class__ is not list:
+        return None
+    try:
+        levels: tuple[Level, ...] = tuple([(p, q) for p, q in side])
+    except (TypeError, ValueError):
+        return None
+    for p, q in levels:
+        if p.__class__ is not float or q.__class__ is not float:
+            return None
+        if not (0.0 < p < _INF and 0.0 < q < _INF):
+            return None
+    return levels
+
+
+# A strictly well-formed level array of quoted decimals: [["1.5","2.0"],...] (or []).
+_NUMBER: Final = rb'"[0-9]++\.[0-9]++"'
+_PAIR: Final = rb"\[" + _NUMBER + rb"," + _NUMBER + rb"\]"
+_LEVELS: Final = rb"\[(?:" + _PAIR + rb"(?:," + _PAIR + rb")*+)?\]"
+_SPOT_BOOK: Final = re.compile(rb'"bids":(' + _LEVELS + rb'),"asks":(' + _LEVELS + rb")")
+_FUTURES_BOOK: Final = re.compile(rb'"b":(' + _LEVELS + rb'),"a":(' + _LEVELS + rb")")
+
+
+def _unquote_levels(raw: bytes) -> bytes | None:
+    """``raw`` with the quotes inside its bids/asks arrays deleted, or None.
+
+    Only arrays that strictly match the quoted-decimal form are touched, so the result is
+    the same JSON document with those strings turned into numbers of the same value (orjson
+    and ``float()`` both round correctly). The parsed levels are still validated.
+    """
+    match = _SPOT_BOOK.search(raw)
+    if match is None:
+        match = _FUTURES_BOOK.search(raw)
+        if match is None:
+            return None
+    s1, e1 = match.span(1)
+    s2, e2 = match.span(2)
+    return b"".join(
+        (
+            raw[:s1],
+            raw[s1:e1].translate(None, b'"'),
+            raw[e1:s2],
+            raw[s2:e2].translate(None, b'"'),
+            raw[e2:],
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Event construction for input the codec has validated with the domain's own rules.
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _make_trade(
+    symbol: str, time_ms: int, trade_id: int, price: float, qty: float, maker: bool
+) -> Trade:
+    """A :class:`Trade` whose invariants the caller has checked (symbol rule, time >= 0,
+    price and quantity finite and > 0)."""
+    trade: Trade = _new(Trade)
+    _set(trade, "symbol", symbol)
+    _set(trade, "event_time_ms", time_ms)
+    _set(trade, "trade_id", trade_id)
+    _set(trade, "price", price)
+    _set(trade, "quantity", qty)
+    _set(trade, "is_buyer_maker", maker)
+    return trade
+
+
+def _make_depth(
+    symbol: str, time_ms: int, bids: tuple[Level, ...], asks: tuple[Level, ...]
+) -> DepthSnapshot:
+    """A :class:`DepthSnapshot` whose invariants the caller has checked (symbol rule, time
+    >= 0, every price finite > 0, every quantity finite >= 0, not crossed)."""
+    snapshot: DepthSnapshot = _new(DepthSnapshot)
+    _set(snapshot, "symbol", symbol)
+    _set(snapshot, "event_time_ms", time_ms)
+    _set(snapshot, "bids", bids)
+    _set(snapshot, "asks", asks)
+    return snapshot
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams
+
+_TRADE: Final = 0
+_AGG_TRADE: Final = 1
+_TICKER: Final = 2
+_DEPTH: Final = 3
+_UNSUPPORTED: Final = 4
+_PARTIAL_DEPTH_LEVELS: Final = frozenset({"5", "10", "20"})
+_STREAM_CACHE_MAX: Final = 4096
+_DEPTH_PROBE: Final = 128
+"""Depth messages are recognised for the fast path by ``@depth`` in their first bytes (the
+envelope's ``stream`` comes first); a depth message laid out otherwise takes the exact path."""
+
+
+def _classify(stream: str) -> tuple[int, str]:
+    """(kind, upper-cased part before the first '@') of a stream name."""
+    prefix, at, rest = stream.partition("@")
+    if not at or not prefix:
+        return _UNSUPPORTED, ""
+    if rest == "trade":
+        kind = _TRADE
+    elif rest == "aggTrade":
+        kind = _AGG_TRADE
+    elif rest == "ticker":
+        kind = _TICKER
+    elif rest.startswith("depth"):
+        levels, _, speed = rest[5:].partition("@")
+        ok_speed = not speed or (
+            speed.endswith("ms") and speed[:-2].isascii() and speed[:-2].isdigit()
+        )
+        kind = _DEPTH if levels in _PARTIAL_DEPTH_LEVELS and ok_speed else _UNSUPPORTED
+    else:
+        kind = _UNSUPPORTED
+    return kind, prefix.upper()
+
+
+def _trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
+    context = envelope.get("_otel_trace_context")
+    if context.__class__ is not dict or not context:
+        return None
+    for key, value in context.items():
+        if key.__class__ is not str or value.__class__ is not str:
+            return None
+    return context
+
+
+_TICKER_FIELDS: Final = ("c", "p", "P", "o", "h", "l", "v", "q", "b", "a")
+
+
+class BinanceDecoder:
+    """Decodes producer messages; keeps the per-(symbol, kind) last event time.
+
+    ``symbols``: allow-list of symbols (upper-cased); None, ``"*"`` or an iterable containing
+    ``"*"`` accept every symbol; a string is split on commas. Not thread-safe: use one
+    instance per consumer.
+    """
+
+    __slots__ = (
+        "_allowed",
+        "_last",
+        "_max_bytes",
+        "_max_tracked",
+        "_reanchor_after",
+        "_rejects",
+        "_streams",
+        "_tolerance",
+        "_valid_symbols",
+    )
+
+    def __init__(
+        self,
+        symbols: Iterable[str] | str | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
+        reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
+        max_tracked: int = DEFAULT_MAX_TRACKED,
+    ) -> None:
+        if isinstance(symbols, str):
+            symbols = symbols.split(",")
+        names = None if symbols is None else {s.strip().upper() for s in symbols} - {""}
+        self._allowed: frozenset[str] | None = (
+            None if names is None or "*" in names else frozenset(names)
+        )
+        self._max_bytes = max_bytes
+        self._tolerance = (
+            _NO_ORDER_CHECK if out_of_order_tolerance_ms is None else out_of_order_tolerance_ms
+        )
+        self._reanchor_after = reanchor_after
+        self._max_tracked = max(1, max_tracked)
+        self._streams: dict[str, tuple[int, str]] = {}
+        self._valid_symbols: set[str] = set()
+        # Last-seen event time per symbol, one map per kind, indexed by the stream kind
+        # (trade and aggTrade share one map).
+        trades: dict[str, int] = {}
+        self._last: tuple[dict[str, int], ...] = (trades, trades, {}, {})
+        self._rejects: dict[tuple[int, str], int] = {}
+
+    @property
+    def symbols(self) -> frozenset[str] | None:
+        """The allow-list, or None when every symbol is accepted."""
+        return self._allowed
+
+    def reset(self) -> None:
+        """Forget the last-seen event times (e.g. before replaying a file again)."""
+        for last in self._last:
+            last.clear()
+        self._rejects.clear()
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def decode(self, raw: bytes | str) -> MarketEvent | Skip:
+        """One message → a domain event or a Skip. Never raises."""
+        try:
+            # The common case (bytes, not a depth message) inline; the rest in _parse.
+            if (
+                raw.__class__ is bytes
+                and len(raw) <= self._max_bytes
+                and raw.find(b"@depth", 0, _DEPTH_PROBE) < 0
+            ):
+                try:
+                    envelope = _loads(raw)
+                except _JSONDecodeError as exc:
+                    return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
+                if envelope.__class__ is not dict:
+                    return Skip(SkipReason.NOT_AN_OBJECT, f"message is a {type(envelope).__name__}")
+                return self._dispatch(envelope, None)
+            parsed = self._parse(raw)
+            if parsed.__class__ is Skip:
+                return parsed
+            envelope, retry = parsed  # type: ignore[misc]
+            return self._dispatch(envelope, retry)
+        except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
+            return Skip(SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}")
+
+    def decode_envelope(self, raw: bytes | str) -> Decoded | Skip:
+        """Like :meth:`decode`, with the envelope's ``message_id`` and trace context."""
+        try:
+            parsed = self._parse(raw)
+            if parsed.__class__ is Skip:
+                return parsed
+            envelope, retry = parsed  # type: ignore[misc]
+            event = self._dispatch(envelope, retry)
+            if event.__class__ is Skip:
+                return event
+            message_id = envelope.get("message_id")
+            return Decoded(
+                event,  # type: ignore[arg-type]
+                message_id if message_id.__class__ is str else None,
+                _trace_context(envelope),
+                envelope.get("stream"),
+            )
+        except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
+            return Skip(SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}")
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    def _parse(self, raw: bytes | str) -> tuple[dict[str, Any], bytes | None] | Skip:
+        """(envelope, raw bytes to re-parse if the fast depth path gives up) or a Skip."""
+        try:
+            size = len(raw)
+        except TypeError:
+            return Skip(SkipReason.MALFORMED_JSON, f"not bytes or str: {type(raw).__name__}")
+        if raw.__class__ is str and size * 4 > self._max_bytes:
+            size = len(raw.encode("utf-8", "surrogatepass"))
+        if size > self._max_bytes:
+            return Skip(SkipReason.TOO_LARGE, f"{size} bytes > {self._max_bytes}")
+        retry: bytes | None = None
+        try:
+            if raw.__class__ is bytes and raw.find(b"@depth", 0, _DEPTH_PROBE) >= 0:
+                unquoted = _unquote_levels(raw)
+                obj = None
+                if unquoted is not None:
+                    try:
+                        obj = _loads(unquoted)
+                        retry = raw
+                    except _JSONDecodeError:
+                        obj = None
+                if obj is None:
+                    obj = _loads(raw)
+            else:
+                obj = _loads(raw)
+        except _JSONDecodeError as exc:
+            return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
+        except TypeError as exc:  # not bytes/str at all
+            return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
+        if obj.__class__ is not dict:
+            return Skip(SkipReason.NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}")
+        return obj, retry
+
+    def _dispatch(self, envelope: dict[str, Any], retry: bytes | None) -> MarketEvent | Skip:
+        stream = envelope.get("stream")
+        if stream.__class__ is not str:
+            if stream is None:
+                return Skip(SkipReason.MISSING_FIELD, "no 'stream'")
+            return Skip(SkipReason.INVALID_VALUE, f"'stream' is not a string: {_short(stream)}")
+        info = self._streams.get(stream)
+        if info is None:
+            info = _classify(stream)
+            if len(self._streams) >= _STREAM_CACHE_MAX:
+                self._streams.clear()
+            self._streams[stream] = info
+        kind, prefix = info
+        if kind == _UNSUPPORTED:
+            return Skip(SkipReason.UNSUPPORTED_STREAM, stream, stream)
+        data = envelope.get("data")
+        if data.__class__ is not dict:
+            if data is None:
+                return Skip(SkipReason.MISSING_FIELD, "no 'data'", stream)
+            return Skip(SkipReason.NOT_AN_OBJECT, f"'data' is a JSON {type(data).__name__}", stream)
+        try:
+            if kind == _TRADE:
+                return self._trade(envelope, data, "t")
+            if kind == _DEPTH:
+                event = self._depth(envelope, data, prefix, retry)
+                if event is None:  # the fast path gave up: decode the untouched bytes
+                    original = _loads(retry)  # type: ignore[arg-type]
+                    if original.__class__ is not dict:  # pragma: no cover - same structure
+                        return Skip(SkipReason.NOT_AN_OBJECT, "message is not an object", stream)
+                    return self._dispatch(original, None)
+                return event
+            if kind == _AGG_TRADE:
+                return self._trade(envelope, data, "a")
+            return self._ticker(envelope, data)
+        except _Reject as rejected:
+            return Skip(rejected.reason, rejected.detail, stream)
+
+    # -- per stream ------------------------------------------------------------------------
+
+    def _symbol(self, symbol: object) -> str:
+        if symbol.__class__ is not str:
+            raise _Reject(SkipReason.INVALID_VALUE, f"symbol is not a string: {_short(symbol)}")
+        allowed = self._allowed
+        if allowed is not None and symbol not in allowed:
+            raise _Reject(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded")
+        if symbol not in self._valid_symbols:
+            if not _is_symbol(symbol):
+                raise _Reject(SkipReason.INVALID_VALUE, f"bad symbol {_short(symbol)}")
+            if len(self._valid_symbols) >= self._max_tracked:
+                self._valid_symbols.clear()
+            self._valid_symbols.add(symbol)
+        return symbol
+
+    def _in_order(self, kind: int, symbol: str, time_ms: int) -> None:
+        """Accept ``time_ms`` for (kind, symbol) or raise out_of_order."""
+        if time_ms < 0:
+            raise _Reject(SkipReason.INVALID_VALUE, f"negative event time {time_ms}")
+        last_seen = self._last[kind]
+        last = last_seen.get(symbol)
+        if last is None:
+            if len(last_seen) >= self._max_tracked:
+                del last_seen[next(iter(last_seen))]
+            last_seen[symbol] = time_ms
+        elif time_ms >= last - self._tolerance:
+            if time_ms > last:
+                last_seen[symbol] = time_ms
+            if self._rejects:
+                self._rejects.pop((kind, symbol), None)
+        else:
+            key = (kind, symbol)
+            count = self._rejects.get(key, 0) + 1
+            if self._reanchor_after is not None and count > self._reanchor_after:
+                self._rejects.pop(key, None)
+                last_seen[symbol] = time_ms
+                return
+            if key not in self._rejects and len(self._rejects) >= self._max_tracked:
+                del self._rejects[next(iter(self._rejects))]
+            self._rejects[key] = count
+            raise _Reject(
+                SkipReason.OUT_OF_ORDER,
+                f"{symbol} event time {time_ms} is {last - time_ms} ms before {last}",
+            )
+
+    def _trade(self, envelope: dict[str, Any], data: dict[str, Any], id_key: str) -> Trade:
+        try:
+            symbol = data["s"]
+            p = data["p"]
+            q = data["q"]
+            trade_id = data[id_key]
+            maker = data["m"]
+        except KeyError as exc:
+            raise _Reject(SkipReason.MISSING_FIELD, f"trade without {exc.args[0]!r}") from None
+        if (
+            symbol.__class__ is not str
+            or self._allowed is not None
+            or symbol not in self._valid_symbols
+        ):
+            symbol = self._symbol(symbol)
+        time_ms = data.get("E")
+        if time_ms.__class__ is not int:
+            time_ms = _event_time(data, envelope)
+        if p.__class__ is str and q.__class__ is str:
+            try:
+                price = float(p)
+                qty = float(q)
+            except ValueError:
+                price = to_float(p, "p")
+                qty = to_float(q, "q")
+        else:
+            price = to_float(p, "p")
+            qty = to_float(q, "q")
+        if not (0.0 < price < _INF and 0.0 < qty < _INF):
+            raise _Reject(SkipReason.INVALID_PRICE, f"trade price {price} quantity {qty}")
+        if trade_id.__class__ is not int:
+            trade_id = to_int(trade_id, id_key)
+        if maker.__class__ is not bool:
+            raise _Reject(SkipReason.INVALID_VALUE, f"'m' is not a boolean: {_short(maker)}")
+        last_seen = self._last[_TRADE]
+        last = last_seen.get(symbol)
+        if last is not None and last <= time_ms and not self._rejects:
+            last_seen[symbol] = time_ms  # in order: the common case, inline
+        else:
+            self._in_order(_TRADE, symbol, time_ms)
+        return _make_trade(symbol, time_ms, trade_id, price, qty, maker)
+
+    def _depth(
+        self, envelope: dict[str, Any], data: dict[str, Any], prefix: str, retry: bytes | None
+    ) -> DepthSnapshot | None:
+        if "bids" in data or "asks" in data:
+            bids_raw = data.get("bids")
+            asks_raw = data.get("asks")
+            if bids_raw is None or asks_raw is None:
+                missing = "bids" if bids_raw is None else "asks"
+                raise _Reject(SkipReason.MISSING_FIELD, f"depth without {missing!r}")
+            symbol = self._symbol(prefix)
+        elif "b" in data and "a" in data:  # futures partial depth (depthUpdate)
+            bids_raw = data["b"]
+            asks_raw = data["a"]
+            symbol = self._symbol(data.get("s") or prefix)
+        else:
+            raise _Reject(SkipReason.MISSING_FIELD, "depth without 'bids'/'asks'")
+        bids = _levels_fast(bids_raw)
+        asks = _levels_fast(asks_raw) if bids is not None else None
+        if bids is None or asks is None:
+            if retry is not None:
+                return None
+            bids = _levels_exact(bids_raw, "bids")
+            asks = _levels_exact(asks_raw, "asks")
+        if not bids:
+            if not asks:
+                raise _Reject(SkipReason.EMPTY_BOOK, "no level on either side")
+        elif asks and bids[0][0] >= asks[0][0]:
+            raise _Reject(
+                SkipReason.CROSSED_BOOK, f"best bid {bids[0][0]} >= best ask {asks[0][0]}"
+            )
+        time_ms = data.get("E")
+        if time_ms.__class__ is not int:
+            time_ms = _event_time(data, envelope)
+        self._in_order(_DEPTH, symbol, time_ms)
+        return _make_depth(symbol, time_ms, bids, asks)
+
+    def _ticker(self, envelope: dict[str, Any], data: dict[str, Any]) -> Ticker:
+        try:
+            symbol = data["s"]
+            values = [data[name] for name in _TICKER_FIELDS]
+        except KeyError as exc:
+            raise _Reject(SkipReason.MISSING_FIELD, f"ticker without {exc.args[0]!r}") from None
+        symbol = self._symbol(symbol)
+        time_ms = _event_time(data, envelope)
+        last, change, change_pct, open_, high, low, volume, quote_volume, bid, ask = (
+            to_float(value, name) for value, name in zip(values, _TICKER_FIELDS, strict=True)
+        )
+        if not 0.0 < last < _INF:
+            raise _Reject(SkipReason.INVALID_PRICE, f"ticker last price {last}")
+        for name, value in (
+            ("o", open_),
+            ("h", high),
+            ("l", low),
+            ("v", volume),
+            ("q", quote_volume),
+            ("b", bid),
+            ("a", ask),
+        ):
+            if not 0.0 <= value < _INF:
+                raise _Reject(SkipReason.INVALID_PRICE, f"ticker {name} = {value}")
+        if not (math.isfinite(change) and math.isfinite(change_pct)):
+            raise _Reject(SkipReason.INVALID_PRICE, f"ticker change {change} / {change_pct} %")
+        try:
+            ticker = Ticker(
+                symbol=symbol,
+                event_time_ms=time_ms,
+                last_price=last,
+                price_change=change,
+                price_change_percent=change_pct,
+                open_price=open_,
+                high_price=high,
+                low_price=low,
+                volume=volume,
+                quote_volume=quote_volume,
+                best_bid=bid,
+                best_ask=ask,
+            )
+        except ValueError as exc:  # pragma: no cover - the checks above mirror the domain's
+            raise _Reject(SkipReason.INVALID_VALUE, str(exc)) from None
+        self._in_order(_TICKER, symbol, time_ms)
+        return ticker
+
+
+# Stateless module-level codec: no ordering check (so the same messages decode the same way
+# however often they are decoded), every symbol, default size limit. Services that want the
+# out-of-order check or an allow-list use their own BinanceDecoder instance.
+_STATELESS: Final = BinanceDecoder(out_of_order_tolerance_ms=None)
+
+
+def decode(raw: bytes | str) -> MarketEvent | Skip:
+    """:meth:`BinanceDecoder.decode` without ordering state or symbol allow-list."""
+    return _STATELESS.decode(raw)
+
+
+def decode_envelope(raw: bytes | str) -> Decoded | Skip:
+    """:meth:`BinanceDecoder.decode_envelope` without ordering state or symbol allow-list."""
+    return _STATELESS.decode_envelope(raw)

@@ -1,0 +1,284 @@
+"""Codec for the market-logic input subjects: dominance, venue quotes, on-chain events.
+
+Formats (one flat JSON object per message; schemas and examples in ``docs/schemas/``):
+
+- dominance (``market.dominance``): ``{"btc_dominance": 56.2, "timestamp": ...}``
+  → :class:`DominanceObservation` (percent, 0..100);
+- quotes (``market.quotes``): ``{"venue", "symbol", "bid", "ask", "timestamp"}``
+  → :class:`VenueQuote`; the venue is lower-cased, the symbol upper-cased with ``-``, ``/``
+  and ``_`` removed (``btc-usdt`` → ``BTCUSDT``);
+- on-chain (``onchain.events``), by ``type``:
+  ``{"type": "whale_transfer", "asset", "amount", "direction": "to_exchange"|"from_exchange",
+  "timestamp"}`` → :class:`WhaleTransfer`;
+  ``{"type": "exchange_flow", "asset", "inflow", "outflow", "period_seconds", "timestamp"}``
+  → :class:`ExchangeFlow`. The asset is upper-cased.
+
+Numbers may be JSON numbers or numeric strings (booleans are not numbers). ``timestamp`` is
+an ISO-8601 string (``Z`` or offset; naive means UTC) or epoch **milliseconds**. Like the
+Binance codec, every method returns an event or a :class:`Skip` and never raises; the
+envelope fields ``message_id`` and ``_otel_trace_context`` are honoured by
+:meth:`MarketInputDecoder.decode_envelope`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+from typing import Any, Final
+
+import orjson
+
+from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms
+from adapters.wire.stats import Decoded, Skip, SkipReason
+from domain.market import (
+    DominanceObservation,
+    ExchangeFlow,
+    FlowDirection,
+    MarketEvent,
+    VenueQuote,
+    WhaleTransfer,
+    event_symbol,
+)
+
+
+class InputKind(StrEnum):
+    """The three input subjects (also the ``stream`` of their Skips)."""
+
+    DOMINANCE = "dominance"
+    QUOTES = "quotes"
+    ONCHAIN = "onchain"
+
+
+WHALE_TRANSFER: Final = "whale_transfer"
+EXCHANGE_FLOW: Final = "exchange_flow"
+_SYMBOL_SEPARATORS: Final = str.maketrans("", "", "-/_")
+
+
+class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes the codec
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _required(obj: dict[str, Any], name: str) -> Any:
+    value = obj.get(name)
+    if value is None:
+        raise _Reject(SkipReason.MISSING_FIELD, f"no {name!r}")
+    return value
+
+
+def _number(obj: dict[str, Any], name: str) -> float:
+    value = _required(obj, name)
+    cls = value.__class__
+    if cls is int or cls is float or cls is str:
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            pass
+    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not numeric: {_short(value)}")
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = _required(obj, name)
+    if value.__class__ is not str:
+        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a string: {_short(value)}")
+    return value.strip()
+
+
+def _timestamp(obj: dict[str, Any]) -> int:
+    value = _required(obj, "timestamp")
+    if value.__class__ is bool:
+        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(value)}")
+    try:
+        return parse_timestamp_ms(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(value)}: {exc}") from None
+
+
+def _trace_context(obj: dict[str, Any]) -> dict[str, str] | None:
+    context = obj.get("_otel_trace_context")
+    if context.__class__ is not dict or not context:
+        return None
+    if all(k.__class__ is str and v.__class__ is str for k, v in context.items()):
+        return context
+    return None
+
+
+class MarketInputDecoder:
+    """Decodes the dominance / quotes / on-chain subjects.
+
+    ``symbols``: allow-list (as for :class:`BinanceDecoder`) applied to quote symbols and to
+    the ``<ASSET>USDT`` symbol of on-chain events; dominance is market-wide and never
+    filtered. Stateless apart from its configuration.
+    """
+
+    __slots__ = ("_allowed", "_handlers", "_max_bytes")
+
+    def __init__(
+        self, symbols: Iterable[str] | str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        if isinstance(symbols, str):
+            symbols = symbols.split(",")
+        names = None if symbols is None else {s.strip().upper() for s in symbols} - {""}
+        self._allowed: frozenset[str] | None = (
+            None if names is None or "*" in names else frozenset(names)
+        )
+        self._max_bytes = max_bytes
+        self._handlers: dict[str, Callable[[dict[str, Any]], MarketEvent]] = {
+            InputKind.DOMINANCE: self._dominance,
+            InputKind.QUOTES: self._quote,
+            InputKind.ONCHAIN: self._onchain,
+        }
+
+    # -- entry points ----------------------------------------------------------------------
+
+    def decode(self, kind: InputKind | str, raw: bytes | str) -> MarketEvent | Skip:
+        """One message of subject ``kind`` → an event or a Skip. Never raises."""
+        result = self._decode(kind, raw)
+        return result if result.__class__ is Skip else result[0]  # type: ignore[index]
+
+    def decode_envelope(self, kind: InputKind | str, raw: bytes | str) -> Decoded | Skip:
+        """Like :meth:`decode`, with ``message_id`` and ``_otel_trace_context`` if present."""
+        result = self._decode(kind, raw)
+        if result.__class__ is Skip:
+            return result
+        event, obj = result  # type: ignore[misc]
+        message_id = obj.get("message_id")
+        return Decoded(
+            event,
+            message_id if message_id.__class__ is str else None,
+            _trace_context(obj),
+            str(kind),
+        )
+
+    # Subject handlers (``raw -> Decoded | Skip``, the shape the NATS feed takes per subject).
+
+    def decode_dominance(self, raw: bytes | str) -> Decoded | Skip:
+        return self.decode_envelope(InputKind.DOMINANCE, raw)
+
+    def decode_quote(self, raw: bytes | str) -> Decoded | Skip:
+        return self.decode_envelope(InputKind.QUOTES, raw)
+
+    def decode_onchain(self, raw: bytes | str) -> Decoded | Skip:
+        return self.decode_envelope(InputKind.ONCHAIN, raw)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _decode(
+        self, kind: InputKind | str, raw: bytes | str
+    ) -> tuple[MarketEvent, dict[str, Any]] | Skip:
+        stream = str(kind)
+        try:
+            handler = self._handlers.get(stream)
+            if handler is None:
+                return Skip(SkipReason.UNSUPPORTED_STREAM, f"unknown input kind {stream!r}")
+            size = len(raw)
+            if isinstance(raw, str) and size * 4 > self._max_bytes:
+                size = len(raw.encode("utf-8", "surrogatepass"))
+            if size > self._max_bytes:
+                return Skip(SkipReason.TOO_LARGE, f"{size} bytes > {self._max_bytes}", stream)
+            try:
+                obj = orjson.loads(raw)
+            except (orjson.JSONDecodeError, TypeError) as exc:
+                return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120], stream)
+            if obj.__class__ is not dict:
+                return Skip(SkipReason.NOT_AN_OBJECT, f"message is a {type(obj).__name__}", stream)
+            try:
+                event = handler(obj)
+            except _Reject as rejected:
+                return Skip(rejected.reason, rejected.detail, stream)
+            except ValueError as exc:  # the domain constructor said no
+                return Skip(SkipReason.INVALID_VALUE, str(exc)[:200], stream)
+            symbol = event_symbol(event)
+            if self._allowed is not None and symbol is not None and symbol not in self._allowed:
+                return Skip(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded", stream)
+            return event, obj
+        except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
+            return Skip(
+                SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}", stream
+            )
+
+    @staticmethod
+    def _dominance(obj: dict[str, Any]) -> MarketEvent:
+        dominance = _number(obj, "btc_dominance")
+        if not 0.0 <= dominance <= 100.0:
+            raise _Reject(SkipReason.INVALID_VALUE, f"btc_dominance {dominance} not in 0..100")
+        return DominanceObservation(event_time_ms=_timestamp(obj), btc_dominance=dominance)
+
+    @staticmethod
+    def _quote(obj: dict[str, Any]) -> MarketEvent:
+        venue = _text(obj, "venue").lower()
+        symbol = _text(obj, "symbol").upper().translate(_SYMBOL_SEPARATORS)
+        bid = _number(obj, "bid")
+        ask = _number(obj, "ask")
+        time_ms = _timestamp(obj)
+        if not (0.0 < bid < math.inf and 0.0 < ask < math.inf):
+            raise _Reject(SkipReason.INVALID_PRICE, f"quote bid {bid} ask {ask}")
+        if bid > ask:
+            raise _Reject(SkipReason.CROSSED_BOOK, f"quote bid {bid} > ask {ask} on {venue}")
+        return VenueQuote(venue=venue, symbol=symbol, event_time_ms=time_ms, bid=bid, ask=ask)
+
+    @staticmethod
+    def _onchain(obj: dict[str, Any]) -> MarketEvent:
+        kind = _text(obj, "type")
+        if kind != WHALE_TRANSFER and kind != EXCHANGE_FLOW:
+            raise _Reject(
+                SkipReason.UNSUPPORTED_TYPE, f"unknown on-chain event type {_short(kind)}"
+            )
+        asset = _text(obj, "asset").upper()
+        if kind == WHALE_TRANSFER:
+            amount = _number(obj, "amount")
+            direction = _text(obj, "direction")
+            try:
+                flow = FlowDirection(direction)
+            except ValueError:
+                raise _Reject(
+                    SkipReason.INVALID_VALUE,
+                    f"direction must be to_exchange or from_exchange, got {_short(direction)}",
+                ) from None
+            if not 0.0 < amount < math.inf:
+                raise _Reject(SkipReason.INVALID_VALUE, f"whale amount {amount} is not > 0")
+            return WhaleTransfer(
+                asset=asset, event_time_ms=_timestamp(obj), amount=amount, direction=flow
+            )
+        inflow = _number(obj, "inflow")
+        outflow = _number(obj, "outflow")
+        period = _number(obj, "period_seconds")
+        if not (0.0 <= inflow < math.inf and 0.0 <= outflow < math.inf):
+            raise _Reject(SkipReason.INVALID_VALUE, f"flows must be >= 0, got {inflow} / {outflow}")
+        if not (0.0 < period < math.inf and period == int(period)):
+            raise _Reject(
+                SkipReason.INVALID_VALUE, f"period_seconds must be a positive integer: {period}"
+            )
+        return ExchangeFlow(
+            asset=asset,
+            event_time_ms=_timestamp(obj),
+            inflow=inflow,
+            outflow=outflow,
+            period_seconds=int(period),
+        )
+
+
+_DEFAULT: Final = MarketInputDecoder()
+
+
+def decode_dominance(raw: bytes | str) -> Decoded | Skip:
+    """Subject handler for ``market.dominance`` (every symbol accepted, default size limit)."""
+    return _DEFAULT.decode_envelope(InputKind.DOMINANCE, raw)
+
+
+def decode_quote(raw: bytes | str) -> Decoded | Skip:
+    """Subject handler for ``market.quotes`` (every symbol accepted, default size limit)."""
+    return _DEFAULT.decode_envelope(InputKind.QUOTES, raw)
+
+
+def decode_onchain(raw: bytes | str) -> Decoded | Skip:
+    """Subject handler for ``onchain.events`` (every symbol accepted, default size limit)."""
+    return _DEFAULT.decode_envelope(InputKind.ONCHAIN, raw)
