@@ -47,3 +47,12 @@ if command -v mariadb >/dev/null 2>&1; then
     || mariadb -u root -e "CREATE DATABASE IF NOT EXISTS test" || true
 fi
 echo "ensure-services: nats 127.0.0.1:4222 and mariadb 127.0.0.1:3306 are up"
+
+# --- deploy checks (owned by the deploy/operate work; keep separate) ----------------------
+# promtool (only shipped in Debian's `prometheus` package; on a host with systemd that also
+# enables a Prometheus server, which the tests do not use) checks the PromQL of
+# deploy/monitoring and runs the alert unit tests in tests/unit/deploy.
+if ! command -v promtool >/dev/null 2>&1; then
+  apt_install --no-install-recommends prometheus
+fi
+echo "ensure-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}') is installed"

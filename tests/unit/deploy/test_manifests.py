@@ -113,7 +113,7 @@ def _configmap_data(manifests: list[Manifest]) -> dict[str, str]:
     return data
 
 
-# --- rendering and schema validation -------------------------------------------------------
+# --- rendering and schema validation ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
@@ -162,7 +162,7 @@ def test_only_known_custom_kinds_are_used(tmp_path: Path) -> None:
         assert manifest["apiVersion"] in builtin_groups or key in CUSTOM_KINDS, key
 
 
-# --- the Deployment ----------------------------------------------------------------------------
+# --- the Deployment ---------------------------------------------------------------------------
 
 
 def test_production_deployment_shape() -> None:
@@ -242,7 +242,7 @@ def test_env_comes_from_the_configmap_and_the_secret(overlay: str) -> None:
         assert by_kind(manifests, "Secret") == [], "real secrets are never rendered"
 
 
-# --- ConfigMap and Secret against Settings ---------------------------------------------------
+# --- ConfigMap and Secret against Settings ----------------------------------------------------
 
 
 def test_configmap_and_secret_cover_every_setting_exactly_once() -> None:
@@ -313,7 +313,7 @@ def test_secret_template_holds_placeholders_only() -> None:
     assert "secret.example.yaml" not in base_resources
 
 
-# --- Service, HPA, PDB, NetworkPolicy, ServiceMonitor ------------------------------------------
+# --- Service, HPA, PDB, NetworkPolicy, ServiceMonitor -----------------------------------------
 
 
 def _pod_labels(manifests: list[Manifest]) -> dict[str, str]:
