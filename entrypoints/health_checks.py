@@ -23,24 +23,30 @@ def nats_check(connection: Any) -> HealthCheck:
 
 
 def config_store_check(repository: ConfigRepository) -> HealthCheck:
-    """Ready while at least one store answers; degraded when the failover's primary is down."""
-    health: Callable[[], Awaitable[dict[str, Any]]] | None = getattr(repository, "health", None)
+    """Ready while at least one store answers; degraded when one of the failover's stores is
+    down or the stores have writes still to reconcile (``FailoverConfigRepository``)."""
+    check_health: Callable[[], Awaitable[dict[str, Any]]] | None = getattr(
+        repository, "check_health", None
+    )
 
     async def config_store() -> ComponentStatus:
-        if health is not None:
-            report = await health()
-            stores = report.get("stores", {})
-            up = [name for name, state in stores.items() if state.get("up")]
-            down = [name for name, state in stores.items() if not state.get("up")]
+        if check_health is not None:
+            report = await check_health()
+            stores = [report.get(role) for role in ("primary", "fallback")]
+            states = [s for s in stores if isinstance(s, dict)]
+            up = [str(s.get("name")) for s in states if s.get("state") == "up"]
+            down = [str(s.get("name")) for s in states if s.get("state") != "up"]
+            pending = {k: v for k, v in dict(report.get("pending") or {}).items() if v}
+            detail = (f"serving from {report.get('serving')}" if up else "all stores down") + (
+                f"; down: {', '.join(down)}" if down else ""
+            )
+            if pending:
+                detail += "; to reconcile: " + ", ".join(f"{k} {v}" for k, v in pending.items())
             return ComponentStatus(
                 "config_store",
                 ready=bool(up),
-                degraded=bool(down) and bool(up),
-                detail=(
-                    f"serving from {', '.join(up)}" + (f"; down: {', '.join(down)}" if down else "")
-                    if up
-                    else f"all stores down: {', '.join(down)}"
-                ),
+                degraded=bool(up) and report.get("status") != "ok",
+                detail=detail,
                 info=report,
             )
         try:

@@ -28,16 +28,37 @@ from entrypoints.settings import Settings
 
 log = structlog.get_logger("realtime_strategies.service")
 STORE_RETRY_SECONDS = 5.0
+STORE_MAINTENANCE_SECONDS = 2.0
 
 
 def configure_logging(level: str) -> None:
-    """structlog JSON lines on stderr (stdout stays free for printed signals)."""
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    """structlog JSON lines on stderr (stdout stays free for printed signals).
+
+    Standard-library records (uvicorn, the application layer's ``logging`` calls) are
+    rendered as the same JSON lines, with their logger name, by a ProcessorFormatter.
+    """
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
@@ -90,6 +111,22 @@ async def prepare_stores(container: Container) -> None:
             await asyncio.sleep(STORE_RETRY_SECONDS)
 
 
+async def maintain_stores(repository: Any, prepared: asyncio.Task[None]) -> None:
+    """Reconcile the failover's stores as soon as both answer again, without waiting for a
+    request or the next refresh to come by (a recovered MongoDB gets the writes it missed
+    within seconds, and ``/ready`` stops reporting the store degraded)."""
+    reconcile = getattr(repository, "reconcile_if_needed", None)
+    if reconcile is None:
+        return
+    await asyncio.wait({prepared})  # tables and indexes first
+    while True:
+        await asyncio.sleep(STORE_MAINTENANCE_SECONDS)
+        try:
+            await reconcile()
+        except Exception as error:  # never raises by contract; keep the loop alive anyway
+            log.warning("config_store_maintenance_failed", error=repr(error))
+
+
 def wire_metrics(container: Container) -> None:
     """Point the Prometheus scrape-time collectors at the live counters (no hot-path cost)."""
     sources = container.prometheus().sources
@@ -114,10 +151,12 @@ def wire_metrics(container: Container) -> None:
         sources.signal_buffer_size = lambda: sink.buffered
         sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
     repository = container.config_repository()
-    store_health = getattr(repository, "health_snapshot", None)
-    if callable(store_health):
+    store_health = getattr(repository, "health", None)
+    if callable(store_health):  # FailoverConfigRepository: state of both stores
         sources.config_stores_up = lambda: {
-            name: bool(state.get("up")) for name, state in store_health().items()
+            str(state["name"]): state.get("state") == "up"
+            for role in ("primary", "fallback")
+            if isinstance(state := store_health().get(role), dict)
         }
 
 
@@ -130,10 +169,14 @@ async def run_service(container: Container) -> None:
     startup: list[Any] = []
     shutdown: list[Any] = []
     store_task: asyncio.Task[None] | None = None
+    maintenance_task: asyncio.Task[None] | None = None
 
     async def start_stores() -> None:
-        nonlocal store_task
+        nonlocal store_task, maintenance_task
         store_task = asyncio.create_task(prepare_stores(container), name="prepare-stores")
+        maintenance_task = asyncio.create_task(
+            maintain_stores(container.config_repository(), store_task), name="store-maintenance"
+        )
         await asyncio.wait({store_task}, timeout=3.0)
 
     startup.append(start_stores)
@@ -155,8 +198,9 @@ async def run_service(container: Container) -> None:
     )
 
     async def close_stores() -> None:
-        if store_task is not None:
-            store_task.cancel()
+        for task in (maintenance_task, store_task):
+            if task is not None:
+                task.cancel()
         repository = container.config_repository()
         close = getattr(repository, "close", None)
         if close is not None:
