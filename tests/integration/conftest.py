@@ -50,7 +50,7 @@ _HERE = Path(__file__).resolve().parent
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if _HERE in Path(str(item.fspath)).resolve().parents:
+        if _HERE in item.path.resolve().parents:
             item.add_marker(pytest.mark.integration)
 
 
