@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     signal_buffer_size: int = Field(
         10_000, ge=1, description="Signals held in memory while NATS is unreachable."
     )
+    nats_signal_jetstream: bool = Field(
+        False,
+        description=(
+            "Publish signals with JetStream acknowledgements (needs the signals stream of "
+            "deploy/); core NATS publish otherwise."
+        ),
+    )
     home_venue: str = Field("binance", description="Venue this service trades on (spread legs).")
 
     # Symbols and input limits
