@@ -9,6 +9,7 @@ Routers get their use cases from here by name (see ``adapters.http.routers``).
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,8 +48,11 @@ from entrypoints.settings import Settings, strategy_environment
 
 
 def instance_id() -> str:
-    """This replica's identity in config broadcasts (the pod name in Kubernetes)."""
-    return os.environ.get("HOSTNAME") or socket.gethostname()
+    """This process's identity in config broadcasts: the pod name (``HOSTNAME``) or host
+    name, plus pid and a random suffix, so that two processes on one host (or two pods that
+    share a host name) never take each other's changes for their own."""
+    host = os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def market_subjects(settings: Settings, decoder: BinanceDecoder) -> dict[str, Any]:
@@ -106,9 +110,12 @@ class Container(containers.DeclarativeContainer):
     memory_repository = providers.Singleton(InMemoryConfigRepository)
     memory_audit = providers.Singleton(InMemoryAuditLog)
 
+    failover_repository = providers.Singleton(
+        FailoverConfigRepository, mongo_repository, mysql_repository
+    )
     config_repository = providers.Selector(
         settings.provided.config_store,
-        failover=providers.Singleton(FailoverConfigRepository, mongo_repository, mysql_repository),
+        failover=failover_repository,
         mongodb=mongo_repository,
         mysql=mysql_repository,
         sqlite=sqlite_repository,
@@ -116,7 +123,11 @@ class Container(containers.DeclarativeContainer):
     )
     audit_log = providers.Selector(
         settings.provided.config_store,
-        failover=providers.Singleton(FailoverAuditLog, mongo_audit, mysql_audit),
+        # Linked to the repository: one health state, one lock, and the repository's
+        # reconciliation also copies the audit records written while a store was down.
+        failover=providers.Singleton(
+            FailoverAuditLog, mongo_audit, mysql_audit, repository=failover_repository
+        ),
         mongodb=mongo_audit,
         mysql=mysql_audit,
         sqlite=sqlite_audit,
@@ -127,7 +138,7 @@ class Container(containers.DeclarativeContainer):
     nats = providers.Singleton(
         NatsConnection, settings.provided.nats_url, name=settings.provided.nats_consumer_name
     )
-    instance = providers.Callable(instance_id)
+    instance = providers.Singleton(instance_id)  # one id for the notifier and the listener
     config_notifier = providers.Selector(
         feed_kind,
         nats=providers.Singleton(
@@ -208,6 +219,7 @@ class Container(containers.DeclarativeContainer):
             subject_prefix=settings.provided.nats_publisher_topic,
             source=settings.provided.signal_source,
             buffer_size=settings.provided.signal_buffer_size,
+            use_jetstream=settings.provided.nats_signal_jetstream,
         ),
         replay=providers.Singleton(ConsoleSignalSink, settings.provided.signal_source),
     )
