@@ -290,6 +290,7 @@ def test_rendered_environment_is_valid_settings(
     assert strategy_environment(STRATEGY_PARAMS, environment) == {}
     if overlay == "production":
         assert "localhost" not in settings.nats_url
+        assert settings.nats_signal_jetstream, "acknowledged publishing to the SIGNALS stream"
 
 
 def test_documented_strategy_variables_parse_to_the_defaults() -> None:
