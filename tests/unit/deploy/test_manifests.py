@@ -146,7 +146,7 @@ def test_every_builtin_object_validates_against_the_kubernetes_schema(
     assert {"Deployment", "Service", "ConfigMap"} <= set(validated)
 
 
-def test_stream_component_validates_and_only_adds_the_stream(tmp_path: Path) -> None:
+def test_stream_component_only_adds_the_stream(tmp_path: Path) -> None:
     with_stream = _render_with_stream_component(tmp_path)
     production = _rendered("production")
     added = [m for m in with_stream if m not in production]
