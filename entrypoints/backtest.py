@@ -29,7 +29,6 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.clock import FixedClock
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
-from adapters.report.plot import plot_backtest
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import DecodeStats
@@ -127,6 +126,9 @@ def write_outputs(
     markdown_path.write_text(render_markdown(report, title), encoding="utf-8")
     written = [signals_path, report_path, markdown_path]
     if plot:
+        # matplotlib is imported only when a plot is drawn (the service never pays for it).
+        from adapters.report.plot import plot_backtest
+
         written.append(
             plot_backtest(result.series_by_symbol, result.signals, out / "plot.png", title)
         )
