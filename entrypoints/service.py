@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,9 @@ async def run_service(container: Container) -> None:
         connection = container.nats()
         listener = container.config_listener()
         startup += [connection.start, feed.start, listener.start]
-        shutdown += [listener.close, connection.close]
+        # The runtime has flushed the sink; closing it logs the ids of any signal still
+        # undelivered (NATS away for the whole grace period) instead of dropping them silently.
+        shutdown += [sink.close, listener.close, connection.close]
     wire_metrics(container)
     server = ApiServer(
         uvicorn.Config(
@@ -219,8 +221,26 @@ async def run_service(container: Container) -> None:
         heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
         config_refresh_interval_seconds=settings.config_refresh_interval_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        heartbeat_extra=delivery_stats(container) if kind == "nats" else None,
     )
     await runtime.run()
+
+
+def delivery_stats(container: Container) -> Callable[[], dict[str, object]]:
+    """Heartbeat (and ``service_stopped``) fields of signal delivery: what reached NATS."""
+    sink = container.signal_sink()
+    connection = container.nats()
+
+    def stats() -> dict[str, object]:
+        return {
+            "signals_published": sink.published,
+            "signals_buffered": sink.buffered,
+            "signals_dropped": sink.dropped_buffer_full,
+            "publish_failures": sink.publish_errors,
+            "nats_state": connection.state.value,
+        }
+
+    return stats
 
 
 def _settings(**values: Any) -> Settings | None:
