@@ -1,0 +1,520 @@
+"""Run the real service (``realtime-strategies serve``) as a separate process in a test.
+
+:class:`ServiceProcess` starts ``.venv/bin/realtime-strategies serve`` with an environment
+dict only (nothing of the test runner's environment leaks in besides ``PATH``/``HOME``/
+locale), captures its stderr (the structlog JSON log) and stdout in files, waits for
+``/ready``, talks to its HTTP API and parses its log and ``/metrics``. Every wait is bounded;
+every failure message carries the tail of the service's log. :class:`ServiceHarness` owns
+the processes of one test and kills whatever is still running at teardown.
+
+:class:`NatsServerProcess` is a throwaway ``nats-server`` (JetStream on, store in a temp
+dir) a test can kill and restart on the same port. :func:`service_env` builds the
+environment of one instance: unique NATS subjects under ``test.<run id>.``, a free API port,
+the failover config store, a short heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_BIN = REPO_ROOT / ".venv" / "bin" / "realtime-strategies"
+NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+HTTP_TIMEOUT_S = 5.0
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+    context: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy; AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = condition()
+    while not last:
+        if time.monotonic() > deadline:
+            detail = f"\n{context()}" if context is not None else ""
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+        time.sleep(interval)
+        last = condition()
+    assert last is not None
+    return last
+
+
+async def async_wait_until(
+    condition: Callable[[], T | None],
+    timeout: float,  # noqa: ASYNC109
+    what: str,
+    *,
+    interval: float = 0.05,
+    context: Callable[[], str] | None = None,
+) -> T:
+    """:func:`wait_until` for async tests: sleeps with ``asyncio.sleep`` (``condition`` must be
+    quick, e.g. one local HTTP request), so the test's own NATS client keeps running."""
+    deadline = time.monotonic() + timeout
+    last = condition()
+    while not last:
+        if time.monotonic() > deadline:
+            detail = f"\n{context()}" if context is not None else ""
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+        await asyncio.sleep(interval)
+        last = condition()
+    assert last is not None
+    return last
+
+
+# --- topics and environment -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """NATS subjects of one test run, all under ``test.<run id>.``."""
+
+    run_id: str
+
+    @classmethod
+    def unique(cls) -> Topics:
+        return cls(uuid.uuid4().hex[:12])
+
+    def _subject(self, name: str) -> str:
+        return f"test.{self.run_id}.{name}"
+
+    @property
+    def consumer(self) -> str:
+        return self._subject("binance.websocket.data")
+
+    @property
+    def signals(self) -> str:
+        """The signal prefix; signals arrive on ``<signals>.<strategy_id>``."""
+        return self._subject("signals.trading")
+
+    @property
+    def config_changed(self) -> str:
+        return self._subject("strategies.config.changed")
+
+    @property
+    def dominance(self) -> str:
+        return self._subject("market.dominance")
+
+    @property
+    def quotes(self) -> str:
+        return self._subject("market.quotes")
+
+    @property
+    def onchain(self) -> str:
+        return self._subject("onchain.events")
+
+    @property
+    def dead_letter(self) -> str:
+        return self._subject("dead.letter")
+
+    def consumer_of(self, instance: str) -> str:
+        """A consumer subject of its own for one instance (to choose who sees what)."""
+        return self._subject(f"{instance}.binance.websocket.data")
+
+
+def service_env(
+    topics: Topics,
+    *,
+    nats_url: str,
+    mongodb_uri: str,
+    mongodb_database: str,
+    mysql_uri: str,
+    admin_token: str,
+    port: int | None = None,
+    consumer_topic: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of one service instance (``extra``: more variables, upper-cased)."""
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    env.update(
+        {
+            "NATS_URL": nats_url,
+            "NATS_CONSUMER_TOPIC": consumer_topic or topics.consumer,
+            "NATS_PUBLISHER_TOPIC": topics.signals,
+            "NATS_CONFIG_CHANGE_TOPIC": topics.config_changed,
+            "NATS_DOMINANCE_TOPIC": topics.dominance,
+            "NATS_QUOTES_TOPIC": topics.quotes,
+            "NATS_ONCHAIN_TOPIC": topics.onchain,
+            "NATS_DEAD_LETTER_TOPIC": topics.dead_letter,
+            "FASTAPI_HOST": "127.0.0.1",
+            "FASTAPI_PORT": str(port or free_port()),
+            "CONFIG_STORE": "failover",
+            "MONGODB_URI": mongodb_uri,
+            "MONGODB_DATABASE": mongodb_database,
+            "MYSQL_URI": mysql_uri,
+            "TRADING_SYMBOLS": "*",
+            "ADMIN_API_TOKEN": admin_token,
+            "HEARTBEAT_INTERVAL_SECONDS": "1",
+            "CONFIG_CACHE_TTL_SECONDS": "60",
+            "CONFIG_REFRESH_INTERVAL_SECONDS": "60",
+            "SHUTDOWN_GRACE_SECONDS": "20",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update({key.upper(): value for key, value in extra.items()})
+    return env
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+# --- the service process --------------------------------------------------------------------
+
+
+def parse_log(text: str) -> list[dict[str, Any]]:
+    """The JSON log lines of ``text``; any other line becomes ``{"event": None, "raw": line}``."""
+    records: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            records.append({"event": None, "raw": line})
+            continue
+        records.append(record if isinstance(record, dict) else {"event": None, "raw": line})
+    return records
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus exposition → ``{"name{label=value,...}": value}`` (labels sorted)."""
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def metric_sum(samples: Mapping[str, float], name: str) -> float:
+    """Sum of every sample of ``name`` (all label values)."""
+    return sum(value for key, value in samples.items() if key == name or key.startswith(name + "{"))
+
+
+@dataclass
+class ServiceProcess:
+    """One ``realtime-strategies serve`` process."""
+
+    name: str
+    env: dict[str, str]
+    log_dir: Path
+    command: tuple[str, ...] = (str(SERVICE_BIN), "serve")
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.env["FASTAPI_PORT"])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        return self.env["ADMIN_API_TOKEN"]
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / f"{self.name}.stderr.log"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / f"{self.name}.stdout.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        assert not self.running, f"{self.name} is already running"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.stderr_path.open("ab") as err, self.stdout_path.open("ab") as out:
+            self.process = subprocess.Popen(
+                list(self.command),
+                env=self.env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=self.log_dir,
+                start_new_session=True,  # a Ctrl-C of the test run is not sent to it too
+            )
+        self.starts += 1
+
+    def _probe_ready(self) -> dict[str, Any] | None:
+        """``/ready``'s body if it answers 200, else None; raises if the process exited."""
+        self._assert_alive()
+        try:
+            response = httpx.get(f"{self.base_url}/ready", timeout=1.0)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """Wait until ``/ready`` answers 200; return its body. Fails fast if it exits."""
+        return wait_until(
+            self._probe_ready, timeout, f"{self.name} /ready", interval=0.1, context=self.describe
+        )
+
+    async def wait_ready_async(
+        self,
+        timeout: float = READY_TIMEOUT_S,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        return await async_wait_until(
+            self._probe_ready, timeout, f"{self.name} /ready", interval=0.1, context=self.describe
+        )
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def terminate(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM and wait for the exit (SIGKILL after ``timeout``); the return code."""
+        process = self.process
+        if process is None:
+            raise AssertionError(f"{self.name} was never started")
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+            raise AssertionError(
+                f"{self.name} did not exit within {timeout} s of SIGTERM (killed)\n"
+                f"{self.describe()}"
+            ) from None
+
+    def kill(self) -> None:
+        """SIGKILL if still running (teardown; never raises)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+    def _assert_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(
+                f"{self.name} exited with {self.process.returncode}\n{self.describe()}"
+            )
+
+    # --- logs -----------------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def logs(self) -> list[dict[str, Any]]:
+        return parse_log(self.log_text())
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [record for record in self.logs() if record.get("event") == event]
+
+    def non_json_lines(self) -> list[str]:
+        return [str(r["raw"]) for r in self.logs() if r.get("event") is None and "raw" in r]
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def describe(self) -> str:
+        state = "running" if self.running else f"exited {self.returncode}"
+        return (
+            f"--- {self.name} ({state}, {self.base_url}); last log lines of "
+            f"{self.stderr_path}:\n{self.log_tail()}"
+        )
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        admin: bool = False,
+        timeout: float = HTTP_TIMEOUT_S,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if admin else {}
+        try:
+            return httpx.request(
+                method,
+                f"{self.base_url}{path}",
+                json=json_body,
+                headers=headers,
+                timeout=timeout,
+            )
+        except httpx.HTTPError as error:
+            raise AssertionError(
+                f"{method} {path} on {self.name}: {error!r}\n{self.describe()}"
+            ) from error
+
+    def get_json(self, path: str, expect: int | None = 200) -> Any:
+        response = self.request("GET", path)
+        if expect is not None and response.status_code != expect:
+            raise AssertionError(
+                f"GET {path} on {self.name}: {response.status_code} {response.text}\n"
+                f"{self.describe()}"
+            )
+        return response.json()
+
+    def ready_status(self) -> tuple[int, dict[str, Any]]:
+        response = self.request("GET", "/ready")
+        return response.status_code, response.json()
+
+    def metrics(self) -> dict[str, float]:
+        response = self.request("GET", "/metrics")
+        assert response.status_code == 200, f"/metrics: {response.status_code}"
+        return parse_metrics(response.text)
+
+
+class ServiceHarness:
+    """The service processes of one test; kills every one still running at :meth:`close`."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.services: list[ServiceProcess] = []
+
+    def start(self, name: str, env: dict[str, str]) -> ServiceProcess:
+        """Start a process (not waiting: ``await service.wait_ready_async()``)."""
+        service = ServiceProcess(name, env, self.log_dir)
+        self.services.append(service)
+        service.start()
+        return service
+
+    def describe(self) -> str:
+        return "\n".join(service.describe() for service in self.services)
+
+    def close(self) -> None:
+        for service in self.services:
+            service.kill()
+
+
+@contextlib.contextmanager
+def service_harness(log_dir: Path) -> Iterator[ServiceHarness]:
+    harness = ServiceHarness(log_dir)
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+# --- a throwaway NATS server ------------------------------------------------------------------
+
+
+class NatsServerProcess:
+    """A private ``nats-server`` (JetStream, store in ``store_dir``): kill and restart it on the
+    same port; the JetStream store survives restarts."""
+
+    def __init__(self, store_dir: Path, log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.store_dir = store_dir
+        self.log_path = log_dir / f"nats-server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        if not os.access(NATS_SERVER_BIN, os.X_OK):
+            raise AssertionError(f"{NATS_SERVER_BIN} missing (run scripts/ensure-services.sh)")
+        assert not self.running
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(NATS_SERVER_BIN),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"nats-server exited with {process.returncode}; log:\n{self.log_tail()}"
+                )
+            return port_open(self.port)
+
+        wait_until(up, timeout, f"nats-server on port {self.port}", context=self.log_tail)
+
+    def kill(self) -> None:
+        """SIGKILL (the server vanishes without a goodbye) and wait."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
