@@ -78,12 +78,13 @@ class MarketEventProcessor:
 
     def handle(self, event: MarketEvent) -> list[Signal]:
         stats = self.stats
-        stats.events_by_type[type(event).__name__] += 1
+        event_type = event.__class__
+        stats.events_by_type[event_type.__name__] += 1
         if self.depth_observer is not None and isinstance(event, DepthSnapshot):
             self.depth_observer.on_depth(event)
         signals: list[Signal] = []
         observer = self.observer
-        for strategy in self.engine.strategies:
+        for strategy in self.engine.strategies_for(event_type):
             symbol = strategy.config_symbol(event)
             if symbol is None:
                 continue

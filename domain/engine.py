@@ -36,6 +36,24 @@ class SignalEngine:
     def __init__(self, strategies: Sequence[Strategy[CommonParams]]) -> None:
         self.strategies: tuple[Strategy[CommonParams], ...] = tuple(strategies)
         self.cooldowns = CooldownGate()
+        self._routes: dict[type, tuple[Strategy[CommonParams], ...]] = {}
+
+    def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
+        """The strategies that may consume events of ``event_type``, in engine order.
+
+        A strategy that declares ``consumes`` (the event types its ``config_symbol`` can
+        return a symbol for) is left out for every other type; one that does not is always
+        in. Only a shortcut: ``config_symbol`` still decides on each event, so the signals
+        are the same as asking every strategy. Memoised per type.
+        """
+        route = self._routes.get(event_type)
+        if route is None:
+            route = self._routes[event_type] = tuple(
+                strategy
+                for strategy in self.strategies
+                if issubclass(event_type, getattr(strategy, "consumes", object))
+            )
+        return route
 
     def evaluate(
         self,
@@ -60,7 +78,7 @@ class SignalEngine:
     def process(self, event: MarketEvent, lookup: ConfigLookup) -> list[Signal]:
         """Run every strategy that consumes ``event``; return the signals emitted."""
         signals: list[Signal] = []
-        for strategy in self.strategies:
+        for strategy in self.strategies_for(event.__class__):
             symbol = strategy.config_symbol(event)
             if symbol is None:
                 continue

@@ -37,6 +37,11 @@ class Strategy(Protocol[P_contra]):
     ``config_symbol`` says whose configuration applies to an event (None: the strategy
     does not consume it). ``on_event`` both updates state and returns a decision or None;
     it must never raise on a valid event and must return confidence within [0, 1].
+
+    Optionally, a strategy declares ``consumes: ClassVar[tuple[type, ...]]``, the event types
+    for which ``config_symbol`` can return a symbol: the engine then does not offer it events
+    of other types at all (see :meth:`SignalEngine.strategies_for
+    <domain.engine.SignalEngine.strategies_for>`). Without it, every event is offered.
     """
 
     strategy_id: ClassVar[str]

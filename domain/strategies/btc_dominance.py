@@ -26,6 +26,8 @@ MAX_HISTORY_POINTS = 4096
 _MIN_CONFIDENCE = 0.5
 _MAX_CONFIDENCE = 0.95
 _HOUR_MS = 3_600_000
+# A tuple, not a union built on every call: config_symbol runs for every market event.
+_PRICE_EVENTS = (Trade, Ticker, DepthSnapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class BtcDominanceStrategy:
         "and falling, otherwise in the direction of a large dominance change over the window."
     )
     params_type: ClassVar[type[CommonParams]] = BtcDominanceParams
+    consumes: ClassVar[tuple[type, ...]] = (DominanceObservation, *_PRICE_EVENTS)
 
     __slots__ = ("_history", "_last_time_ms", "_price", "_price_time_ms")
 
@@ -155,7 +158,7 @@ class BtcDominanceStrategy:
     def config_symbol(self, event: MarketEvent) -> str | None:
         if isinstance(event, DominanceObservation):
             return SYMBOL
-        if isinstance(event, Trade | Ticker | DepthSnapshot) and event.symbol == SYMBOL:
+        if isinstance(event, _PRICE_EVENTS) and event.symbol == SYMBOL:
             return SYMBOL
         return None
 

@@ -105,6 +105,7 @@ class CrossExchangeSpreadStrategy:
         "the home venue if it is the cheapest or sell there if it is the richest."
     )
     params_type: ClassVar[type[CommonParams]] = CrossExchangeSpreadParams
+    consumes: ClassVar[tuple[type, ...]] = (VenueQuote, DepthSnapshot)
 
     __slots__ = ("_books", "home_venue")
 

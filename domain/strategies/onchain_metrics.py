@@ -27,6 +27,9 @@ MAX_PRICED_SYMBOLS = 10_000
 
 _MIN_CONFIDENCE = 0.5
 _MAX_CONFIDENCE = 0.95
+# Tuples, not unions built on every call: config_symbol runs for every market event.
+_PRICE_EVENTS = (Trade, Ticker, DepthSnapshot)
+_ONCHAIN_EVENTS = (WhaleTransfer, ExchangeFlow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ class OnchainMetricsStrategy:
         "when they withdraw or net outflow dominates."
     )
     params_type: ClassVar[type[CommonParams]] = OnchainMetricsParams
+    consumes: ClassVar[tuple[type, ...]] = (*_PRICE_EVENTS, *_ONCHAIN_EVENTS)
 
     __slots__ = ("_prices",)
 
@@ -124,10 +128,10 @@ class OnchainMetricsStrategy:
         return known[1] if known is not None else None
 
     def config_symbol(self, event: MarketEvent) -> str | None:
-        if isinstance(event, Trade | Ticker | DepthSnapshot):
+        if isinstance(event, _PRICE_EVENTS):
             symbol = event.symbol
             return symbol if symbol.endswith(QUOTE_ASSET) else None
-        if isinstance(event, WhaleTransfer | ExchangeFlow):
+        if isinstance(event, _ONCHAIN_EVENTS):
             return event.asset + QUOTE_ASSET
         return None
 

@@ -119,6 +119,7 @@ class OrderbookSkewStrategy:
         "asks outweigh the bids, if the spread is tight and the book not too thin."
     )
     params_type: ClassVar[type[CommonParams]] = OrderbookSkewParams
+    consumes: ClassVar[tuple[type, ...]] = (DepthSnapshot,)
 
     __slots__ = ()
 

@@ -172,6 +172,7 @@ class TickerVelocityStrategy:
         "acceleration raises confidence."
     )
     params_type: ClassVar[type[CommonParams]] = TickerVelocityParams
+    consumes: ClassVar[tuple[type, ...]] = (Ticker,)
 
     __slots__ = ("_windows",)
 

@@ -132,6 +132,7 @@ class TradeMomentumStrategy:
         "count over the last trades; buy on strong buying pressure, sell on strong selling."
     )
     params_type: ClassVar[type[CommonParams]] = TradeMomentumParams
+    consumes: ClassVar[tuple[type, ...]] = (Trade,)
 
     __slots__ = ("_windows",)
 

@@ -1,0 +1,117 @@
+"""Event routing: a strategy's ``consumes`` never hides an event its config_symbol would take.
+
+The engine offers an event only to the strategies whose ``consumes`` covers its type
+(``SignalEngine.strategies_for``). That is a pure shortcut, so for every strategy and every
+event type outside ``consumes``, ``config_symbol`` must answer None, whatever the state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import pytest
+
+from domain.config import EffectiveConfig
+from domain.engine import SignalEngine
+from domain.market import (
+    DepthSnapshot,
+    DominanceObservation,
+    ExchangeFlow,
+    FlowDirection,
+    MarketEvent,
+    Ticker,
+    Trade,
+    VenueQuote,
+    WhaleTransfer,
+)
+from domain.params import CommonParams
+from domain.signal import Signal
+from domain.strategies.base import Decision
+from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
+
+pytestmark = pytest.mark.unit
+
+T = 1_723_161_600_000
+
+
+def sample_events(symbol: str) -> list[MarketEvent]:
+    """One event of every type the domain knows, about ``symbol`` where it has one."""
+    asset = symbol.removesuffix("USDT") or "BTC"
+    return [
+        DepthSnapshot(symbol, T, ((100.0, 1.0),), ((100.5, 1.0),)),
+        Trade(symbol, T, 1, 100.0, 1.0, False),
+        Ticker(symbol, T, 100.0, 1.0, 1.0, 99.0, 101.0, 98.0, 10.0, 1000.0, 99.9, 100.1),
+        DominanceObservation(T, 55.0),
+        VenueQuote("kraken", symbol, T, 99.0, 99.5),
+        WhaleTransfer(asset, T, 1000.0, FlowDirection.TO_EXCHANGE),
+        ExchangeFlow(asset, T, 100.0, 10.0, 3600),
+    ]
+
+
+EVENT_TYPES = {type(event) for event in sample_events("BTCUSDT")}
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "ETHBTC"])
+def test_config_symbol_is_none_for_every_type_a_strategy_does_not_consume(symbol: str) -> None:
+    for strategy in build_strategies():
+        consumes = strategy.consumes  # type: ignore[attr-defined]
+        assert set(consumes) <= EVENT_TYPES, strategy.strategy_id
+        params = STRATEGY_PARAMS[strategy.strategy_id]()
+        # Feed every event first, so that stateful answers (quoted symbols...) are primed.
+        for event in sample_events(symbol):
+            if isinstance(event, consumes):
+                strategy.on_event(event, params)
+        for event in sample_events(symbol):
+            if not isinstance(event, consumes):
+                assert strategy.config_symbol(event) is None, (strategy.strategy_id, event)
+
+
+def test_engine_routes_by_consumes_and_offers_everything_to_undeclared_strategies() -> None:
+    class Undeclared:
+        strategy_id: ClassVar[str] = "undeclared"
+        description: ClassVar[str] = "no consumes attribute"
+        params_type: ClassVar[type[CommonParams]] = CommonParams
+
+        def config_symbol(self, event: MarketEvent) -> str | None:
+            return None
+
+        def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
+            return None
+
+    strategies = [*build_strategies(), Undeclared()]
+    engine = SignalEngine(strategies)
+    for event_type in EVENT_TYPES:
+        expected = tuple(
+            s
+            for s in strategies
+            if not hasattr(s, "consumes") or issubclass(event_type, s.consumes)
+        )
+        assert engine.strategies_for(event_type) == expected
+        assert engine.strategies_for(event_type) is engine.strategies_for(event_type)
+    trade_route = [s.strategy_id for s in engine.strategies_for(Trade)]
+    assert trade_route == ["trade_momentum", "btc_dominance", "onchain_metrics", "undeclared"]
+
+
+def test_engine_process_gives_the_same_signals_as_asking_every_strategy() -> None:
+    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
+        params = STRATEGY_PARAMS[strategy_id]()
+        return EffectiveConfig(strategy_id, symbol, params, 0, "default", False)
+
+    routed = SignalEngine(build_strategies())
+    unrouted = SignalEngine(build_strategies())
+    routed_signals: list[Signal] = []
+    unrouted_signals: list[Signal] = []
+    for step in range(40):
+        for event in sample_events("BTCUSDT"):
+            shifted = dataclasses.replace(event, event_time_ms=T + step * 40_000)
+            routed_signals.extend(routed.process(shifted, lookup))
+            for strategy in unrouted.strategies:
+                symbol = strategy.config_symbol(shifted)
+                if symbol is not None:
+                    config = lookup(strategy.strategy_id, symbol)
+                    _, signal = unrouted.evaluate(strategy, shifted, config)
+                    if signal is not None:
+                        unrouted_signals.append(signal)
+    assert routed_signals
+    assert routed_signals == unrouted_signals
