@@ -23,12 +23,17 @@ class CooldownGate:
         """True (and recorded) if a signal may be emitted now; False if suppressed."""
         key = (strategy_id, symbol, action)
         last = self._last.get(key)
-        if last is not None and event_time_ms - last < cooldown_ms:
-            return False
-        if last is not None and event_time_ms < last:
+        if last is not None and (event_time_ms - last < cooldown_ms or event_time_ms < last):
             return False
         self._last[key] = event_time_ms
         return True
+
+    def blocks(
+        self, strategy_id: str, symbol: str, action: Action, event_time_ms: int, cooldown_ms: int
+    ) -> bool:
+        """True if :meth:`admit` would suppress this signal now; records nothing."""
+        last = self._last.get((strategy_id, symbol, action))
+        return last is not None and (event_time_ms - last < cooldown_ms or event_time_ms < last)
 
     def forget_symbol(self, symbol: str) -> None:
         for key in [k for k in self._last if k[1] == symbol]:

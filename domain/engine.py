@@ -13,7 +13,7 @@ from domain.cooldown import CooldownGate
 from domain.market import MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal, signal_id_for
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision, ProposeFn, Strategy
 
 ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
 """(strategy_id, symbol) -> effective config."""
@@ -37,6 +37,13 @@ class SignalEngine:
         self.strategies: tuple[Strategy[CommonParams], ...] = tuple(strategies)
         self.cooldowns = CooldownGate()
         self._routes: dict[type, tuple[Strategy[CommonParams], ...]] = {}
+        # ``propose`` of the strategies that have one (ProposingStrategy), by id(): strategies
+        # need not be hashable, and self.strategies keeps every id in here alive and unique.
+        self._proposers: dict[int, ProposeFn] = {
+            id(strategy): strategy.propose  # type: ignore[attr-defined]
+            for strategy in self.strategies
+            if callable(getattr(strategy, "propose", None))
+        }
 
     def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
         """The strategies that may consume events of ``event_type``, in engine order.
@@ -61,14 +68,34 @@ class SignalEngine:
         event: MarketEvent,
         config: EffectiveConfig[CommonParams],
     ) -> tuple[str, Signal | None]:
-        """Run one strategy on one event with its effective config."""
+        """Run one strategy on one event with its effective config.
+
+        For a strategy of this engine that proposes (``ProposingStrategy``), a proposal the
+        cooldown would suppress ends here as COOLDOWN, before its decision is built; the
+        outcome and the signals are the same as deciding first and asking the cooldown after.
+        """
         params = config.params
         if not params.enabled:
             return Outcome.DISABLED, None
-        decision = strategy.on_event(event, params)
-        if decision is None:
-            return Outcome.NO_SIGNAL, None
         time_ms = event.event_time_ms
+        propose = self._proposers.get(id(strategy))
+        if propose is None:
+            decision = strategy.on_event(event, params)
+            if decision is None:
+                return Outcome.NO_SIGNAL, None
+        else:
+            proposal = propose(event, params)
+            if proposal is None:
+                return Outcome.NO_SIGNAL, None
+            if self.cooldowns.blocks(
+                strategy.strategy_id,
+                proposal.symbol,
+                proposal.action,
+                time_ms,
+                params.cooldown_ms,
+            ):
+                return Outcome.COOLDOWN, None
+            decision = proposal.decide()
         if not self.cooldowns.admit(
             strategy.strategy_id, decision.symbol, decision.action, time_ms, params.cooldown_ms
         ):

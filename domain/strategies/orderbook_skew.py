@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams, FieldError, param
@@ -127,6 +127,11 @@ class OrderbookSkewStrategy:
         return event.symbol if isinstance(event, DepthSnapshot) else None
 
     def on_event(self, event: MarketEvent, params: OrderbookSkewParams) -> Decision | None:
+        proposal = self.propose(event, params)
+        return None if proposal is None else proposal.decide()
+
+    def propose(self, event: MarketEvent, params: OrderbookSkewParams) -> _SkewProposal | None:
+        """The action this snapshot calls for; the decision is built by ``decide()``."""
         if not isinstance(event, DepthSnapshot):
             return None
         bids = event.bids
@@ -165,16 +170,53 @@ class OrderbookSkewStrategy:
         else:
             return None
 
+        return _SkewProposal(
+            event.symbol,
+            action,
+            params,
+            price,
+            strength,
+            spread_percent,
+            bid_volume,
+            ask_volume,
+            ratio,
+            top_bid,
+            top_ask,
+        )
+
+
+class _SkewProposal(NamedTuple):
+    """What :meth:`OrderbookSkewStrategy.propose` found; ``decide()`` builds the Decision.
+
+    A named tuple: cheap to create, which matters because the cooldown drops most of them.
+    """
+
+    symbol: str
+    action: Action
+    params: OrderbookSkewParams
+    price: float
+    strength: float
+    spread_percent: float
+    bid_volume: float
+    ask_volume: float
+    ratio: float
+    top_bid: float
+    top_ask: float
+
+    def decide(self) -> Decision:
+        spread_percent = self.spread_percent
+        top_bid = self.top_bid
+        top_ask = self.top_ask
         return Decision(
-            symbol=event.symbol,
-            action=action,
-            confidence=_confidence(params, strength, spread_percent),
-            price=price,
+            symbol=self.symbol,
+            action=self.action,
+            confidence=_confidence(self.params, self.strength, spread_percent),
+            price=self.price,
             current_price=(top_bid + top_ask) / 2.0,
             indicators={
-                "bid_volume": bid_volume,
-                "ask_volume": ask_volume,
-                "ratio": ratio,
+                "bid_volume": self.bid_volume,
+                "ask_volume": self.ask_volume,
+                "ratio": self.ratio,
                 "spread_percent": spread_percent,
             },
             metadata={"top_bid": top_bid, "top_ask": top_ask},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from domain.market import MarketEvent, Trade
 from domain.params import CommonParams, FieldError, param
@@ -147,6 +147,11 @@ class TradeMomentumStrategy:
         self._windows.pop(symbol, None)
 
     def on_event(self, event: MarketEvent, params: TradeMomentumParams) -> Decision | None:
+        proposal = self.propose(event, params)
+        return None if proposal is None else proposal.decide()
+
+    def propose(self, event: MarketEvent, params: TradeMomentumParams) -> _MomentumProposal | None:
+        """Update the window; the action it calls for (``decide()`` builds the Decision)."""
         if not isinstance(event, Trade):
             return None
         min_quantity = params.min_quantity
@@ -220,29 +225,64 @@ class TradeMomentumStrategy:
             room = 1.0 - abs(sell_threshold)
         else:  # also NaN
             return None
-        fraction = excess / room if room > 0.0 else 1.0
+        return _MomentumProposal(
+            event.symbol,
+            action,
+            params.base_confidence,
+            price,
+            excess,
+            room,
+            momentum,
+            tick_score,
+            volume_score,
+            count_score,
+            count,
+        )
+
+
+class _MomentumProposal(NamedTuple):
+    """What :meth:`TradeMomentumStrategy.propose` found; ``decide()`` builds the Decision.
+
+    A named tuple: cheap to create, which matters because the cooldown drops most of them.
+    """
+
+    symbol: str
+    action: Action
+    base_confidence: float
+    price: float
+    excess: float
+    room: float
+    momentum: float
+    tick_score: float
+    volume_score: float
+    count_score: float
+    window_trades: int
+
+    def decide(self) -> Decision:
+        room = self.room
+        fraction = self.excess / room if room > 0.0 else 1.0
         if not fraction < 1.0:
             fraction = 1.0
         elif not fraction > 0.0:
             fraction = 0.0
-        base = params.base_confidence
+        base = self.base_confidence
         confidence = base + (_CONFIDENCE_CAP - base) * fraction
         if not confidence <= _CONFIDENCE_CAP:
             confidence = _CONFIDENCE_CAP
         elif not confidence > 0.0:
             confidence = 0.0
-
+        price = self.price
         return Decision(
-            symbol=event.symbol,
-            action=action,
+            symbol=self.symbol,
+            action=self.action,
             confidence=confidence,
             price=price,
             current_price=price,
             indicators={
-                "momentum": momentum,
-                "tick_score": tick_score,
-                "volume_score": volume_score,
-                "count_score": count_score,
-                "window_trades": float(count),
+                "momentum": self.momentum,
+                "tick_score": self.tick_score,
+                "volume_score": self.volume_score,
+                "count_score": self.count_score,
+                "window_trades": float(self.window_trades),
             },
         )

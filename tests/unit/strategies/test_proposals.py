@@ -1,0 +1,156 @@
+"""Proposing strategies: checking the cooldown before building the decision changes nothing.
+
+The engine asks a ``ProposingStrategy`` for a proposal (symbol and action), checks the
+cooldown, and builds the decision only when it passes. These tests run the same event
+streams through an engine that sees the proposals and one that only sees ``on_event`` (the
+strategy hidden behind a plain wrapper), and require identical outcomes and signals.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.config import EffectiveConfig
+from domain.cooldown import CooldownGate
+from domain.engine import SignalEngine
+from domain.market import DepthSnapshot, MarketEvent, Trade
+from domain.params import CommonParams
+from domain.signal import Action, Signal
+from domain.strategies.base import Decision, Strategy
+from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
+from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_723_161_600_000
+
+
+class OnEventOnly:
+    """Hides ``propose``: the engine must decide first and ask the cooldown after."""
+
+    strategy_id: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params_type: ClassVar[type[CommonParams]] = CommonParams
+
+    def __init__(self, inner: Strategy[CommonParams]) -> None:
+        self.inner = inner
+        self.strategy_id = inner.strategy_id  # type: ignore[misc]
+
+    def config_symbol(self, event: MarketEvent) -> str | None:
+        return self.inner.config_symbol(event)
+
+    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
+        return self.inner.on_event(event, params)
+
+
+def run(
+    engine: SignalEngine, events: list[MarketEvent], params: CommonParams
+) -> list[tuple[str, Signal | None]]:
+    config = EffectiveConfig(engine.strategies[0].strategy_id, "BTCUSDT", params, 3, "db", False)
+    return [engine.evaluate(engine.strategies[0], event, config) for event in events]
+
+
+def both_ways(
+    strategy_type: type[Strategy[CommonParams]], events: list[MarketEvent], params: CommonParams
+) -> tuple[list[tuple[str, Signal | None]], list[tuple[str, Signal | None]]]:
+    proposing = SignalEngine([strategy_type()])
+    deciding = SignalEngine([OnEventOnly(strategy_type())])
+    return run(proposing, events, params), run(deciding, events, params)
+
+
+quantities = st.lists(st.floats(0.0001, 3.0), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    books=st.lists(
+        st.tuples(quantities, quantities, st.integers(0, 20_000)), min_size=1, max_size=60
+    ),
+    cooldown=st.sampled_from([0, 1, 5, 30]),
+)
+def test_orderbook_skew_same_outcomes_and_signals(
+    books: list[tuple[list[float], list[float], int]], cooldown: int
+) -> None:
+    events: list[MarketEvent] = []
+    t = T0
+    for bid_qty, ask_qty, step in books:
+        t += step
+        bids = tuple((100.0 - i * 0.01, q) for i, q in enumerate(bid_qty))
+        asks = tuple((100.01 + i * 0.01, q) for i, q in enumerate(ask_qty))
+        events.append(DepthSnapshot("BTCUSDT", t, bids, asks))
+    params = OrderbookSkewParams(cooldown_seconds=cooldown, min_spread_percent=1.0)
+    proposed, decided = both_ways(OrderbookSkewStrategy, events, params)  # type: ignore[arg-type]
+    assert proposed == decided
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    trades=st.lists(
+        st.tuples(
+            st.floats(99.0, 101.0), st.floats(0.0005, 2.0), st.booleans(), st.integers(0, 3000)
+        ),
+        min_size=1,
+        max_size=120,
+    ),
+    cooldown=st.sampled_from([0, 1, 5, 30]),
+)
+def test_trade_momentum_same_outcomes_and_signals(
+    trades: list[tuple[float, float, bool, int]], cooldown: int
+) -> None:
+    events: list[MarketEvent] = []
+    t = T0
+    for i, (price, qty, maker, step) in enumerate(trades):
+        t += step
+        events.append(Trade("BTCUSDT", t, i, price, qty, maker))
+    params = TradeMomentumParams(
+        cooldown_seconds=cooldown, momentum_window=5, buy_threshold=0.3, sell_threshold=-0.3
+    )
+    proposed, decided = both_ways(TradeMomentumStrategy, events, params)  # type: ignore[arg-type]
+    assert proposed == decided
+
+
+def test_a_run_of_one_sided_books_is_mostly_suppressed_before_deciding() -> None:
+    """The case the proposal exists for: a steady heavy bid side, a signal per cooldown."""
+    events: list[MarketEvent] = [
+        DepthSnapshot("BTCUSDT", T0 + i * 100, ((100.0, 5.0),), ((100.01, 1.0),))
+        for i in range(1000)
+    ]
+    proposed, decided = both_ways(
+        OrderbookSkewStrategy,  # type: ignore[arg-type]
+        events,
+        OrderbookSkewParams(cooldown_seconds=30),
+    )
+    assert proposed == decided
+    assert [outcome for outcome, _ in proposed].count("signal") == 4  # t = 0, 30, 60, 90 s
+
+
+def test_on_event_is_the_decided_proposal() -> None:
+    strategy = OrderbookSkewStrategy()
+    snapshot = DepthSnapshot("BTCUSDT", T0, ((100.0, 5.0),), ((100.01, 1.0),))
+    params = OrderbookSkewParams()
+    proposal = strategy.propose(snapshot, params)
+    assert proposal is not None
+    decision = proposal.decide()
+    assert (decision.symbol, decision.action) == (proposal.symbol, proposal.action)
+    assert strategy.on_event(snapshot, params) == decision
+
+
+def test_cooldown_blocks_answers_like_admit_without_recording() -> None:
+    gate = CooldownGate()
+    assert not gate.blocks("s", "X", Action.BUY, 1_000, 10_000)
+    assert not gate.blocks("s", "X", Action.BUY, 1_000, 10_000)  # nothing recorded
+    assert gate.admit("s", "X", Action.BUY, 1_000, 10_000)
+    assert gate.blocks("s", "X", Action.BUY, 5_000, 10_000)
+    assert not gate.blocks("s", "X", Action.SELL, 5_000, 10_000)
+    assert gate.blocks("s", "X", Action.BUY, 500, 0)  # older than the last emission
+    assert not gate.blocks("s", "X", Action.BUY, 11_000, 10_000)
+    for t in (0, 500, 999, 1_000, 5_000, 10_999, 11_000, 50_000):
+        for cooldown in (0, 10_000):
+            probe = CooldownGate()
+            probe.admit("s", "X", Action.BUY, 1_000, 10_000)  # the same history as gate
+            blocked = gate.blocks("s", "X", Action.BUY, t, cooldown)
+            assert blocked == (not probe.admit("s", "X", Action.BUY, t, cooldown))
