@@ -203,10 +203,20 @@ async def run_service(container: Container) -> None:
         for task in (maintenance_task, store_task):
             if task is not None:
                 task.cancel()
-        repository = container.config_repository()
-        close = getattr(repository, "close", None)
-        if close is not None:
-            await close()
+        # The container owns the clients (the repositories do not close what they were given).
+        store = settings.config_store
+        closers: list[Any] = []
+        if store in ("failover", "mongodb"):
+            closers.append(container.mongo().close)
+        if store in ("failover", "mysql"):
+            closers.append(container.mysql().dispose)
+        if store == "sqlite":
+            closers.append(container.sqlite().dispose)
+        for close in closers:
+            try:
+                await asyncio.wait_for(close(), 5.0)
+            except Exception as error:
+                log.warning("config_store_close_failed", error=repr(error))
 
     shutdown.append(close_stores)
     runtime = ServiceRuntime(
