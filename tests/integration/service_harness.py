@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +43,16 @@ NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 5.0
+_PR_SET_PDEATHSIG = 1
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies (Linux), so that a
+    test run killed outright (e.g. pytest-timeout's thread method) leaves no process behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -285,6 +296,7 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.log_dir,
                 start_new_session=True,  # a Ctrl-C of the test run is not sent to it too
+                preexec_fn=_die_with_parent,
             )
         self.starts += 1
 
@@ -492,7 +504,11 @@ class NatsServerProcess:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         process = self.process
 
