@@ -1,0 +1,219 @@
+"""Scaffolding shared by the per-strategy test modules.
+
+Every strategy is exercised the same way: alone (``run`` feeds events straight to
+``on_event``), through a :class:`~domain.engine.SignalEngine` whose configuration lookup is
+the real :func:`domain.config.resolve` over in-memory documents (``engine_and_lookup``,
+``config_doc``), against its parameter schema (``schema_table``, ``COMMON_SCHEMA``,
+``assert_schema_documented``, ``rejection``, ``assert_one_cross_field_error``), and by
+properties over any in-range parameters (``params_from_schema``, ``property_settings``,
+``assert_decision_in_bounds``).
+
+Only what is the same for every strategy lives here; event builders and expectations
+specific to one strategy stay in its module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar, cast
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from domain.config import ConfigDocument, EffectiveConfig, resolve
+from domain.engine import ConfigLookup, SignalEngine
+from domain.market import MarketEvent
+from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
+from domain.strategies.base import Decision, Strategy
+
+P = TypeVar("P", bound=CommonParams)
+
+SpecRow = tuple[str, ParamValue, float | None, float | None]
+"""One schema entry as ``schema_table`` shows it: (type, default, min, max)."""
+
+COMMON_SCHEMA: dict[str, SpecRow] = {
+    "enabled": ("bool", True, None, None),
+    "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
+    "take_profit_percent": ("float", 1.5, 0.1, 50.0),
+    "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
+}
+"""The rows every strategy inherits from :class:`~domain.params.CommonParams` (each strategy
+adds ``cooldown_seconds`` with its own default)."""
+
+MAX_CONFIDENCE = 0.95
+"""No strategy ever claims more confidence than this."""
+
+
+# --- running a strategy --------------------------------------------------------------------
+
+
+def run(
+    strategy: Strategy[P], events: Iterable[MarketEvent], params: P | None = None
+) -> list[Decision | None]:
+    """Feed ``events`` to ``strategy.on_event`` in order; one decision (or None) per event.
+
+    ``params`` defaults to the strategy's default parameters.
+    """
+    p = params if params is not None else cast(P, strategy.params_type())
+    return [strategy.on_event(e, p) for e in events]
+
+
+# --- configuration and the engine ----------------------------------------------------------
+
+
+def config_doc(
+    strategy_id: str, symbol: str | None, version: int, /, **values: ParamValue
+) -> ConfigDocument:
+    """A stored layer of ``strategy_id``: the global one (``symbol`` None) or an override."""
+    return ConfigDocument(
+        strategy_id=strategy_id,
+        symbol=symbol,
+        parameters=values,
+        version=version,
+        updated_at=datetime(2024, 8, 1, tzinfo=UTC),
+        updated_by="test",
+        source="memory",
+    )
+
+
+def lookup_with(
+    params_type: type[CommonParams],
+    symbol_docs: Mapping[str, ConfigDocument] | None = None,
+    *,
+    global_doc: ConfigDocument | None = None,
+) -> ConfigLookup:
+    """A configuration lookup that resolves ``params_type`` from the given layers.
+
+    ``symbol_docs`` maps a symbol to its override; symbols without one get the global layer
+    (if any) over the defaults. Asking for another strategy fails the test.
+    """
+    docs = dict(symbol_docs or {})
+
+    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
+        assert strategy_id == params_type.strategy_id
+        return resolve(
+            params_type, strategy_id, symbol, global_doc=global_doc, symbol_doc=docs.get(symbol)
+        )
+
+    return lookup
+
+
+def engine_with(strategy: Strategy[P]) -> SignalEngine:
+    """An engine that runs ``strategy`` alone."""
+    return SignalEngine([cast(Strategy[CommonParams], strategy)])
+
+
+def engine_and_lookup(
+    strategy: Strategy[P],
+    symbol_docs: Mapping[str, ConfigDocument] | None = None,
+    *,
+    global_doc: ConfigDocument | None = None,
+) -> tuple[SignalEngine, ConfigLookup]:
+    """An engine running ``strategy`` alone, and a lookup of its parameters (see
+    :func:`lookup_with`)."""
+    lookup = lookup_with(strategy.params_type, symbol_docs, global_doc=global_doc)
+    return engine_with(strategy), lookup
+
+
+def static_config(params: CommonParams, symbol: str = "BTCUSDT") -> EffectiveConfig[CommonParams]:
+    """``params`` as an effective configuration, for building signals without the engine."""
+    return EffectiveConfig(params.strategy_id, symbol, params, 1, "test", False)
+
+
+# --- schema and validation -----------------------------------------------------------------
+
+
+def schema_table(params_type: type[CommonParams]) -> dict[str, SpecRow]:
+    """The schema of ``params_type`` as ``{name: (type, default, min, max)}``."""
+    return {s.name: (s.type, s.default, s.min, s.max) for s in params_type.schema()}
+
+
+def assert_schema_documented(params_type: type[CommonParams]) -> None:
+    """Every parameter is described and its default is of its declared type."""
+    for spec in params_type.schema():
+        assert spec.description, spec.name
+        assert type(spec.default).__name__ == spec.type, spec.name
+
+
+def assert_strategy_identity(strategy: Strategy[P], params_type: type[P], strategy_id: str) -> None:
+    """``strategy`` and its parameters agree on the id, and the strategy is documented."""
+    assert strategy.strategy_id == params_type.strategy_id == strategy_id
+    assert strategy.params_type is params_type
+    assert strategy.description
+    assert type(strategy).__doc__
+
+
+def rejection(params_type: type[CommonParams], values: Mapping[str, Any]) -> list[FieldError]:
+    """The errors ``params_type.from_mapping(values)`` raises; fails the test if it accepts."""
+    with pytest.raises(ParamValidationError) as caught:
+        params_type.from_mapping(values)
+    return list(caught.value.errors)
+
+
+def field_codes(errors: Sequence[FieldError]) -> list[tuple[str, str]]:
+    """``(field, code)`` of each error, in order."""
+    return [(e.field, e.code) for e in errors]
+
+
+def assert_one_cross_field_error(errors: Sequence[FieldError], mentioning: str) -> None:
+    """Exactly one error, a cross-field one whose message names ``mentioning``."""
+    (error,) = errors
+    assert (error.field, error.code) == ("__root__", "cross_field")
+    assert mentioning in error.message
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+def schema_values(params_type: type[CommonParams]) -> st.SearchStrategy[dict[str, Any]]:
+    """Every parameter of ``params_type`` drawn anywhere within its schema range."""
+    fields: dict[str, st.SearchStrategy[Any]] = {}
+    for spec in params_type.schema():
+        if spec.type == "bool":
+            fields[spec.name] = st.booleans()
+            continue
+        assert spec.min is not None
+        assert spec.max is not None
+        if spec.type == "int":
+            fields[spec.name] = st.integers(int(spec.min), int(spec.max))
+        else:
+            fields[spec.name] = st.floats(spec.min, spec.max)
+    return st.fixed_dictionaries(fields)
+
+
+def params_from_schema(params_type: type[P], *, cross_field_valid: bool) -> st.SearchStrategy[P]:
+    """Parameters with every field in range.
+
+    With ``cross_field_valid`` the sets that break a cross-field rule are left out and the
+    rest go through validation (``from_mapping``); without it they are built directly, so
+    that a strategy is also shown never to crash on a set validation would refuse.
+    """
+    built = schema_values(params_type).map(lambda values: params_type(**values))
+    if not cross_field_valid:
+        return built
+    valid = built.filter(lambda params: not params.cross_field_errors())
+    return valid.map(lambda params: params_type.from_mapping(params.to_mapping()))
+
+
+def property_settings(max_examples: int, *, slow_generation: bool = False) -> settings:
+    """Hypothesis settings of the strategy properties.
+
+    No deadline: one example runs a whole event stream through a strategy, whose time
+    varies with the machine. ``slow_generation`` tolerates slow example generation (long
+    lists of composite events).
+    """
+    suppressed = [HealthCheck.too_slow] if slow_generation else []
+    return settings(max_examples=max_examples, deadline=None, suppress_health_check=suppressed)
+
+
+def assert_decision_in_bounds(decision: Decision, *, min_confidence: float = 0.0) -> None:
+    """What holds for any decision of any strategy: confidence within
+    [``min_confidence``, 0.95] (so within [0, 1]), a positive finite price and finite
+    indicators."""
+    assert 0.0 <= decision.confidence <= 1.0
+    assert min_confidence <= decision.confidence <= MAX_CONFIDENCE
+    assert 0.0 < decision.price < math.inf
+    assert all(math.isfinite(v) for v in decision.indicators.values())
