@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine
+from domain.config import resolve
 from domain.market import DepthSnapshot, Level, Ticker, Trade
-from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.params import ParamValidationError
 from domain.signal import Action, Signal
 from domain.strategies.base import Strategy
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_one_cross_field_error,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    schema_table,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,35 +64,6 @@ def skewed_book(
     )
 
 
-def doc(symbol: str | None, parameters: Mapping[str, ParamValue], version: int) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id=SID,
-        symbol=symbol,
-        parameters=dict(parameters),
-        version=version,
-        updated_at=datetime(2024, 8, 8, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def engine_and_lookup(
-    symbol_docs: Mapping[str, ConfigDocument] | None = None,
-    global_doc: ConfigDocument | None = None,
-) -> tuple[SignalEngine, ConfigLookup]:
-    docs = dict(symbol_docs or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        assert strategy_id == SID
-        config = resolve(
-            OrderbookSkewParams, SID, symbol, global_doc=global_doc, symbol_doc=docs.get(symbol)
-        )
-        return cast(EffectiveConfig[CommonParams], config)
-
-    strategy = cast(Strategy[CommonParams], OrderbookSkewStrategy())
-    return SignalEngine([strategy]), lookup
-
-
 def expected_confidence(
     params: OrderbookSkewParams, strength: float, spread_percent: float
 ) -> float:
@@ -98,9 +81,7 @@ def expected_confidence(
 
 def test_implements_the_strategy_protocol() -> None:
     strategy: Strategy[OrderbookSkewParams] = OrderbookSkewStrategy()
-    assert strategy.strategy_id == SID == OrderbookSkewParams.strategy_id
-    assert strategy.params_type is OrderbookSkewParams
-    assert strategy.description
+    assert_strategy_identity(strategy, OrderbookSkewParams, SID)
     assert OrderbookSkewStrategy.__doc__ is not None
     assert "min_spread_percent" in OrderbookSkewStrategy.__doc__
 
@@ -153,7 +134,7 @@ def test_sell_when_asks_outweigh_bids() -> None:
 
 
 def test_signal_through_the_engine_has_levels_and_size() -> None:
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
     (signal,) = engine.process(skewed_book(2.0, 1.0), lookup)
     assert signal.strategy_id == SID
     assert signal.action is Action.BUY
@@ -288,7 +269,7 @@ def test_base_confidence_above_the_cap_is_capped() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
     emitted: list[Signal] = []
     for offset_ms in (0, 100, 15_000, 29_999):
         emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + offset_ms), lookup)
@@ -306,7 +287,7 @@ def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
 
 
 def test_cooldown_is_per_symbol() -> None:
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
     first = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
     second = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT", time_ms=T0 + 1), lookup)
     assert [s.symbol for s in first + second] == ["BTCUSDT", "ETHUSDT"]
@@ -314,8 +295,8 @@ def test_cooldown_is_per_symbol() -> None:
 
 def test_symbol_override_changes_only_that_symbol() -> None:
     # ratio 2.0 buys at the default threshold 1.2, not at the ETHUSDT override 2.5
-    override = doc("ETHUSDT", {"buy_threshold": 2.5}, version=3)
-    engine, lookup = engine_and_lookup({"ETHUSDT": override})
+    override = config_doc(SID, "ETHUSDT", 3, buy_threshold=2.5)
+    engine, lookup = engine_and_lookup(OrderbookSkewStrategy(), {"ETHUSDT": override})
     btc = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
     eth = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"), lookup)
     assert [s.action for s in btc] == [Action.BUY]
@@ -330,9 +311,11 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 
 
 def test_global_config_and_disabled_symbol() -> None:
-    global_doc = doc(None, {"min_spread_percent": 0.01}, version=1)
-    disabled = doc("ETHUSDT", {"enabled": False}, version=2)
-    engine, lookup = engine_and_lookup({"ETHUSDT": disabled}, global_doc=global_doc)
+    global_doc = config_doc(SID, None, 1, min_spread_percent=0.01)
+    disabled = config_doc(SID, "ETHUSDT", 2, enabled=False)
+    engine, lookup = engine_and_lookup(
+        OrderbookSkewStrategy(), {"ETHUSDT": disabled}, global_doc=global_doc
+    )
     # spread 0.02 % is now too wide globally
     wide = book([(100.0, 2.0)], [(100.02, 1.0)])
     assert engine.process(wide, lookup) == []
@@ -344,12 +327,8 @@ def test_global_config_and_disabled_symbol() -> None:
 
 
 def test_params_schema_matches_the_spec() -> None:
-    schema = {s.name: (s.type, s.default, s.min, s.max) for s in OrderbookSkewParams.schema()}
-    assert schema == {
-        "enabled": ("bool", True, None, None),
-        "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
-        "take_profit_percent": ("float", 1.5, 0.1, 50.0),
-        "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
+    assert schema_table(OrderbookSkewParams) == {
+        **COMMON_SCHEMA,
         "cooldown_seconds": ("int", 30, 0, 86400),
         "top_levels": ("int", 5, 1, 20),
         "buy_threshold": ("float", 1.2, 1.0, 3.0),
@@ -360,9 +339,7 @@ def test_params_schema_matches_the_spec() -> None:
         "spread_weight": ("float", 0.4, 0.0, 1.0),
         "min_total_volume": ("float", 0.001, 0.0001, 10.0),
     }
-    for spec in OrderbookSkewParams.schema():
-        assert spec.description, spec.name
-        assert type(spec.default).__name__ == spec.type, spec.name
+    assert_schema_documented(OrderbookSkewParams)
     assert OrderbookSkewParams.strategy_id == SID
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
@@ -382,26 +359,18 @@ def test_params_schema_matches_the_spec() -> None:
     ],
 )
 def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        OrderbookSkewParams.from_mapping(values)
-    assert [(e.field, e.code) for e in caught.value.errors] == [(field, code)]
+    assert field_codes(rejection(OrderbookSkewParams, values)) == [(field, code)]
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        OrderbookSkewParams.from_mapping({"buy_threshold": 1.0, "sell_threshold": 1.0})
-    (error,) = caught.value.errors
-    assert (error.field, error.code) == ("__root__", "cross_field")
-    assert "sell_threshold" in error.message
+    errors = rejection(OrderbookSkewParams, {"buy_threshold": 1.0, "sell_threshold": 1.0})
+    assert_one_cross_field_error(errors, "sell_threshold")
     assert OrderbookSkewParams.from_mapping({"buy_threshold": 1.0, "sell_threshold": 0.99})
 
 
 def test_cross_field_weights_must_not_both_be_zero() -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        OrderbookSkewParams.from_mapping({"imbalance_weight": 0.0, "spread_weight": 0.0})
-    (error,) = caught.value.errors
-    assert (error.field, error.code) == ("__root__", "cross_field")
-    assert "weight" in error.message
+    errors = rejection(OrderbookSkewParams, {"imbalance_weight": 0.0, "spread_weight": 0.0})
+    assert_one_cross_field_error(errors, "weight")
     both = OrderbookSkewParams(
         imbalance_weight=0.0, spread_weight=0.0, buy_threshold=1.0, sell_threshold=1.0
     )
@@ -409,8 +378,8 @@ def test_cross_field_weights_must_not_both_be_zero() -> None:
 
 
 def test_symbol_override_cannot_break_a_cross_field_rule_with_global_values() -> None:
-    global_doc = doc(None, {"sell_threshold": 1.0}, version=1)
-    override = doc("BTCUSDT", {"buy_threshold": 1.0}, version=2)
+    global_doc = config_doc(SID, None, 1, sell_threshold=1.0)
+    override = config_doc(SID, "BTCUSDT", 2, buy_threshold=1.0)
     with pytest.raises(ParamValidationError):
         resolve(OrderbookSkewParams, SID, "BTCUSDT", global_doc=global_doc, symbol_doc=override)
 
@@ -418,21 +387,8 @@ def test_symbol_override_cannot_break_a_cross_field_rule_with_global_values() ->
 # --- properties -----------------------------------------------------------------------
 
 
-def params_from_schema() -> st.SearchStrategy[OrderbookSkewParams]:
-    fields: dict[str, st.SearchStrategy[Any]] = {}
-    for spec in OrderbookSkewParams.schema():
-        if spec.type == "bool":
-            fields[spec.name] = st.booleans()
-        else:
-            assert spec.min is not None
-            assert spec.max is not None
-            if spec.type == "int":
-                fields[spec.name] = st.integers(int(spec.min), int(spec.max))
-            else:
-                fields[spec.name] = st.floats(spec.min, spec.max)
-    # built directly: cross-field-invalid sets (e.g. both weights 0) must not crash either
-    return st.fixed_dictionaries(fields).map(lambda kw: OrderbookSkewParams(**kw))
-
+# built directly: cross-field-invalid sets (e.g. both weights 0) must not crash either
+ANY_PARAMS = params_from_schema(OrderbookSkewParams, cross_field_valid=False)
 
 PRICES = st.one_of(
     st.floats(min_value=1e-8, max_value=1e7),
@@ -473,8 +429,8 @@ def books() -> st.SearchStrategy[DepthSnapshot]:
     return st.one_of(scattered_books(), tight_books(), tight_books())
 
 
-@settings(max_examples=400, deadline=None)
-@given(snapshots=st.lists(books(), min_size=1, max_size=5), params=params_from_schema())
+@property_settings(400)
+@given(snapshots=st.lists(books(), min_size=1, max_size=5), params=ANY_PARAMS)
 def test_never_raises_and_confidence_in_unit_interval(
     snapshots: list[DepthSnapshot], params: OrderbookSkewParams
 ) -> None:
@@ -484,11 +440,8 @@ def test_never_raises_and_confidence_in_unit_interval(
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")
-        assert 0.0 <= decision.confidence <= 1.0
-        assert decision.confidence <= 0.95
+        assert_decision_in_bounds(decision)
         assert decision.symbol == snapshot.symbol
-        assert all(math.isfinite(v) for v in decision.indicators.values())
-        assert 0.0 < decision.price < math.inf
         assert snapshot.best_bid is not None
         assert snapshot.best_ask is not None
         expected_price = snapshot.best_bid if decision.action is Action.BUY else snapshot.best_ask
@@ -501,7 +454,7 @@ def test_never_raises_and_confidence_in_unit_interval(
         assert decision.indicators["spread_percent"] <= params.min_spread_percent
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(
     bid_qty=st.floats(min_value=0.0, max_value=1e6),
     ask_qty=st.floats(min_value=0.0, max_value=1e6),
@@ -516,7 +469,7 @@ def test_signals_through_the_engine_on_realistic_books(
         levels(best_bid, -best_bid * 1e-4, [bid_qty] * 5),
         levels(best_ask, best_bid * 1e-4, [ask_qty] * 5),
     )
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
     signals = engine.process(snapshot, lookup)  # building the Signal validates it
     assert len(signals) <= 1
     for signal in signals:
