@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine
 from domain.market import DepthSnapshot, Ticker, Trade
-from domain.params import CommonParams, ParamValidationError, ParamValue
 from domain.signal import Action, Signal
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Strategy
 from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_one_cross_field_error,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    run,
+    schema_table,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -46,12 +57,6 @@ def trade(
     trade_id: int = 1,
 ) -> Trade:
     return Trade(symbol, time_ms, trade_id, price, quantity, taker_sell)
-
-
-def run(
-    strategy: TradeMomentumStrategy, trades: Iterable[Trade], params: TradeMomentumParams = DEFAULTS
-) -> list[Decision | None]:
-    return [strategy.on_event(t, params) for t in trades]
 
 
 def series(
@@ -99,40 +104,12 @@ def reference_momentum(trades: Sequence[Trade], params: TradeMomentumParams) -> 
     ) / weights
 
 
-def doc(symbol: str | None, parameters: Mapping[str, ParamValue], version: int) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id=SID,
-        symbol=symbol,
-        parameters=dict(parameters),
-        version=version,
-        updated_at=datetime(2024, 8, 8, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def engine_and_lookup(
-    symbol_docs: Mapping[str, ConfigDocument] | None = None,
-) -> tuple[SignalEngine, ConfigLookup]:
-    docs = dict(symbol_docs or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        assert strategy_id == SID
-        config = resolve(TradeMomentumParams, SID, symbol, symbol_doc=docs.get(symbol))
-        return cast(EffectiveConfig[CommonParams], config)
-
-    strategy = cast(Strategy[CommonParams], TradeMomentumStrategy())
-    return SignalEngine([strategy]), lookup
-
-
 # --- protocol -------------------------------------------------------------------------
 
 
 def test_implements_the_strategy_protocol() -> None:
     strategy: Strategy[TradeMomentumParams] = TradeMomentumStrategy()
-    assert strategy.strategy_id == SID == TradeMomentumParams.strategy_id
-    assert strategy.params_type is TradeMomentumParams
-    assert strategy.description
+    assert_strategy_identity(strategy, TradeMomentumParams, SID)
     assert TradeMomentumStrategy.__doc__ is not None
     assert "min_quantity" in TradeMomentumStrategy.__doc__
 
@@ -316,7 +293,7 @@ def test_out_of_order_trade_does_not_raise_or_overweight() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(TradeMomentumStrategy())
     prices = [100.0 + i for i in range(14)]
     times = [T0 + i for i in range(12)] + [T0 + 29_999 + 9, T0 + 30_009]
     emitted: list[Signal] = []
@@ -333,8 +310,8 @@ def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
 
 
 def test_symbol_override_changes_only_that_symbol() -> None:
-    override = doc("ETHUSDT", {"buy_threshold": 0.9}, version=4)
-    engine, lookup = engine_and_lookup({"ETHUSDT": override})
+    override = config_doc(SID, "ETHUSDT", 4, buy_threshold=0.9)
+    engine, lookup = engine_and_lookup(TradeMomentumStrategy(), {"ETHUSDT": override})
     btc: list[Signal] = []
     eth: list[Signal] = []
     for t in series(RISING, symbol="BTCUSDT"):
@@ -351,12 +328,8 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 
 
 def test_params_schema_matches_the_spec() -> None:
-    schema = {s.name: (s.type, s.default, s.min, s.max) for s in TradeMomentumParams.schema()}
-    assert schema == {
-        "enabled": ("bool", True, None, None),
-        "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
-        "take_profit_percent": ("float", 1.5, 0.1, 50.0),
-        "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
+    assert schema_table(TradeMomentumParams) == {
+        **COMMON_SCHEMA,
         "cooldown_seconds": ("int", 30, 0, 86400),
         "price_weight": ("float", 0.4, 0.0, 1.0),
         "quantity_weight": ("float", 0.3, 0.0, 1.0),
@@ -368,9 +341,7 @@ def test_params_schema_matches_the_spec() -> None:
         "time_decay_seconds": ("int", 300, 60, 600),
         "momentum_window": ("int", 10, 5, 50),
     }
-    for spec in TradeMomentumParams.schema():
-        assert spec.description, spec.name
-        assert type(spec.default).__name__ == spec.type, spec.name
+    assert_schema_documented(TradeMomentumParams)
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
 
@@ -388,18 +359,12 @@ def test_params_schema_matches_the_spec() -> None:
     ],
 )
 def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        TradeMomentumParams.from_mapping(values)
-    assert [(e.field, e.code) for e in caught.value.errors] == [(field, code)]
+    assert field_codes(rejection(TradeMomentumParams, values)) == [(field, code)]
 
 
 def test_cross_field_weights_must_sum_above_zero() -> None:
     zero = {"price_weight": 0.0, "quantity_weight": 0.0, "maker_weight": 0.0}
-    with pytest.raises(ParamValidationError) as caught:
-        TradeMomentumParams.from_mapping(zero)
-    (error,) = caught.value.errors
-    assert (error.field, error.code) == ("__root__", "cross_field")
-    assert "weight" in error.message
+    assert_one_cross_field_error(rejection(TradeMomentumParams, zero), "weight")
     one_left = TradeMomentumParams.from_mapping({**zero, "maker_weight": 0.1})
     assert one_left.maker_weight == 0.1
 
@@ -407,9 +372,7 @@ def test_cross_field_weights_must_sum_above_zero() -> None:
 def test_cross_field_sell_must_be_below_buy() -> None:
     # unreachable within the ranges, but the rule is enforced on any instance
     inverted = TradeMomentumParams(buy_threshold=-0.5, sell_threshold=0.5)
-    (error,) = inverted.cross_field_errors()
-    assert (error.field, error.code) == ("__root__", "cross_field")
-    assert "sell_threshold" in error.message
+    assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
 
 
 def test_zero_weights_built_directly_never_decide() -> None:
@@ -420,21 +383,8 @@ def test_zero_weights_built_directly_never_decide() -> None:
 # --- properties -----------------------------------------------------------------------
 
 
-def params_from_schema() -> st.SearchStrategy[TradeMomentumParams]:
-    fields: dict[str, st.SearchStrategy[Any]] = {}
-    for spec in TradeMomentumParams.schema():
-        if spec.type == "bool":
-            fields[spec.name] = st.booleans()
-        else:
-            assert spec.min is not None
-            assert spec.max is not None
-            if spec.type == "int":
-                fields[spec.name] = st.integers(int(spec.min), int(spec.max))
-            else:
-                fields[spec.name] = st.floats(spec.min, spec.max)
-    return st.fixed_dictionaries(fields).map(lambda kw: TradeMomentumParams(**kw))
-
-
+# built directly: cross-field-invalid sets (e.g. all weights 0) must not crash either
+ANY_PARAMS = params_from_schema(TradeMomentumParams, cross_field_valid=False)
 MAX = 1.7976931348623157e308
 PRICES = st.one_of(
     st.floats(min_value=99.0, max_value=101.0),
@@ -473,8 +423,8 @@ def trade_streams(draw: st.DrawFn) -> list[Trade]:
     return trades
 
 
-@settings(max_examples=300, deadline=None)
-@given(trades=trade_streams(), params=params_from_schema())
+@property_settings(300)
+@given(trades=trade_streams(), params=ANY_PARAMS)
 def test_never_raises_and_confidence_in_unit_interval(
     trades: list[Trade], params: TradeMomentumParams
 ) -> None:
@@ -484,11 +434,10 @@ def test_never_raises_and_confidence_in_unit_interval(
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")
-        assert 0.0 <= decision.confidence <= 0.95
+        assert_decision_in_bounds(decision)
         assert decision.price == decision.current_price == t.price
         assert t.quantity >= params.min_quantity
         indicators = decision.indicators
-        assert all(math.isfinite(v) for v in indicators.values())
         for name in ("momentum", "tick_score", "volume_score", "count_score"):
             assert -1.0 - 1e-9 <= indicators[name] <= 1.0 + 1e-9, name
         assert indicators["window_trades"] == params.momentum_window
@@ -498,7 +447,7 @@ def test_never_raises_and_confidence_in_unit_interval(
             assert indicators["momentum"] < params.sell_threshold
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(
     prices=st.lists(st.floats(min_value=99.0, max_value=101.0), min_size=10, max_size=10),
     sides=st.lists(st.booleans(), min_size=10, max_size=10),
