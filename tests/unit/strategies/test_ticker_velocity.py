@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine
 from domain.market import DepthSnapshot, Ticker, Trade
-from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.params import ParamValue
 from domain.signal import Action, Signal
 from domain.strategies.base import Decision, Strategy
 from domain.strategies.ticker_velocity import TickerVelocityParams, TickerVelocityStrategy
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_one_cross_field_error,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    run,
+    schema_table,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -69,45 +80,11 @@ def linear(percent_per_minute: float, start: float = 100.0) -> Callable[[float],
     return lambda s: start * (1.0 + percent_per_minute / 100.0 * s / 60.0)
 
 
-def run(
-    strategy: TickerVelocityStrategy,
-    tickers: Iterable[Ticker],
-    params: TickerVelocityParams = DEFAULTS,
-) -> list[Decision | None]:
-    return [strategy.on_event(t, params) for t in tickers]
-
-
 def first_decision(decisions: list[Decision | None]) -> tuple[int, Decision]:
     for index, decision in enumerate(decisions):
         if decision is not None:
             return index, decision
     raise AssertionError("no decision")
-
-
-def doc(symbol: str | None, parameters: Mapping[str, ParamValue], version: int) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id=SID,
-        symbol=symbol,
-        parameters=dict(parameters),
-        version=version,
-        updated_at=datetime(2024, 8, 8, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def engine_and_lookup(
-    symbol_docs: Mapping[str, ConfigDocument] | None = None,
-) -> tuple[SignalEngine, ConfigLookup]:
-    docs = dict(symbol_docs or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        assert strategy_id == SID
-        config = resolve(TickerVelocityParams, SID, symbol, symbol_doc=docs.get(symbol))
-        return cast(EffectiveConfig[CommonParams], config)
-
-    strategy = cast(Strategy[CommonParams], TickerVelocityStrategy())
-    return SignalEngine([strategy]), lookup
 
 
 def params(**values: ParamValue) -> TickerVelocityParams:
@@ -119,9 +96,7 @@ def params(**values: ParamValue) -> TickerVelocityParams:
 
 def test_implements_the_strategy_protocol() -> None:
     strategy: Strategy[TickerVelocityParams] = TickerVelocityStrategy()
-    assert strategy.strategy_id == SID == TickerVelocityParams.strategy_id
-    assert strategy.params_type is TickerVelocityParams
-    assert strategy.description
+    assert_strategy_identity(strategy, TickerVelocityParams, SID)
     assert TickerVelocityStrategy.__doc__ is not None
     assert "min_volume_change" in TickerVelocityStrategy.__doc__
 
@@ -342,7 +317,7 @@ def test_symbols_are_independent() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_60_seconds() -> None:
-    engine, lookup = engine_and_lookup()
+    engine, lookup = engine_and_lookup(TickerVelocityStrategy())
     emitted: list[Signal] = []
     for t in path(linear(1.0), 180):
         emitted += engine.process(t, lookup)
@@ -359,7 +334,8 @@ def test_cooldown_suppresses_repeats_within_60_seconds() -> None:
 
 
 def test_symbol_override_changes_only_that_symbol() -> None:
-    engine, lookup = engine_and_lookup({"ETHUSDT": doc("ETHUSDT", {"buy_threshold": 2.0}, 2)})
+    override = config_doc(SID, "ETHUSDT", 2, buy_threshold=2.0)
+    engine, lookup = engine_and_lookup(TickerVelocityStrategy(), {"ETHUSDT": override})
     btc: list[Signal] = []
     eth: list[Signal] = []
     for t in path(linear(1.0), 60, symbol="BTCUSDT"):
@@ -381,12 +357,8 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 
 
 def test_params_schema_matches_the_spec() -> None:
-    schema = {s.name: (s.type, s.default, s.min, s.max) for s in TickerVelocityParams.schema()}
-    assert schema == {
-        "enabled": ("bool", True, None, None),
-        "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
-        "take_profit_percent": ("float", 1.5, 0.1, 50.0),
-        "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
+    assert schema_table(TickerVelocityParams) == {
+        **COMMON_SCHEMA,
         "cooldown_seconds": ("int", 60, 0, 86400),
         "time_window": ("int", 60, 30, 300),
         "buy_threshold": ("float", 0.5, 0.1, 2.0),
@@ -397,9 +369,7 @@ def test_params_schema_matches_the_spec() -> None:
         "volume_confirmation": ("bool", True, None, None),
         "min_volume_change": ("float", 0.2, 0.1, 2.0),
     }
-    for spec in TickerVelocityParams.schema():
-        assert spec.description, spec.name
-        assert type(spec.default).__name__ == spec.type, spec.name
+    assert_schema_documented(TickerVelocityParams)
     assert DEFAULTS.cooldown_ms == 60_000
     assert DEFAULTS.cross_field_errors() == []
 
@@ -417,38 +387,20 @@ def test_params_schema_matches_the_spec() -> None:
     ],
 )
 def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        TickerVelocityParams.from_mapping(values)
-    assert [(e.field, e.code) for e in caught.value.errors] == [(field, code)]
+    assert field_codes(rejection(TickerVelocityParams, values)) == [(field, code)]
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:
     # unreachable within the ranges, but the rule is enforced on any instance
     inverted = TickerVelocityParams(buy_threshold=0.2, sell_threshold=0.3)
-    (error,) = inverted.cross_field_errors()
-    assert (error.field, error.code) == ("__root__", "cross_field")
-    assert "sell_threshold" in error.message
+    assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
     assert TickerVelocityParams(buy_threshold=0.3, sell_threshold=0.3).cross_field_errors()
 
 
 # --- properties -----------------------------------------------------------------------
 
 
-def params_from_schema() -> st.SearchStrategy[TickerVelocityParams]:
-    fields: dict[str, st.SearchStrategy[Any]] = {}
-    for spec in TickerVelocityParams.schema():
-        if spec.type == "bool":
-            fields[spec.name] = st.booleans()
-        else:
-            assert spec.min is not None
-            assert spec.max is not None
-            if spec.type == "int":
-                fields[spec.name] = st.integers(int(spec.min), int(spec.max))
-            else:
-                fields[spec.name] = st.floats(spec.min, spec.max)
-    return st.fixed_dictionaries(fields).map(lambda kw: TickerVelocityParams(**kw))
-
-
+ANY_PARAMS = params_from_schema(TickerVelocityParams, cross_field_valid=False)
 MAX = 1.7976931348623157e308
 PRICES = st.one_of(
     st.floats(min_value=90.0, max_value=110.0),
@@ -479,8 +431,8 @@ def ticker_streams(draw: st.DrawFn) -> list[Ticker]:
     return tickers
 
 
-@settings(max_examples=300, deadline=None)
-@given(tickers=ticker_streams(), params=params_from_schema())
+@property_settings(300)
+@given(tickers=ticker_streams(), params=ANY_PARAMS)
 def test_never_raises_and_confidence_in_unit_interval(
     tickers: list[Ticker], params: TickerVelocityParams
 ) -> None:
@@ -490,10 +442,9 @@ def test_never_raises_and_confidence_in_unit_interval(
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")
-        assert 0.0 <= decision.confidence <= 0.95
+        assert_decision_in_bounds(decision)
         assert decision.price == decision.current_price == t.last_price
         indicators = decision.indicators
-        assert all(math.isfinite(v) for v in indicators.values())
         assert params.time_window / 2 <= indicators["window_seconds"] <= params.time_window
         assert abs(indicators["price_change_percent"]) >= params.min_price_change
         if params.volume_confirmation:
@@ -504,7 +455,7 @@ def test_never_raises_and_confidence_in_unit_interval(
             assert indicators["velocity"] < params.sell_threshold
 
 
-@settings(max_examples=100, deadline=None)
+@property_settings(100)
 @given(
     rate=st.floats(min_value=-5.0, max_value=5.0),
     volume_rate=st.floats(min_value=-2.0, max_value=5.0),
