@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import cast
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine, build_signal
+from domain.config import ConfigDocument
+from domain.engine import build_signal
 from domain.market import (
     DepthSnapshot,
     DominanceObservation,
@@ -24,17 +21,34 @@ from domain.market import (
     VenueQuote,
     WhaleTransfer,
 )
-from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.params import ParamValue
 from domain.signal import Action
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision
 from domain.strategies.btc_dominance import (
     MAX_HISTORY_POINTS,
     BtcDominanceParams,
     BtcDominanceStrategy,
 )
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_one_cross_field_error,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    run,
+    schema_table,
+    static_config,
+)
 
 pytestmark = pytest.mark.unit
 
+SID = "btc_dominance"
 T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
 SECOND = 1_000
 HOUR = 3_600_000
@@ -79,45 +93,10 @@ def depth(t: int, bid: float, ask: float, symbol: str = "BTCUSDT") -> DepthSnaps
     return DepthSnapshot(symbol=symbol, event_time_ms=t, bids=((bid, 1.0),), asks=((ask, 1.0),))
 
 
-def run(
-    strategy: BtcDominanceStrategy,
-    events: list[MarketEvent],
-    params: BtcDominanceParams | None = None,
-) -> list[Decision | None]:
-    p = params if params is not None else make_params()
-    return [strategy.on_event(e, p) for e in events]
-
-
 def last_decision(
     events: list[MarketEvent], params: BtcDominanceParams | None = None
 ) -> Decision | None:
     return run(BtcDominanceStrategy(), events, params)[-1]
-
-
-def config_doc(symbol: str | None, version: int, **values: ParamValue) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id="btc_dominance",
-        symbol=symbol,
-        parameters=values,
-        version=version,
-        updated_at=datetime(2024, 8, 1, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def lookup_with(overrides: Mapping[str, ConfigDocument] | None = None) -> ConfigLookup:
-    docs = dict(overrides or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        resolved = resolve(BtcDominanceParams, strategy_id, symbol, symbol_doc=docs.get(symbol))
-        return cast(EffectiveConfig[CommonParams], resolved)
-
-    return lookup
-
-
-def engine_with(strategy: BtcDominanceStrategy) -> SignalEngine:
-    return SignalEngine([cast(Strategy[CommonParams], strategy)])
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -314,8 +293,7 @@ def test_history_is_bounded_whatever_the_feed_rate() -> None:
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine = engine_with(BtcDominanceStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(BtcDominanceStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
         return [s.action for s in engine.process(event, lookup)]
@@ -329,8 +307,7 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_is_sized_and_stamped() -> None:
-    engine = engine_with(BtcDominanceStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(BtcDominanceStrategy())
     for event in (trade(T0), dominance(T0, 60.0)):
         engine.process(event, lookup)
 
@@ -349,18 +326,18 @@ def test_a_btcusdt_override_changes_the_outcome_and_another_symbols_does_not() -
     events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 66.0)]
 
     def signals(overrides: Mapping[str, ConfigDocument]) -> list[Action]:
-        engine = engine_with(BtcDominanceStrategy())
-        lookup = lookup_with(overrides)
+        engine, lookup = engine_and_lookup(BtcDominanceStrategy(), overrides)
         return [s.action for e in events for s in engine.process(e, lookup)]
 
     assert signals({}) == [Action.BUY]
-    assert signals({"BTCUSDT": config_doc("BTCUSDT", 2, change_threshold=10.0)}) == []
-    assert signals({"ETHUSDT": config_doc("ETHUSDT", 2, change_threshold=10.0)}) == [Action.BUY]
+    assert signals({"BTCUSDT": config_doc(SID, "BTCUSDT", 2, change_threshold=10.0)}) == []
+    eth_override = config_doc(SID, "ETHUSDT", 2, change_threshold=10.0)
+    assert signals({"ETHUSDT": eth_override}) == [Action.BUY]
 
 
 def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
-    engine = engine_with(BtcDominanceStrategy())
-    lookup = lookup_with({"BTCUSDT": config_doc("BTCUSDT", 3, change_threshold=3.0)})
+    override = config_doc(SID, "BTCUSDT", 3, change_threshold=3.0)
+    engine, lookup = engine_and_lookup(BtcDominanceStrategy(), {"BTCUSDT": override})
     engine.process(trade(T0), lookup)
     engine.process(dominance(T0, 60.0), lookup)
 
@@ -373,8 +350,8 @@ def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
 
 
 def test_disabled_strategy_emits_nothing() -> None:
-    engine = engine_with(BtcDominanceStrategy())
-    lookup = lookup_with({"BTCUSDT": config_doc("BTCUSDT", 2, enabled=False)})
+    disabled = config_doc(SID, "BTCUSDT", 2, enabled=False)
+    engine, lookup = engine_and_lookup(BtcDominanceStrategy(), {"BTCUSDT": disabled})
     events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 70.0)]
     assert [s for e in events for s in engine.process(e, lookup)] == []
 
@@ -383,7 +360,7 @@ def test_disabled_strategy_emits_nothing() -> None:
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = {s.name: (s.type, s.default, s.min, s.max) for s in BtcDominanceParams.schema()}
+    specs = schema_table(BtcDominanceParams)
 
     assert specs["high_threshold"] == ("float", 70.0, 50.0, 95.0)
     assert specs["low_threshold"] == ("float", 40.0, 10.0, 60.0)
@@ -391,15 +368,9 @@ def test_schema_names_defaults_and_bounds() -> None:
     assert specs["window_hours"] == ("int", 24, 1, 168)
     assert specs["min_signal_interval"] == ("int", 14400, 60, 604800)
     assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
-    assert specs["enabled"][:2] == ("bool", True)
-    assert specs["stop_loss_percent"][1] == 1.0
-    assert specs["take_profit_percent"][1] == 1.5
-    assert specs["position_notional_usdt"][1] == 100.0
+    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
     assert set(specs) == {
-        "enabled",
-        "stop_loss_percent",
-        "take_profit_percent",
-        "position_notional_usdt",
+        *COMMON_SCHEMA,
         "high_threshold",
         "low_threshold",
         "change_threshold",
@@ -407,11 +378,8 @@ def test_schema_names_defaults_and_bounds() -> None:
         "min_signal_interval",
         "cooldown_seconds",
     }
-    assert all(s.description for s in BtcDominanceParams.schema())
-    assert BtcDominanceParams.strategy_id == BtcDominanceStrategy.strategy_id == "btc_dominance"
-    assert BtcDominanceStrategy.params_type is BtcDominanceParams
-    assert BtcDominanceStrategy.description
-    assert BtcDominanceStrategy.__doc__
+    assert_schema_documented(BtcDominanceParams)
+    assert_strategy_identity(BtcDominanceStrategy(), BtcDominanceParams, "btc_dominance")
 
 
 def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
@@ -424,12 +392,8 @@ def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> 
     ("low", "high"), [(60.0, 55.0), (55.0, 55.0), (60.0, 50.0)], ids=["above", "equal", "edges"]
 )
 def test_low_threshold_must_be_below_high_threshold(low: float, high: float) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        make_params(low_threshold=low, high_threshold=high)
-
-    [error] = caught.value.errors
-    assert error.code == "cross_field"
-    assert "low_threshold" in error.message
+    errors = rejection(BtcDominanceParams, {"low_threshold": low, "high_threshold": high})
+    assert_one_cross_field_error(errors, "low_threshold")
 
 
 def test_low_just_below_high_is_valid() -> None:
@@ -453,9 +417,7 @@ def test_low_just_below_high_is_valid() -> None:
     ],
 )
 def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        make_params(**{name: value})
-    assert [e.code for e in caught.value.errors] == [code]
+    assert field_codes(rejection(BtcDominanceParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -463,23 +425,8 @@ def test_field_validation(name: str, value: ParamValue, code: str) -> None:
 _times = st.integers(min_value=T0 - 48 * HOUR, max_value=T0 + 400 * HOUR)
 _prices = st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infinity=False)
 
-
-@st.composite
-def _params(draw: st.DrawFn) -> BtcDominanceParams:
-    values: dict[str, ParamValue] = {}
-    for spec in BtcDominanceParams.schema():
-        if spec.type == "bool":
-            values[spec.name] = draw(st.booleans())
-        elif spec.type == "int":
-            assert spec.min is not None
-            assert spec.max is not None
-            values[spec.name] = draw(st.integers(int(spec.min), int(spec.max)))
-        else:
-            assert spec.min is not None
-            assert spec.max is not None
-            values[spec.name] = draw(st.floats(spec.min, spec.max))
-    assume(values["low_threshold"] < values["high_threshold"])
-    return BtcDominanceParams.from_mapping(values)
+# in range and low_threshold < high_threshold
+VALID_PARAMS = params_from_schema(BtcDominanceParams, cross_field_valid=True)
 
 
 @st.composite
@@ -526,23 +473,17 @@ _events: st.SearchStrategy[MarketEvent] = st.one_of(
 def _check(decision: Decision | None) -> None:
     if decision is None:
         return
-    assert 0.0 <= decision.confidence <= 1.0
-    assert 0.5 <= decision.confidence <= 0.95
+    assert_decision_in_bounds(decision, min_confidence=0.5)
     assert decision.symbol == "BTCUSDT"
-    assert 0.0 < decision.price < math.inf
-    assert all(math.isfinite(v) for v in decision.indicators.values())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(params=_params(), events=st.lists(_events, max_size=40))
+@property_settings(300, slow_generation=True)
+@given(params=VALID_PARAMS, events=st.lists(_events, max_size=40))
 def test_random_valid_events_never_raise_and_keep_confidence_in_range(
     params: BtcDominanceParams, events: list[MarketEvent]
 ) -> None:
     strategy = BtcDominanceStrategy()
-    config = cast(
-        EffectiveConfig[CommonParams],
-        EffectiveConfig("btc_dominance", "BTCUSDT", params, 1, "test", False),
-    )
+    config = static_config(params)
     for event in events:
         strategy.config_symbol(event)
         decision = strategy.on_event(event, params)
@@ -551,9 +492,9 @@ def test_random_valid_events_never_raise_and_keep_confidence_in_range(
             build_signal("btc_dominance", decision, event.event_time_ms, config)
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(
-    params=_params(),
+    params=VALID_PARAMS,
     values=st.lists(st.floats(0.0, 100.0), min_size=2, max_size=30),
     gaps=st.lists(st.integers(0, 30 * HOUR), min_size=30, max_size=30),
 )
