@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import cast
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine, build_signal
+from domain.config import ConfigDocument
+from domain.engine import build_signal
 from domain.market import (
     DepthSnapshot,
     DominanceObservation,
@@ -20,17 +18,33 @@ from domain.market import (
     Trade,
     VenueQuote,
 )
-from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.params import ParamValue
 from domain.signal import Action
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision
 from domain.strategies.cross_exchange_spread import (
     MAX_VENUES_PER_SYMBOL,
     CrossExchangeSpreadParams,
     CrossExchangeSpreadStrategy,
 )
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    run,
+    schema_table,
+    static_config,
+)
 
 pytestmark = pytest.mark.unit
 
+SID = "cross_exchange_spread"
 T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
 MS = 1
 SECOND = 1_000
@@ -58,47 +72,10 @@ def book(t: int, bid: float, ask: float, symbol: str = "BTCUSDT") -> DepthSnapsh
     )
 
 
-def run(
-    strategy: CrossExchangeSpreadStrategy,
-    events: list[MarketEvent],
-    params: CrossExchangeSpreadParams | None = None,
-) -> list[Decision | None]:
-    p = params if params is not None else make_params()
-    return [strategy.on_event(e, p) for e in events]
-
-
 def last_decision(
     events: list[MarketEvent], params: CrossExchangeSpreadParams | None = None
 ) -> Decision | None:
     return run(CrossExchangeSpreadStrategy(), events, params)[-1]
-
-
-def config_doc(symbol: str | None, version: int, **values: ParamValue) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id="cross_exchange_spread",
-        symbol=symbol,
-        parameters=values,
-        version=version,
-        updated_at=datetime(2024, 8, 1, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def lookup_with(overrides: Mapping[str, ConfigDocument] | None = None) -> ConfigLookup:
-    docs = dict(overrides or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        resolved = resolve(
-            CrossExchangeSpreadParams, strategy_id, symbol, symbol_doc=docs.get(symbol)
-        )
-        return cast(EffectiveConfig[CommonParams], resolved)
-
-    return lookup
-
-
-def engine_with(strategy: CrossExchangeSpreadStrategy) -> SignalEngine:
-    return SignalEngine([cast(Strategy[CommonParams], strategy)])
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -298,8 +275,7 @@ def test_venues_per_symbol_are_bounded() -> None:
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine = engine_with(CrossExchangeSpreadStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
         return [s.action for s in engine.process(event, lookup)]
@@ -312,8 +288,7 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_uses_the_strategy_quantity() -> None:
-    engine = engine_with(CrossExchangeSpreadStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy())
     engine.process(quote("coinbase", T0, 100.7, 100.8), lookup)
 
     [signal] = engine.process(book(T0 + 100, 99.9, 100.0), lookup)
@@ -326,8 +301,7 @@ def test_signal_from_the_engine_uses_the_strategy_quantity() -> None:
 
 def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
     def signals(overrides: Mapping[str, ConfigDocument]) -> dict[str, float]:
-        engine = engine_with(CrossExchangeSpreadStrategy())
-        lookup = lookup_with(overrides)
+        engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy(), overrides)
         out: dict[str, float] = {}
         for symbol in ("BTCUSDT", "ETHUSDT"):
             engine.process(quote("coinbase", T0, 100.7, 100.8, symbol=symbol), lookup)
@@ -338,10 +312,10 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
     default = signals({})
     assert set(default) == {"BTCUSDT", "ETHUSDT"}
 
-    silenced = signals({"BTCUSDT": config_doc("BTCUSDT", 2, spread_threshold_percent=1.0)})
+    silenced = signals({"BTCUSDT": config_doc(SID, "BTCUSDT", 2, spread_threshold_percent=1.0)})
     assert set(silenced) == {"ETHUSDT"}
 
-    sized = signals({"ETHUSDT": config_doc("ETHUSDT", 2, max_position_size=1000.0)})
+    sized = signals({"ETHUSDT": config_doc(SID, "ETHUSDT", 2, max_position_size=1000.0)})
     assert sized["ETHUSDT"] == pytest.approx(2 * default["ETHUSDT"])
     assert sized["BTCUSDT"] == pytest.approx(default["BTCUSDT"])
 
@@ -350,26 +324,23 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = {s.name: (s.type, s.default, s.min, s.max) for s in CrossExchangeSpreadParams.schema()}
+    specs = schema_table(CrossExchangeSpreadParams)
 
     assert specs["spread_threshold_percent"] == ("float", 0.5, 0.1, 5.0)
     assert specs["min_signal_interval"] == ("int", 300, 60, 3600)
     assert specs["max_position_size"] == ("float", 500.0, 100.0, 10000.0)
     assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
+    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
     assert set(specs) == {
-        "enabled",
-        "stop_loss_percent",
-        "take_profit_percent",
-        "position_notional_usdt",
+        *COMMON_SCHEMA,
         "spread_threshold_percent",
         "min_signal_interval",
         "max_position_size",
         "cooldown_seconds",
     }
-    assert all(s.description for s in CrossExchangeSpreadParams.schema())
-    assert CrossExchangeSpreadStrategy.strategy_id == "cross_exchange_spread"
-    assert CrossExchangeSpreadParams.strategy_id == "cross_exchange_spread"
-    assert CrossExchangeSpreadStrategy.params_type is CrossExchangeSpreadParams
+    assert_schema_documented(CrossExchangeSpreadParams)
+    strategy = CrossExchangeSpreadStrategy()
+    assert_strategy_identity(strategy, CrossExchangeSpreadParams, "cross_exchange_spread")
     assert make_params().cooldown_ms == 300_000
     assert make_params(cooldown_seconds=900).cooldown_ms == 900_000
 
@@ -396,28 +367,13 @@ def test_no_cross_field_rule_binds_in_range_values() -> None:
     ],
 )
 def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        make_params(**{name: value})
-    assert [e.code for e in caught.value.errors] == [code]
+    assert field_codes(rejection(CrossExchangeSpreadParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------
 
 
-@st.composite
-def _params(draw: st.DrawFn) -> CrossExchangeSpreadParams:
-    values: dict[str, ParamValue] = {}
-    for spec in CrossExchangeSpreadParams.schema():
-        if spec.type == "bool":
-            values[spec.name] = draw(st.booleans())
-            continue
-        assert spec.min is not None
-        assert spec.max is not None
-        if spec.type == "int":
-            values[spec.name] = draw(st.integers(int(spec.min), int(spec.max)))
-        else:
-            values[spec.name] = draw(st.floats(spec.min, spec.max))
-    return CrossExchangeSpreadParams.from_mapping(values)
+VALID_PARAMS = params_from_schema(CrossExchangeSpreadParams, cross_field_valid=True)
 
 
 def _finite_prices(low: float, high: float) -> st.SearchStrategy[float]:
@@ -456,12 +412,10 @@ def _events(prices: st.SearchStrategy[float]) -> st.SearchStrategy[MarketEvent]:
 def _check(decision: Decision | None) -> None:
     if decision is None:
         return
-    assert 0.5 <= decision.confidence <= 0.95
-    assert 0.0 < decision.price < math.inf
+    assert_decision_in_bounds(decision, min_confidence=0.5)
     assert 0.0 < decision.current_price < math.inf
     assert decision.quantity is not None
     assert 0.0 < decision.quantity < math.inf
-    assert all(math.isfinite(v) for v in decision.indicators.values())
     assert decision.metadata["buy_venue"] != decision.metadata["sell_venue"]
     spread = decision.metadata["spread_percent"]
     assert isinstance(spread, float)
@@ -469,16 +423,13 @@ def _check(decision: Decision | None) -> None:
     assert spread > 0.0
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(params=_params(), events=st.lists(_events(_finite_prices(1e-4, 1e6)), max_size=40))
+@property_settings(300, slow_generation=True)
+@given(params=VALID_PARAMS, events=st.lists(_events(_finite_prices(1e-4, 1e6)), max_size=40))
 def test_random_valid_events_never_raise_and_give_valid_signals(
     params: CrossExchangeSpreadParams, events: list[MarketEvent]
 ) -> None:
     strategy = CrossExchangeSpreadStrategy()
-    config = cast(
-        EffectiveConfig[CommonParams],
-        EffectiveConfig("cross_exchange_spread", "BTCUSDT", params, 1, "test", False),
-    )
+    config = static_config(params)
     for event in events:
         strategy.config_symbol(event)
         decision = strategy.on_event(event, params)
@@ -488,8 +439,8 @@ def test_random_valid_events_never_raise_and_give_valid_signals(
             build_signal("cross_exchange_spread", decision, event.event_time_ms, config)
 
 
-@settings(max_examples=200, deadline=None)
-@given(params=_params(), events=st.lists(_events(_finite_prices(1e-300, 1e300)), max_size=30))
+@property_settings(200)
+@given(params=VALID_PARAMS, events=st.lists(_events(_finite_prices(1e-300, 1e300)), max_size=30))
 def test_extreme_but_valid_prices_never_raise(
     params: CrossExchangeSpreadParams, events: list[MarketEvent]
 ) -> None:
