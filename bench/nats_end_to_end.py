@@ -76,6 +76,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.wire.binance import iso_to_epoch_ms
+
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parents[1]
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
@@ -203,10 +205,11 @@ def cpu_model() -> str:
 @dataclass(frozen=True, slots=True)
 class Template:
     """One capture message with %-placeholders: sl/su (symbol lower/upper), e (event ms),
-    ts (ISO timestamp), mid (message id)."""
+    ts (ISO timestamp), mid (message id); ``event_ms`` is its event time in the capture."""
 
     kind: str
     pattern: bytes
+    event_ms: int
 
 
 _SENTINELS = {
@@ -227,6 +230,9 @@ def load_templates(path: Path) -> list[Template]:
             stream: str = envelope["stream"]
             _, _, rest = stream.partition("@")
             data = envelope["data"]
+            event_ms = data.get("E")
+            if not isinstance(event_ms, int):
+                event_ms = iso_to_epoch_ms(envelope["timestamp"])
             envelope["stream"] = f"QQSLQQ@{rest}"
             envelope["timestamp"] = "QQTSQQ"
             envelope["message_id"] = "QQMIDQQ"
@@ -241,7 +247,7 @@ def load_templates(path: Path) -> list[Template]:
             pattern = pattern.replace(b'"QQEQQ"', b"%(e)b")
             for sentinel, placeholder in _SENTINELS.items():
                 pattern = pattern.replace(sentinel.encode(), placeholder)
-            templates.append(Template(kind, pattern))
+            templates.append(Template(kind, pattern, event_ms))
     if not templates:
         raise SystemExit(f"no messages in {path}")
     return templates
@@ -411,8 +417,6 @@ def match_latencies(
     received: list[tuple[int, bytes]], sent_at: dict[tuple[str, int], int]
 ) -> tuple[list[int], int]:
     """Latency (ns) of every signal whose causing message is known; and the unmatched count."""
-    from adapters.wire.binance import iso_to_epoch_ms
-
     latencies: list[int] = []
     unmatched = 0
     for received_ns, payload in received:
@@ -1109,7 +1113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "baseline-subscriber":
         asyncio.run(baseline_subscriber(args.nats_url, args.subject, args.expected, args.idle))
         return 0
-    sys.path.insert(0, str(REPO))
     return asyncio.run(amain(args))
 
 
