@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import cast
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine, build_signal
+from domain.config import ConfigDocument
+from domain.engine import build_signal
 from domain.market import (
     DepthSnapshot,
     DominanceObservation,
@@ -24,13 +22,29 @@ from domain.market import (
     VenueQuote,
     WhaleTransfer,
 )
-from domain.params import CommonParams, ParamValidationError, ParamValue
+from domain.params import ParamValue
 from domain.signal import Action
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision
 from domain.strategies.onchain_metrics import OnchainMetricsParams, OnchainMetricsStrategy
+from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
+    assert_decision_in_bounds,
+    assert_schema_documented,
+    assert_strategy_identity,
+    config_doc,
+    engine_and_lookup,
+    field_codes,
+    params_from_schema,
+    property_settings,
+    rejection,
+    run,
+    schema_table,
+    static_config,
+)
 
 pytestmark = pytest.mark.unit
 
+SID = "onchain_metrics"
 T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
 SECOND = 1_000
 MINUTE = 60_000
@@ -95,45 +109,10 @@ def priced(*events: MarketEvent) -> list[MarketEvent]:
     return [*(trade(T0 - SECOND, s) for s in PRICES), *events]
 
 
-def run(
-    strategy: OnchainMetricsStrategy,
-    events: list[MarketEvent],
-    params: OnchainMetricsParams | None = None,
-) -> list[Decision | None]:
-    p = params if params is not None else make_params()
-    return [strategy.on_event(e, p) for e in events]
-
-
 def last_decision(
     events: list[MarketEvent], params: OnchainMetricsParams | None = None
 ) -> Decision | None:
     return run(OnchainMetricsStrategy(), events, params)[-1]
-
-
-def config_doc(symbol: str | None, version: int, **values: ParamValue) -> ConfigDocument:
-    return ConfigDocument(
-        strategy_id="onchain_metrics",
-        symbol=symbol,
-        parameters=values,
-        version=version,
-        updated_at=datetime(2024, 8, 1, tzinfo=UTC),
-        updated_by="test",
-        source="memory",
-    )
-
-
-def lookup_with(overrides: Mapping[str, ConfigDocument] | None = None) -> ConfigLookup:
-    docs = dict(overrides or {})
-
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        resolved = resolve(OnchainMetricsParams, strategy_id, symbol, symbol_doc=docs.get(symbol))
-        return cast(EffectiveConfig[CommonParams], resolved)
-
-    return lookup
-
-
-def engine_with(strategy: OnchainMetricsStrategy) -> SignalEngine:
-    return SignalEngine([cast(Strategy[CommonParams], strategy)])
 
 
 # --- whale transfers -----------------------------------------------------------------------
@@ -304,8 +283,7 @@ def test_config_symbol_is_the_usdt_pair_of_the_asset_and_of_usdt_price_events() 
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine = engine_with(OnchainMetricsStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(OnchainMetricsStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
         return [s.action for s in engine.process(event, lookup)]
@@ -320,8 +298,7 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_is_sized_by_notional() -> None:
-    engine = engine_with(OnchainMetricsStrategy())
-    lookup = lookup_with()
+    engine, lookup = engine_and_lookup(OnchainMetricsStrategy())
     engine.process(trade(T0, "ETHUSDT"), lookup)
 
     [signal] = engine.process(flow(T0 + 1, "ETH", 100.0, 400.0), lookup)
@@ -336,43 +313,38 @@ def test_signal_from_the_engine_is_sized_by_notional() -> None:
 
 def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
     def signals(overrides: Mapping[str, ConfigDocument]) -> list[str]:
-        engine = engine_with(OnchainMetricsStrategy())
-        lookup = lookup_with(overrides)
+        engine, lookup = engine_and_lookup(OnchainMetricsStrategy(), overrides)
         events = priced(flow(T0, "BTC", 300.0, 700.0), flow(T0, "ETH", 300.0, 700.0))
         return [s.symbol for e in events for s in engine.process(e, lookup)]
 
     assert signals({}) == ["BTCUSDT", "ETHUSDT"]
-    override = config_doc("ETHUSDT", 4, exchange_flow_threshold_percent=45.0)
+    override = config_doc(SID, "ETHUSDT", 4, exchange_flow_threshold_percent=45.0)
     assert signals({"ETHUSDT": override}) == ["BTCUSDT"]
-    assert signals({"BTCUSDT": config_doc("BTCUSDT", 4, enabled=False)}) == ["ETHUSDT"]
+    assert signals({"BTCUSDT": config_doc(SID, "BTCUSDT", 4, enabled=False)}) == ["ETHUSDT"]
 
 
 # --- schema and validation -----------------------------------------------------------------
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = {s.name: (s.type, s.default, s.min, s.max) for s in OnchainMetricsParams.schema()}
+    specs = schema_table(OnchainMetricsParams)
 
     assert specs["whale_threshold_btc"] == ("float", 100.0, 10.0, 1000.0)
     assert specs["whale_threshold_eth"] == ("float", 1000.0, 100.0, 10000.0)
     assert specs["exchange_flow_threshold_percent"] == ("float", 10.0, 5.0, 50.0)
     assert specs["min_signal_interval"] == ("int", 3600, 1800, 86400)
     assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
+    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
     assert set(specs) == {
-        "enabled",
-        "stop_loss_percent",
-        "take_profit_percent",
-        "position_notional_usdt",
+        *COMMON_SCHEMA,
         "whale_threshold_btc",
         "whale_threshold_eth",
         "exchange_flow_threshold_percent",
         "min_signal_interval",
         "cooldown_seconds",
     }
-    assert all(s.description for s in OnchainMetricsParams.schema())
-    assert OnchainMetricsStrategy.strategy_id == OnchainMetricsParams.strategy_id
-    assert OnchainMetricsParams.strategy_id == "onchain_metrics"
-    assert OnchainMetricsStrategy.params_type is OnchainMetricsParams
+    assert_schema_documented(OnchainMetricsParams)
+    assert_strategy_identity(OnchainMetricsStrategy(), OnchainMetricsParams, "onchain_metrics")
     assert make_params().cooldown_ms == 3_600_000
     assert make_params(cooldown_seconds=7_200).cooldown_ms == 7_200_000
 
@@ -404,28 +376,13 @@ def test_no_cross_field_rule_binds_in_range_values() -> None:
     ],
 )
 def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    with pytest.raises(ParamValidationError) as caught:
-        make_params(**{name: value})
-    assert [e.code for e in caught.value.errors] == [code]
+    assert field_codes(rejection(OnchainMetricsParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------
 
 
-@st.composite
-def _params(draw: st.DrawFn) -> OnchainMetricsParams:
-    values: dict[str, ParamValue] = {}
-    for spec in OnchainMetricsParams.schema():
-        if spec.type == "bool":
-            values[spec.name] = draw(st.booleans())
-            continue
-        assert spec.min is not None
-        assert spec.max is not None
-        if spec.type == "int":
-            values[spec.name] = draw(st.integers(int(spec.min), int(spec.max)))
-        else:
-            values[spec.name] = draw(st.floats(spec.min, spec.max))
-    return OnchainMetricsParams.from_mapping(values)
+VALID_PARAMS = params_from_schema(OnchainMetricsParams, cross_field_valid=True)
 
 
 def _events(
@@ -476,26 +433,21 @@ def _events(
 def _check(decision: Decision | None) -> None:
     if decision is None:
         return
-    assert 0.5 <= decision.confidence <= 0.95
+    assert_decision_in_bounds(decision, min_confidence=0.5)
     assert decision.symbol.endswith("USDT")
-    assert 0.0 < decision.price < math.inf
     assert 0.0 < decision.current_price < math.inf
-    assert all(math.isfinite(v) for v in decision.indicators.values())
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(300, slow_generation=True)
 @given(
-    params=_params(),
+    params=VALID_PARAMS,
     events=st.lists(_events(st.floats(1e-4, 1e6), st.floats(0.0, 1e5)), max_size=40),
 )
 def test_random_valid_events_never_raise_and_give_valid_signals(
     params: OnchainMetricsParams, events: list[MarketEvent]
 ) -> None:
     strategy = OnchainMetricsStrategy()
-    config = cast(
-        EffectiveConfig[CommonParams],
-        EffectiveConfig("onchain_metrics", "BTCUSDT", params, 1, "test", False),
-    )
+    config = static_config(params)
     for event in events:
         strategy.config_symbol(event)
         decision = strategy.on_event(event, params)
@@ -504,9 +456,9 @@ def test_random_valid_events_never_raise_and_give_valid_signals(
             build_signal("onchain_metrics", decision, event.event_time_ms, config)
 
 
-@settings(max_examples=200, deadline=None)
+@property_settings(200)
 @given(
-    params=_params(),
+    params=VALID_PARAMS,
     events=st.lists(_events(st.floats(1e-300, 1e300), st.floats(0.0, 1.7e308)), max_size=30),
 )
 def test_extreme_but_valid_values_never_raise(
