@@ -1,8 +1,9 @@
 """Scaffolding shared by the per-strategy test modules.
 
 Every strategy is exercised the same way: alone (``run`` feeds events straight to
-``on_event``), through a :class:`~domain.engine.SignalEngine` whose configuration lookup is
-the real :func:`domain.config.resolve` over in-memory documents (``engine_and_lookup``,
+``on_event``, ``offer_each`` asks ``config_symbol`` too), through a
+:class:`~domain.engine.SignalEngine` whose configuration lookup is the real
+:func:`domain.config.resolve` over in-memory documents (``engine_and_lookup``,
 ``config_doc``), against its parameter schema (``schema_table``, ``COMMON_SCHEMA``,
 ``assert_schema_documented``, ``rejection``, ``assert_one_cross_field_error``), and by
 properties over any in-range parameters (``params_from_schema``, ``property_settings``,
@@ -15,7 +16,7 @@ specific to one strategy stay in its module.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
@@ -59,6 +60,19 @@ def run(
     """
     p = params if params is not None else cast(P, strategy.params_type())
     return [strategy.on_event(e, p) for e in events]
+
+
+def offer_each(
+    strategy: Strategy[P], events: Iterable[MarketEvent], params: P
+) -> Iterator[tuple[MarketEvent, Decision | None]]:
+    """Ask ``strategy`` about each event in turn, ``config_symbol`` first and then
+    ``on_event`` (whatever ``config_symbol`` answered), and yield the event with the decision.
+
+    For properties that both calls never raise, whatever the events.
+    """
+    for event in events:
+        strategy.config_symbol(event)
+        yield event, strategy.on_event(event, params)
 
 
 # --- configuration and the engine ----------------------------------------------------------
