@@ -38,6 +38,7 @@ from tests.unit.strategies.support import (
     config_doc,
     engine_and_lookup,
     field_codes,
+    offer_each,
     params_from_schema,
     property_settings,
     rejection,
@@ -360,23 +361,14 @@ def test_disabled_strategy_emits_nothing() -> None:
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = schema_table(BtcDominanceParams)
-
-    assert specs["high_threshold"] == ("float", 70.0, 50.0, 95.0)
-    assert specs["low_threshold"] == ("float", 40.0, 10.0, 60.0)
-    assert specs["change_threshold"] == ("float", 5.0, 0.5, 30.0)
-    assert specs["window_hours"] == ("int", 24, 1, 168)
-    assert specs["min_signal_interval"] == ("int", 14400, 60, 604800)
-    assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
-    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
-    assert set(specs) == {
-        *COMMON_SCHEMA,
-        "high_threshold",
-        "low_threshold",
-        "change_threshold",
-        "window_hours",
-        "min_signal_interval",
-        "cooldown_seconds",
+    assert schema_table(BtcDominanceParams) == {
+        **COMMON_SCHEMA,
+        "high_threshold": ("float", 70.0, 50.0, 95.0),
+        "low_threshold": ("float", 40.0, 10.0, 60.0),
+        "change_threshold": ("float", 5.0, 0.5, 30.0),
+        "window_hours": ("int", 24, 1, 168),
+        "min_signal_interval": ("int", 14400, 60, 604800),
+        "cooldown_seconds": ("int", 0, 0, 86400),
     }
     assert_schema_documented(BtcDominanceParams)
     assert_strategy_identity(BtcDominanceStrategy(), BtcDominanceParams, "btc_dominance")
@@ -482,11 +474,8 @@ def _check(decision: Decision | None) -> None:
 def test_random_valid_events_never_raise_and_keep_confidence_in_range(
     params: BtcDominanceParams, events: list[MarketEvent]
 ) -> None:
-    strategy = BtcDominanceStrategy()
     config = static_config(params)
-    for event in events:
-        strategy.config_symbol(event)
-        decision = strategy.on_event(event, params)
+    for event, decision in offer_each(BtcDominanceStrategy(), events, params):
         _check(decision)
         if decision is not None:
             build_signal("btc_dominance", decision, event.event_time_ms, config)
