@@ -34,6 +34,7 @@ from tests.unit.strategies.support import (
     config_doc,
     engine_and_lookup,
     field_codes,
+    offer_each,
     params_from_schema,
     property_settings,
     rejection,
@@ -324,19 +325,12 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = schema_table(CrossExchangeSpreadParams)
-
-    assert specs["spread_threshold_percent"] == ("float", 0.5, 0.1, 5.0)
-    assert specs["min_signal_interval"] == ("int", 300, 60, 3600)
-    assert specs["max_position_size"] == ("float", 500.0, 100.0, 10000.0)
-    assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
-    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
-    assert set(specs) == {
-        *COMMON_SCHEMA,
-        "spread_threshold_percent",
-        "min_signal_interval",
-        "max_position_size",
-        "cooldown_seconds",
+    assert schema_table(CrossExchangeSpreadParams) == {
+        **COMMON_SCHEMA,
+        "spread_threshold_percent": ("float", 0.5, 0.1, 5.0),
+        "min_signal_interval": ("int", 300, 60, 3600),
+        "max_position_size": ("float", 500.0, 100.0, 10000.0),
+        "cooldown_seconds": ("int", 0, 0, 86400),
     }
     assert_schema_documented(CrossExchangeSpreadParams)
     strategy = CrossExchangeSpreadStrategy()
@@ -428,11 +422,8 @@ def _check(decision: Decision | None) -> None:
 def test_random_valid_events_never_raise_and_give_valid_signals(
     params: CrossExchangeSpreadParams, events: list[MarketEvent]
 ) -> None:
-    strategy = CrossExchangeSpreadStrategy()
     config = static_config(params)
-    for event in events:
-        strategy.config_symbol(event)
-        decision = strategy.on_event(event, params)
+    for event, decision in offer_each(CrossExchangeSpreadStrategy(), events, params):
         _check(decision)
         if decision is not None:
             assert decision.metadata["spread_percent"] > params.spread_threshold_percent  # type: ignore[operator]
@@ -444,7 +435,5 @@ def test_random_valid_events_never_raise_and_give_valid_signals(
 def test_extreme_but_valid_prices_never_raise(
     params: CrossExchangeSpreadParams, events: list[MarketEvent]
 ) -> None:
-    strategy = CrossExchangeSpreadStrategy()
-    for event in events:
-        strategy.config_symbol(event)
-        _check(strategy.on_event(event, params))
+    for _, decision in offer_each(CrossExchangeSpreadStrategy(), events, params):
+        _check(decision)
