@@ -34,6 +34,7 @@ from tests.unit.strategies.support import (
     config_doc,
     engine_and_lookup,
     field_codes,
+    offer_each,
     params_from_schema,
     property_settings,
     rejection,
@@ -327,21 +328,13 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
 
 
 def test_schema_names_defaults_and_bounds() -> None:
-    specs = schema_table(OnchainMetricsParams)
-
-    assert specs["whale_threshold_btc"] == ("float", 100.0, 10.0, 1000.0)
-    assert specs["whale_threshold_eth"] == ("float", 1000.0, 100.0, 10000.0)
-    assert specs["exchange_flow_threshold_percent"] == ("float", 10.0, 5.0, 50.0)
-    assert specs["min_signal_interval"] == ("int", 3600, 1800, 86400)
-    assert specs["cooldown_seconds"] == ("int", 0, 0, 86400)
-    assert {name: specs[name] for name in COMMON_SCHEMA} == COMMON_SCHEMA
-    assert set(specs) == {
-        *COMMON_SCHEMA,
-        "whale_threshold_btc",
-        "whale_threshold_eth",
-        "exchange_flow_threshold_percent",
-        "min_signal_interval",
-        "cooldown_seconds",
+    assert schema_table(OnchainMetricsParams) == {
+        **COMMON_SCHEMA,
+        "whale_threshold_btc": ("float", 100.0, 10.0, 1000.0),
+        "whale_threshold_eth": ("float", 1000.0, 100.0, 10000.0),
+        "exchange_flow_threshold_percent": ("float", 10.0, 5.0, 50.0),
+        "min_signal_interval": ("int", 3600, 1800, 86400),
+        "cooldown_seconds": ("int", 0, 0, 86400),
     }
     assert_schema_documented(OnchainMetricsParams)
     assert_strategy_identity(OnchainMetricsStrategy(), OnchainMetricsParams, "onchain_metrics")
@@ -446,11 +439,8 @@ def _check(decision: Decision | None) -> None:
 def test_random_valid_events_never_raise_and_give_valid_signals(
     params: OnchainMetricsParams, events: list[MarketEvent]
 ) -> None:
-    strategy = OnchainMetricsStrategy()
     config = static_config(params)
-    for event in events:
-        strategy.config_symbol(event)
-        decision = strategy.on_event(event, params)
+    for event, decision in offer_each(OnchainMetricsStrategy(), events, params):
         _check(decision)
         if decision is not None:
             build_signal("onchain_metrics", decision, event.event_time_ms, config)
@@ -464,7 +454,5 @@ def test_random_valid_events_never_raise_and_give_valid_signals(
 def test_extreme_but_valid_values_never_raise(
     params: OnchainMetricsParams, events: list[MarketEvent]
 ) -> None:
-    strategy = OnchainMetricsStrategy()
-    for event in events:
-        strategy.config_symbol(event)
-        _check(strategy.on_event(event, params))
+    for _, decision in offer_each(OnchainMetricsStrategy(), events, params):
+        _check(decision)
