@@ -174,6 +174,7 @@ def field_codes(errors: Sequence[FieldError]) -> list[tuple[str, str]]:
 
 def assert_one_cross_field_error(errors: Sequence[FieldError], mentioning: str) -> None:
     """Exactly one error, a cross-field one whose message names ``mentioning``."""
+    assert len(errors) == 1, errors
     (error,) = errors
     assert (error.field, error.code) == ("__root__", "cross_field")
     assert mentioning in error.message
