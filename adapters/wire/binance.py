@@ -19,20 +19,25 @@ Event time is the payload's ``E``; without one (spot depth) the envelope ``times
 (ISO-8601, ``Z``) in epoch ms; without either, ``missing_field``.
 
 Speed: a depth20 message has 80 decimal strings, and ``float(str)`` costs ~170 ns each on a
-plain CPython build. So for depth messages the quotes around the level numbers are deleted
-from the raw bytes before parsing (only inside the ``bids``/``asks`` arrays, located with
-``bytes.find``), letting orjson parse them as numbers; the result is used only if every level
-comes out as a pair of positive floats — anything unusual (zero quantities, odd spacing, other
-key order, non-numeric strings) is decoded again from the untouched bytes by the plain path,
-which is the reference for every skip reason. Validated events are then built without running
-the domain constructor's checks a second time (see ``_make_trade``/``_make_depth``); the codec
-applies the same checks, and a test holds the two equal.
+plain CPython build. So a depth message whose ``bids``/``asks`` arrays have exactly the form
+``[["<decimal>","<decimal>"],...]`` is parsed in two parts (``_parse_book_shortcut``): the
+envelope, with each array replaced by a marker integer, and the numbers of both arrays as two
+flat JSON lists that orjson turns into floats (lists of 2-element lists cost it twice as much);
+the levels are then paired from those lists. The form is checked with bytes operations (a
+skeleton compared with its template, then a JSON parse that rejects anything but quoted
+decimals), and every value must come out > 0; orjson and ``float()`` both round correctly, so
+the values are those of the plain path. The shortcut is used only if the markers come back as
+``data``'s own arrays; anything unusual (zero quantities, odd spacing, other key order,
+non-numeric strings, decoy keys elsewhere) is decoded from the untouched bytes by the plain
+path, which is the reference for every skip reason.
+Validated events are then built without running the domain constructor's checks a second time
+(see ``_make_trade``/``_make_depth``); the codec applies the same checks, and a test holds the
+two equal.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -211,53 +216,138 @@ def _levels_exact(side: object, name: str) -> tuple[Level, ...]:
     return tuple(out)
 
 
-def _levels_fast(side: object) -> tuple[Level, ...] | None:
-    """Levels already parsed as floats by orjson, all positive; None → use the exact path."""
-    if side.__class__ is not list:
+# Stand-ins for the two level arrays while the envelope is parsed. A JSON integer has one
+# spelling only, so if the raw message does not contain these digits and data's arrays come
+# back as these integers, the arrays the shortcut read are data's own.
+_BIDS_MARK: Final = 7_318_349_394_477_056
+_ASKS_MARK: Final = 7_318_349_394_477_057
+_MARK_DIGITS: Final = b"731834939447705"
+_BIDS_MARK_TEXT: Final = str(_BIDS_MARK).encode()
+_ASKS_MARK_TEXT: Final = str(_ASKS_MARK).encode()
+_DIGITS: Final = b"0123456789"
+_PUNCTUATION_TO_SPACE: Final = bytes.maketrans(b'"[]', b"   ")
+_LEVEL_SKELETON: Final = b'[".","."]'
+_MAX_SHORTCUT_LEVELS: Final = 1000
+_skeletons: dict[int, bytes] = {}
+
+
+def _level_array_end(raw: bytes, start: int) -> int:
+    """End of the level array that opens at ``raw[start]`` if it has the quoted-decimal form
+    (``[]`` or up to the first ``"]]``); -1 when there is none. Checked by the caller."""
+    if raw[start + 1 : start + 2] == b"]":
+        return start + 2
+    end = raw.find(b'"]]', start)
+    return -1 if end < 0 else end + 3
+
+
+def _skeleton_levels(span: bytes) -> int:
+    """n when ``span`` with its digits deleted is exactly the skeleton of n levels,
+    ``[[".","."],...]`` (``[]`` for n = 0); -1 otherwise."""
+    skeleton = span.translate(None, _DIGITS)
+    levels, rest = divmod(len(skeleton) - 1, len(_LEVEL_SKELETON) + 1)
+    if rest or levels > _MAX_SHORTCUT_LEVELS:
+        return 0 if skeleton == b"[]" else -1
+    expected = _skeletons.get(levels)
+    if expected is None:
+        expected = _skeletons[levels] = b"[" + b",".join([_LEVEL_SKELETON] * levels) + b"]"
+    return levels if skeleton == expected else -1
+
+
+def _numbers_of(span: bytes) -> tuple[bytes, int] | None:
+    """(the array's numbers as the items of a flat JSON list, how many) for a level array of
+    the strict form ``[["<decimal>","<decimal>"],...]``; None when it is not one.
+
+    The skeleton fixes where quotes, brackets, commas and points are: one point inside each
+    pair of quotes, so each number that parses is a float. Quotes and brackets then become
+    spaces, so a digit outside the quotes ends up next to a number with only a space between
+    them, which no JSON parser accepts: once the list parses, every item was a quoted string.
+    """
+    levels = _skeleton_levels(span)
+    if levels < 0:
+        return None
+    return span.translate(_PUNCTUATION_TO_SPACE), 2 * levels
+
+
+def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
+    """The envelope of a depth message, with data's two level arrays already as validated
+    ``tuple[Level, ...]``; None when the message does not qualify (see the module docstring).
+
+    Qualifies: ``"bids":[...],"asks":[...]`` (or futures ``"b":[...],"a":[...]``), both arrays
+    of the strict form (:func:`_numbers_of`), every number a valid JSON decimal greater than 0
+    once parsed (so, like ``float()`` of the string, finite and positive), and those arrays
+    are data's own (the markers). Everything else takes the plain path.
+    """
+    spot = True
+    bids_at = raw.find(b'"bids":[')
+    if bids_at >= 0:
+        bids_start = bids_at + 7
+        asks_at = raw.find(b'],"asks":[', bids_start)
+        asks_start = asks_at + 9
+    else:
+        spot = False
+        bids_at = raw.find(b'"b":[')
+        if bids_at < 0:
+            return None
+        bids_start = bids_at + 4
+        asks_at = raw.find(b'],"a":[', bids_start)
+        asks_start = asks_at + 6
+    if asks_at < 0:
+        return None
+    bids_end = asks_at + 1
+    asks_end = _level_array_end(raw, asks_start)
+    # The marker digits may not occur around the arrays (inside them they are only numbers).
+    if (
+        asks_end < 0
+        or raw.find(_MARK_DIGITS, 0, bids_start) >= 0
+        or raw.find(_MARK_DIGITS, asks_end) >= 0
+    ):
+        return None
+    bids = _numbers_of(raw[bids_start:bids_end])
+    asks = _numbers_of(raw[asks_start:asks_end])
+    if bids is None or asks is None:
         return None
     try:
-        levels: tuple[Level, ...] = tuple([(p, q) for p, q in side])
-    except (TypeError, ValueError):
-        return None
-    for p, q in levels:
-        if p.__class__ is not float or q.__class__ is not float:
-            return None
-        if not (0.0 < p < _INF and 0.0 < q < _INF):
-            return None
-    return levels
-
-
-# A strictly well-formed level array of quoted decimals: [["1.5","2.0"],...] (or []).
-_NUMBER: Final = rb'"[0-9]++\.[0-9]++"'
-_PAIR: Final = rb"\[" + _NUMBER + rb"," + _NUMBER + rb"\]"
-_LEVELS: Final = rb"\[(?:" + _PAIR + rb"(?:," + _PAIR + rb")*+)?\]"
-_SPOT_BOOK: Final = re.compile(rb'"bids":(' + _LEVELS + rb'),"asks":(' + _LEVELS + rb")")
-_FUTURES_BOOK: Final = re.compile(rb'"b":(' + _LEVELS + rb'),"a":(' + _LEVELS + rb")")
-
-
-def _unquote_levels(raw: bytes) -> bytes | None:
-    """``raw`` with the quotes inside its bids/asks arrays deleted, or None.
-
-    Only arrays that strictly match the quoted-decimal form are touched, so the result is
-    the same JSON document with those strings turned into numbers of the same value (orjson
-    and ``float()`` both round correctly). The parsed levels are still validated.
-    """
-    match = _SPOT_BOOK.search(raw)
-    if match is None:
-        match = _FUTURES_BOOK.search(raw)
-        if match is None:
-            return None
-    s1, e1 = match.span(1)
-    s2, e2 = match.span(2)
-    return b"".join(
-        (
-            raw[:s1],
-            raw[s1:e1].translate(None, b'"'),
-            raw[e1:s2],
-            raw[s2:e2].translate(None, b'"'),
-            raw[e2:],
+        envelope = _loads(
+            b"".join(
+                (
+                    raw[:bids_start],
+                    _BIDS_MARK_TEXT,
+                    raw[bids_end:asks_start],
+                    _ASKS_MARK_TEXT,
+                    raw[asks_end:],
+                )
+            )
         )
-    )
+        bid_values, ask_values = _loads(b"".join((b"[[", bids[0], b"],[", asks[0], b"]]")))
+    except _JSONDecodeError:  # not a JSON number ("01.5", "1.", "", too large...) or misplaced
+        return None
+    if len(bid_values) != bids[1] or len(ask_values) != asks[1]:  # pragma: no cover - see above
+        return None
+    # Zero, or a tiny value that parsed as 0.0: the plain path drops or rejects such levels.
+    if (bid_values and min(bid_values) <= 0.0) or (ask_values and min(ask_values) <= 0.0):
+        return None
+    if envelope.__class__ is not dict:
+        return None
+    data = envelope.get("data")
+    if data.__class__ is not dict:
+        return None
+    bid_key, ask_key = ("bids", "asks") if spot else ("b", "a")
+    bids_mark = data.get(bid_key)
+    asks_mark = data.get(ask_key)
+    if not (
+        bids_mark.__class__ is int
+        and bids_mark == _BIDS_MARK
+        and asks_mark.__class__ is int
+        and asks_mark == _ASKS_MARK
+    ):
+        return None
+    if not spot and ("bids" in data or "asks" in data):
+        return None  # BinanceDecoder._depth reads a spot book first
+    bid_iter = iter(bid_values)
+    ask_iter = iter(ask_values)
+    data[bid_key] = tuple(zip(bid_iter, bid_iter, strict=False))
+    data[ask_key] = tuple(zip(ask_iter, ask_iter, strict=False))
+    return envelope
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,12 +512,12 @@ class BinanceDecoder:
                     return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
                 if envelope.__class__ is not dict:
                     return Skip(SkipReason.NOT_AN_OBJECT, f"message is a {type(envelope).__name__}")
-                return self._dispatch(envelope, None)
+                return self._dispatch(envelope, False)
             parsed = self._parse(raw)
             if parsed.__class__ is Skip:
                 return parsed
-            envelope, retry = parsed  # type: ignore[misc]
-            return self._dispatch(envelope, retry)
+            envelope, trusted_book = parsed  # type: ignore[misc]
+            return self._dispatch(envelope, trusted_book)
         except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
             return Skip(SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}")
 
@@ -437,8 +527,8 @@ class BinanceDecoder:
             parsed = self._parse(raw)
             if parsed.__class__ is Skip:
                 return parsed
-            envelope, retry = parsed  # type: ignore[misc]
-            event = self._dispatch(envelope, retry)
+            envelope, trusted_book = parsed  # type: ignore[misc]
+            event = self._dispatch(envelope, trusted_book)
             if event.__class__ is Skip:
                 return event
             message_id = envelope.get("message_id")
@@ -453,8 +543,8 @@ class BinanceDecoder:
 
     # -- parsing ---------------------------------------------------------------------------
 
-    def _parse(self, raw: bytes | str) -> tuple[dict[str, Any], bytes | None] | Skip:
-        """(envelope, raw bytes to re-parse if the fast depth path gives up) or a Skip."""
+    def _parse(self, raw: bytes | str) -> tuple[dict[str, Any], bool] | Skip:
+        """(envelope, whether data's book levels are already parsed and validated) or a Skip."""
         try:
             size = len(raw)
         except TypeError:
@@ -463,30 +553,21 @@ class BinanceDecoder:
             size = len(raw.encode("utf-8", "surrogatepass"))
         if size > self._max_bytes:
             return Skip(SkipReason.TOO_LARGE, f"{size} bytes > {self._max_bytes}")
-        retry: bytes | None = None
+        if raw.__class__ is bytes and raw.find(b"@depth", 0, _DEPTH_PROBE) >= 0:
+            shortcut = _parse_book_shortcut(raw)
+            if shortcut is not None:
+                return shortcut, True
         try:
-            if raw.__class__ is bytes and raw.find(b"@depth", 0, _DEPTH_PROBE) >= 0:
-                unquoted = _unquote_levels(raw)
-                obj = None
-                if unquoted is not None:
-                    try:
-                        obj = _loads(unquoted)
-                        retry = raw
-                    except _JSONDecodeError:
-                        obj = None
-                if obj is None:
-                    obj = _loads(raw)
-            else:
-                obj = _loads(raw)
+            obj = _loads(raw)
         except _JSONDecodeError as exc:
             return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
         except TypeError as exc:  # not bytes/str at all
             return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
         if obj.__class__ is not dict:
             return Skip(SkipReason.NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}")
-        return obj, retry
+        return obj, False
 
-    def _dispatch(self, envelope: dict[str, Any], retry: bytes | None) -> MarketEvent | Skip:
+    def _dispatch(self, envelope: dict[str, Any], trusted_book: bool) -> MarketEvent | Skip:
         stream = envelope.get("stream")
         if stream.__class__ is not str:
             if stream is None:
@@ -510,13 +591,7 @@ class BinanceDecoder:
             if kind == _TRADE:
                 return self._trade(envelope, data, "t")
             if kind == _DEPTH:
-                event = self._depth(envelope, data, prefix, retry)
-                if event is None:  # the fast path gave up: decode the untouched bytes
-                    original = _loads(retry)  # type: ignore[arg-type]
-                    if original.__class__ is not dict:  # pragma: no cover - same structure
-                        return Skip(SkipReason.NOT_AN_OBJECT, "message is not an object", stream)
-                    return self._dispatch(original, None)
-                return event
+                return self._depth(envelope, data, prefix, trusted_book)
             if kind == _AGG_TRADE:
                 return self._trade(envelope, data, "a")
             return self._ticker(envelope, data)
@@ -612,8 +687,8 @@ class BinanceDecoder:
         return _make_trade(symbol, time_ms, trade_id, price, qty, maker)
 
     def _depth(
-        self, envelope: dict[str, Any], data: dict[str, Any], prefix: str, retry: bytes | None
-    ) -> DepthSnapshot | None:
+        self, envelope: dict[str, Any], data: dict[str, Any], prefix: str, trusted_book: bool
+    ) -> DepthSnapshot:
         if "bids" in data or "asks" in data:
             bids_raw = data.get("bids")
             asks_raw = data.get("asks")
@@ -627,11 +702,10 @@ class BinanceDecoder:
             symbol = self._symbol(data.get("s") or prefix)
         else:
             raise _Reject(SkipReason.MISSING_FIELD, "depth without 'bids'/'asks'")
-        bids = _levels_fast(bids_raw)
-        asks = _levels_fast(asks_raw) if bids is not None else None
-        if bids is None or asks is None:
-            if retry is not None:
-                return None
+        if trusted_book:  # validated by _parse_book_shortcut
+            bids = bids_raw
+            asks = asks_raw
+        else:
             bids = _levels_exact(bids_raw, "bids")
             asks = _levels_exact(asks_raw, "asks")
         if not bids:
