@@ -1,4 +1,4 @@
-"""The `realtime-strategies` command: serve, run-local, backtest."""
+"""The `realtime-strategies` command: serve, route, run-local, backtest."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "serve", help="the production service (NATS, MongoDB/MySQL, API) configured from env"
+    )
+    commands.add_parser(
+        "route",
+        help="the partition router: market data to <prefix>.<partition>.<SYMBOL>.<kind> "
+        "(docs/adr/0010-symbol-partitioning.md)",
     )
     local = commands.add_parser(
         "run-local",
@@ -44,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
     from entrypoints.service import run_local, serve
 
+    if args.command in ("serve", "route"):
+        from entrypoints import partitioned
+
+        if args.command == "route":
+            return partitioned.route()
+        if partitioned.partitioned_mode_enabled():
+            return partitioned.serve_worker()
     if args.command == "serve":
         return serve()
     return run_local(

@@ -1,0 +1,766 @@
+"""A worker's market feed: its partitions of the market-data stream, replayed, then live.
+
+:class:`JetStreamPartitionFeed` is the ``ItemFeed`` of a partitioned worker
+(docs/adr/0010-symbol-partitioning.md). At start, once NATS is connected:
+
+1. it makes sure the market-data stream exists and reads its **last sequence** ``L0`` — the
+   replay boundary;
+2. with a signal stream configured, it reads the ids (``Nats-Msg-Id``) of the signals stored
+   there over the replay horizon: what earlier owners of its partitions already published;
+3. it opens one **ordered consumer** per owned partition (filter ``<prefix>.<p>.>``,
+   ``DeliverPolicy.BY_START_TIME`` = now − ``replay_seconds``, or ``ALL``). An ordered
+   consumer is ephemeral, unacknowledged and gap-free: the client checks every sequence and
+   re-creates the consumer from the last one it saw on a gap or a missed heartbeat.
+
+Every message goes through the same decoder as in single-process mode and comes out as a
+:class:`PartitionFeedItem` with its stream sequence. Messages up to ``L0`` are the **replay**:
+they rebuild the strategies' and metrics' state, and the signals they produce are held back by
+:class:`ReplayGatedSink` — unless they are missing from the signal stream and recent (the
+predecessor died between computing and publishing them). Everything after ``L0`` is **live**,
+from the very same consumers, so no message falls between replay and live.
+
+Per partition the order is the stream's order, whoever consumes it and whenever: a takeover
+replays exactly what the previous owner saw, in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
+from adapters.nats.market_feed import (
+    DECODER_ERROR,
+    ORIGINAL_SUBJECT_HEADER,
+    SKIP_DETAIL_HEADER,
+    SKIP_REASON_HEADER,
+    Decoder,
+)
+from adapters.wire.stats import Decoded, DecodeStats, Skip
+from application.partitioning import PartitionLayout
+from domain.market import MarketEvent
+from domain.signal import Signal
+
+_log = structlog.get_logger(__name__)
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+UNKNOWN_KIND = "unknown_kind"
+"""Skip reason of a partition message whose kind token has no decoder."""
+_MAX_HEADER = 512
+_YIELD_EVERY = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFeedItem:
+    """One decoded event of a partition, with its place in the stream."""
+
+    event: MarketEvent
+    trace_context: Mapping[str, str] | None
+    message_id: str | None
+    received_at_ns: int
+    subject: str
+    partition: int
+    stream_seq: int
+    stored_at_ns: int
+    """When JetStream stored the message (wall clock of the server)."""
+    replay: bool
+    """At or before the replay boundary: state rebuilding, signals gated."""
+
+
+@dataclass(slots=True)
+class PartitionProgress:
+    """Per-partition progress (status endpoint, readiness, tests)."""
+
+    delivered_seq: int = 0
+    """Stream sequence of the last message handed to the feed by its consumer."""
+    delivered: int = 0
+    replayed: int = 0
+    live: int = 0
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    boundary_seq: int = 0
+    started_at: float = 0.0
+    completed_at: float | None = None
+    published_ids_loaded: int = 0
+    signals_suppressed: int = 0
+    signals_recovered: int = 0
+
+    @property
+    def seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return round(self.completed_at - self.started_at, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Meta:
+    stream_seq: int
+    stored_at_ns: int
+    num_pending: int
+
+
+def _meta(msg: Msg) -> _Meta:
+    """Sequence, store time and pending count from the JetStream reply subject."""
+    reply = msg.reply
+    tokens = reply.split(".")
+    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return _Meta(int(tokens[5]), int(tokens[7]), int(tokens[8]))
+    md = msg.metadata
+    return _Meta(md.sequence.stream, int(md.timestamp.timestamp() * 1e9), md.num_pending)
+
+
+def _header_value(text: str) -> str:
+    cleaned = " ".join(text.split())
+    return cleaned if len(cleaned) <= _MAX_HEADER else cleaned[: _MAX_HEADER - 3] + "..."
+
+
+def consumer_filters(
+    layout: PartitionLayout, partitions: Sequence[int]
+) -> dict[str, tuple[int, ...]]:
+    """The consumers a worker opens: filter subject → partitions it carries.
+
+    One consumer per owned partition (``<prefix>.<p>.>``), except a worker owning every
+    partition, which reads the whole stream with one (``<prefix>.>``). Every consumer keeps up
+    to one flow-control window in flight on the worker's connection, and the server cuts a
+    connection off beyond its max_pending (64 MiB by default), so fewer consumers is safer
+    (with NATS 2.10, one multi-filter consumer per worker would do).
+    """
+    owned = tuple(sorted(set(partitions)))
+    if owned == tuple(range(layout.partitions)):
+        return {layout.stream_subject: owned}
+    return {layout.partition_filter(p): (p,) for p in owned}
+
+
+class _End:
+    pass
+
+
+_END = _End()
+
+
+async def start_sequence(
+    js: JetStreamContext, stream: str, subject: str, since_epoch_seconds: float
+) -> int:
+    """The first stream sequence stored at or after ``since_epoch_seconds`` (last + 1 if none).
+
+    Asks the server through a short-lived pull consumer by start time (its ``delivered``
+    sequence is the one before the start), then deletes it.
+    """
+    info = await js.add_consumer(
+        stream,
+        ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.fromtimestamp(since_epoch_seconds, UTC),
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subject=subject,
+            inactive_threshold=30.0,
+            mem_storage=True,
+        ),
+    )
+    try:
+        delivered = info.delivered
+        return (delivered.stream_seq if delivered is not None else 0) + 1
+    finally:
+        with contextlib.suppress(Exception):
+            await js.delete_consumer(stream, info.name)
+
+
+async def load_published_signal_ids(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    since_seconds: float,
+    *,
+    max_wait: float = 30.0,
+) -> set[str]:
+    """``Nats-Msg-Id`` of every message on ``subject`` the stream stored in the last
+    ``since_seconds``. Reads headers only, with an ordered consumer, up to the stream's last
+    sequence at the call."""
+    info = await js.stream_info(stream)
+    last = info.state.last_seq
+    ids: set[str] = set()
+    if info.state.messages == 0:
+        return ids
+    first = await start_sequence(js, stream, subject, time.time() - since_seconds)
+    if first > last:
+        return ids
+    sub = await js.subscribe(
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        config=ConsumerConfig(opt_start_seq=first, headers_only=True),
+        pending_msgs_limit=1_000_000,
+    )
+    try:
+        pending = (await sub.consumer_info()).num_pending
+        deadline = time.monotonic() + max_wait
+        while pending:
+            msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
+            meta = _meta(msg)
+            if msg.headers and MSG_ID_HEADER in msg.headers:
+                ids.add(msg.headers[MSG_ID_HEADER])
+            if meta.stream_seq >= last or meta.num_pending == 0:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return ids
+
+
+class JetStreamPartitionFeed:
+    """``ItemFeed`` over ordered JetStream consumers of a worker's partitions (module doc)."""
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        layout: PartitionLayout,
+        partitions: Sequence[int],
+        decoders: Mapping[str, Decoder],
+        stream: StreamSpec,
+        *,
+        replay_seconds: float,
+        create_stream: bool = True,
+        signal_stream: StreamSpec | None = None,
+        create_signal_stream: bool = True,
+        recover_seconds: float = 300.0,
+        stats: DecodeStats | None = None,
+        dead_letter_subject: str = "",
+        queue_size: int = 2_000,
+        pending_msgs_limit: int = 500_000,
+        pending_bytes_limit: int = 512 * 1024 * 1024,
+        idle_heartbeat: float = 5.0,
+        log_interval: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not partitions:
+            raise ValueError("a worker feed needs at least one partition")
+        self._connection = connection
+        self.layout = layout
+        self.partitions = tuple(sorted(set(partitions)))
+        for p in self.partitions:
+            layout.partition_filter(p)  # validates the range
+        self._decoders = dict(decoders)
+        self._prefix_len = len(layout.prefix) + 1
+        self.stream = stream
+        self.replay_seconds = replay_seconds
+        self.create_stream = create_stream
+        self.signal_stream = signal_stream
+        self.create_signal_stream = create_signal_stream
+        self.recover_seconds = recover_seconds
+        self.decode_stats = stats if stats is not None else DecodeStats()
+        self.dead_letter_subject = dead_letter_subject.strip()
+        self._pending_msgs_limit = pending_msgs_limit
+        self._pending_bytes_limit = pending_bytes_limit
+        self._idle_heartbeat = idle_heartbeat
+        self._wall = wall_clock
+        self._limiter = RateLimiter(interval=log_interval)
+
+        self._queue: asyncio.Queue[PartitionFeedItem | _End] = asyncio.Queue(maxsize=queue_size)
+        self.consumer_filters = consumer_filters(layout, self.partitions)
+        """Filter subject → the partitions its consumer carries."""
+        self._subs: dict[str, Any] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._replay_done: dict[str, bool] = dict.fromkeys(self.consumer_filters, False)
+        self._start_seq: int | None = None
+        self._setup_task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._started = False
+        self._done = False
+        self._js: JetStreamContext | None = None
+
+        self.current: PartitionFeedItem | None = None
+        """The item being processed (set while the consumer of ``items()`` holds it)."""
+        self.published_ids: set[str] = set()
+        self.recover_after_ns = 0
+        """Replayed messages stored after this (wall clock, ns) may have their signals
+        recovered (published when the signal stream lacks them)."""
+        self.replay = ReplayStats()
+        self.progress: dict[int, PartitionProgress] = {
+            p: PartitionProgress() for p in self.partitions
+        }
+        self.skipped: Counter[str] = Counter()
+        self.received = 0
+        self.delivered = 0
+        self.dead_lettered = 0
+        self.dead_letter_errors = 0
+        self.setup_errors = 0
+        self._replay_items_queued = 0
+        self._replay_items_done = 0
+        self._in_handler = 0
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def is_subscribed(self) -> bool:
+        """Consuming and done replaying (what readiness reports)."""
+        return self._subscribed.is_set() and not self._done and self.replay_complete
+
+    @property
+    def replay_complete(self) -> bool:
+        return self.replay.completed_at is not None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def subjects(self) -> list[str]:
+        return list(self.consumer_filters)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing received but unprocessed: no message in a consumer's buffer or handler,
+        nothing queued, nothing being processed."""
+        return (
+            self.current is None
+            and self._queue.empty()
+            and self._in_handler == 0
+            and all(sub.pending_msgs == 0 for sub in self._subs.values())
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream.name,
+            "partitions": list(self.partitions),
+            "subscribed": self._subscribed.is_set(),
+            "replay": {
+                "boundary_seq": self.replay.boundary_seq,
+                "complete": self.replay_complete,
+                "seconds": self.replay.seconds,
+                "messages": sum(p.replayed for p in self.progress.values()),
+                "published_ids_loaded": self.replay.published_ids_loaded,
+                "signals_suppressed": self.replay.signals_suppressed,
+                "signals_recovered": self.replay.signals_recovered,
+            },
+            "live_messages": sum(p.live for p in self.progress.values()),
+            "received": self.received,
+            "delivered": self.delivered,
+            "skipped": dict(self.skipped),
+            "queue_depth": self.queue_depth,
+            "idle": self.idle,
+            "delivered_seq": {str(p): s.delivered_seq for p, s in self.progress.items()},
+        }
+
+    async def caught_up(self) -> dict[str, Any]:
+        """Whether every message the stream holds for our partitions has been processed.
+
+        The server has nothing pending for any of our consumers, and — since its answer
+        arrives on the connection after every message it sent before — everything it sent is
+        through the client: no consumer buffer, handler, queue or processing holds any.
+        """
+        behind: dict[str, int] = {}
+        for key, sub in list(self._subs.items()):
+            info = await sub.consumer_info()
+            if info.num_pending:
+                behind[key] = info.num_pending
+        complete = bool(self._subs) and not behind and self.idle and self.replay_complete
+        return {"caught_up": complete, "behind": behind, "queue_depth": self.queue_depth}
+
+    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Set up as soon as NATS is connected (in the background). Never blocks."""
+        if self._started:
+            return
+        self._started = True
+        self._connection.add_listener(self._on_connection_event)
+        if self._connection.is_connected:
+            self._ensure_setup()
+
+    async def items(self) -> AsyncIterator[PartitionFeedItem]:
+        """Items in arrival order (per partition: stream order) until drained or closed.
+
+        While the caller holds an item, :attr:`current` is that item (the replay gate reads
+        it); asking for the next one marks it processed.
+        """
+        await self.start()
+        queue = self._queue
+        since_yield = 0
+        while True:
+            self._item_done()
+            if self._done and queue.empty():
+                return
+            since_yield += 1
+            if since_yield >= _YIELD_EVERY:
+                # A full queue never suspends ``get()``: let the socket reader and the other
+                # tasks run, or the server sees a reader that stopped reading.
+                since_yield = 0
+                await asyncio.sleep(0)
+            item = await queue.get()
+            if isinstance(item, _End):
+                return
+            self.current = item
+            yield item
+
+    async def events(self) -> AsyncIterator[MarketEvent]:
+        async for item in self.items():
+            yield item.event
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Stop the consumers, let what was received through ``items()``, then end it.
+
+        The consumer of ``items()`` must keep consuming meanwhile.
+        """
+        await self._cancel_setup()
+        subs = list(self._subs.values())
+        await self._unsubscribe(subs)  # no new deliveries; what was received stays buffered
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (  # noqa: ASYNC110 - nats-py's buffers, no event
+            self._in_handler or any(sub.pending_msgs for sub in subs)
+        ):
+            await asyncio.sleep(0.01)
+        await self._stop_readers()
+        self._finish()
+
+    async def close(self) -> None:
+        """Stop at once (buffered messages are discarded) and end ``items()``."""
+        await self._cancel_setup()
+        await self._unsubscribe(list(self._subs.values()))
+        await self._stop_readers()
+        self._finish()
+
+    # --------------------------------------------------------------- internals
+
+    async def _cancel_setup(self) -> None:
+        task = self._setup_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _stop_readers(self) -> None:
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+    def _item_done(self) -> None:
+        item = self.current
+        if item is None:
+            return
+        self.current = None
+        if item.replay:
+            self._replay_items_done += 1
+            self._check_replay_complete()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._subscribed.clear()
+        self._connection.remove_listener(self._on_connection_event)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)
+
+    @staticmethod
+    async def _unsubscribe(subs: list[Any]) -> None:
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _on_connection_event(self, event: ConnectionEvent) -> None:
+        # Ordered consumers survive reconnects by themselves (they re-create the consumer
+        # from the last sequence seen); only the first connection triggers the setup.
+        if event is ConnectionEvent.CONNECTED and not self._done:
+            self._ensure_setup()
+
+    def _ensure_setup(self) -> None:
+        if self._subscribed.is_set() or self._done:
+            return
+        if self._setup_task is None or self._setup_task.done():
+            self._setup_task = asyncio.create_task(self._setup_forever(), name="partition-setup")
+
+    async def _setup_forever(self) -> None:
+        """Set up, retrying what failed. Consumers already created are kept (never replayed
+        twice); the boundary is fixed by the first attempt that read it."""
+        delay = 0.5
+        while not self._done and not self._subscribed.is_set():
+            try:
+                await self._setup()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.setup_errors += 1
+                _log.warning("partition_feed_setup_failed", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _setup(self) -> None:
+        js = self._js or self._connection.jetstream()
+        self._js = js
+        if self._start_seq is None:
+            started = self._wall()
+            self.replay = ReplayStats(started_at=time.monotonic())
+            info = await ensure_stream(js, self.stream, create=self.create_stream)
+            boundary = info.state.last_seq
+            if self.signal_stream is not None:
+                signals = self.signal_stream
+                await ensure_stream(js, signals, create=self.create_signal_stream)
+                self.published_ids = await load_published_signal_ids(
+                    js,
+                    signals.name,
+                    signals.subjects[0],
+                    self.replay_seconds + self.recover_seconds,
+                )
+                self.replay.published_ids_loaded = len(self.published_ids)
+            if self.replay_seconds > 0:
+                start_seq = await start_sequence(
+                    js, self.stream.name, self.layout.stream_subject, started - self.replay_seconds
+                )
+            else:
+                start_seq = boundary + 1
+            self.recover_after_ns = int((started - self.recover_seconds) * 1e9)
+            self.replay.boundary_seq = boundary
+            self._start_seq = start_seq
+            for key in self.consumer_filters:
+                self._replay_done[key] = boundary < start_seq
+        boundary, start_seq = self.replay.boundary_seq, self._start_seq
+        for key, carried in self.consumer_filters.items():
+            if key in self._subs:
+                continue
+            # Without a callback (read by our own task, so that flow control reflects what we
+            # have processed), by start sequence (nats-py re-creates an ordered consumer by
+            # sequence and would keep a start time too, which the server rejects).
+            sub = await js.subscribe(
+                key,
+                stream=self.stream.name,
+                ordered_consumer=True,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                idle_heartbeat=self._idle_heartbeat,
+                config=ConsumerConfig(opt_start_seq=start_seq),
+                pending_msgs_limit=self._pending_msgs_limit,
+                pending_bytes_limit=self._pending_bytes_limit,
+            )
+            self._subs[key] = sub
+            only = carried[0] if len(carried) == 1 else None
+            self._readers[key] = asyncio.create_task(
+                self._read(key, only, sub, boundary), name=f"partition-reader-{key}"
+            )
+        # Partitions with nothing to replay are done at once (best effort: the messages
+        # themselves tell otherwise).
+        for key, sub in self._subs.items():
+            if self._replay_done[key]:
+                continue
+            with contextlib.suppress(Exception):
+                info_c = await sub.consumer_info()
+                if info_c.num_pending == 0 and sub.pending_msgs == 0 and not self.delivered:
+                    self._replay_done[key] = True
+        self._subscribed.set()
+        _log.info(
+            "partition_feed_subscribed",
+            stream=self.stream.name,
+            partitions=list(self.partitions),
+            boundary_seq=boundary,
+            start_seq=start_seq,
+            replay_seconds=self.replay_seconds,
+            published_ids=len(self.published_ids),
+        )
+        self._check_replay_complete()
+
+    async def _read(self, key: str, partition: int | None, sub: Any, boundary: int) -> None:
+        """Hand every message of one partition's consumer to the feed, in order.
+
+        Flow control: nats-py answers the server's flow-control requests of a subscription
+        with a callback as soon as they arrive, whatever the callback's backlog, so a worker
+        replaying slower than the server sends would be flooded (and cut off as a slow
+        consumer). Read by this task instead, a request is answered as soon as every message
+        received before it has been taken from the buffer, so the server has at most one
+        flow-control window (≤ 1 MiB) in flight per consumer.
+        """
+        queue = getattr(sub, "_pending_queue", None)
+        jsi = getattr(getattr(sub, "_sub", None), "_jsi", None)
+        if queue is None or jsi is None or not hasattr(jsi, "_fcr"):  # pragma: no cover
+            while True:  # another nats-py: its own (slower) per-message API
+                msg = await sub.next_msg(timeout=None)
+                await self._handle(key, partition, boundary, msg)
+        publish = self._connection.client.publish
+        while True:
+            msg = await queue.get()
+            sub._pending_size -= len(msg.data)
+            queue.task_done()
+            reply = jsi._fcr
+            if reply and jsi.get_js_delivered() >= jsi._fcd:
+                jsi._fcr, jsi._fcd = None, 0
+                with contextlib.suppress(Exception):
+                    await publish(reply)
+            await self._handle(key, partition, boundary, msg)
+
+    def _check_replay_complete(self) -> None:
+        if self.replay.completed_at is not None or not self._subscribed.is_set():
+            return
+        if not all(self._replay_done.values()):
+            return
+        if self._replay_items_done < self._replay_items_queued:
+            return
+        self.replay.completed_at = time.monotonic()
+        _log.info(
+            "partition_replay_complete",
+            seconds=self.replay.seconds,
+            messages=sum(p.replayed for p in self.progress.values()),
+            boundary_seq=self.replay.boundary_seq,
+            signals_suppressed=self.replay.signals_suppressed,
+            signals_recovered=self.replay.signals_recovered,
+        )
+
+    async def _handle(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
+        self._in_handler += 1
+        try:
+            await self._handle_one(key, partition, boundary, msg)
+        finally:
+            self._in_handler -= 1
+
+    async def _handle_one(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
+        received_at_ns = time.time_ns()
+        self.received += 1
+        meta = _meta(msg)
+        replay = meta.stream_seq <= boundary
+        subject = msg.subject
+        if partition is None:  # a consumer carrying several partitions: from the subject
+            start = self._prefix_len
+            partition = int(subject[start : subject.index(".", start)])
+        progress = self.progress[partition]
+        kind = subject.rpartition(".")[2]
+        decoder = self._decoders.get(kind)
+        result: Decoded | Skip
+        if decoder is None:
+            result = Skip(UNKNOWN_KIND, f"no decoder for kind {kind!r}")
+        else:
+            try:
+                result = decoder(msg.data)
+            except Exception as exc:
+                result = Skip(DECODER_ERROR, f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            self.decode_stats.record(result)
+        if isinstance(result, Skip):
+            self._mark_delivered(key, progress, meta, replay)
+            await self._skip(subject, msg, result)
+            return
+        trace_context = result.trace_context
+        headers = msg.headers
+        if trace_context is None and headers and "traceparent" in headers:
+            trace_context = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
+        message_id = result.message_id
+        if message_id is None and headers:
+            message_id = headers.get(MSG_ID_HEADER)
+        item = PartitionFeedItem(
+            event=result.event,
+            trace_context=trace_context,
+            message_id=message_id,
+            received_at_ns=received_at_ns,
+            subject=subject,
+            partition=partition,
+            stream_seq=meta.stream_seq,
+            stored_at_ns=meta.stored_at_ns,
+            replay=replay,
+        )
+        if replay:
+            self._replay_items_queued += 1
+        await self._queue.put(item)  # backpressure: the consumer's flow control holds the rest
+        self.delivered += 1
+        self._mark_delivered(key, progress, meta, replay)
+
+    def _mark_delivered(
+        self, key: str, progress: PartitionProgress, meta: _Meta, replay: bool
+    ) -> None:
+        progress.delivered_seq = meta.stream_seq
+        progress.delivered += 1
+        if replay:
+            progress.replayed += 1
+        else:
+            progress.live += 1
+        if not self._replay_done[key] and (not replay or meta.num_pending == 0):
+            self._replay_done[key] = True
+            self._check_replay_complete()
+
+    async def _skip(self, subject: str, msg: Msg, skip: Skip) -> None:
+        self.skipped[skip.reason] += 1
+        suppressed = self._limiter.allow(f"skip:{skip.reason}")
+        if suppressed is not None:
+            _log.warning(
+                "market_message_skipped",
+                reason=skip.reason,
+                detail=skip.detail[:_MAX_HEADER],
+                subject=subject,
+                size=len(msg.data),
+                suppressed_since_last=suppressed,
+            )
+        if not self.dead_letter_subject:
+            return
+        headers = {
+            SKIP_REASON_HEADER: _header_value(skip.reason),
+            SKIP_DETAIL_HEADER: _header_value(skip.detail),
+            ORIGINAL_SUBJECT_HEADER: subject,
+        }
+        try:
+            await self._connection.client.publish(
+                self.dead_letter_subject, msg.data, headers=headers
+            )
+            self.dead_lettered += 1
+        except Exception:
+            self.dead_letter_errors += 1
+
+
+class ReplayGatedSink:
+    """The signal sink of a worker: holds back signals computed from replayed messages.
+
+    The runtime processes one feed item at a time and publishes its signals before asking for
+    the next, so :attr:`JetStreamPartitionFeed.current` is the item a signal came from. A
+    replayed item's signal is published only if the signal stream does not have its id and the
+    item was stored within the recovery window (its previous owner died between computing
+    and publishing it); otherwise it is counted as suppressed. Live signals pass through.
+    Everything else (``flush``, counters of the inner sink) is delegated.
+    """
+
+    def __init__(self, inner: Any, feed: JetStreamPartitionFeed) -> None:
+        self.inner = inner
+        self.feed = feed
+
+    async def publish(self, signal: Signal, trace_context: Mapping[str, str] | None = None) -> None:
+        item = self.feed.current
+        if item is not None and item.replay:
+            feed = self.feed
+            recoverable = (
+                feed.signal_stream is not None
+                and item.stored_at_ns >= feed.recover_after_ns
+                and signal.signal_id not in feed.published_ids
+            )
+            if not recoverable:
+                feed.replay.signals_suppressed += 1
+                return
+            feed.replay.signals_recovered += 1
+            feed.published_ids.add(signal.signal_id)
+            _log.info(
+                "replayed_signal_recovered",
+                signal_id=signal.signal_id,
+                strategy_id=signal.strategy_id,
+                symbol=signal.symbol,
+                stream_seq=item.stream_seq,
+            )
+        await self.inner.publish(signal, trace_context)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        await self.inner.flush(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

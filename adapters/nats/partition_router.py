@@ -1,0 +1,401 @@
+"""The partition router: raw market-data subjects → ``<prefix>.<partition>.<SYMBOL>.<kind>``.
+
+Stateless, so any number of replicas share the input in one queue group
+(``realtime-strategies-router``). Per message: find the routing key
+(:mod:`adapters.wire.routing_keys` — a ``bytes.find`` for Binance envelopes), compute the
+partition (:mod:`application.partitioning`, CRC-32) and republish the **unchanged** payload
+(headers too, except JetStream control headers) to the partition subject, which the
+market-data stream stores.
+
+Publishing is acknowledged by JetStream when ``acks`` is on (the default): each message is
+sent with a reply subject of a private inbox and the stream's ack is counted there, without a
+future per message. At most ``max_pending_acks`` publishes are outstanding (backpressure: the
+router slows down rather than lose data when the stream is slow); an error ack or a missing ack
+after ``ack_timeout`` seconds is counted (``publish_errors`` by reason) and logged rate-limited.
+With ``acks`` off the router fire-and-forgets (faster; losses then show only in the stream).
+
+**Never silent**: a message that cannot be routed (malformed, no symbol, unsupported stream,
+symbol outside ``TRADING_SYMBOLS``, too large) is counted by reason in ``unroutable``, logged
+rate-limited and, with a dead-letter subject, republished there with the reason headers of the
+market feed (``Rs-Skip-Reason``, ``Rs-Skip-Detail``, ``Rs-Original-Subject``).
+
+Ordering: one router publishes in the order it receives (NATS keeps one connection's order),
+so with one replica the stream holds each symbol's messages in producer order. Several
+replicas may interleave a symbol's messages differently (see docs/adr/0010).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.market_feed import (
+    ORIGINAL_SUBJECT_HEADER,
+    SKIP_DETAIL_HEADER,
+    SKIP_REASON_HEADER,
+)
+from adapters.wire.routing_keys import RouteKey, RouteResult, Unroutable
+from adapters.wire.stats import SkipReason
+from application.partitioning import PartitionLayout, RouteKind
+
+_log = structlog.get_logger(__name__)
+
+RouteFn = Callable[[bytes], RouteResult]
+DEFAULT_QUEUE_GROUP = "realtime-strategies-router"
+_MAX_HEADER = 512
+_SUBJECT_CACHE_MAX = 50_000
+
+
+def _header_value(text: str) -> str:
+    cleaned = " ".join(text.split())
+    return cleaned if len(cleaned) <= _MAX_HEADER else cleaned[: _MAX_HEADER - 3] + "..."
+
+
+async def _drain_subscription(sub: Subscription) -> None:
+    drain: Callable[[], Awaitable[None]] = sub.drain  # nats-py leaves it unannotated
+    await drain()
+
+
+def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
+    """The producer's headers minus JetStream control headers (``Nats-*`` except the id)."""
+    if not headers:
+        return None
+    kept = {k: v for k, v in headers.items() if not k.startswith("Nats-") or k == "Nats-Msg-Id"}
+    return kept or None
+
+
+class NatsPartitionRouter:
+    """Consumes the raw subjects in a queue group and republishes by symbol partition.
+
+    Counters: ``received``, ``routed`` (by kind), ``unroutable`` (by reason), ``published``,
+    ``acked``, ``publish_errors`` (by reason), ``dead_lettered``; gauge ``pending_acks``.
+    """
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        layout: PartitionLayout,
+        routes: Mapping[str, RouteFn],
+        queue_group: str = DEFAULT_QUEUE_GROUP,
+        *,
+        allowed_symbols: frozenset[str] | None = None,
+        max_bytes: int = 1 << 20,
+        dead_letter_subject: str = "",
+        acks: bool = True,
+        ack_timeout: float = 5.0,
+        max_pending_acks: int = 20_000,
+        pending_msgs_limit: int = 500_000,
+        pending_bytes_limit: int = 512 * 1024 * 1024,
+        log_interval: float = 10.0,
+    ) -> None:
+        if not routes:
+            raise ValueError("the router needs at least one input subject")
+        self._connection = connection
+        self.layout = layout
+        self._routes = {s.strip(): fn for s, fn in routes.items() if s.strip()}
+        self.queue_group = queue_group
+        self._allowed = allowed_symbols
+        self._max_bytes = max_bytes
+        self.dead_letter_subject = dead_letter_subject.strip()
+        self.acks = acks
+        self.ack_timeout = ack_timeout
+        self.max_pending_acks = max_pending_acks
+        self._pending_msgs_limit = pending_msgs_limit
+        self._pending_bytes_limit = pending_bytes_limit
+        self._limiter = RateLimiter(interval=log_interval)
+
+        self._subjects: dict[tuple[str, str], str] = {}
+        self._subs: list[Subscription] = []
+        self._ack_sub: Subscription | None = None
+        self._ack_prefix = ""
+        self._ack_seq = itertools.count(1)
+        self._pending: dict[int, float] = {}
+        self._room = asyncio.Event()
+        self._room.set()
+        self._acks_done = asyncio.Event()
+        self._acks_done.set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+
+        self.received = 0
+        self.published = 0
+        self.acked = 0
+        self.dead_lettered = 0
+        self.routed: Counter[str] = Counter()
+        self.unroutable: Counter[str] = Counter()
+        self.publish_errors: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ status
+
+    @property
+    def is_subscribed(self) -> bool:
+        return self._subscribed.is_set() and not self._closed
+
+    @property
+    def pending_acks(self) -> int:
+        return len(self._pending)
+
+    @property
+    def subjects(self) -> list[str]:
+        return list(self._routes)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "published": self.published,
+            "acked": self.acked,
+            "pending_acks": self.pending_acks,
+            "dead_lettered": self.dead_lettered,
+            "routed": dict(self.routed),
+            "unroutable": dict(self.unroutable),
+            "publish_errors": dict(self.publish_errors),
+        }
+
+    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Subscribe now if connected, else on the first connection. Never blocks."""
+        if self._started:
+            return
+        self._started = True
+        self._connection.add_listener(self._on_connection_event)
+        if self._connection.is_connected:
+            await self._subscribe_all()
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Stop taking input, route what was received, wait for the outstanding acks."""
+        subs, self._subs = self._subs, []
+        if subs and self._connection.is_connected:
+            drains = [_drain_subscription(sub) for sub in subs]
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*drains, return_exceptions=True), timeout)
+        if self._pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acks_done.wait(), self.ack_timeout)
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._subscribed.clear()
+        self._connection.remove_listener(self._on_connection_event)
+        for sub in [*self._subs, *([self._ack_sub] if self._ack_sub else [])]:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs = []
+        self._ack_sub = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._pending:
+            self._expire(force=True)
+
+    # --------------------------------------------------------------- internals
+
+    async def _on_connection_event(self, event: ConnectionEvent) -> None:
+        if event is ConnectionEvent.CONNECTED and not self._closed:
+            await self._subscribe_all()
+
+    async def _subscribe_all(self) -> None:
+        async with self._lock:
+            if self._subs or self._closed:
+                return
+            nc = self._connection.client
+            try:
+                if self.acks and self._ack_sub is None:
+                    self._ack_prefix = nc.new_inbox()
+                    self._ack_sub = await nc.subscribe(
+                        f"{self._ack_prefix}.*",
+                        cb=self._on_ack,
+                        pending_msgs_limit=self._pending_msgs_limit,
+                        pending_bytes_limit=64 * 1024 * 1024,
+                    )
+                    self._sweeper = asyncio.create_task(self._sweep(), name="router-ack-sweeper")
+                subs = []
+                for subject, route in self._routes.items():
+                    subs.append(
+                        await nc.subscribe(
+                            subject,
+                            queue=self.queue_group,
+                            cb=self._handler(subject, route),
+                            pending_msgs_limit=self._pending_msgs_limit,
+                            pending_bytes_limit=self._pending_bytes_limit,
+                        )
+                    )
+                await nc.flush()
+            except Exception as exc:
+                _log.warning("partition_router_subscribe_failed", error=repr(exc))
+                return
+            self._subs = subs
+            self._subscribed.set()
+            _log.info(
+                "partition_router_subscribed",
+                subjects=list(self._routes),
+                queue_group=self.queue_group,
+                prefix=self.layout.prefix,
+                partitions=self.layout.partitions,
+                acks=self.acks,
+            )
+
+    def _handler(
+        self, subject: str, route: RouteFn
+    ) -> Callable[[Msg], Coroutine[None, None, None]]:
+        async def handle(msg: Msg) -> None:
+            await self.route(subject, route, msg.data, msg.headers, msg.subject)
+
+        return handle
+
+    async def route(
+        self,
+        input_subject: str,
+        route: RouteFn,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+        original_subject: str | None = None,
+    ) -> None:
+        """Route one message (the subscription callback; public for tests and the bench)."""
+        self.received += 1
+        if len(data) > self._max_bytes:
+            key: RouteResult = Unroutable(
+                SkipReason.TOO_LARGE, f"{len(data)} bytes > {self._max_bytes}"
+            )
+        else:
+            try:
+                key = route(data)
+            except Exception as exc:  # a routing bug costs one message, never the router
+                key = Unroutable("router_error", f"{type(exc).__name__}: {exc}")
+        if not isinstance(key, RouteKey):
+            await self._unroutable(key, data, original_subject or input_subject)
+            return
+        symbol = key.symbol
+        kind = key.kind
+        allowed = self._allowed
+        if allowed is not None and kind is not RouteKind.DOMINANCE and symbol not in allowed:
+            await self._unroutable(
+                Unroutable(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded"),
+                data,
+                original_subject or input_subject,
+            )
+            return
+        cache_key = (symbol, kind)
+        subject = self._subjects.get(cache_key)
+        if subject is None:
+            if len(self._subjects) >= _SUBJECT_CACHE_MAX:
+                self._subjects.clear()
+            subject = self._subjects[cache_key] = self.layout.subject(symbol, kind)
+        self.routed[kind] += 1
+        await self._publish(subject, data, _forwarded_headers(headers))
+
+    async def _publish(self, subject: str, data: bytes, headers: dict[str, str] | None) -> None:
+        nc = self._connection.client
+        try:
+            if self.acks:
+                if len(self._pending) >= self.max_pending_acks:
+                    self._room.clear()
+                    await self._room.wait()
+                seq = next(self._ack_seq)
+                self._pending[seq] = time.monotonic()
+                self._acks_done.clear()
+                await nc.publish(subject, data, reply=f"{self._ack_prefix}.{seq}", headers=headers)
+            else:
+                await nc.publish(subject, data, headers=headers)
+        except Exception as exc:
+            self._publish_failed("publish_failed", repr(exc), subject)
+            return
+        self.published += 1
+
+    async def _on_ack(self, msg: Msg) -> None:
+        token = msg.subject.rpartition(".")[2]
+        try:
+            seq = int(token)
+        except ValueError:
+            return
+        if self._pending.pop(seq, None) is None:
+            return  # already expired (counted as ack_timeout)
+        headers = msg.headers
+        if headers and headers.get("Status") == "503":
+            self._publish_failed("no_stream", "no JetStream stream stores the partition subject")
+        elif b'"error"' in msg.data:
+            self._publish_failed("stream_error", msg.data[:300].decode("utf-8", "replace"))
+        else:
+            self.acked += 1
+        self._released()
+
+    def _released(self) -> None:
+        if len(self._pending) < self.max_pending_acks:
+            self._room.set()
+        if not self._pending:
+            self._acks_done.set()
+
+    def _publish_failed(self, reason: str, detail: str, subject: str | None = None) -> None:
+        self.publish_errors[reason] += 1
+        suppressed = self._limiter.allow(f"publish:{reason}")
+        if suppressed is not None:
+            _log.error(
+                "partition_publish_failed",
+                reason=reason,
+                detail=detail[:_MAX_HEADER],
+                subject=subject,
+                errors_total=sum(self.publish_errors.values()),
+                suppressed_since_last=suppressed,
+            )
+
+    def _expire(self, *, force: bool = False) -> None:
+        deadline = time.monotonic() - self.ack_timeout
+        expired = [s for s, t in self._pending.items() if force or t <= deadline]
+        for seq in expired:
+            del self._pending[seq]
+        if expired:
+            self.publish_errors["ack_timeout"] += len(expired) - 1
+            self._publish_failed("ack_timeout", f"{len(expired)} publishes not acknowledged")
+            self._released()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.ack_timeout / 2))
+            self._expire()
+
+    async def _unroutable(self, why: Unroutable, data: bytes, subject: str) -> None:
+        self.unroutable[why.reason] += 1
+        suppressed = self._limiter.allow(f"unroutable:{why.reason}")
+        if suppressed is not None:
+            _log.warning(
+                "market_message_unroutable",
+                reason=why.reason,
+                detail=why.detail[:_MAX_HEADER],
+                subject=subject,
+                size=len(data),
+                suppressed_since_last=suppressed,
+            )
+        if not self.dead_letter_subject:
+            return
+        headers = {
+            SKIP_REASON_HEADER: _header_value(why.reason),
+            SKIP_DETAIL_HEADER: _header_value(why.detail),
+            ORIGINAL_SUBJECT_HEADER: subject,
+        }
+        try:
+            await self._connection.client.publish(self.dead_letter_subject, data, headers=headers)
+            self.dead_lettered += 1
+        except Exception as exc:
+            self._publish_failed("dead_letter_failed", repr(exc), self.dead_letter_subject)

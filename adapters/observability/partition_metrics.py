@@ -1,0 +1,155 @@
+"""Prometheus metrics of symbol partitioning: the router's and a worker's partition feed.
+
+Scrape-time collectors over the plain counters the router and the feed keep (nothing on the
+hot path). The router has a registry of its own (:class:`RouterMetrics`); a worker's feed
+metrics join the service registry (:func:`register_partition_feed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+PREFIX = "realtime_strategies"
+
+ROUTER_METRIC_NAMES = (
+    f"{PREFIX}_router_messages_received_total",
+    f"{PREFIX}_router_messages_routed_total",
+    f"{PREFIX}_router_messages_unroutable_total",
+    f"{PREFIX}_router_messages_dead_lettered_total",
+    f"{PREFIX}_router_publish_errors_total",
+    f"{PREFIX}_router_pending_acks",
+    f"{PREFIX}_nats_connected",
+)
+WORKER_METRIC_NAMES = (
+    f"{PREFIX}_partitions_owned",
+    f"{PREFIX}_partition_replay_complete",
+    f"{PREFIX}_partition_replay_messages_total",
+    f"{PREFIX}_partition_live_messages_total",
+    f"{PREFIX}_partition_replay_signals_suppressed_total",
+    f"{PREFIX}_partition_replay_signals_recovered_total",
+    f"{PREFIX}_partition_queue_depth",
+)
+
+
+def _counter(name: str, help_text: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(name.removesuffix("_total"), help_text, labels=list(labels))
+
+
+def _labelled(name: str, help_text: str, label: str, counts: Mapping[str, int]) -> Metric:
+    family = _counter(name, help_text, (label,))
+    for key, value in sorted(counts.items()):
+        family.add_metric([str(key)], float(value))
+    return family
+
+
+class _RouterCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, Any]], connected: Callable[[], bool]):
+        self._stats = stats
+        self._connected = connected
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._stats()
+        received = _counter(f"{PREFIX}_router_messages_received_total", "Raw messages received.")
+        received.add_metric([], float(stats["received"]))
+        yield received
+        yield _labelled(
+            f"{PREFIX}_router_messages_routed_total",
+            "Messages republished to a partition subject, by kind.",
+            "kind",
+            stats["routed"],
+        )
+        yield _labelled(
+            f"{PREFIX}_router_messages_unroutable_total",
+            "Messages that could not be routed, by reason (never silently dropped).",
+            "reason",
+            stats["unroutable"],
+        )
+        dead = _counter(
+            f"{PREFIX}_router_messages_dead_lettered_total", "Unroutable messages dead-lettered."
+        )
+        dead.add_metric([], float(stats["dead_lettered"]))
+        yield dead
+        yield _labelled(
+            f"{PREFIX}_router_publish_errors_total",
+            "Partition publishes not stored by JetStream, by reason.",
+            "reason",
+            stats["publish_errors"],
+        )
+        pending = GaugeMetricFamily(
+            f"{PREFIX}_router_pending_acks", "Partition publishes awaiting the stream's ack."
+        )
+        pending.add_metric([], float(stats["pending_acks"]))
+        yield pending
+        connected = GaugeMetricFamily(f"{PREFIX}_nats_connected", "1 while NATS is connected.")
+        connected.add_metric([], 1.0 if self._connected() else 0.0)
+        yield connected
+
+
+class RouterMetrics:
+    """The router process's registry."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Any]], connected: Callable[[], bool]):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_RouterCollector(stats, connected))
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+
+class _FeedCollector(Collector):
+    def __init__(self, feed: Any) -> None:
+        self._feed = feed
+
+    def collect(self) -> Iterable[Metric]:
+        feed = self._feed
+        owned = GaugeMetricFamily(f"{PREFIX}_partitions_owned", "Partitions this worker owns.")
+        owned.add_metric([], float(len(feed.partitions)))
+        yield owned
+        complete = GaugeMetricFamily(
+            f"{PREFIX}_partition_replay_complete",
+            "1 once the takeover replay of the owned partitions is processed.",
+        )
+        complete.add_metric([], 1.0 if feed.replay_complete else 0.0)
+        yield complete
+        replayed = _counter(
+            f"{PREFIX}_partition_replay_messages_total",
+            "Stream messages replayed (state rebuilt, signals gated), by partition.",
+            ("partition",),
+        )
+        live = _counter(
+            f"{PREFIX}_partition_live_messages_total",
+            "Stream messages consumed live, by partition.",
+            ("partition",),
+        )
+        for partition, progress in sorted(feed.progress.items()):
+            replayed.add_metric([str(partition)], float(progress.replayed))
+            live.add_metric([str(partition)], float(progress.live))
+        yield replayed
+        yield live
+        suppressed = _counter(
+            f"{PREFIX}_partition_replay_signals_suppressed_total",
+            "Signals of replayed messages not published (already published or too old).",
+        )
+        suppressed.add_metric([], float(feed.replay.signals_suppressed))
+        yield suppressed
+        recovered = _counter(
+            f"{PREFIX}_partition_replay_signals_recovered_total",
+            "Signals of replayed messages published because the signal stream lacked them.",
+        )
+        recovered.add_metric([], float(feed.replay.signals_recovered))
+        yield recovered
+        depth = GaugeMetricFamily(f"{PREFIX}_partition_queue_depth", "Decoded items queued.")
+        depth.add_metric([], float(feed.queue_depth))
+        yield depth
+
+
+def register_partition_feed(registry: CollectorRegistry, feed: Any) -> None:
+    """Add a worker feed's metrics to the service registry."""
+    registry.register(_FeedCollector(feed))

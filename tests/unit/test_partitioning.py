@@ -1,0 +1,551 @@
+"""Symbol partitioning: the partition function, ownership, routing keys, the router's routing
+decisions, the replay gate, the merged metrics reads, the settings and the deploy overlay."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.http.partition_api import SORT_PATHS, merge_all_pages, merge_summaries
+from adapters.nats.partition_feed import (
+    PartitionFeedItem,
+    ReplayGatedSink,
+    ReplayStats,
+    consumer_filters,
+)
+from adapters.nats.partition_router import NatsPartitionRouter
+from adapters.wire.binance import BinanceDecoder
+from adapters.wire.market_inputs import MarketInputDecoder
+from adapters.wire.routing_keys import (
+    MISSING_SYMBOL,
+    BinanceRouteKeys,
+    RouteKey,
+    Unroutable,
+    classify_stream,
+    dominance_route,
+    onchain_route,
+    quote_route,
+)
+from adapters.wire.stats import Decoded, SkipReason
+from application.partitioning import (
+    DOMINANCE_SYMBOL,
+    ONCHAIN_QUOTE_ASSET,
+    PartitionLayout,
+    RouteKind,
+    is_symbol,
+    onchain_symbol,
+    ordinal_from_hostname,
+    owned_partitions,
+    owner_of,
+    partition_of,
+)
+from bench.fanout import SYMBOLS_50, capture_lines, fan_out_line
+from domain.market import DepthSnapshot, event_symbol
+from domain.metrics import MarketMetricsBook, SortField
+from domain.signal import Action, ConfigStamp, Signal
+from domain.strategies import btc_dominance, onchain_metrics
+from entrypoints.partition_settings import PartitionSettings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOL_TEXT = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=20)
+
+
+# --- the partition function -------------------------------------------------------------------
+
+
+def _crc32_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (0xEDB88320 ^ (c >> 1)) if c & 1 else (c >> 1)
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32_table()
+
+
+def crc32_reference(data: bytes) -> int:
+    """Table-driven CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), written out."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_reference_crc32_is_the_standard_one() -> None:
+    assert crc32_reference(b"123456789") == 0xCBF43926  # the CRC-32 check value
+    assert crc32_reference(b"") == 0
+
+
+@settings(max_examples=500)
+@given(symbol=SYMBOL_TEXT, partitions=st.integers(1, 4096))
+def test_partition_is_in_range_stable_and_the_reference_crc32(symbol: str, partitions: int) -> None:
+    p = partition_of(symbol, partitions)
+    assert 0 <= p < partitions
+    assert p == partition_of(symbol, partitions)
+    assert p == crc32_reference(symbol.encode("utf-8")) % partitions
+
+
+@given(text=st.text(max_size=40), partitions=st.integers(1, 64))
+def test_any_text_partitions_like_the_reference(text: str, partitions: int) -> None:
+    assert partition_of(text, partitions) == crc32_reference(text.encode("utf-8")) % partitions
+
+
+def test_partition_does_not_depend_on_the_process_hash_seed() -> None:
+    expected = [partition_of(s, 16) for s in SYMBOLS_50]
+    code = (
+        "from application.partitioning import partition_of;"
+        "from bench.fanout import SYMBOLS_50;"
+        "print([partition_of(s, 16) for s in SYMBOLS_50])"
+    )
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        assert orjson.loads(out.stdout) == expected
+
+
+def test_known_partitions_are_pinned() -> None:
+    # Changing these moves every symbol of a running deployment: a breaking change.
+    assert {s: partition_of(s, 16) for s in ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT")} == {
+        "BTCUSDT": 0xAC8EA3C3 % 16,
+        "ETHUSDT": 0x1EF9AC5C % 16,
+        "BNBUSDT": 0x33A3AB8E % 16,
+        "SOLUSDT": 0x86665130 % 16,
+    }
+
+
+@given(partitions=st.integers(1, 256), data=st.data())
+def test_workers_own_disjoint_partitions_covering_all(partitions: int, data: Any) -> None:
+    workers = data.draw(st.integers(1, partitions))
+    owned = [owned_partitions(i, workers, partitions) for i in range(workers)]
+    flat = [p for parts in owned for p in parts]
+    assert sorted(flat) == list(range(partitions))
+    for i, parts in enumerate(owned):
+        assert all(p % workers == i for p in parts)
+        assert parts  # nobody idles while workers <= partitions
+
+
+@given(symbol=SYMBOL_TEXT, partitions=st.integers(1, 128), data=st.data())
+def test_owner_of_symbol_owns_its_partition(symbol: str, partitions: int, data: Any) -> None:
+    workers = data.draw(st.integers(1, partitions))
+    owner = owner_of(symbol, partitions, workers)
+    assert partition_of(symbol, partitions) in owned_partitions(owner, workers, partitions)
+
+
+def test_ownership_rejects_impossible_layouts() -> None:
+    with pytest.raises(ValueError, match="worker index"):
+        owned_partitions(3, 3, 16)
+    with pytest.raises(ValueError, match="would own nothing"):
+        owned_partitions(0, 17, 16)
+    with pytest.raises(ValueError, match="partition count"):
+        owned_partitions(0, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("hostname", "ordinal"),
+    [
+        ("realtime-strategies-0", 0),
+        ("realtime-strategies-2", 2),
+        ("petrosa-realtime-strategies-worker-11", 11),
+        ("realtime-strategies", None),
+        ("host-abc", None),
+        ("", None),
+    ],
+)
+def test_ordinal_from_hostname(hostname: str, ordinal: int | None) -> None:
+    assert ordinal_from_hostname(hostname) == ordinal
+
+
+def test_cross_symbol_inputs_live_with_the_strategies_symbols() -> None:
+    assert DOMINANCE_SYMBOL == btc_dominance.SYMBOL
+    assert ONCHAIN_QUOTE_ASSET == onchain_metrics.QUOTE_ASSET
+    assert onchain_symbol(" eth ") == "ETHUSDT"
+
+
+# --- subjects ---------------------------------------------------------------------------------
+
+
+@given(symbol=SYMBOL_TEXT, kind=st.sampled_from(list(RouteKind)), partitions=st.integers(1, 64))
+def test_subject_round_trips(symbol: str, kind: RouteKind, partitions: int) -> None:
+    layout = PartitionLayout("md.test", partitions)
+    subject = layout.subject(symbol, kind)
+    assert layout.parse(subject) == (partition_of(symbol, partitions), symbol, kind.value)
+    p = partition_of(symbol, partitions)
+    assert subject.startswith(layout.partition_filter(p).removesuffix(">"))
+
+
+def test_layout_validation() -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        PartitionLayout("bad..prefix")
+    with pytest.raises(ValueError, match="prefix"):
+        PartitionLayout("md.>")
+    with pytest.raises(ValueError, match="partition"):
+        PartitionLayout("md", 16).partition_filter(16)
+    assert PartitionLayout("md", 16).parse("other.1.X.trade") is None
+    assert PartitionLayout("md", 16).parse("md.x.X.trade") is None
+
+
+def test_consumer_filters() -> None:
+    layout = PartitionLayout("md", 16)
+    assert consumer_filters(layout, range(16)) == {"md.>": tuple(range(16))}
+    assert consumer_filters(layout, (1, 4)) == {"md.1.>": (1,), "md.4.>": (4,)}
+
+
+# --- routing keys -----------------------------------------------------------------------------
+
+
+def test_every_capture_line_routes_by_the_fast_path_to_the_decoded_symbol() -> None:
+    keys = BinanceRouteKeys()
+    decoder = BinanceDecoder(out_of_order_tolerance_ms=None)
+    lines = capture_lines()[:400]
+    for symbol in ("BTCUSDT", "ETHUSDT", "1000SATSUSDT"):
+        for line in lines:
+            raw = fan_out_line(line, symbol)
+            key = keys(raw)
+            assert isinstance(key, RouteKey)
+            assert key.symbol == symbol
+            decoded = decoder.decode_envelope(raw)
+            assert isinstance(decoded, Decoded)
+            assert event_symbol(decoded.event) == key.symbol
+    assert keys.parse_path == 0
+    kinds = {keys(line).kind for line in lines}  # type: ignore[union-attr]
+    assert kinds == {RouteKind.TRADE, RouteKind.DEPTH, RouteKind.TICKER}
+
+
+@given(
+    symbol=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12),
+    stream=st.sampled_from(
+        ["trade", "aggTrade", "ticker", "depth20@100ms", "depth5", "depth10@1000ms", "kline_1m",
+         "bookTicker", "depth@100ms", "depth20@fast", "markPrice@1s"]
+    ),
+    spaced=st.booleans(),
+)  # fmt: skip
+def test_fast_path_and_parse_path_agree(symbol: str, stream: str, spaced: bool) -> None:
+    envelope = {"stream": f"{symbol}@{stream}", "data": {"E": 1, "s": symbol.upper()}}
+    raw = orjson.dumps(envelope)
+    if spaced:
+        raw = raw.replace(b'":"', b'": "').replace(b'","', b'", "')
+    keys = BinanceRouteKeys()
+    fast = keys(raw)
+    assert fast == BinanceRouteKeys._parse(raw) == classify_stream(f"{symbol}@{stream}")
+    assert (keys.parse_path == 1) is spaced
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", SkipReason.MALFORMED_JSON),
+        (b"[1,2]", SkipReason.NOT_AN_OBJECT),
+        (b'{"data":{}}', SkipReason.MISSING_FIELD),
+        (b'{"stream": 5}', SkipReason.INVALID_VALUE),
+        (b'{"stream":"btcusdt@kline_1m","data":{}}', SkipReason.UNSUPPORTED_STREAM),
+        (b'{"stream":"nosymbolstream","data":{}}', SkipReason.UNSUPPORTED_STREAM),
+        (b'{"stream":"@trade","data":{}}', SkipReason.UNSUPPORTED_STREAM),
+        (b'{"stream":"btc-usdt@trade","data":{}}', SkipReason.INVALID_VALUE),
+        (b'{"stream":"btc\\u00e9usdt@trade","data":{}}', SkipReason.INVALID_VALUE),
+    ],
+)
+def test_unroutable_binance_messages_say_why(raw: bytes, reason: str) -> None:
+    key = BinanceRouteKeys()(raw)
+    assert isinstance(key, Unroutable)
+    assert key.reason == reason
+
+
+def test_market_inputs_route_where_their_decoder_puts_them() -> None:
+    decoder = MarketInputDecoder()
+    quote = b'{"venue":"Coinbase","symbol":"eth-usdt","bid":1,"ask":2,"timestamp":1}'
+    whale = (
+        b'{"type":"whale_transfer","asset":"eth","amount":5000,'
+        b'"direction":"to_exchange","timestamp":1}'
+    )
+    flow = (
+        b'{"type":"exchange_flow","asset":"SOL","inflow":9,"outflow":1,'
+        b'"period_seconds":3600,"timestamp":1}'
+    )
+    for route, decode, raw in (
+        (quote_route, decoder.decode_quote, quote),
+        (onchain_route, decoder.decode_onchain, whale),
+        (onchain_route, decoder.decode_onchain, flow),
+    ):
+        key = route(raw)
+        decoded = decode(raw)
+        assert isinstance(key, RouteKey)
+        assert isinstance(decoded, Decoded)
+        assert key.symbol == event_symbol(decoded.event)
+    assert dominance_route(b"anything") == RouteKey("BTCUSDT", RouteKind.DOMINANCE)
+    assert quote_route(b'{"venue":"x"}') == Unroutable(
+        MISSING_SYMBOL, "quote without a string 'symbol'"
+    )
+    assert isinstance(onchain_route(b'{"asset":""}'), Unroutable)
+    assert isinstance(onchain_route(b"nope"), Unroutable)
+    assert not is_symbol("btc")
+
+
+# --- the router's decisions (no server: a recording connection) --------------------------------
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, Mapping[str, str] | None]] = []
+
+    async def publish(
+        self, subject: str, data: bytes, reply: str = "", headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.published.append((subject, data, headers))
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.client = _Client()
+        self.is_connected = True
+
+    def add_listener(self, listener: Any) -> None: ...
+
+    def remove_listener(self, listener: Any) -> None: ...
+
+
+def _router(**kwargs: Any) -> tuple[NatsPartitionRouter, _Client]:
+    connection = _Connection()
+    router = NatsPartitionRouter(
+        connection,  # type: ignore[arg-type]
+        PartitionLayout("md", 16),
+        {"raw": BinanceRouteKeys(), "dom": dominance_route},
+        acks=False,
+        **kwargs,
+    )
+    return router, connection.client
+
+
+def test_router_republishes_the_unchanged_payload_to_the_partition_subject() -> None:
+    router, client = _router()
+    line = capture_lines()[0]
+    raw = fan_out_line(line, "ETHUSDT")
+    headers = {"traceparent": "00-abc-def-01", "Nats-Expected-Stream": "X", "Nats-Msg-Id": "m1"}
+    asyncio.run(router.route("raw", BinanceRouteKeys(), raw, headers))
+    assert client.published == [
+        (
+            f"md.{partition_of('ETHUSDT', 16)}.ETHUSDT.trade",
+            raw,
+            {"traceparent": "00-abc-def-01", "Nats-Msg-Id": "m1"},
+        )
+    ]
+    assert router.routed == {"trade": 1}
+
+
+def test_router_counts_and_dead_letters_what_it_cannot_route() -> None:
+    router, client = _router(
+        dead_letter_subject="dead", allowed_symbols=frozenset({"BTCUSDT"}), max_bytes=2048
+    )
+    keys = BinanceRouteKeys()
+    eth = fan_out_line(capture_lines()[0], "ETHUSDT")
+
+    async def run() -> None:
+        await router.route("raw", keys, b"{broken", None)
+        await router.route("raw", keys, eth, None)  # not in TRADING_SYMBOLS
+        await router.route("raw", keys, b'{"stream":"btcusdt@trade","x":"' + b"y" * 4096 + b'"}')
+        await router.route("dom", dominance_route, b'{"btc_dominance": 55}')  # never filtered
+
+    asyncio.run(run())
+    assert router.unroutable == {
+        SkipReason.MALFORMED_JSON: 1,
+        SkipReason.UNKNOWN_SYMBOL: 1,
+        SkipReason.TOO_LARGE: 1,
+    }
+    dead = [(s, h) for s, _, h in client.published if s == "dead"]
+    assert [h["Rs-Skip-Reason"] for _, h in dead if h] == [
+        "malformed_json",
+        "unknown_symbol",
+        "too_large",
+    ]
+    routed = [s for s, _, _ in client.published if s != "dead"]
+    assert routed == [f"md.{partition_of('BTCUSDT', 16)}.BTCUSDT.dominance"]
+
+
+def test_a_failing_routing_function_costs_one_message() -> None:
+    router, client = _router()
+
+    def broken(raw: bytes) -> RouteKey:
+        raise RuntimeError("bug")
+
+    asyncio.run(router.route("raw", broken, b"{}"))
+    assert router.unroutable == {"router_error": 1}
+    assert client.published == []
+
+
+# --- the replay gate --------------------------------------------------------------------------
+
+
+def _signal(signal_id: str) -> Signal:
+    return Signal(
+        signal_id=signal_id,
+        strategy_id="orderbook_skew",
+        symbol="BTCUSDT",
+        action=Action.BUY,
+        confidence=0.8,
+        price=100.0,
+        quantity=1.0,
+        current_price=100.0,
+        stop_loss=99.0,
+        take_profit=101.5,
+        event_time_ms=1,
+        config=ConfigStamp(1, {}, "default", False),
+    )
+
+
+class _Feed:
+    def __init__(self, *, signal_stream: bool) -> None:
+        self.current: PartitionFeedItem | None = None
+        self.signal_stream = object() if signal_stream else None
+        self.recover_after_ns = 1_000
+        self.published_ids = {"already"}
+        self.replay = ReplayStats()
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.published = 0
+
+    async def publish(self, signal: Signal, trace_context: Any = None) -> None:
+        self.sent.append(signal.signal_id)
+
+    async def flush(self) -> None: ...
+
+
+def _item(*, replay: bool, stored_at_ns: int) -> PartitionFeedItem:
+    snapshot = DepthSnapshot("BTCUSDT", 1, ((1.0, 1.0),), ((2.0, 1.0),))
+    return PartitionFeedItem(
+        snapshot, None, None, 0, "md.0.BTCUSDT.depth", 0, 1, stored_at_ns, replay
+    )
+
+
+def test_replay_gate() -> None:
+    inner = _Sink()
+    feed = _Feed(signal_stream=True)
+    sink = ReplayGatedSink(inner, feed)  # type: ignore[arg-type]
+
+    async def run() -> None:
+        feed.current = _item(replay=False, stored_at_ns=0)
+        await sink.publish(_signal("live"))  # live: always
+        feed.current = _item(replay=True, stored_at_ns=5_000)
+        await sink.publish(_signal("already"))  # replayed, already in the signal stream
+        await sink.publish(_signal("missing"))  # replayed, recent, missing: recovered
+        await sink.publish(_signal("missing"))  # ...once
+        feed.current = _item(replay=True, stored_at_ns=10)
+        await sink.publish(_signal("old"))  # replayed, before the recovery window
+
+    asyncio.run(run())
+    assert inner.sent == ["live", "missing"]
+    assert feed.replay.signals_suppressed == 3
+    assert feed.replay.signals_recovered == 1
+    assert sink.published == 0  # delegated to the inner sink
+
+
+def test_replay_gate_without_a_signal_stream_suppresses_every_replayed_signal() -> None:
+    inner = _Sink()
+    feed = _Feed(signal_stream=False)
+    sink = ReplayGatedSink(inner, feed)  # type: ignore[arg-type]
+    feed.current = _item(replay=True, stored_at_ns=5_000)
+    asyncio.run(sink.publish(_signal("missing")))
+    assert inner.sent == []
+    assert feed.replay.signals_suppressed == 1
+
+
+# --- merged metrics reads ---------------------------------------------------------------------
+
+
+def _snapshot(symbol: str, time_ms: int, bid_qty: float, ask_qty: float) -> DepthSnapshot:
+    return DepthSnapshot(
+        symbol, time_ms, ((100.0, bid_qty), (99.0, bid_qty)), ((101.0, ask_qty), (102.0, 1.0))
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    quantities=st.lists(st.tuples(st.floats(0.1, 50), st.floats(0.1, 50)), min_size=1, max_size=12),
+    workers=st.integers(1, 4),
+    sort_by=st.sampled_from(list(SortField)),
+    descending=st.booleans(),
+    offset=st.integers(0, 5),
+    limit=st.integers(1, 7),
+)
+def test_gathered_metrics_equal_one_book(
+    quantities: list[tuple[float, float]],
+    workers: int,
+    sort_by: SortField,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> None:
+    whole = MarketMetricsBook()
+    books = [MarketMetricsBook() for _ in range(workers)]
+    for i, (bid, ask) in enumerate(quantities):
+        snapshot = _snapshot(SYMBOLS_50[i], 1_000 + i, bid, ask)
+        whole.on_depth(snapshot)
+        books[owner_of(snapshot.symbol, 16, workers)].on_depth(snapshot)
+    expected = whole.all(sort_by=sort_by, descending=descending, offset=offset, limit=limit)
+    pages = [
+        b.all(sort_by=sort_by, descending=descending, offset=0, limit=offset + limit).as_dict()
+        for b in books
+    ]
+    merged = merge_all_pages(pages, sort_by.value, descending, offset, limit)
+    assert merged == expected.as_dict()
+    summary = merge_summaries(
+        [{**b.summary().as_dict(), "stale_events": 0, "evicted_symbols": 0} for b in books]
+    )
+    want = whole.summary().as_dict()
+    got_avg = summary["market_sentiment"].pop("avg_net_pressure")
+    want_avg = want["market_sentiment"].pop("avg_net_pressure")
+    assert got_avg == pytest.approx(want_avg)
+    assert {k: summary[k] for k in want} == want
+
+
+def test_sort_paths_cover_every_sort_field() -> None:
+    assert set(SORT_PATHS) == {field.value for field in SortField}
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def test_partition_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not PartitionSettings().enabled
+    monkeypatch.setenv("WORKER_COUNT", "3")
+    part = PartitionSettings()
+    assert part.enabled
+    assert part.workers == 3
+    assert part.resolve_worker_index("realtime-strategies-2") == 2
+    assert part.owned(2) == tuple(range(2, 16, 3))
+    with pytest.raises(ValueError, match="ordinal"):
+        part.resolve_worker_index("realtime-strategies")
+    with pytest.raises(ValueError, match="below WORKER_COUNT"):
+        part.resolve_worker_index("realtime-strategies-3")
+    monkeypatch.setenv("WORKER_INDEX", "1")
+    assert PartitionSettings().resolve_worker_index("whatever-2") == 1
+    monkeypatch.setenv("WORKER_INDEX", "3")
+    with pytest.raises(ValueError, match="WORKER_INDEX"):
+        PartitionSettings()
+    monkeypatch.delenv("WORKER_INDEX")
+    monkeypatch.setenv("WORKER_COUNT", "17")
+    with pytest.raises(ValueError, match="PARTITION_COUNT"):
+        PartitionSettings()
+    monkeypatch.delenv("WORKER_COUNT")
+    monkeypatch.setenv("PARTITIONED_MODE", "true")
+    assert PartitionSettings().workers == 1
+    assert PartitionSettings().resolve_worker_index("anything") == 0
