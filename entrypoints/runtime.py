@@ -95,6 +95,7 @@ class ServiceRuntime:
         shutdown_grace_seconds: float = 20.0,
         heartbeat_extra: Callable[[], Mapping[str, object]] | None = None,
         wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        tracing: bool | None = None,
     ) -> None:
         self.feed = feed
         self.processor = processor
@@ -109,6 +110,9 @@ class ServiceRuntime:
         self.grace = shutdown_grace_seconds
         self._heartbeat_extra = heartbeat_extra
         self._wall_ms = wall_clock_ms
+        # A span per message even without a trace context: True/False, or None for "when a
+        # real tracer provider is installed" (OTEL_EXPORTER other than none).
+        self.tracing = tracing
         self.stopping = asyncio.Event()
         self.counters = HeartbeatCounters()
         self.signals_published = 0
@@ -119,31 +123,50 @@ class ServiceRuntime:
     # ------------------------------------------------------------------ main loop
 
     async def consume(self) -> None:
-        """Process every item of the feed; a bad event or failed publish costs that one item."""
+        """Process every item of the feed; a bad event or failed publish costs that one item.
+
+        A message gets a span (continuing its trace context, which is passed on in its
+        signals) when it carries a trace context or when tracing is on; otherwise the span
+        would be a no-op that still costs several microseconds per message, so it is skipped.
+        """
         processor = self.processor
         observer = self.observer
+        tracing = self.tracing if self.tracing is not None else tracing_enabled()
         async for item in self.feed.items():
             event = item.event
             if observer is not None:
                 observer.message_consumed((self._wall_ms() - event.event_time_ms) / 1000.0)
             carrier = item.trace_context
-            context = extract(carrier) if carrier else None
-            with tracer.start_as_current_span(
-                "process_market_event", context=context, kind=SpanKind.CONSUMER
-            ) as span:
-                try:
-                    signals = processor.handle(event)
-                except Exception:  # one event never stops the consumer
-                    self.counters.consumer_errors += 1
-                    log.exception("event_processing_failed", event_type=type(event).__name__)
-                    continue
-                if not signals:
-                    continue
-                span.set_attribute("signals", len(signals))
-                outgoing: dict[str, str] = {}
-                inject(outgoing)
-                for emitted in signals:
-                    await self._publish(emitted, outgoing or None)
+            if carrier or tracing:
+                await self._consume_traced(event, carrier)
+                continue
+            try:
+                signals = processor.handle(event)
+            except Exception:  # one event never stops the consumer
+                self.counters.consumer_errors += 1
+                log.exception("event_processing_failed", event_type=type(event).__name__)
+                continue
+            for emitted in signals:
+                await self._publish(emitted, None)
+
+    async def _consume_traced(self, event: MarketEvent, carrier: Mapping[str, str] | None) -> None:
+        context = extract(carrier) if carrier else None
+        with tracer.start_as_current_span(
+            "process_market_event", context=context, kind=SpanKind.CONSUMER
+        ) as span:
+            try:
+                signals = self.processor.handle(event)
+            except Exception:  # one event never stops the consumer
+                self.counters.consumer_errors += 1
+                log.exception("event_processing_failed", event_type=type(event).__name__)
+                return
+            if not signals:
+                return
+            span.set_attribute("signals", len(signals))
+            outgoing: dict[str, str] = {}
+            inject(outgoing)
+            for emitted in signals:
+                await self._publish(emitted, outgoing or None)
 
     async def _publish(self, emitted: Signal, trace_context: Mapping[str, str] | None) -> None:
         try:
@@ -255,6 +278,12 @@ class ServiceRuntime:
             with contextlib.suppress(Exception):
                 await hook()
         log.info("service_stopped", **self.heartbeat())
+
+
+def tracing_enabled() -> bool:
+    """True when a real tracer provider is installed (spans are recorded and exported)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def processor_strategies(processor: MarketEventProcessor) -> Sequence[Any]:
