@@ -14,12 +14,16 @@ from time import perf_counter
 from typing import Protocol
 
 from domain.config import EffectiveConfig
-from domain.engine import Outcome, SignalEngine
+from domain.engine import Outcome, Runner, SignalEngine
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams
 from domain.signal import Signal
 
 ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
+_Consumer = tuple[str, Callable[[MarketEvent], str | None], Runner]
+"""(strategy id, its config_symbol, its runner)."""
+_Route = tuple[str, tuple[_Consumer, ...]]
+"""(event type name, the consumers of that type in engine order)."""
 
 
 class DepthObserver(Protocol):
@@ -61,6 +65,10 @@ class MarketEventProcessor:
     and the other strategies still run (a bug in one strategy costs its signal, not the
     message). ``observer`` receives per-strategy latency; with ``observer=None`` no timing
     is taken at all (the backtest's fast path).
+
+    Per event type, the processor keeps the strategies that consume it (the engine's
+    ``strategies_for``) with their ``config_symbol`` and runner bound once, so an event costs
+    a dict lookup plus one call per interested strategy.
     """
 
     def __init__(
@@ -75,25 +83,38 @@ class MarketEventProcessor:
         self.depth_observer = depth_observer
         self.observer = observer
         self.stats = ProcessingStats()
+        self._routes: dict[type, _Route] = {}
+
+    def _route(self, event_type: type) -> _Route:
+        route = self._routes[event_type] = (
+            event_type.__name__,
+            tuple(
+                (strategy.strategy_id, strategy.config_symbol, self.engine.runner(strategy))
+                for strategy in self.engine.strategies_for(event_type)
+            ),
+        )
+        return route
 
     def handle(self, event: MarketEvent) -> list[Signal]:
+        route = self._routes.get(event.__class__)
+        if route is None:
+            route = self._route(event.__class__)
+        type_name, consumers = route
         stats = self.stats
-        event_type = event.__class__
-        stats.events_by_type[event_type.__name__] += 1
-        if self.depth_observer is not None and isinstance(event, DepthSnapshot):
-            self.depth_observer.on_depth(event)
+        stats.events_by_type[type_name] += 1
+        depth_observer = self.depth_observer
+        if depth_observer is not None and isinstance(event, DepthSnapshot):
+            depth_observer.on_depth(event)
         signals: list[Signal] = []
         observer = self.observer
-        for strategy in self.engine.strategies_for(event_type):
-            symbol = strategy.config_symbol(event)
+        config = self.config
+        for strategy_id, config_symbol, run in consumers:
+            symbol = config_symbol(event)
             if symbol is None:
                 continue
-            strategy_id = strategy.strategy_id
             started = perf_counter() if observer is not None else 0.0
             try:
-                outcome, signal = self.engine.evaluate(
-                    strategy, event, self.config(strategy_id, symbol)
-                )
+                outcome, signal = run(event, config(strategy_id, symbol))
             except Exception as error:  # isolate one strategy's bug
                 stats.strategy_errors[strategy_id] += 1
                 if observer is not None:

@@ -30,20 +30,28 @@ class Outcome:
     COOLDOWN = "cooldown"
 
 
+Result = tuple[str, Signal | None]
+"""(outcome, the signal when the outcome is SIGNAL)."""
+Runner = Callable[[MarketEvent, EffectiveConfig[CommonParams]], Result]
+"""``SignalEngine.evaluate`` of one strategy: (event, its effective config) -> result."""
+
+# The results without a signal, built once: the hot path returns these very tuples.
+_DISABLED: Result = (Outcome.DISABLED, None)
+_NO_SIGNAL: Result = (Outcome.NO_SIGNAL, None)
+_COOLDOWN: Result = (Outcome.COOLDOWN, None)
+
+
 class SignalEngine:
     """Owns the strategy instances (their state) and the cooldown gate."""
 
     def __init__(self, strategies: Sequence[Strategy[CommonParams]]) -> None:
         self.strategies: tuple[Strategy[CommonParams], ...] = tuple(strategies)
         self.cooldowns = CooldownGate()
+        """The gate every runner of this engine checks (fixed for the engine's life)."""
         self._routes: dict[type, tuple[Strategy[CommonParams], ...]] = {}
-        # ``propose`` of the strategies that have one (ProposingStrategy), by id(): strategies
-        # need not be hashable, and self.strategies keeps every id in here alive and unique.
-        self._proposers: dict[int, ProposeFn] = {
-            id(strategy): strategy.propose  # type: ignore[attr-defined]
-            for strategy in self.strategies
-            if callable(getattr(strategy, "propose", None))
-        }
+        # One runner per strategy, by id(): strategies need not be hashable, and
+        # self.strategies keeps every id in here alive and unique.
+        self._runners: dict[int, Runner] = {id(s): self._bind(s) for s in self.strategies}
 
     def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
         """The strategies that may consume events of ``event_type``, in engine order.
@@ -67,40 +75,62 @@ class SignalEngine:
         strategy: Strategy[CommonParams],
         event: MarketEvent,
         config: EffectiveConfig[CommonParams],
-    ) -> tuple[str, Signal | None]:
-        """Run one strategy on one event with its effective config.
+    ) -> Result:
+        """Run one strategy on one event with its effective config."""
+        return self.runner(strategy)(event, config)
 
-        For a strategy of this engine that proposes (``ProposingStrategy``), a proposal the
-        cooldown would suppress ends here as COOLDOWN, before its decision is built; the
-        outcome and the signals are the same as deciding first and asking the cooldown after.
+    def runner(self, strategy: Strategy[CommonParams]) -> Runner:
+        """:meth:`evaluate` for ``strategy``, with everything it looks up bound once.
+
+        The processor keeps these per event type, so an evaluation costs one call. A
+        strategy of this engine shares its runner (and state); any other gets a new one.
         """
-        params = config.params
-        if not params.enabled:
-            return Outcome.DISABLED, None
-        time_ms = event.event_time_ms
-        propose = self._proposers.get(id(strategy))
-        if propose is None:
-            decision = strategy.on_event(event, params)
+        run = self._runners.get(id(strategy))
+        return run if run is not None else self._bind(strategy)
+
+    def _bind(self, strategy: Strategy[CommonParams]) -> Runner:
+        """The runner of one strategy.
+
+        Disabled → DISABLED; no decision → NO_SIGNAL; suppressed by the cooldown → COOLDOWN;
+        else SIGNAL with the signal. For a ``ProposingStrategy`` the cooldown is checked on
+        the proposal, before its decision is built (on a busy order book most are
+        suppressed); the outcome and the signal are the same as deciding first and asking
+        the cooldown after.
+        """
+        strategy_id = strategy.strategy_id
+        gate = self.cooldowns
+        propose: ProposeFn | None = getattr(strategy, "propose", None)
+        if callable(propose):
+            proposing: ProposeFn = propose
+
+            def run_proposing(event: MarketEvent, config: EffectiveConfig[CommonParams]) -> Result:
+                params = config.params
+                if not params.enabled:
+                    return _DISABLED
+                proposal = proposing(event, params)
+                if proposal is None:
+                    return _NO_SIGNAL
+                time_ms = event.event_time_ms
+                if gate.blocks(
+                    strategy_id, proposal.symbol, proposal.action, time_ms, params.cooldown_ms
+                ):
+                    return _COOLDOWN
+                return _admit(gate, strategy_id, proposal.decide(), time_ms, config)
+
+            return run_proposing
+
+        on_event = strategy.on_event
+
+        def run(event: MarketEvent, config: EffectiveConfig[CommonParams]) -> Result:
+            params = config.params
+            if not params.enabled:
+                return _DISABLED
+            decision = on_event(event, params)
             if decision is None:
-                return Outcome.NO_SIGNAL, None
-        else:
-            proposal = propose(event, params)
-            if proposal is None:
-                return Outcome.NO_SIGNAL, None
-            if self.cooldowns.blocks(
-                strategy.strategy_id,
-                proposal.symbol,
-                proposal.action,
-                time_ms,
-                params.cooldown_ms,
-            ):
-                return Outcome.COOLDOWN, None
-            decision = proposal.decide()
-        if not self.cooldowns.admit(
-            strategy.strategy_id, decision.symbol, decision.action, time_ms, params.cooldown_ms
-        ):
-            return Outcome.COOLDOWN, None
-        return Outcome.SIGNAL, build_signal(strategy.strategy_id, decision, time_ms, config)
+                return _NO_SIGNAL
+            return _admit(gate, strategy_id, decision, event.event_time_ms, config)
+
+        return run
 
     def process(self, event: MarketEvent, lookup: ConfigLookup) -> list[Signal]:
         """Run every strategy that consumes ``event``; return the signals emitted."""
@@ -113,6 +143,21 @@ class SignalEngine:
             if signal is not None:
                 signals.append(signal)
         return signals
+
+
+def _admit(
+    gate: CooldownGate,
+    strategy_id: str,
+    decision: Decision,
+    time_ms: int,
+    config: EffectiveConfig[CommonParams],
+) -> Result:
+    """COOLDOWN, or SIGNAL with the signal built from ``decision`` (then recorded)."""
+    if not gate.admit(
+        strategy_id, decision.symbol, decision.action, time_ms, config.params.cooldown_ms
+    ):
+        return _COOLDOWN
+    return Outcome.SIGNAL, build_signal(strategy_id, decision, time_ms, config)
 
 
 def build_signal(
