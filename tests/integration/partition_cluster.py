@@ -1,0 +1,358 @@
+"""A partitioned deployment on the local NATS for the partitioning tests.
+
+:class:`Cluster` owns the processes of one test — ``realtime-strategies route`` and
+``realtime-strategies serve`` (partitioned workers, or the single-process service) — started
+from the venv with an environment of their own: subjects, streams and queue groups unique to
+the run (``t<run id>.*``), the in-memory config store, a free API port each. Logs go to files
+under the test's tmp dir; every wait is bounded and reports the log tails of the processes
+when it times out. :class:`Workload` is the message sequence the tests publish: the bundled
+capture fanned out to 50 symbols, plus dominance, venue quotes and on-chain events between
+its two halves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent / "realtime-strategies"
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
+
+
+def _die_with_parent() -> None:
+    """SIGKILL the child when the test process dies (Linux): nothing is left behind."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.2,
+    context: Callable[[], str] | None = None,
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = f"\n{context()}" if context is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+@dataclass
+class Proc:
+    """One ``realtime-strategies`` process."""
+
+    name: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.env["FASTAPI_PORT"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        assert not self.running, f"{self.name} is already running"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN), *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=self.log_dir,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL (no drain, no flush: a crash)."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30.0) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def get(self, path: str) -> httpx.Response | None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(
+                f"{self.name} exited with {self.process.returncode}\n{self.tail()}"
+            )
+        try:
+            return httpx.get(self.url + path, timeout=10.0)
+        except httpx.HTTPError:
+            return None
+
+    def json(self, path: str) -> Any:
+        response = self.get(path)
+        assert response is not None, path
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        return response.json()
+
+    def ready(self) -> bool:
+        response = self.get("/ready")
+        return response is not None and response.status_code == 200
+
+    def tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        body = "\n".join(line[:400] for line in text.splitlines()[-lines:])
+        return f"--- {self.name} ({'running' if self.running else 'exited'}):\n{body}"
+
+
+class Cluster:
+    """The processes, subjects and streams of one test run."""
+
+    def __init__(self, log_dir: Path, nats_url: str, *, partitions: int = 16) -> None:
+        self.run = uuid.uuid4().hex[:10]
+        self.log_dir = log_dir
+        self.nats_url = nats_url
+        self.partitions = partitions
+        self.procs: list[Proc] = []
+        base = f"t{self.run}"
+        self.raw_topic = f"{base}.binance.websocket.data"
+        self.dominance_topic = f"{base}.market.dominance"
+        self.quotes_topic = f"{base}.market.quotes"
+        self.onchain_topic = f"{base}.onchain.events"
+        self.signal_topic = f"{base}.signals.trading"
+        self.market_stream = f"MD_{self.run}"
+        self.signal_stream = f"SIG_{self.run}"
+        self.prefix = f"{base}.md"
+
+    def env(self, **extra: object) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+        env.update(
+            {
+                "NATS_URL": self.nats_url,
+                "NATS_CONSUMER_TOPIC": self.raw_topic,
+                "NATS_CONSUMER_GROUP": f"g{self.run}",
+                "NATS_DOMINANCE_TOPIC": self.dominance_topic,
+                "NATS_QUOTES_TOPIC": self.quotes_topic,
+                "NATS_ONCHAIN_TOPIC": self.onchain_topic,
+                "NATS_PUBLISHER_TOPIC": self.signal_topic,
+                "NATS_CONFIG_CHANGE_TOPIC": f"t{self.run}.config.changed",
+                "PARTITION_SUBJECT_PREFIX": self.prefix,
+                "PARTITION_STREAM": self.market_stream,
+                "PARTITION_COUNT": str(self.partitions),
+                "SIGNAL_STREAM": self.signal_stream,
+                "ROUTER_QUEUE_GROUP": f"r{self.run}",
+                "CONFIG_STORE": "memory",
+                "TRADING_SYMBOLS": "*",
+                "FASTAPI_HOST": "127.0.0.1",
+                "FASTAPI_PORT": str(free_port()),
+                "HEARTBEAT_INTERVAL_SECONDS": "10",
+                "LOG_LEVEL": "INFO",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update({key.upper(): str(value) for key, value in extra.items()})
+        return env
+
+    def add(self, name: str, args: Sequence[str], **extra: object) -> Proc:
+        proc = Proc(name, tuple(args), self.env(**extra), self.log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def router(self, name: str = "router") -> Proc:
+        return self.add(name, ["route"])
+
+    def worker(self, index: int, count: int, **extra: object) -> Proc:
+        return self.add(
+            f"worker-{index}-of-{count}",
+            ["serve"],
+            WORKER_COUNT=count,
+            HOSTNAME=f"realtime-strategies-{index}",
+            **extra,
+        )
+
+    def single_process(self) -> Proc:
+        return self.add("single", ["serve"])
+
+    def describe(self) -> str:
+        return "\n".join(proc.tail() for proc in self.procs)
+
+    def wait_ready(self, procs: Sequence[Proc], timeout: float = 90.0) -> None:
+        for proc in procs:
+            wait_until(proc.ready, timeout, f"{proc.name} /ready", context=self.describe)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            with contextlib.suppress(Exception):
+                proc.kill()
+
+
+# --- the workload -------------------------------------------------------------------------------
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the tests publish, in three phases.
+
+    1. the first half of the capture, fanned out to 50 symbols (raw subject);
+    2. market-logic inputs at the split's event time: BTC dominance high and rising (buy
+       BTCUSDT — lives on BTCUSDT's partition, priced by BTCUSDT's trades), whale transfers of
+       BTC and ETH and exchange flows of four alts (on ``<ASSET>USDT``'s partition), and a
+       Coinbase quote 1 % above Binance for five symbols (a spread signal on their next depth);
+    3. the second half of the capture, fanned out.
+
+    Everything of a phase is routed before the next is published, so each partition holds the
+    phases in this order whatever the interleaving of the input subjects.
+    """
+
+    phase1: list[bytes]
+    phase2: list[tuple[str, bytes]]  # (input kind, payload)
+    phase3: list[bytes]
+
+    @property
+    def total(self) -> int:
+        return len(self.phase1) + len(self.phase2) + len(self.phase3)
+
+    @classmethod
+    def build(cls, symbols: Sequence[str] = SYMBOLS_50) -> Workload:
+        lines = capture_lines()
+        split = len(lines) // 2
+        first, second = lines[:split], lines[split:]
+        last_ms, ask = 0, 0.0
+        for line in reversed(first):
+            envelope = orjson.loads(line)
+            data = envelope["data"]
+            if "asks" in data and not ask:
+                ask = float(data["asks"][0][0])
+            if "E" in data and not last_ms:
+                last_ms = int(data["E"])
+            if ask and last_ms:
+                break
+        t = last_ms + 1
+        inputs: list[tuple[str, bytes]] = [
+            ("dominance", orjson.dumps({"btc_dominance": 71.0, "timestamp": _iso(t - 2000)})),
+            ("dominance", orjson.dumps({"btc_dominance": 72.5, "timestamp": _iso(t)})),
+            (
+                "onchain",
+                orjson.dumps(
+                    {
+                        "type": "whale_transfer",
+                        "asset": "BTC",
+                        "amount": 250,
+                        "direction": "to_exchange",
+                        "timestamp": _iso(t),
+                    }
+                ),
+            ),
+            (
+                "onchain",
+                orjson.dumps(
+                    {
+                        "type": "whale_transfer",
+                        "asset": "ETH",
+                        "amount": 5000,
+                        "direction": "from_exchange",
+                        "timestamp": t,
+                    }
+                ),
+            ),
+        ]
+        for asset in ("SOL", "XRP", "DOGE", "ADA"):
+            inputs.append(
+                (
+                    "onchain",
+                    orjson.dumps(
+                        {
+                            "type": "exchange_flow",
+                            "asset": asset,
+                            "inflow": 900,
+                            "outflow": 100,
+                            "period_seconds": 3600,
+                            "timestamp": _iso(t),
+                        }
+                    ),
+                )
+            )
+        for symbol in ("SOLUSDT", "LINKUSDT", "AVAXUSDT", "NEARUSDT", "KAVAUSDT"):
+            bid = round(ask * 1.01, 2)
+            inputs.append(
+                (
+                    "quotes",
+                    orjson.dumps(
+                        {
+                            "venue": "coinbase",
+                            "symbol": symbol[:-4] + "-USDT",
+                            "bid": bid,
+                            "ask": round(bid * 1.0002, 2),
+                            "timestamp": _iso(t),
+                        }
+                    ),
+                )
+            )
+        return cls(list(fan_out(first, symbols)), inputs, list(fan_out(second, symbols)))
+
+    def messages(self) -> Iterator[tuple[str, bytes]]:
+        """Every message in publication order, with its input kind."""
+        for raw in self.phase1:
+            yield "binance", raw
+        yield from self.phase2
+        for raw in self.phase3:
+            yield "binance", raw

@@ -1,0 +1,440 @@
+"""Symbol-partitioned scaling on the real NATS: same signals with 1 or N workers, and after a
+worker crash (docs/adr/0010-symbol-partitioning.md).
+
+The workload (:class:`tests.integration.partition_cluster.Workload`) is the bundled capture
+fanned out to 50 symbols plus dominance, quotes and on-chain inputs — 677,560 messages.
+The reference is the single-process code path run in this process (the backtest's path:
+decoder → ``MarketEventProcessor`` of the composition root, in-memory config), and the real
+single-process service is checked against it too. Every partitioned run is separate
+processes: ``realtime-strategies route`` and ``realtime-strategies serve`` workers, with
+subjects and streams unique to the run. Signals are read back from the JetStream signal
+stream (deduplicated by ``Nats-Msg-Id``) and, for duplicates, also from a plain core
+subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import orjson
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy, StreamConfig
+from nats.js.errors import NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.wire.signals import encode_signal
+from adapters.wire.stats import Skip
+from application.partitioning import owner_of
+from entrypoints.container import build_container, market_subjects
+from entrypoints.settings import Settings
+from tests.integration.partition_cluster import Cluster, Proc, Workload, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T = TypeVar("T")
+Signals = dict[str, dict[str, Any]]
+PHASE_TIMEOUT_S = 300.0
+DRAIN_TIMEOUT_S = 420.0
+TEST_TIMEOUT_S = 1500
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    return Workload.build()
+
+
+@pytest.fixture(scope="module")
+def reference(workload: Workload) -> Signals:
+    """The single-process code path in this process: the composition root's decoder and
+    processor (in-memory config), every message in publication order."""
+    settings = Settings(config_store="memory", trading_symbols="*")
+    container = build_container(settings)
+    asyncio.run(container.config_service().refresh())
+    subjects = market_subjects(settings, container.decoder())
+    decoders = {
+        "binance": subjects[settings.nats_consumer_topic],
+        "dominance": subjects[settings.nats_dominance_topic],
+        "quotes": subjects[settings.nats_quotes_topic],
+        "onchain": subjects[settings.nats_onchain_topic],
+    }
+    processor = container.processor()
+    signals: Signals = {}
+    skipped = 0
+    for kind, raw in workload.messages():
+        result = decoders[kind](raw)
+        if isinstance(result, Skip):
+            skipped += 1
+            continue
+        for signal in processor.handle(result.event):
+            assert signal.signal_id not in signals, "two signals with one id"
+            signals[signal.signal_id] = orjson.loads(encode_signal(signal, settings.signal_source))
+    assert skipped == 0
+    strategies = Counter(s["strategy_id"] for s in signals.values())
+    # every routing rule is exercised: per-symbol data, dominance on BTCUSDT, on-chain on
+    # <ASSET>USDT, quotes on their symbol
+    assert {"orderbook_skew", "trade_momentum", "btc_dominance", "onchain_metrics"} <= set(
+        strategies
+    ), strategies
+    assert strategies["cross_exchange_spread"] == 5, strategies
+    assert strategies["onchain_metrics"] == 6, strategies
+    return signals
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> Any:
+    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, nats_url)
+    yield c
+    c.stop()
+
+
+async def delete_streams(nats_url: str, cluster: Cluster) -> None:
+    client = await nats.connect(nats_url)
+    for name in (cluster.market_stream, cluster.signal_stream):
+        with contextlib.suppress(NotFoundError):
+            await client.jetstream().delete_stream(name)
+    await client.close()
+
+
+@pytest.fixture(autouse=True)
+async def _delete_streams(cluster: Cluster, nats_url: str) -> Any:
+    yield
+    await delete_streams(nats_url, cluster)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[T | None]],
+    timeout: float,  # noqa: ASYNC109
+    what: str,
+    cluster: Cluster,
+    interval: float = 0.5,
+) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s: {what}\n{cluster.describe()}")
+        await asyncio.sleep(interval)
+
+
+async def http_json(proc: Proc, path: str) -> Any:
+    return await asyncio.to_thread(proc.json, path)
+
+
+async def ready(procs: Sequence[Proc], cluster: Cluster, within: float = 120.0) -> None:
+    for proc in procs:
+
+        async def probe(p: Proc = proc) -> bool:
+            return await asyncio.to_thread(p.ready)
+
+        await wait_for(probe, within, f"{proc.name} ready", cluster)
+
+
+async def publish(nc: Client, cluster: Cluster, messages: Iterable[tuple[str, bytes]]) -> int:
+    topics = {
+        "binance": cluster.raw_topic,
+        "dominance": cluster.dominance_topic,
+        "quotes": cluster.quotes_topic,
+        "onchain": cluster.onchain_topic,
+    }
+    count = 0
+    for kind, raw in messages:
+        await nc.publish(topics[kind], raw)
+        count += 1
+        if count % 2000 == 0:
+            await nc.flush(timeout=30)
+    await nc.flush(timeout=30)
+    return count
+
+
+def binance(raws: Iterable[bytes]) -> Iterator[tuple[str, bytes]]:
+    for raw in raws:
+        yield "binance", raw
+
+
+async def stream_holds(js: JetStreamContext, cluster: Cluster, expected: int) -> None:
+    """Wait until the router stored ``expected`` messages in the market-data stream."""
+
+    async def stored() -> bool:
+        info = await js.stream_info(cluster.market_stream)
+        assert info.state.last_seq <= expected, "more messages stored than published"
+        return info.state.last_seq == expected
+
+    await wait_for(stored, PHASE_TIMEOUT_S, f"{expected} messages routed", cluster)
+
+
+async def caught_up(workers: Sequence[Proc], cluster: Cluster) -> None:
+    for worker in workers:
+
+        async def done(w: Proc = worker) -> bool:
+            return bool((await http_json(w, "/api/v1/partitions"))["caught_up"])
+
+        await wait_for(done, DRAIN_TIMEOUT_S, f"{worker.name} caught up", cluster, interval=1.0)
+
+
+async def read_signals(js: JetStreamContext, cluster: Cluster) -> list[tuple[str, bytes]]:
+    """Every message of the signal stream: (Nats-Msg-Id, payload), once it stops growing."""
+
+    async def settled() -> int | None:
+        first = (await js.stream_info(cluster.signal_stream)).state.messages
+        await asyncio.sleep(1.5)
+        second = (await js.stream_info(cluster.signal_stream)).state.messages
+        return second if first == second and second > 0 else None
+
+    count = await wait_for(settled, 60.0, "signal stream settled", cluster)
+    sub = await js.subscribe(
+        f"{cluster.signal_topic}.>",
+        stream=cluster.signal_stream,
+        ordered_consumer=True,
+        deliver_policy=DeliverPolicy.ALL,
+    )
+    out: list[tuple[str, bytes]] = []
+    while len(out) < count:
+        msg = await sub.next_msg(timeout=10)
+        out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), msg.data))
+    await sub.unsubscribe()
+    return out
+
+
+def assert_same_signals(stored: list[tuple[str, bytes]], reference: Signals) -> None:
+    ids = Counter(msg_id for msg_id, _ in stored)
+    duplicates = {k: n for k, n in ids.items() if n > 1}
+    assert not duplicates, f"duplicates in the signal stream: {list(duplicates)[:5]}"
+    got = {msg_id: orjson.loads(payload) for msg_id, payload in stored}
+    for msg_id, payload in got.items():
+        assert payload["signal_id"] == msg_id
+    missing = sorted(set(reference) - set(got))
+    extra = sorted(set(got) - set(reference))
+    described = (
+        f"{len(missing)} reference signals missing, {len(extra)} unexpected; e.g. missing "
+        f"{[reference[i]['strategy_id'] + ':' + reference[i]['symbol'] for i in missing[:5]]}, "
+        f"unexpected {[got[i]['strategy_id'] + ':' + got[i]['symbol'] for i in extra[:5]]}"
+    )
+    assert not missing, described
+    assert not extra, described
+    different = [i for i in reference if got[i] != reference[i]]
+    assert not different, (
+        f"{len(different)} payloads differ, e.g. {got[different[0]]} != {reference[different[0]]}"
+    )
+
+
+class CoreSubscriber:
+    """A plain subscription to the signal subjects: counts what a non-JetStream consumer (the
+    trade engine's queue group) would receive."""
+
+    def __init__(self) -> None:
+        self.ids: Counter[str] = Counter()
+
+    async def on_message(self, msg: Msg) -> None:
+        self.ids[(msg.headers or {}).get("Nats-Msg-Id", "")] += 1
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        return {k: n for k, n in self.ids.items() if n > 1}
+
+
+async def ensure_signal_stream(js: JetStreamContext, cluster: Cluster) -> None:
+    await js.add_stream(
+        StreamConfig(
+            name=cluster.signal_stream,
+            subjects=[f"{cluster.signal_topic}.>"],
+            duplicate_window=300.0,
+            max_age=3600.0,
+        )
+    )
+
+
+async def run_partitioned(
+    nc: Client,
+    cluster: Cluster,
+    workload: Workload,
+    workers: int,
+    *,
+    during_phase3: Callable[[list[Proc]], Awaitable[None]] | None = None,
+) -> tuple[list[tuple[str, bytes]], list[Proc]]:
+    js = nc.jetstream()
+    router = cluster.router()
+    router.start()
+    procs = [cluster.worker(i, workers) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    await ready([router, *procs], cluster)
+    published = await publish(nc, cluster, binance(workload.phase1))
+    await stream_holds(js, cluster, published)
+    published += await publish(nc, cluster, workload.phase2)
+    await stream_holds(js, cluster, published)
+    if during_phase3 is None:
+        published += await publish(nc, cluster, binance(workload.phase3))
+    else:
+        half = len(workload.phase3) // 2
+        published += await publish(nc, cluster, binance(workload.phase3[:half]))
+        await during_phase3(procs)
+        published += await publish(nc, cluster, binance(workload.phase3[half:]))
+    assert published == workload.total
+    await stream_holds(js, cluster, published)
+    await caught_up(procs, cluster)
+    router_stats = await http_json(router, "/api/v1/router")
+    assert router_stats["unroutable"] == {}
+    assert router_stats["publish_errors"] == {}
+    assert router_stats["acked"] == workload.total
+    return await read_signals(js, cluster), procs
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_single_process_service_gives_the_reference_signals(
+    nc: Client, cluster: Cluster, workload: Workload, reference: Signals
+) -> None:
+    """The default mode (queue group on the raw subject) against the in-process reference —
+    the baseline the partitioned runs must equal."""
+    js = nc.jetstream()
+    await ensure_signal_stream(js, cluster)
+    service = cluster.single_process()
+    service.start()
+    await ready([service], cluster)
+
+    async def received(expected: int) -> None:
+        async def count() -> bool:
+            text = await asyncio.to_thread(lambda: service.get("/metrics"))
+            assert text is not None
+            total = 0.0
+            for family in text_string_to_metric_families(text.text):
+                if family.name in (
+                    "realtime_strategies_messages_processed",
+                    "realtime_strategies_messages_invalid",
+                ):
+                    total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+            return total >= expected
+
+        await wait_for(count, PHASE_TIMEOUT_S, f"{expected} messages received", cluster)
+
+    published = await publish(nc, cluster, binance(workload.phase1))
+    await received(published)
+    published += await publish(nc, cluster, workload.phase2)
+    await received(published)
+    published += await publish(nc, cluster, binance(workload.phase3))
+    await received(published)
+    assert_same_signals(await read_signals(js, cluster), reference)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_router_and_one_worker_give_the_single_process_signals(
+    nc: Client, cluster: Cluster, workload: Workload, reference: Signals
+) -> None:
+    stored, _ = await run_partitioned(nc, cluster, workload, workers=1)
+    assert_same_signals(stored, reference)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_router_and_three_workers_give_the_single_process_signals(
+    nc: Client, tmp_path: Path, nats_url: str, workload: Workload, reference: Signals
+) -> None:
+    # Worker API ports base+index, so that any worker can forward a metrics read to the owner.
+    while True:
+        base = free_port() // 10 * 10 % 60000
+        if base > 20000:
+            break
+    cluster = Cluster(tmp_path, nats_url)
+    template = f"http://127.0.0.1:{base // 10}{{index}}"
+    try:
+        js = nc.jetstream()
+        router = cluster.router()
+        router.start()
+        procs = [
+            cluster.worker(i, 3, FASTAPI_PORT=base + i, WORKER_URL_TEMPLATE=template)
+            for i in range(3)
+        ]
+        for proc in procs:
+            proc.start()
+        await ready([router, *procs], cluster)
+        published = await publish(nc, cluster, binance(workload.phase1))
+        await stream_holds(js, cluster, published)
+        published += await publish(nc, cluster, workload.phase2)
+        await stream_holds(js, cluster, published)
+        published += await publish(nc, cluster, binance(workload.phase3))
+        await stream_holds(js, cluster, published)
+        await caught_up(procs, cluster)
+        assert_same_signals(await read_signals(js, cluster), reference)
+
+        # Each worker owns its partitions only; any worker answers for any symbol.
+        statuses = [await http_json(p, "/api/v1/partitions") for p in procs]
+        owned = [set(s["partitions"]) for s in statuses]
+        assert set().union(*owned) == set(range(16))
+        assert sum(len(o) for o in owned) == 16
+        for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "KAVAUSDT"):
+            owner = owner_of(symbol, 16, 3)
+            direct = await http_json(procs[owner], f"/api/v1/metrics/depth/{symbol}")
+            for proc in procs:
+                response = await asyncio.to_thread(proc.get, f"/api/v1/metrics/depth/{symbol}")
+                assert response is not None
+                assert response.status_code == 200
+                assert response.json()["spread"] == direct["spread"]
+        summary = await http_json(procs[1], "/api/v1/metrics/summary")
+        assert summary["symbols"] == 50
+        page = await http_json(procs[2], "/api/v1/metrics/all?limit=50&sort_by=net_pressure")
+        assert page["total"] == 50
+        assert len({item["symbol"] for item in page["items"]}) == 50
+    finally:
+        cluster.stop()
+        await delete_streams(nats_url, cluster)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates(
+    nc: Client, cluster: Cluster, workload: Workload, reference: Signals
+) -> None:
+    core = CoreSubscriber()
+    await nc.subscribe(f"{cluster.signal_topic}.*", cb=core.on_message)
+    victim_index = owner_of("BTCUSDT", 16, 3)  # owns the dominance and BTC whale inputs too
+    restarted: list[Proc] = []
+
+    async def crash_and_restart(procs: list[Proc]) -> None:
+        victim = procs[victim_index]
+        await asyncio.sleep(1.0)  # mid-stream: it has work queued and signals to publish
+        victim.kill()
+        await asyncio.sleep(1.0)
+        victim.start()  # same pod name (HOSTNAME ordinal), fresh process
+        restarted.append(victim)
+
+    stored, _ = await run_partitioned(
+        nc, cluster, workload, workers=3, during_phase3=crash_and_restart
+    )
+    assert_same_signals(stored, reference)
+    await nc.flush()
+    await asyncio.sleep(1.0)
+    assert set(core.ids) == set(reference)
+    assert not core.duplicates, f"core subscribers got duplicates: {list(core.duplicates)[:5]}"
+    status = await http_json(restarted[0], "/api/v1/partitions")
+    replay = status["replay"]
+    print(f"restarted {restarted[0].name}: replay {replay}, live {status['live_messages']}")
+    assert replay["complete"]
+    assert replay["boundary_seq"] > 0
+    assert replay["messages"] > 0
+    assert replay["signals_suppressed"] > 0  # rebuilt its state without re-publishing
+    assert restarted[0].starts == 2
