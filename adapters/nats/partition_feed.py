@@ -62,9 +62,10 @@ _MAX_HEADER = 512
 _YIELD_EVERY = 64
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PartitionFeedItem:
-    """One decoded event of a partition, with its place in the stream."""
+    """One decoded event of a partition, with its place in the stream (not frozen: built once
+    per message, and a frozen dataclass pays for ``object.__setattr__`` per field)."""
 
     event: MarketEvent
     trace_context: Mapping[str, str] | None
@@ -116,9 +117,11 @@ class _Meta:
 def _meta(msg: Msg) -> _Meta:
     """Sequence, store time and pending count from the JetStream reply subject."""
     reply = msg.reply
-    tokens = reply.split(".")
-    if len(tokens) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return _Meta(int(tokens[5]), int(tokens[7]), int(tokens[8]))
+    if (
+        reply.count(".") == 8
+    ):  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        _, sseq, _, ts, pending = reply.rsplit(".", 4)
+        return _Meta(int(sseq), int(ts), int(pending))
     md = msg.metadata
     return _Meta(md.sequence.stream, int(md.timestamp.timestamp() * 1e9), md.num_pending)
 
@@ -650,12 +653,16 @@ class JetStreamPartitionFeed:
                 result = decoder(msg.data)
             except Exception as exc:
                 result = Skip(DECODER_ERROR, f"{type(exc).__name__}: {exc}")
-        with contextlib.suppress(Exception):
+        try:
             self.decode_stats.record(result)
-        if isinstance(result, Skip):
+        except Exception as exc:  # pragma: no cover - counters must not cost the message
+            _log.error("partition_feed_stats_failed", error=repr(exc))
+        if result.__class__ is Skip:
+            assert isinstance(result, Skip)
             self._mark_delivered(key, progress, meta, replay)
             await self._skip(subject, msg, result)
             return
+        assert isinstance(result, Decoded)
         trace_context = result.trace_context
         headers = msg.headers
         if trace_context is None and headers and "traceparent" in headers:
@@ -664,19 +671,23 @@ class JetStreamPartitionFeed:
         if message_id is None and headers:
             message_id = headers.get(MSG_ID_HEADER)
         item = PartitionFeedItem(
-            event=result.event,
-            trace_context=trace_context,
-            message_id=message_id,
-            received_at_ns=received_at_ns,
-            subject=subject,
-            partition=partition,
-            stream_seq=meta.stream_seq,
-            stored_at_ns=meta.stored_at_ns,
-            replay=replay,
+            result.event,
+            trace_context,
+            message_id,
+            received_at_ns,
+            subject,
+            partition,
+            meta.stream_seq,
+            meta.stored_at_ns,
+            replay,
         )
         if replay:
             self._replay_items_queued += 1
-        await self._queue.put(item)  # backpressure: the consumer's flow control holds the rest
+        queue = self._queue
+        if queue.full():  # backpressure: the consumer's flow control holds the rest
+            await queue.put(item)
+        else:
+            queue.put_nowait(item)
         self.delivered += 1
         self._mark_delivered(key, progress, meta, replay)
 
