@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from adapters.wire.stats import Skip
 from application.partitioning import owner_of
 from entrypoints.container import build_container, market_subjects
 from entrypoints.settings import Settings
-from tests.integration.partition_cluster import Cluster, Proc, Workload, free_port
+from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -438,3 +439,23 @@ async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates
     assert replay["messages"] > 0
     assert replay["signals_suppressed"] > 0  # rebuilt its state without re-publishing
     assert restarted[0].starts == 2
+
+
+async def test_deployed_market_data_stream_definition_is_accepted(nc: Client) -> None:
+    """deploy/partitioned/marketdata-stream.json as `nats stream add --config` sends it (one
+    replica on this single server, a unique name and subject)."""
+    config = orjson.loads((REPO_ROOT / "deploy/partitioned/marketdata-stream.json").read_bytes())
+    tag = uuid.uuid4().hex[:10]
+    config |= {"name": f"{config['name']}_{tag}", "subjects": [f"dt{tag}.marketdata.>"]}
+    config["num_replicas"] = 1
+    reply = await nc.request(
+        f"$JS.API.STREAM.CREATE.{config['name']}", orjson.dumps(config), timeout=5
+    )
+    answer = orjson.loads(reply.data)
+    assert "error" not in answer, answer
+    try:
+        assert answer["config"]["max_age"] == config["max_age"]
+        ack = await nc.jetstream().publish(f"dt{tag}.marketdata.3.BTCUSDT.trade", b"{}")
+        assert ack.stream == config["name"]
+    finally:
+        await nc.jetstream().delete_stream(config["name"])

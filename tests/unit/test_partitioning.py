@@ -549,3 +549,89 @@ def test_partition_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARTITIONED_MODE", "true")
     assert PartitionSettings().workers == 1
     assert PartitionSettings().resolve_worker_index("anything") == 0
+
+
+# --- deploy/partitioned -----------------------------------------------------------------------
+
+
+def _go_duration_seconds(text: str) -> float:
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return float(text[:-1]) * units[text[-1]]
+
+
+def test_partitioned_overlay_renders_valid_and_consistent() -> None:
+    import kubernetes_validate  # type: ignore[import-untyped]
+
+    from tests.unit.deploy.support import DEPLOY, by_kind, kustomize, one
+
+    manifests = kustomize(DEPLOY / "partitioned")
+    for manifest in manifests:
+        if manifest["apiVersion"].startswith(("jetstream.nats.io", "monitoring.coreos.com")):
+            continue
+        kubernetes_validate.validate(manifest, "1.30.0", strict=True)
+    names = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    # the single-process Deployment and its HPA are replaced
+    assert ("Deployment", "petrosa-realtime-strategies") not in names
+    assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies") not in names
+    assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies-router") in names
+
+    config = next(
+        m["data"]
+        for m in by_kind(manifests, "ConfigMap")
+        if m["metadata"]["name"] == "petrosa-realtime-strategies-config"
+    )
+    workers = one(manifests, "StatefulSet")
+    pod = workers["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["WORKER_COUNT"]) == workers["spec"]["replicas"]
+    assert container["args"] == ["serve"]
+    # every partition setting is a real one, and together they parse
+    known = {name.upper() for name in PartitionSettings.model_fields}
+    for key in config:
+        if key.startswith(("PARTITION", "WORKER", "ROUTER", "SIGNAL_STREAM", "SIGNAL_DUP")):
+            assert key in known, key
+    settings = PartitionSettings(**{k.lower(): v for k, v in {**config, **env}.items()})
+    assert settings.enabled
+    assert settings.workers == workers["spec"]["replicas"]
+    name = workers["metadata"]["name"]
+    namespace = workers["metadata"]["namespace"]
+    assert settings.worker_url_template.startswith(
+        f"http://{name}-{{index}}.{workers['spec']['serviceName']}.{namespace}.svc"
+    )
+    assert settings.resolve_worker_index(f"{name}-2") == 2
+    headless = next(
+        m
+        for m in by_kind(manifests, "Service")
+        if m["metadata"]["name"] == workers["spec"]["serviceName"]
+    )
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    api = next(
+        m
+        for m in by_kind(manifests, "Service")
+        if m["metadata"]["name"] == "petrosa-realtime-strategies"
+    )
+    assert api["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+    router = next(
+        m
+        for m in by_kind(manifests, "Deployment")
+        if m["metadata"]["name"] == "petrosa-realtime-strategies-router"
+    )
+    (router_container,) = router["spec"]["template"]["spec"]["containers"]
+    assert router_container["args"] == ["route"]
+    assert router_container["image"] == container["image"]
+    assert not container["image"].endswith(":latest")
+
+    streams = {m["spec"]["name"]: m["spec"] for m in by_kind(manifests, "Stream")}
+    market = streams[settings.partition_stream]
+    assert market["subjects"] == [f"{settings.partition_subject_prefix}.>"]
+    assert _go_duration_seconds(market["maxAge"]) == settings.partition_replay_seconds
+    assert settings.signal_stream in streams
+    json_spec = orjson.loads((DEPLOY / "partitioned" / "marketdata-stream.json").read_bytes())
+    assert json_spec["name"] == market["name"]
+    assert json_spec["subjects"] == market["subjects"]
+    assert json_spec["max_age"] == int(_go_duration_seconds(market["maxAge"]) * 1e9)
+    assert json_spec["max_bytes"] == market["maxBytes"]
+    assert json_spec["num_replicas"] == market["replicas"]
