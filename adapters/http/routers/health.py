@@ -12,11 +12,12 @@ OpenMetrics when the scraper asks for it).
 from typing import Annotated, Any, Protocol
 
 import structlog
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
+from adapters.http.routers import AwaitedProvide
 from adapters.http.schemas import LivenessOut, ReadinessOut
 from adapters.observability.prometheus import PrometheusMetrics
 
@@ -35,8 +36,8 @@ class HealthReporter(Protocol):
     def liveness(self) -> dict[str, object]: ...
 
 
-Health = Annotated[HealthReporter, Depends(Provide["health"])]
-Prometheus = Annotated[PrometheusMetrics, Depends(Provide["prometheus"])]
+Health = Annotated[HealthReporter, Depends(AwaitedProvide["health"])]
+Prometheus = Annotated[PrometheusMetrics, Depends(AwaitedProvide["prometheus"])]
 
 
 @router.get(

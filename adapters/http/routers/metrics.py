@@ -15,10 +15,11 @@ the same event loop, so queries must run there too (never in a worker thread).
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from adapters.http.routers import AwaitedProvide
 from adapters.http.schemas import (
     AllMetricsResponse,
     DepthResponse,
@@ -43,7 +44,7 @@ Symbol = Annotated[
     ),
 ]
 
-MetricsQueryDep = Annotated[MarketMetricsQuery, Depends(Provide["metrics_query"])]
+MetricsQueryDep = Annotated[MarketMetricsQuery, Depends(AwaitedProvide["metrics_query"])]
 
 _404 = {"model": ErrorEnvelope, "description": "No depth data seen for this symbol."}
 _422 = {"model": ErrorEnvelope, "description": "Invalid symbol, timeframe or query parameter."}

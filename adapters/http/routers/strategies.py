@@ -11,10 +11,11 @@ the admin bearer token (see :mod:`adapters.http.security`).
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from dependency_injector.wiring import Provide, inject
+from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from adapters.http.envelope import success
+from adapters.http.routers import AwaitedProvide
 from adapters.http.schemas import (
     AuditOut,
     ConfigOut,
@@ -71,7 +72,7 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 @inject
 async def require_admin(
     request: Request,
-    security: Annotated[ApiSecurity, Depends(Provide["api_security"])],
+    security: Annotated[ApiSecurity, Depends(AwaitedProvide["api_security"])],
 ) -> None:
     """Dependency of every mutating endpoint: 401/403 unless the caller may mutate."""
     client = request.client
@@ -81,7 +82,7 @@ async def require_admin(
 
 
 Admin = Depends(require_admin)
-Service = Annotated[ConfigService, Depends(Provide["config_service"])]
+Service = Annotated[ConfigService, Depends(AwaitedProvide["config_service"])]
 
 
 # --- serialisation ----------------------------------------------------------------------------
