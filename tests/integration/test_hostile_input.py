@@ -86,6 +86,7 @@ def seeded_container(token: str | None, host: str = "0.0.0.0") -> Container:
         config_store="memory", admin_api_token=token, fastapi_host=host, trading_symbols="*"
     )
     container = build_container(settings, feed_kind="replay", replay_path=REPLAY_FILE)
+    container.unwire()  # build_container wired the routers; each test wires what it uses
     processor = container.processor()
     t0 = 1_723_161_255_000
     for i in range(120):
