@@ -16,8 +16,9 @@ What it measures, each role as a real process (``realtime-strategies route`` / `
    strategies, metrics book. Worker msg/s = replayed messages / replay time (from reading the
    stream's boundary to the last replayed message processed), from ``/api/v1/partitions``.
    A worker owning one third of the partitions (``WORKER_COUNT=3``) is measured the same way.
-3. **baseline**: a do-nothing nats-py ordered consumer reading the same stream (what the
-   client library alone can deliver to one Python process).
+3. **baselines**: a do-nothing nats-py ordered consumer reading the same stream (what the
+   client library alone can deliver to one Python process), and the worker's decode and
+   process work in this process without NATS (where the rest of its time goes).
 
 Then a projected capacity table: with R routers and W workers (each on its own core),
 ``capacity = min(R × router, W-worker bound)`` where the W-worker bound is the worker rate
@@ -225,6 +226,25 @@ async def measure_baseline(run: str, nats_url: str, total: int) -> float:
     return total / elapsed
 
 
+def measure_in_process(messages: list[bytes]) -> float:
+    """The worker's per-message work without NATS: the composition root's decoder and
+    processor (Prometheus observer on, as in the service), in this process."""
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
+    container = build_container(Settings(config_store="memory", trading_symbols="*"))
+    asyncio.run(container.config_service().refresh())
+    decode = container.decoder().decode_envelope
+    handle = container.processor().handle
+    started = time.perf_counter()
+    for raw in messages:
+        decoded = decode(raw)
+        event = getattr(decoded, "event", None)
+        if event is not None:
+            handle(event)
+    return len(messages) / (time.perf_counter() - started)
+
+
 def worst_share(symbols: Sequence[str], workers: int, weights: Counter[str]) -> float:
     """The largest fraction of the traffic any one of ``workers`` workers gets."""
     total = sum(weights[s] for s in symbols)
@@ -267,6 +287,7 @@ async def main() -> None:
             run, args.nats_url, len(messages), 3, args.log_dir / f"worker3-{run}.log"
         )
         baseline = await measure_baseline(run, args.nats_url, len(messages))
+        in_process = await asyncio.to_thread(measure_in_process, messages)
     finally:
         nc = await nats.connect(args.nats_url)
         with contextlib.suppress(NotFoundError):
@@ -287,7 +308,11 @@ async def main() -> None:
     for name, rate, count in rows:
         print(f"{name:<44} {rate:>10,.0f}   ({count:,} messages)")
     print(f"{'do-nothing nats-py ordered consumer':<44} {baseline:>10,.0f}")
-    print(f"worker / do-nothing consumer = {worker_rate / baseline:.2f}")
+    print(f"{'decode + process in-process, no NATS':<44} {in_process:>10,.0f}")
+    print(
+        f"worker / do-nothing consumer = {worker_rate / baseline:.2f}; "
+        f"worker / in-process = {worker_rate / in_process:.2f}"
+    )
     print()
     worker_counts = (1, 2, 3, 4, 6, 8, 16)
     print(
