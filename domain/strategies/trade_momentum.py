@@ -171,7 +171,6 @@ class TradeMomentumStrategy:
 
         decay_ms = params.time_decay_seconds * 1000.0
         inv_decay = 1.0 / decay_ms if decay_ms > 0.0 else _INF
-        count = 0
         w_sum = 0.0
         signed_count = 0.0
         q_sum = 0.0
@@ -181,8 +180,9 @@ class TradeMomentumStrategy:
         prev_price = -1.0
         for t, p, q, side in window:
             if q < min_quantity:
-                continue
-            count += 1
+                # A trade kept from before min_quantity was raised: it does not count, so the
+                # window is short of ``size`` qualifying trades and there is no decision.
+                return None
             age = now - t
             w = _exp(-age * inv_decay) if age > 0 else 1.0
             w_sum += w
@@ -197,8 +197,7 @@ class TradeMomentumStrategy:
                 elif p < prev_price:
                     tick -= w
             prev_price = p
-        if count < size:
-            return None
+        count = size
 
         # The current trade weighs 1, so w_sum >= 1 and q_sum >= min_quantity > 0 unless
         # the quantities overflow.
