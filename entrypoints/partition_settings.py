@@ -81,6 +81,16 @@ class PartitionSettings(BaseSettings):
     router_queue_group: str = Field(
         "realtime-strategies-router", description="Queue group of the router replicas."
     )
+    router_shards: int = Field(
+        0,
+        ge=0,
+        le=MAX_PARTITION_COUNT,
+        description="0: routers share the input in a queue group (order kept with one replica); "
+        "R: R order-keeping routers, each for the partitions p mod R == its index.",
+    )
+    router_shard_index: int | None = Field(
+        None, ge=0, description="This router's shard; default: the HOSTNAME ordinal."
+    )
     router_acks: bool = Field(
         True, description="Routers wait for the stream's acks (counted failures, backpressure)."
     )
@@ -98,7 +108,30 @@ class PartitionSettings(BaseSettings):
                 )
             if self.worker_index is not None and self.worker_index >= count:
                 raise ValueError(f"WORKER_INDEX={self.worker_index} not in 0..{count - 1}")
+        if self.router_shards > self.partition_count:
+            raise ValueError(
+                f"ROUTER_SHARDS={self.router_shards} exceeds PARTITION_COUNT={self.partition_count}"
+            )
         return self
+
+    def resolve_router_shard(self, hostname: str | None = None) -> int:
+        """ROUTER_SHARD_INDEX, else the HOSTNAME ordinal; 0 when routers are not sharded."""
+        if not self.router_shards:
+            return 0
+        if self.router_shard_index is not None:
+            index = self.router_shard_index
+        else:
+            host = hostname if hostname is not None else os.environ.get("HOSTNAME", "")
+            ordinal = ordinal_from_hostname(host)
+            if ordinal is None:
+                raise ValueError(
+                    f"ROUTER_SHARDS={self.router_shards} but no ROUTER_SHARD_INDEX and no "
+                    f"ordinal at the end of HOSTNAME={host!r}"
+                )
+            index = ordinal
+        if index >= self.router_shards:
+            raise ValueError(f"router shard {index} not below ROUTER_SHARDS={self.router_shards}")
+        return index
 
     @property
     def enabled(self) -> bool:

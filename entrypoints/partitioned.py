@@ -102,6 +102,8 @@ def build_router(
         layout_of(part),
         router_routes(settings),
         part.router_queue_group,
+        shards=part.router_shards,
+        shard_index=part.resolve_router_shard(),
         allowed_symbols=settings.symbols(),
         max_bytes=settings.max_message_bytes,
         dead_letter_subject=settings.nats_dead_letter_topic,
@@ -134,7 +136,9 @@ async def run_router(settings: Settings, part: PartitionSettings) -> None:
             "prefix": part.partition_subject_prefix,
             "partitions": part.partition_count,
             "stream": part.partition_stream,
-            "queue_group": part.router_queue_group,
+            "queue_group": router.queue_group,
+            "shard": router.shard_index if router.shards else None,
+            "shards": router.shards,
             **router.stats(),
         }
 
@@ -204,6 +208,11 @@ def route() -> int:
         return 2
     settings, part = loaded
     configure_logging(settings.log_level)
+    try:
+        part.resolve_router_shard()
+    except ValueError as error:
+        print(f"realtime-strategies: {error}", file=sys.stderr)
+        return 2
     asyncio.run(run_router(settings, part))
     return 0
 

@@ -19,9 +19,17 @@ symbol outside ``TRADING_SYMBOLS``, too large) is counted by reason in ``unrouta
 rate-limited and, with a dead-letter subject, republished there with the reason headers of the
 market feed (``Rs-Skip-Reason``, ``Rs-Skip-Detail``, ``Rs-Original-Subject``).
 
-Ordering: one router publishes in the order it receives (NATS keeps one connection's order),
-so with one replica the stream holds each symbol's messages in producer order. Several
-replicas may interleave a symbol's messages differently (see docs/adr/0010).
+**Two ways to run several routers** (docs/adr/0010-symbol-partitioning.md):
+
+- *queue group* (``shards=0``, the default): replicas share the input in one queue group, each
+  message goes to one of them. Stateless and elastic, but NATS orders messages per publishing
+  connection only: two routers store a symbol's messages in the order they finish them, not
+  the producer's — fine with one replica, reordering with more;
+- *sharded* (``shards=R``): every replica receives the whole input (a queue group of its own
+  per shard) and republishes only the partitions ``p`` with ``p mod R == shard_index``, so each
+  symbol passes through exactly one router connection and keeps its producer order. Each
+  replica still pays for receiving everything (cheap next to publishing); ``R`` is fixed per
+  deployment (StatefulSet ordinals). Unroutable messages are counted by shard 0 only.
 """
 
 from __future__ import annotations
@@ -90,6 +98,8 @@ class NatsPartitionRouter:
         *,
         allowed_symbols: frozenset[str] | None = None,
         max_bytes: int = 1 << 20,
+        shards: int = 0,
+        shard_index: int = 0,
         dead_letter_subject: str = "",
         acks: bool = True,
         ack_timeout: float = 5.0,
@@ -103,7 +113,13 @@ class NatsPartitionRouter:
         self._connection = connection
         self.layout = layout
         self._routes = {s.strip(): fn for s, fn in routes.items() if s.strip()}
-        self.queue_group = queue_group
+        if shards < 0 or (shards and not 0 <= shard_index < shards):
+            raise ValueError(f"shard index {shard_index} not in 0..{shards - 1}")
+        if shards > layout.partitions:
+            raise ValueError(f"{shards} router shards for {layout.partitions} partitions")
+        self.shards = shards
+        self.shard_index = shard_index
+        self.queue_group = f"{queue_group}-shard-{shard_index}" if shards else queue_group
         self._allowed = allowed_symbols
         self._max_bytes = max_bytes
         self.dead_letter_subject = dead_letter_subject.strip()
@@ -114,7 +130,8 @@ class NatsPartitionRouter:
         self._pending_bytes_limit = pending_bytes_limit
         self._limiter = RateLimiter(interval=log_interval)
 
-        self._subjects: dict[tuple[str, str], str] = {}
+        self._subjects: dict[tuple[str, str], str | None] = {}
+        """(symbol, kind) → partition subject, or None when another shard routes it."""
         self._subs: list[Subscription] = []
         self._ack_sub: Subscription | None = None
         self._ack_prefix = ""
@@ -131,6 +148,7 @@ class NatsPartitionRouter:
         self._closed = False
 
         self.received = 0
+        self.other_shards = 0
         self.published = 0
         self.acked = 0
         self.dead_lettered = 0
@@ -155,6 +173,7 @@ class NatsPartitionRouter:
     def stats(self) -> dict[str, Any]:
         return {
             "received": self.received,
+            "other_shards": self.other_shards,
             "published": self.published,
             "acked": self.acked,
             "pending_acks": self.pending_acks,
@@ -252,6 +271,7 @@ class NatsPartitionRouter:
                 "partition_router_subscribed",
                 subjects=list(self._routes),
                 queue_group=self.queue_group,
+                shard=f"{self.shard_index}/{self.shards}" if self.shards else None,
                 prefix=self.layout.prefix,
                 partitions=self.layout.partitions,
                 acks=self.acks,
@@ -298,11 +318,19 @@ class NatsPartitionRouter:
             )
             return
         cache_key = (symbol, kind)
-        subject = self._subjects.get(cache_key)
-        if subject is None:
+        subject = self._subjects.get(cache_key, "")
+        if subject == "":
             if len(self._subjects) >= _SUBJECT_CACHE_MAX:
                 self._subjects.clear()
-            subject = self._subjects[cache_key] = self.layout.subject(symbol, kind)
+            shards = self.shards
+            if shards and self.layout.partition(symbol) % shards != self.shard_index:
+                subject = None
+            else:
+                subject = self.layout.subject(symbol, kind)
+            self._subjects[cache_key] = subject
+        if subject is None:
+            self.other_shards += 1
+            return
         self.routed[kind] += 1
         await self._publish(subject, data, _forwarded_headers(headers))
 
@@ -376,6 +404,9 @@ class NatsPartitionRouter:
             self._expire()
 
     async def _unroutable(self, why: Unroutable, data: bytes, subject: str) -> None:
+        if self.shards and self.shard_index != 0:
+            self.other_shards += 1  # every shard sees it: shard 0 counts and dead-letters it
+            return
         self.unroutable[why.reason] += 1
         suppressed = self._limiter.allow(f"unroutable:{why.reason}")
         if suppressed is not None:

@@ -213,8 +213,8 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def router(self, name: str = "router") -> Proc:
-        return self.add(name, ["route"])
+    def router(self, name: str = "router", **extra: object) -> Proc:
+        return self.add(name, ["route"], **extra)
 
     def worker(self, index: int, count: int, **extra: object) -> Proc:
         return self.add(

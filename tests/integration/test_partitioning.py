@@ -353,9 +353,10 @@ async def test_router_and_one_worker_give_the_single_process_signals(
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)
-async def test_router_and_three_workers_give_the_single_process_signals(
+async def test_two_sharded_routers_and_three_workers_give_the_single_process_signals(
     nc: Client, tmp_path: Path, nats_url: str, workload: Workload, reference: Signals
 ) -> None:
+    """Scale-out on both roles: 2 order-keeping (sharded) routers, 3 workers."""
     # Worker API ports base+index, so that any worker can forward a metrics read to the owner.
     while True:
         base = free_port() // 10 * 10 % 60000
@@ -365,15 +366,16 @@ async def test_router_and_three_workers_give_the_single_process_signals(
     template = f"http://127.0.0.1:{base // 10}{{index}}"
     try:
         js = nc.jetstream()
-        router = cluster.router()
-        router.start()
+        routers = [
+            cluster.router(f"router-{i}", ROUTER_SHARDS=2, ROUTER_SHARD_INDEX=i) for i in range(2)
+        ]
         procs = [
             cluster.worker(i, 3, FASTAPI_PORT=base + i, WORKER_URL_TEMPLATE=template)
             for i in range(3)
         ]
-        for proc in procs:
+        for proc in [*routers, *procs]:
             proc.start()
-        await ready([router, *procs], cluster)
+        await ready([*routers, *procs], cluster)
         published = await publish(nc, cluster, binance(workload.phase1))
         await stream_holds(js, cluster, published)
         published += await publish(nc, cluster, workload.phase2)
@@ -382,6 +384,12 @@ async def test_router_and_three_workers_give_the_single_process_signals(
         await stream_holds(js, cluster, published)
         await caught_up(procs, cluster)
         assert_same_signals(await read_signals(js, cluster), reference)
+        stats = [await http_json(r, "/api/v1/router") for r in routers]
+        assert [s["received"] for s in stats] == [workload.total, workload.total]
+        assert sum(s["acked"] for s in stats) == workload.total
+        for index, s in enumerate(stats):
+            assert s["shard"] == index
+            assert s["other_shards"] + s["acked"] == workload.total
 
         # Each worker owns its partitions only; any worker answers for any symbol.
         statuses = [await http_json(p, "/api/v1/partitions") for p in procs]

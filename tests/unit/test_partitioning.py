@@ -378,6 +378,41 @@ def test_router_counts_and_dead_letters_what_it_cannot_route() -> None:
     assert routed == [f"md.{partition_of('BTCUSDT', 16)}.BTCUSDT.dominance"]
 
 
+def test_sharded_routers_route_every_message_exactly_once_keeping_symbol_order() -> None:
+    shards = [_router(shards=3, shard_index=i) for i in range(3)]
+    keys = BinanceRouteKeys()
+    sent = [fan_out_line(line, symbol) for line in capture_lines()[:40] for symbol in SYMBOLS_50]
+    sent.append(b"{broken")
+
+    async def run() -> None:
+        for raw in sent:
+            for router, _ in shards:  # every shard receives the whole input
+                await router.route("raw", keys, raw)
+
+    asyncio.run(run())
+    routed: list[bytes] = []
+    for index, (router, client) in enumerate(shards):
+        assert router.queue_group == f"realtime-strategies-router-shard-{index}"
+        for subject, payload, _ in client.published:
+            assert int(subject.split(".")[1]) % 3 == index
+            routed.append(payload)
+        # one connection per symbol: its messages leave in the order they came
+        by_symbol: dict[str, list[bytes]] = {}
+        for subject, payload, _ in client.published:
+            by_symbol.setdefault(subject.split(".")[2], []).append(payload)
+        for symbol, payloads in by_symbol.items():
+            expected = [
+                raw
+                for raw in sent
+                if raw.startswith(b'{"stream":"' + symbol.lower().encode() + b"@")
+            ]
+            assert payloads == expected
+    assert sorted(routed) == sorted(sent[:-1])
+    assert [r.unroutable for r, _ in shards] == [{SkipReason.MALFORMED_JSON: 1}, {}, {}]
+    with pytest.raises(ValueError, match="shard index"):
+        _router(shards=3, shard_index=3)
+
+
 def test_a_failing_routing_function_costs_one_message() -> None:
     router, client = _router()
 
@@ -549,6 +584,13 @@ def test_partition_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARTITIONED_MODE", "true")
     assert PartitionSettings().workers == 1
     assert PartitionSettings().resolve_worker_index("anything") == 0
+    assert PartitionSettings().resolve_router_shard("router-7") == 0  # not sharded
+    monkeypatch.setenv("ROUTER_SHARDS", "2")
+    assert PartitionSettings().resolve_router_shard("realtime-strategies-router-1") == 1
+    with pytest.raises(ValueError, match="not below ROUTER_SHARDS"):
+        PartitionSettings().resolve_router_shard("realtime-strategies-router-2")
+    with pytest.raises(ValueError, match="ordinal"):
+        PartitionSettings().resolve_router_shard("router")
 
 
 # --- deploy/partitioned -----------------------------------------------------------------------
@@ -635,3 +677,41 @@ def test_partitioned_overlay_renders_valid_and_consistent() -> None:
     assert json_spec["max_age"] == int(_go_duration_seconds(market["maxAge"]) * 1e9)
     assert json_spec["max_bytes"] == market["maxBytes"]
     assert json_spec["num_replicas"] == market["replicas"]
+
+
+def test_sharded_routers_component(tmp_path: Path) -> None:
+    import kubernetes_validate
+
+    from tests.unit.deploy.support import DEPLOY, by_kind, kustomize, load_yaml
+
+    overlay = DEPLOY / "partitioned"
+    (image,) = load_yaml(overlay / "kustomization.yaml")["images"]
+    (tmp_path / "kustomization.yaml").write_text(
+        orjson.dumps(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(overlay, tmp_path)],
+                "components": [
+                    os.path.relpath(overlay / "components" / "sharded-routers", tmp_path)
+                ],
+                "images": [image],
+            }
+        ).decode(),
+        encoding="utf-8",
+    )
+    manifests = kustomize(tmp_path)
+    names = {(m["kind"], m["metadata"]["name"]) for m in manifests}
+    assert ("Deployment", "petrosa-realtime-strategies-router") not in names
+    assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies-router") not in names
+    sets = {m["metadata"]["name"]: m for m in by_kind(manifests, "StatefulSet")}
+    routers = sets["petrosa-realtime-strategies-router"]
+    kubernetes_validate.validate(routers, "1.30.0", strict=True)
+    (container,) = routers["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["ROUTER_SHARDS"]) == routers["spec"]["replicas"]
+    assert container["args"] == ["route"]
+    (worker,) = sets["petrosa-realtime-strategies-worker"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == worker["image"]
+    part = PartitionSettings(router_shards=int(env["ROUTER_SHARDS"]))
+    assert part.resolve_router_shard("petrosa-realtime-strategies-router-1") == 1
