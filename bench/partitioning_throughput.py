@@ -20,11 +20,16 @@ What it measures, each role as a real process (``realtime-strategies route`` / `
    client library alone can deliver to one Python process), and the worker's decode and
    process work in this process without NATS (where the rest of its time goes).
 
+4. **sharded routers**: shard 0 of 2 and of 4 (``ROUTER_SHARDS``): it receives the whole input
+   and publishes its share; its input msg/s is the capacity of that many sharded routers.
+
 Then a projected capacity table: with R routers and W workers (each on its own core),
-``capacity = min(R × router, W-worker bound)`` where the W-worker bound is the worker rate
+``capacity = min(router capacity, W-worker bound)``. The W-worker bound is the worker rate
 divided by the largest share of the traffic any one worker gets (partition skew of this
-symbol set with P = 16). Linear in R assumes the NATS server is not the bottleneck, and that
-more routers are acceptable for ordering (docs/adr/0010-symbol-partitioning.md).
+symbol set with P = 16). Router capacity: sharded (order-keeping) from a two-term model fitted
+on the measurements (every router receives everything, publishes its share); queue group
+``R × router`` (linear, but reordering — docs/adr/0010-symbol-partitioning.md). The NATS
+server is assumed not to be the bottleneck.
 
 Nothing is asserted: this is a benchmark. Figures depend on the machine and on its load
 (printed with them); on a shared 2-core machine, router, worker, publisher and nats-server
@@ -139,9 +144,11 @@ def environment(run: str, nats_url: str, **extra: object) -> dict[str, str]:
 
 
 async def measure_router(
-    run: str, nats_url: str, messages: list[bytes], log: Path
+    run: str, nats_url: str, messages: list[bytes], log: Path, shards: int = 0
 ) -> tuple[float, float]:
-    router = Role(["route"], environment(run, nats_url), log)
+    """(input msg/s the router handled, publisher msg/s). Sharded: shard 0 of ``shards``."""
+    extra = {"ROUTER_SHARDS": shards, "ROUTER_SHARD_INDEX": 0} if shards else {}
+    router = Role(["route"], environment(run, nats_url, **extra), log)
     try:
         router.wait_ready()
         nc = await nats.connect(nats_url)
@@ -159,14 +166,15 @@ async def measure_router(
             except OSError:  # a loaded machine: ask again
                 await asyncio.sleep(0.2)
                 continue
-            if stats["acked"] + sum(stats["publish_errors"].values()) >= total:
+            handled = stats["acked"] + stats["other_shards"] + sum(stats["publish_errors"].values())
+            if stats["received"] >= total and stats["pending_acks"] == 0 and handled >= total:
                 break
             if router.process.poll() is not None:
                 raise SystemExit(f"router exited; see {log}")
             await asyncio.sleep(0.05)
         done = time.perf_counter()
         await nc.close()
-        if stats["acked"] != total:
+        if stats["acked"] + stats["other_shards"] != total:
             raise SystemExit(f"router stored {stats['acked']} of {total}: {stats}")
         return total / (done - started), total / (published - started)
     finally:
@@ -245,11 +253,21 @@ def measure_in_process(messages: list[bytes]) -> float:
     return len(messages) / (time.perf_counter() - started)
 
 
-def worst_share(symbols: Sequence[str], workers: int, weights: Counter[str]) -> float:
-    """The largest fraction of the traffic any one of ``workers`` workers gets."""
+async def delete_stream(nats_url: str, name: str) -> None:
+    nc = await nats.connect(nats_url)
+    with contextlib.suppress(NotFoundError):
+        await nc.jetstream().delete_stream(name)
+    await nc.close()
+
+
+def worst_share(
+    symbols: Sequence[str], workers: int, weights: Counter[str], *, first_only: bool = False
+) -> float:
+    """The largest fraction of the traffic any one of ``workers`` workers (or router shards:
+    the same ``p mod N`` rule) gets; with ``first_only``, the fraction index 0 gets."""
     total = sum(weights[s] for s in symbols)
     loads = []
-    for index in range(workers):
+    for index in range(1 if first_only else workers):
         owned = set(owned_partitions(index, workers, PARTITIONS))
         loads.append(sum(weights[s] for s in symbols if partition_of(s, PARTITIONS) in owned))
     return max(loads) / total
@@ -288,12 +306,37 @@ async def main() -> None:
         )
         baseline = await measure_baseline(run, args.nats_url, len(messages))
         in_process = await asyncio.to_thread(measure_in_process, messages)
+        sharded: dict[int, float] = {}
+        for shards in (2, 4):
+            shard_run = uuid.uuid4().hex[:8]
+            try:
+                sharded[shards], _ = await measure_router(
+                    shard_run,
+                    args.nats_url,
+                    messages,
+                    args.log_dir / f"router-shard0of{shards}-{shard_run}.log",
+                    shards=shards,
+                )
+            finally:
+                await delete_stream(args.nats_url, f"BENCH_MD_{shard_run}")
     finally:
         nc = await nats.connect(args.nats_url)
         with contextlib.suppress(NotFoundError):
             await nc.jetstream().delete_stream(f"BENCH_MD_{run}")
         await nc.close()
     keeps_up = router_rate >= 0.95 * publish_rate
+    # Sharded routers: per input message a router pays c_recv (receive and find the key) plus
+    # c_pub (publish and ack) for the share f it routes: 1/rate = c_recv + f·c_pub. Fit on
+    # the queue-group router (f = 1) and shard 0 of 4, check on shard 0 of 2.
+    f4 = worst_share(symbols, 4, weights, first_only=True)
+    c_pub = (1 / router_rate - 1 / sharded[4]) / (1 - f4)
+    c_recv = max(1 / router_rate - c_pub, 0.0)
+
+    def sharded_capacity(routers: int) -> float:
+        if routers == 1:
+            return router_rate
+        return 1 / (c_recv + worst_share(symbols, routers, weights) * c_pub)
+
     print()
     print(f"{'role':<44} {'msg/s':>10}")
     print(
@@ -308,6 +351,17 @@ async def main() -> None:
     for name, rate, count in rows:
         print(f"{name:<44} {rate:>10,.0f}   ({count:,} messages)")
     print(f"{'do-nothing nats-py ordered consumer':<44} {baseline:>10,.0f}")
+    for shards, rate in sorted(sharded.items()):
+        share0 = worst_share(symbols, shards, weights, first_only=True)
+        model = 1 / (c_recv + share0 * c_pub)
+        print(
+            f"{f'router, shard 0 of {shards} (input msg/s)':<44} {rate:>10,.0f}   "
+            f"(routes {share0:.0%}; model {model:,.0f})"
+        )
+    print(
+        f"router model: receive {c_recv * 1e6:.1f} µs + publish {c_pub * 1e6:.1f} µs "
+        "per routed message"
+    )
     print(f"{'decode + process in-process, no NATS':<44} {in_process:>10,.0f}")
     print(
         f"worker / do-nothing consumer = {worker_rate / baseline:.2f}; "
@@ -322,13 +376,23 @@ async def main() -> None:
     header = f"{'routers':>8} | " + " | ".join(f"W={w:<2}" + " " * 12 for w in worker_counts)
     print(header)
     print("-" * len(header))
-    for routers in (1, 2, 4):
-        cells = []
-        for w in worker_counts:
-            share = worst_share(symbols, w, weights)
-            capacity = min(routers * router_rate, worker_rate / share)
-            cells.append(f"{capacity:>9,.0f} ({share:4.0%})")
-        print(f"{routers:>8} | " + " | ".join(cells))
+    for mode, routers_list in (("sharded", (1, 2, 4, 8)), ("queue", (2, 4))):
+        for routers in routers_list:
+            cells = []
+            router_capacity = (
+                sharded_capacity(routers) if mode == "sharded" else routers * router_rate
+            )
+            for w in worker_counts:
+                share = worst_share(symbols, w, weights)
+                capacity = min(router_capacity, worker_rate / share)
+                cells.append(f"{capacity:>9,.0f} ({share:4.0%})")
+            label = f"{routers} {'shard' if mode == 'sharded' else 'q.g.'}"
+            print(f"{label:>8} | " + " | ".join(cells))
+    print(
+        "routers: `N shard` = N order-keeping sharded routers (ROUTER_SHARDS=N; 1 = one "
+        "router); `N q.g.` = N routers in one queue group (faster, but reorders a symbol's "
+        "messages: ADR 0010)"
+    )
     load_after = os.getloadavg()
     print(f"\nload average after: {load_after[0]:.2f} (other processes share these cores)")
 
