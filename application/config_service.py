@@ -499,10 +499,20 @@ class ConfigService:
     # --- reads --------------------------------------------------------------------------------
 
     async def get_config(self, strategy_id: str, symbol: str | None) -> ConfigView:
-        """The stored layer (possibly absent: ``exists`` False) and its effective config."""
+        """The stored layer (possibly absent: ``exists`` False) and its effective config.
+
+        Served from the snapshot while it is within its TTL of the last successful full
+        refresh (it is also kept current by this replica's writes and by other replicas'
+        change broadcasts), so reads cost no store round trip; otherwise the strategy's
+        layers are reloaded from the store first.
+        """
         self._params_type(strategy_id)
         symbol = _normalise_symbol(symbol)
-        layers = await self._load_strategy(strategy_id)
+        last = self._last_refresh_at
+        if last is not None and self._clock.now() < last + self._ttl:
+            layers = self._layers.get(strategy_id, _NO_LAYERS)
+        else:
+            layers = await self._load_strategy(strategy_id)
         return self._view(
             strategy_id, symbol, layers.get(symbol), self.effective(strategy_id, symbol)
         )

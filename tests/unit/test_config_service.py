@@ -665,6 +665,10 @@ async def test_store_down_fails_writes_and_effective_keeps_serving(h: Harness) -
         await put(h, {"window": 21})
     with pytest.raises(StoreUnavailableError):
         await h.service.delete_config("demo", None, "tester", "x")
+    # Within the TTL of the last successful refresh, reads come from the snapshot.
+    view = await h.service.get_config("demo", None)
+    assert dict(view.parameters) == {"window": 20}
+    h.clock.advance(61)
     with pytest.raises(StoreUnavailableError):
         await h.service.get_config("demo", None)
     with pytest.raises(StoreUnavailableError):
