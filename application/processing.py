@@ -20,8 +20,8 @@ from domain.params import CommonParams
 from domain.signal import Signal
 
 ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
-_Consumer = tuple[str, Callable[[MarketEvent], str | None], Runner]
-"""(strategy id, its config_symbol, its runner)."""
+_Consumer = tuple[str, Callable[[MarketEvent], str | None], Runner, dict[str, int]]
+"""(strategy id, its config_symbol, its runner, its outcome counts)."""
 _Route = tuple[str, tuple[_Consumer, ...]]
 """(event type name, the consumers of that type in engine order)."""
 
@@ -42,12 +42,37 @@ class ProcessingObserver(Protocol):
 
 @dataclass(slots=True)
 class ProcessingStats:
-    """Plain counters, cheap enough for the hot path; exported by the service."""
+    """Plain counters, cheap enough for the hot path; exported by the service.
+
+    Evaluation outcomes, counted up to three times per event, live in ``outcome_counts``:
+    per strategy a plain dict with every outcome (zeros included), whose ``d[k] += 1`` CPython
+    specialises; a ``Counter`` with tuple keys costs several times as much per increment.
+    ``outcomes`` reads them as a Counter of (strategy, outcome) without the zeros.
+    """
 
     events_by_type: Counter[str] = field(default_factory=Counter)
     signals_by_strategy_action: Counter[tuple[str, str]] = field(default_factory=Counter)
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     strategy_errors: Counter[str] = field(default_factory=Counter)
+    outcome_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        """Evaluations per (strategy, outcome) (a snapshot)."""
+        return Counter(
+            {
+                (strategy_id, outcome): count
+                for strategy_id, counts in self.outcome_counts.items()
+                for outcome, count in counts.items()
+                if count
+            }
+        )
+
+    def outcome_counter(self, strategy_id: str) -> dict[str, int]:
+        """The (live) outcome counts of ``strategy_id``, created with every outcome at 0."""
+        counts = self.outcome_counts.get(strategy_id)
+        if counts is None:
+            counts = self.outcome_counts[strategy_id] = dict.fromkeys(Outcome.ALL, 0)
+        return counts
 
     @property
     def events(self) -> int:
@@ -89,7 +114,12 @@ class MarketEventProcessor:
         route = self._routes[event_type] = (
             event_type.__name__,
             tuple(
-                (strategy.strategy_id, strategy.config_symbol, self.engine.runner(strategy))
+                (
+                    strategy.strategy_id,
+                    strategy.config_symbol,
+                    self.engine.runner(strategy),
+                    self.stats.outcome_counter(strategy.strategy_id),
+                )
                 for strategy in self.engine.strategies_for(event_type)
             ),
         )
@@ -101,14 +131,17 @@ class MarketEventProcessor:
             route = self._route(event.__class__)
         type_name, consumers = route
         stats = self.stats
-        stats.events_by_type[type_name] += 1
+        # Counter is a dict subclass, so ``c[k] += 1`` takes CPython's generic subscript path
+        # twice; get() and one store are cheaper, with the same count.
+        events_by_type = stats.events_by_type
+        events_by_type[type_name] = events_by_type.get(type_name, 0) + 1
         depth_observer = self.depth_observer
         if depth_observer is not None and isinstance(event, DepthSnapshot):
             depth_observer.on_depth(event)
         signals: list[Signal] = []
         observer = self.observer
         config = self.config
-        for strategy_id, config_symbol, run in consumers:
+        for strategy_id, config_symbol, run, outcome_counts in consumers:
             symbol = config_symbol(event)
             if symbol is None:
                 continue
@@ -120,7 +153,7 @@ class MarketEventProcessor:
                 if observer is not None:
                     observer.strategy_failed(strategy_id, error)
                 continue
-            stats.outcomes[(strategy_id, outcome)] += 1
+            outcome_counts[outcome] += 1
             if observer is not None:
                 observer.strategy_evaluated(strategy_id, outcome, perf_counter() - started)
             if signal is not None and outcome == Outcome.SIGNAL:

@@ -28,6 +28,7 @@ class Outcome:
     NO_SIGNAL = "no_signal"
     DISABLED = "disabled"
     COOLDOWN = "cooldown"
+    ALL = (SIGNAL, NO_SIGNAL, DISABLED, COOLDOWN)
 
 
 Result = tuple[str, Signal | None]
