@@ -556,6 +556,7 @@ class MarketMetricsBook:
     __slots__ = (
         "_horizon_ms",
         "_max_history",
+        "_newest",
         "_states",
         "evicted_symbols",
         "history_seconds",
@@ -582,6 +583,7 @@ class MarketMetricsBook:
         self._max_history = max_history
         self._horizon_ms = history_seconds * 1000
         self._states: OrderedDict[str, _SymbolState] = OrderedDict()
+        self._newest: str | None = None  # the last key of _states (the latest updated symbol)
         self.stale_events = 0
         self.evicted_symbols = 0
 
@@ -598,11 +600,14 @@ class MarketMetricsBook:
                 states.popitem(last=False)
                 self.evicted_symbols += 1
             state = states[symbol] = _SymbolState(snapshot)
+            self._newest = symbol
         elif t < state.latest_time:
             self.stale_events += 1
             return False
         else:
-            states.move_to_end(symbol)
+            if symbol != self._newest:  # moving the last key to the end is a no-op
+                states.move_to_end(symbol)
+                self._newest = symbol
             state.snapshot = snapshot
             state.latest_time = t
             state.cached = None
