@@ -75,6 +75,7 @@ DEFAULT_MAX_TRACKED: Final = 10_000
 
 _INF: Final = math.inf
 _loads = orjson.loads
+_prod = math.prod
 _JSONDecodeError = orjson.JSONDecodeError
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +341,10 @@ def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
     if len(bid_values) != bids[1] or len(ask_values) != asks[1]:  # pragma: no cover - see above
         return None
     # Zero, or a tiny value that parsed as 0.0: the plain path drops or rejects such levels.
-    if (bid_values and min(bid_values) <= 0.0) or (ask_values and min(ask_values) <= 0.0):
+    # The values are finite and >= 0, so their product is 0.0 exactly when one is 0.0 (or when
+    # it underflows: then the plain path decodes the message, a little slower). prod() multiplies
+    # floats in a C loop, several times cheaper than min() comparing objects.
+    if not (_prod(bid_values) > 0.0 and _prod(ask_values) > 0.0):
         return None
     if envelope.__class__ is not dict:
         return None
