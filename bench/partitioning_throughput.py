@@ -26,8 +26,9 @@ What it measures, each role as a real process (``realtime-strategies route`` / `
 Then a projected capacity table: with R routers and W workers (each on its own core),
 ``capacity = min(router capacity, W-worker bound)``. The W-worker bound is the worker rate
 divided by the largest share of the traffic any one worker gets (partition skew of this
-symbol set with P = 16). Router capacity: sharded (order-keeping) from a two-term model fitted
-on the measurements (every router receives everything, publishes its share); queue group
+symbol set with P = 16). Router capacity: one router as measured; sharded (order-keeping)
+routers as measured for 2 and 4 and from a two-term model fitted on the measurements beyond
+(every router receives everything and publishes its share); a queue group of R routers
 ``R × router`` (linear, but reordering — docs/adr/0010-symbol-partitioning.md). The NATS
 server is assumed not to be the bottleneck.
 
@@ -326,15 +327,25 @@ async def main() -> None:
         await nc.close()
     keeps_up = router_rate >= 0.95 * publish_rate
     # Sharded routers: per input message a router pays c_recv (receive and find the key) plus
-    # c_pub (publish and ack) for the share f it routes: 1/rate = c_recv + f·c_pub. Fit on
-    # the queue-group router (f = 1) and shard 0 of 4, check on shard 0 of 2.
-    f4 = worst_share(symbols, 4, weights, first_only=True)
-    c_pub = (1 / router_rate - 1 / sharded[4]) / (1 - f4)
-    c_recv = max(1 / router_rate - c_pub, 0.0)
+    # c_pub (publish and ack) for the share f it routes: 1/rate = c_recv + f·c_pub, fitted by
+    # least squares on the queue-group router (f = 1) and shard 0 of 2 and of 4. The table uses
+    # the measured rates where there are some, the model beyond.
+    points = [(1.0, 1 / router_rate)] + [
+        (worst_share(symbols, n, weights, first_only=True), 1 / rate)
+        for n, rate in sorted(sharded.items())
+    ]
+    mean_f = sum(f for f, _ in points) / len(points)
+    mean_t = sum(t for _, t in points) / len(points)
+    c_pub = sum((f - mean_f) * (t - mean_t) for f, t in points) / sum(
+        (f - mean_f) ** 2 for f, _ in points
+    )
+    c_recv = max(mean_t - c_pub * mean_f, 0.0)
 
     def sharded_capacity(routers: int) -> float:
         if routers == 1:
             return router_rate
+        if routers in sharded:
+            return sharded[routers]
         return 1 / (c_recv + worst_share(symbols, routers, weights) * c_pub)
 
     print()
