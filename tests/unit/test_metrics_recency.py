@@ -29,7 +29,7 @@ def test_eviction_follows_the_least_recently_updated_symbol(
     reference: OrderedDict[str, int] = OrderedDict()  # symbol -> latest time, oldest first
     evicted = 0
     for t, (symbol, back) in enumerate(updates, start=1):
-        time_ms = t - back  # sometimes older than the symbol's latest: stale, ignored
+        time_ms = 10 + t - back  # sometimes older than the symbol's latest: stale, ignored
         accepted = book.on_depth(DepthSnapshot(symbol, time_ms, ((1.0, 1.0),), ((2.0, 1.0),)))
         latest = reference.get(symbol)
         if latest is None:
