@@ -103,18 +103,24 @@ class SignalEngine:
         propose: ProposeFn | None = getattr(strategy, "propose", None)
         if callable(propose):
             proposing: ProposeFn = propose
+            # cooldown_ms of the last params seen: params are immutable and change only with
+            # the configuration, and the property costs more than this identity check.
+            cooldown_of: CommonParams | None = None
+            cooldown_ms = 0
 
             def run_proposing(event: MarketEvent, config: EffectiveConfig[CommonParams]) -> Result:
+                nonlocal cooldown_of, cooldown_ms
                 params = config.params
                 if not params.enabled:
                     return _DISABLED
                 proposal = proposing(event, params)
                 if proposal is None:
                     return _NO_SIGNAL
+                if params is not cooldown_of:
+                    cooldown_of = params
+                    cooldown_ms = params.cooldown_ms
                 time_ms = event.event_time_ms
-                if gate.blocks(
-                    strategy_id, proposal.symbol, proposal.action, time_ms, params.cooldown_ms
-                ):
+                if gate.blocks(strategy_id, proposal.symbol, proposal.action, time_ms, cooldown_ms):
                     return _COOLDOWN
                 return _admit(gate, strategy_id, proposal.decide(), time_ms, config)
 
