@@ -374,11 +374,11 @@ def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
 # Event construction for input the codec has validated with the domain's own rules.
 
 # Frozen dataclasses set every field through object.__setattr__ (~90 ns a call, argument
-# parsing included). The builders below have the exact slot layout of Trade / DepthSnapshot
-# and no frozen __setattr__: the fields are stored as plain slot writes, then the object
-# becomes the domain type by __class__ assignment, which CPython allows only between types of
-# identical layout (it raises TypeError otherwise; a unit test holds the layouts equal). The
-# result is an ordinary Trade / DepthSnapshot, equal to one built by the domain constructor.
+# parsing included). The builders below have the exact slot layout of Trade / Ticker /
+# DepthSnapshot and no frozen __setattr__: the fields are stored as plain slot writes, then the
+# object becomes the domain type by __class__ assignment, which CPython allows only between
+# types of identical layout (it raises TypeError otherwise; a unit test holds the layouts
+# equal). The result is an ordinary domain event, equal to one built by its constructor.
 
 
 class _TradeBuilder:
@@ -389,6 +389,22 @@ class _TradeBuilder:
     price: float
     quantity: float
     is_buyer_maker: bool
+
+
+class _TickerBuilder:
+    __slots__ = Ticker.__slots__
+    symbol: str
+    event_time_ms: int
+    last_price: float
+    price_change: float
+    price_change_percent: float
+    open_price: float
+    high_price: float
+    low_price: float
+    volume: float
+    quote_volume: float
+    best_bid: float
+    best_ask: float
 
 
 class _DepthBuilder:
@@ -791,25 +807,24 @@ class BinanceDecoder:
                 raise _Reject(SkipReason.INVALID_PRICE, f"ticker {name} = {value}")
         if not (math.isfinite(change) and math.isfinite(change_pct)):
             raise _Reject(SkipReason.INVALID_PRICE, f"ticker change {change} / {change_pct} %")
-        try:
-            ticker = Ticker(
-                symbol=symbol,
-                event_time_ms=time_ms,
-                last_price=last,
-                price_change=change,
-                price_change_percent=change_pct,
-                open_price=open_,
-                high_price=high,
-                low_price=low,
-                volume=volume,
-                quote_volume=quote_volume,
-                best_bid=bid,
-                best_ask=ask,
-            )
-        except ValueError as exc:  # pragma: no cover - the checks above mirror the domain's
-            raise _Reject(SkipReason.INVALID_VALUE, str(exc)) from None
+        if time_ms < 0:  # the one domain check not made above, with the domain's message
+            raise _Reject(SkipReason.INVALID_VALUE, f"event time must be >= 0 ms, got {time_ms}")
+        ticker = _TickerBuilder()
+        ticker.symbol = symbol
+        ticker.event_time_ms = time_ms
+        ticker.last_price = last
+        ticker.price_change = change
+        ticker.price_change_percent = change_pct
+        ticker.open_price = open_
+        ticker.high_price = high
+        ticker.low_price = low
+        ticker.volume = volume
+        ticker.quote_volume = quote_volume
+        ticker.best_bid = bid
+        ticker.best_ask = ask
+        ticker.__class__ = Ticker  # type: ignore[assignment]  # see _TradeBuilder
         self._in_order(_TICKER, symbol, time_ms)
-        return ticker
+        return ticker  # type: ignore[return-value]
 
 
 # Stateless module-level codec: no ordering check (so the same messages decode the same way
