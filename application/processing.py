@@ -130,6 +130,9 @@ class MarketEventProcessor:
         if route is None:
             route = self._route(event.__class__)
         type_name, consumers = route
+        symbol_seen = getattr(event, "symbol", None)
+        if symbol_seen is not None:
+            self.engine.touch(symbol_seen)
         stats = self.stats
         # Counter is a dict subclass, so ``c[k] += 1`` takes CPython's generic subscript path
         # twice; get() and one store are cheaper, with the same count.

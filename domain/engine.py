@@ -6,6 +6,7 @@ identical input. The application layer supplies the effective config per (strate
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from domain.config import EffectiveConfig
@@ -42,17 +43,55 @@ _NO_SIGNAL: Result = (Outcome.NO_SIGNAL, None)
 _COOLDOWN: Result = (Outcome.COOLDOWN, None)
 
 
-class SignalEngine:
-    """Owns the strategy instances (their state) and the cooldown gate."""
+DEFAULT_MAX_SYMBOLS = 10_000
 
-    def __init__(self, strategies: Sequence[Strategy[CommonParams]]) -> None:
+
+class SignalEngine:
+    """Owns the strategy instances (their state) and the cooldown gate.
+
+    Per-symbol state is bounded: :meth:`touch` keeps the ``max_symbols`` most recently seen
+    symbols; the least recently seen one beyond that is forgotten by the cooldown gate and
+    by every strategy with a ``forget_symbol`` (a flood of new symbols under
+    ``TRADING_SYMBOLS=*`` cannot grow memory without bound). A forgotten symbol that comes
+    back starts afresh, as after a restart.
+    """
+
+    def __init__(
+        self, strategies: Sequence[Strategy[CommonParams]], max_symbols: int = DEFAULT_MAX_SYMBOLS
+    ) -> None:
+        if max_symbols < 1:
+            raise ValueError(f"max_symbols must be >= 1, got {max_symbols}")
         self.strategies: tuple[Strategy[CommonParams], ...] = tuple(strategies)
+        self.max_symbols = max_symbols
+        self.evicted_symbols = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self.cooldowns = CooldownGate()
         """The gate every runner of this engine checks (fixed for the engine's life)."""
         self._routes: dict[type, tuple[Strategy[CommonParams], ...]] = {}
         # One runner per strategy, by id(): strategies need not be hashable, and
         # self.strategies keeps every id in here alive and unique.
         self._runners: dict[int, Runner] = {id(s): self._bind(s) for s in self.strategies}
+
+    def touch(self, symbol: str) -> None:
+        """Mark ``symbol`` as just seen; forget the least recent one beyond the bound."""
+        recent = self._recent
+        if symbol in recent:
+            recent.move_to_end(symbol)
+            return
+        recent[symbol] = None
+        if len(recent) > self.max_symbols:
+            oldest, _ = recent.popitem(last=False)
+            self.forget(oldest)
+
+    def forget(self, symbol: str) -> None:
+        """Drop every piece of per-symbol state this engine holds for ``symbol``."""
+        self._recent.pop(symbol, None)
+        self.cooldowns.forget_symbol(symbol)
+        for strategy in self.strategies:
+            forget = getattr(strategy, "forget_symbol", None)
+            if callable(forget):
+                forget(symbol)
+        self.evicted_symbols += 1
 
     def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
         """The strategies that may consume events of ``event_type``, in engine order.

@@ -295,3 +295,38 @@ def test_price_series_ignores_out_of_order_points() -> None:
     series.add(10, 3.0)
     assert series.price_at(10) == 3.0
     assert series.price_at(4) is None
+
+
+# --- bounded per-symbol state -----------------------------------------------------------
+
+
+class ForgettingStrategy(DemoStrategy):
+    def __init__(self) -> None:
+        self.forgotten: list[str] = []
+
+    def forget_symbol(self, symbol: str) -> None:
+        self.forgotten.append(symbol)
+
+
+def test_engine_forgets_the_least_recently_seen_symbol_beyond_its_bound() -> None:
+    strategy = ForgettingStrategy()
+    engine = SignalEngine([strategy], max_symbols=3)
+    processor = MarketEventProcessor(engine, lambda _s, _sym: effective())
+    for index, symbol in enumerate(["AUSDT", "BUSDT", "CUSDT", "AUSDT", "DUSDT", "EUSDT"]):
+        processor.handle(trade(150, index * 100_000, symbol))
+    # B was the least recently seen when D arrived, then C when E arrived; A was refreshed.
+    assert strategy.forgotten == ["BUSDT", "CUSDT"]
+    assert engine.evicted_symbols == 2
+    assert engine.cooldowns.symbols == 3
+    # A forgotten symbol starts afresh: its cooldown is gone too.
+    processor.handle(trade(150, 500_001, "BUSDT"))
+    assert processor.stats.signals_by_strategy_action[("demo", "buy")] == 7
+
+
+def test_a_flood_of_new_symbols_keeps_the_cooldown_gate_bounded() -> None:
+    engine = SignalEngine([DemoStrategy()], max_symbols=50)
+    processor = MarketEventProcessor(engine, lambda _s, _sym: effective())
+    for index in range(1_000):
+        processor.handle(trade(150, index, f"S{index}USDT"))
+    assert engine.cooldowns.symbols == 50
+    assert engine.evicted_symbols == 950
