@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,11 @@ import httpx
 
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parents[1]
+if str(REPO) not in sys.path:  # run as a script: make `bench` importable
+    sys.path.insert(0, str(REPO))
+
+from bench.common import free_port, git_commit  # noqa: E402
+
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = REPO / ".venv" / "bin" / "realtime-strategies"
 ENDPOINTS = (
@@ -56,13 +60,6 @@ ENDPOINTS = (
     "/api/v1/metrics/depth/BTCUSDT",
     "/api/v1/metrics/summary",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def pin_to(cpu: int) -> Any:
@@ -100,27 +97,6 @@ def summarize_latencies(values_ns: Sequence[int]) -> dict[str, float | int | Non
         "p99_ms": rank(0.99),
         "max_ms": round(ordered[-1] / 1e6, 3),
     }
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 class LocalService:

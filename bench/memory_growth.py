@@ -56,6 +56,7 @@ from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_service import ConfigService  # noqa: E402
 from application.processing import MarketEventProcessor  # noqa: E402
+from bench.common import git_commit  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
 from domain.metrics import MarketMetricsBook  # noqa: E402
@@ -233,27 +234,6 @@ def run_child(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
-
-
-def git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def print_report(document: dict[str, Any]) -> None:

@@ -57,7 +57,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -80,6 +79,11 @@ from adapters.wire.binance import iso_to_epoch_ms
 
 SCRIPT = Path(__file__).resolve()
 REPO = SCRIPT.parents[1]
+if str(REPO) not in sys.path:  # run as a script: make `bench` importable
+    sys.path.insert(0, str(REPO))
+
+from bench.common import free_port, git_commit  # noqa: E402
+
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = REPO / ".venv" / "bin" / "realtime-strategies"
 NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
@@ -95,13 +99,6 @@ TARGET_P99_MS = 5.0
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 NICE = 0
@@ -173,27 +170,6 @@ def metric_sums(text: str) -> dict[str, float]:
         for sample in family.samples:
             sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
     return sums
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def cpu_model() -> str:

@@ -46,7 +46,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -66,17 +65,11 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
 from application.partitioning import owned_partitions, partition_of  # noqa: E402
+from bench.common import free_port  # noqa: E402
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out  # noqa: E402
 
 BIN = Path(sys.executable).parent / "realtime-strategies"
 PARTITIONS = 16
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def fetch(url: str) -> Any:

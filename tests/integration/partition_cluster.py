@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import httpx
 import orjson
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+from tests.integration.conftest import free_port
 
 T = TypeVar("T")
 
@@ -43,13 +43,6 @@ def _die_with_parent() -> None:
     """SIGKILL the child when the test process dies (Linux): nothing is left behind."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(

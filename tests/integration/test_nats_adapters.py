@@ -53,6 +53,7 @@ from domain.market import (
     WhaleTransfer,
 )
 from domain.signal import Action, ConfigStamp, Signal, signal_id_for
+from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -159,13 +160,6 @@ def make_signal(
         indicators={"ratio": 1.8},
         metadata={"top_bid": price},
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_open(port: int) -> bool:

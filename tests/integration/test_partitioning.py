@@ -38,7 +38,8 @@ from adapters.wire.stats import Skip
 from application.partitioning import owner_of
 from entrypoints.container import build_container, market_subjects
 from entrypoints.settings import Settings
-from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload, free_port
+from tests.integration.conftest import free_port
+from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
