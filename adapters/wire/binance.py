@@ -88,6 +88,8 @@ _ONE_MS: Final = timedelta(milliseconds=1)
 _MINUTE_CACHE_MAX: Final = 4096
 _minute_cache: dict[str, int] = {}
 _second_cache: dict[str, int] = {}
+_MILLIS: Final = {f"{ms:03d}": ms for ms in range(1000)}
+"""Three-digit fraction → milliseconds: one lookup that also checks the digits."""
 """``YYYY-MM-DDTHH:MM:SS`` already read by the fast path → its epoch ms (bounded like the
 minute cache): a depth message per 100 ms shares its second with nine others."""
 
@@ -117,8 +119,12 @@ def iso_to_epoch_ms(text: str) -> int:
             if n == 20:
                 return second
             frac = text[20 : n - 1]
-            if text[19] == "." and frac.isascii() and frac.isdigit():
-                return second + int((frac + "00")[:3])
+            if text[19] == ".":
+                millis = _MILLIS.get(frac)  # exactly three digits: the producer's form
+                if millis is not None:
+                    return second + millis
+                if frac.isascii() and frac.isdigit():
+                    return second + int((frac + "00")[:3])
     if n >= 20 and text[n - 1] == "Z" and text[16] == ":":
         prefix = text[:16]
         base = _minute_cache.get(prefix)
@@ -248,19 +254,9 @@ _MAX_SHORTCUT_LEVELS: Final = 1000
 _skeletons: dict[int, bytes] = {}
 
 
-def _level_array_end(raw: bytes, start: int) -> int:
-    """End of the level array that opens at ``raw[start]`` if it has the quoted-decimal form
-    (``[]`` or up to the first ``"]]``); -1 when there is none. Checked by the caller."""
-    if raw[start + 1 : start + 2] == b"]":
-        return start + 2
-    end = raw.find(b'"]]', start)
-    return -1 if end < 0 else end + 3
-
-
-def _skeleton_levels(span: bytes) -> int:
-    """n when ``span`` with its digits deleted is exactly the skeleton of n levels,
+def _skeleton_levels(skeleton: bytes) -> int:
+    """n when ``skeleton`` (a level array with its digits deleted) is exactly that of n levels,
     ``[[".","."],...]`` (``[]`` for n = 0); -1 otherwise."""
-    skeleton = span.translate(None, _DIGITS)
     levels, rest = divmod(len(skeleton) - 1, len(_LEVEL_SKELETON) + 1)
     if rest or levels > _MAX_SHORTCUT_LEVELS:
         return 0 if skeleton == b"[]" else -1
@@ -270,29 +266,15 @@ def _skeleton_levels(span: bytes) -> int:
     return levels if skeleton == expected else -1
 
 
-def _numbers_of(span: bytes) -> tuple[bytes, int] | None:
-    """(the array's numbers as the items of a flat JSON list, how many) for a level array of
-    the strict form ``[["<decimal>","<decimal>"],...]``; None when it is not one.
-
-    The skeleton fixes where quotes, brackets, commas and points are: one point inside each
-    pair of quotes, so each number that parses is a float. Quotes and brackets then become
-    spaces, so a digit outside the quotes ends up next to a number with only a space between
-    them, which no JSON parser accepts: once the list parses, every item was a quoted string.
-    """
-    levels = _skeleton_levels(span)
-    if levels < 0:
-        return None
-    return span.translate(_PUNCTUATION_TO_SPACE), 2 * levels
-
-
 def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
     """The envelope of a depth message, with data's two level arrays already as validated
     ``tuple[Level, ...]``; None when the message does not qualify (see the module docstring).
 
     Qualifies: ``"bids":[...],"asks":[...]`` (or futures ``"b":[...],"a":[...]``), both arrays
-    of the strict form (:func:`_numbers_of`), every number a valid JSON decimal greater than 0
-    once parsed (so, like ``float()`` of the string, finite and positive), and those arrays
-    are data's own (the markers). Everything else takes the plain path.
+    of the strict form ``[["<decimal>","<decimal>"],...]`` (checked below), every number a
+    valid JSON decimal greater than 0 once parsed (so, like ``float()`` of the string, finite
+    and positive), and those arrays are data's own (the markers). Everything else takes the
+    plain path.
     """
     spot = True
     bids_at = raw.find(b'"bids":[')
@@ -311,35 +293,59 @@ def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
     if asks_at < 0:
         return None
     bids_end = asks_at + 1
-    asks_end = _level_array_end(raw, asks_start)
+    if raw[asks_start + 1 : asks_start + 2] == b"]":  # asks: [] or up to the first "]]
+        asks_end = asks_start + 2
+    else:
+        asks_end = raw.find(b'"]]', asks_start) + 3
+        if asks_end < 3:
+            return None
     # The marker digits may not occur around the arrays (inside them they are only numbers).
-    if (
-        asks_end < 0
-        or raw.find(_MARK_DIGITS, 0, bids_start) >= 0
-        or raw.find(_MARK_DIGITS, asks_end) >= 0
-    ):
+    if raw.find(_MARK_DIGITS, 0, bids_start) >= 0 or raw.find(_MARK_DIGITS, asks_end) >= 0:
         return None
-    bids = _numbers_of(raw[bids_start:bids_end])
-    asks = _numbers_of(raw[asks_start:asks_end])
-    if bids is None or asks is None:
+    # Both arrays in one pass of each translation, with what separates them (',"asks":' or
+    # ',"a":', no digit in it). The skeleton (digits deleted) fixes where quotes, brackets,
+    # commas and points are: one point inside each pair of quotes, so every number that
+    # parses is a float. Quotes and brackets then become spaces, so that a digit outside the
+    # quotes ends up next to a number with only a space between them, which no JSON parser
+    # accepts: once the lists parse, every item was a quoted decimal.
+    region = raw[bids_start:asks_end]
+    separator = raw[bids_end:asks_start]
+    skeleton = region.translate(None, _DIGITS)
+    bids_skeleton_end = skeleton.find(separator)
+    if bids_skeleton_end < 0:
         return None
+    bid_levels = _skeleton_levels(skeleton[:bids_skeleton_end])
+    ask_levels = _skeleton_levels(skeleton[bids_skeleton_end + len(separator) :])
+    if bid_levels < 0 or ask_levels < 0:
+        return None
+    spaced = region.translate(_PUNCTUATION_TO_SPACE)
     try:
         envelope = _loads(
             b"".join(
                 (
                     raw[:bids_start],
                     _BIDS_MARK_TEXT,
-                    raw[bids_end:asks_start],
+                    separator,
                     _ASKS_MARK_TEXT,
                     raw[asks_end:],
                 )
             )
         )
-        bid_values, ask_values = _loads(b"".join((b"[[", bids[0], b"],[", asks[0], b"]]")))
+        bid_values, ask_values = _loads(
+            b"".join(
+                (
+                    b"[[",
+                    spaced[: bids_end - bids_start],
+                    b"],[",
+                    spaced[asks_start - bids_start :],
+                    b"]]",
+                )
+            )
+        )
     except _JSONDecodeError:  # not a JSON number ("01.5", "1.", "", too large...) or misplaced
         return None
-    if len(bid_values) != bids[1] or len(ask_values) != asks[1]:  # pragma: no cover - see above
-        return None
+    if len(bid_values) != 2 * bid_levels or len(ask_values) != 2 * ask_levels:  # pragma: no cover
+        return None  # (cannot happen: see above)
     # Zero, or a tiny value that parsed as 0.0: the plain path drops or rejects such levels.
     # The values are finite and >= 0, so their product is 0.0 exactly when one is 0.0 (or when
     # it underflows: then the plain path decodes the message, a little slower). prod() multiplies
