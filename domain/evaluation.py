@@ -29,12 +29,14 @@ class PriceSeries:
         self._prices: list[float] = []
 
     def add(self, event_time_ms: int, price: float) -> None:
-        if self._times and event_time_ms < self._times[-1]:
-            return  # out of order: the series only moves forward
-        if self._times and event_time_ms == self._times[-1]:
-            self._prices[-1] = price
-            return
-        self._times.append(event_time_ms)
+        times = self._times
+        if times:
+            last = times[-1]
+            if event_time_ms <= last:
+                if event_time_ms == last:
+                    self._prices[-1] = price
+                return  # out of order: the series only moves forward
+        times.append(event_time_ms)
         self._prices.append(price)
 
     def observe(self, event: MarketEvent) -> None:
