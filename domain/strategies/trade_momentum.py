@@ -171,6 +171,9 @@ class TradeMomentumStrategy:
 
         decay_ms = params.time_decay_seconds * 1000.0
         inv_decay = 1.0 / decay_ms if decay_ms > 0.0 else _INF
+        # age * -inv_decay is exactly -age * inv_decay (IEEE products are sign-symmetric),
+        # without negating an int per trade.
+        neg_inv_decay = -inv_decay
         w_sum = 0.0
         signed_count = 0.0
         q_sum = 0.0
@@ -184,7 +187,7 @@ class TradeMomentumStrategy:
                 # window is short of ``size`` qualifying trades and there is no decision.
                 return None
             age = now - t
-            w = _exp(-age * inv_decay) if age > 0 else 1.0
+            w = _exp(age * neg_inv_decay) if age > 0 else 1.0
             w_sum += w
             signed_count += w * side
             wq = w * q
