@@ -23,7 +23,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
 
 _log = structlog.get_logger(__name__)
 
@@ -167,11 +167,7 @@ class NatsConfigChangeListener:
             await self._subscribe()
 
     async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_event(self._subscribed, timeout)
 
     async def close(self) -> None:
         self._closed = True

@@ -86,6 +86,15 @@ def reconnect_delay(
     return delay * (1.0 - jitter * rng.random())
 
 
+async def wait_for_event(event: asyncio.Event, timeout: float | None) -> bool:  # noqa: ASYNC109
+    """Wait until ``event`` is set; False if ``timeout`` (seconds, None = forever) ran out."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
 def parse_servers(servers: str | Sequence[str]) -> list[str]:
     """``"nats://a:4222,nats://b:4222"`` or a list → list of URLs."""
     items = servers.split(",") if isinstance(servers, str) else list(servers)
@@ -224,11 +233,7 @@ class NatsConnection:
         """Wait until connected; False if ``timeout`` elapsed first."""
         if self.is_connected:
             return True
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return self.is_connected
+        return await wait_for_event(self._connected, timeout) and self.is_connected
 
     def jetstream(self, timeout: float = 5.0) -> JetStreamContext:
         return self.client.jetstream(timeout=timeout)

@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
@@ -199,11 +199,7 @@ class NatsMarketFeed:
 
     async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         """Wait until every subscription is registered with the server."""
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_event(self._subscribed, timeout)
 
     # -------------------------------------------------------------- lifecycle
 

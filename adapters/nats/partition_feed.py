@@ -39,7 +39,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
 from adapters.nats.market_feed import (
     DECODER_ERROR,
@@ -375,11 +375,7 @@ class JetStreamPartitionFeed:
         return {"caught_up": complete, "behind": behind, "queue_depth": self.queue_depth}
 
     async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_event(self._subscribed, timeout)
 
     # -------------------------------------------------------------- lifecycle
 

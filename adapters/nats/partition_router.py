@@ -46,7 +46,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
+from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
 from adapters.nats.market_feed import (
     ORIGINAL_SUBJECT_HEADER,
     SKIP_DETAIL_HEADER,
@@ -184,11 +184,7 @@ class NatsPartitionRouter:
         }
 
     async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_for_event(self._subscribed, timeout)
 
     # -------------------------------------------------------------- lifecycle
 
