@@ -49,7 +49,6 @@ class Strategy(Protocol[P_contra]):
     """
 
     strategy_id: ClassVar[str]
-    description: ClassVar[str]
     params_type: ClassVar[type[CommonParams]]
 
     def config_symbol(self, event: MarketEvent) -> str | None: ...

@@ -130,10 +130,6 @@ class BtcDominanceStrategy:
     """
 
     strategy_id: ClassVar[str] = BtcDominanceParams.strategy_id
-    description: ClassVar[str] = (
-        "BTCUSDT buy when BTC dominance is high and rising, sell (rotation to alts) when low "
-        "and falling, otherwise in the direction of a large dominance change over the window."
-    )
     params_type: ClassVar[type[CommonParams]] = BtcDominanceParams
     consumes: ClassVar[tuple[type, ...]] = (DominanceObservation, *_PRICE_EVENTS)
 

@@ -100,10 +100,6 @@ class CrossExchangeSpreadStrategy:
     """
 
     strategy_id: ClassVar[str] = CrossExchangeSpreadParams.strategy_id
-    description: ClassVar[str] = (
-        "When fresh quotes of two or more venues diverge by more than the threshold, buy on "
-        "the home venue if it is the cheapest or sell there if it is the richest."
-    )
     params_type: ClassVar[type[CommonParams]] = CrossExchangeSpreadParams
     consumes: ClassVar[tuple[type, ...]] = (VenueQuote, DepthSnapshot)
 

@@ -110,10 +110,6 @@ class OnchainMetricsStrategy:
     """
 
     strategy_id: ClassVar[str] = OnchainMetricsParams.strategy_id
-    description: ClassVar[str] = (
-        "Sell when whales move BTC/ETH into exchanges or net exchange inflow dominates, buy "
-        "when they withdraw or net outflow dominates."
-    )
     params_type: ClassVar[type[CommonParams]] = OnchainMetricsParams
     consumes: ClassVar[tuple[type, ...]] = (*_PRICE_EVENTS, *_ONCHAIN_EVENTS)
 

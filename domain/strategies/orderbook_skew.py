@@ -114,10 +114,6 @@ class OrderbookSkewStrategy:
     """
 
     strategy_id: ClassVar[str] = OrderbookSkewParams.strategy_id
-    description: ClassVar[str] = (
-        "Order-book imbalance: buy when the top bid levels outweigh the asks, sell when the "
-        "asks outweigh the bids, if the spread is tight and the book not too thin."
-    )
     params_type: ClassVar[type[CommonParams]] = OrderbookSkewParams
     consumes: ClassVar[tuple[type, ...]] = (DepthSnapshot,)
 

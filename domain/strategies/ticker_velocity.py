@@ -166,11 +166,6 @@ class TickerVelocityStrategy:
     """
 
     strategy_id: ClassVar[str] = TickerVelocityParams.strategy_id
-    description: ClassVar[str] = (
-        "Ticker velocity: buy or sell when the last price moves faster than a threshold in "
-        "% per minute over a time window, confirmed by a rise in 24h quote volume; "
-        "acceleration raises confidence."
-    )
     params_type: ClassVar[type[CommonParams]] = TickerVelocityParams
     consumes: ClassVar[tuple[type, ...]] = (Ticker,)
 

@@ -127,10 +127,6 @@ class TradeMomentumStrategy:
     """
 
     strategy_id: ClassVar[str] = TradeMomentumParams.strategy_id
-    description: ClassVar[str] = (
-        "Trade momentum: time-decayed tick direction, signed taker volume and signed taker "
-        "count over the last trades; buy on strong buying pressure, sell on strong selling."
-    )
     params_type: ClassVar[type[CommonParams]] = TradeMomentumParams
     consumes: ClassVar[tuple[type, ...]] = (Trade,)
 

@@ -29,6 +29,7 @@ from domain.engine import ConfigLookup, SignalEngine
 from domain.market import MarketEvent
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
 from domain.strategies.base import Decision, Strategy
+from domain.strategies.registry import STRATEGIES
 
 P = TypeVar("P", bound=CommonParams)
 
@@ -156,7 +157,8 @@ def assert_strategy_identity(strategy: Strategy[P], params_type: type[P], strate
     """``strategy`` and its parameters agree on the id, and the strategy is documented."""
     assert strategy.strategy_id == params_type.strategy_id == strategy_id
     assert strategy.params_type is params_type
-    assert strategy.description
+    assert STRATEGIES[strategy_id].params_type is params_type
+    assert STRATEGIES[strategy_id].description
     assert type(strategy).__doc__
 
 
