@@ -7,9 +7,14 @@ merge, versions, audit) and resolution policy as the admin API:
     --set orderbook_skew@BTCUSDT.buy_threshold=1.5     (symbol override)
     --config overrides.json   {"<strategy>": {"global": {...}, "symbols": {"SYM": {...}}}}
 
+Each signal is also simulated as a trade (``domain.trade_model``): ``--fill next_trade|touch``,
+``--max-hold-seconds`` (300), ``--fee-bps`` per side (10), ``--slippage-bps`` (0).
+
 Outputs in ``--out``: ``signals.jsonl`` (the trade engine's JSON, one per line),
-``report.json`` and ``report.md`` (signals per strategy/action, forward returns at
-1/10/60/300 s, hit rate), ``plot.png``. Same input and overrides → byte-identical files.
+``trades.jsonl`` (one closed simulated trade per line), ``report.json`` and ``report.md``
+(signals per strategy/action, forward returns at 1/10/60/300 s, hit rate, trade P&L after
+costs per strategy, symbol and config version), ``plot.png`` (prices, signals, net equity
+per strategy). Same input and overrides → byte-identical files.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.clock import FixedClock
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
+from adapters.report.pnl import encode_trade, pnl_markdown
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import DecodeStats
@@ -40,6 +46,7 @@ from domain.metrics import MarketMetricsBook
 from domain.params import ParamValidationError, ParamValue, parse_text
 from domain.signal import JsonValue
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
+from domain.trade_model import FillRule, TradeModelSettings, TradeSimulator
 
 # The audit trail of a backtest is stamped with a fixed time: output depends on input only.
 BACKTEST_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -122,15 +129,22 @@ def write_outputs(
     report_path.write_bytes(
         orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
+    trades_path = out / "trades.jsonl"
+    with trades_path.open("wb") as handle:
+        for trade in result.trades:
+            handle.write(encode_trade(trade))
+            handle.write(b"\n")
     markdown_path = out / "report.md"
     markdown_path.write_text(render_markdown(report, title), encoding="utf-8")
-    written = [signals_path, report_path, markdown_path]
+    written = [signals_path, trades_path, report_path, markdown_path]
     if plot:
         # matplotlib is imported only when a plot is drawn (the service never pays for it).
         from adapters.report.plot import plot_backtest
 
         written.append(
-            plot_backtest(result.series_by_symbol, result.signals, out / "plot.png", title)
+            plot_backtest(
+                result.series_by_symbol, result.signals, out / "plot.png", title, result.trades
+            )
         )
     return written
 
@@ -175,6 +189,7 @@ def render_markdown(report: dict[str, Any], title: str) -> str:
         "event time + horizon (positive = the market moved the signal's way). Horizons that "
         "reach past the end of the capture are not evaluated.",
         "",
+        *pnl_markdown(report.get("pnl") or {}),
     ]
     return "\n".join(lines)
 
@@ -190,7 +205,42 @@ def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-plot", action="store_true", help="skip plot.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--home-venue", default="binance")
+    add_trade_model_arguments(parser)
     return parser
+
+
+def add_trade_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The trade model's options (shared by ``backtest`` and ``sweep``)."""
+    defaults = TradeModelSettings()
+    group = parser.add_argument_group("trade model (P&L after costs)")
+    group.add_argument(
+        "--fill",
+        choices=[rule.value for rule in FillRule],
+        default=defaults.fill.value,
+        help="entry at the next trade after the signal, or at once at the touch",
+    )
+    group.add_argument("--fee-bps", type=float, default=defaults.fee_bps, help="fee per side")
+    group.add_argument(
+        "--slippage-bps", type=float, default=defaults.slippage_bps, help="per fill, adverse"
+    )
+    group.add_argument(
+        "--max-hold-seconds",
+        type=float,
+        default=defaults.max_hold_seconds,
+        help="close a position after this long (event time)",
+    )
+
+
+def trade_model_settings(args: argparse.Namespace) -> TradeModelSettings:
+    try:
+        return TradeModelSettings(
+            fill=FillRule(args.fill),
+            fee_bps=args.fee_bps,
+            slippage_bps=args.slippage_bps,
+            max_hold_seconds=args.max_hold_seconds,
+        )
+    except ValueError as error:
+        raise UsageError(f"trade model: {error}") from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -202,6 +252,7 @@ def main(args: argparse.Namespace) -> int:
         overrides = [parse_set(item) for item in args.sets]
         if args.config is not None:
             overrides = parse_config_file(args.config) + overrides
+        model = trade_model_settings(args)
     except UsageError as error:
         print(f"backtest: {error}", file=sys.stderr)
         return 2
@@ -234,7 +285,9 @@ def main(args: argparse.Namespace) -> int:
         def advance(count: int) -> None:
             bar.update(count)
 
-        result = run_backtest(feed.iter_events(), processor, on_progress=advance)
+        result = run_backtest(
+            feed.iter_events(), processor, on_progress=advance, simulator=TradeSimulator(model)
+        )
     report = build_report(result)
     report["skipped"] = dict(sorted(stats.skipped.items()))
     report["overrides"] = [

@@ -51,6 +51,27 @@ def test_default_parameters_emit_skew_and_momentum_signals(default_run: Path) ->
     assert "ticker_velocity" not in strategies
 
 
+def test_every_signal_is_simulated_as_a_trade_after_10_bps_fees(default_run: Path) -> None:
+    data = report(default_run)
+    pnl = data["pnl"]
+    assert isinstance(pnl, dict)
+    assert pnl["model"]["fee_bps"] == 10.0
+    signals = data["signals"]
+    assert pnl["positions"]["opened"] == signals
+    closed = pnl["positions"]["closed"] + pnl["positions"]["unfilled"] + pnl["positions"]["dropped"]
+    assert closed == signals
+    trades = (default_run / "trades.jsonl").read_bytes().splitlines()
+    assert len(trades) == pnl["total"]["trades"] == pnl["positions"]["closed"]
+    per_strategy = pnl["strategies"]
+    assert sum(row["trades"] for row in per_strategy.values()) == pnl["total"]["trades"]
+    for row in per_strategy.values():
+        # Each trade pays at least ~20 bps of fees: net is below gross by that much.
+        assert row["net_pnl_bps"] <= row["gross_pnl_bps"] - 19.0 * row["trades"]
+    markdown = (default_run / "report.md").read_text(encoding="utf-8")
+    assert "## Trades and P&L after costs" in markdown
+    assert "fees 10 bps per side" in markdown
+
+
 def test_every_signal_line_satisfies_the_trade_engine_contract(default_run: Path) -> None:
     lines = (default_run / "signals.jsonl").read_bytes().splitlines()
     assert len(lines) == report(default_run)["signals"]
@@ -61,7 +82,7 @@ def test_every_signal_line_satisfies_the_trade_engine_contract(default_run: Path
 def test_outputs_are_byte_identical_on_rerun(tmp_path: Path, default_run: Path) -> None:
     code, again = run(tmp_path, "again")
     assert code == 0
-    for name in ("signals.jsonl", "report.json", "report.md", "plot.png"):
+    for name in ("signals.jsonl", "trades.jsonl", "report.json", "report.md", "plot.png"):
         assert (again / name).read_bytes() == (default_run / name).read_bytes(), name
     assert (again / "plot.png").read_bytes().startswith(b"\x89PNG")
 
