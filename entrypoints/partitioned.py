@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal as os_signal
 import sys
 from typing import Any
@@ -53,7 +54,7 @@ from application.partitioning import BINANCE_KINDS, PartitionLayout, RouteKind
 from domain.params import ParamValidationError
 from entrypoints.container import Container, build_container, market_subjects
 from entrypoints.partition_settings import PartitionSettings
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, invalid_settings_message
 
 log = structlog.get_logger("realtime_strategies.partitioned")
 
@@ -62,7 +63,7 @@ def load_settings() -> tuple[Settings, PartitionSettings] | None:
     try:
         return Settings(), PartitionSettings()
     except ValidationError as error:
-        print(f"realtime-strategies: invalid settings:\n{error}", file=sys.stderr)
+        print(invalid_settings_message(error, os.environ), file=sys.stderr)
         return None
 
 

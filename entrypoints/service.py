@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,41 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from pydantic import ValidationError
 
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository
+from adapters.observability.tracing import RedactingSpanExporter
+from adapters.redaction import redact_value
 from adapters.sql.config_store import SqlConfigRepository
 from adapters.sql.migrations import migrate
 from domain.params import ParamValidationError
 from entrypoints.container import Container, build_container
 from entrypoints.runtime import ServiceRuntime
-from entrypoints.settings import Settings
+from entrypoints.settings import Settings, invalid_settings_message, known_secrets
 
 log = structlog.get_logger("realtime_strategies.service")
 STORE_RETRY_SECONDS = 5.0
 STORE_MAINTENANCE_SECONDS = 2.0
 
 
-def configure_logging(level: str) -> None:
+def redacting_processor(secrets: Sequence[str]) -> Any:
+    """A structlog processor masking credentials in every field of a log event (see
+    :mod:`adapters.redaction`), exception text included; it runs just before rendering."""
+    known = tuple(secrets)
+
+    def redact_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        redacted: dict[str, Any] = redact_value(event, known)
+        return redacted
+
+    return redact_event
+
+
+def configure_logging(level: str, secrets: Sequence[str] | None = None) -> None:
     """structlog JSON lines on stderr (stdout stays free for printed signals).
 
     Standard-library records (uvicorn, the application layer's ``logging`` calls) are
-    rendered as the same JSON lines, with their logger name, by a ProcessorFormatter.
+    rendered as the same JSON lines, with their logger name, by a ProcessorFormatter. Every
+    line goes through :func:`adapters.redaction.redact` with the configured secrets
+    (``secrets`` None: those of the process environment).
     """
+    redact_event = redacting_processor(known_secrets(os.environ) if secrets is None else secrets)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -50,6 +68,7 @@ def configure_logging(level: str) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                redact_event,
                 structlog.processors.JSONRenderer(),
             ],
         )
@@ -61,6 +80,7 @@ def configure_logging(level: str) -> None:
         processors=[
             *shared,
             structlog.processors.format_exc_info,
+            redact_event,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
@@ -70,11 +90,14 @@ def configure_logging(level: str) -> None:
 
 
 def configure_tracing(exporter: str) -> None:
-    """A span per message when an exporter is configured; the no-op tracer otherwise."""
+    """A span per message when an exporter is configured; the no-op tracer otherwise.
+    Spans are exported with every credential masked (:class:`RedactingSpanExporter`)."""
     if exporter == "none":
         return
     provider = TracerProvider(resource=Resource.create({"service.name": "realtime-strategies"}))
-    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    console = ConsoleSpanExporter(out=sys.stderr)
+    redacting = RedactingSpanExporter(console, known_secrets(os.environ))
+    provider.add_span_processor(BatchSpanProcessor(redacting))
     trace.set_tracer_provider(provider)
 
 
@@ -268,7 +291,7 @@ def _settings(**values: Any) -> Settings | None:
     try:
         return Settings(**values)
     except ValidationError as error:
-        print(f"realtime-strategies: invalid settings:\n{error}", file=sys.stderr)
+        print(invalid_settings_message(error, os.environ), file=sys.stderr)
         return None
 
 

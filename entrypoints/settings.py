@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.redaction import header_secrets, redact, url_secrets
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, parse_text
 
 
@@ -127,6 +128,32 @@ class Settings(BaseSettings):
         if self.trading_symbols == "*":
             return None
         return frozenset(self.trading_symbols.split(","))
+
+
+SECRET_URL_VARIABLES = ("NATS_URL", "MONGODB_URI", "MYSQL_URI", "OTEL_EXPORTER_OTLP_ENDPOINT")
+SECRET_VALUE_VARIABLES = ("ADMIN_API_TOKEN",)
+SECRET_HEADER_VARIABLES = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+
+
+def known_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Every secret value configured in ``environ``: passwords and tokens of the connection
+    URLs, the admin token, the OTLP header values. Read from the raw environment, so it also
+    serves when the settings themselves fail to validate."""
+    upper = {key.upper(): value for key, value in environ.items()}
+    found: list[str] = []
+    for name in SECRET_URL_VARIABLES:
+        found += url_secrets(upper.get(name, ""))
+    for name in SECRET_VALUE_VARIABLES:
+        found += [value for value in (upper.get(name, "").strip(),) if value]
+    for name in SECRET_HEADER_VARIABLES:
+        found += header_secrets(upper.get(name, ""))
+    return tuple(dict.fromkeys(found))
+
+
+def invalid_settings_message(error: Exception, environ: Mapping[str, str]) -> str:
+    """What start-up prints for settings that do not validate (pydantic quotes the input
+    values, so every configured secret is masked)."""
+    return f"realtime-strategies: invalid settings:\n{redact(str(error), known_secrets(environ))}"
 
 
 def strategy_environment(

@@ -40,6 +40,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from adapters.redaction import redact
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.config import AuditAction, AuditRecord, ConfigDocument
 from domain.params import ParamValue
@@ -78,7 +79,7 @@ def create_mongo_client(
 
 
 def _unavailable(exc: PyMongoError) -> StoreUnavailableError:
-    return StoreUnavailableError(f"mongodb: {type(exc).__name__}: {exc}")
+    return StoreUnavailableError(f"mongodb: {type(exc).__name__}: {redact(str(exc))}")
 
 
 def _is_store_failure(exc: PyMongoError) -> bool:

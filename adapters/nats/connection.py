@@ -27,6 +27,8 @@ from nats.aio.client import Server as NatsServer
 from nats.errors import SlowConsumerError
 from nats.js import JetStreamContext
 
+from adapters.redaction import redact
+
 _log = structlog.get_logger(__name__)
 
 
@@ -197,10 +199,11 @@ class NatsConnection:
 
     @property
     def connected_url(self) -> str | None:
+        """The server this connection is on, without credentials (it is logged and shown)."""
         nc = self._nc
         if nc is None or not self.is_connected or nc.connected_url is None:
             return None
-        return nc.connected_url.geturl()
+        return redact(nc.connected_url.geturl())
 
     def stats(self) -> dict[str, int | str]:
         return {

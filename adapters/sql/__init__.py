@@ -10,7 +10,6 @@ from adapters.sql.config_store import (
     create_sql_engine,
     mysql_url,
     parse_mysql_uri,
-    redacted,
     sql_url,
 )
 from adapters.sql.migrations import TABLES, migrate
@@ -25,6 +24,5 @@ __all__ = [
     "migrate",
     "mysql_url",
     "parse_mysql_uri",
-    "redacted",
     "sql_url",
 ]

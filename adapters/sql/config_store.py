@@ -38,6 +38,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from adapters.redaction import redact
 from adapters.sql.migrations import AUDIT_TABLE, GLOBAL_TABLE, SYMBOL_TABLE, is_mysql
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.config import AuditAction, AuditRecord, ConfigDocument
@@ -98,26 +99,9 @@ def _split_host_port(hostport: str) -> tuple[str, int | None]:
 def parse_mysql_uri(uri: str) -> str:
     """The SQLAlchemy URL (``mysql+aiomysql://...``) of a MySQL URI, password included.
 
-    The result is a secret: log :func:`redacted` instead.
+    The result is a secret: log it through :func:`adapters.redaction.redact`.
     """
     return mysql_url(uri).render_as_string(hide_password=False)
-
-
-def redacted(uri: str) -> str:
-    """``uri`` with its password replaced by ``***`` (any ``scheme://user:pass@host`` URI).
-
-    Parsed like :func:`mysql_url`: the last ``@`` ends the user info, so a password holding
-    ``@`` or ``/`` is hidden whole.
-    """
-    stripped = uri.strip()
-    scheme, sep, rest = stripped.partition("://")
-    if not sep:
-        return stripped
-    userinfo, at, location = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return stripped
-    username = userinfo.partition(":")[0]
-    return f"{scheme}://{username}:***@{location}"
 
 
 def sql_url(uri: str) -> URL:
@@ -131,7 +115,7 @@ def sql_url(uri: str) -> URL:
         return url.set(drivername=SQLITE_DRIVER)
     if "://" not in stripped:  # a bare file path
         return URL.create(SQLITE_DRIVER, database=stripped)
-    raise ValueError(f"unsupported SQL store URI {redacted(stripped)!r}")
+    raise ValueError(f"unsupported SQL store URI {redact(stripped)!r}")
 
 
 def create_sql_engine(
@@ -252,7 +236,7 @@ class _SqlStore:
             raise
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
-        detail = str(exc).splitlines()[0] if str(exc) else ""
+        detail = redact(str(exc).splitlines()[0]) if str(exc) else ""
         return StoreUnavailableError(f"{self.name}: {type(exc).__name__}: {detail}".rstrip(": "))
 
     async def ping(self) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
-from adapters.sql import mysql_url, parse_mysql_uri, redacted, sql_url
+from adapters.redaction import redact
+from adapters.sql import mysql_url, parse_mysql_uri, sql_url
 
 pytestmark = pytest.mark.unit
 
@@ -101,12 +102,12 @@ def test_rejected_forms(uri: str) -> None:
     ],
 )
 def test_redacted(uri: str, expected: str) -> None:
-    assert redacted(uri) == expected
+    assert redact(uri) == expected
 
 
 @pytest.mark.parametrize("password", ["secret", "p@ss", "p/ss", "with space", "a:b", "%41bc"])
 def test_redacted_never_shows_the_password(password: str) -> None:
-    assert password not in redacted(f"mysql://user:{password}@dbhost:3306/db")
+    assert password not in redact(f"mysql://user:{password}@dbhost:3306/db")
 
 
 def test_sql_url_knows_sqlite_and_bare_paths() -> None:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from adapters.http.routers import AwaitedProvide
 from adapters.http.schemas import LivenessOut, ReadinessOut
 from adapters.observability.prometheus import PrometheusMetrics
+from adapters.redaction import redact_value
 
 log = structlog.get_logger("adapters.http")
 
@@ -79,7 +80,8 @@ async def ready(
             "reasons": [f"readiness check failed: {type(error).__name__}"],
         }
     metrics.set_ready(is_ready)
-    return JSONResponse(jsonable_encoder(body), status_code=200 if is_ready else 503)
+    # Components report store errors and server URLs: never with their credentials.
+    return JSONResponse(redact_value(jsonable_encoder(body)), status_code=200 if is_ready else 503)
 
 
 @router.get(

@@ -61,6 +61,22 @@ async def test_not_ready_is_503_with_reasons(
     assert (await client.get("/healthz")).status_code == 200
 
 
+async def test_ready_body_is_redacted(client: httpx.AsyncClient, health: FakeHealth) -> None:
+    health.components["nats"] = {
+        "ready": True,
+        "detail": "connected",
+        "info": {"url": "nats://alice:nats-password@nats:4222"},
+    }
+    health.components["config_store"] = {
+        "ready": False,
+        "detail": "mongodb: OperationFailure: mongodb://m:mongo-password@mongo auth failed",
+    }
+    response = await client.get("/ready")
+    assert "nats-password" not in response.text
+    assert "mongo-password" not in response.text
+    assert response.json()["components"]["nats"]["info"]["url"] == "nats://alice:***@nats:4222"
+
+
 async def test_broken_readiness_is_503_without_internals(
     client: httpx.AsyncClient, health: FakeHealth
 ) -> None:
