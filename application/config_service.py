@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -201,11 +202,32 @@ def _normalise_symbol(symbol: str | None) -> str | None:
     return normalised
 
 
-def _require_author(changed_by: str) -> None:
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+"""Control (NUL, BEL, newlines, ...), format (bidi overrides such as U+202E, zero-width),
+surrogate, private-use and line/paragraph separator characters: none belongs in an audit
+trail that people and tools read (they forge or hide text in terminals and UIs)."""
+
+
+def _unprintable(text: str) -> list[str]:
+    return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in _UNPRINTABLE_CATEGORIES]
+
+
+def _require_author(changed_by: str, reason: str) -> None:
+    """Who and why of a change: an author is required; both must be plain printable text."""
+    errors: list[FieldError] = []
     if not changed_by or not changed_by.strip():
-        raise ParamValidationError(
-            [FieldError("changed_by", "missing", "changed_by must name who makes the change")]
+        errors.append(
+            FieldError("changed_by", "missing", "changed_by must name who makes the change")
         )
+    for name, text in (("changed_by", changed_by), ("reason", reason)):
+        found = _unprintable(text)
+        if found:
+            listed = ", ".join(dict.fromkeys(found))
+            errors.append(
+                FieldError(name, "control_character", f"{name} must be printable text ({listed})")
+            )
+    if errors:
+        raise ParamValidationError(errors)
 
 
 def _describe(params_type: type[CommonParams]) -> str:
@@ -661,7 +683,7 @@ class ConfigService:
         """Read, build, validate, compare-and-set save, apply, notify, audit."""
         params_type = self._params_type(strategy_id)
         symbol = _normalise_symbol(symbol)
-        _require_author(changed_by)
+        _require_author(changed_by, reason)
         for _ in range(CAS_ATTEMPTS):
             started = self._generation
             stored = await self._repository.list(strategy_id)

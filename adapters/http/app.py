@@ -26,7 +26,7 @@ import uuid
 from typing import Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from opentelemetry import propagate, trace
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +38,7 @@ from adapters.http.envelope import (
     install_exception_handlers,
 )
 from adapters.http.routers import health, metrics, strategies
+from adapters.http.strict_query import reject_unknown_query_parameters
 
 log = structlog.get_logger("adapters.http")
 _tracer = trace.get_tracer("adapters.http")
@@ -68,7 +69,8 @@ depth on NATS) turned into trading signals by six strategies.
 * Configuration responses use the envelope
   `{"success", "data", "error": {"code", "message", "details"}, "metadata"}`.
 * Errors: 401/403 auth, 404 unknown strategy/configuration/symbol, 409 concurrent write,
-  413 body too large, 422 invalid (field-level `details`), 503 configuration store down.
+  413 body too large, 422 invalid (field-level `details`; unknown query parameters too),
+  503 configuration store down.
 * Mutating endpoints require `Authorization: Bearer <ADMIN_API_TOKEN>`; with no token set they
   are allowed only when the API listens on loopback and the caller is local.
 """
@@ -238,6 +240,7 @@ def create_app(
     if max_body_bytes < 0:
         raise ValueError(f"max_body_bytes must be >= 0, got {max_body_bytes}")
     app = FastAPI(
+        dependencies=[Depends(reject_unknown_query_parameters)],
         title=title,
         version=version,
         description=DESCRIPTION,

@@ -29,11 +29,13 @@ import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.http.strict_query import reject_unknown_query_parameters
+from adapters.redaction import redact_value
 from application.partitioning import owner_of
 from domain.metrics import interpret
 
@@ -324,7 +326,12 @@ def create_router_app(
     status: Callable[[], dict[str, Any]],
 ) -> FastAPI:
     """The router's operations endpoints (no admin API: routers hold no state)."""
-    app = FastAPI(title="realtime-strategies router", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="realtime-strategies router",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(reject_unknown_query_parameters)],
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -333,7 +340,7 @@ def create_router_app(
     @app.get("/ready")
     async def ready_endpoint() -> JSONResponse:
         ok, body = ready()
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONResponse(redact_value(body), status_code=200 if ok else 503)
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -3,9 +3,12 @@
 * With a token configured (``ADMIN_API_TOKEN``): the request must carry
   ``Authorization: Bearer <token>``. Missing or malformed → 401 with
   ``WWW-Authenticate: Bearer``; a different token → 403. The comparison is constant-time.
-* With no token: mutations are allowed only when the API listens on a loopback address
-  *and* the request comes from loopback; anything else → 403 telling the operator to set
-  ``ADMIN_API_TOKEN``.
+* With no token: mutations are allowed only when the API listens on a loopback address,
+  the request comes from loopback *and* its ``Host`` header names a loopback host
+  (``localhost``, ``127.0.0.1``, ``[::1]``, with any port). The last rule defeats DNS
+  rebinding: a web page whose name an attacker re-points at 127.0.0.1 reaches the API from a
+  local browser, but with its own name in ``Host``. Anything else → 403 telling the operator
+  to set ``ADMIN_API_TOKEN``.
 
 The token is never logged nor put in an error message or ``repr``.
 """
@@ -37,6 +40,20 @@ def is_loopback_host(host: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def host_of(header: str | None) -> str | None:
+    """The host name of a ``Host`` header value (``[::1]:8080`` → ``::1``; no port)."""
+    if not header:
+        return None
+    value = header.strip()
+    if value.startswith("["):  # [IPv6]:port
+        host, bracket, _ = value[1:].partition("]")
+        return host if bracket else None
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit() and ":" not in host:
+        return host
+    return value
 
 
 class AuthenticationRequiredError(ApiError):
@@ -79,16 +96,26 @@ class ApiSecurity:
     def token_configured(self) -> bool:
         return self._token is not None
 
-    def authorize(self, authorization: str | None, client_host: str | None) -> None:
-        """Return if the request may mutate; raise 401/403 :class:`ApiError` otherwise."""
+    def authorize(
+        self, authorization: str | None, client_host: str | None, host_header: str | None = None
+    ) -> None:
+        """Return if the request may mutate; raise 401/403 :class:`ApiError` otherwise.
+
+        ``host_header`` is the request's ``Host``; it matters only without a token.
+        """
         if self._token is None:
-            if self.bound_to_loopback and is_loopback_host(client_host):
-                return
-            raise AccessDeniedError(
-                "mutating endpoints are disabled: ADMIN_API_TOKEN is not set and the API is "
-                "not restricted to loopback; set ADMIN_API_TOKEN and send "
-                "'Authorization: Bearer <token>'"
-            )
+            if not (self.bound_to_loopback and is_loopback_host(client_host)):
+                raise AccessDeniedError(
+                    "mutating endpoints are disabled: ADMIN_API_TOKEN is not set and the API "
+                    "is not restricted to loopback; set ADMIN_API_TOKEN and send "
+                    "'Authorization: Bearer <token>'"
+                )
+            if not is_loopback_host(host_of(host_header)):
+                raise AccessDeniedError(
+                    "without ADMIN_API_TOKEN, mutations need a loopback Host header "
+                    "(localhost, 127.0.0.1 or [::1]); set ADMIN_API_TOKEN to use another name"
+                )
+            return
         if not authorization:
             raise AuthenticationRequiredError(
                 "missing 'Authorization: Bearer <token>' header (ADMIN_API_TOKEN)"

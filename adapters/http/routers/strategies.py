@@ -77,7 +77,9 @@ async def require_admin(
     """Dependency of every mutating endpoint: 401/403 unless the caller may mutate."""
     client = request.client
     security.authorize(
-        request.headers.get("authorization"), client.host if client is not None else None
+        request.headers.get("authorization"),
+        client.host if client is not None else None,
+        request.headers.get("host"),
     )
 
 

@@ -131,9 +131,12 @@ def app(container: ApiTestContainer) -> FastAPI:
     return create_app(title="realtime-strategies", version="test")
 
 
-def make_client(app: FastAPI, client: tuple[str, int] = REMOTE_CLIENT) -> httpx.AsyncClient:
+def make_client(
+    app: FastAPI, client: tuple[str, int] = REMOTE_CLIENT, base_url: str = "http://api.test"
+) -> httpx.AsyncClient:
+    """A client of ``app`` calling from ``client``; ``base_url`` sets the ``Host`` header."""
     transport = httpx.ASGITransport(app=app, client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://api.test")
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 @pytest.fixture

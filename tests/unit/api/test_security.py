@@ -15,6 +15,7 @@ from adapters.http.security import (
     AccessDeniedError,
     ApiSecurity,
     AuthenticationRequiredError,
+    host_of,
     is_loopback_host,
 )
 from tests.unit.api.conftest import (
@@ -88,15 +89,15 @@ def test_wrong_token_is_403(header: str) -> None:
 
 
 def test_without_token_only_loopback_listener_and_client_may_mutate() -> None:
-    ApiSecurity(None, bound_to_loopback=True).authorize(None, "127.0.0.1")
-    ApiSecurity("", bound_to_loopback=True).authorize(None, "::1")
+    ApiSecurity(None, bound_to_loopback=True).authorize(None, "127.0.0.1", "localhost")
+    ApiSecurity("", bound_to_loopback=True).authorize(None, "::1", "[::1]:8080")
     for security, client in [
         (ApiSecurity(None, bound_to_loopback=True), "10.0.0.1"),
         (ApiSecurity(None, bound_to_loopback=True), None),
         (ApiSecurity(None, bound_to_loopback=False), "127.0.0.1"),
     ]:
         with pytest.raises(AccessDeniedError) as caught:
-            security.authorize(f"Bearer {TOKEN}", client)
+            security.authorize(f"Bearer {TOKEN}", client, "localhost")
         assert "ADMIN_API_TOKEN" in caught.value.message
 
 
@@ -165,19 +166,71 @@ async def test_no_token_loopback_listener_local_client_may_mutate(
     container: ApiTestContainer, app: FastAPI
 ) -> None:
     container.api_security.override(providers.Object(ApiSecurity(None, bound_to_loopback=True)))
-    async with make_client(app, LOCAL_CLIENT) as local:
+    async with make_client(app, LOCAL_CLIENT, "http://localhost:8080") as local:
         assert (await local.post(f"{SKEW}/config", json=WRITE)).status_code == 200
-    async with make_client(app) as remote:
+    async with make_client(app, base_url="http://localhost:8080") as remote:
         response = await remote.post(f"{SKEW}/config", json=WRITE)
         assert response.status_code == 403
         assert "ADMIN_API_TOKEN" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        ("localhost:8080", "localhost"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("evil.example:8080", "evil.example"),
+        ("127.0.0.1.nip.io", "127.0.0.1.nip.io"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_host_of(header: str | None, host: str | None) -> None:
+    assert host_of(header) == host
+
+
+@pytest.mark.parametrize(
+    "host_header",
+    ["localhost:8080", "LOCALHOST", "127.0.0.1:8080", "127.0.0.2", "[::1]:8080"],
+)
+def test_without_token_loopback_host_headers_may_mutate(host_header: str) -> None:
+    ApiSecurity(None, bound_to_loopback=True).authorize(None, "127.0.0.1", host_header)
+
+
+@pytest.mark.parametrize(
+    "host_header",
+    ["evil.example", "evil.example:8080", "127.0.0.1.nip.io", "10.0.0.1", "0.0.0.0:8080", "", None],
+)
+def test_without_token_other_host_headers_are_refused(host_header: str | None) -> None:
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 calls from loopback, but
+    names itself in Host."""
+    with pytest.raises(AccessDeniedError) as caught:
+        ApiSecurity(None, bound_to_loopback=True).authorize(None, "127.0.0.1", host_header)
+    assert "Host" in caught.value.message
+
+
+def test_with_token_the_host_header_does_not_matter() -> None:
+    ApiSecurity(TOKEN, bound_to_loopback=False).authorize(f"Bearer {TOKEN}", "10.0.0.1", "api")
+
+
+async def test_dns_rebinding_is_refused_through_http(
+    container: ApiTestContainer, app: FastAPI
+) -> None:
+    container.api_security.override(providers.Object(ApiSecurity(None, bound_to_loopback=True)))
+    async with make_client(app, LOCAL_CLIENT, "http://rebound.attacker.example:8080") as page:
+        response = await page.post(f"{SKEW}/config", json=WRITE)
+        assert response.status_code == 403
+        assert "Host" in response.json()["error"]["message"]
+        assert (await page.get(f"{SKEW}/config")).json()["data"]["exists"] is False
 
 
 async def test_no_token_public_listener_refuses_even_local_clients(
     container: ApiTestContainer, app: FastAPI
 ) -> None:
     container.api_security.override(providers.Object(ApiSecurity(None, bound_to_loopback=False)))
-    async with make_client(app, LOCAL_CLIENT) as local:
+    async with make_client(app, LOCAL_CLIENT, "http://localhost") as local:
         response = await local.post(f"{SKEW}/config", json=WRITE)
         assert response.status_code == 403
         assert "ADMIN_API_TOKEN" in response.json()["error"]["message"]

@@ -214,6 +214,95 @@ async def test_validate_only_writes_nothing(
     assert (await client.get(f"{SKEW}/config")).json()["data"]["exists"] is False
 
 
+async def test_validate_only_in_the_query_is_422_and_writes_nothing(
+    client: httpx.AsyncClient, repository: InMemoryConfigRepository, audit_log: InMemoryAuditLog
+) -> None:
+    """``validate_only`` is a body field: in the query string it was ignored and the write
+    applied for real; now it is an unknown query parameter."""
+    for url in (f"{SKEW}/config", f"{SKEW}/config/BTCUSDT"):
+        response = await client.post(
+            f"{url}?validate_only=true", json=body({"buy_threshold": 1.9}), headers=AUTH
+        )
+        assert response.status_code == 422
+        [detail] = error_of(response)["details"]
+        assert detail["field"] == "validate_only"
+        assert detail["code"] == "unknown_query_parameter"
+    assert await repository.list() == []
+    assert await audit_log.list("orderbook_skew") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", BASE),
+        ("GET", f"{SKEW}/schema"),
+        ("GET", f"{SKEW}/defaults"),
+        ("GET", f"{SKEW}/config"),
+        ("GET", f"{SKEW}/config/BTCUSDT"),
+        ("GET", f"{SKEW}/audit?limit=5"),
+        ("DELETE", f"{SKEW}/config?changed_by=ops"),
+        ("POST", f"{BASE}/cache/refresh"),
+        ("GET", "/api/v1/metrics/summary"),
+        ("GET", "/api/v1/metrics/all?limit=5"),
+        ("GET", "/api/v1/metrics/depth/BTCUSDT"),
+        ("GET", "/ready"),
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+    ],
+)
+async def test_unknown_query_parameters_are_422_on_every_endpoint(
+    client: httpx.AsyncClient, method: str, url: str
+) -> None:
+    separator = "&" if "?" in url else "?"
+    response = await client.request(method, f"{url}{separator}limt=3", headers=AUTH)
+    assert response.status_code == 422
+    [detail] = error_of(response)["details"]
+    assert detail == {
+        "field": "limt",
+        "code": "unknown_query_parameter",
+        "message": detail["message"],
+        "location": ["query", "limt"],
+    }
+
+
+async def test_declared_query_parameters_are_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{SKEW}/audit?symbol=BTCUSDT&limit=5")
+    assert response.status_code == 200
+    response = await client.get("/api/v1/metrics/pressure/BTCUSDT?timeframe=5m")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a\x00b", "bell\x07", "new\nline", "cr\r", "tab\t", "rtl\u202eevil", "zw\u200b", "ls\u2028"],
+)
+async def test_control_and_bidi_characters_in_who_and_why_are_422(
+    client: httpx.AsyncClient, audit_log: InMemoryAuditLog, text: str
+) -> None:
+    for field in ("changed_by", "reason"):
+        payload = body({"top_levels": 6})
+        payload[field] = f"ops {text} end"
+        response = await client.post(f"{SKEW}/config", json=payload, headers=AUTH)
+        assert response.status_code == 422, response.text
+        assert field in detail_codes(response)
+    response = await client.delete(
+        f"{SKEW}/config", params={"changed_by": f"ops {text} end"}, headers=AUTH
+    )
+    assert response.status_code == 422
+    assert await audit_log.list("orderbook_skew") == []
+
+
+async def test_printable_unicode_in_who_and_why_is_kept(
+    client: httpx.AsyncClient, audit_log: InMemoryAuditLog
+) -> None:
+    payload = body({"top_levels": 6})
+    payload["changed_by"] = "agent ✓ Zoë"
+    payload["reason"] = "Marché plus volatil — ajuster (מבחן)"
+    assert (await client.post(f"{SKEW}/config", json=payload, headers=AUTH)).status_code == 200
+    [record] = await audit_log.list("orderbook_skew")
+    assert (record.changed_by, record.reason) == (payload["changed_by"], payload["reason"])
+
+
 async def test_validate_only_still_rejects_invalid(client: httpx.AsyncClient) -> None:
     response = await client.post(
         f"{SKEW}/config", json=body({"buy_threshold": 9.0}, validate_only=True), headers=AUTH
