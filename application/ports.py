@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from domain.config import AuditRecord, ConfigDocument
 from domain.market import MarketEvent
@@ -80,3 +80,24 @@ class Clock(Protocol):
     """Wall time, for audit timestamps and lag; never used by strategies."""
 
     def now(self) -> datetime: ...
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class TaskRunner(Protocol):
+    """Runs independent CPU-bound tasks: in this process, a local pool or a cluster.
+
+    ``function`` is a module-level callable and the tasks are picklable values, so that any
+    runner can ship them to another process. Results come back in task order whatever the
+    completion order; ``on_done`` is called here once per result as it completes (progress).
+    The first task that raises makes ``map`` raise that error.
+    """
+
+    def map(
+        self,
+        function: Callable[[T], R],
+        tasks: Sequence[T],
+        on_done: Callable[[R], None] | None = None,
+    ) -> list[R]: ...

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,14 @@ from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.report.pnl import encode_trade, pnl_markdown
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.capture import CaptureLineDecoder
+from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import DecodeStats
 from application.backtest import BacktestResult, build_report, run_backtest
 from application.config_service import ConfigService
 from application.processing import MarketEventProcessor
+from application.sweep import Override
 from domain.engine import SignalEngine
 from domain.metrics import MarketMetricsBook
 from domain.params import ParamValidationError, ParamValue, parse_text
@@ -50,7 +54,6 @@ from domain.trade_model import FillRule, TradeModelSettings, TradeSimulator
 
 # The audit trail of a backtest is stamped with a fixed time: output depends on input only.
 BACKTEST_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-Override = tuple[str, str | None, str, ParamValue]
 
 
 class UsageError(Exception):
@@ -195,7 +198,14 @@ def render_markdown(report: dict[str, Any], title: str) -> str:
 
 
 def build_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("file", type=Path, help="capture in the producer wire format (.jsonl[.gz])")
+    parser.add_argument(
+        "files",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="captures (.jsonl[.gz], producer or recording format) or recording folders, "
+        "replayed in order as one stream",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default out/<name>)")
     parser.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="STRATEGY[@SYMBOL].PARAM=VALUE"
@@ -243,12 +253,70 @@ def trade_model_settings(args: argparse.Namespace) -> TradeModelSettings:
         raise UsageError(f"trade model: {error}") from None
 
 
+def new_config_service() -> ConfigService:
+    """The backtest's configuration use case: in memory, audit stamped with a fixed time."""
+    return ConfigService(
+        STRATEGY_PARAMS, InMemoryConfigRepository(), InMemoryAuditLog(), FixedClock(BACKTEST_EPOCH)
+    )
+
+
+def parse_symbols(text: str) -> frozenset[str] | None:
+    """``*`` → None (every symbol), else the comma-separated allow-list."""
+    if text.strip() == "*":
+        return None
+    return frozenset(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def capture_files(paths: Sequence[Path]) -> list[Path]:
+    """The files to replay, in order: a folder stands for its ``*.jsonl[.gz]`` files sorted by
+    name (a recording's rotation order). Raises :class:`UsageError` for a missing path."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted({*path.glob("*.jsonl"), *path.glob("*.jsonl.gz")})
+            if not found:
+                raise UsageError(f"no .jsonl or .jsonl.gz file in {path}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"no such file: {path}")
+    return files
+
+
+def replay(
+    files: Sequence[Path],
+    overrides: Sequence[Override],
+    model: TradeModelSettings,
+    *,
+    symbols: frozenset[str] | None = None,
+    home_venue: str = "binance",
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[BacktestResult, DecodeStats]:
+    """Apply ``overrides`` through the config use case (raises ``ParamValidationError``),
+    then replay ``files`` one after the other as one stream (either capture format) through
+    the strategies and the trade model."""
+    config_service = new_config_service()
+    asyncio.run(apply_overrides(config_service, overrides))
+    stats = DecodeStats()
+    decoder = CaptureLineDecoder(
+        BinanceDecoder(symbols=symbols), MarketInputDecoder(symbols=symbols)
+    )
+    events = itertools.chain.from_iterable(
+        ReplayMarketFeed(path, decoder, stats).iter_events() for path in files
+    )
+    processor = MarketEventProcessor(
+        SignalEngine(build_strategies(home_venue)), config_service.effective, MarketMetricsBook()
+    )
+    result = run_backtest(
+        events, processor, on_progress=on_progress, simulator=TradeSimulator(model)
+    )
+    return result, stats
+
+
 def main(args: argparse.Namespace) -> int:
-    path: Path = args.file
-    if not path.is_file():
-        print(f"backtest: no such file: {path}", file=sys.stderr)
-        return 2
     try:
+        files = capture_files(args.files)
         overrides = [parse_set(item) for item in args.sets]
         if args.config is not None:
             overrides = parse_config_file(args.config) + overrides
@@ -256,28 +324,9 @@ def main(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"backtest: {error}", file=sys.stderr)
         return 2
-    name = path.name.removesuffix(".gz").removesuffix(".jsonl")
+    first: Path = args.files[0]
+    name = first.name.removesuffix(".gz").removesuffix(".jsonl")
     out: Path = args.out or Path("out") / name
-    symbols = (
-        None
-        if args.symbols.strip() == "*"
-        else frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    )
-
-    config_service = ConfigService(
-        STRATEGY_PARAMS, InMemoryConfigRepository(), InMemoryAuditLog(), FixedClock(BACKTEST_EPOCH)
-    )
-    try:
-        asyncio.run(apply_overrides(config_service, overrides))
-    except ParamValidationError as error:
-        print(f"backtest: invalid override: {error}", file=sys.stderr)
-        return 2
-    stats = DecodeStats()
-    feed = ReplayMarketFeed(path, BinanceDecoder(symbols=symbols), stats)
-    book = MarketMetricsBook()
-    processor = MarketEventProcessor(
-        SignalEngine(build_strategies(args.home_venue)), config_service.effective, book
-    )
     with tqdm(
         unit=" msg", desc=name, disable=args.no_progress, file=sys.stderr, mininterval=0.5
     ) as bar:
@@ -285,14 +334,25 @@ def main(args: argparse.Namespace) -> int:
         def advance(count: int) -> None:
             bar.update(count)
 
-        result = run_backtest(
-            feed.iter_events(), processor, on_progress=advance, simulator=TradeSimulator(model)
-        )
+        try:
+            result, stats = replay(
+                files,
+                overrides,
+                model,
+                symbols=parse_symbols(args.symbols),
+                home_venue=args.home_venue,
+                on_progress=advance,
+            )
+        except ParamValidationError as error:
+            print(f"backtest: invalid override: {error}", file=sys.stderr)
+            return 2
     report = build_report(result)
     report["skipped"] = dict(sorted(stats.skipped.items()))
     report["overrides"] = [
         {"strategy": s, "symbol": sym, "parameter": n, "value": v} for s, sym, n, v in overrides
     ]
+    if len(files) > 1:
+        report["files"] = [str(path) for path in files]
     written = write_outputs(result, report, out, "realtime-strategies", name, not args.no_plot)
     print(render_markdown(report, name))
     for file in written:

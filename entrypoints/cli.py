@@ -1,4 +1,4 @@
-"""The `realtime-strategies` command: serve, route, run-local, backtest."""
+"""The `realtime-strategies` command: serve, route, run-local, backtest, sweep."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints import backtest
+from entrypoints import backtest, sweep
 
 DEFAULT_CAPTURE = Path("../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
 
@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--speed", type=float, default=1.0, help="replay pace, 1 = real time")
     local.add_argument("--once", action="store_true", help="stop at the end of the capture")
     backtest.build_parser(
-        commands.add_parser("backtest", help="replay a capture through the strategies")
+        commands.add_parser("backtest", help="replay captures through the strategies and trades")
+    )
+    sweep.build_parser(
+        commands.add_parser(
+            "sweep", help="a parameter grid over captures, locally or on a Dask cluster"
+        )
     )
     return parser
 
@@ -46,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "backtest":
         return backtest.main(args)
+    if args.command == "sweep":
+        return sweep.main(args)
     # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
     from entrypoints.service import run_local, serve
 

@@ -59,6 +59,8 @@ class SkipReason(StrEnum):
     """Any other value the domain rejects (bad symbol, negative time, wrong type...)."""
     TRUNCATED_FILE = "truncated_file"
     """A replay file ended mid-stream (truncated or corrupt gzip); the rest is lost."""
+    BAD_RECORD = "bad_record"
+    """A recording line whose wrapper is broken (no subject/input/data, bad base64...)."""
 
 
 ALL_SKIP_REASONS: Final[frozenset[str]] = frozenset(r.value for r in SkipReason)

@@ -1,0 +1,151 @@
+"""Capture files: the recorder's line format, and a line decoder for every capture format.
+
+Two formats are replayed, line by line, and may be mixed in one file:
+
+- the **producer format** of the bundled capture: each line is one Binance producer message
+  (``{"stream", "data", "timestamp", ...}``), decoded by the Binance codec;
+- the **recording format** that ``realtime-strategies record`` writes: each line wraps one
+  NATS message with where and when it was received::
+
+      {"subject": "binance.websocket.data", "input": "binance",
+       "received_at": "2026-12-06T20:01:02.123456Z", "received_at_ns": 1733515262123456789,
+       "data": "<the message, exactly>"}
+
+  ``input`` names the decoder (``binance``, ``dominance``, ``quotes``, ``onchain``) so that a
+  recording replays whatever the subjects were called. ``data`` is the message's bytes as a
+  JSON string when they are UTF-8 (JSON escaping round-trips them exactly); other bytes go in
+  ``data_b64`` (standard base64). A recording line always starts with ``{"subject":``, which
+  is how the decoder tells the formats apart without parsing twice.
+
+Bad lines are :class:`Skip` s (``bad_record`` for a broken wrapper, the codec's reasons for a
+bad message inside one): counted by the replay, never raised.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+
+from adapters.wire.binance import BinanceDecoder
+from adapters.wire.market_inputs import InputKind, MarketInputDecoder
+from adapters.wire.stats import Skip, SkipReason
+from domain.market import MarketEvent
+
+BINANCE_INPUT: Final = "binance"
+"""The input name of Binance producer messages (trades, tickers, depth)."""
+RECORD_INPUTS: Final = (
+    BINANCE_INPUT,
+    InputKind.DOMINANCE.value,
+    InputKind.QUOTES.value,
+    InputKind.ONCHAIN.value,
+)
+RECORD_PREFIX: Final = b'{"subject":'
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedMessage:
+    """One message as the recorder received it."""
+
+    subject: str
+    input: str
+    data: bytes
+    received_at_ns: int
+
+
+def _iso_ns(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1000:06d}Z"
+
+
+def encode_record(message: RecordedMessage) -> bytes:
+    """One line of the recording format (without the newline)."""
+    record: dict[str, str | int] = {
+        "subject": message.subject,
+        "input": message.input,
+        "received_at": _iso_ns(message.received_at_ns),
+        "received_at_ns": message.received_at_ns,
+    }
+    try:
+        record["data"] = message.data.decode("utf-8")
+    except UnicodeDecodeError:
+        record["data_b64"] = base64.b64encode(message.data).decode("ascii")
+    return orjson.dumps(record)
+
+
+class BadRecordError(ValueError):
+    """A recording line whose wrapper is not a record."""
+
+
+def decode_record(line: bytes) -> RecordedMessage:
+    """Parse one recording line; raises :class:`BadRecordError`."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise BadRecordError(f"not JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise BadRecordError("not a JSON object")
+    subject, input_, at = record.get("subject"), record.get("input"), record.get("received_at_ns")
+    if not isinstance(subject, str) or not isinstance(input_, str):
+        raise BadRecordError("subject and input must be strings")
+    if not isinstance(at, int) or isinstance(at, bool) or at < 0:
+        raise BadRecordError("received_at_ns must be a non-negative integer")
+    text, b64 = record.get("data"), record.get("data_b64")
+    if isinstance(text, str) and b64 is None:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+            raise BadRecordError("data is not valid UTF-8 text") from None
+    elif isinstance(b64, str) and text is None:
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRecordError("data_b64 is not base64") from None
+    else:
+        raise BadRecordError("exactly one of data (string) and data_b64 (string) is required")
+    return RecordedMessage(subject, input_, data, at)
+
+
+class CaptureLineDecoder:
+    """Decodes a capture line of either format into a market event or a :class:`Skip`.
+
+    Producer-format lines go straight to the Binance codec (the backtest's fast path);
+    recording lines are unwrapped and their message decoded by the codec of their ``input``.
+    Implements the replay feed's ``LineDecoder`` (``decode``, ``reset``).
+    """
+
+    def __init__(self, binance: BinanceDecoder, inputs: MarketInputDecoder | None = None) -> None:
+        self.binance = binance
+        self.inputs = inputs if inputs is not None else MarketInputDecoder()
+        self._decode_producer = binance.decode
+        self.records = 0
+        """Recording-format lines seen."""
+
+    def reset(self) -> None:
+        self.binance.reset()
+
+    def decode(self, line: bytes) -> MarketEvent | Skip:
+        if not line.startswith(RECORD_PREFIX):
+            return self._decode_producer(line)
+        self.records += 1
+        try:
+            message = decode_record(line)
+        except BadRecordError as error:
+            return Skip(SkipReason.BAD_RECORD, str(error))
+        if message.input == BINANCE_INPUT:
+            return self.binance.decode(message.data)
+        if message.input in _INPUT_KINDS:
+            return self.inputs.decode(_INPUT_KINDS[message.input], message.data)
+        return Skip(
+            SkipReason.UNSUPPORTED_STREAM,
+            f"recorded input {message.input[:40]!r} is not one of {', '.join(RECORD_INPUTS)}",
+        )
+
+
+_INPUT_KINDS: Final[Mapping[str, InputKind]] = {kind.value: kind for kind in InputKind}
