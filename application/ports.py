@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -11,22 +12,97 @@ from domain.market import MarketEvent
 from domain.signal import Signal
 
 
-class MarketFeed(Protocol):
-    """A source of decoded market events (NATS subscription, replay file, ...).
+class FeedItem(Protocol):
+    """One decoded market message with what the run loop needs besides the event."""
 
-    Bad input never comes out of ``events()``: a feed counts and skips it (see
-    ``DecodeStats`` of the wire codec) and keeps going.
+    @property
+    def event(self) -> MarketEvent: ...
+
+    @property
+    def trace_context(self) -> Mapping[str, str] | None:
+        """The producer's trace context (W3C ``traceparent``/``tracestate``), if any."""
+        ...
+
+    @property
+    def message_id(self) -> str | None: ...
+
+    @property
+    def received_at_ns(self) -> int:
+        """Wall-clock receive time (``time.time_ns()``)."""
+        ...
+
+
+class MarketFeed(Protocol):
+    """A source of decoded market messages (NATS subscription, JetStream partitions, replay).
+
+    ``batches()`` hands out the items in arrival order, as lists of what has arrived since
+    the previous batch (one item when the feed is quiet, many under load): the consumer
+    processes a batch completely before asking for the next, and asking for the next one
+    tells the feed the previous one is done. Bad input never comes out: a feed counts and
+    skips it (``DecodeStats`` of the wire codec) and keeps going.
+
+    ``drain()`` stops taking new messages, lets everything already received come out of
+    ``batches()`` (the consumer must keep consuming meanwhile), then ends the iteration.
     """
 
-    def events(self) -> AsyncIterator[MarketEvent]: ...
+    def batches(self) -> AsyncIterator[Sequence[FeedItem]]: ...
+
+    async def drain(self, timeout: float = 10.0) -> None: ...  # noqa: ASYNC109
 
 
 class SignalSink(Protocol):
-    """Where emitted signals go (NATS, memory, stdout). ``publish`` never drops silently."""
+    """Where emitted signals go (NATS, memory, stdout). ``publish`` never drops silently.
 
-    async def publish(self, signal: Signal) -> None: ...
+    ``trace_context`` (the message's, continued by the run loop's span) travels with the
+    signal.
+    """
+
+    async def publish(
+        self, signal: Signal, trace_context: Mapping[str, str] | None = None
+    ) -> None: ...
 
     async def flush(self) -> None: ...
+
+
+class SignalGate(Protocol):
+    """Decides whether a signal computed from ``item`` is published (a partitioned worker
+    holds back the signals of its takeover replay); consulted before every publish."""
+
+    def admit(self, item: FeedItem, signal: Signal) -> bool: ...
+
+
+class RunObserver(Protocol):
+    """Where the run loop reports consumer lag and published signals (Prometheus)."""
+
+    def message_consumed(self, lag_seconds: float) -> None: ...
+
+    def signal_emitted(self, signal: Signal) -> None: ...
+
+
+class TraceSpan(Protocol):
+    """The span of one message being processed."""
+
+    def signals_emitted(self, count: int) -> None: ...
+
+    def outgoing_context(self) -> Mapping[str, str] | None:
+        """The trace context to pass on with the message's signals (this span as parent)."""
+        ...
+
+
+class MessageTracing(Protocol):
+    """A span per processed message, continuing the producer's trace context.
+
+    ``recording``: spans are recorded and exported (a real tracer is installed), so every
+    message gets one; otherwise only messages that carry a trace context get a span, which
+    keeps the no-op tracer's cost off the hot path.
+    """
+
+    @property
+    def recording(self) -> bool: ...
+
+    def message_span(
+        self, trace_context: Mapping[str, str] | None
+    ) -> AbstractContextManager[TraceSpan]: ...
 
 
 class StoreUnavailableError(Exception):

@@ -44,21 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from adapters.memory.audit_log import InMemoryAuditLog
-from adapters.memory.clock import FixedClock
-from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.signals import DEFAULT_SOURCE, encode_signal
 from adapters.wire.stats import DecodeStats, Skip
 from application.backtest import BacktestResult, run_backtest
-from application.config_service import ConfigService
 from application.processing import MarketEventProcessor
-from domain.engine import SignalEngine
 from domain.market import MarketEvent
-from domain.metrics import MarketMetricsBook
 from domain.signal import Signal
-from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
-from entrypoints.backtest import BACKTEST_EPOCH, apply_overrides
+from entrypoints.backtest import apply_overrides
+from entrypoints.backtest_container import BacktestParts
 
 if TYPE_CHECKING:
     from pyinstrument.frame import Frame
@@ -111,14 +105,9 @@ class Pipeline:
 
 
 def build_pipeline(home_venue: str) -> Pipeline:
-    config_service = ConfigService(
-        STRATEGY_PARAMS, InMemoryConfigRepository(), InMemoryAuditLog(), FixedClock(BACKTEST_EPOCH)
-    )
-    asyncio.run(apply_overrides(config_service, ()))  # no overrides: loads the snapshot
-    processor = MarketEventProcessor(
-        SignalEngine(build_strategies(home_venue)), config_service.effective, MarketMetricsBook()
-    )
-    return Pipeline(BinanceDecoder(), DecodeStats(), processor)
+    parts = BacktestParts(home_venue=home_venue)
+    asyncio.run(apply_overrides(parts.config_service(), ()))  # no overrides: loads the snapshot
+    return Pipeline(parts.binance_decoder(), parts.decode_stats(), parts.processor())
 
 
 def decoded_events(

@@ -24,36 +24,23 @@ import asyncio
 import itertools
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from tqdm import tqdm
 
-from adapters.memory.audit_log import InMemoryAuditLog
-from adapters.memory.clock import FixedClock
-from adapters.memory.config_repository import InMemoryConfigRepository
-from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.report.pnl import encode_trade, pnl_markdown
-from adapters.wire.binance import BinanceDecoder
-from adapters.wire.capture import CaptureLineDecoder
-from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import DecodeStats
 from application.backtest import BacktestResult, build_report, run_backtest
 from application.config_service import ConfigService
-from application.processing import MarketEventProcessor
 from application.sweep import Override
-from domain.engine import SignalEngine
-from domain.metrics import MarketMetricsBook
 from domain.params import ParamValidationError, ParamValue, parse_text
 from domain.signal import JsonValue
-from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
-from domain.trade_model import FillRule, TradeModelSettings, TradeSimulator
-
-# The audit trail of a backtest is stamped with a fixed time: output depends on input only.
-BACKTEST_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+from domain.strategies.registry import STRATEGY_PARAMS
+from domain.trade_model import FillRule, TradeModelSettings
+from entrypoints.backtest_container import BacktestParts
 
 
 class UsageError(Exception):
@@ -255,9 +242,8 @@ def trade_model_settings(args: argparse.Namespace) -> TradeModelSettings:
 
 def new_config_service() -> ConfigService:
     """The backtest's configuration use case: in memory, audit stamped with a fixed time."""
-    return ConfigService(
-        STRATEGY_PARAMS, InMemoryConfigRepository(), InMemoryAuditLog(), FixedClock(BACKTEST_EPOCH)
-    )
+    config_service: ConfigService = BacktestParts().config_service()
+    return config_service
 
 
 def parse_symbols(text: str) -> frozenset[str] | None:
@@ -296,22 +282,13 @@ def replay(
     """Apply ``overrides`` through the config use case (raises ``ParamValidationError``),
     then replay ``files`` one after the other as one stream (either capture format) through
     the strategies and the trade model."""
-    config_service = new_config_service()
-    asyncio.run(apply_overrides(config_service, overrides))
-    stats = DecodeStats()
-    decoder = CaptureLineDecoder(
-        BinanceDecoder(symbols=symbols), MarketInputDecoder(symbols=symbols)
-    )
-    events = itertools.chain.from_iterable(
-        ReplayMarketFeed(path, decoder, stats).iter_events() for path in files
-    )
-    processor = MarketEventProcessor(
-        SignalEngine(build_strategies(home_venue)), config_service.effective, MarketMetricsBook()
-    )
+    parts = BacktestParts(symbols=symbols, home_venue=home_venue, trade_model=model)
+    asyncio.run(apply_overrides(parts.config_service(), overrides))
+    events = itertools.chain.from_iterable(parts.feed(path).iter_events() for path in files)
     result = run_backtest(
-        events, processor, on_progress=on_progress, simulator=TradeSimulator(model)
+        events, parts.processor(), on_progress=on_progress, simulator=parts.simulator()
     )
-    return result, stats
+    return result, parts.decode_stats()
 
 
 def main(args: argparse.Namespace) -> int:

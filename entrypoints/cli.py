@@ -56,13 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
     from entrypoints.service import run_local, serve
 
-    if args.command in ("serve", "route"):
-        from entrypoints import partitioned
+    if args.command == "route":
+        from entrypoints.partitioned import route
 
-        if args.command == "route":
-            return partitioned.route()
-        if partitioned.partitioned_mode_enabled():
-            return partitioned.serve_worker()
+        return route()
     if args.command == "serve":
         return serve()
     return run_local(

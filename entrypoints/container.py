@@ -1,8 +1,20 @@
-"""The composition root: one dependency-injector container for service, demo and tests.
+"""The composition root: the one place where objects are built (dependency-injector).
 
-Adapters are chosen by two settings: ``config_store`` (failover | mongodb | mysql | sqlite |
-memory) and the container's ``feed_kind`` (``nats`` for the service, ``replay`` for the
-embedded demo). Tests override any provider with a fake (``container.x.override(...)``).
+:class:`Container` holds what every way of running the service shares — configuration
+stores and use cases, decoders, strategies, metrics, the run loop, health and API — and one
+sub-container per way of running, with what is particular to it:
+
+- ``service`` (``serve``): the NATS queue-group feed;
+- ``worker`` (``serve`` with ``PARTITIONED_MODE``/``WORKER_COUNT``): the partition feed, its
+  replay gate and the partition API (docs/adr/0010-symbol-partitioning.md);
+- ``local`` (``run-local``): a paced replay of a capture as the feed, signals printed;
+- ``router`` (``route``): the partition router with its own connection, metrics and API;
+- ``backtest``: the in-memory configuration with a fixed clock and the replay feed
+  (:mod:`entrypoints.backtest_container`: the backtest imports none of the service stack).
+
+The way of running is chosen when the container is built (:func:`build_container`'s
+``mode``); the shared providers pick their mode's parts through selectors, and nothing is
+swapped afterwards. Tests override any provider with a fake (``container.x.override(...)``).
 Routers get their use cases from here by name (see ``adapters.http.routers``).
 """
 
@@ -11,15 +23,23 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from dependency_injector import containers, providers
+from fastapi import FastAPI
 
 from adapters.console import ConsoleSignalSink
 from adapters.failover import FailoverAuditLog, FailoverConfigRepository
 from adapters.http.app import create_app
+from adapters.http.partition_api import (
+    OwnerProxyMiddleware,
+    create_router_app,
+    partition_status_router,
+)
 from adapters.http.routers import WIRED_MODULES
 from adapters.http.security import ApiSecurity, is_loopback_host
 from adapters.memory.audit_log import InMemoryAuditLog
@@ -28,23 +48,51 @@ from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository, create_mongo_client
 from adapters.nats.config_broadcast import NatsConfigChangeListener, NatsConfigChangeNotifier
 from adapters.nats.connection import NatsConnection
+from adapters.nats.jetstream_streams import StreamSpec, market_data_stream, signal_stream
 from adapters.nats.market_feed import NatsMarketFeed
+from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate, kind_decoders
+from adapters.nats.partition_router import NatsPartitionRouter, router_routes
 from adapters.nats.signal_sink import NatsSignalSink
-from adapters.observability.prometheus import PrometheusMetrics
+from adapters.observability.partition_metrics import RouterMetrics, register_partition_feed
+from adapters.observability.prometheus import PrometheusMetrics, ScrapeSources
+from adapters.observability.tracing import OpenTelemetryTracing
 from adapters.sql.config_store import SqlAuditLog, SqlConfigRepository, create_sql_engine
 from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
-from adapters.wire.market_inputs import decode_dominance, decode_onchain, decode_quote
+from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
+from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import DecodeStats
 from application.config_service import ConfigService
 from application.health import HealthService
 from application.metrics_query import MarketMetricsQuery
+from application.partitioning import PartitionLayout
+from application.ports import SignalGate
 from application.processing import MarketEventProcessor
+from application.runtime import ConfigRefresher, ServiceRuntime
 from domain.engine import SignalEngine
 from domain.metrics import MarketMetricsBook
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
+from entrypoints.backtest_container import BacktestParts
 from entrypoints.health_checks import build_health_checks
+from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings, strategy_environment
+
+
+class Mode(StrEnum):
+    """How the process runs (see the module doc)."""
+
+    SERVICE = "service"
+    WORKER = "worker"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """The capture ``run-local`` replays as its feed."""
+
+    path: Path
+    speed: float = 1.0
+    loop: bool = True
 
 
 def instance_id() -> str:
@@ -55,12 +103,13 @@ def instance_id() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def market_subjects(settings: Settings, decoder: BinanceDecoder) -> dict[str, Any]:
+def input_topics(settings: Settings) -> dict[str, str]:
+    """Input name → its NATS subject (an empty subject turns that input off)."""
     return {
-        settings.nats_consumer_topic: decoder.decode_envelope,
-        settings.nats_dominance_topic: decode_dominance,
-        settings.nats_quotes_topic: decode_quote,
-        settings.nats_onchain_topic: decode_onchain,
+        BINANCE: settings.nats_consumer_topic,
+        InputKind.DOMINANCE: settings.nats_dominance_topic,
+        InputKind.QUOTES: settings.nats_quotes_topic,
+        InputKind.ONCHAIN: settings.nats_onchain_topic,
     }
 
 
@@ -81,15 +130,251 @@ def api_security(settings: Settings) -> ApiSecurity:
     return ApiSecurity(token or None, bound_to_loopback=is_loopback_host(settings.fastapi_host))
 
 
-class Container(containers.DeclarativeContainer):
-    """Every object of the running service, built lazily, once (singletons)."""
+def worker_index(part: PartitionSettings) -> int:
+    return part.resolve_worker_index()
+
+
+def owned_partitions(part: PartitionSettings, index: int) -> tuple[int, ...]:
+    return part.owned(index)
+
+
+def router_name(settings: Settings) -> str:
+    return f"{settings.nats_consumer_name}-router"
+
+
+def layout_of(part: PartitionSettings) -> PartitionLayout:
+    return PartitionLayout(part.partition_subject_prefix, part.partition_count)
+
+
+def market_stream_spec(part: PartitionSettings) -> StreamSpec:
+    return market_data_stream(
+        part.partition_stream,
+        part.partition_subject_prefix,
+        part.partition_replay_seconds or 60.0,
+        max_bytes=part.partition_stream_max_bytes,
+        replicas=part.partition_stream_replicas,
+    )
+
+
+def signal_stream_spec(settings: Settings, part: PartitionSettings) -> StreamSpec | None:
+    if not part.signal_stream.strip():
+        return None
+    return signal_stream(
+        part.signal_stream.strip(),
+        settings.nats_publisher_topic,
+        duplicate_window_seconds=part.signal_duplicate_window_seconds,
+        max_age_seconds=max(
+            86_400.0, part.partition_replay_seconds + part.partition_recover_seconds
+        ),
+    )
+
+
+def scrape_sources(container: Container) -> ScrapeSources:
+    """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
+    processor, decoders, config cache, readiness, signal delivery and stores, looked up in
+    ``container`` when scraped (the metrics are built before the processor they observe)."""
+    stats = container.decode_stats()
+    sources = ScrapeSources(
+        processing=lambda: container.processor().stats,
+        invalid_by_reason=lambda: dict(stats.by_reason),
+        messages_by_type=lambda: dict(stats.by_type),
+        config_cache=lambda: {
+            "hits": container.config_service().stats.cache_hits,
+            "misses": container.config_service().stats.cache_misses,
+        },
+        ready=lambda: container.health().last_ready,
+    )
+    if container.mode() != Mode.LOCAL:
+        connection = container.nats()
+        sink = container.nats_sink()
+        sources.nats_connected = lambda: connection.is_connected
+        sources.publish_errors = lambda: sink.publish_errors
+        sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
+        sources.signal_buffer_size = lambda: sink.buffered
+        sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
+    store_health = getattr(container.config_repository(), "health", None)
+    if callable(store_health):  # FailoverConfigRepository: state of both stores
+        sources.config_stores_up = lambda: {
+            str(state["name"]): state.get("state") == "up"
+            for role in ("primary", "fallback")
+            if isinstance(state := store_health().get(role), dict)
+        }
+    return sources
+
+
+def delivery_stats(
+    sink: NatsSignalSink, connection: NatsConnection
+) -> Callable[[], dict[str, object]]:
+    """Heartbeat (and ``service_stopped``) fields of signal delivery: what reached NATS."""
+
+    def stats() -> dict[str, object]:
+        return {
+            "signals_published": sink.published,
+            "signals_buffered": sink.buffered,
+            "signals_dropped": sink.dropped_buffer_full,
+            "publish_failures": sink.publish_errors,
+            "nats_state": connection.state.value,
+        }
+
+    return stats
+
+
+def worker_api(
+    app: FastAPI,
+    feed: JetStreamPartitionFeed,
+    part: PartitionSettings,
+    index: int,
+    sink: NatsSignalSink,
+    processor: MarketEventProcessor,
+    metrics: PrometheusMetrics,
+) -> FastAPI:
+    """The service API of a worker: plus ``/api/v1/partitions``, metrics reads of other
+    workers' symbols forwarded to their owner, and the partition feed's metrics."""
+    register_partition_feed(metrics.registry, feed)
+
+    async def status() -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "worker_index": index,
+            "worker_count": part.workers,
+            "partition_count": part.partition_count,
+            "prefix": part.partition_subject_prefix,
+            "signals_published": sink.published,
+            "events_processed": processor.stats.events,
+            **feed.status(),
+        }
+        try:
+            body.update(await feed.caught_up())
+        except Exception as exc:
+            body.update({"caught_up": False, "error": repr(exc)})
+        return body
+
+    app.include_router(partition_status_router(status))
+    if part.worker_url_template and part.workers > 1:
+        app.add_middleware(
+            OwnerProxyMiddleware,
+            worker_index=index,
+            worker_count=part.workers,
+            partitions=part.partition_count,
+            url_template=part.worker_url_template,
+            timeout=part.worker_proxy_timeout_seconds,
+        )
+    return app
+
+
+class ServiceParts(containers.DeclarativeContainer):
+    """``serve``: the market feed is a queue-group subscription of the raw subjects."""
 
     settings = providers.Dependency(instance_of=Settings)
+    connection = providers.Dependency(instance_of=NatsConnection)
+    decoders: providers.Provider[Mapping[str, Decoder]] = providers.Dependency()
+    decode_stats = providers.Dependency(instance_of=DecodeStats)
+
+    feed = providers.Singleton(
+        NatsMarketFeed,
+        connection,
+        providers.Callable(subject_decoders, decoders, providers.Callable(input_topics, settings)),
+        settings.provided.nats_consumer_group,
+        stats=decode_stats,
+        dead_letter_subject=settings.provided.nats_dead_letter_topic,
+    )
+    gate: providers.Provider[SignalGate | None] = providers.Object(None)
+
+
+class WorkerParts(containers.DeclarativeContainer):
+    """``serve`` as worker ``index`` of a partitioned deployment: its partitions of the
+    market-data stream, replayed then live; the replay's signals gated."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    partitions = providers.Dependency(instance_of=PartitionSettings)
+    connection = providers.Dependency(instance_of=NatsConnection)
+    decoders: providers.Provider[Mapping[str, Decoder]] = providers.Dependency()
+    decode_stats = providers.Dependency(instance_of=DecodeStats)
+
+    index = providers.Singleton(worker_index, partitions)
+    feed = providers.Singleton(
+        JetStreamPartitionFeed,
+        connection,
+        providers.Callable(layout_of, partitions),
+        providers.Callable(owned_partitions, partitions, index),
+        providers.Callable(kind_decoders, decoders),
+        providers.Callable(market_stream_spec, partitions),
+        replay_seconds=partitions.provided.partition_replay_seconds,
+        create_stream=partitions.provided.partition_stream_create,
+        signal_stream=providers.Callable(signal_stream_spec, settings, partitions),
+        create_signal_stream=partitions.provided.signal_stream_create,
+        recover_seconds=partitions.provided.partition_recover_seconds,
+        stats=decode_stats,
+        dead_letter_subject=settings.provided.nats_dead_letter_topic,
+    )
+    gate = providers.Singleton(ReplayGate, feed)
+
+
+class LocalParts(containers.DeclarativeContainer):
+    """``run-local``: a capture replayed at its pace as the feed, signals printed."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    replay = providers.Dependency(instance_of=ReplayOptions)
+    decoder = providers.Dependency(instance_of=BinanceDecoder)
+    decode_stats = providers.Dependency(instance_of=DecodeStats)
+
+    feed = providers.Singleton(
+        ReplayMarketFeed,
+        replay.provided.path,
+        decoder,
+        decode_stats,
+        loop=replay.provided.loop,
+        pace=True,
+        speed=replay.provided.speed,
+    )
+    sink = providers.Singleton(ConsoleSignalSink, settings.provided.signal_source)
+    gate: providers.Provider[SignalGate | None] = providers.Object(None)
+
+
+class RouterParts(containers.DeclarativeContainer):
+    """``route``: raw subjects → partition subjects, with its own connection and API."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    partitions = providers.Dependency(instance_of=PartitionSettings)
+
+    connection = providers.Singleton(
+        NatsConnection,
+        settings.provided.nats_url,
+        name=providers.Callable(router_name, settings),
+    )
+    router = providers.Singleton(
+        NatsPartitionRouter,
+        connection,
+        providers.Callable(layout_of, partitions),
+        providers.Callable(router_routes, providers.Callable(input_topics, settings)),
+        partitions.provided.router_queue_group,
+        shards=partitions.provided.router_shards,
+        shard_index=partitions.provided.resolve_router_shard.call(),
+        allowed_symbols=settings.provided.symbols.call(),
+        max_bytes=settings.provided.max_message_bytes,
+        dead_letter_subject=settings.provided.nats_dead_letter_topic,
+        stream=providers.Callable(market_stream_spec, partitions),
+        create_stream=partitions.provided.partition_stream_create,
+        acks=partitions.provided.router_acks,
+        max_pending_acks=partitions.provided.router_max_pending_acks,
+    )
+    metrics = providers.Singleton(RouterMetrics, router.provided.stats, router.provided.connected)
+    api = providers.Singleton(
+        create_router_app,
+        ready=router.provided.readiness,
+        render_metrics=metrics.provided.render,
+        status=router.provided.status,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    """Every object of the running process, built lazily, once (singletons)."""
+
+    __self__ = providers.Self()
+    settings = providers.Dependency(instance_of=Settings)
+    partitions = providers.Dependency(instance_of=PartitionSettings)
+    mode = providers.Object(Mode.SERVICE.value)
+    replay = providers.Dependency(instance_of=ReplayOptions)
     environ: providers.Provider[Mapping[str, str]] = providers.Object(os.environ)
-    feed_kind = providers.Object("nats")  # "nats" | "replay"
-    replay_path: providers.Object[Path | None] = providers.Object(None)
-    replay_speed = providers.Object(1.0)
-    replay_loop = providers.Object(True)
 
     clock = providers.Singleton(SystemClock)
     strategy_params = providers.Object(STRATEGY_PARAMS)
@@ -134,20 +419,69 @@ class Container(containers.DeclarativeContainer):
         memory=memory_audit,
     )
 
-    # --- NATS -----------------------------------------------------------------------------
+    # --- decoding: one decoder per input, with the TRADING_SYMBOLS allow-list -----------
+    decode_stats = providers.Singleton(DecodeStats)
+    decoder = providers.Singleton(
+        BinanceDecoder,
+        symbols=settings.provided.symbols.call(),
+        max_bytes=settings.provided.max_message_bytes,
+    )
+    input_decoder = providers.Singleton(
+        MarketInputDecoder,
+        symbols=settings.provided.symbols.call(),
+        max_bytes=settings.provided.max_message_bytes,
+    )
+    decoders = providers.Singleton(market_decoders, decoder, input_decoder)
+
+    # --- NATS (service and worker) ----------------------------------------------------------
     nats = providers.Singleton(
         NatsConnection, settings.provided.nats_url, name=settings.provided.nats_consumer_name
     )
     instance = providers.Singleton(instance_id)  # one id for the notifier and the listener
+    nats_sink = providers.Singleton(
+        NatsSignalSink,
+        nats,
+        subject_prefix=settings.provided.nats_publisher_topic,
+        source=settings.provided.signal_source,
+        buffer_size=settings.provided.signal_buffer_size,
+        use_jetstream=settings.provided.nats_signal_jetstream,
+    )
+    nats_notifier = providers.Singleton(
+        NatsConfigChangeNotifier, nats, instance, subject=settings.provided.nats_config_change_topic
+    )
+
+    # --- the ways of running ------------------------------------------------------------------
+    service = providers.Container(
+        ServiceParts,
+        settings=settings,
+        connection=nats,
+        decoders=decoders,
+        decode_stats=decode_stats,
+    )
+    worker = providers.Container(
+        WorkerParts,
+        settings=settings,
+        partitions=partitions,
+        connection=nats,
+        decoders=decoders,
+        decode_stats=decode_stats,
+    )
+    local = providers.Container(
+        LocalParts, settings=settings, replay=replay, decoder=decoder, decode_stats=decode_stats
+    )
+    router = providers.Container(RouterParts, settings=settings, partitions=partitions)
+    backtest = providers.Container(BacktestParts)
+
+    market_feed = providers.Selector(
+        mode, service=service.feed, worker=worker.feed, local=local.feed
+    )
+    signal_gate = providers.Selector(
+        mode, service=service.gate, worker=worker.gate, local=local.gate
+    )
+    signal_sink = providers.Selector(mode, service=nats_sink, worker=nats_sink, local=local.sink)
+    messaging = providers.Selector(mode, service=nats, worker=nats, local=providers.Object(None))
     config_notifier = providers.Selector(
-        feed_kind,
-        nats=providers.Singleton(
-            NatsConfigChangeNotifier,
-            nats,
-            instance,
-            subject=settings.provided.nats_config_change_topic,
-        ),
-        replay=providers.Object(None),
+        mode, service=nats_notifier, worker=nats_notifier, local=providers.Object(None)
     )
 
     # --- use cases --------------------------------------------------------------------------
@@ -168,13 +502,25 @@ class Container(containers.DeclarativeContainer):
         instance,
         subject=settings.provided.nats_config_change_topic,
     )
+    config_refresher = providers.Singleton(
+        ConfigRefresher,
+        config_service.provided.refresh,
+        settings.provided.config_refresh_interval_seconds,
+    )
     metrics_book = providers.Singleton(
         MarketMetricsBook, history_seconds=settings.provided.metrics_history_seconds
     )
     metrics_query = providers.Singleton(MarketMetricsQuery, metrics_book)
-    prometheus = providers.Singleton(PrometheusMetrics)
     engine = providers.Singleton(
         SignalEngine, providers.Callable(build_strategies, settings.provided.home_venue)
+    )
+    health = providers.Singleton(
+        HealthService,
+        providers.Callable(build_health_checks, mode, messaging, config_repository, market_feed),
+        clock,
+    )
+    prometheus = providers.Singleton(
+        PrometheusMetrics, providers.Callable(scrape_sources, __self__)
     )
     processor = providers.Singleton(
         MarketEventProcessor,
@@ -183,61 +529,55 @@ class Container(containers.DeclarativeContainer):
         metrics_book,
         prometheus,
     )
-
-    # --- feed and sink ----------------------------------------------------------------------
-    decode_stats = providers.Singleton(DecodeStats)
-    decoder = providers.Singleton(
-        BinanceDecoder,
-        symbols=settings.provided.symbols.call(),
-        max_bytes=settings.provided.max_message_bytes,
-    )
-    market_feed = providers.Selector(
-        feed_kind,
-        nats=providers.Singleton(
-            NatsMarketFeed,
-            nats,
-            providers.Callable(market_subjects, settings, decoder),
-            settings.provided.nats_consumer_group,
-            stats=decode_stats,
-            dead_letter_subject=settings.provided.nats_dead_letter_topic,
+    tracing = providers.Singleton(OpenTelemetryTracing)
+    runtime = providers.Singleton(
+        ServiceRuntime,
+        market_feed,
+        processor,
+        signal_sink,
+        observer=prometheus,
+        gate=signal_gate,
+        tracing=tracing,
+        heartbeat_extra=providers.Selector(
+            mode,
+            service=providers.Callable(delivery_stats, nats_sink, nats),
+            worker=providers.Callable(delivery_stats, nats_sink, nats),
+            local=providers.Object(None),
         ),
-        replay=providers.Singleton(
-            ReplayMarketFeed,
-            replay_path,
-            decoder,
-            decode_stats,
-            loop=replay_loop,
-            pace=True,
-            speed=replay_speed,
-        ),
-    )
-    signal_sink = providers.Selector(
-        feed_kind,
-        nats=providers.Singleton(
-            NatsSignalSink,
-            nats,
-            subject_prefix=settings.provided.nats_publisher_topic,
-            source=settings.provided.signal_source,
-            buffer_size=settings.provided.signal_buffer_size,
-            use_jetstream=settings.provided.nats_signal_jetstream,
-        ),
-        replay=providers.Singleton(ConsoleSignalSink, settings.provided.signal_source),
     )
 
-    # --- operations and API ----------------------------------------------------------------
-    health = providers.Singleton(
-        HealthService,
-        providers.Callable(build_health_checks, feed_kind, nats, config_repository, market_feed),
-        clock,
-    )
+    # --- API ------------------------------------------------------------------------------
     api_security = providers.Singleton(api_security, settings)
-    api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
+    service_api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
+    api = providers.Selector(
+        mode,
+        service=service_api,
+        local=service_api,
+        worker=providers.Singleton(
+            worker_api,
+            service_api,
+            worker.feed,
+            partitions,
+            worker.index,
+            nats_sink,
+            processor,
+            prometheus,
+        ),
+    )
 
 
-def build_container(settings: Settings, **overrides: Any) -> Container:
-    """A container for ``settings``, its routers wired; ``overrides`` set Object providers."""
-    container = Container(settings=settings)
-    for name, value in overrides.items():
-        getattr(container, name).override(providers.Object(value))
+def build_container(
+    settings: Settings,
+    *,
+    mode: Mode = Mode.SERVICE,
+    partitions: PartitionSettings | None = None,
+    replay: ReplayOptions | None = None,
+) -> Container:
+    """The container of a process running in ``mode``, its HTTP routers wired."""
+    container = Container(settings=settings, mode=mode.value)
+    if partitions is not None:
+        container.partitions.override(partitions)
+    if replay is not None:
+        container.replay.override(replay)
     container.wire(modules=list(WIRED_MODULES))
     return container

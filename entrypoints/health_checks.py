@@ -58,9 +58,9 @@ def config_store_check(repository: ConfigRepository) -> HealthCheck:
     return config_store
 
 
-def feed_check(feed: Any, kind: str) -> HealthCheck:
+def feed_check(feed: Any, mode: str) -> HealthCheck:
     async def feed_status() -> ComponentStatus:
-        if kind == "replay":
+        if mode == "local":
             return ComponentStatus("feed", ready=True, detail="replaying a capture file")
         subscribed = bool(feed.is_subscribed)
         return ComponentStatus(
@@ -75,9 +75,10 @@ def feed_check(feed: Any, kind: str) -> HealthCheck:
 
 
 def build_health_checks(
-    kind: str, connection: Any, repository: ConfigRepository, feed: Any
+    mode: str, connection: Any, repository: ConfigRepository, feed: Any
 ) -> list[HealthCheck]:
-    checks = [config_store_check(repository), feed_check(feed, kind)]
-    if kind == "nats":
+    """NATS (when the process uses it), the config stores and the market feed."""
+    checks = [config_store_check(repository), feed_check(feed, mode)]
+    if connection is not None:
         checks.insert(0, nats_check(connection))
     return checks

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
-import uvicorn
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,8 +24,9 @@ from adapters.redaction import redact_value
 from adapters.sql.config_store import SqlConfigRepository
 from adapters.sql.migrations import migrate
 from domain.params import ParamValidationError
-from entrypoints.container import Container, build_container
-from entrypoints.runtime import ServiceRuntime
+from entrypoints.container import Container, Mode, ReplayOptions, build_container
+from entrypoints.lifecycle import Hook, Process, api_server, run_process
+from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings, invalid_settings_message, known_secrets
 
 log = structlog.get_logger("realtime_strategies.service")
@@ -101,14 +100,6 @@ def configure_tracing(exporter: str) -> None:
     trace.set_tracer_provider(provider)
 
 
-class ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the runtime owns SIGTERM and drains first."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def prepare_stores(container: Container) -> None:
     """Create/upgrade tables and indexes of the configured stores; retry while they're down."""
     store = container.settings().config_store
@@ -151,131 +142,80 @@ async def maintain_stores(repository: Any, prepared: asyncio.Task[None]) -> None
             log.warning("config_store_maintenance_failed", error=repr(error))
 
 
-def wire_metrics(container: Container) -> None:
-    """Point the Prometheus scrape-time collectors at the live counters (no hot-path cost)."""
-    sources = container.prometheus().sources
-    processor = container.processor()
-    stats = container.decode_stats()
-    config_service = container.config_service()
-    health = container.health()
-    sink = container.signal_sink()
-    sources.processing = lambda: processor.stats
-    sources.invalid_by_reason = lambda: dict(stats.by_reason)
-    sources.messages_by_type = lambda: dict(stats.by_type)
-    sources.config_cache = lambda: {
-        "hits": config_service.stats.cache_hits,
-        "misses": config_service.stats.cache_misses,
-    }
-    sources.ready = lambda: health.last_ready
-    if container.feed_kind() == "nats":
-        connection = container.nats()
-        sources.nats_connected = lambda: connection.is_connected
-        sources.publish_errors = lambda: sink.publish_errors
-        sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
-        sources.signal_buffer_size = lambda: sink.buffered
-        sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
-    repository = container.config_repository()
-    store_health = getattr(repository, "health", None)
-    if callable(store_health):  # FailoverConfigRepository: state of both stores
-        sources.config_stores_up = lambda: {
-            str(state["name"]): state.get("state") == "up"
-            for role in ("primary", "fallback")
-            if isinstance(state := store_health().get(role), dict)
-        }
+async def close_stores(container: Container) -> None:
+    """Close the clients of the configured stores (the container owns them: the repositories
+    do not close what they were given)."""
+    store = container.settings().config_store
+    closers: list[Any] = []
+    if store in ("failover", "mongodb"):
+        closers.append(container.mongo().close)
+    if store in ("failover", "mysql"):
+        closers.append(container.mysql().dispose)
+    if store == "sqlite":
+        closers.append(container.sqlite().dispose)
+    for close in closers:
+        try:
+            await asyncio.wait_for(close(), 5.0)
+        except Exception as error:
+            log.warning("config_store_close_failed", error=repr(error))
 
 
-async def run_service(container: Container) -> None:
+def service_process(container: Container) -> Process:
+    """The service (``serve``, a partitioned worker, ``run-local``) as a :class:`Process`:
+    start-up (stores, NATS, feed, config listener, first config load), the run loop, the
+    API, heartbeat and config refresh; shut-down (sink, listener, connection, stores)."""
     settings = container.settings()
-    kind = container.feed_kind()
     feed = container.market_feed()
-    sink = container.signal_sink()
-    config_service = container.config_service()
-    startup: list[Any] = []
-    shutdown: list[Any] = []
-    store_task: asyncio.Task[None] | None = None
-    maintenance_task: asyncio.Task[None] | None = None
+    runtime = container.runtime()
+    refresher = container.config_refresher()
+    tasks: list[asyncio.Task[None]] = []
 
     async def start_stores() -> None:
-        nonlocal store_task, maintenance_task
-        store_task = asyncio.create_task(prepare_stores(container), name="prepare-stores")
-        maintenance_task = asyncio.create_task(
-            maintain_stores(container.config_repository(), store_task), name="store-maintenance"
+        prepared = asyncio.create_task(prepare_stores(container), name="prepare-stores")
+        tasks.append(prepared)
+        tasks.append(
+            asyncio.create_task(
+                maintain_stores(container.config_repository(), prepared),
+                name="store-maintenance",
+            )
         )
-        await asyncio.wait({store_task}, timeout=3.0)
+        await asyncio.wait({prepared}, timeout=3.0)
 
-    startup.append(start_stores)
-    if kind == "nats":
-        connection = container.nats()
+    async def stop_stores() -> None:
+        for task in tasks:
+            task.cancel()
+        await close_stores(container)
+
+    startup: list[Hook] = [start_stores]
+    shutdown: list[Hook] = []
+    connection = container.messaging()
+    if connection is not None:
         listener = container.config_listener()
+        sink = container.nats_sink()
         startup += [connection.start, feed.start, listener.start]
         # The runtime has flushed the sink; closing it logs the ids of any signal still
         # undelivered (NATS away for the whole grace period) instead of dropping them silently.
         shutdown += [sink.close, listener.close, connection.close]
-    wire_metrics(container)
-    server = ApiServer(
-        uvicorn.Config(
-            container.api(),
-            host=settings.fastapi_host,
-            port=settings.fastapi_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-    )
-
-    async def close_stores() -> None:
-        for task in (maintenance_task, store_task):
-            if task is not None:
-                task.cancel()
-        # The container owns the clients (the repositories do not close what they were given).
-        store = settings.config_store
-        closers: list[Any] = []
-        if store in ("failover", "mongodb"):
-            closers.append(container.mongo().close)
-        if store in ("failover", "mysql"):
-            closers.append(container.mysql().dispose)
-        if store == "sqlite":
-            closers.append(container.sqlite().dispose)
-        for close in closers:
-            try:
-                await asyncio.wait_for(close(), 5.0)
-            except Exception as error:
-                log.warning("config_store_close_failed", error=repr(error))
-
-    shutdown.append(close_stores)
-    runtime = ServiceRuntime(
-        feed=feed,
-        processor=container.processor(),
-        sink=sink,
-        config_service=config_service,
-        observer=container.prometheus(),
-        api_server=server,
+    startup.append(refresher.first)
+    shutdown.append(stop_stores)
+    return Process(
+        name="service",
+        job=runtime,
+        api=api_server(container.api(), settings.fastapi_host, settings.fastapi_port),
         startup=startup,
         shutdown=shutdown,
+        background=[refresher.forever],
+        heartbeat=runtime.heartbeat,
+        heartbeat_message="HEARTBEAT: Realtime Strategies Statistics",
         heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
-        config_refresh_interval_seconds=settings.config_refresh_interval_seconds,
-        shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        heartbeat_extra=delivery_stats(container) if kind == "nats" else None,
+        grace_seconds=settings.shutdown_grace_seconds,
     )
+
+
+async def run_service(container: Container) -> None:
+    process = service_process(container)
     freeze_startup_objects()
-    await runtime.run()
-
-
-def delivery_stats(container: Container) -> Callable[[], dict[str, object]]:
-    """Heartbeat (and ``service_stopped``) fields of signal delivery: what reached NATS."""
-    sink = container.signal_sink()
-    connection = container.nats()
-
-    def stats() -> dict[str, object]:
-        return {
-            "signals_published": sink.published,
-            "signals_buffered": sink.buffered,
-            "signals_dropped": sink.dropped_buffer_full,
-            "publish_failures": sink.publish_errors,
-            "nats_state": connection.state.value,
-        }
-
-    return stats
+    await run_process(process)
 
 
 def freeze_startup_objects() -> None:
@@ -295,26 +235,53 @@ def _settings(**values: Any) -> Settings | None:
         return None
 
 
-def _container(settings: Settings, **overrides: Any) -> Container | None:
+def _partition_settings() -> PartitionSettings | None:
     try:
-        container = build_container(settings, **overrides)
+        return PartitionSettings()
+    except ValidationError as error:
+        print(invalid_settings_message(error, os.environ), file=sys.stderr)
+        return None
+
+
+def _container(settings: Settings, **options: Any) -> Container | None:
+    try:
+        container = build_container(settings, **options)
         container.config_service()  # validates the strategy environment layer now
+        if container.mode() == Mode.WORKER:
+            container.worker.index()  # WORKER_INDEX or the HOSTNAME ordinal, checked now
     except ParamValidationError as error:
         print(f"realtime-strategies: invalid strategy environment: {error}", file=sys.stderr)
+        return None
+    except ValueError as error:
+        print(f"realtime-strategies: {error}", file=sys.stderr)
         return None
     return container
 
 
 def serve() -> int:
-    """The production service: NATS in and out, configured stores, API on FASTAPI_PORT."""
+    """The production service: NATS in and out, configured stores, API on FASTAPI_PORT —
+    single-process, or a partitioned worker (``PARTITIONED_MODE``/``WORKER_COUNT``)."""
     settings = _settings()
-    if settings is None:
+    partitions = _partition_settings()
+    if settings is None or partitions is None:
         return 2
     configure_logging(settings.log_level)
     configure_tracing(settings.otel_exporter)
-    container = _container(settings)
+    mode = Mode.WORKER if partitions.enabled else Mode.SERVICE
+    container = _container(settings, mode=mode, partitions=partitions)
     if container is None:
         return 2
+    if mode == Mode.WORKER:
+        index = container.worker.index()
+        log.info(
+            "partitioned_worker",
+            worker_index=index,
+            worker_count=partitions.workers,
+            partitions=list(partitions.owned(index)),
+            stream=partitions.partition_stream,
+            replay_seconds=partitions.partition_replay_seconds,
+            signal_stream=partitions.signal_stream or None,
+        )
     asyncio.run(run_service(container))
     return 0
 
@@ -339,7 +306,7 @@ def run_local(
         return 2
     configure_logging(settings.log_level)
     container = _container(
-        settings, feed_kind="replay", replay_path=capture, replay_speed=speed, replay_loop=not once
+        settings, mode=Mode.LOCAL, replay=ReplayOptions(capture, speed=speed, loop=not once)
     )
     if container is None:
         return 2

@@ -89,12 +89,13 @@ def _salvage_gzip_lines(path: Path) -> Iterator[bytes]:
 
 
 class ReplayMarketFeed:
-    """Replays ``path`` through ``decoder``; implements ``MarketFeed`` (``events()``).
+    """Replays ``path`` through ``decoder``; implements ``MarketFeed`` (``batches()``).
 
     - ``iter_events()``: synchronous generator, no pacing — the backtest's fast path.
-    - ``events()`` / ``items()``: async; with ``pace=True`` events are released at the pace
-      of their event times (divided by ``speed``; 2.0 = twice as fast), otherwise the feed
-      yields to the event loop every ``yield_every`` events so it never starves it.
+    - ``batches()``: the ``MarketFeed`` port, async; with ``pace=True`` events are released at
+      the pace of their event times (divided by ``speed``; 2.0 = twice as fast), otherwise in
+      batches of ``yield_every`` events, yielding to the event loop after each so it never
+      starves it.
     - ``loop=True`` replays the file forever. Every pass after the first is shifted in event
       time by ``pass_index * (duration + loop_gap_ms)``, where ``duration`` is the span
       between the smallest and largest event time of the first pass — so event time keeps
@@ -206,16 +207,15 @@ class ReplayMarketFeed:
 
     # -- async ------------------------------------------------------------------------------
 
-    async def events(self) -> AsyncIterator[MarketEvent]:
-        async for item in self.items():
-            yield item.event
-
-    async def items(self) -> AsyncIterator[ReplayItem]:
-        """Events wrapped as feed items (no trace context: a recording's traces are over)."""
+    async def batches(self) -> AsyncIterator[list[ReplayItem]]:
+        """Events wrapped as feed items (no trace context: a recording's traces are over),
+        ``yield_every`` at a time; when paced, what is due, as soon as it is due."""
         loop = asyncio.get_running_loop()
         start_wall: float | None = None
         start_event = 0
-        n = 0
+        batch: list[ReplayItem] = []
+        size = self.yield_every
+        subject = str(self.path)
         for event in self.iter_events():
             if self.pace:
                 if start_wall is None:
@@ -224,18 +224,19 @@ class ReplayMarketFeed:
                 due = start_wall + (event.event_time_ms - start_event) / 1000.0 / self.speed
                 delay = due - loop.time()
                 if delay > 0:
+                    if batch:
+                        yield batch
+                        batch = []
                     await asyncio.sleep(delay)
-                else:
-                    n += 1
-                    if n % self.yield_every == 0:
-                        await asyncio.sleep(0)
-            else:
-                n += 1
-                if n % self.yield_every == 0:
-                    await asyncio.sleep(0)
             if self._stopped:
-                return
-            yield ReplayItem(event, received_at_ns=time.time_ns(), subject=str(self.path))
+                break
+            batch.append(ReplayItem(event, received_at_ns=time.time_ns(), subject=subject))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                await asyncio.sleep(0)  # never starve the event loop
+        if batch:
+            yield batch
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - port signature
         """Stop: the iteration ends at the next event (nothing is buffered to flush)."""

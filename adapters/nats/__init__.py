@@ -8,7 +8,7 @@ from adapters.nats.config_broadcast import (
     default_instance_id,
 )
 from adapters.nats.connection import ConnectionEvent, ConnectionState, NatsConnection
-from adapters.nats.market_feed import FeedItem, NatsMarketFeed, market_subject_decoders
+from adapters.nats.market_feed import FeedItem, NatsMarketFeed
 from adapters.nats.signal_sink import NatsSignalSink
 
 __all__ = [
@@ -24,5 +24,4 @@ __all__ = [
     "NatsMarketFeed",
     "NatsSignalSink",
     "default_instance_id",
-    "market_subject_decoders",
 ]

@@ -11,10 +11,10 @@ a bounded :class:`asyncio.Queue`:
   subscription: it is counted by reason, logged rate-limited and, when a dead-letter subject is
   configured, republished there with headers ``Rs-Skip-Reason``, ``Rs-Skip-Detail`` and
   ``Rs-Original-Subject`` and the original payload.
-- ``items()`` yields :class:`FeedItem` (event + trace context + message id + receive time);
-  ``events()`` (the ``MarketFeed`` port) yields only the events.
+- ``batches()`` (the ``MarketFeed`` port) yields lists of :class:`FeedItem` (event + trace
+  context + message id + receive time).
 - ``drain()`` stops interest, lets every message already received through, then ends the
-  iterators.
+  iteration.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import structlog
 from nats.aio.msg import Msg
@@ -32,8 +33,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
 from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
-from adapters.wire.binance import BinanceDecoder
-from adapters.wire.market_inputs import InputKind, MarketInputDecoder
+from adapters.wire.decoders import Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from domain.market import MarketEvent
 
@@ -46,48 +46,6 @@ DECODER_ERROR = "decoder_error"
 """Skip reason used when a decoder raises instead of returning a Skip."""
 
 _MAX_HEADER_VALUE = 512
-
-
-Decoder = Callable[[bytes], Decoded | Skip]
-"""A wire codec: raw message → ``Decoded`` or ``Skip`` (e.g. ``adapters.wire.binance``)."""
-
-
-def market_subject_decoders(
-    consumer_topic: str,
-    binance: BinanceDecoder,
-    inputs: MarketInputDecoder,
-    *,
-    dominance_topic: str = "market.dominance",
-    quotes_topic: str = "market.quotes",
-    onchain_topic: str = "onchain.events",
-) -> dict[str, Decoder]:
-    """Subject → decoder for the Binance topic and the three market-logic input topics.
-
-    An empty topic is left out (that input is off). One decoder instance per feed: the Binance
-    decoder tracks per-symbol event order.
-    """
-
-    def for_kind(kind: InputKind) -> Decoder:
-        def decode(raw: bytes) -> Decoded | Skip:
-            return inputs.decode_envelope(kind, raw)
-
-        return decode
-
-    wanted: list[tuple[str, Decoder]] = [
-        (consumer_topic, binance.decode_envelope),
-        (dominance_topic, for_kind(InputKind.DOMINANCE)),
-        (quotes_topic, for_kind(InputKind.QUOTES)),
-        (onchain_topic, for_kind(InputKind.ONCHAIN)),
-    ]
-    subjects: dict[str, Decoder] = {}
-    for topic, decoder in wanted:
-        topic = topic.strip()
-        if not topic:
-            continue
-        if topic in subjects:
-            raise ValueError(f"subject {topic!r} configured for two inputs")
-        subjects[topic] = decoder
-    return subjects
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +93,7 @@ class NatsMarketFeed:
         dead_letter_subject: str = "",
         ungrouped_subjects: frozenset[str] = frozenset(),
         queue_size: int = 10_000,
+        max_batch: int = 256,
         pending_msgs_limit: int = 500_000,
         pending_bytes_limit: int = 256 * 1024 * 1024,
         log_interval: float = 10.0,
@@ -152,6 +111,7 @@ class NatsMarketFeed:
         self._pending_msgs_limit = pending_msgs_limit
         self._pending_bytes_limit = pending_bytes_limit
         self._queue: asyncio.Queue[FeedItem | _End] = asyncio.Queue(maxsize=queue_size)
+        self._max_batch = max(1, max_batch)
         self._subs: list[Subscription] = []
         self._subscribed = asyncio.Event()
         self._subscribe_lock = asyncio.Lock()
@@ -181,6 +141,11 @@ class NatsMarketFeed:
     @property
     def subjects(self) -> list[str]:
         return list(self._subjects)
+
+    @property
+    def decoders(self) -> Mapping[str, Decoder]:
+        """Subject → its decoder."""
+        return MappingProxyType(self._subjects)
 
     def stats(self) -> dict[str, int]:
         out = {
@@ -213,25 +178,31 @@ class NatsMarketFeed:
         if self._connection.is_connected:
             await self._subscribe_all()
 
-    async def events(self) -> AsyncIterator[MarketEvent]:
-        async for item in self.items():
-            yield item.event
-
-    async def items(self) -> AsyncIterator[FeedItem]:
-        """Decoded events in arrival order until the feed is drained or closed."""
+    async def batches(self) -> AsyncIterator[list[FeedItem]]:
+        """Decoded items in arrival order, what has arrived at a time (up to ``max_batch``),
+        until the feed is drained or closed."""
         await self.start()
+        queue = self._queue
+        limit = self._max_batch
         while True:
-            if self._done and self._queue.empty():
+            if self._done and queue.empty():
                 return
-            item = await self._queue.get()
+            item = await queue.get()
             if isinstance(item, _End):
                 return
-            yield item
+            batch = [item]
+            while len(batch) < limit and not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, _End):
+                    yield batch
+                    return
+                batch.append(item)
+            yield batch
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Stop receiving, let the messages already received reach ``items()``, then end it.
+        """Stop receiving, let the messages already received reach ``batches()``, then end it.
 
-        The consumer of ``items()`` must keep consuming meanwhile (else the subscriptions cannot
+        The consumer of ``batches()`` must keep consuming meanwhile (else the subscriptions cannot
         drain and this gives up after ``timeout``, discarding what nats-py still holds).
         """
         subs, self._subs = self._subs, []
@@ -255,7 +226,7 @@ class NatsMarketFeed:
         self._finish()
 
     async def close(self) -> None:
-        """Stop receiving at once (messages not yet handled are discarded) and end ``items()``."""
+        """Stop receiving at once (messages not yet handled are discarded) and end ``batches()``."""
         subs, self._subs = self._subs, []
         await self._unsubscribe(subs)
         self._finish()

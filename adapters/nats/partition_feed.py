@@ -1,6 +1,6 @@
 """A worker's market feed: its partitions of the market-data stream, replayed, then live.
 
-:class:`JetStreamPartitionFeed` is the ``ItemFeed`` of a partitioned worker
+:class:`JetStreamPartitionFeed` is the ``MarketFeed`` of a partitioned worker
 (docs/adr/0010-symbol-partitioning.md). At start, once NATS is connected:
 
 1. it makes sure the market-data stream exists and reads its **last sequence** ``L0`` — the
@@ -15,7 +15,7 @@
 Every message goes through the same decoder as in single-process mode and comes out as a
 :class:`PartitionFeedItem` with its stream sequence. Messages up to ``L0`` are the **replay**:
 they rebuild the strategies' and metrics' state, and the signals they produce are held back by
-:class:`ReplayGatedSink` — unless they are missing from the signal stream and recent (the
+:class:`ReplayGate` — unless they are missing from the signal stream and recent (the
 predecessor died between computing and publishing them). Everything after ``L0`` is **live**,
 from the very same consumers, so no message falls between replay and live.
 
@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -46,10 +47,11 @@ from adapters.nats.market_feed import (
     ORIGINAL_SUBJECT_HEADER,
     SKIP_DETAIL_HEADER,
     SKIP_REASON_HEADER,
-    Decoder,
 )
+from adapters.wire.decoders import BINANCE, Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
-from application.partitioning import PartitionLayout
+from application.partitioning import BINANCE_KINDS, PartitionLayout, RouteKind
+from application.ports import FeedItem
 from domain.market import MarketEvent
 from domain.signal import Signal
 
@@ -129,6 +131,16 @@ def _meta(msg: Msg) -> _Meta:
 def _header_value(text: str) -> str:
     cleaned = " ".join(text.split())
     return cleaned if len(cleaned) <= _MAX_HEADER else cleaned[: _MAX_HEADER - 3] + "..."
+
+
+def kind_decoders(decoders: Mapping[str, Decoder]) -> dict[str, Decoder]:
+    """Kind token of a partition subject → the decoder of that input (``decoders``: input
+    name → decoder, :func:`adapters.wire.decoders.market_decoders`) — the single-process
+    service's decoders, so a worker decodes what the service would."""
+    kinds: dict[str, Decoder] = dict.fromkeys(BINANCE_KINDS, decoders[BINANCE])
+    for kind in (RouteKind.DOMINANCE, RouteKind.QUOTES, RouteKind.ONCHAIN):
+        kinds[kind] = decoders[kind]
+    return kinds
 
 
 def consumer_filters(
@@ -226,7 +238,7 @@ async def load_published_signal_ids(
 
 
 class JetStreamPartitionFeed:
-    """``ItemFeed`` over ordered JetStream consumers of a worker's partitions (module doc)."""
+    """``MarketFeed`` over ordered JetStream consumers of a worker's partitions (module doc)."""
 
     def __init__(
         self,
@@ -244,6 +256,7 @@ class JetStreamPartitionFeed:
         stats: DecodeStats | None = None,
         dead_letter_subject: str = "",
         queue_size: int = 2_000,
+        max_batch: int = 256,
         pending_msgs_limit: int = 500_000,
         pending_bytes_limit: int = 512 * 1024 * 1024,
         idle_heartbeat: float = 5.0,
@@ -274,6 +287,7 @@ class JetStreamPartitionFeed:
         self._limiter = RateLimiter(interval=log_interval)
 
         self._queue: asyncio.Queue[PartitionFeedItem | _End] = asyncio.Queue(maxsize=queue_size)
+        self._max_batch = max(1, max_batch)
         self.consumer_filters = consumer_filters(layout, self.partitions)
         """Filter subject → the partitions its consumer carries."""
         self._subs: dict[str, Any] = {}
@@ -286,8 +300,8 @@ class JetStreamPartitionFeed:
         self._done = False
         self._js: JetStreamContext | None = None
 
-        self.current: PartitionFeedItem | None = None
-        """The item being processed (set while the consumer of ``items()`` holds it)."""
+        self._in_process: list[PartitionFeedItem] | None = None
+        """The batch being processed (while the consumer of ``batches()`` holds it)."""
         self.published_ids: set[str] = set()
         self.recover_after_ns = 0
         """Replayed messages stored after this (wall clock, ns) may have their signals
@@ -326,11 +340,16 @@ class JetStreamPartitionFeed:
         return list(self.consumer_filters)
 
     @property
+    def decoders(self) -> Mapping[str, Decoder]:
+        """Kind token of a partition subject → its decoder."""
+        return MappingProxyType(self._decoders)
+
+    @property
     def idle(self) -> bool:
         """Nothing received but unprocessed: no message in a consumer's buffer or handler,
         nothing queued, nothing being processed."""
         return (
-            self.current is None
+            self._in_process is None
             and self._queue.empty()
             and self._in_handler == 0
             and all(sub.pending_msgs == 0 for sub in self._subs.values())
@@ -388,39 +407,36 @@ class JetStreamPartitionFeed:
         if self._connection.is_connected:
             self._ensure_setup()
 
-    async def items(self) -> AsyncIterator[PartitionFeedItem]:
-        """Items in arrival order (per partition: stream order) until drained or closed.
-
-        While the caller holds an item, :attr:`current` is that item (the replay gate reads
-        it); asking for the next one marks it processed.
-        """
+    async def batches(self) -> AsyncIterator[list[PartitionFeedItem]]:
+        """Items in arrival order (per partition: stream order), what has arrived at a time
+        (up to ``max_batch``), until drained or closed. Asking for the next batch marks the
+        previous one processed (replay progress counts processed items)."""
         await self.start()
         queue = self._queue
-        since_yield = 0
+        limit = self._max_batch
         while True:
-            self._item_done()
             if self._done and queue.empty():
                 return
-            since_yield += 1
-            if since_yield >= _YIELD_EVERY:
-                # A full queue never suspends ``get()``: let the socket reader and the other
-                # tasks run, or the server sees a reader that stopped reading.
-                since_yield = 0
-                await asyncio.sleep(0)
             item = await queue.get()
             if isinstance(item, _End):
                 return
-            self.current = item
-            yield item
-
-    async def events(self) -> AsyncIterator[MarketEvent]:
-        async for item in self.items():
-            yield item.event
+            batch = [item]
+            while len(batch) < limit and not queue.empty():
+                item = queue.get_nowait()
+                if isinstance(item, _End):
+                    break
+                batch.append(item)
+            self._in_process = batch
+            yield batch
+            self._batch_done(batch)
+            # A full queue never suspends ``get()``: let the socket reader and the other
+            # tasks run, or the server sees a reader that stopped reading.
+            await asyncio.sleep(0)
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Stop the consumers, let what was received through ``items()``, then end it.
+        """Stop the consumers, let what was received through ``batches()``, then end it.
 
-        The consumer of ``items()`` must keep consuming meanwhile.
+        The consumer of ``batches()`` must keep consuming meanwhile.
         """
         await self._cancel_setup()
         subs = list(self._subs.values())
@@ -434,7 +450,7 @@ class JetStreamPartitionFeed:
         self._finish()
 
     async def close(self) -> None:
-        """Stop at once (buffered messages are discarded) and end ``items()``."""
+        """Stop at once (buffered messages are discarded) and end ``batches()``."""
         await self._cancel_setup()
         await self._unsubscribe(list(self._subs.values()))
         await self._stop_readers()
@@ -455,13 +471,11 @@ class JetStreamPartitionFeed:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
 
-    def _item_done(self) -> None:
-        item = self.current
-        if item is None:
-            return
-        self.current = None
-        if item.replay:
-            self._replay_items_done += 1
+    def _batch_done(self, batch: list[PartitionFeedItem]) -> None:
+        self._in_process = None
+        replayed = sum(1 for item in batch if item.replay)
+        if replayed:
+            self._replay_items_done += replayed
             self._check_replay_complete()
 
     def _finish(self) -> None:
@@ -728,46 +742,36 @@ class JetStreamPartitionFeed:
             self.dead_letter_errors += 1
 
 
-class ReplayGatedSink:
-    """The signal sink of a worker: holds back signals computed from replayed messages.
+class ReplayGate:
+    """The ``SignalGate`` of a worker: holds back signals computed from replayed messages.
 
-    The runtime processes one feed item at a time and publishes its signals before asking for
-    the next, so :attr:`JetStreamPartitionFeed.current` is the item a signal came from. A
-    replayed item's signal is published only if the signal stream does not have its id and the
-    item was stored within the recovery window (its previous owner died between computing
-    and publishing it); otherwise it is counted as suppressed. Live signals pass through.
-    Everything else (``flush``, counters of the inner sink) is delegated.
+    A replayed item's signal is admitted only if the signal stream does not have its id and
+    the item was stored within the recovery window (its previous owner died between
+    computing and publishing it); otherwise it is counted as suppressed. Live signals pass.
     """
 
-    def __init__(self, inner: Any, feed: JetStreamPartitionFeed) -> None:
-        self.inner = inner
+    def __init__(self, feed: JetStreamPartitionFeed) -> None:
         self.feed = feed
 
-    async def publish(self, signal: Signal, trace_context: Mapping[str, str] | None = None) -> None:
-        item = self.feed.current
-        if item is not None and item.replay:
-            feed = self.feed
-            recoverable = (
-                feed.signal_stream is not None
-                and item.stored_at_ns >= feed.recover_after_ns
-                and signal.signal_id not in feed.published_ids
-            )
-            if not recoverable:
-                feed.replay.signals_suppressed += 1
-                return
-            feed.replay.signals_recovered += 1
-            feed.published_ids.add(signal.signal_id)
-            _log.info(
-                "replayed_signal_recovered",
-                signal_id=signal.signal_id,
-                strategy_id=signal.strategy_id,
-                symbol=signal.symbol,
-                stream_seq=item.stream_seq,
-            )
-        await self.inner.publish(signal, trace_context)
-
-    async def flush(self, *args: Any, **kwargs: Any) -> None:
-        await self.inner.flush(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def admit(self, item: FeedItem, signal: Signal) -> bool:
+        if not isinstance(item, PartitionFeedItem) or not item.replay:
+            return True
+        feed = self.feed
+        recoverable = (
+            feed.signal_stream is not None
+            and item.stored_at_ns >= feed.recover_after_ns
+            and signal.signal_id not in feed.published_ids
+        )
+        if not recoverable:
+            feed.replay.signals_suppressed += 1
+            return False
+        feed.replay.signals_recovered += 1
+        feed.published_ids.add(signal.signal_id)
+        _log.info(
+            "replayed_signal_recovered",
+            signal_id=signal.signal_id,
+            strategy_id=signal.strategy_id,
+            symbol=signal.symbol,
+            stream_seq=item.stream_seq,
+        )
+        return True

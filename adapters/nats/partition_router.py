@@ -47,18 +47,43 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
+from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
 from adapters.nats.market_feed import (
     ORIGINAL_SUBJECT_HEADER,
     SKIP_DETAIL_HEADER,
     SKIP_REASON_HEADER,
 )
-from adapters.wire.routing_keys import RouteKey, RouteResult, Unroutable
+from adapters.wire.decoders import BINANCE
+from adapters.wire.market_inputs import InputKind
+from adapters.wire.routing_keys import (
+    BinanceRouteKeys,
+    RouteKey,
+    RouteResult,
+    Unroutable,
+    dominance_route,
+    onchain_route,
+    quote_route,
+)
 from adapters.wire.stats import SkipReason
 from application.partitioning import PartitionLayout, RouteKind
 
 _log = structlog.get_logger(__name__)
 
 RouteFn = Callable[[bytes], RouteResult]
+
+
+def router_routes(topics: Mapping[str, str]) -> dict[str, RouteFn]:
+    """Input subject → routing-key function, from input name → subject (``topics``: the
+    Binance subject and the three market-logic input subjects); empty subjects are off."""
+    by_input: dict[str, RouteFn] = {
+        BINANCE: BinanceRouteKeys(),
+        InputKind.DOMINANCE: dominance_route,
+        InputKind.QUOTES: quote_route,
+        InputKind.ONCHAIN: onchain_route,
+    }
+    return {subject.strip(): by_input[name] for name, subject in topics.items() if subject.strip()}
+
+
 DEFAULT_QUEUE_GROUP = "realtime-strategies-router"
 _MAX_HEADER = 512
 _SUBJECT_CACHE_MAX = 50_000
@@ -101,6 +126,8 @@ class NatsPartitionRouter:
         shards: int = 0,
         shard_index: int = 0,
         dead_letter_subject: str = "",
+        stream: StreamSpec | None = None,
+        create_stream: bool = True,
         acks: bool = True,
         ack_timeout: float = 5.0,
         max_pending_acks: int = 20_000,
@@ -123,6 +150,12 @@ class NatsPartitionRouter:
         self._allowed = allowed_symbols
         self._max_bytes = max_bytes
         self.dead_letter_subject = dead_letter_subject.strip()
+        self.stream = stream
+        self.create_stream = create_stream
+        self.stream_ready = asyncio.Event()
+        """Set once the market-data stream is known to exist (readiness)."""
+        if stream is None:
+            self.stream_ready.set()
         self.acks = acks
         self.ack_timeout = ack_timeout
         self.max_pending_acks = max_pending_acks
@@ -146,6 +179,7 @@ class NatsPartitionRouter:
         self._lock = asyncio.Lock()
         self._started = False
         self._closed = False
+        self._stopped = asyncio.Event()
 
         self.received = 0
         self.other_shards = 0
@@ -186,6 +220,31 @@ class NatsPartitionRouter:
     async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
         return await wait_for_event(self._subscribed, timeout)
 
+    def connected(self) -> bool:
+        return self._connection.is_connected
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when connected, the market-data stream exists and the input is subscribed."""
+        body = {
+            "nats": self.connected(),
+            "stream": self.stream_ready.is_set(),
+            "subscribed": self.is_subscribed,
+        }
+        ok = all(body.values())
+        return ok, {"status": "ready" if ok else "not_ready", **body}
+
+    def status(self) -> dict[str, Any]:
+        """``/api/v1/router``: layout, queue group or shard, counters."""
+        return {
+            "prefix": self.layout.prefix,
+            "partitions": self.layout.partitions,
+            "stream": self.stream.name if self.stream is not None else None,
+            "queue_group": self.queue_group,
+            "shard": self.shard_index if self.shards else None,
+            "shards": self.shards,
+            **self.stats(),
+        }
+
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
@@ -196,6 +255,35 @@ class NatsPartitionRouter:
         self._connection.add_listener(self._on_connection_event)
         if self._connection.is_connected:
             await self._subscribe_all()
+
+    async def run(self) -> None:
+        """The router's job (``realtime-strategies route``): once NATS is connected, make sure
+        the market-data stream exists (retrying while it or JetStream is not there), start
+        routing, and keep routing until :meth:`stop`."""
+        await self._connection.wait_connected()
+        if self.stream is not None:
+            delay = 0.5
+            while True:
+                try:
+                    await ensure_stream(
+                        self._connection.jetstream(), self.stream, create=self.create_stream
+                    )
+                    break
+                except Exception as exc:  # the stream (or JetStream) may come later
+                    _log.warning(
+                        "market_stream_not_ready", stream=self.stream.name, error=repr(exc)
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            self.stream_ready.set()
+        await self.start()
+        await self._stopped.wait()
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Drain within half of ``timeout`` (the rest is the process's to close)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.drain(), timeout / 2)
+        self._stopped.set()
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Stop taking input, route what was received, wait for the outstanding acks."""

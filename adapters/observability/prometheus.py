@@ -585,7 +585,7 @@ class PrometheusMetrics:
             child.observe(signal.confidence)
 
     def signal_emitted(self, signal: Signal) -> None:
-        """Record one emitted signal's confidence (the runtime's ``RuntimeObserver`` hook)."""
+        """Record one emitted signal's confidence (the run loop's ``RunObserver`` hook)."""
         self.signals_emitted((signal,))
 
     def message_consumed(self, lag_seconds: float) -> None:
@@ -598,10 +598,6 @@ class PrometheusMetrics:
     def set_ready(self, ready: bool) -> None:
         """Record a readiness verdict (used when no ``ready`` source is configured)."""
         self.last_ready = ready
-
-    def set_consumer_lag(self, seconds: float) -> None:
-        """Push the consumer lag (same as :meth:`message_consumed`)."""
-        self._lag_seconds = seconds
 
     def consumer_lag_seconds(self) -> float | None:
         """``now − event time`` of the last message, never negative; None if unknown."""

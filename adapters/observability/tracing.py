@@ -1,21 +1,75 @@
-"""Span export without secrets: :class:`RedactingSpanExporter` wraps any exporter.
+"""OpenTelemetry: spans of processed messages and their export without secrets.
 
-An exception recorded on a span (``exception.message``, ``exception.stacktrace``) or an
-attribute may hold a connection string; every string of a span (name, attributes, event
-attributes, status description) goes through :func:`adapters.redaction.redact` before the
-wrapped exporter sees it.
+- :class:`OpenTelemetryTracing` (the ``MessageTracing`` port): a message's span continues the
+  producer's trace context (``_otel_trace_context`` or the ``traceparent`` header) and the
+  context of that span goes on with the message's signals.
+- :class:`RedactingSpanExporter` wraps any exporter: an exception recorded on a span
+  (``exception.message``, ``exception.stacktrace``) or an attribute may hold a connection
+  string; every string of a span (name, attributes, event attributes, status description)
+  goes through :func:`adapters.redaction.redact` before the wrapped exporter sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
+from opentelemetry.trace import Span, SpanKind, Status
 
 from adapters.redaction import redact, redact_value
+
+SPAN_NAME = "process_market_event"
+
+
+def tracing_enabled() -> bool:
+    """True when a real tracer provider is installed (spans are recorded and exported)."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+class _MessageSpan:
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def signals_emitted(self, count: int) -> None:
+        self._span.set_attribute("signals", count)
+
+    def outgoing_context(self) -> Mapping[str, str] | None:
+        outgoing: dict[str, str] = {}
+        inject(outgoing)
+        return outgoing or None
+
+
+class OpenTelemetryTracing:
+    """``MessageTracing`` over the globally installed OpenTelemetry tracer provider.
+
+    ``record_all``: a span for every message (True), only for messages that carry a trace
+    context (False), or None — every message when a real tracer provider is installed
+    (``OTEL_EXPORTER`` other than none) at the time the run loop starts.
+    """
+
+    def __init__(self, record_all: bool | None = None, tracer: trace.Tracer | None = None) -> None:
+        self._record_all = record_all
+        self.tracer = tracer if tracer is not None else trace.get_tracer("realtime-strategies")
+
+    @property
+    def recording(self) -> bool:
+        return self._record_all if self._record_all is not None else tracing_enabled()
+
+    @contextmanager
+    def message_span(self, trace_context: Mapping[str, str] | None) -> Iterator[_MessageSpan]:
+        context = extract(trace_context) if trace_context else None
+        with self.tracer.start_as_current_span(
+            SPAN_NAME, context=context, kind=SpanKind.CONSUMER
+        ) as span:
+            yield _MessageSpan(span)
 
 
 class RedactingSpanExporter(SpanExporter):

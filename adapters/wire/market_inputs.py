@@ -264,21 +264,3 @@ class MarketInputDecoder:
             outflow=outflow,
             period_seconds=int(period),
         )
-
-
-_DEFAULT: Final = MarketInputDecoder()
-
-
-def decode_dominance(raw: bytes | str) -> Decoded | Skip:
-    """Subject handler for ``market.dominance`` (every symbol accepted, default size limit)."""
-    return _DEFAULT.decode_envelope(InputKind.DOMINANCE, raw)
-
-
-def decode_quote(raw: bytes | str) -> Decoded | Skip:
-    """Subject handler for ``market.quotes`` (every symbol accepted, default size limit)."""
-    return _DEFAULT.decode_envelope(InputKind.QUOTES, raw)
-
-
-def decode_onchain(raw: bytes | str) -> Decoded | Skip:
-    """Subject handler for ``onchain.events`` (every symbol accepted, default size limit)."""
-    return _DEFAULT.decode_envelope(InputKind.ONCHAIN, raw)

@@ -30,12 +30,12 @@ import httpx
 import orjson
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
 
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent / "realtime-strategies"
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
 
 
@@ -95,7 +95,7 @@ class Proc:
         assert not self.running, f"{self.name} is already running"
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN), *self.args],
+                cli_command(*self.args),
                 env=self.env,
                 stdout=log,
                 stderr=log,

@@ -1,9 +1,10 @@
 """Run the real service (``realtime-strategies serve``) as a separate process in a test.
 
-:class:`ServiceProcess` starts ``.venv/bin/realtime-strategies serve`` with an environment
-dict only (nothing of the test runner's environment leaks in besides ``PATH``/``HOME``/
-locale), captures its stderr (the structlog JSON log) and stdout in files, waits for
-``/ready``, talks to its HTTP API and parses its log and ``/metrics``. Every wait is bounded;
+:class:`ServiceProcess` starts ``realtime-strategies serve`` (the installed entry point)
+with an environment dict only (nothing of the test runner's environment leaks in besides
+``PATH``/``HOME``/locale), captures its stderr (the structlog JSON log) and stdout in
+files, waits for ``/ready``, talks to its HTTP API and parses its log and ``/metrics``. Every
+wait is bounded;
 every failure message carries the tail of the service's log. :class:`ServiceHarness` owns
 the processes of one test and kills whatever is still running at teardown.
 
@@ -35,12 +36,12 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
 
 T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_BIN = REPO_ROOT / ".venv" / "bin" / "realtime-strategies"
 NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -245,7 +246,7 @@ class ServiceProcess:
     name: str
     env: dict[str, str]
     log_dir: Path
-    command: tuple[str, ...] = (str(SERVICE_BIN), "serve")
+    command: tuple[str, ...] = tuple(cli_command("serve"))
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
 

@@ -42,7 +42,7 @@ from schemathesis.config import SchemathesisConfig
 
 from adapters.http.routers import WIRED_MODULES
 from domain.market import DepthSnapshot, Ticker, Trade
-from entrypoints.container import Container, build_container
+from entrypoints.container import Container, Mode, ReplayOptions, build_container
 from entrypoints.settings import Settings
 from tests.integration.service_harness import (
     ServiceHarness,
@@ -85,7 +85,7 @@ def seeded_container(token: str | None, host: str = "0.0.0.0") -> Container:
     settings = Settings(
         config_store="memory", admin_api_token=token, fastapi_host=host, trading_symbols="*"
     )
-    container = build_container(settings, feed_kind="replay", replay_path=REPLAY_FILE)
+    container = build_container(settings, mode=Mode.LOCAL, replay=ReplayOptions(REPLAY_FILE))
     container.unwire()  # build_container wired the routers; each test wires what it uses
     processor = container.processor()
     t0 = 1_723_161_255_000

@@ -36,10 +36,10 @@ from adapters.nats.market_feed import (
     SKIP_REASON_HEADER,
     FeedItem,
     NatsMarketFeed,
-    market_subject_decoders,
 )
 from adapters.nats.signal_sink import MSG_ID_HEADER, NatsSignalSink
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.decoders import market_decoders, subject_decoders
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.signals import validate_trade_engine_contract
 from adapters.wire.stats import Decoded, DecodeStats, Skip, SkipReason
@@ -259,6 +259,13 @@ async def subscribe_inbox(connection: NatsConnection, subject: str) -> Inbox:
     return inbox
 
 
+async def feed_items(feed: NatsMarketFeed) -> AsyncIterator[FeedItem]:
+    """The feed's items one by one (its batches flattened)."""
+    async for batch in feed.batches():
+        for item in batch:
+            yield item
+
+
 async def started_feed(feed: NatsMarketFeed) -> NatsMarketFeed:
     await feed.start()
     assert await feed.wait_subscribed(5.0), "feed did not subscribe"
@@ -284,7 +291,7 @@ async def test_feed_decodes_real_capture_messages(connection: NatsConnection) ->
     try:
         for line in lines:
             await connection.client.publish(subject, line)
-        items = await collect(feed.items(), len(decoded))
+        items = await collect(feed_items(feed), len(decoded))
     finally:
         await feed.close()
 
@@ -326,10 +333,10 @@ async def test_bad_messages_are_counted_dead_lettered_and_survived(
     try:
         for raw in (good[0], malformed, kline, good[1]):
             await connection.client.publish(subject, raw)
-        first = await collect(feed.items(), 2)
+        first = await collect(feed_items(feed), 2)
         # The subscription is still alive after the bad ones.
         await connection.client.publish(subject, good[2])
-        second = await collect(feed.items(), 1)
+        second = await collect(feed_items(feed), 1)
         await eventually(lambda: len(dlq.messages) == 2, what="two dead letters")
     finally:
         await feed.close()
@@ -362,14 +369,7 @@ async def test_feed_merges_binance_and_market_input_subjects(
         "quotes": f"{base}.quotes",
         "onchain": f"{base}.onchain",
     }
-    subjects = market_subject_decoders(
-        topics["binance"],
-        BinanceDecoder(),
-        MarketInputDecoder(),
-        dominance_topic=topics["dominance"],
-        quotes_topic=topics["quotes"],
-        onchain_topic=topics["onchain"],
-    )
+    subjects = subject_decoders(market_decoders(BinanceDecoder(), MarketInputDecoder()), topics)
     assert set(subjects) == set(topics.values())
     stats = DecodeStats()
     feed = await started_feed(NatsMarketFeed(connection, subjects, "rs-test", stats=stats))
@@ -426,7 +426,7 @@ async def test_feed_merges_binance_and_market_input_subjects(
     try:
         for subject, raw in messages:
             await connection.client.publish(subject, raw)
-        items = await collect(feed.items(), 5)
+        items = await collect(feed_items(feed), 5)
     finally:
         await feed.close()
     by_type = {type(item.event): item for item in items}
@@ -466,7 +466,7 @@ async def test_decoder_exception_costs_one_message(connection: NatsConnection) -
     try:
         for raw in (good[0], b"boom", good[1]):
             await connection.client.publish(subject, raw)
-        items = await collect(feed.items(), 2)
+        items = await collect(feed_items(feed), 2)
     finally:
         await feed.close()
     assert len(items) == 2
@@ -491,7 +491,7 @@ async def test_two_feeds_in_one_queue_group_split_the_messages() -> None:
     got: list[list[FeedItem]] = [[], []]
 
     async def consume(index: int) -> None:
-        async for item in feeds[index].items():
+        async for item in feed_items(feeds[index]):
             got[index].append(item)
 
     tasks = [asyncio.create_task(consume(i)) for i in range(2)]
@@ -533,7 +533,7 @@ async def test_backpressure_small_queue_loses_nothing(connection: NatsConnection
         await eventually(lambda: feed.queue_depth == 3, what="a full queue")
         await asyncio.sleep(0.1)  # the consumer is late: the callback waits
         assert feed.delivered == 3
-        items = await collect(feed.items(), expected)
+        items = await collect(feed_items(feed), expected)
     finally:
         await feed.close()
     assert len(items) == expected
@@ -550,7 +550,7 @@ async def test_drain_delivers_what_was_received_then_ends(connection: NatsConnec
     got: list[FeedItem] = []
 
     async def consume() -> None:
-        async for item in feed.items():
+        async for item in feed_items(feed):
             got.append(item)
             await asyncio.sleep(0.001)
 
@@ -559,7 +559,7 @@ async def test_drain_delivers_what_was_received_then_ends(connection: NatsConnec
         await connection.client.publish(subject, line)
     await connection.flush()
     await feed.drain(timeout=10.0)
-    await asyncio.wait_for(consumer, 5.0)  # items() ended by itself
+    await asyncio.wait_for(consumer, 5.0)  # batches() ended by itself
     assert len(got) == expected
     await connection.client.publish(subject, lines[0])
     await asyncio.sleep(0.1)
@@ -807,7 +807,7 @@ async def test_service_starts_while_nats_is_down(throwaway_nats: ThrowawayNats) 
             await sink.publish(signal)
             line = capture_lines(1)[0]
             await watcher.client.publish(subject, line)
-            items = await collect(feed.items(), 1)
+            items = await collect(feed_items(feed), 1)
             await eventually(lambda: len(inbox.messages) == 1, what="signal after boot")
         finally:
             await watcher.close()
@@ -954,7 +954,7 @@ async def test_graceful_shutdown_sequence() -> None:
 
     async def run_service() -> None:
         # Stands in for the processing loop: one signal per decoded trade.
-        async for item in feed.items():
+        async for item in feed_items(feed):
             got.append(item)
             if isinstance(item.event, Trade):
                 await sink.publish(make_signal("trade_momentum", item.event.trade_id))

@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import Skip
 from application.partitioning import owner_of
-from entrypoints.container import build_container, market_subjects
+from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.integration.conftest import free_port
 from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload
@@ -65,13 +65,7 @@ def reference(workload: Workload) -> Signals:
     settings = Settings(config_store="memory", trading_symbols="*")
     container = build_container(settings)
     asyncio.run(container.config_service().refresh())
-    subjects = market_subjects(settings, container.decoder())
-    decoders = {
-        "binance": subjects[settings.nats_consumer_topic],
-        "dominance": subjects[settings.nats_dominance_topic],
-        "quotes": subjects[settings.nats_quotes_topic],
-        "onchain": subjects[settings.nats_onchain_topic],
-    }
+    decoders = container.decoders()
     processor = container.processor()
     signals: Signals = {}
     skipped = 0

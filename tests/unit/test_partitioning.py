@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from adapters.http.partition_api import SORT_PATHS, merge_all_pages, merge_summaries
 from adapters.nats.partition_feed import (
     PartitionFeedItem,
-    ReplayGatedSink,
+    ReplayGate,
     ReplayStats,
     consumer_filters,
 )
@@ -446,22 +446,10 @@ def _signal(signal_id: str) -> Signal:
 
 class _Feed:
     def __init__(self, *, signal_stream: bool) -> None:
-        self.current: PartitionFeedItem | None = None
         self.signal_stream = object() if signal_stream else None
         self.recover_after_ns = 1_000
         self.published_ids = {"already"}
         self.replay = ReplayStats()
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self.published = 0
-
-    async def publish(self, signal: Signal, trace_context: Any = None) -> None:
-        self.sent.append(signal.signal_id)
-
-    async def flush(self) -> None: ...
 
 
 def _item(*, replay: bool, stored_at_ns: int) -> PartitionFeedItem:
@@ -472,34 +460,27 @@ def _item(*, replay: bool, stored_at_ns: int) -> PartitionFeedItem:
 
 
 def test_replay_gate() -> None:
-    inner = _Sink()
     feed = _Feed(signal_stream=True)
-    sink = ReplayGatedSink(inner, feed)  # type: ignore[arg-type]
-
-    async def run() -> None:
-        feed.current = _item(replay=False, stored_at_ns=0)
-        await sink.publish(_signal("live"))  # live: always
-        feed.current = _item(replay=True, stored_at_ns=5_000)
-        await sink.publish(_signal("already"))  # replayed, already in the signal stream
-        await sink.publish(_signal("missing"))  # replayed, recent, missing: recovered
-        await sink.publish(_signal("missing"))  # ...once
-        feed.current = _item(replay=True, stored_at_ns=10)
-        await sink.publish(_signal("old"))  # replayed, before the recovery window
-
-    asyncio.run(run())
-    assert inner.sent == ["live", "missing"]
+    gate = ReplayGate(feed)  # type: ignore[arg-type]
+    live = _item(replay=False, stored_at_ns=0)
+    recent = _item(replay=True, stored_at_ns=5_000)
+    old = _item(replay=True, stored_at_ns=10)
+    admitted = [
+        gate.admit(live, _signal("live")),  # live: always
+        gate.admit(recent, _signal("already")),  # replayed, already in the signal stream
+        gate.admit(recent, _signal("missing")),  # replayed, recent, missing: recovered
+        gate.admit(recent, _signal("missing")),  # ...once
+        gate.admit(old, _signal("old")),  # replayed, before the recovery window
+    ]
+    assert admitted == [True, False, True, False, False]
     assert feed.replay.signals_suppressed == 3
     assert feed.replay.signals_recovered == 1
-    assert sink.published == 0  # delegated to the inner sink
 
 
 def test_replay_gate_without_a_signal_stream_suppresses_every_replayed_signal() -> None:
-    inner = _Sink()
     feed = _Feed(signal_stream=False)
-    sink = ReplayGatedSink(inner, feed)  # type: ignore[arg-type]
-    feed.current = _item(replay=True, stored_at_ns=5_000)
-    asyncio.run(sink.publish(_signal("missing")))
-    assert inner.sent == []
+    gate = ReplayGate(feed)  # type: ignore[arg-type]
+    assert not gate.admit(_item(replay=True, stored_at_ns=5_000), _signal("missing"))
     assert feed.replay.signals_suppressed == 1
 
 

@@ -37,12 +37,3 @@ WIRED_MODULES: tuple[str, ...] = (
     "adapters.http.routers.health",
 )
 """Modules whose ``Provide[...]`` markers the container must wire."""
-
-PROVIDER_NAMES: tuple[str, ...] = (
-    "config_service",
-    "metrics_query",
-    "health",
-    "api_security",
-    "prometheus",
-)
-"""Provider names the routers ask the container for."""

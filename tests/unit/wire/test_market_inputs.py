@@ -9,13 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.wire.market_inputs import (
-    InputKind,
-    MarketInputDecoder,
-    decode_dominance,
-    decode_onchain,
-    decode_quote,
-)
+from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import ALL_SKIP_REASONS, Decoded, DecodeStats, Skip, SkipReason
 from domain.market import (
     DominanceObservation,
@@ -27,6 +21,12 @@ from domain.market import (
 )
 
 pytestmark = pytest.mark.unit
+
+ANY_SYMBOL = MarketInputDecoder()
+"""Every symbol accepted, the default size limit."""
+decode_dominance = ANY_SYMBOL.decode_dominance
+decode_quote = ANY_SYMBOL.decode_quote
+decode_onchain = ANY_SYMBOL.decode_onchain
 
 T_ISO = "2024-08-08T23:54:15.343Z"
 T_MS = 1723161255343

@@ -222,9 +222,9 @@ async def test_async_events_match_the_sync_path(capture_lines: list[bytes], tmp_
     path = write(tmp_path / "a.jsonl.gz", capture_lines[:1000], compress=True)
     expected = list(ReplayMarketFeed(path, BinanceDecoder()).iter_events())
     feed = ReplayMarketFeed(path, BinanceDecoder(), yield_every=10)
-    got = [event async for event in feed.events()]
-    assert got == expected
-    items = [item async for item in ReplayMarketFeed(path, BinanceDecoder()).items()]
+    batches = [batch async for batch in feed.batches()]
+    assert {len(batch) for batch in batches[:-1]} == {10}
+    items = [item for batch in batches for item in batch]
     assert [item.event for item in items] == expected
     assert isinstance(items[0], ReplayItem)
     assert items[0].trace_context is None
@@ -243,8 +243,8 @@ async def test_async_feed_does_not_starve_the_loop(tmp_path: Path) -> None:
     task = asyncio.create_task(ticker())
     try:
         count = 0
-        async for _ in ReplayMarketFeed(path, BinanceDecoder(), yield_every=16).events():
-            count += 1
+        async for batch in ReplayMarketFeed(path, BinanceDecoder(), yield_every=16).batches():
+            count += len(batch)
     finally:
         task.cancel()
     assert count == 199
@@ -256,9 +256,9 @@ async def test_pacing_follows_event_time(tmp_path: Path) -> None:
     feed = ReplayMarketFeed(path, BinanceDecoder(), pace=True, speed=10.0)
     loop = asyncio.get_running_loop()
     start = loop.time()
-    arrivals = []
-    async for event in feed.events():
-        arrivals.append((event.event_time_ms, loop.time() - start))
+    arrivals: list[tuple[int, float]] = []
+    async for batch in feed.batches():
+        arrivals.extend((item.event.event_time_ms, loop.time() - start) for item in batch)
     assert [t for t, _ in arrivals] == [1000, 1500, 3000]
     # 2 s of event time at 10x: about 0.2 s of wall time, in event-time proportions.
     assert arrivals[1][1] >= 0.045
@@ -268,10 +268,10 @@ async def test_pacing_follows_event_time(tmp_path: Path) -> None:
 
 async def test_drain_stops_the_async_feed(tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", [trade_line(t) for t in range(1, 50)])
-    feed = ReplayMarketFeed(path, BinanceDecoder(), loop=True)
+    feed = ReplayMarketFeed(path, BinanceDecoder(), loop=True, yield_every=3)
     count = 0
-    async for _ in feed.items():
-        count += 1
+    async for batch in feed.batches():
+        count += len(batch)
         if count == 3:
             await feed.drain(timeout=1.0)
     assert count == 3

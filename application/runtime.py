@@ -1,0 +1,230 @@
+"""Use case: run the service — market messages from a feed through the processor, their
+signals into a sink — until the feed ends or the service is stopped.
+
+The loop takes the feed's batches (what arrived since the previous one) and processes every
+item in order: one event at a time through :class:`MarketEventProcessor`, each signal past
+the optional :class:`~application.ports.SignalGate` and published (``await``ed, so a signal is
+handed to the sink before the next event is processed). A bad event or a failed publish
+costs that one item, never the loop.
+
+:meth:`ServiceRuntime.stop` is the service's half of a graceful shutdown, bounded by its
+timeout: stop taking new messages (drain the feed, which still hands over everything already
+received), process what is left, flush the sink (buffered signals included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from application.ports import (
+    FeedItem,
+    MarketFeed,
+    MessageTracing,
+    RunObserver,
+    SignalGate,
+    SignalSink,
+    StoreUnavailableError,
+)
+from application.processing import MarketEventProcessor
+from domain.signal import Signal
+
+log = structlog.get_logger("realtime_strategies.runtime")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class HeartbeatCounters:
+    started_monotonic: float = field(default_factory=time.monotonic)
+    last_messages: int = 0
+    last_signals: int = 0
+    last_time: float = field(default_factory=time.monotonic)
+    consumer_errors: int = 0
+    publisher_errors: int = 0
+
+
+class ServiceRuntime:
+    """Runs feed → processor → sink (module doc); reports what it did in :meth:`heartbeat`."""
+
+    def __init__(
+        self,
+        feed: MarketFeed,
+        processor: MarketEventProcessor,
+        sink: SignalSink,
+        *,
+        observer: RunObserver | None = None,
+        gate: SignalGate | None = None,
+        tracing: MessageTracing | None = None,
+        heartbeat_extra: Callable[[], Mapping[str, object]] | None = None,
+        wall_clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.feed = feed
+        self.processor = processor
+        self.sink = sink
+        self.observer = observer
+        self.gate = gate
+        self.tracing = tracing
+        self._heartbeat_extra = heartbeat_extra
+        self._wall_ms = wall_clock_ms
+        self.counters = HeartbeatCounters()
+        self.signals_published = 0
+        self._finished = asyncio.Event()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Process every item of the feed until it ends (drained or exhausted).
+
+        A message gets a span (continuing its trace context, which is passed on with its
+        signals) when it carries a trace context or when spans are recorded; otherwise the
+        span would be a no-op that still costs several microseconds per message, so none is
+        started.
+        """
+        handle = self.processor.handle
+        observer = self.observer
+        tracing = self.tracing
+        trace_all = tracing is not None and tracing.recording
+        publish = self._publish
+        try:
+            async for batch in self.feed.batches():
+                if not batch:
+                    continue
+                if observer is not None:  # the lag gauge keeps the latest value only
+                    lag_ms = self._wall_ms() - batch[-1].event.event_time_ms
+                    observer.message_consumed(lag_ms / 1000.0)
+                for item in batch:
+                    carrier = item.trace_context
+                    if tracing is not None and (carrier or trace_all):
+                        await self._process_traced(item, carrier, tracing)
+                        continue
+                    try:
+                        signals = handle(item.event)
+                    except Exception:  # one event never stops the loop
+                        self._processing_failed(item)
+                        continue
+                    for emitted in signals:
+                        await publish(item, emitted, None)
+        finally:
+            self._finished.set()
+
+    async def _process_traced(
+        self, item: FeedItem, carrier: Mapping[str, str] | None, tracing: MessageTracing
+    ) -> None:
+        with tracing.message_span(carrier) as span:
+            try:
+                signals = self.processor.handle(item.event)
+            except Exception:  # one event never stops the loop
+                self._processing_failed(item)
+                return
+            if not signals:
+                return
+            span.signals_emitted(len(signals))
+            outgoing = span.outgoing_context()
+            for emitted in signals:
+                await self._publish(item, emitted, outgoing)
+
+    def _processing_failed(self, item: FeedItem) -> None:
+        self.counters.consumer_errors += 1
+        log.exception("event_processing_failed", event_type=type(item.event).__name__)
+
+    async def _publish(
+        self, item: FeedItem, emitted: Signal, trace_context: Mapping[str, str] | None
+    ) -> None:
+        gate = self.gate
+        if gate is not None and not gate.admit(item, emitted):
+            return
+        try:
+            await self.sink.publish(emitted, trace_context)
+        except Exception:  # the sink buffers and retries; an error here is counted and logged
+            self.counters.publisher_errors += 1
+            log.exception("signal_publish_failed", signal_id=emitted.signal_id)
+            return
+        self.signals_published += 1
+        if self.observer is not None:
+            self.observer.signal_emitted(emitted)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Drain the feed, let the loop finish what was received, flush the sink; within
+        ``timeout`` seconds (half for the drain, a quarter for the rest of the loop, what
+        remains for the flush)."""
+        deadline = time.monotonic() + timeout
+        if not self._finished.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.feed.drain(timeout=timeout / 2), timeout / 2)
+            remaining = max(deadline - time.monotonic(), 0.1)
+            try:
+                await asyncio.wait_for(self._finished.wait(), remaining / 2)
+            except TimeoutError:
+                log.error("consumer_did_not_drain_in_time")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.sink.flush(), max(deadline - time.monotonic(), 0.1))
+
+    # ------------------------------------------------------------------ reporting
+
+    def heartbeat(self) -> dict[str, object]:
+        """The reference heartbeat fields, computed since the previous heartbeat."""
+        stats = self.processor.stats
+        now = time.monotonic()
+        c = self.counters
+        elapsed = max(now - c.last_time, 1e-9)
+        messages, signals = stats.events, stats.signals
+        body: dict[str, object] = {
+            "messages_processed": messages,
+            "signals_generated": signals,
+            "consumer_errors": c.consumer_errors + sum(stats.strategy_errors.values()),
+            "publisher_errors": c.publisher_errors,
+            "messages_per_second": round((messages - c.last_messages) / elapsed, 2),
+            "signals_per_minute": round((signals - c.last_signals) * 60.0 / elapsed, 2),
+            "uptime_seconds": round(now - c.started_monotonic, 1),
+            "strategies": {
+                strategy.strategy_id: {
+                    "signals": sum(
+                        n
+                        for (sid, _), n in stats.signals_by_strategy_action.items()
+                        if sid == strategy.strategy_id
+                    )
+                }
+                for strategy in self.processor.engine.strategies
+            },
+        }
+        if self._heartbeat_extra is not None:
+            body.update(self._heartbeat_extra())
+        c.last_messages, c.last_signals, c.last_time = messages, signals, now
+        return body
+
+
+class ConfigRefresher:
+    """Keeps the effective configuration fresh: once at start, then every ``interval``
+    seconds; a store that does not answer leaves the last known configuration in force."""
+
+    def __init__(self, refresh: Callable[[], Awaitable[object]], interval_seconds: float) -> None:
+        self._refresh = refresh
+        self.interval = interval_seconds
+
+    async def first(self) -> None:
+        try:
+            await self._refresh()
+        except StoreUnavailableError as error:
+            log.warning(
+                "config_store_unavailable_at_start",
+                error=str(error),
+                using="defaults and environment until a store answers",
+            )
+
+    async def forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self._refresh()
+            except StoreUnavailableError as error:
+                log.warning("config_refresh_failed", error=str(error), using="last known config")

@@ -1,0 +1,155 @@
+"""The composition root: every way of running is built by the one container, from settings.
+
+Nothing is connected or started here: building objects does not touch NATS or a store.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from adapters.console import ConsoleSignalSink
+from adapters.memory.replay_feed import ReplayMarketFeed
+from adapters.nats.market_feed import NatsMarketFeed
+from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate
+from adapters.nats.partition_router import NatsPartitionRouter
+from adapters.nats.signal_sink import NatsSignalSink
+from adapters.wire.stats import Decoded, Skip, SkipReason
+from application.runtime import ServiceRuntime
+from entrypoints.container import Mode, ReplayOptions, build_container
+from entrypoints.partition_settings import PartitionSettings
+from entrypoints.settings import Settings
+from tests.unit.wire.test_replay_feed import CAPTURE
+
+T_MS = 1_723_161_255_343
+
+
+def quote(symbol: str) -> bytes:
+    return orjson.dumps(
+        {"venue": "coinbase", "symbol": symbol, "bid": 1.0, "ask": 2.0, "timestamp": T_MS}
+    )
+
+
+def whale(asset: str) -> bytes:
+    return orjson.dumps(
+        {
+            "type": "whale_transfer",
+            "asset": asset,
+            "amount": 5_000,
+            "direction": "from_exchange",
+            "timestamp": T_MS,
+        }
+    )
+
+
+def trade(symbol: str) -> bytes:
+    return orjson.dumps(
+        {
+            "stream": f"{symbol.lower()}@trade",
+            "data": {
+                "e": "trade",
+                "E": T_MS,
+                "s": symbol,
+                "t": 1,
+                "p": "100.0",
+                "q": "1.0",
+                "T": T_MS,
+                "m": True,
+            },
+        }
+    )
+
+
+DOMINANCE = orjson.dumps({"btc_dominance": 56.2, "timestamp": T_MS})
+
+
+def eth_only() -> Settings:
+    return Settings(trading_symbols="ETHUSDT", config_store="memory")
+
+
+def test_trading_symbols_filter_every_input_of_the_service_feed() -> None:
+    """TRADING_SYMBOLS=ETHUSDT: a BTCUSDT quote, trade or on-chain event is skipped as
+    unknown_symbol on every subject (the quotes subject used to decode it); dominance is
+    market-wide."""
+    settings = eth_only()
+    feed = build_container(settings).market_feed()
+    assert isinstance(feed, NatsMarketFeed)
+    decoders = feed.decoders
+    cases = [
+        (settings.nats_consumer_topic, trade("BTCUSDT"), trade("ETHUSDT")),
+        (settings.nats_quotes_topic, quote("BTCUSDT"), quote("ETHUSDT")),
+        (settings.nats_onchain_topic, whale("btc"), whale("eth")),
+    ]
+    for subject, other, traded in cases:
+        skipped = decoders[subject](other)
+        assert isinstance(skipped, Skip), subject
+        assert skipped.reason == SkipReason.UNKNOWN_SYMBOL
+        assert isinstance(decoders[subject](traded), Decoded), subject
+    assert isinstance(decoders[settings.nats_dominance_topic](DOMINANCE), Decoded)
+
+
+def test_a_worker_decodes_with_the_same_allow_list() -> None:
+    container = build_container(
+        eth_only(), mode=Mode.WORKER, partitions=PartitionSettings(worker_count=1)
+    )
+    feed = container.market_feed()
+    assert isinstance(feed, JetStreamPartitionFeed)
+    for kind, other, traded in [
+        ("trade", trade("BTCUSDT"), trade("ETHUSDT")),
+        ("quotes", quote("BTCUSDT"), quote("ETHUSDT")),
+        ("onchain", whale("btc"), whale("eth")),
+    ]:
+        assert isinstance(feed.decoders[kind](other), Skip), kind
+        assert isinstance(feed.decoders[kind](traded), Decoded), kind
+
+
+def test_each_way_of_running_gets_its_own_parts() -> None:
+    settings = Settings(config_store="memory")
+    service = build_container(settings)
+    runtime = service.runtime()
+    assert isinstance(runtime, ServiceRuntime)
+    assert isinstance(runtime.feed, NatsMarketFeed)
+    assert isinstance(runtime.sink, NatsSignalSink)
+    assert runtime.gate is None
+
+    worker = build_container(
+        settings, mode=Mode.WORKER, partitions=PartitionSettings(worker_count=1)
+    )
+    runtime = worker.runtime()
+    assert isinstance(runtime.feed, JetStreamPartitionFeed)
+    assert isinstance(runtime.gate, ReplayGate)
+    assert runtime.gate.feed is runtime.feed
+    assert "/api/v1/partitions" in worker.api().openapi()["paths"]
+
+    local = build_container(settings, mode=Mode.LOCAL, replay=ReplayOptions(CAPTURE))
+    runtime = local.runtime()
+    assert isinstance(runtime.feed, ReplayMarketFeed)
+    assert isinstance(runtime.sink, ConsoleSignalSink)
+    assert local.config_notifier() is None
+
+    router = build_container(settings, partitions=PartitionSettings()).router
+    assert isinstance(router.router(), NatsPartitionRouter)
+    assert router.router().stream is not None
+
+
+def test_metrics_read_the_live_counters() -> None:
+    container = build_container(Settings(config_store="memory"))
+    feed = container.market_feed()
+    assert isinstance(feed, NatsMarketFeed)
+    processor = container.processor()
+    container.decode_stats().record(feed.decoders["binance.websocket.data"](b"{"))
+    body, _ = container.prometheus().render()
+    assert b'realtime_strategies_messages_invalid_total{reason="malformed_json"} 1.0' in body
+    assert b"realtime_strategies_nats_connected 0.0" in body
+    assert processor.stats.events == 0
+
+
+def test_a_worker_without_an_index_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTNAME", "not-a-statefulset-pod")
+    container = build_container(
+        Settings(config_store="memory"),
+        mode=Mode.WORKER,
+        partitions=PartitionSettings(worker_count=2),
+    )
+    with pytest.raises(ValueError, match="HOSTNAME"):
+        container.worker.index()

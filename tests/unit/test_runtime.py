@@ -1,0 +1,246 @@
+"""The run loop (``application.runtime.ServiceRuntime``).
+
+Its per-message span is taken only when it can matter.
+
+A message with a trace context gets a span continuing it, and its signals carry that context
+on; with tracing off and no context, no span is started (a no-op span still costs several
+microseconds per message) and the signals carry none — what the no-op span gave anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+
+from adapters.observability.tracing import OpenTelemetryTracing, tracing_enabled
+from application.runtime import ServiceRuntime
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@dataclass(frozen=True)
+class Item:
+    event: Any
+    trace_context: Mapping[str, str] | None
+    message_id: str | None = None
+    received_at_ns: int = 0
+
+
+@dataclass
+class Event:
+    event_time_ms: int = 1_723_161_255_000
+
+
+@dataclass
+class FakeSignal:
+    signal_id: str
+
+
+class Feed:
+    def __init__(self, items: list[Item]) -> None:
+        self._items = items
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        yield self._items[:2]
+        yield self._items[2:]
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        return None
+
+
+class Processor:
+    """Two signals for every event."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+    def handle(self, event: Any) -> list[FakeSignal]:
+        self.handled += 1
+        return [FakeSignal(f"s{self.handled}a"), FakeSignal(f"s{self.handled}b")]
+
+
+@dataclass
+class Sink:
+    published: list[tuple[str, Mapping[str, str] | None]] = field(default_factory=list)
+
+    async def publish(self, signal: Any, trace_context: Mapping[str, str] | None = None) -> None:
+        self.published.append((signal.signal_id, trace_context))
+
+    async def flush(self) -> None:
+        return None
+
+
+class CountingTracer:
+    """Wraps the module's tracer and counts the spans started."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.spans = 0
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> AbstractContextManager[Any]:
+        self.spans += 1
+        manager: AbstractContextManager[Any] = self.inner.start_as_current_span(*args, **kwargs)
+        return manager
+
+
+@pytest.fixture
+def counting_tracer() -> CountingTracer:
+    return CountingTracer(OpenTelemetryTracing().tracer)
+
+
+def make_runtime(
+    items: list[Item], sink: Sink, tracing: bool | None, tracer: CountingTracer
+) -> ServiceRuntime:
+    return ServiceRuntime(
+        Feed(items),
+        cast(Any, Processor()),
+        sink,
+        tracing=OpenTelemetryTracing(tracing, cast(Any, tracer)),
+    )
+
+
+ITEMS = [
+    Item(Event(), None),
+    Item(Event(), {"traceparent": TRACEPARENT}),
+    Item(Event(), {}),
+]
+
+
+async def test_no_span_without_context_when_tracing_is_off(
+    counting_tracer: CountingTracer,
+) -> None:
+    sink = Sink()
+    service = make_runtime(ITEMS, sink, False, counting_tracer)
+    await service.run()
+    assert counting_tracer.spans == 1  # only the message that carries a trace context
+    contexts = [context for _, context in sink.published]
+    assert [contexts[i] for i in (0, 1, 4, 5)] == [None, None, None, None]
+    for context in contexts[2:4]:
+        assert context is not None
+        assert context["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
+    assert [signal_id for signal_id, _ in sink.published] == [
+        "s1a",
+        "s1b",
+        "s2a",
+        "s2b",
+        "s3a",
+        "s3b",
+    ]
+    assert service.signals_published == 6
+
+
+async def test_a_span_per_message_when_tracing_is_on(counting_tracer: CountingTracer) -> None:
+    sink = Sink()
+    service = make_runtime(ITEMS, sink, True, counting_tracer)
+    await service.run()
+    assert counting_tracer.spans == 3
+    assert service.signals_published == 6
+    traced = sink.published[2][1]
+    assert traced is not None
+    assert traced["traceparent"].split("-")[1] == TRACEPARENT.split("-")[1]
+
+
+async def test_default_follows_the_installed_tracer_provider(
+    counting_tracer: CountingTracer,
+) -> None:
+    sink = Sink()
+    service = make_runtime(ITEMS, sink, None, counting_tracer)
+    await service.run()
+    assert counting_tracer.spans == (3 if tracing_enabled() else 1)
+
+
+class FailingProcessor(Processor):
+    """Raises on the second event."""
+
+    def handle(self, event: Any) -> list[FakeSignal]:
+        if self.handled == 1:
+            self.handled += 1
+            raise RuntimeError("strategy bug")
+        return super().handle(event)
+
+
+class FailingSink(Sink):
+    async def publish(self, signal: Any, trace_context: Mapping[str, str] | None = None) -> None:
+        if signal.signal_id.endswith("a"):
+            raise ConnectionError("nats away")
+        await super().publish(signal, trace_context)
+
+
+class HoldBack:
+    """A gate admitting only the signals of the first item."""
+
+    def __init__(self, first: Item) -> None:
+        self.first = first
+        self.asked = 0
+
+    def admit(self, item: Any, signal: Any) -> bool:
+        self.asked += 1
+        return item is self.first
+
+
+async def test_a_failing_event_or_publish_costs_that_one_only() -> None:
+    sink = FailingSink()
+    items = [Item(Event(), None) for _ in range(3)]
+    service = ServiceRuntime(Feed(items), cast(Any, FailingProcessor()), sink)
+    await service.run()
+    assert [signal_id for signal_id, _ in sink.published] == ["s1b", "s3b"]
+    assert service.counters.consumer_errors == 1
+    assert service.counters.publisher_errors == 2
+    assert service.signals_published == 2
+
+
+async def test_the_gate_decides_before_publishing() -> None:
+    sink = Sink()
+    items = [Item(Event(), None) for _ in range(3)]
+    gate = HoldBack(items[0])
+    service = ServiceRuntime(Feed(items), cast(Any, Processor()), sink, gate=gate)
+    await service.run()
+    assert [signal_id for signal_id, _ in sink.published] == ["s1a", "s1b"]
+    assert gate.asked == 6
+    assert service.signals_published == 2
+
+
+class EndlessFeed:
+    """Batches until drained; then what was received (one more batch) and the end."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.served = 0
+        self.busy = asyncio.Event()
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        while not self.draining:
+            self.served += 1
+            if self.served == 5:
+                self.busy.set()
+            yield [Item(Event(), None)]
+            await asyncio.sleep(0)
+        self.served += 1
+        yield [Item(Event(), None)]
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        self.draining = True
+
+
+class FlushCounting(Sink):
+    flushed_after: int | None = None
+
+    async def flush(self) -> None:
+        self.flushed_after = len(self.published)
+
+
+async def test_stop_drains_the_feed_processes_what_was_received_then_flushes() -> None:
+    feed = EndlessFeed()
+    sink = FlushCounting()
+    service = ServiceRuntime(feed, cast(Any, Processor()), sink)
+    running = asyncio.create_task(service.run())
+    await feed.busy.wait()
+    await service.stop(timeout=5.0)
+    assert running.done()
+    assert len(sink.published) == 2 * feed.served  # the batch after the drain too
+    assert sink.flushed_after == len(sink.published)
