@@ -5,7 +5,6 @@ from adapters.nats.config_broadcast import (
     CONFIG_CHANGED_SUBJECT,
     NatsConfigChangeListener,
     NatsConfigChangeNotifier,
-    default_instance_id,
 )
 from adapters.nats.connection import ConnectionEvent, ConnectionState, NatsConnection
 from adapters.nats.market_feed import FeedItem, NatsMarketFeed
@@ -23,5 +22,4 @@ __all__ = [
     "NatsConnection",
     "NatsMarketFeed",
     "NatsSignalSink",
-    "default_instance_id",
 ]

@@ -10,11 +10,6 @@ and counted, never raised to the writer (the write itself already succeeded).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import socket
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -23,18 +18,14 @@ import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
+from adapters.nats.connection import NatsConnection, RateLimiter
+from adapters.nats.subscription import NatsSubscriber, unsubscribe_all
 
 _log = structlog.get_logger(__name__)
 
 CONFIG_CHANGED_SUBJECT = "strategies.config.changed"
 
 OnConfigChange = Callable[[str, str | None, int], Awaitable[None]]
-
-
-def default_instance_id() -> str:
-    """Unique per process: ``<hostname>-<pid>-<random>`` (the pod name in Kubernetes)."""
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def encode_config_change(strategy_id: str, symbol: str | None, version: int, origin: str) -> bytes:
@@ -114,8 +105,10 @@ class NatsConfigChangeNotifier:
         self.published += 1
 
 
-class NatsConfigChangeListener:
+class NatsConfigChangeListener(NatsSubscriber):
     """Applies other replicas' configuration changes (every replica gets every message)."""
+
+    log_name = "config_listener"
 
     def __init__(
         self,
@@ -126,15 +119,11 @@ class NatsConfigChangeListener:
         *,
         log_interval: float = 10.0,
     ) -> None:
-        self._connection = connection
+        super().__init__(connection)
         self._on_change = on_change
         self.instance_id = instance_id
         self.subject = subject
         self._sub: Subscription | None = None
-        self._subscribed = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
         self._limiter = RateLimiter(interval=log_interval)
 
         self.received = 0
@@ -143,10 +132,6 @@ class NatsConfigChangeListener:
         self.invalid = 0
         self.handler_errors = 0
         self.invalid_by_reason: Counter[str] = Counter()
-
-    @property
-    def is_subscribed(self) -> bool:
-        return self._subscribed.is_set()
 
     def stats(self) -> dict[str, int]:
         return {
@@ -157,44 +142,17 @@ class NatsConfigChangeListener:
             "handler_errors": self.handler_errors,
         }
 
-    async def start(self) -> None:
-        """Subscribe now if connected, else on the first connection. Never blocks."""
-        if self._started:
-            return
-        self._started = True
-        self._connection.add_listener(self._on_connection_event)
-        if self._connection.is_connected:
-            await self._subscribe()
-
-    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        return await wait_for_event(self._subscribed, timeout)
-
     async def close(self) -> None:
-        self._closed = True
-        self._connection.remove_listener(self._on_connection_event)
+        self._stop_listening()
         sub, self._sub = self._sub, None
-        self._subscribed.clear()
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        await unsubscribe_all([sub])
 
-    async def _on_connection_event(self, event: ConnectionEvent) -> None:
-        if event is ConnectionEvent.CONNECTED:
-            await self._subscribe()
-
-    async def _subscribe(self) -> None:
-        async with self._lock:
-            if self._sub is not None or self._closed:
-                return
-            nc = self._connection.client
-            try:
-                # No queue group: every replica must receive every change.
-                self._sub = await nc.subscribe(self.subject, cb=self._handle)
-                await nc.flush()
-            except Exception as exc:
-                _log.warning("config_listener_subscribe_failed", error=repr(exc))
-                return
-            self._subscribed.set()
+    async def _subscribe(self) -> bool:
+        nc = self._connection.client
+        # No queue group: every replica must receive every change.
+        self._sub = await nc.subscribe(self.subject, cb=self._handle)
+        await nc.flush()
+        return True
 
     async def _handle(self, msg: Msg) -> None:
         self.received += 1

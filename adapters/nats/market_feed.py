@@ -1,87 +1,87 @@
 """Market data from NATS: decoded events in, bad messages counted and dead-lettered.
 
 ``NatsMarketFeed`` subscribes to a set of subjects, each with its own decoder (a callable
-``raw bytes → Decoded | Skip`` from ``adapters.wire``), and hands out the decoded events through
-a bounded :class:`asyncio.Queue`:
+``raw bytes → Decoded | Skip`` from ``adapters.wire``), in a queue group, and hands out the
+decoded events through ``batches()`` (the ``MarketFeed`` port):
 
-- **Backpressure**: when the queue is full the subscription callback awaits; nats-py then
-  buffers in the subscription's pending queue (limits set generously) and, past those limits,
-  drops messages and reports a slow-consumer error — counted in ``slow_consumer_drops``.
+- **One hop**: the subscriptions deliver into one buffer that the consumer of ``batches()``
+  reads in its own task — everything that has arrived (up to ``max_batch``) at a time,
+  decoded there and handed over as one list (``adapters.nats.client_internals``; with
+  ``fast=False`` or another nats-py, through subscription callbacks: one more task and queue
+  hop per message, same messages in the same order).
+- **Backpressure**: nats-py buffers what the consumer has not taken yet (limits set
+  generously) and, past those limits, drops messages and reports a slow-consumer error —
+  counted in ``slow_consumer_drops``.
 - **Bad input**: a ``Skip`` (or a decoder that raises) costs that one message, never the
-  subscription: it is counted by reason, logged rate-limited and, when a dead-letter subject is
-  configured, republished there with headers ``Rs-Skip-Reason``, ``Rs-Skip-Detail`` and
-  ``Rs-Original-Subject`` and the original payload.
-- ``batches()`` (the ``MarketFeed`` port) yields lists of :class:`FeedItem` (event + trace
-  context + message id + receive time).
+  subscription: it is counted by reason, logged rate-limited and, when a dead-letter subject
+  is configured, republished there with the reason (``adapters.nats.dead_letter``).
+- Items are :class:`FeedItem` (event + trace context + message id + receive time).
 - ``drain()`` stops interest, lets every message already received through, then ends the
   iteration.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Final
 
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
+from adapters.nats.client_internals import CallbackBuffer, SharedBuffer, fast_path_supported
+from adapters.nats.connection import NatsConnection
+from adapters.nats.dead_letter import DeadLetters
+from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from domain.market import MarketEvent
 
 _log = structlog.get_logger(__name__)
 
-SKIP_REASON_HEADER = "Rs-Skip-Reason"
-SKIP_DETAIL_HEADER = "Rs-Skip-Detail"
-ORIGINAL_SUBJECT_HEADER = "Rs-Original-Subject"
-DECODER_ERROR = "decoder_error"
+DECODER_ERROR: Final = "decoder_error"
 """Skip reason used when a decoder raises instead of returning a Skip."""
+MSG_ID_HEADER: Final = "Nats-Msg-Id"
 
-_MAX_HEADER_VALUE = 512
+_Tag = tuple[str, Decoder]
+"""What a message's subscription stands for: (subscribed subject, its decoder)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeedItem:
-    """One decoded event with what the service needs besides it."""
+    """One decoded event with what the service needs besides it (not frozen: built once per
+    message, and a frozen dataclass pays for ``object.__setattr__`` per field)."""
 
     event: MarketEvent
     trace_context: Mapping[str, str] | None
     message_id: str | None
     received_at_ns: int
-    """Wall-clock receive time (``time.time_ns()``), for consumer lag."""
+    """Wall-clock time (``time.time_ns()``) the feed took the message from NATS."""
     subject: str
 
 
-class _End:
-    """Queue sentinel: no more items."""
+def message_context(decoded: Decoded, msg: Msg) -> tuple[Mapping[str, str] | None, str | None]:
+    """(trace context, message id) of a decoded message: the envelope's, else the
+    ``traceparent``/``tracestate`` and ``Nats-Msg-Id`` headers."""
+    trace_context = decoded.trace_context
+    message_id = decoded.message_id
+    headers = msg.headers
+    if headers:
+        if trace_context is None and "traceparent" in headers:
+            trace_context = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
+        if message_id is None:
+            message_id = headers.get(MSG_ID_HEADER)
+    return trace_context, message_id
 
 
-_END = _End()
-
-
-def _header_value(text: str) -> str:
-    """Header-safe (no CR/LF, bounded) version of ``text``."""
-    cleaned = " ".join(text.split())
-    if len(cleaned) > _MAX_HEADER_VALUE:
-        cleaned = cleaned[: _MAX_HEADER_VALUE - 3] + "..."
-    return cleaned
-
-
-async def _drain_subscription(sub: Subscription) -> None:
-    drain: Callable[[], Awaitable[None]] = sub.drain  # nats-py leaves it unannotated
-    await drain()
-
-
-class NatsMarketFeed:
+class NatsMarketFeed(NatsSubscriber):
     """``MarketFeed`` over NATS core subscriptions (one per subject, each with its decoder)."""
+
+    log_name = "nats_feed"
 
     def __init__(
         self,
@@ -92,51 +92,60 @@ class NatsMarketFeed:
         stats: DecodeStats | None = None,
         dead_letter_subject: str = "",
         ungrouped_subjects: frozenset[str] = frozenset(),
-        queue_size: int = 10_000,
-        max_batch: int = 256,
+        max_batch: int = 512,
         pending_msgs_limit: int = 500_000,
         pending_bytes_limit: int = 256 * 1024 * 1024,
+        fast: bool | None = None,
         log_interval: float = 10.0,
     ) -> None:
         if not subjects:
             raise ValueError("NatsMarketFeed needs at least one subject")
-        if queue_size < 1:
-            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        self._connection = connection
+        super().__init__(connection)
         self._subjects = dict(subjects)
         self._queue_group = queue_group or ""
         self._ungrouped = ungrouped_subjects
         self.decode_stats = stats if stats is not None else DecodeStats()
-        self.dead_letter_subject = dead_letter_subject.strip()
+        self.dead_letters = DeadLetters(
+            connection,
+            dead_letter_subject,
+            event="market_message_skipped",
+            log_interval=log_interval,
+        )
         self._pending_msgs_limit = pending_msgs_limit
         self._pending_bytes_limit = pending_bytes_limit
-        self._queue: asyncio.Queue[FeedItem | _End] = asyncio.Queue(maxsize=queue_size)
         self._max_batch = max(1, max_batch)
+        self.fast = fast_path_supported() if fast is None else fast
+        """Whether the subscriptions deliver into one buffer read in the consumer's task
+        (``adapters.nats.client_internals.SharedBuffer``) or through callbacks."""
+        self._buffer: SharedBuffer[_Tag] | CallbackBuffer[_Tag] = (
+            SharedBuffer(pending_msgs_limit) if self.fast else CallbackBuffer(10_000)
+        )
         self._subs: list[Subscription] = []
-        self._subscribed = asyncio.Event()
-        self._subscribe_lock = asyncio.Lock()
-        self._started = False
-        self._done = False
-        self._limiter = RateLimiter(interval=log_interval)
 
         self.received = 0
         self.delivered = 0
-        self.skipped: Counter[str] = Counter()
-        self.received_by_subject: Counter[str] = Counter()
-        self.dead_lettered = 0
-        self.dead_letter_errors = 0
+        self.received_by_subject: dict[str, int] = dict.fromkeys(self._subjects, 0)
         self.decoder_errors = 0
         self.slow_consumer_drops = 0
 
     # ------------------------------------------------------------------ status
 
     @property
-    def is_subscribed(self) -> bool:
-        return self._subscribed.is_set() and not self._done
+    def dead_letter_subject(self) -> str:
+        return self.dead_letters.subject
+
+    @property
+    def skipped(self) -> Mapping[str, int]:
+        return self.dead_letters.skipped
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.dead_letters.dead_lettered
 
     @property
     def queue_depth(self) -> int:
-        return self._queue.qsize()
+        """Messages received but not yet taken by the consumer."""
+        return self._buffer.qsize()
 
     @property
     def subjects(self) -> list[str]:
@@ -148,222 +157,130 @@ class NatsMarketFeed:
         return MappingProxyType(self._subjects)
 
     def stats(self) -> dict[str, int]:
+        skipped = self.dead_letters.skipped
         out = {
             "received": self.received,
             "delivered": self.delivered,
-            "skipped": sum(self.skipped.values()),
-            "dead_lettered": self.dead_lettered,
-            "dead_letter_errors": self.dead_letter_errors,
+            "skipped": sum(skipped.values()),
+            "dead_lettered": self.dead_letters.dead_lettered,
+            "dead_letter_errors": self.dead_letters.dead_letter_errors,
             "decoder_errors": self.decoder_errors,
             "slow_consumer_drops": self.slow_consumer_drops,
             "queue_depth": self.queue_depth,
         }
-        for reason, count in self.skipped.items():
+        for reason, count in skipped.items():
             out[f"skipped.{reason}"] = count
         return out
-
-    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """Wait until every subscription is registered with the server."""
-        return await wait_for_event(self._subscribed, timeout)
 
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         """Subscribe now if connected, else as soon as the connection comes up. Never blocks."""
-        if self._started:
-            return
-        self._started = True
-        self._connection.add_error_listener(self._on_nats_error)
-        self._connection.add_listener(self._on_connection_event)
-        if self._connection.is_connected:
-            await self._subscribe_all()
+        if not self._started:
+            self._connection.add_error_listener(self._on_nats_error)
+        await super().start()
 
     async def batches(self) -> AsyncIterator[list[FeedItem]]:
         """Decoded items in arrival order, what has arrived at a time (up to ``max_batch``),
         until the feed is drained or closed."""
         await self.start()
-        queue = self._queue
+        take = self._buffer.take
         limit = self._max_batch
+        record = self.decode_stats.record
+        by_subject = self.received_by_subject
         while True:
-            if self._done and queue.empty():
+            taken = await take(limit)
+            if taken is None:
                 return
-            item = await queue.get()
-            if isinstance(item, _End):
-                return
-            batch = [item]
-            while len(batch) < limit and not queue.empty():
-                item = queue.get_nowait()
-                if isinstance(item, _End):
-                    yield batch
-                    return
-                batch.append(item)
-            yield batch
+            received_at_ns = time.time_ns()
+            self.received += len(taken)
+            batch: list[FeedItem] = []
+            for (subject, decoder), msg in taken:
+                by_subject[subject] += 1
+                try:
+                    result = decoder(msg.data)
+                except Exception as exc:
+                    self.decoder_errors += 1
+                    result = Skip(DECODER_ERROR, f"{type(exc).__name__}: {exc}")
+                try:
+                    record(result)
+                except Exception as exc:  # counters must not cost the message
+                    _log.error("nats_feed_stats_failed", error=repr(exc))
+                if result.__class__ is Skip:
+                    skip: Skip = result
+                    await self.dead_letters.skip(
+                        skip.reason, skip.detail, msg.data, msg.subject, stream=skip.stream
+                    )
+                    continue
+                decoded: Decoded = result  # type: ignore[assignment]
+                trace_context, message_id = message_context(decoded, msg)
+                batch.append(
+                    FeedItem(decoded.event, trace_context, message_id, received_at_ns, msg.subject)
+                )
+            if batch:
+                self.delivered += len(batch)
+                yield batch
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Stop receiving, let the messages already received reach ``batches()``, then end it.
 
-        The consumer of ``batches()`` must keep consuming meanwhile (else the subscriptions cannot
-        drain and this gives up after ``timeout``, discarding what nats-py still holds).
+        The consumer of ``batches()`` must keep consuming meanwhile (else the subscriptions
+        cannot drain and this gives up after ``timeout``, discarding what nats-py still holds).
         """
         subs, self._subs = self._subs, []
         if subs and self._connection.is_connected:
             try:
-                results = await asyncio.wait_for(
-                    asyncio.gather(
-                        *(_drain_subscription(sub) for sub in subs), return_exceptions=True
-                    ),
-                    timeout,
-                )
+                errors = await drain_all(subs, timeout)
             except TimeoutError:
                 _log.error("nats_feed_drain_timeout", timeout=timeout, queue_depth=self.queue_depth)
-                await self._unsubscribe(subs)
             else:
-                for result in results:
-                    if isinstance(result, BaseException):
-                        _log.warning("nats_feed_drain_error", error=repr(result))
+                for error in errors:
+                    _log.warning("nats_feed_drain_error", error=repr(error))
         else:
-            await self._unsubscribe(subs)
+            await unsubscribe_all(subs)
         self._finish()
 
     async def close(self) -> None:
-        """Stop receiving at once (messages not yet handled are discarded) and end ``batches()``."""
+        """Stop receiving at once (messages not yet handled are discarded) and end
+        ``batches()``."""
         subs, self._subs = self._subs, []
-        await self._unsubscribe(subs)
+        await unsubscribe_all(subs)
         self._finish()
 
     # --------------------------------------------------------------- internals
 
     def _finish(self) -> None:
-        self._done = True
-        self._subscribed.clear()
-        self._connection.remove_listener(self._on_connection_event)
+        self._stop_listening()
         self._connection.remove_error_listener(self._on_nats_error)
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
+        self._buffer.close()
 
-    async def _unsubscribe(self, subs: list[Subscription]) -> None:
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _on_connection_event(self, event: ConnectionEvent) -> None:
-        # nats-py re-subscribes by itself after a reconnect: only the first connection matters.
-        if event is ConnectionEvent.CONNECTED and not self._done:
-            await self._subscribe_all()
-
-    async def _subscribe_all(self) -> None:
-        async with self._subscribe_lock:
-            if self._subs or self._done:
-                return
-            nc = self._connection.client
-            subs: list[Subscription] = []
-            try:
-                for subject, decoder in self._subjects.items():
-                    queue = "" if subject in self._ungrouped else self._queue_group
-                    sub = await nc.subscribe(
-                        subject,
-                        queue=queue,
-                        cb=self._make_handler(subject, decoder),
-                        pending_msgs_limit=self._pending_msgs_limit,
-                        pending_bytes_limit=self._pending_bytes_limit,
-                    )
-                    subs.append(sub)
-                await nc.flush()
-            except Exception as exc:
-                # Lost the connection while subscribing: nats-py replays the subscriptions made
-                # so far on reconnect; the rest are retried on the next connection event.
-                _log.warning("nats_feed_subscribe_failed", error=repr(exc))
-                self._subs = subs
-                return
-            self._subs = subs
-            self._subscribed.set()
-            _log.info(
-                "nats_feed_subscribed",
-                subjects=list(self._subjects),
-                queue_group=self._queue_group or None,
-                dead_letter_subject=self.dead_letter_subject or None,
-            )
-
-    def _make_handler(
-        self, subject: str, decoder: Decoder
-    ) -> Callable[[Msg], Coroutine[None, None, None]]:
-        async def handle(msg: Msg) -> None:
-            await self._handle(subject, decoder, msg)
-
-        return handle
-
-    async def _handle(self, subject: str, decoder: Decoder, msg: Msg) -> None:
-        received_at_ns = time.time_ns()
-        self.received += 1
-        self.received_by_subject[subject] += 1
-        data = msg.data
-        result: Decoded | Skip
-        try:
-            result = decoder(data)
-        except Exception as exc:
-            self.decoder_errors += 1
-            result = Skip(DECODER_ERROR, f"{type(exc).__name__}: {exc}")
-        try:
-            self.decode_stats.record(result)
-        except Exception as exc:
-            _log.error("nats_feed_stats_failed", error=repr(exc))
-        if isinstance(result, Skip):
-            await self._skip(subject, msg, result)
-            return
-        trace_context = result.trace_context
-        headers = msg.headers
-        if trace_context is None and headers and "traceparent" in headers:
-            trace_context = {
-                key: headers[key] for key in ("traceparent", "tracestate") if key in headers
-            }
-        message_id = result.message_id
-        if message_id is None and headers:
-            message_id = headers.get("Nats-Msg-Id")
-        item = FeedItem(
-            event=result.event,
-            trace_context=trace_context,
-            message_id=message_id,
-            received_at_ns=received_at_ns,
-            subject=msg.subject,
-        )
-        # Backpressure: wait for room (nats-py buffers in the subscription meanwhile).
-        await self._queue.put(item)
-        self.delivered += 1
-
-    async def _skip(self, subject: str, msg: Msg, skip: Skip) -> None:
-        self.skipped[skip.reason] += 1
-        suppressed = self._limiter.allow(f"skip:{skip.reason}")
-        if suppressed is not None:
-            _log.warning(
-                "market_message_skipped",
-                reason=skip.reason,
-                detail=skip.detail[:_MAX_HEADER_VALUE],
-                subject=msg.subject,
-                stream=skip.stream,
-                size=len(msg.data),
-                suppressed_since_last=suppressed,
-            )
-        if not self.dead_letter_subject:
-            return
-        headers = {
-            SKIP_REASON_HEADER: _header_value(skip.reason),
-            SKIP_DETAIL_HEADER: _header_value(skip.detail),
-            ORIGINAL_SUBJECT_HEADER: msg.subject,
-        }
-        try:
-            await self._connection.client.publish(
-                self.dead_letter_subject, msg.data, headers=headers
-            )
-            self.dead_lettered += 1
-        except Exception as exc:
-            self.dead_letter_errors += 1
-            if self._limiter.allow("dead_letter_error") is not None:
-                _log.error(
-                    "dead_letter_publish_failed",
-                    subject=self.dead_letter_subject,
-                    reason=skip.reason,
-                    error=repr(exc),
+    async def _subscribe(self) -> bool:
+        # Losing the connection midway raises: nats-py replays the subscriptions made so
+        # far on reconnect, the rest are made on the next connection event.
+        nc = self._connection.client
+        subscribed = {sub.subject for sub in self._subs}
+        for subject, decoder in self._subjects.items():
+            if subject in subscribed:
+                continue
+            self._subs.append(
+                await self._buffer.subscribe(
+                    nc,
+                    subject,
+                    (subject, decoder),
+                    queue="" if subject in self._ungrouped else self._queue_group,
+                    pending_msgs_limit=self._pending_msgs_limit,
+                    pending_bytes_limit=self._pending_bytes_limit,
                 )
+            )
+        await nc.flush()
+        _log.info(
+            "nats_feed_subscribed",
+            subjects=list(self._subjects),
+            queue_group=self._queue_group or None,
+            dead_letter_subject=self.dead_letters.subject or None,
+            fast_path=self.fast,
+        )
+        return True
 
     async def _on_nats_error(self, error: Exception) -> None:
         if isinstance(error, SlowConsumerError) and any(error.sub is sub for sub in self._subs):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,14 +39,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
+from adapters.nats.client_internals import fast_path_supported, take_pending
+from adapters.nats.connection import NatsConnection
+from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
-from adapters.nats.market_feed import (
-    DECODER_ERROR,
-    ORIGINAL_SUBJECT_HEADER,
-    SKIP_DETAIL_HEADER,
-    SKIP_REASON_HEADER,
-)
+from adapters.nats.market_feed import DECODER_ERROR, message_context
+from adapters.nats.subscription import NatsSubscriber, unsubscribe_all
 from adapters.wire.decoders import BINANCE, Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from application.partitioning import BINANCE_KINDS, PartitionLayout, RouteKind
@@ -126,11 +123,6 @@ def _meta(msg: Msg) -> _Meta:
         return _Meta(int(sseq), int(ts), int(pending))
     md = msg.metadata
     return _Meta(md.sequence.stream, int(md.timestamp.timestamp() * 1e9), md.num_pending)
-
-
-def _header_value(text: str) -> str:
-    cleaned = " ".join(text.split())
-    return cleaned if len(cleaned) <= _MAX_HEADER else cleaned[: _MAX_HEADER - 3] + "..."
 
 
 def kind_decoders(decoders: Mapping[str, Decoder]) -> dict[str, Decoder]:
@@ -237,8 +229,10 @@ async def load_published_signal_ids(
     return ids
 
 
-class JetStreamPartitionFeed:
+class JetStreamPartitionFeed(NatsSubscriber):
     """``MarketFeed`` over ordered JetStream consumers of a worker's partitions (module doc)."""
+
+    log_name = "partition_feed"
 
     def __init__(
         self,
@@ -262,10 +256,11 @@ class JetStreamPartitionFeed:
         idle_heartbeat: float = 5.0,
         log_interval: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
+        fast: bool | None = None,
     ) -> None:
         if not partitions:
             raise ValueError("a worker feed needs at least one partition")
-        self._connection = connection
+        super().__init__(connection)
         self.layout = layout
         self.partitions = tuple(sorted(set(partitions)))
         for p in self.partitions:
@@ -279,12 +274,17 @@ class JetStreamPartitionFeed:
         self.create_signal_stream = create_signal_stream
         self.recover_seconds = recover_seconds
         self.decode_stats = stats if stats is not None else DecodeStats()
-        self.dead_letter_subject = dead_letter_subject.strip()
+        self.dead_letters = DeadLetters(
+            connection,
+            dead_letter_subject,
+            event="market_message_skipped",
+            log_interval=log_interval,
+        )
         self._pending_msgs_limit = pending_msgs_limit
         self._pending_bytes_limit = pending_bytes_limit
         self._idle_heartbeat = idle_heartbeat
         self._wall = wall_clock
-        self._limiter = RateLimiter(interval=log_interval)
+        self._fast = fast_path_supported() if fast is None else fast
 
         self._queue: asyncio.Queue[PartitionFeedItem | _End] = asyncio.Queue(maxsize=queue_size)
         self._max_batch = max(1, max_batch)
@@ -295,9 +295,6 @@ class JetStreamPartitionFeed:
         self._replay_done: dict[str, bool] = dict.fromkeys(self.consumer_filters, False)
         self._start_seq: int | None = None
         self._setup_task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-        self._started = False
-        self._done = False
         self._js: JetStreamContext | None = None
 
         self._in_process: list[PartitionFeedItem] | None = None
@@ -310,11 +307,8 @@ class JetStreamPartitionFeed:
         self.progress: dict[int, PartitionProgress] = {
             p: PartitionProgress() for p in self.partitions
         }
-        self.skipped: Counter[str] = Counter()
         self.received = 0
         self.delivered = 0
-        self.dead_lettered = 0
-        self.dead_letter_errors = 0
         self.setup_errors = 0
         self._replay_items_queued = 0
         self._replay_items_done = 0
@@ -325,7 +319,19 @@ class JetStreamPartitionFeed:
     @property
     def is_subscribed(self) -> bool:
         """Consuming and done replaying (what readiness reports)."""
-        return self._subscribed.is_set() and not self._done and self.replay_complete
+        return self._subscribed.is_set() and not self._closed and self.replay_complete
+
+    @property
+    def dead_letter_subject(self) -> str:
+        return self.dead_letters.subject
+
+    @property
+    def skipped(self) -> Mapping[str, int]:
+        return self.dead_letters.skipped
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.dead_letters.dead_lettered
 
     @property
     def replay_complete(self) -> bool:
@@ -393,20 +399,6 @@ class JetStreamPartitionFeed:
         complete = bool(self._subs) and not behind and self.idle and self.replay_complete
         return {"caught_up": complete, "behind": behind, "queue_depth": self.queue_depth}
 
-    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        return await wait_for_event(self._subscribed, timeout)
-
-    # -------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        """Set up as soon as NATS is connected (in the background). Never blocks."""
-        if self._started:
-            return
-        self._started = True
-        self._connection.add_listener(self._on_connection_event)
-        if self._connection.is_connected:
-            self._ensure_setup()
-
     async def batches(self) -> AsyncIterator[list[PartitionFeedItem]]:
         """Items in arrival order (per partition: stream order), what has arrived at a time
         (up to ``max_batch``), until drained or closed. Asking for the next batch marks the
@@ -415,7 +407,7 @@ class JetStreamPartitionFeed:
         queue = self._queue
         limit = self._max_batch
         while True:
-            if self._done and queue.empty():
+            if self._closed and queue.empty():
                 return
             item = await queue.get()
             if isinstance(item, _End):
@@ -440,7 +432,7 @@ class JetStreamPartitionFeed:
         """
         await self._cancel_setup()
         subs = list(self._subs.values())
-        await self._unsubscribe(subs)  # no new deliveries; what was received stays buffered
+        await unsubscribe_all(subs)  # no new deliveries; what was received stays buffered
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (  # noqa: ASYNC110 - nats-py's buffers, no event
             self._in_handler or any(sub.pending_msgs for sub in subs)
@@ -452,7 +444,7 @@ class JetStreamPartitionFeed:
     async def close(self) -> None:
         """Stop at once (buffered messages are discarded) and end ``batches()``."""
         await self._cancel_setup()
-        await self._unsubscribe(list(self._subs.values()))
+        await unsubscribe_all(list(self._subs.values()))
         await self._stop_readers()
         self._finish()
 
@@ -479,26 +471,19 @@ class JetStreamPartitionFeed:
             self._check_replay_complete()
 
     def _finish(self) -> None:
-        self._done = True
-        self._subscribed.clear()
-        self._connection.remove_listener(self._on_connection_event)
+        self._stop_listening()
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(_END)
 
-    @staticmethod
-    async def _unsubscribe(subs: list[Any]) -> None:
-        for sub in subs:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _on_connection_event(self, event: ConnectionEvent) -> None:
+    async def _subscribe(self) -> bool:
         # Ordered consumers survive reconnects by themselves (they re-create the consumer
-        # from the last sequence seen); only the first connection triggers the setup.
-        if event is ConnectionEvent.CONNECTED and not self._done:
-            self._ensure_setup()
+        # from the last sequence seen); the setup runs in the background, retrying, and
+        # sets ``_subscribed`` when the consumers are in place.
+        self._ensure_setup()
+        return False
 
     def _ensure_setup(self) -> None:
-        if self._subscribed.is_set() or self._done:
+        if self._subscribed.is_set() or self._closed:
             return
         if self._setup_task is None or self._setup_task.done():
             self._setup_task = asyncio.create_task(self._setup_forever(), name="partition-setup")
@@ -507,7 +492,7 @@ class JetStreamPartitionFeed:
         """Set up, retrying what failed. Consumers already created are kept (never replayed
         twice); the boundary is fixed by the first attempt that read it."""
         delay = 0.5
-        while not self._done and not self._subscribed.is_set():
+        while not self._closed and not self._subscribed.is_set():
             try:
                 await self._setup()
                 return
@@ -601,23 +586,12 @@ class JetStreamPartitionFeed:
         received before it has been taken from the buffer, so the server has at most one
         flow-control window (≤ 1 MiB) in flight per consumer.
         """
-        queue = getattr(sub, "_pending_queue", None)
-        jsi = getattr(getattr(sub, "_sub", None), "_jsi", None)
-        if queue is None or jsi is None or not hasattr(jsi, "_fcr"):  # pragma: no cover
-            while True:  # another nats-py: its own (slower) per-message API
-                msg = await sub.next_msg(timeout=None)
-                await self._handle(key, partition, boundary, msg)
         publish = self._connection.client.publish
-        while True:
-            msg = await queue.get()
-            sub._pending_size -= len(msg.data)
-            queue.task_done()
-            reply = jsi._fcr
-            if reply and jsi.get_js_delivered() >= jsi._fcd:
-                jsi._fcr, jsi._fcd = None, 0
-                with contextlib.suppress(Exception):
-                    await publish(reply)
-            await self._handle(key, partition, boundary, msg)
+        if self._fast:
+            while True:
+                await self._handle(key, partition, boundary, await take_pending(sub, publish))
+        while True:  # another nats-py: its own (slower) per-message API
+            await self._handle(key, partition, boundary, await sub.next_msg(timeout=None))
 
     def _check_replay_complete(self) -> None:
         if self.replay.completed_at is not None or not self._subscribed.is_set():
@@ -670,16 +644,10 @@ class JetStreamPartitionFeed:
         if result.__class__ is Skip:
             assert isinstance(result, Skip)
             self._mark_delivered(key, progress, meta, replay)
-            await self._skip(subject, msg, result)
+            await self.dead_letters.skip(result.reason, result.detail, msg.data, subject)
             return
         assert isinstance(result, Decoded)
-        trace_context = result.trace_context
-        headers = msg.headers
-        if trace_context is None and headers and "traceparent" in headers:
-            trace_context = {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
-        message_id = result.message_id
-        if message_id is None and headers:
-            message_id = headers.get(MSG_ID_HEADER)
+        trace_context, message_id = message_context(result, msg)
         item = PartitionFeedItem(
             result.event,
             trace_context,
@@ -713,33 +681,6 @@ class JetStreamPartitionFeed:
         if not self._replay_done[key] and (not replay or meta.num_pending == 0):
             self._replay_done[key] = True
             self._check_replay_complete()
-
-    async def _skip(self, subject: str, msg: Msg, skip: Skip) -> None:
-        self.skipped[skip.reason] += 1
-        suppressed = self._limiter.allow(f"skip:{skip.reason}")
-        if suppressed is not None:
-            _log.warning(
-                "market_message_skipped",
-                reason=skip.reason,
-                detail=skip.detail[:_MAX_HEADER],
-                subject=subject,
-                size=len(msg.data),
-                suppressed_since_last=suppressed,
-            )
-        if not self.dead_letter_subject:
-            return
-        headers = {
-            SKIP_REASON_HEADER: _header_value(skip.reason),
-            SKIP_DETAIL_HEADER: _header_value(skip.detail),
-            ORIGINAL_SUBJECT_HEADER: subject,
-        }
-        try:
-            await self._connection.client.publish(
-                self.dead_letter_subject, msg.data, headers=headers
-            )
-            self.dead_lettered += 1
-        except Exception:
-            self.dead_letter_errors += 1
 
 
 class ReplayGate:

@@ -39,20 +39,17 @@ import contextlib
 import itertools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter, wait_for_event
+from adapters.nats.connection import NatsConnection, RateLimiter
+from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
-from adapters.nats.market_feed import (
-    ORIGINAL_SUBJECT_HEADER,
-    SKIP_DETAIL_HEADER,
-    SKIP_REASON_HEADER,
-)
+from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import BINANCE
 from adapters.wire.market_inputs import InputKind
 from adapters.wire.routing_keys import (
@@ -89,16 +86,6 @@ _MAX_HEADER = 512
 _SUBJECT_CACHE_MAX = 50_000
 
 
-def _header_value(text: str) -> str:
-    cleaned = " ".join(text.split())
-    return cleaned if len(cleaned) <= _MAX_HEADER else cleaned[: _MAX_HEADER - 3] + "..."
-
-
-async def _drain_subscription(sub: Subscription) -> None:
-    drain: Callable[[], Awaitable[None]] = sub.drain  # nats-py leaves it unannotated
-    await drain()
-
-
 def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     """The producer's headers minus JetStream control headers (``Nats-*`` except the id)."""
     if not headers:
@@ -107,12 +94,14 @@ def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     return kept or None
 
 
-class NatsPartitionRouter:
+class NatsPartitionRouter(NatsSubscriber):
     """Consumes the raw subjects in a queue group and republishes by symbol partition.
 
     Counters: ``received``, ``routed`` (by kind), ``unroutable`` (by reason), ``published``,
     ``acked``, ``publish_errors`` (by reason), ``dead_lettered``; gauge ``pending_acks``.
     """
+
+    log_name = "partition_router"
 
     def __init__(
         self,
@@ -137,7 +126,7 @@ class NatsPartitionRouter:
     ) -> None:
         if not routes:
             raise ValueError("the router needs at least one input subject")
-        self._connection = connection
+        super().__init__(connection)
         self.layout = layout
         self._routes = {s.strip(): fn for s, fn in routes.items() if s.strip()}
         if shards < 0 or (shards and not 0 <= shard_index < shards):
@@ -149,7 +138,12 @@ class NatsPartitionRouter:
         self.queue_group = f"{queue_group}-shard-{shard_index}" if shards else queue_group
         self._allowed = allowed_symbols
         self._max_bytes = max_bytes
-        self.dead_letter_subject = dead_letter_subject.strip()
+        self.dead_letters = DeadLetters(
+            connection,
+            dead_letter_subject,
+            event="market_message_unroutable",
+            log_interval=log_interval,
+        )
         self.stream = stream
         self.create_stream = create_stream
         self.stream_ready = asyncio.Event()
@@ -175,26 +169,28 @@ class NatsPartitionRouter:
         self._acks_done = asyncio.Event()
         self._acks_done.set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
         self._stopped = asyncio.Event()
 
         self.received = 0
         self.other_shards = 0
         self.published = 0
         self.acked = 0
-        self.dead_lettered = 0
         self.routed: Counter[str] = Counter()
-        self.unroutable: Counter[str] = Counter()
         self.publish_errors: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ status
 
     @property
-    def is_subscribed(self) -> bool:
-        return self._subscribed.is_set() and not self._closed
+    def dead_letter_subject(self) -> str:
+        return self.dead_letters.subject
+
+    @property
+    def unroutable(self) -> Mapping[str, int]:
+        return self.dead_letters.skipped
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.dead_letters.dead_lettered
 
     @property
     def pending_acks(self) -> int:
@@ -214,11 +210,12 @@ class NatsPartitionRouter:
             "dead_lettered": self.dead_lettered,
             "routed": dict(self.routed),
             "unroutable": dict(self.unroutable),
-            "publish_errors": dict(self.publish_errors),
+            "publish_errors": dict(self.publish_errors, **self._dead_letter_errors()),
         }
 
-    async def wait_subscribed(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        return await wait_for_event(self._subscribed, timeout)
+    def _dead_letter_errors(self) -> dict[str, int]:
+        errors = self.dead_letters.dead_letter_errors
+        return {"dead_letter_failed": errors} if errors else {}
 
     def connected(self) -> bool:
         return self._connection.is_connected
@@ -246,15 +243,6 @@ class NatsPartitionRouter:
         }
 
     # -------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        """Subscribe now if connected, else on the first connection. Never blocks."""
-        if self._started:
-            return
-        self._started = True
-        self._connection.add_listener(self._on_connection_event)
-        if self._connection.is_connected:
-            await self._subscribe_all()
 
     async def run(self) -> None:
         """The router's job (``realtime-strategies route``): once NATS is connected, make sure
@@ -289,21 +277,16 @@ class NatsPartitionRouter:
         """Stop taking input, route what was received, wait for the outstanding acks."""
         subs, self._subs = self._subs, []
         if subs and self._connection.is_connected:
-            drains = [_drain_subscription(sub) for sub in subs]
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.gather(*drains, return_exceptions=True), timeout)
+                await drain_all(subs, timeout)
         if self._pending:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._acks_done.wait(), self.ack_timeout)
         await self.close()
 
     async def close(self) -> None:
-        self._closed = True
-        self._subscribed.clear()
-        self._connection.remove_listener(self._on_connection_event)
-        for sub in [*self._subs, *([self._ack_sub] if self._ack_sub else [])]:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        self._stop_listening()
+        await unsubscribe_all([*self._subs, self._ack_sub])
         self._subs = []
         self._ack_sub = None
         if self._sweeper is not None:
@@ -315,51 +298,40 @@ class NatsPartitionRouter:
 
     # --------------------------------------------------------------- internals
 
-    async def _on_connection_event(self, event: ConnectionEvent) -> None:
-        if event is ConnectionEvent.CONNECTED and not self._closed:
-            await self._subscribe_all()
-
-    async def _subscribe_all(self) -> None:
-        async with self._lock:
-            if self._subs or self._closed:
-                return
-            nc = self._connection.client
-            try:
-                if self.acks and self._ack_sub is None:
-                    self._ack_prefix = nc.new_inbox()
-                    self._ack_sub = await nc.subscribe(
-                        f"{self._ack_prefix}.*",
-                        cb=self._on_ack,
-                        pending_msgs_limit=self._pending_msgs_limit,
-                        pending_bytes_limit=64 * 1024 * 1024,
-                    )
-                    self._sweeper = asyncio.create_task(self._sweep(), name="router-ack-sweeper")
-                subs = []
-                for subject, route in self._routes.items():
-                    subs.append(
-                        await nc.subscribe(
-                            subject,
-                            queue=self.queue_group,
-                            cb=self._handler(subject, route),
-                            pending_msgs_limit=self._pending_msgs_limit,
-                            pending_bytes_limit=self._pending_bytes_limit,
-                        )
-                    )
-                await nc.flush()
-            except Exception as exc:
-                _log.warning("partition_router_subscribe_failed", error=repr(exc))
-                return
-            self._subs = subs
-            self._subscribed.set()
-            _log.info(
-                "partition_router_subscribed",
-                subjects=list(self._routes),
-                queue_group=self.queue_group,
-                shard=f"{self.shard_index}/{self.shards}" if self.shards else None,
-                prefix=self.layout.prefix,
-                partitions=self.layout.partitions,
-                acks=self.acks,
+    async def _subscribe(self) -> bool:
+        nc = self._connection.client
+        if self.acks and self._ack_sub is None:
+            self._ack_prefix = nc.new_inbox()
+            self._ack_sub = await nc.subscribe(
+                f"{self._ack_prefix}.*",
+                cb=self._on_ack,
+                pending_msgs_limit=self._pending_msgs_limit,
+                pending_bytes_limit=64 * 1024 * 1024,
             )
+            self._sweeper = asyncio.create_task(self._sweep(), name="router-ack-sweeper")
+        subs = []
+        for subject, route in self._routes.items():
+            subs.append(
+                await nc.subscribe(
+                    subject,
+                    queue=self.queue_group,
+                    cb=self._handler(subject, route),
+                    pending_msgs_limit=self._pending_msgs_limit,
+                    pending_bytes_limit=self._pending_bytes_limit,
+                )
+            )
+        await nc.flush()
+        self._subs = subs
+        _log.info(
+            "partition_router_subscribed",
+            subjects=list(self._routes),
+            queue_group=self.queue_group,
+            shard=f"{self.shard_index}/{self.shards}" if self.shards else None,
+            prefix=self.layout.prefix,
+            partitions=self.layout.partitions,
+            acks=self.acks,
+        )
+        return True
 
     def _handler(
         self, subject: str, route: RouteFn
@@ -491,26 +463,4 @@ class NatsPartitionRouter:
         if self.shards and self.shard_index != 0:
             self.other_shards += 1  # every shard sees it: shard 0 counts and dead-letters it
             return
-        self.unroutable[why.reason] += 1
-        suppressed = self._limiter.allow(f"unroutable:{why.reason}")
-        if suppressed is not None:
-            _log.warning(
-                "market_message_unroutable",
-                reason=why.reason,
-                detail=why.detail[:_MAX_HEADER],
-                subject=subject,
-                size=len(data),
-                suppressed_since_last=suppressed,
-            )
-        if not self.dead_letter_subject:
-            return
-        headers = {
-            SKIP_REASON_HEADER: _header_value(why.reason),
-            SKIP_DETAIL_HEADER: _header_value(why.detail),
-            ORIGINAL_SUBJECT_HEADER: subject,
-        }
-        try:
-            await self._connection.client.publish(self.dead_letter_subject, data, headers=headers)
-            self.dead_lettered += 1
-        except Exception as exc:
-            self._publish_failed("dead_letter_failed", repr(exc), self.dead_letter_subject)
+        await self.dead_letters.skip(why.reason, why.detail, data, subject)

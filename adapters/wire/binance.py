@@ -454,11 +454,11 @@ def _make_depth(
 # ---------------------------------------------------------------------------------------------
 # Streams
 
-_TRADE: Final = 0
-_AGG_TRADE: Final = 1
-_TICKER: Final = 2
-_DEPTH: Final = 3
-_UNSUPPORTED: Final = 4
+STREAM_TRADE: Final = 0
+STREAM_AGG_TRADE: Final = 1
+STREAM_TICKER: Final = 2
+STREAM_DEPTH: Final = 3
+STREAM_UNSUPPORTED: Final = 4
 _PARTIAL_DEPTH_LEVELS: Final = frozenset({"5", "10", "20"})
 _STREAM_CACHE_MAX: Final = 4096
 _DEPTH_PROBE: Final = 128
@@ -466,25 +466,27 @@ _DEPTH_PROBE: Final = 128
 envelope's ``stream`` comes first); a depth message laid out otherwise takes the exact path."""
 
 
-def _classify(stream: str) -> tuple[int, str]:
-    """(kind, upper-cased part before the first '@') of a stream name."""
+def classify_stream(stream: str) -> tuple[int, str]:
+    """(``STREAM_*`` kind, upper-cased part before the first '@') of a stream name: the one
+    grammar of the Binance stream names this project accepts (``<symbol>@trade``,
+    ``@aggTrade``, ``@ticker``, ``@depth5|10|20[@<n>ms]``), also used by the router."""
     prefix, at, rest = stream.partition("@")
     if not at or not prefix:
-        return _UNSUPPORTED, ""
+        return STREAM_UNSUPPORTED, ""
     if rest == "trade":
-        kind = _TRADE
+        kind = STREAM_TRADE
     elif rest == "aggTrade":
-        kind = _AGG_TRADE
+        kind = STREAM_AGG_TRADE
     elif rest == "ticker":
-        kind = _TICKER
+        kind = STREAM_TICKER
     elif rest.startswith("depth"):
         levels, _, speed = rest[5:].partition("@")
         ok_speed = not speed or (
             speed.endswith("ms") and speed[:-2].isascii() and speed[:-2].isdigit()
         )
-        kind = _DEPTH if levels in _PARTIAL_DEPTH_LEVELS and ok_speed else _UNSUPPORTED
+        kind = STREAM_DEPTH if levels in _PARTIAL_DEPTH_LEVELS and ok_speed else STREAM_UNSUPPORTED
     else:
-        kind = _UNSUPPORTED
+        kind = STREAM_UNSUPPORTED
     return kind, prefix.upper()
 
 
@@ -641,12 +643,12 @@ class BinanceDecoder:
             return Skip(SkipReason.INVALID_VALUE, f"'stream' is not a string: {_short(stream)}")
         info = self._streams.get(stream)
         if info is None:
-            info = _classify(stream)
+            info = classify_stream(stream)
             if len(self._streams) >= _STREAM_CACHE_MAX:
                 self._streams.clear()
             self._streams[stream] = info
         kind, prefix = info
-        if kind == _UNSUPPORTED:
+        if kind == STREAM_UNSUPPORTED:
             return Skip(SkipReason.UNSUPPORTED_STREAM, stream, stream)
         data = envelope.get("data")
         if data.__class__ is not dict:
@@ -654,11 +656,11 @@ class BinanceDecoder:
                 return Skip(SkipReason.MISSING_FIELD, "no 'data'", stream)
             return Skip(SkipReason.NOT_AN_OBJECT, f"'data' is a JSON {type(data).__name__}", stream)
         try:
-            if kind == _TRADE:
+            if kind == STREAM_TRADE:
                 return self._trade(envelope, data, "t")
-            if kind == _DEPTH:
+            if kind == STREAM_DEPTH:
                 return self._depth(envelope, data, prefix, trusted_book)
-            if kind == _AGG_TRADE:
+            if kind == STREAM_AGG_TRADE:
                 return self._trade(envelope, data, "a")
             return self._ticker(envelope, data)
         except _Reject as rejected:
@@ -744,12 +746,12 @@ class BinanceDecoder:
             trade_id = to_int(trade_id, id_key)
         if maker.__class__ is not bool:
             raise _Reject(SkipReason.INVALID_VALUE, f"'m' is not a boolean: {_short(maker)}")
-        last_seen = self._last[_TRADE]
+        last_seen = self._last[STREAM_TRADE]
         last = last_seen.get(symbol)
         if last is not None and last <= time_ms and not self._rejects:
             last_seen[symbol] = time_ms  # in order: the common case, inline
         else:
-            self._in_order(_TRADE, symbol, time_ms)
+            self._in_order(STREAM_TRADE, symbol, time_ms)
         return _make_trade(symbol, time_ms, trade_id, price, qty, maker)
 
     def _depth(
@@ -784,7 +786,7 @@ class BinanceDecoder:
         time_ms = data.get("E")
         if time_ms.__class__ is not int:
             time_ms = _event_time(data, envelope)
-        self._in_order(_DEPTH, symbol, time_ms)
+        self._in_order(STREAM_DEPTH, symbol, time_ms)
         return _make_depth(symbol, time_ms, bids, asks)
 
     def _ticker(self, envelope: dict[str, Any], data: dict[str, Any]) -> Ticker:
@@ -829,7 +831,7 @@ class BinanceDecoder:
         ticker.best_bid = bid
         ticker.best_ask = ask
         ticker.__class__ = Ticker  # type: ignore[assignment]  # see _TradeBuilder
-        self._in_order(_TICKER, symbol, time_ms)
+        self._in_order(STREAM_TICKER, symbol, time_ms)
         return ticker  # type: ignore[return-value]
 
 

@@ -28,6 +28,13 @@ from typing import Final
 
 import orjson
 
+from adapters.wire.binance import (
+    STREAM_AGG_TRADE,
+    STREAM_DEPTH,
+    STREAM_TICKER,
+    STREAM_TRADE,
+)
+from adapters.wire.binance import classify_stream as classify_binance_stream
 from adapters.wire.stats import SkipReason
 from application.partitioning import DOMINANCE_SYMBOL, RouteKind, is_symbol, onchain_symbol
 
@@ -37,7 +44,6 @@ _STREAM_PROBE: Final = 64
 first); anything else takes the parse path."""
 _MAX_STREAM_NAME: Final = 96
 _CACHE_MAX: Final = 8192
-_PARTIAL_DEPTH_LEVELS: Final = frozenset({"5", "10", "20"})
 _SEPARATORS: Final = str.maketrans("", "", "-/_")
 
 MISSING_SYMBOL: Final = "missing_symbol"
@@ -59,31 +65,24 @@ class Unroutable:
 RouteResult = RouteKey | Unroutable
 
 
+_ROUTE_KINDS: Final = {
+    STREAM_TRADE: RouteKind.TRADE,
+    STREAM_AGG_TRADE: RouteKind.AGG_TRADE,
+    STREAM_TICKER: RouteKind.TICKER,
+    STREAM_DEPTH: RouteKind.DEPTH,
+}
+
+
 def classify_stream(stream: str) -> RouteResult:
-    """``"btcusdt@depth20@100ms"`` → ``RouteKey("BTCUSDT", depth)``, or why not."""
-    prefix, at, rest = stream.partition("@")
-    if not at or not prefix:
+    """``"btcusdt@depth20@100ms"`` → ``RouteKey("BTCUSDT", depth)``, or why not (the
+    decoder's grammar: :func:`adapters.wire.binance.classify_stream`)."""
+    kind, symbol = classify_binance_stream(stream)
+    route_kind = _ROUTE_KINDS.get(kind)
+    if route_kind is None:
         return Unroutable(SkipReason.UNSUPPORTED_STREAM, f"stream {stream[:60]!r}")
-    if rest == "trade":
-        kind = RouteKind.TRADE
-    elif rest == "aggTrade":
-        kind = RouteKind.AGG_TRADE
-    elif rest == "ticker":
-        kind = RouteKind.TICKER
-    elif rest.startswith("depth"):
-        levels, _, speed = rest[5:].partition("@")
-        ok_speed = not speed or (
-            speed.endswith("ms") and speed[:-2].isascii() and speed[:-2].isdigit()
-        )
-        if levels not in _PARTIAL_DEPTH_LEVELS or not ok_speed:
-            return Unroutable(SkipReason.UNSUPPORTED_STREAM, f"stream {stream[:60]!r}")
-        kind = RouteKind.DEPTH
-    else:
-        return Unroutable(SkipReason.UNSUPPORTED_STREAM, f"stream {stream[:60]!r}")
-    symbol = prefix.upper()
     if not is_symbol(symbol):
         return Unroutable(SkipReason.INVALID_VALUE, f"bad symbol in stream {stream[:60]!r}")
-    return RouteKey(symbol, kind)
+    return RouteKey(symbol, route_kind)
 
 
 def _parse_object(raw: bytes) -> dict[str, object] | Unroutable:

@@ -29,11 +29,13 @@ from adapters.nats.config_broadcast import (
     NatsConfigChangeNotifier,
 )
 from adapters.nats.connection import ConnectionEvent, ConnectionState, NatsConnection
-from adapters.nats.market_feed import (
-    DECODER_ERROR,
+from adapters.nats.dead_letter import (
     ORIGINAL_SUBJECT_HEADER,
     SKIP_DETAIL_HEADER,
     SKIP_REASON_HEADER,
+)
+from adapters.nats.market_feed import (
+    DECODER_ERROR,
     FeedItem,
     NatsMarketFeed,
 )
@@ -359,6 +361,62 @@ async def test_bad_messages_are_counted_dead_lettered_and_survived(
         assert headers[ORIGINAL_SUBJECT_HEADER] == subject
 
 
+async def test_the_shared_buffer_gives_what_the_callbacks_give(
+    connection: NatsConnection,
+) -> None:
+    """The fast path (nats-py's buffers shared and read in the consumer's task, through
+    ``client_internals``) against the public-API path (a callback per subscription): the same
+    items, in the same order per subject, with bad messages in between."""
+    base = unique("test.rs.paths")
+    topics = {"binance": f"{base}.binance", "quotes": f"{base}.quotes"}
+
+    def decoders() -> dict[str, Any]:
+        return subject_decoders(market_decoders(BinanceDecoder(), MarketInputDecoder()), topics)
+
+    feeds = [
+        await started_feed(NatsMarketFeed(connection, decoders(), None, max_batch=7, fast=fast))
+        for fast in (True, False)
+    ]
+    quote = orjson.dumps(
+        {"venue": "kraken", "symbol": "BTC/USDT", "bid": 1.0, "ask": 2.0, "timestamp": 1}
+    )
+    messages: list[tuple[str, bytes]] = []
+    for index, line in enumerate(capture_lines(300)):
+        messages.append((topics["binance"], line))
+        if index % 25 == 0:
+            messages.append((topics["quotes"], quote))
+        if index % 40 == 0:
+            messages.append((topics["binance"], b"{not json"))
+    reference = decoders()
+    expected = [
+        result.event
+        for subject, raw in messages
+        if isinstance(result := reference[subject](raw), Decoded)
+    ]
+    results = []
+    try:
+        for subject, raw in messages:
+            await connection.client.publish(subject, raw)
+        await connection.flush()
+        for feed in feeds:
+            items = await collect(feed_items(feed), len(expected), within=20.0)
+            results.append([(i.subject, i.event, i.message_id, i.trace_context) for i in items])
+    finally:
+        for feed in feeds:
+            await feed.close()
+    assert feeds[0].fast
+    assert not feeds[1].fast
+    # The shared buffer keeps the arrival order across subjects; callbacks run a task per
+    # subscription, so only each subject's order is theirs to keep.
+    assert [event for _, event, _, _ in results[0]] == expected
+    for subject in topics.values():
+        assert [r for r in results[0] if r[0] == subject] == [
+            r for r in results[1] if r[0] == subject
+        ]
+    assert feeds[0].stats() == feeds[1].stats()
+    assert feeds[0].stats()["skipped.malformed_json"] == 8
+
+
 async def test_feed_merges_binance_and_market_input_subjects(
     connection: NatsConnection,
 ) -> None:
@@ -519,33 +577,45 @@ async def test_two_feeds_in_one_queue_group_split_the_messages() -> None:
     assert len(got[0]) + len(got[1]) == len(expected_ids)
 
 
-async def test_backpressure_small_queue_loses_nothing(connection: NatsConnection) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["shared-buffer", "callbacks"])
+async def test_a_late_consumer_loses_nothing(connection: NatsConnection, fast: bool) -> None:
     subject = unique("test.rs.binance")
     lines = capture_lines(200)
     expected = len(decodable(lines))
     feed = await started_feed(
-        NatsMarketFeed(connection, {subject: BinanceDecoder().decode_envelope}, None, queue_size=3)
+        NatsMarketFeed(
+            connection, {subject: BinanceDecoder().decode_envelope}, None, max_batch=3, fast=fast
+        )
     )
     try:
         for line in lines:
             await connection.client.publish(subject, line)
         await connection.flush()
-        await eventually(lambda: feed.queue_depth == 3, what="a full queue")
-        await asyncio.sleep(0.1)  # the consumer is late: the callback waits
-        assert feed.delivered == 3
-        items = await collect(feed_items(feed), expected)
+        await eventually(lambda: feed.queue_depth == len(lines), what="everything waiting")
+        assert feed.delivered == 0
+        batches = []
+        async for batch in feed.batches():
+            batches.append(batch)
+            if sum(map(len, batches)) >= expected:
+                break
     finally:
         await feed.close()
-    assert len(items) == expected
+    assert max(map(len, batches)) == 3
+    assert sum(map(len, batches)) == expected
     assert feed.slow_consumer_drops == 0
 
 
-async def test_drain_delivers_what_was_received_then_ends(connection: NatsConnection) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["shared-buffer", "callbacks"])
+async def test_drain_delivers_what_was_received_then_ends(
+    connection: NatsConnection, fast: bool
+) -> None:
     subject = unique("test.rs.binance")
     lines = capture_lines(50)
     expected = len(decodable(lines))
     feed = await started_feed(
-        NatsMarketFeed(connection, {subject: BinanceDecoder().decode_envelope}, None, queue_size=5)
+        NatsMarketFeed(
+            connection, {subject: BinanceDecoder().decode_envelope}, None, max_batch=5, fast=fast
+        )
     )
     got: list[FeedItem] = []
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import itertools
+import tempfile
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from adapters.wire.binance import BinanceDecoder
 from adapters.wire.stats import DecodeStats, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.signal import Action, ConfigStamp, Signal
+from tests.contract.market_feed_contract import Fed, MarketFeedContract
 
 pytestmark = pytest.mark.unit
 
@@ -364,3 +368,23 @@ def test_system_clock_is_utc_now() -> None:
     assert now.tzinfo is not None
     assert now.utcoffset() == timedelta(0)
     assert before <= now <= datetime.now(UTC)
+
+
+class TestReplayMarketFeed(MarketFeedContract):
+    """The replay feed passes the market feed contract (unpaced and paced)."""
+
+    pace = False
+    envelope_context = False
+
+    @contextlib.asynccontextmanager
+    async def feed_of(self, messages: list[bytes]) -> AsyncIterator[Fed]:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "capture.jsonl"
+            path.write_bytes(b"\n".join(messages) + b"\n")
+            stats = DecodeStats()
+            feed = ReplayMarketFeed(path, BinanceDecoder(), stats, pace=self.pace, speed=1e6)
+            yield Fed(feed, stats)
+
+
+class TestPacedReplayMarketFeed(TestReplayMarketFeed):
+    pace = True
