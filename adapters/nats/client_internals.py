@@ -88,21 +88,20 @@ class _End:
 _END: Final = _End()
 
 
-class SharedBuffer(Generic[Tag]):
-    """Several callback-less subscriptions delivering into one buffer (module doc).
-
-    ``subscribe`` returns the subscription; :meth:`take` waits for at least one message and
-    returns everything that has arrived (up to ``limit``), each with the tag of its
-    subscription. ``maxsize`` bounds the buffer over all subscriptions: beyond it nats-py
-    drops messages and reports a slow consumer, as it does for one subscription.
-    """
+class _MessageBuffer(Generic[Tag]):
+    """Messages of several subscriptions in one bounded queue, taken in batches, each with
+    the tag of its subscription; :meth:`close` ends :meth:`take` once the messages before it
+    are taken."""
 
     def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[Msg | _End] = asyncio.Queue(maxsize=maxsize)
-        self._subs: dict[int, tuple[Subscription, Tag]] = {}
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=maxsize)
 
     def qsize(self) -> int:
         return self._queue.qsize()
+
+    def close(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)
 
     async def subscribe(
         self,
@@ -117,86 +116,81 @@ class SharedBuffer(Generic[Tag]):
         sub = await client.subscribe(
             subject,
             queue=queue,
+            cb=self._callback(tag),
             pending_msgs_limit=pending_msgs_limit,
             pending_bytes_limit=pending_bytes_limit,
         )
+        self._adopt(sub, tag)
+        return sub
+
+    def _callback(self, tag: Tag) -> Callable[[Msg], Awaitable[None]] | None:
+        return None
+
+    def _adopt(self, sub: Subscription, tag: Tag) -> None:
+        return None
+
+
+class SharedBuffer(_MessageBuffer[Tag]):
+    """Several callback-less subscriptions delivering into one buffer (module doc).
+
+    :meth:`take` waits for at least one message and returns everything that has arrived (up
+    to ``limit``), oldest first, with the tag of its subscription; None once closed.
+    ``maxsize`` bounds the buffer over all subscriptions: beyond it nats-py drops messages
+    and reports a slow consumer, as it does for one subscription.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self._subs: dict[int, tuple[Subscription, Tag]] = {}
+
+    def _adopt(self, sub: Subscription, tag: Tag) -> None:
         own = sub._pending_queue
-        sub._pending_queue = self._queue  # type: ignore[assignment]
+        sub._pending_queue = self._queue
         while not own.empty():  # anything delivered before the swap, in order
             self._queue.put_nowait(own.get_nowait())
             own.task_done()
         self._subs[sub._id] = (sub, tag)
-        return sub
 
     async def take(self, limit: int) -> list[tuple[Tag, Msg]] | None:
-        """What has arrived, oldest first (waiting for the first); None once closed."""
         queue = self._queue
-        first = await queue.get()
+        message = await queue.get()
         taken: list[tuple[Tag, Msg]] = []
         subs = self._subs
-        message = first
         while True:
             queue.task_done()  # a draining subscription waits for every message taken
-            if message.__class__ is _End:
+            if message is _END:
                 if taken:
                     queue.put_nowait(message)  # seen again by the next take
                 return taken or None
-            msg: Msg = message  # type: ignore[assignment]
-            entry = subs.get(msg._sid)  # type: ignore[arg-type]
+            entry = subs.get(message._sid)
             if entry is not None:
                 sub, tag = entry
-                sub._pending_size -= len(msg.data)
-                taken.append((tag, msg))
+                sub._pending_size -= len(message.data)
+                taken.append((tag, message))
             if len(taken) >= limit or queue.empty():
                 return taken
             message = queue.get_nowait()
 
-    def close(self) -> None:
-        """Make :meth:`take` return None once the messages before now are taken."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
 
-
-class CallbackBuffer(Generic[Tag]):
+class CallbackBuffer(_MessageBuffer[Tag]):
     """:class:`SharedBuffer` on nats-py's public API: a callback per subscription puts its
     messages into one bounded queue (the callback waits while it is full, so nats-py keeps
     buffering in the subscription meanwhile)."""
 
-    def __init__(self, maxsize: int) -> None:
-        self._queue: asyncio.Queue[tuple[Tag, Msg] | _End] = asyncio.Queue(maxsize=maxsize)
-
-    def qsize(self) -> int:
-        return self._queue.qsize()
-
-    async def subscribe(
-        self,
-        client: Client,
-        subject: str,
-        tag: Tag,
-        *,
-        queue: str = "",
-        pending_msgs_limit: int,
-        pending_bytes_limit: int,
-    ) -> Subscription:
+    def _callback(self, tag: Tag) -> Callable[[Msg], Awaitable[None]]:
         put = self._queue.put
 
         async def deliver(msg: Msg) -> None:
             await put((tag, msg))
 
-        return await client.subscribe(
-            subject,
-            queue=queue,
-            cb=deliver,
-            pending_msgs_limit=pending_msgs_limit,
-            pending_bytes_limit=pending_bytes_limit,
-        )
+        return deliver
 
     async def take(self, limit: int) -> list[tuple[Tag, Msg]] | None:
         queue = self._queue
         entry = await queue.get()
         taken: list[tuple[Tag, Msg]] = []
         while True:
-            if isinstance(entry, _End):
+            if entry is _END:
                 if taken:
                     queue.put_nowait(entry)
                 return taken or None
@@ -204,10 +198,6 @@ class CallbackBuffer(Generic[Tag]):
             if len(taken) >= limit or queue.empty():
                 return taken
             entry = queue.get_nowait()
-
-    def close(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
 
 
 async def take_pending(sub: Any, publish: Callable[[str], Awaitable[None]]) -> Msg:

@@ -131,18 +131,6 @@ class NatsMarketFeed(NatsSubscriber):
     # ------------------------------------------------------------------ status
 
     @property
-    def dead_letter_subject(self) -> str:
-        return self.dead_letters.subject
-
-    @property
-    def skipped(self) -> Mapping[str, int]:
-        return self.dead_letters.skipped
-
-    @property
-    def dead_lettered(self) -> int:
-        return self.dead_letters.dead_lettered
-
-    @property
     def queue_depth(self) -> int:
         """Messages received but not yet taken by the consumer."""
         return self._buffer.qsize()

@@ -322,18 +322,6 @@ class JetStreamPartitionFeed(NatsSubscriber):
         return self._subscribed.is_set() and not self._closed and self.replay_complete
 
     @property
-    def dead_letter_subject(self) -> str:
-        return self.dead_letters.subject
-
-    @property
-    def skipped(self) -> Mapping[str, int]:
-        return self.dead_letters.skipped
-
-    @property
-    def dead_lettered(self) -> int:
-        return self.dead_letters.dead_lettered
-
-    @property
     def replay_complete(self) -> bool:
         return self.replay.completed_at is not None
 
@@ -378,7 +366,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
             "live_messages": sum(p.live for p in self.progress.values()),
             "received": self.received,
             "delivered": self.delivered,
-            "skipped": dict(self.skipped),
+            "skipped": dict(self.dead_letters.skipped),
             "queue_depth": self.queue_depth,
             "idle": self.idle,
             "delivered_seq": {str(p): s.delivered_seq for p, s in self.progress.items()},

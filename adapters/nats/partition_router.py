@@ -181,18 +181,6 @@ class NatsPartitionRouter(NatsSubscriber):
     # ------------------------------------------------------------------ status
 
     @property
-    def dead_letter_subject(self) -> str:
-        return self.dead_letters.subject
-
-    @property
-    def unroutable(self) -> Mapping[str, int]:
-        return self.dead_letters.skipped
-
-    @property
-    def dead_lettered(self) -> int:
-        return self.dead_letters.dead_lettered
-
-    @property
     def pending_acks(self) -> int:
         return len(self._pending)
 
@@ -207,9 +195,9 @@ class NatsPartitionRouter(NatsSubscriber):
             "published": self.published,
             "acked": self.acked,
             "pending_acks": self.pending_acks,
-            "dead_lettered": self.dead_lettered,
+            "dead_lettered": self.dead_letters.dead_lettered,
             "routed": dict(self.routed),
-            "unroutable": dict(self.unroutable),
+            "unroutable": dict(self.dead_letters.skipped),
             "publish_errors": dict(self.publish_errors, **self._dead_letter_errors()),
         }
 

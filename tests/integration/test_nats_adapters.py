@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import os
 import socket
 import subprocess
@@ -55,6 +54,7 @@ from domain.market import (
     WhaleTransfer,
 )
 from domain.signal import Action, ConfigStamp, Signal, signal_id_for
+from tests.contract.market_feed_contract import capture_lines as contract_capture_lines
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -74,13 +74,7 @@ def unique(prefix: str) -> str:
 
 
 def capture_lines(count: int = 200) -> list[bytes]:
-    lines: list[bytes] = []
-    with gzip.open(CAPTURE, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                lines.append(line.rstrip(b"\n"))
-            if len(lines) == count:
-                break
+    lines = contract_capture_lines(count)
     assert len(lines) == count
     return lines
 
@@ -307,7 +301,7 @@ async def test_feed_decodes_real_capture_messages(connection: NatsConnection) ->
     assert all(now - 60_000_000_000 < item.received_at_ns <= now for item in items)
     assert feed.received == len(lines)
     assert feed.delivered == len(decoded)
-    assert sum(feed.skipped.values()) == len(lines) - len(decoded)
+    assert sum(feed.dead_letters.skipped.values()) == len(lines) - len(decoded)
 
 
 async def test_bad_messages_are_counted_dead_lettered_and_survived(
@@ -346,10 +340,10 @@ async def test_bad_messages_are_counted_dead_lettered_and_survived(
     assert [item.message_id for item in first + second] == [
         orjson.loads(line)["message_id"] for line in good
     ]
-    assert feed.skipped[skip_malformed.reason] >= 1
-    assert feed.skipped[skip_kline.reason] >= 1
-    assert sum(feed.skipped.values()) == 2
-    assert feed.dead_lettered == 2
+    assert feed.dead_letters.skipped[skip_malformed.reason] >= 1
+    assert feed.dead_letters.skipped[skip_kline.reason] >= 1
+    assert sum(feed.dead_letters.skipped.values()) == 2
+    assert feed.dead_letters.dead_lettered == 2
     by_payload = {msg.data: msg for msg in dlq.messages}
     assert set(by_payload) == {malformed, kline}
     for raw, skip in ((malformed, skip_malformed), (kline, skip_kline)):
@@ -503,7 +497,7 @@ async def test_feed_merges_binance_and_market_input_subjects(
     whale = by_type[WhaleTransfer].event
     assert isinstance(whale, WhaleTransfer)
     assert whale.direction is FlowDirection.TO_EXCHANGE
-    assert feed.skipped == {SkipReason.CROSSED_BOOK.value: 1}
+    assert feed.dead_letters.skipped == {SkipReason.CROSSED_BOOK.value: 1}
     assert sum(stats.by_type.values()) == 5
     assert stats.by_reason == {SkipReason.CROSSED_BOOK.value: 1}
     assert feed.received_by_subject[topics["quotes"]] == 2
@@ -529,7 +523,7 @@ async def test_decoder_exception_costs_one_message(connection: NatsConnection) -
         await feed.close()
     assert len(items) == 2
     assert feed.decoder_errors == 1
-    assert feed.skipped[DECODER_ERROR] == 1
+    assert feed.dead_letters.skipped[DECODER_ERROR] == 1
 
 
 async def test_two_feeds_in_one_queue_group_split_the_messages() -> None:

@@ -363,7 +363,7 @@ def test_router_counts_and_dead_letters_what_it_cannot_route() -> None:
         await router.route("dom", dominance_route, b'{"btc_dominance": 55}')  # never filtered
 
     asyncio.run(run())
-    assert router.unroutable == {
+    assert router.dead_letters.skipped == {
         SkipReason.MALFORMED_JSON: 1,
         SkipReason.UNKNOWN_SYMBOL: 1,
         SkipReason.TOO_LARGE: 1,
@@ -408,7 +408,7 @@ def test_sharded_routers_route_every_message_exactly_once_keeping_symbol_order()
             ]
             assert payloads == expected
     assert sorted(routed) == sorted(sent[:-1])
-    assert [r.unroutable for r, _ in shards] == [{SkipReason.MALFORMED_JSON: 1}, {}, {}]
+    assert [r.dead_letters.skipped for r, _ in shards] == [{SkipReason.MALFORMED_JSON: 1}, {}, {}]
     with pytest.raises(ValueError, match="shard index"):
         _router(shards=3, shard_index=3)
 
@@ -420,7 +420,7 @@ def test_a_failing_routing_function_costs_one_message() -> None:
         raise RuntimeError("bug")
 
     asyncio.run(router.route("raw", broken, b"{}"))
-    assert router.unroutable == {"router_error": 1}
+    assert router.dead_letters.skipped == {"router_error": 1}
     assert client.published == []
 
 
