@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -42,14 +43,21 @@ GRIDS = {
 }
 
 
-def measure(grid: list[str], jobs: int, files: list[Path]) -> tuple[float, int]:
-    """(seconds, backtests) of one sweep."""
-    started = time.perf_counter()
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(grid: list[str], jobs: int, files: list[Path]) -> tuple[float, int, float]:
+    """(wall seconds, backtests, CPU seconds) of one sweep."""
+    started, cpu = time.perf_counter(), _cpu_seconds()
     combinations = expand_grid([parse_grid(g) for g in grid], [], validate)
     tasks = sweep_tasks(combinations, files, TradeModelSettings())
     results = ProcessPoolTaskRunner(jobs).map(run_task, tasks, None)
     aggregate(combinations, results)
-    return time.perf_counter() - started, len(tasks)
+    return time.perf_counter() - started, len(tasks), _cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -66,15 +74,16 @@ def main() -> None:
         runs = []
         for _ in range(args.repeat):
             load_before = os.getloadavg()[0]
-            seconds, backtests = measure(GRIDS[args.grid], jobs, files)
-            runs.append((seconds, backtests, load_before))
-        seconds, backtests, load = min(runs)
+            seconds, backtests, cpu = measure(GRIDS[args.grid], jobs, files)
+            runs.append((seconds, backtests, cpu, load_before))
+        seconds, backtests, cpu, load = min(runs)
         per_minute = backtests / seconds * 60.0
         baseline = baseline or per_minute
         print(
             f"jobs {jobs}: {backtests} backtests in {seconds:.1f} s (best of {args.repeat}) = "
             f"{per_minute:.1f} combinations/min per file, ×{per_minute / baseline:.2f} vs "
-            f"{args.jobs[0]} job(s); load average before {load:.2f}"
+            f"{args.jobs[0]} job(s); {cpu / backtests:.2f} CPU s per backtest; "
+            f"load average before {load:.2f}"
         )
 
 

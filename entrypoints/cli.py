@@ -1,4 +1,4 @@
-"""The `realtime-strategies` command: serve, route, run-local, backtest, sweep."""
+"""The `realtime-strategies` command: serve, route, run-local, backtest, sweep, record."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from entrypoints import backtest, sweep
+from entrypoints import backtest, record, sweep
 
 DEFAULT_CAPTURE = Path("../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
 
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             "sweep", help="a parameter grid over captures, locally or on a Dask cluster"
         )
     )
+    record.build_parser(
+        commands.add_parser(
+            "record", help="write the market subjects to rotating captures for the backtest"
+        )
+    )
     return parser
 
 
@@ -53,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backtest.main(args)
     if args.command == "sweep":
         return sweep.main(args)
+    if args.command == "record":
+        return record.main(args)
     # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
     from entrypoints.service import run_local, serve
 

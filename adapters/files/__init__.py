@@ -1,0 +1,1 @@
+"""File-system adapters: rotating capture files."""
