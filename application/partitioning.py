@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -35,7 +34,6 @@ ONCHAIN_QUOTE_ASSET: Final = "USDT"
 """On-chain events of asset ``X`` live with ``X`` + this (the onchain_metrics symbol)."""
 
 _SYMBOL = re.compile(r"[A-Z0-9]{1,32}")
-_ORDINAL = re.compile(r"-(\d+)$")
 
 
 class RouteKind(StrEnum):
@@ -87,19 +85,9 @@ def owned_partitions(worker_index: int, worker_count: int, partitions: int) -> t
     return tuple(range(worker_index, partitions, worker_count))
 
 
-def owner_of_partition(partition: int, worker_count: int) -> int:
-    return partition % worker_count
-
-
 def owner_of(symbol: str, partitions: int, worker_count: int) -> int:
     """Index of the worker that owns ``symbol``."""
     return partition_of(symbol, partitions) % worker_count
-
-
-def ordinal_from_hostname(hostname: str) -> int | None:
-    """The StatefulSet ordinal at the end of a pod name (``realtime-strategies-2`` → 2)."""
-    match = _ORDINAL.search(hostname.strip())
-    return int(match.group(1)) if match else None
 
 
 def onchain_symbol(asset: str) -> str:
@@ -153,11 +141,3 @@ class PartitionLayout:
         if len(parts) != 3 or not parts[0].isdigit():
             return None
         return int(parts[0]), parts[1], parts[2]
-
-
-def partitions_of(symbols: Iterable[str], partitions: int) -> dict[int, list[str]]:
-    """Group symbols by partition (capacity planning, tests)."""
-    grouped: dict[int, list[str]] = {}
-    for symbol in symbols:
-        grouped.setdefault(partition_of(symbol, partitions), []).append(symbol)
-    return grouped

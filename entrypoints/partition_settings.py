@@ -7,21 +7,26 @@ so that single-process deployments never see them. Defaults keep single-process 
 from __future__ import annotations
 
 import os
+import re
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from application.partitioning import (
-    DEFAULT_PARTITION_COUNT,
-    MAX_PARTITION_COUNT,
-    ordinal_from_hostname,
-    owned_partitions,
-)
+from application.partitioning import DEFAULT_PARTITION_COUNT, MAX_PARTITION_COUNT, owned_partitions
 
 DEFAULT_REPLAY_SECONDS = 3600.0
 """One hour: the longest window of the high-rate state (market-metrics history and its 1 h
 pressure timeframe; ticker_velocity ≤ 300 s, trade_momentum decay ≤ 600 s, quote freshness
 60 s, default cooldowns ≤ 1 h). See the ADR for what a longer horizon would add."""
+
+
+_ORDINAL = re.compile(r"-(\d+)$")
+
+
+def ordinal_from_hostname(hostname: str) -> int | None:
+    """The StatefulSet ordinal at the end of a pod name (``realtime-strategies-2`` → 2)."""
+    match = _ORDINAL.search(hostname.strip())
+    return int(match.group(1)) if match else None
 
 
 class PartitionSettings(BaseSettings):

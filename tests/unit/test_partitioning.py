@@ -44,7 +44,6 @@ from application.partitioning import (
     RouteKind,
     is_symbol,
     onchain_symbol,
-    ordinal_from_hostname,
     owned_partitions,
     owner_of,
     partition_of,
@@ -54,7 +53,7 @@ from domain.market import DepthSnapshot, event_symbol
 from domain.metrics import MarketMetricsBook, SortField
 from domain.signal import Action, ConfigStamp, Signal
 from domain.strategies import btc_dominance, onchain_metrics
-from entrypoints.partition_settings import PartitionSettings
+from entrypoints.partition_settings import PartitionSettings, ordinal_from_hostname
 
 pytestmark = pytest.mark.unit
 
