@@ -201,7 +201,10 @@ class NatsMarketFeed(NatsSubscriber):
                     )
                     continue
                 decoded: Decoded = result  # type: ignore[assignment]
-                trace_context, message_id = message_context(decoded, msg)
+                if msg.headers:
+                    trace_context, message_id = message_context(decoded, msg)
+                else:  # the usual case, without a call
+                    trace_context, message_id = decoded.trace_context, decoded.message_id
                 batch.append(
                     FeedItem(decoded.event, trace_context, message_id, received_at_ns, msg.subject)
                 )
