@@ -54,7 +54,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
 from bench.common import free_port, git_commit  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-SERVICE_BIN = REPO / ".venv" / "bin" / "realtime-strategies"
+SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 ENDPOINTS = (
     "/api/v1/strategies/orderbook_skew/config",
     "/api/v1/metrics/depth/BTCUSDT",

@@ -85,7 +85,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
 from bench.common import free_port, git_commit  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-SERVICE_BIN = REPO / ".venv" / "bin" / "realtime-strategies"
+SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
 QUEUE_GROUP = "realtime-strategies-group"
 SUB_PENDING_MSGS = 500_000  # the service's NatsMarketFeed limits
@@ -641,7 +641,8 @@ class FanoutResult:
 
 
 def service_env(topics: Topics, nats_url: str, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
+    passed = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k in passed}
     env.update(
         {
             "NATS_URL": nats_url,
