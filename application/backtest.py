@@ -1,9 +1,9 @@
 """Use case: replay recorded market events through the live processing path and evaluate.
 
-The backtest uses the very :class:`~application.processing.MarketEventProcessor` the
-service runs, with the same config resolution; only the adapters differ (a replay feed,
-an in-memory store, event time as the only clock). Its output is a pure function of the
-input file and the configuration, so re-runs are byte-identical.
+The backtest runs the very walk the service runs (:meth:`domain.engine.SignalEngine.process`),
+with the same config resolution; only the adapters differ (a replay feed, an in-memory store,
+event time as the only clock). Its output is a pure function of the input file and the
+configuration, so re-runs are byte-identical.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from application.processing import MarketEventProcessor
+from domain.engine import SignalEngine
 from domain.evaluation import (
     DEFAULT_HORIZONS_S,
     HorizonStats,
@@ -44,7 +44,7 @@ class BacktestResult:
 
 def run_backtest(
     events: Iterable[MarketEvent],
-    processor: MarketEventProcessor,
+    engine: SignalEngine,
     horizons_s: Sequence[int] = DEFAULT_HORIZONS_S,
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 1000,
@@ -64,7 +64,7 @@ def run_backtest(
     count = 0
     first: int | None = None
     last: int | None = None
-    handle = processor.handle
+    process = engine.process
     for event in events:
         count += 1
         time_ms = event.event_time_ms
@@ -81,7 +81,7 @@ def run_backtest(
             closed = on_event(event)
             if closed:
                 trades.extend(closed)
-        emitted = handle(event)
+        emitted = process(event)
         if emitted:
             signals.extend(emitted)
             if on_signal is not None:
@@ -102,7 +102,7 @@ def run_backtest(
         first_event_ms=first,
         last_event_ms=last,
         horizons_s=tuple(horizons_s),
-        events_by_type=Counter(processor.stats.events_by_type),
+        events_by_type=Counter(engine.stats.events_by_type),
         trades=trades,
         simulator=simulator,
     )

@@ -1,8 +1,9 @@
-"""Use case: run the service — market messages from a feed through the processor, their
+"""Use case: run the service — market messages from a feed through the engine, their
 signals into a sink — until the feed ends or the service is stopped.
 
 The loop takes the feed's batches (what arrived since the previous one) and processes every
-item in order: one event at a time through :class:`MarketEventProcessor`, each signal past
+item in order: one event at a time through :meth:`SignalEngine.process
+<domain.engine.SignalEngine.process>` (the one engine walk), each signal past
 the optional :class:`~application.ports.SignalGate` and published (``await``ed, so a signal is
 handed to the sink before the next event is processed). A bad event or a failed publish
 costs that one item, never the loop.
@@ -31,7 +32,7 @@ from application.ports import (
     SignalSink,
     StoreUnavailableError,
 )
-from application.processing import MarketEventProcessor
+from domain.engine import SignalEngine
 from domain.signal import Signal
 
 log = structlog.get_logger("realtime_strategies.runtime")
@@ -52,12 +53,12 @@ class HeartbeatCounters:
 
 
 class ServiceRuntime:
-    """Runs feed → processor → sink (module doc); reports what it did in :meth:`heartbeat`."""
+    """Runs feed → engine → sink (module doc); reports what it did in :meth:`heartbeat`."""
 
     def __init__(
         self,
         feed: MarketFeed,
-        processor: MarketEventProcessor,
+        engine: SignalEngine,
         sink: SignalSink,
         *,
         observer: RunObserver | None = None,
@@ -67,7 +68,7 @@ class ServiceRuntime:
         wall_clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.feed = feed
-        self.processor = processor
+        self.engine = engine
         self.sink = sink
         self.observer = observer
         self.gate = gate
@@ -88,7 +89,7 @@ class ServiceRuntime:
         span would be a no-op that still costs several microseconds per message, so none is
         started.
         """
-        handle = self.processor.handle
+        process = self.engine.process
         observer = self.observer
         tracing = self.tracing
         trace_all = tracing is not None and tracing.recording
@@ -106,7 +107,7 @@ class ServiceRuntime:
                         await self._process_traced(item, carrier, tracing)
                         continue
                     try:
-                        signals = handle(item.event)
+                        signals = process(item.event)
                     except Exception:  # one event never stops the loop
                         self._processing_failed(item)
                         continue
@@ -120,7 +121,7 @@ class ServiceRuntime:
     ) -> None:
         with tracing.message_span(carrier) as span:
             try:
-                signals = self.processor.handle(item.event)
+                signals = self.engine.process(item.event)
             except Exception:  # one event never stops the loop
                 self._processing_failed(item)
                 return
@@ -173,7 +174,7 @@ class ServiceRuntime:
 
     def heartbeat(self) -> dict[str, object]:
         """The reference heartbeat fields, computed since the previous heartbeat."""
-        stats = self.processor.stats
+        stats = self.engine.stats
         now = time.monotonic()
         c = self.counters
         elapsed = max(now - c.last_time, 1e-9)
@@ -194,7 +195,7 @@ class ServiceRuntime:
                         if sid == strategy.strategy_id
                     )
                 }
-                for strategy in self.processor.engine.strategies
+                for strategy in self.engine.strategies
             },
         }
         if self._heartbeat_extra is not None:

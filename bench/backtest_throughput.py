@@ -13,7 +13,7 @@ throughput. Then, for each repeat, with fresh objects built like ``entrypoints/b
 
 - ``decode``: every line through ``BinanceDecoder.decode`` and ``DecodeStats.record`` (the
   replay feed's per-line work);
-- ``process``: the pre-decoded events through ``run_backtest`` (processor + strategies +
+- ``process``: the pre-decoded events through ``run_backtest`` (engine walk + strategies +
   metrics book + forward returns);
 - ``end-to-end`` (the headline): decoding and ``run_backtest`` in one streaming pass — the
   real backtest minus file I/O, gzip and writing the outputs.
@@ -48,7 +48,7 @@ from adapters.wire.binance import BinanceDecoder
 from adapters.wire.signals import DEFAULT_SOURCE, encode_signal
 from adapters.wire.stats import DecodeStats, Skip
 from application.backtest import BacktestResult, run_backtest
-from application.processing import MarketEventProcessor
+from domain.engine import SignalEngine
 from domain.market import MarketEvent
 from domain.signal import Signal
 from entrypoints.backtest import apply_overrides
@@ -101,13 +101,13 @@ class Pipeline:
 
     decoder: BinanceDecoder
     stats: DecodeStats
-    processor: MarketEventProcessor
+    engine: SignalEngine
 
 
 def build_pipeline(home_venue: str) -> Pipeline:
     parts = BacktestParts(home_venue=home_venue)
     asyncio.run(apply_overrides(parts.config_service(), ()))  # no overrides: loads the snapshot
-    return Pipeline(parts.binance_decoder(), parts.decode_stats(), parts.processor())
+    return Pipeline(parts.binance_decoder(), parts.decode_stats(), parts.engine())
 
 
 def decoded_events(
@@ -173,7 +173,7 @@ def _timed(action: Callable[[], T]) -> tuple[float, float, T]:
 def run_end_to_end(lines: Sequence[bytes], home_venue: str) -> tuple[BacktestResult, DecodeStats]:
     pipeline = build_pipeline(home_venue)
     events = decoded_events(lines, pipeline.decoder, pipeline.stats)
-    return run_backtest(events, pipeline.processor), pipeline.stats
+    return run_backtest(events, pipeline.engine), pipeline.stats
 
 
 def measure_once(lines: Sequence[bytes], home_venue: str) -> Repeat:
@@ -188,7 +188,7 @@ def measure_once(lines: Sequence[bytes], home_venue: str) -> Repeat:
     seconds["decode"], cpu_seconds["decode"] = wall, cpu
 
     processing = build_pipeline(home_venue)
-    wall, cpu, processed = _timed(lambda: run_backtest(events, processing.processor))
+    wall, cpu, processed = _timed(lambda: run_backtest(events, processing.engine))
     seconds["process"], cpu_seconds["process"] = wall, cpu
 
     wall, cpu, (result, stats) = _timed(lambda: run_end_to_end(lines, home_venue))
@@ -304,7 +304,7 @@ def profile(lines: Sequence[bytes], home_venue: str, tool: str, runs: int, top: 
     def work() -> None:
         for pipeline in pipelines:
             events = decoded_events(lines, pipeline.decoder, pipeline.stats)
-            run_backtest(events, pipeline.processor)
+            run_backtest(events, pipeline.engine)
 
     print()
     if tool == "cprofile":

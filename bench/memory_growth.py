@@ -5,7 +5,7 @@ One command (about a minute and a half)::
     .venv/bin/python bench/memory_growth.py [--messages 1000000] [--symbols 500]
 
 Runs the service's processing path in this process — ``BinanceDecoder.decode_envelope`` →
-``MarketEventProcessor`` (the six strategies, the cooldown gate, ``ConfigService.effective``
+``SignalEngine.process`` (the six strategies, the cooldown gate, ``ConfigService.effective``
 over the in-memory store, ``PrometheusMetrics`` as the observer, ``MarketMetricsBook``) →
 ``encode_signal`` for every signal — as ``entrypoints/backtest.py`` and the service wire it,
 and reads this process's RSS (``/proc/self/status``) along the way:
@@ -55,7 +55,7 @@ from adapters.wire.binance import BinanceDecoder  # noqa: E402
 from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_service import ConfigService  # noqa: E402
-from application.processing import MarketEventProcessor  # noqa: E402
+from application.processing import timed  # noqa: E402
 from bench.common import git_commit  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
@@ -84,11 +84,11 @@ class Pipeline:
         asyncio.run(self.config.refresh())
         self.decoder = BinanceDecoder(symbols=symbols)
         self.book = MarketMetricsBook()
-        self.processor = MarketEventProcessor(
-            SignalEngine(build_strategies("binance")),
+        self.engine = SignalEngine(
+            build_strategies("binance"),
             self.config.effective,
-            self.book,
-            PrometheusMetrics(),
+            depth_observer=self.book,
+            instrument=timed(PrometheusMetrics()),
         )
         self.skipped = 0
         self.signals = 0
@@ -98,7 +98,7 @@ class Pipeline:
         if isinstance(decoded, Skip):
             self.skipped += 1
             return
-        for signal in self.processor.handle(decoded.event):
+        for signal in self.engine.process(decoded.event):
             encode_signal(signal, "realtime-strategies")
             self.signals += 1
 
@@ -166,7 +166,7 @@ def run_scenario(
             }
         )
     gc.collect()
-    engine = pipeline.processor.engine
+    engine = pipeline.engine
     state: dict[str, int] = {
         "decoder_valid_symbols": len(pipeline.decoder._valid_symbols),
         "metrics_book_symbols": len(pipeline.book),

@@ -230,14 +230,14 @@ async def measure_baseline(run: str, nats_url: str, total: int) -> float:
 
 def measure_in_process(messages: list[bytes]) -> float:
     """The worker's per-message work without NATS: the composition root's decoder and
-    processor (Prometheus observer on, as in the service), in this process."""
+    engine (Prometheus observer on, as in the service), in this process."""
     from entrypoints.container import build_container
     from entrypoints.settings import Settings
 
     container = build_container(Settings(config_store="memory", trading_symbols="*"))
     asyncio.run(container.config_service().refresh())
     decode = container.decoder().decode_envelope
-    handle = container.processor().handle
+    handle = container.engine().process
     started = time.perf_counter()
     for raw in messages:
         decoded = decode(raw)

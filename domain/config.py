@@ -13,7 +13,7 @@ document with no parameters and a new version) rather than forgetting the versio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -97,6 +97,11 @@ class EffectiveConfig(Generic[P]):
             source=self.source,
             is_override=self.is_override,
         )
+
+
+ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
+"""``(strategy_id, symbol) -> effective config``: how the engine asks for the configuration
+(``ConfigService.effective`` in the service and the backtest)."""
 
 
 def merge_patch(

@@ -1,23 +1,31 @@
-"""The signal engine: routes events to strategies and turns decisions into signals.
+"""The signal engine: the one walk of a market event through the strategies.
 
-Shared by the live service and the backtest, so both produce identical signals for
-identical input. The application layer supplies the effective config per (strategy, symbol).
+The live service, the partition workers, the backtest and the strategy tests all run
+:meth:`SignalEngine.process`, so they produce identical signals for identical input. The
+application layer supplies the effective config per (strategy, symbol) and, optionally, an
+:data:`Instrument` around each evaluation (latency timing is operational, not domain).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Protocol, cast
 
-from domain.config import EffectiveConfig
+from domain.config import ConfigLookup, EffectiveConfig
 from domain.cooldown import CooldownGate
-from domain.market import MarketEvent
+from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal, signal_id_for
-from domain.strategies.base import Decision, ProposeFn, Strategy
-
-ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
-"""(strategy_id, symbol) -> effective config."""
+from domain.strategies.base import (
+    Capabilities,
+    Decision,
+    ProposeFn,
+    Strategy,
+    capabilities_of,
+)
 
 _QTY_DECIMALS = 8
 
@@ -34,8 +42,27 @@ class Outcome:
 
 Result = tuple[str, Signal | None]
 """(outcome, the signal when the outcome is SIGNAL)."""
-Runner = Callable[[MarketEvent, EffectiveConfig[CommonParams]], Result]
-"""``SignalEngine.evaluate`` of one strategy: (event, its effective config) -> result."""
+Evaluation = Callable[[MarketEvent, str], Result]
+"""One strategy's evaluation of one event: ``(event, config symbol) -> result``; it looks up
+the strategy's effective config for that symbol, then decides."""
+
+
+class Instrument(Protocol):
+    """Wraps each strategy's :data:`Evaluation` once, when the engine is built.
+
+    The wrapper sees every evaluation: its result, or the exception it raises (which it
+    must let through: the engine isolates it). The service times evaluations this way
+    (``application.processing.timed``); without an instrument nothing is wrapped.
+    """
+
+    def __call__(self, strategy_id: str, evaluation: Evaluation) -> Evaluation: ...
+
+
+class DepthObserver(Protocol):
+    """Receives every depth snapshot the engine processes (the market-metrics book)."""
+
+    def on_depth(self, snapshot: DepthSnapshot) -> object: ...
+
 
 # The results without a signal, built once: the hot path returns these very tuples.
 _DISABLED: Result = (Outcome.DISABLED, None)
@@ -46,31 +73,190 @@ _COOLDOWN: Result = (Outcome.COOLDOWN, None)
 DEFAULT_MAX_SYMBOLS = 10_000
 
 
+@dataclass(slots=True)
+class EngineStats:
+    """Plain counters, cheap enough for the hot path; exported by the service.
+
+    Evaluation outcomes, counted up to three times per event, live in ``outcome_counts``:
+    per strategy a plain dict with every outcome (zeros included), whose ``d[k] += 1`` CPython
+    specialises; a ``Counter`` with tuple keys costs several times as much per increment.
+    ``outcomes`` reads them as a Counter of (strategy, outcome) without the zeros.
+    """
+
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    signals_by_strategy_action: Counter[tuple[str, str]] = field(default_factory=Counter)
+    strategy_errors: Counter[str] = field(default_factory=Counter)
+    outcome_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        """Evaluations per (strategy, outcome) (a snapshot)."""
+        return Counter(
+            {
+                (strategy_id, outcome): count
+                for strategy_id, counts in self.outcome_counts.items()
+                for outcome, count in counts.items()
+                if count
+            }
+        )
+
+    def outcome_counter(self, strategy_id: str) -> dict[str, int]:
+        """The (live) outcome counts of ``strategy_id``, created with every outcome at 0."""
+        counts = self.outcome_counts.get(strategy_id)
+        if counts is None:
+            counts = self.outcome_counts[strategy_id] = dict.fromkeys(Outcome.ALL, 0)
+        return counts
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_type.values())
+
+    @property
+    def signals(self) -> int:
+        return sum(self.signals_by_strategy_action.values())
+
+
+_Consumer = tuple[str, Callable[[MarketEvent], str | None], Evaluation, dict[str, int]]
+"""(strategy id, its config_symbol, its evaluation, its outcome counts)."""
+_Route = tuple[
+    str,
+    Callable[[MarketEvent], str] | None,
+    Callable[[MarketEvent], object] | None,
+    tuple[_Consumer, ...],
+]
+"""Per event type: (type name, how to read the symbol the engine bounds state by (None: the
+type has none), the depth observer's ``on_depth`` for depth snapshots (else None), the
+consumers in engine order)."""
+
+_symbol_of: Callable[[MarketEvent], str] = attrgetter("symbol")
+
+
 class SignalEngine:
-    """Owns the strategy instances (their state) and the cooldown gate.
+    """Owns the strategy instances (their state) and the cooldown gate, and walks events.
+
+    Each strategy is checked once, here, against the :class:`~domain.strategies.base.Strategy`
+    protocol and the optional abilities it has (:func:`~domain.strategies.base.capabilities_of`):
+    a strategy with an ability it does not really implement fails now, with a clear error.
 
     Per-symbol state is bounded: :meth:`touch` keeps the ``max_symbols`` most recently seen
     symbols; the least recently seen one beyond that is forgotten by the cooldown gate and
-    by every strategy with a ``forget_symbol`` (a flood of new symbols under
-    ``TRADING_SYMBOLS=*`` cannot grow memory without bound). A forgotten symbol that comes
-    back starts afresh, as after a restart.
+    by every :class:`~domain.strategies.base.SymbolStateStrategy` (a flood of new symbols
+    under ``TRADING_SYMBOLS=*`` cannot grow memory without bound). A forgotten symbol that
+    comes back starts afresh, as after a restart.
     """
 
     def __init__(
-        self, strategies: Sequence[Strategy[CommonParams]], max_symbols: int = DEFAULT_MAX_SYMBOLS
+        self,
+        strategies: Sequence[Strategy[CommonParams]],
+        config: ConfigLookup,
+        *,
+        max_symbols: int = DEFAULT_MAX_SYMBOLS,
+        depth_observer: DepthObserver | None = None,
+        instrument: Instrument | None = None,
     ) -> None:
         if max_symbols < 1:
             raise ValueError(f"max_symbols must be >= 1, got {max_symbols}")
         self.strategies: tuple[Strategy[CommonParams], ...] = tuple(strategies)
+        capabilities = [capabilities_of(strategy) for strategy in self.strategies]
+        self.config = config
         self.max_symbols = max_symbols
+        self.depth_observer = depth_observer
+        self.stats = EngineStats()
         self.evicted_symbols = 0
-        self._recent: OrderedDict[str, None] = OrderedDict()
         self.cooldowns = CooldownGate()
-        """The gate every runner of this engine checks (fixed for the engine's life)."""
-        self._routes: dict[type, tuple[Strategy[CommonParams], ...]] = {}
-        # One runner per strategy, by id(): strategies need not be hashable, and
-        # self.strategies keeps every id in here alive and unique.
-        self._runners: dict[int, Runner] = {id(s): self._bind(s) for s in self.strategies}
+        """The gate every evaluation of this engine checks (fixed for the engine's life)."""
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._consumes = [c.consumes for c in capabilities]
+        self._forgetters = tuple(c.forget_symbol for c in capabilities if c.forget_symbol)
+        self._evaluations: tuple[Evaluation, ...] = tuple(
+            self._bind(strategy, capability, instrument)
+            for strategy, capability in zip(self.strategies, capabilities, strict=True)
+        )
+        self._index = {id(strategy): index for index, strategy in enumerate(self.strategies)}
+        self._by_type: dict[type, tuple[Strategy[CommonParams], ...]] = {}
+        self._routes: dict[type, _Route] = {}
+
+    # --- the walk -----------------------------------------------------------------------
+
+    def process(self, event: MarketEvent) -> list[Signal]:
+        """Run every strategy that consumes ``event``; return the signals emitted.
+
+        Marks the event's symbol as seen (:meth:`touch`), counts the event, hands a depth
+        snapshot to the depth observer, then evaluates each consuming strategy with its
+        effective config. A strategy that raises is isolated: the error is counted in
+        :attr:`stats` and the other strategies still run (a bug in one strategy costs its
+        signal, not the message).
+        """
+        route = self._routes.get(event.__class__)
+        if route is None:
+            route = self._route(event.__class__)
+        type_name, symbol_of, on_depth, consumers = route
+        if symbol_of is not None:
+            self.touch(symbol_of(event))
+        stats = self.stats
+        # Counter is a dict subclass, so ``c[k] += 1`` takes CPython's generic subscript path
+        # twice; get() and one store are cheaper, with the same count.
+        events_by_type = stats.events_by_type
+        events_by_type[type_name] = events_by_type.get(type_name, 0) + 1
+        if on_depth is not None:
+            on_depth(event)
+        signals: list[Signal] = []
+        for strategy_id, config_symbol, evaluate, outcome_counts in consumers:
+            symbol = config_symbol(event)
+            if symbol is None:
+                continue
+            try:
+                outcome, signal = evaluate(event, symbol)
+            except Exception:  # isolate one strategy's bug
+                stats.strategy_errors[strategy_id] += 1
+                continue
+            outcome_counts[outcome] += 1
+            if signal is not None:
+                stats.signals_by_strategy_action[(strategy_id, signal.action.value)] += 1
+                signals.append(signal)
+        return signals
+
+    def _route(self, event_type: type) -> _Route:
+        """What :meth:`process` needs for ``event_type``, bound once and memoised."""
+        stats = self.stats
+        on_depth: Callable[[MarketEvent], object] | None = None
+        if self.depth_observer is not None and issubclass(event_type, DepthSnapshot):
+            # Sound: this route only ever sees events of event_type, a DepthSnapshot.
+            on_depth = cast(Callable[[MarketEvent], object], self.depth_observer.on_depth)
+        route = self._routes[event_type] = (
+            event_type.__name__,
+            _symbol_of if hasattr(event_type, "symbol") else None,
+            on_depth,
+            tuple(
+                (
+                    strategy.strategy_id,
+                    strategy.config_symbol,
+                    self._evaluations[self._index[id(strategy)]],
+                    stats.outcome_counter(strategy.strategy_id),
+                )
+                for strategy in self.strategies_for(event_type)
+            ),
+        )
+        return route
+
+    def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
+        """The strategies that may consume events of ``event_type``, in engine order.
+
+        A :class:`~domain.strategies.base.RoutedStrategy` is left out for every type outside
+        its ``consumes``; any other strategy is always in. Only a shortcut: ``config_symbol``
+        still decides on each event, so the signals are the same as asking every strategy.
+        Memoised per type.
+        """
+        route = self._by_type.get(event_type)
+        if route is None:
+            route = self._by_type[event_type] = tuple(
+                strategy
+                for strategy, consumes in zip(self.strategies, self._consumes, strict=True)
+                if consumes is None or issubclass(event_type, consumes)
+            )
+        return route
+
+    # --- bounded per-symbol state -------------------------------------------------------
 
     def touch(self, symbol: str) -> None:
         """Mark ``symbol`` as just seen; forget the least recent one beyond the bound."""
@@ -87,49 +273,19 @@ class SignalEngine:
         """Drop every piece of per-symbol state this engine holds for ``symbol``."""
         self._recent.pop(symbol, None)
         self.cooldowns.forget_symbol(symbol)
-        for strategy in self.strategies:
-            forget = getattr(strategy, "forget_symbol", None)
-            if callable(forget):
-                forget(symbol)
+        for forget_symbol in self._forgetters:
+            forget_symbol(symbol)
         self.evicted_symbols += 1
 
-    def strategies_for(self, event_type: type) -> tuple[Strategy[CommonParams], ...]:
-        """The strategies that may consume events of ``event_type``, in engine order.
+    # --- one strategy's evaluation ------------------------------------------------------
 
-        A strategy that declares ``consumes`` (the event types its ``config_symbol`` can
-        return a symbol for) is left out for every other type; one that does not is always
-        in. Only a shortcut: ``config_symbol`` still decides on each event, so the signals
-        are the same as asking every strategy. Memoised per type.
-        """
-        route = self._routes.get(event_type)
-        if route is None:
-            route = self._routes[event_type] = tuple(
-                strategy
-                for strategy in self.strategies
-                if issubclass(event_type, getattr(strategy, "consumes", object))
-            )
-        return route
-
-    def evaluate(
+    def _bind(
         self,
         strategy: Strategy[CommonParams],
-        event: MarketEvent,
-        config: EffectiveConfig[CommonParams],
-    ) -> Result:
-        """Run one strategy on one event with its effective config."""
-        return self.runner(strategy)(event, config)
-
-    def runner(self, strategy: Strategy[CommonParams]) -> Runner:
-        """:meth:`evaluate` for ``strategy``, with everything it looks up bound once.
-
-        The processor keeps these per event type, so an evaluation costs one call. A
-        strategy of this engine shares its runner (and state); any other gets a new one.
-        """
-        run = self._runners.get(id(strategy))
-        return run if run is not None else self._bind(strategy)
-
-    def _bind(self, strategy: Strategy[CommonParams]) -> Runner:
-        """The runner of one strategy.
+        capabilities: Capabilities,
+        instrument: Instrument | None,
+    ) -> Evaluation:
+        """The evaluation of one strategy, with everything it looks up bound once.
 
         Disabled → DISABLED; no decision → NO_SIGNAL; suppressed by the cooldown → COOLDOWN;
         else SIGNAL with the signal. For a ``ProposingStrategy`` the cooldown is checked on
@@ -139,20 +295,23 @@ class SignalEngine:
         """
         strategy_id = strategy.strategy_id
         gate = self.cooldowns
-        propose: ProposeFn | None = getattr(strategy, "propose", None)
-        if callable(propose):
-            proposing: ProposeFn = propose
+        lookup = self.config
+        evaluation: Evaluation
+        proposing: ProposeFn | None = capabilities.propose
+        if proposing is not None:
+            propose: ProposeFn = proposing
             # cooldown_ms of the last params seen: params are immutable and change only with
             # the configuration, and the property costs more than this identity check.
             cooldown_of: CommonParams | None = None
             cooldown_ms = 0
 
-            def run_proposing(event: MarketEvent, config: EffectiveConfig[CommonParams]) -> Result:
+            def evaluate_proposing(event: MarketEvent, symbol: str) -> Result:
                 nonlocal cooldown_of, cooldown_ms
+                config = lookup(strategy_id, symbol)
                 params = config.params
                 if not params.enabled:
                     return _DISABLED
-                proposal = proposing(event, params)
+                proposal = propose(event, params)
                 if proposal is None:
                     return _NO_SIGNAL
                 if params is not cooldown_of:
@@ -163,32 +322,22 @@ class SignalEngine:
                     return _COOLDOWN
                 return _admit(gate, strategy_id, proposal.decide(), time_ms, config)
 
-            return run_proposing
+            evaluation = evaluate_proposing
+        else:
+            on_event = strategy.on_event
 
-        on_event = strategy.on_event
+            def evaluate(event: MarketEvent, symbol: str) -> Result:
+                config = lookup(strategy_id, symbol)
+                params = config.params
+                if not params.enabled:
+                    return _DISABLED
+                decision = on_event(event, params)
+                if decision is None:
+                    return _NO_SIGNAL
+                return _admit(gate, strategy_id, decision, event.event_time_ms, config)
 
-        def run(event: MarketEvent, config: EffectiveConfig[CommonParams]) -> Result:
-            params = config.params
-            if not params.enabled:
-                return _DISABLED
-            decision = on_event(event, params)
-            if decision is None:
-                return _NO_SIGNAL
-            return _admit(gate, strategy_id, decision, event.event_time_ms, config)
-
-        return run
-
-    def process(self, event: MarketEvent, lookup: ConfigLookup) -> list[Signal]:
-        """Run every strategy that consumes ``event``; return the signals emitted."""
-        signals: list[Signal] = []
-        for strategy in self.strategies_for(event.__class__):
-            symbol = strategy.config_symbol(event)
-            if symbol is None:
-                continue
-            _, signal = self.evaluate(strategy, event, lookup(strategy.strategy_id, symbol))
-            if signal is not None:
-                signals.append(signal)
-        return signals
+            evaluation = evaluate
+        return evaluation if instrument is None else instrument(strategy_id, evaluation)
 
 
 def _admit(

@@ -286,7 +286,7 @@ def replay(
     asyncio.run(apply_overrides(parts.config_service(), overrides))
     events = itertools.chain.from_iterable(parts.feed(path).iter_events() for path in files)
     result = run_backtest(
-        events, parts.processor(), on_progress=on_progress, simulator=parts.simulator()
+        events, parts.engine(), on_progress=on_progress, simulator=parts.simulator()
     )
     return result, parts.decode_stats()
 

@@ -19,7 +19,6 @@ from adapters.wire.capture import CaptureLineDecoder
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.stats import DecodeStats
 from application.config_service import ConfigService
-from application.processing import MarketEventProcessor
 from domain.engine import SignalEngine
 from domain.metrics import MarketMetricsBook
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
@@ -54,10 +53,10 @@ class BacktestParts(containers.DeclarativeContainer):
     )
     feed = providers.Factory(ReplayMarketFeed, decoder=decoder, stats=decode_stats)
     metrics_book = providers.Singleton(MarketMetricsBook)
-    processor = providers.Singleton(
-        MarketEventProcessor,
-        providers.Singleton(SignalEngine, providers.Callable(build_strategies, home_venue)),
+    engine = providers.Singleton(
+        SignalEngine,
+        providers.Callable(build_strategies, home_venue),
         config_service.provided.effective,
-        metrics_book,
+        depth_observer=metrics_book,
     )
     simulator = providers.Factory(TradeSimulator, trade_model)

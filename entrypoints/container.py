@@ -67,7 +67,7 @@ from application.health import HealthService
 from application.metrics_query import MarketMetricsQuery
 from application.partitioning import PartitionLayout
 from application.ports import SignalGate
-from application.processing import MarketEventProcessor
+from application.processing import timed
 from application.runtime import ConfigRefresher, ServiceRuntime
 from domain.engine import SignalEngine
 from domain.metrics import MarketMetricsBook
@@ -171,11 +171,11 @@ def signal_stream_spec(settings: Settings, part: PartitionSettings) -> StreamSpe
 
 def scrape_sources(container: Container) -> ScrapeSources:
     """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
-    processor, decoders, config cache, readiness, signal delivery and stores, looked up in
-    ``container`` when scraped (the metrics are built before the processor they observe)."""
+    engine, decoders, config cache, readiness, signal delivery and stores, looked up in
+    ``container`` when scraped (the metrics are built before the engine they observe)."""
     stats = container.decode_stats()
     sources = ScrapeSources(
-        processing=lambda: container.processor().stats,
+        processing=lambda: container.engine().stats,
         invalid_by_reason=lambda: dict(stats.by_reason),
         messages_by_type=lambda: dict(stats.by_type),
         config_cache=lambda: {
@@ -225,7 +225,7 @@ def worker_api(
     part: PartitionSettings,
     index: int,
     sink: NatsSignalSink,
-    processor: MarketEventProcessor,
+    engine: SignalEngine,
     metrics: PrometheusMetrics,
 ) -> FastAPI:
     """The service API of a worker: plus ``/api/v1/partitions``, metrics reads of other
@@ -239,7 +239,7 @@ def worker_api(
             "partition_count": part.partition_count,
             "prefix": part.partition_subject_prefix,
             "signals_published": sink.published,
-            "events_processed": processor.stats.events,
+            "events_processed": engine.stats.events,
             **feed.status(),
         }
         try:
@@ -511,9 +511,6 @@ class Container(containers.DeclarativeContainer):
         MarketMetricsBook, history_seconds=settings.provided.metrics_history_seconds
     )
     metrics_query = providers.Singleton(MarketMetricsQuery, metrics_book)
-    engine = providers.Singleton(
-        SignalEngine, providers.Callable(build_strategies, settings.provided.home_venue)
-    )
     health = providers.Singleton(
         HealthService,
         providers.Callable(build_health_checks, mode, messaging, config_repository, market_feed),
@@ -522,18 +519,18 @@ class Container(containers.DeclarativeContainer):
     prometheus = providers.Singleton(
         PrometheusMetrics, providers.Callable(scrape_sources, __self__)
     )
-    processor = providers.Singleton(
-        MarketEventProcessor,
-        engine,
+    engine = providers.Singleton(
+        SignalEngine,
+        providers.Callable(build_strategies, settings.provided.home_venue),
         config_service.provided.effective,
-        metrics_book,
-        prometheus,
+        depth_observer=metrics_book,
+        instrument=providers.Callable(timed, prometheus),
     )
     tracing = providers.Singleton(OpenTelemetryTracing)
     runtime = providers.Singleton(
         ServiceRuntime,
         market_feed,
-        processor,
+        engine,
         signal_sink,
         observer=prometheus,
         gate=signal_gate,
@@ -560,7 +557,7 @@ class Container(containers.DeclarativeContainer):
             partitions,
             worker.index,
             nats_sink,
-            processor,
+            engine,
             prometheus,
         ),
     )

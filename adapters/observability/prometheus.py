@@ -42,7 +42,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from application.processing import ProcessingStats
+from domain.engine import EngineStats
 from domain.signal import Signal
 
 log = structlog.get_logger("adapters.observability")
@@ -236,7 +236,7 @@ ValueSource = Callable[[], float | int | bool | None]
 class ScrapeSources:
     """Callables read at scrape time; every one is optional (absent → metric not exported).
 
-    * ``processing``: the processor's :class:`ProcessingStats` → ``messages_processed_total``
+    * ``processing``: the engine's :class:`EngineStats` → ``messages_processed_total``
       (event types) and ``signals_generated_total``.
     * ``messages_by_type``: overrides the ``messages_processed_total`` source, e.g. wire
       decode stats that also count skipped stream types (``kline``, ``bookTicker``).
@@ -252,7 +252,7 @@ class ScrapeSources:
     * ``ready``: the last readiness verdict (None = not checked yet → not exported).
     """
 
-    processing: Callable[[], ProcessingStats | None] | None = None
+    processing: Callable[[], EngineStats | None] | None = None
     messages_by_type: CountsSource | None = None
     invalid_by_reason: CountsSource | None = None
     last_event_time_ms: ValueSource | None = None
@@ -575,7 +575,7 @@ class PrometheusMetrics:
     # -- other push-style updates ---------------------------------------------------------
 
     def signals_emitted(self, signals: Iterable[Signal]) -> None:
-        """Record the confidence of emitted signals (call with what the processor returned)."""
+        """Record the confidence of emitted signals (call with what the engine returned)."""
         for signal in signals:
             child = self._confidence_children.get(signal.strategy_id)
             if child is None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
 
 from domain.market import MarketEvent
 from domain.params import CommonParams
@@ -31,6 +32,7 @@ class Decision:
     quantity: float | None = None
 
 
+@runtime_checkable
 class Strategy(Protocol[P_contra]):
     """A strategy keeps its own per-symbol state and decides on one event at a time.
 
@@ -38,14 +40,10 @@ class Strategy(Protocol[P_contra]):
     does not consume it). ``on_event`` both updates state and returns a decision or None;
     it must never raise on a valid event and must return confidence within [0, 1].
 
-    Optionally, a strategy declares ``consumes: ClassVar[tuple[type, ...]]``, the event types
-    for which ``config_symbol`` can return a symbol: the engine then does not offer it events
-    of other types at all (see :meth:`SignalEngine.strategies_for
-    <domain.engine.SignalEngine.strategies_for>`). Without it, every event is offered.
-
-    Optionally too, a strategy that often decides while its cooldown is running (so that the
-    engine throws the decision away) implements :class:`ProposingStrategy`: the engine then
-    checks the cooldown before the decision is built.
+    Optional abilities are the protocols below (:class:`RoutedStrategy`,
+    :class:`ProposingStrategy`, :class:`SymbolStateStrategy`). A strategy has one when it
+    has the protocol's member; :func:`capabilities_of` checks, once, when the engine is
+    built, that each one it has is really implemented.
     """
 
     strategy_id: ClassVar[str]
@@ -54,6 +52,18 @@ class Strategy(Protocol[P_contra]):
     def config_symbol(self, event: MarketEvent) -> str | None: ...
 
     def on_event(self, event: MarketEvent, params: P_contra) -> Decision | None: ...
+
+
+@runtime_checkable
+class RoutedStrategy(Protocol):
+    """A strategy that declares the event types it consumes.
+
+    ``consumes`` lists the event types for which ``config_symbol`` can return a symbol: the
+    engine does not offer it events of other types at all (see :meth:`SignalEngine.strategies_for
+    <domain.engine.SignalEngine.strategies_for>`). A strategy without it is offered every event.
+    """
+
+    consumes: ClassVar[tuple[type, ...]]
 
 
 class Proposal(Protocol):
@@ -72,6 +82,7 @@ class Proposal(Protocol):
     def decide(self) -> Decision: ...
 
 
+@runtime_checkable
 class ProposingStrategy(Strategy[P_contra], Protocol[P_contra]):
     """A strategy that can say which action it takes before building the decision.
 
@@ -86,5 +97,105 @@ class ProposingStrategy(Strategy[P_contra], Protocol[P_contra]):
     def propose(self, event: MarketEvent, params: P_contra) -> Proposal | None: ...
 
 
+@runtime_checkable
+class SymbolStateStrategy(Protocol):
+    """A strategy that keeps per-symbol state and can drop it.
+
+    The engine bounds the number of symbols it keeps state for and calls ``forget_symbol``
+    on the least recently seen one beyond that bound; a forgotten symbol that comes back
+    starts afresh.
+    """
+
+    def forget_symbol(self, symbol: str) -> None: ...
+
+
 ProposeFn = Callable[[MarketEvent, CommonParams], Proposal | None]
 """A bound ``propose`` method, as the engine keeps it."""
+
+
+class StrategyContractError(TypeError):
+    """A strategy lacks a required member or has an ability it does not really implement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """The abilities of one strategy instance, found once (see :func:`capabilities_of`).
+
+    ``consumes`` is None for a strategy offered every event; ``propose`` and
+    ``forget_symbol`` are the bound methods, or None without that ability.
+    """
+
+    consumes: tuple[type, ...] | None
+    propose: ProposeFn | None
+    forget_symbol: Callable[[str], None] | None
+
+
+_EVENT_TYPES: frozenset[type] = frozenset(get_args(MarketEvent))
+
+
+def capabilities_of(strategy: object) -> Capabilities:
+    """Check ``strategy`` against :class:`Strategy` and each optional ability it has.
+
+    A strategy has an ability when it has the ability's member (``consumes``, ``propose``,
+    ``forget_symbol``), whatever its value. Raises :class:`StrategyContractError` naming the
+    strategy and what is wrong: a required member missing or malformed, or an ability's
+    member not implemented as its protocol says (not callable, not taking the protocol's
+    arguments, ``consumes`` not a non-empty tuple of market event types).
+    """
+    name = type(strategy).__name__
+    missing = [
+        member
+        for member in ("strategy_id", "params_type", "config_symbol", "on_event")
+        if not hasattr(strategy, member)
+    ]
+    if missing:
+        raise StrategyContractError(f"{name} is not a Strategy: it has no {', '.join(missing)}")
+    strategy_id = getattr(strategy, "strategy_id")  # noqa: B009 - checked, not trusted
+    if not isinstance(strategy_id, str) or not strategy_id:
+        raise StrategyContractError(f"{name}: strategy_id must be a non-empty str")
+    label = f"strategy {strategy_id!r} ({name})"
+    params_type = getattr(strategy, "params_type")  # noqa: B009
+    if not (isinstance(params_type, type) and issubclass(params_type, CommonParams)):
+        raise StrategyContractError(f"{label}: params_type must be a CommonParams subclass")
+    _method(label, "Strategy", strategy, "config_symbol", 1)
+    _method(label, "Strategy", strategy, "on_event", 2)
+
+    consumes: tuple[type, ...] | None = None
+    if hasattr(strategy, "consumes"):
+        consumes = getattr(strategy, "consumes")  # noqa: B009
+        if (
+            not isinstance(consumes, tuple)
+            or not consumes
+            or not all(kind in _EVENT_TYPES for kind in consumes)
+        ):
+            raise StrategyContractError(
+                f"{label} is a RoutedStrategy, but consumes is not a non-empty tuple of "
+                f"market event types: {consumes!r}"
+            )
+    propose: ProposeFn | None = None
+    if hasattr(strategy, "propose"):
+        propose = _method(label, "ProposingStrategy", strategy, "propose", 2)
+    forget: Callable[[str], None] | None = None
+    if hasattr(strategy, "forget_symbol"):
+        forget = _method(label, "SymbolStateStrategy", strategy, "forget_symbol", 1)
+    return Capabilities(consumes=consumes, propose=propose, forget_symbol=forget)
+
+
+def _method(label: str, protocol: str, strategy: object, member: str, arity: int) -> Any:
+    """``strategy.<member>``, checked to be callable with ``arity`` positional arguments
+    (when Python can read its signature)."""
+    method = getattr(strategy, member)
+    if not callable(method):
+        raise StrategyContractError(f"{label}: {protocol}.{member} is not callable: {method!r}")
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):  # no signature to read (a builtin): trust the call
+        return method
+    try:
+        signature.bind(*([None] * arity))
+    except TypeError:
+        raise StrategyContractError(
+            f"{label}: {protocol}.{member} must take {arity} argument(s), "
+            f"its signature is {signature}"
+        ) from None
+    return method

@@ -87,16 +87,16 @@ def seeded_container(token: str | None, host: str = "0.0.0.0") -> Container:
     )
     container = build_container(settings, mode=Mode.LOCAL, replay=ReplayOptions(REPLAY_FILE))
     container.unwire()  # build_container wired the routers; each test wires what it uses
-    processor = container.processor()
+    engine = container.engine()
     t0 = 1_723_161_255_000
     for i in range(120):
         t = t0 + i * 1_000
-        processor.handle(_depth("BTCUSDT", t, 60_000.0 + i, 3.0 + i % 5, 2.0))
-        processor.handle(_depth("ETHUSDT", t, 2_600.0 - i, 1.0, 4.0 + i % 3))
-        processor.handle(
+        engine.process(_depth("BTCUSDT", t, 60_000.0 + i, 3.0 + i % 5, 2.0))
+        engine.process(_depth("ETHUSDT", t, 2_600.0 - i, 1.0, 4.0 + i % 3))
+        engine.process(
             Trade("BTCUSDT", t + 1, 10_000 + i, 60_000.0 + i, 0.01 * (1 + i % 4), i % 2 == 0)
         )
-    processor.handle(
+    engine.process(
         Ticker(
             "BTCUSDT",
             t0 + 200_000,

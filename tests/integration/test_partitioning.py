@@ -4,7 +4,7 @@ worker crash (docs/adr/0010-symbol-partitioning.md).
 The workload (:class:`tests.integration.partition_cluster.Workload`) is the bundled capture
 fanned out to 50 symbols plus dominance, quotes and on-chain inputs — 677,560 messages.
 The reference is the single-process code path run in this process (the backtest's path:
-decoder → ``MarketEventProcessor`` of the composition root, in-memory config), and the real
+decoder → ``SignalEngine`` of the composition root, in-memory config), and the real
 single-process service is checked against it too. Every partitioned run is separate
 processes: ``realtime-strategies route`` and ``realtime-strategies serve`` workers, with
 subjects and streams unique to the run. Signals are read back from the JetStream signal
@@ -61,12 +61,12 @@ def workload() -> Workload:
 @pytest.fixture(scope="module")
 def reference(workload: Workload) -> Signals:
     """The single-process code path in this process: the composition root's decoder and
-    processor (in-memory config), every message in publication order."""
+    engine (in-memory config), every message in publication order."""
     settings = Settings(config_store="memory", trading_symbols="*")
     container = build_container(settings)
     asyncio.run(container.config_service().refresh())
     decoders = container.decoders()
-    processor = container.processor()
+    engine = container.engine()
     signals: Signals = {}
     skipped = 0
     for kind, raw in workload.messages():
@@ -74,7 +74,7 @@ def reference(workload: Workload) -> Signals:
         if isinstance(result, Skip):
             skipped += 1
             continue
-        for signal in processor.handle(result.event):
+        for signal in engine.process(result.event):
             assert signal.signal_id not in signals, "two signals with one id"
             signals[signal.signal_id] = orjson.loads(encode_signal(signal, settings.signal_source))
     assert skipped == 0

@@ -136,12 +136,12 @@ def test_metrics_read_the_live_counters() -> None:
     container = build_container(Settings(config_store="memory"))
     feed = container.market_feed()
     assert isinstance(feed, NatsMarketFeed)
-    processor = container.processor()
+    engine = container.engine()
     container.decode_stats().record(feed.decoders["binance.websocket.data"](b"{"))
     body, _ = container.prometheus().render()
     assert b'realtime_strategies_messages_invalid_total{reason="malformed_json"} 1.0' in body
     assert b"realtime_strategies_nats_connected 0.0" in body
-    assert processor.stats.events == 0
+    assert engine.stats.events == 0
 
 
 def test_a_worker_without_an_index_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

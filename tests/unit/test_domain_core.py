@@ -1,5 +1,5 @@
 """Core domain machinery: parameter schema and validation, config resolution, cooldown,
-signal construction, evaluation, and the processing use case's isolation of failures."""
+signal construction and evaluation (the engine walk is in ``test_engine.py``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from typing import ClassVar
 
 import pytest
 
-from application.processing import MarketEventProcessor
 from domain.config import ConfigDocument, EffectiveConfig, merge_patch, next_version, resolve
 from domain.cooldown import CooldownGate
-from domain.engine import Outcome, SignalEngine, build_signal
+from domain.engine import build_signal
 from domain.evaluation import PriceSeries, forward_returns, horizon_stats
-from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.params import CommonParams, ParamValidationError, param, parse_text
 from domain.signal import Action, Signal, Strength, signal_id_for
 from domain.strategies.base import Decision
@@ -37,29 +35,6 @@ class DemoParams(CommonParams):
         if self.sell_threshold >= self.buy_threshold:
             return [FieldError("__root__", "cross_field", "sell_threshold must be < buy")]
         return []
-
-
-class DemoStrategy:
-    """Buys every trade above 100, sells below 50."""
-
-    strategy_id: ClassVar[str] = "demo"
-    description: ClassVar[str] = "demo"
-    params_type: ClassVar[type[CommonParams]] = DemoParams
-
-    def config_symbol(self, event: MarketEvent) -> str | None:
-        return event.symbol if isinstance(event, Trade) else None
-
-    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
-        assert isinstance(event, Trade)
-        if event.price > 100:
-            return Decision(event.symbol, Action.BUY, 0.8, event.price, event.price)
-        if event.price < 50:
-            return Decision(event.symbol, Action.SELL, 0.6, event.price, event.price)
-        return None
-
-
-def trade(price: float, t_ms: int, symbol: str = "BTCUSDT") -> Trade:
-    return Trade(symbol, t_ms, t_ms, price, 1.0, False)
 
 
 def doc(symbol: str | None, version: int, **parameters: float | int | bool) -> ConfigDocument:
@@ -223,52 +198,6 @@ def test_signal_rejects_levels_on_the_wrong_side() -> None:
         Signal(**{**{f: getattr(good, f) for f in good.__slots__}, "stop_loss": 11.0})
 
 
-def test_engine_applies_enabled_and_cooldown() -> None:
-    engine = SignalEngine([DemoStrategy()])
-    cfg = effective()
-    lookup = lambda _s, _sym: cfg  # noqa: E731
-    assert len(engine.process(trade(101, 0), lookup)) == 1
-    assert engine.process(trade(102, 5_000), lookup) == []
-    assert len(engine.process(trade(103, 10_000), lookup)) == 1
-    disabled = effective(enabled=False)
-    outcome, _ = engine.evaluate(engine.strategies[0], trade(104, 50_000), disabled)
-    assert outcome == Outcome.DISABLED
-
-
-# --- the processing use case ------------------------------------------------------------
-
-
-class ExplodingStrategy(DemoStrategy):
-    strategy_id: ClassVar[str] = "exploding"
-
-    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
-        raise RuntimeError("bug")
-
-
-def test_processor_isolates_a_failing_strategy_and_counts() -> None:
-    engine = SignalEngine([ExplodingStrategy(), DemoStrategy()])
-    cfg = effective()
-    processor = MarketEventProcessor(engine, lambda _s, _sym: cfg)
-    signals = processor.handle(trade(150, 1))
-    assert [s.strategy_id for s in signals] == ["demo"]
-    assert processor.stats.strategy_errors["exploding"] == 1
-    assert processor.stats.signals_by_strategy_action[("demo", "buy")] == 1
-    assert processor.stats.events_by_type["Trade"] == 1
-
-
-def test_processor_feeds_depth_to_the_metrics_observer() -> None:
-    seen: list[DepthSnapshot] = []
-
-    class Book:
-        def on_depth(self, snapshot: DepthSnapshot) -> None:
-            seen.append(snapshot)
-
-    processor = MarketEventProcessor(SignalEngine([]), lambda _s, _sym: effective(), Book())
-    snapshot = DepthSnapshot("BTCUSDT", 1, ((10.0, 1.0),), ((11.0, 1.0),))
-    processor.handle(snapshot)
-    assert seen == [snapshot]
-
-
 # --- evaluation -------------------------------------------------------------------------
 
 
@@ -295,38 +224,3 @@ def test_price_series_ignores_out_of_order_points() -> None:
     series.add(10, 3.0)
     assert series.price_at(10) == 3.0
     assert series.price_at(4) is None
-
-
-# --- bounded per-symbol state -----------------------------------------------------------
-
-
-class ForgettingStrategy(DemoStrategy):
-    def __init__(self) -> None:
-        self.forgotten: list[str] = []
-
-    def forget_symbol(self, symbol: str) -> None:
-        self.forgotten.append(symbol)
-
-
-def test_engine_forgets_the_least_recently_seen_symbol_beyond_its_bound() -> None:
-    strategy = ForgettingStrategy()
-    engine = SignalEngine([strategy], max_symbols=3)
-    processor = MarketEventProcessor(engine, lambda _s, _sym: effective())
-    for index, symbol in enumerate(["AUSDT", "BUSDT", "CUSDT", "AUSDT", "DUSDT", "EUSDT"]):
-        processor.handle(trade(150, index * 100_000, symbol))
-    # B was the least recently seen when D arrived, then C when E arrived; A was refreshed.
-    assert strategy.forgotten == ["BUSDT", "CUSDT"]
-    assert engine.evicted_symbols == 2
-    assert engine.cooldowns.symbols == 3
-    # A forgotten symbol starts afresh: its cooldown is gone too.
-    processor.handle(trade(150, 500_001, "BUSDT"))
-    assert processor.stats.signals_by_strategy_action[("demo", "buy")] == 7
-
-
-def test_a_flood_of_new_symbols_keeps_the_cooldown_gate_bounded() -> None:
-    engine = SignalEngine([DemoStrategy()], max_symbols=50)
-    processor = MarketEventProcessor(engine, lambda _s, _sym: effective())
-    for index in range(1_000):
-        processor.handle(trade(150, index, f"S{index}USDT"))
-    assert engine.cooldowns.symbols == 50
-    assert engine.evicted_symbols == 950

@@ -53,13 +53,13 @@ class Feed:
         return None
 
 
-class Processor:
+class Engine:
     """Two signals for every event."""
 
     def __init__(self) -> None:
         self.handled = 0
 
-    def handle(self, event: Any) -> list[FakeSignal]:
+    def process(self, event: Any) -> list[FakeSignal]:
         self.handled += 1
         return [FakeSignal(f"s{self.handled}a"), FakeSignal(f"s{self.handled}b")]
 
@@ -98,7 +98,7 @@ def make_runtime(
 ) -> ServiceRuntime:
     return ServiceRuntime(
         Feed(items),
-        cast(Any, Processor()),
+        cast(Any, Engine()),
         sink,
         tracing=OpenTelemetryTracing(tracing, cast(Any, tracer)),
     )
@@ -154,14 +154,14 @@ async def test_default_follows_the_installed_tracer_provider(
     assert counting_tracer.spans == (3 if tracing_enabled() else 1)
 
 
-class FailingProcessor(Processor):
+class FailingEngine(Engine):
     """Raises on the second event."""
 
-    def handle(self, event: Any) -> list[FakeSignal]:
+    def process(self, event: Any) -> list[FakeSignal]:
         if self.handled == 1:
             self.handled += 1
             raise RuntimeError("strategy bug")
-        return super().handle(event)
+        return super().process(event)
 
 
 class FailingSink(Sink):
@@ -186,7 +186,7 @@ class HoldBack:
 async def test_a_failing_event_or_publish_costs_that_one_only() -> None:
     sink = FailingSink()
     items = [Item(Event(), None) for _ in range(3)]
-    service = ServiceRuntime(Feed(items), cast(Any, FailingProcessor()), sink)
+    service = ServiceRuntime(Feed(items), cast(Any, FailingEngine()), sink)
     await service.run()
     assert [signal_id for signal_id, _ in sink.published] == ["s1b", "s3b"]
     assert service.counters.consumer_errors == 1
@@ -198,7 +198,7 @@ async def test_the_gate_decides_before_publishing() -> None:
     sink = Sink()
     items = [Item(Event(), None) for _ in range(3)]
     gate = HoldBack(items[0])
-    service = ServiceRuntime(Feed(items), cast(Any, Processor()), sink, gate=gate)
+    service = ServiceRuntime(Feed(items), cast(Any, Engine()), sink, gate=gate)
     await service.run()
     assert [signal_id for signal_id, _ in sink.published] == ["s1a", "s1b"]
     assert gate.asked == 6
@@ -237,7 +237,7 @@ class FlushCounting(Sink):
 async def test_stop_drains_the_feed_processes_what_was_received_then_flushes() -> None:
     feed = EndlessFeed()
     sink = FlushCounting()
-    service = ServiceRuntime(feed, cast(Any, Processor()), sink)
+    service = ServiceRuntime(feed, cast(Any, Engine()), sink)
     running = asyncio.create_task(service.run())
     await feed.busy.wait()
     await service.stop(timeout=5.0)

@@ -22,7 +22,8 @@ from adapters.observability.prometheus import (
     event_type_label,
 )
 from application.health import ComponentStatus, HealthService
-from application.processing import ProcessingObserver, ProcessingStats
+from application.processing import ProcessingObserver
+from domain.engine import EngineStats
 from domain.signal import Action, ConfigStamp, Signal
 from tests.unit.api.conftest import ApiTestContainer, FakeHealth, SteppingClock, make_client
 
@@ -134,7 +135,7 @@ class _Clock:
 
 
 def fully_sourced_metrics() -> PrometheusMetrics:
-    stats = ProcessingStats()
+    stats = EngineStats()
     stats.events_by_type.update({"DepthSnapshot": 10, "Trade": 5})
     stats.signals_by_strategy_action[("orderbook_skew", "buy")] += 2
     sources = ScrapeSources(
@@ -273,7 +274,7 @@ def test_event_type_labels() -> None:
 
 
 async def test_metrics_endpoint(client: httpx.AsyncClient, prometheus: PrometheusMetrics) -> None:
-    stats = ProcessingStats(events_by_type=Counter({"Trade": 3}))
+    stats = EngineStats(events_by_type=Counter({"Trade": 3}))
     prometheus.sources.processing = lambda: stats
     prometheus.strategy_evaluated("orderbook_skew", "no_signal", 0.0001)
     response = await client.get("/metrics")

@@ -30,7 +30,7 @@ from adapters.observability.prometheus import (
     PrometheusMetrics,
     ScrapeSources,
 )
-from application.processing import ProcessingStats
+from domain.engine import EngineStats
 from domain.signal import Action, ConfigStamp, Signal
 from tests.unit.deploy.support import MONITORING, RUNBOOK, load_yaml, run, service_tool
 
@@ -89,7 +89,7 @@ def _signal(strategy_id: str, confidence: float) -> Signal:
 
 
 SOURCE_VALUES: dict[str, Callable[[], Any]] = {
-    "processing": lambda: ProcessingStats(
+    "processing": lambda: EngineStats(
         events_by_type=Counter({"DepthSnapshot": 10, "Trade": 5}),
         signals_by_strategy_action=Counter({("orderbook_skew", "buy"): 2}),
     ),

@@ -3,8 +3,8 @@
 Every strategy is exercised the same way: alone (``run`` feeds events straight to
 ``on_event``, ``offer_each`` asks ``config_symbol`` too), through a
 :class:`~domain.engine.SignalEngine` whose configuration lookup is the real
-:func:`domain.config.resolve` over in-memory documents (``engine_and_lookup``,
-``config_doc``), against its parameter schema (``schema_table``, ``COMMON_SCHEMA``,
+:func:`domain.config.resolve` over in-memory documents (``engine_with``, ``config_doc``),
+against its parameter schema (``schema_table``, ``COMMON_SCHEMA``,
 ``assert_schema_documented``, ``rejection``, ``assert_one_cross_field_error``), and by
 properties over any in-range parameters (``params_from_schema``, ``property_settings``,
 ``assert_decision_in_bounds``).
@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, EffectiveConfig, resolve
-from domain.engine import ConfigLookup, SignalEngine
+from domain.config import ConfigDocument, ConfigLookup, EffectiveConfig, resolve
+from domain.engine import SignalEngine
 from domain.market import MarketEvent
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
 from domain.strategies.base import Decision, Strategy
@@ -116,21 +116,16 @@ def lookup_with(
     return lookup
 
 
-def engine_with(strategy: Strategy[P]) -> SignalEngine:
-    """An engine that runs ``strategy`` alone."""
-    return SignalEngine([cast(Strategy[CommonParams], strategy)])
-
-
-def engine_and_lookup(
+def engine_with(
     strategy: Strategy[P],
     symbol_docs: Mapping[str, ConfigDocument] | None = None,
     *,
     global_doc: ConfigDocument | None = None,
-) -> tuple[SignalEngine, ConfigLookup]:
-    """An engine running ``strategy`` alone, and a lookup of its parameters (see
-    :func:`lookup_with`)."""
+) -> SignalEngine:
+    """An engine running ``strategy`` alone, with its parameters looked up as
+    :func:`lookup_with` does."""
     lookup = lookup_with(strategy.params_type, symbol_docs, global_doc=global_doc)
-    return engine_with(strategy), lookup
+    return SignalEngine([cast(Strategy[CommonParams], strategy)], lookup)
 
 
 def static_config(params: CommonParams, symbol: str = "BTCUSDT") -> EffectiveConfig[CommonParams]:

@@ -36,7 +36,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     offer_each,
     params_from_schema,
@@ -294,10 +294,10 @@ def test_history_is_bounded_whatever_the_feed_rate() -> None:
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine, lookup = engine_and_lookup(BtcDominanceStrategy())
+    engine = engine_with(BtcDominanceStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
-        return [s.action for s in engine.process(event, lookup)]
+        return [s.action for s in engine.process(event)]
 
     assert feed(trade(T0)) == []
     assert feed(dominance(T0, 60.0)) == []
@@ -308,11 +308,11 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_is_sized_and_stamped() -> None:
-    engine, lookup = engine_and_lookup(BtcDominanceStrategy())
+    engine = engine_with(BtcDominanceStrategy())
     for event in (trade(T0), dominance(T0, 60.0)):
-        engine.process(event, lookup)
+        engine.process(event)
 
-    [signal] = engine.process(dominance(T0 + HOUR, 66.0), lookup)
+    [signal] = engine.process(dominance(T0 + HOUR, 66.0))
 
     assert signal.strategy_id == "btc_dominance"
     assert signal.symbol == "BTCUSDT"
@@ -327,8 +327,8 @@ def test_a_btcusdt_override_changes_the_outcome_and_another_symbols_does_not() -
     events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 66.0)]
 
     def signals(overrides: Mapping[str, ConfigDocument]) -> list[Action]:
-        engine, lookup = engine_and_lookup(BtcDominanceStrategy(), overrides)
-        return [s.action for e in events for s in engine.process(e, lookup)]
+        engine = engine_with(BtcDominanceStrategy(), overrides)
+        return [s.action for e in events for s in engine.process(e)]
 
     assert signals({}) == [Action.BUY]
     assert signals({"BTCUSDT": config_doc(SID, "BTCUSDT", 2, change_threshold=10.0)}) == []
@@ -338,11 +338,11 @@ def test_a_btcusdt_override_changes_the_outcome_and_another_symbols_does_not() -
 
 def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
     override = config_doc(SID, "BTCUSDT", 3, change_threshold=3.0)
-    engine, lookup = engine_and_lookup(BtcDominanceStrategy(), {"BTCUSDT": override})
-    engine.process(trade(T0), lookup)
-    engine.process(dominance(T0, 60.0), lookup)
+    engine = engine_with(BtcDominanceStrategy(), {"BTCUSDT": override})
+    engine.process(trade(T0))
+    engine.process(dominance(T0, 60.0))
 
-    [signal] = engine.process(dominance(T0 + HOUR, 64.0), lookup)  # 4 points: only with 3.0
+    [signal] = engine.process(dominance(T0 + HOUR, 64.0))  # 4 points: only with 3.0
 
     assert signal.config.is_override is True
     assert signal.config.version == 3
@@ -352,9 +352,9 @@ def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
 
 def test_disabled_strategy_emits_nothing() -> None:
     disabled = config_doc(SID, "BTCUSDT", 2, enabled=False)
-    engine, lookup = engine_and_lookup(BtcDominanceStrategy(), {"BTCUSDT": disabled})
+    engine = engine_with(BtcDominanceStrategy(), {"BTCUSDT": disabled})
     events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 70.0)]
-    assert [s for e in events for s in engine.process(e, lookup)] == []
+    assert [s for e in events for s in engine.process(e)] == []
 
 
 # --- schema and validation -----------------------------------------------------------------

@@ -32,7 +32,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     offer_each,
     params_from_schema,
@@ -276,10 +276,10 @@ def test_venues_per_symbol_are_bounded() -> None:
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy())
+    engine = engine_with(CrossExchangeSpreadStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
-        return [s.action for s in engine.process(event, lookup)]
+        return [s.action for s in engine.process(event)]
 
     assert feed(quote("coinbase", T0, 100.7, 100.8)) == []
     assert feed(book(T0 + 100 * MS, 99.9, 100.0)) == [Action.BUY]
@@ -289,10 +289,10 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_uses_the_strategy_quantity() -> None:
-    engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy())
-    engine.process(quote("coinbase", T0, 100.7, 100.8), lookup)
+    engine = engine_with(CrossExchangeSpreadStrategy())
+    engine.process(quote("coinbase", T0, 100.7, 100.8))
 
-    [signal] = engine.process(book(T0 + 100, 99.9, 100.0), lookup)
+    [signal] = engine.process(book(T0 + 100, 99.9, 100.0))
 
     assert signal.strategy_id == "cross_exchange_spread"
     assert signal.quantity == pytest.approx(500.0 * signal.confidence / 100.0, abs=1e-8)
@@ -302,11 +302,11 @@ def test_signal_from_the_engine_uses_the_strategy_quantity() -> None:
 
 def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
     def signals(overrides: Mapping[str, ConfigDocument]) -> dict[str, float]:
-        engine, lookup = engine_and_lookup(CrossExchangeSpreadStrategy(), overrides)
+        engine = engine_with(CrossExchangeSpreadStrategy(), overrides)
         out: dict[str, float] = {}
         for symbol in ("BTCUSDT", "ETHUSDT"):
-            engine.process(quote("coinbase", T0, 100.7, 100.8, symbol=symbol), lookup)
-            for s in engine.process(book(T0 + 1, 99.9, 100.0, symbol=symbol), lookup):
+            engine.process(quote("coinbase", T0, 100.7, 100.8, symbol=symbol))
+            for s in engine.process(book(T0 + 1, 99.9, 100.0, symbol=symbol)):
                 out[s.symbol] = s.quantity
         return out
 

@@ -32,7 +32,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     offer_each,
     params_from_schema,
@@ -284,10 +284,10 @@ def test_config_symbol_is_the_usdt_pair_of_the_asset_and_of_usdt_price_events() 
 
 
 def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
-    engine, lookup = engine_and_lookup(OnchainMetricsStrategy())
+    engine = engine_with(OnchainMetricsStrategy())
 
     def feed(event: MarketEvent) -> list[Action]:
-        return [s.action for s in engine.process(event, lookup)]
+        return [s.action for s in engine.process(event)]
 
     assert feed(trade(T0, "BTCUSDT")) == []
     assert feed(whale(T0, "BTC", 300.0, TO)) == [Action.SELL]
@@ -299,10 +299,10 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
 
 
 def test_signal_from_the_engine_is_sized_by_notional() -> None:
-    engine, lookup = engine_and_lookup(OnchainMetricsStrategy())
-    engine.process(trade(T0, "ETHUSDT"), lookup)
+    engine = engine_with(OnchainMetricsStrategy())
+    engine.process(trade(T0, "ETHUSDT"))
 
-    [signal] = engine.process(flow(T0 + 1, "ETH", 100.0, 400.0), lookup)
+    [signal] = engine.process(flow(T0 + 1, "ETH", 100.0, 400.0))
 
     assert signal.strategy_id == "onchain_metrics"
     assert signal.symbol == "ETHUSDT"
@@ -314,9 +314,9 @@ def test_signal_from_the_engine_is_sized_by_notional() -> None:
 
 def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
     def signals(overrides: Mapping[str, ConfigDocument]) -> list[str]:
-        engine, lookup = engine_and_lookup(OnchainMetricsStrategy(), overrides)
+        engine = engine_with(OnchainMetricsStrategy(), overrides)
         events = priced(flow(T0, "BTC", 300.0, 700.0), flow(T0, "ETH", 300.0, 700.0))
-        return [s.symbol for e in events for s in engine.process(e, lookup)]
+        return [s.symbol for e in events for s in engine.process(e)]
 
     assert signals({}) == ["BTCUSDT", "ETHUSDT"]
     override = config_doc(SID, "ETHUSDT", 4, exchange_flow_threshold_percent=45.0)

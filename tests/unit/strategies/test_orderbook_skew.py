@@ -23,7 +23,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     params_from_schema,
     property_settings,
@@ -134,8 +134,8 @@ def test_sell_when_asks_outweigh_bids() -> None:
 
 
 def test_signal_through_the_engine_has_levels_and_size() -> None:
-    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
-    (signal,) = engine.process(skewed_book(2.0, 1.0), lookup)
+    engine = engine_with(OrderbookSkewStrategy())
+    (signal,) = engine.process(skewed_book(2.0, 1.0))
     assert signal.strategy_id == SID
     assert signal.action is Action.BUY
     assert signal.price == 50000.0
@@ -269,16 +269,16 @@ def test_base_confidence_above_the_cap_is_capped() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
+    engine = engine_with(OrderbookSkewStrategy())
     emitted: list[Signal] = []
     for offset_ms in (0, 100, 15_000, 29_999):
-        emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + offset_ms), lookup)
+        emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + offset_ms))
     assert len(emitted) == 1
     # the opposite action is not the same signal: not suppressed
-    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 29_999), lookup)
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 29_999))
     assert [s.action for s in emitted] == [Action.BUY, Action.SELL]
     # 30 s after the first buy, a buy is allowed again
-    emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + 30_000), lookup)
+    emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + 30_000))
     assert [(s.action, s.event_time_ms) for s in emitted] == [
         (Action.BUY, T0),
         (Action.SELL, T0 + 29_999),
@@ -287,23 +287,23 @@ def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
 
 
 def test_cooldown_is_per_symbol() -> None:
-    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
-    first = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
-    second = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT", time_ms=T0 + 1), lookup)
+    engine = engine_with(OrderbookSkewStrategy())
+    first = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"))
+    second = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT", time_ms=T0 + 1))
     assert [s.symbol for s in first + second] == ["BTCUSDT", "ETHUSDT"]
 
 
 def test_symbol_override_changes_only_that_symbol() -> None:
     # ratio 2.0 buys at the default threshold 1.2, not at the ETHUSDT override 2.5
     override = config_doc(SID, "ETHUSDT", 3, buy_threshold=2.5)
-    engine, lookup = engine_and_lookup(OrderbookSkewStrategy(), {"ETHUSDT": override})
-    btc = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"), lookup)
-    eth = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"), lookup)
+    engine = engine_with(OrderbookSkewStrategy(), {"ETHUSDT": override})
+    btc = engine.process(skewed_book(2.0, 1.0, symbol="BTCUSDT"))
+    eth = engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"))
     assert [s.action for s in btc] == [Action.BUY]
     assert eth == []
     assert not btc[0].config.is_override
     # a stronger skew passes the override, and the signal carries it (other fields inherited)
-    (eth_signal,) = engine.process(skewed_book(3.0, 1.0, symbol="ETHUSDT"), lookup)
+    (eth_signal,) = engine.process(skewed_book(3.0, 1.0, symbol="ETHUSDT"))
     assert eth_signal.config.is_override
     assert eth_signal.config.version == 3
     assert eth_signal.config.parameters["buy_threshold"] == 2.5
@@ -313,14 +313,12 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 def test_global_config_and_disabled_symbol() -> None:
     global_doc = config_doc(SID, None, 1, min_spread_percent=0.01)
     disabled = config_doc(SID, "ETHUSDT", 2, enabled=False)
-    engine, lookup = engine_and_lookup(
-        OrderbookSkewStrategy(), {"ETHUSDT": disabled}, global_doc=global_doc
-    )
+    engine = engine_with(OrderbookSkewStrategy(), {"ETHUSDT": disabled}, global_doc=global_doc)
     # spread 0.02 % is now too wide globally
     wide = book([(100.0, 2.0)], [(100.02, 1.0)])
-    assert engine.process(wide, lookup) == []
-    assert len(engine.process(skewed_book(2.0, 1.0), lookup)) == 1  # spread 0.002 %
-    assert engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT"), lookup) == []
+    assert engine.process(wide) == []
+    assert len(engine.process(skewed_book(2.0, 1.0))) == 1  # spread 0.002 %
+    assert engine.process(skewed_book(2.0, 1.0, symbol="ETHUSDT")) == []
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -469,8 +467,8 @@ def test_signals_through_the_engine_on_realistic_books(
         levels(best_bid, -best_bid * 1e-4, [bid_qty] * 5),
         levels(best_ask, best_bid * 1e-4, [ask_qty] * 5),
     )
-    engine, lookup = engine_and_lookup(OrderbookSkewStrategy())
-    signals = engine.process(snapshot, lookup)  # building the Signal validates it
+    engine = engine_with(OrderbookSkewStrategy())
+    signals = engine.process(snapshot)  # building the Signal validates it
     assert len(signals) <= 1
     for signal in signals:
         assert 0.70 <= signal.confidence <= 0.95

@@ -3,7 +3,8 @@
 The engine asks a ``ProposingStrategy`` for a proposal (symbol and action), checks the
 cooldown, and builds the decision only when it passes. These tests run the same event
 streams through an engine that sees the proposals and one that only sees ``on_event`` (the
-strategy hidden behind a plain wrapper), and require identical outcomes and signals.
+strategy hidden behind a plain wrapper), and require identical outcomes and signals (each
+evaluation's result, as an :class:`~domain.engine.Instrument` sees it).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from hypothesis import strategies as st
 
 from domain.config import EffectiveConfig
 from domain.cooldown import CooldownGate
-from domain.engine import SignalEngine
+from domain.engine import Evaluation, Result, SignalEngine
 from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.params import CommonParams
-from domain.signal import Action, Signal
+from domain.signal import Action
 from domain.strategies.base import Decision, Strategy
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
 from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
@@ -33,7 +34,6 @@ class OnEventOnly:
     """Hides ``propose``: the engine must decide first and ask the cooldown after."""
 
     strategy_id: ClassVar[str] = ""
-    description: ClassVar[str] = ""
     params_type: ClassVar[type[CommonParams]] = CommonParams
 
     def __init__(self, inner: Strategy[CommonParams]) -> None:
@@ -48,18 +48,33 @@ class OnEventOnly:
 
 
 def run(
-    engine: SignalEngine, events: list[MarketEvent], params: CommonParams
-) -> list[tuple[str, Signal | None]]:
-    config = EffectiveConfig(engine.strategies[0].strategy_id, "BTCUSDT", params, 3, "db", False)
-    return [engine.evaluate(engine.strategies[0], event, config) for event in events]
+    strategy: Strategy[CommonParams], events: list[MarketEvent], params: CommonParams
+) -> list[Result]:
+    """The result of every evaluation of ``strategy`` over ``events``, in order."""
+    results: list[Result] = []
+
+    def record(strategy_id: str, evaluation: Evaluation) -> Evaluation:
+        def recorded(event: MarketEvent, symbol: str) -> Result:
+            result = evaluation(event, symbol)
+            results.append(result)
+            return result
+
+        return recorded
+
+    config = EffectiveConfig(strategy.strategy_id, "BTCUSDT", params, 3, "db", False)
+    engine = SignalEngine([strategy], lambda _id, _symbol: config, instrument=record)
+    for event in events:
+        engine.process(event)
+    assert len(results) == len(events)
+    return results
 
 
 def both_ways(
     strategy_type: type[Strategy[CommonParams]], events: list[MarketEvent], params: CommonParams
-) -> tuple[list[tuple[str, Signal | None]], list[tuple[str, Signal | None]]]:
-    proposing = SignalEngine([strategy_type()])
-    deciding = SignalEngine([OnEventOnly(strategy_type())])
-    return run(proposing, events, params), run(deciding, events, params)
+) -> tuple[list[Result], list[Result]]:
+    proposing = run(strategy_type(), events, params)
+    deciding = run(OnEventOnly(strategy_type()), events, params)
+    return proposing, deciding
 
 
 quantities = st.lists(st.floats(0.0001, 3.0), min_size=1, max_size=8)

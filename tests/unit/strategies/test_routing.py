@@ -2,13 +2,15 @@
 
 The engine offers an event only to the strategies whose ``consumes`` covers its type
 (``SignalEngine.strategies_for``). That is a pure shortcut, so for every strategy and every
-event type outside ``consumes``, ``config_symbol`` must answer None, whatever the state.
+event type outside ``consumes``, ``config_symbol`` must answer None, whatever the state; and
+an engine whose strategies are hidden behind wrappers without ``consumes`` (offered every
+event) emits the same signals.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import pytest
 
@@ -27,7 +29,7 @@ from domain.market import (
 )
 from domain.params import CommonParams
 from domain.signal import Signal
-from domain.strategies.base import Decision
+from domain.strategies.base import Decision, Strategy
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
 
 pytestmark = pytest.mark.unit
@@ -67,10 +69,30 @@ def test_config_symbol_is_none_for_every_type_a_strategy_does_not_consume(symbol
                 assert strategy.config_symbol(event) is None, (strategy.strategy_id, event)
 
 
+def default_config(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
+    params = STRATEGY_PARAMS[strategy_id]()
+    return EffectiveConfig(strategy_id, symbol, params, 0, "default", False)
+
+
+class Unrouted:
+    """``inner`` without its ``consumes`` (nor any other optional ability)."""
+
+    params_type: ClassVar[type[CommonParams]] = CommonParams
+
+    def __init__(self, inner: Strategy[CommonParams]) -> None:
+        self.inner = inner
+        self.strategy_id = inner.strategy_id
+
+    def config_symbol(self, event: MarketEvent) -> str | None:
+        return self.inner.config_symbol(event)
+
+    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
+        return self.inner.on_event(event, params)
+
+
 def test_engine_routes_by_consumes_and_offers_everything_to_undeclared_strategies() -> None:
     class Undeclared:
         strategy_id: ClassVar[str] = "undeclared"
-        description: ClassVar[str] = "no consumes attribute"
         params_type: ClassVar[type[CommonParams]] = CommonParams
 
         def config_symbol(self, event: MarketEvent) -> str | None:
@@ -80,7 +102,7 @@ def test_engine_routes_by_consumes_and_offers_everything_to_undeclared_strategie
             return None
 
     strategies = [*build_strategies(), Undeclared()]
-    engine = SignalEngine(strategies)
+    engine = SignalEngine(strategies, default_config)
     for event_type in EVENT_TYPES:
         expected = tuple(
             s
@@ -94,24 +116,17 @@ def test_engine_routes_by_consumes_and_offers_everything_to_undeclared_strategie
 
 
 def test_engine_process_gives_the_same_signals_as_asking_every_strategy() -> None:
-    def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
-        params = STRATEGY_PARAMS[strategy_id]()
-        return EffectiveConfig(strategy_id, symbol, params, 0, "default", False)
-
-    routed = SignalEngine(build_strategies())
-    unrouted = SignalEngine(build_strategies())
+    routed = SignalEngine(build_strategies(), default_config)
+    unrouted = SignalEngine(
+        [cast(Strategy[CommonParams], Unrouted(s)) for s in build_strategies()], default_config
+    )
+    assert all(len(unrouted.strategies_for(t)) == 6 for t in EVENT_TYPES)
     routed_signals: list[Signal] = []
     unrouted_signals: list[Signal] = []
     for step in range(40):
         for event in sample_events("BTCUSDT"):
             shifted = dataclasses.replace(event, event_time_ms=T + step * 40_000)
-            routed_signals.extend(routed.process(shifted, lookup))
-            for strategy in unrouted.strategies:
-                symbol = strategy.config_symbol(shifted)
-                if symbol is not None:
-                    config = lookup(strategy.strategy_id, symbol)
-                    _, signal = unrouted.evaluate(strategy, shifted, config)
-                    if signal is not None:
-                        unrouted_signals.append(signal)
+            routed_signals.extend(routed.process(shifted))
+            unrouted_signals.extend(unrouted.process(shifted))
     assert routed_signals
     assert routed_signals == unrouted_signals

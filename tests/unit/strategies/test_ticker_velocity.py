@@ -21,7 +21,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     params_from_schema,
     property_settings,
@@ -317,10 +317,10 @@ def test_symbols_are_independent() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_60_seconds() -> None:
-    engine, lookup = engine_and_lookup(TickerVelocityStrategy())
+    engine = engine_with(TickerVelocityStrategy())
     emitted: list[Signal] = []
     for t in path(linear(1.0), 180):
-        emitted += engine.process(t, lookup)
+        emitted += engine.process(t)
     # a decision every second from 30 s on; one signal per 60 s
     assert [(s.action, (s.event_time_ms - T0) // 1000) for s in emitted] == [
         (Action.BUY, 30),
@@ -335,18 +335,18 @@ def test_cooldown_suppresses_repeats_within_60_seconds() -> None:
 
 def test_symbol_override_changes_only_that_symbol() -> None:
     override = config_doc(SID, "ETHUSDT", 2, buy_threshold=2.0)
-    engine, lookup = engine_and_lookup(TickerVelocityStrategy(), {"ETHUSDT": override})
+    engine = engine_with(TickerVelocityStrategy(), {"ETHUSDT": override})
     btc: list[Signal] = []
     eth: list[Signal] = []
     for t in path(linear(1.0), 60, symbol="BTCUSDT"):
-        btc += engine.process(t, lookup)
+        btc += engine.process(t)
     for t in path(linear(1.0), 60, symbol="ETHUSDT"):
-        eth += engine.process(t, lookup)
+        eth += engine.process(t)
     assert [s.action for s in btc] == [Action.BUY]
     assert eth == []
     # a faster move passes the override
     for t in path(linear(3.0), 60, symbol="ETHUSDT", start_ms=T0 + 600_000):
-        eth += engine.process(t, lookup)
+        eth += engine.process(t)
     assert [s.action for s in eth] == [Action.BUY]
     assert eth[0].config.is_override
     assert eth[0].config.parameters["buy_threshold"] == 2.0

@@ -21,7 +21,7 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     assert_strategy_identity,
     config_doc,
-    engine_and_lookup,
+    engine_with,
     field_codes,
     params_from_schema,
     property_settings,
@@ -293,12 +293,12 @@ def test_out_of_order_trade_does_not_raise_or_overweight() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine, lookup = engine_and_lookup(TradeMomentumStrategy())
+    engine = engine_with(TradeMomentumStrategy())
     prices = [100.0 + i for i in range(14)]
     times = [T0 + i for i in range(12)] + [T0 + 29_999 + 9, T0 + 30_009]
     emitted: list[Signal] = []
     for i, (p, t) in enumerate(zip(prices, times, strict=True)):
-        emitted += engine.process(trade(p, time_ms=t, trade_id=i), lookup)
+        emitted += engine.process(trade(p, time_ms=t, trade_id=i))
     # decisions at trades 10..14 (all buys); only the first and the one 30 s later pass
     assert [(s.action, s.event_time_ms, s.price) for s in emitted] == [
         (Action.BUY, T0 + 9, 109.0),
@@ -311,13 +311,13 @@ def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
 
 def test_symbol_override_changes_only_that_symbol() -> None:
     override = config_doc(SID, "ETHUSDT", 4, buy_threshold=0.9)
-    engine, lookup = engine_and_lookup(TradeMomentumStrategy(), {"ETHUSDT": override})
+    engine = engine_with(TradeMomentumStrategy(), {"ETHUSDT": override})
     btc: list[Signal] = []
     eth: list[Signal] = []
     for t in series(RISING, symbol="BTCUSDT"):
-        btc += engine.process(t, lookup)
+        btc += engine.process(t)
     for t in series(RISING, symbol="ETHUSDT"):
-        eth += engine.process(t, lookup)
+        eth += engine.process(t)
     assert [s.action for s in btc] == [Action.BUY]  # momentum 0.867 > 0.7
     assert eth == []  # 0.867 < 0.9
     assert not btc[0].config.is_override
