@@ -595,7 +595,7 @@ def test_partitioned_overlay_renders_valid_and_consistent() -> None:
     # the single-process Deployment and its HPA are replaced
     assert ("Deployment", "petrosa-realtime-strategies") not in names
     assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies") not in names
-    assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies-router") in names
+    assert ("HorizontalPodAutoscaler", "petrosa-realtime-strategies-router") not in names
 
     config = next(
         m["data"]
@@ -665,7 +665,7 @@ def test_sharded_routers_component(tmp_path: Path) -> None:
     from tests.unit.deploy.support import DEPLOY, by_kind, kustomize, load_yaml
 
     overlay = DEPLOY / "partitioned"
-    (image,) = load_yaml(overlay / "kustomization.yaml")["images"]
+    (image,) = load_yaml(DEPLOY / "overlays" / "production" / "kustomization.yaml")["images"]
     (tmp_path / "kustomization.yaml").write_text(
         orjson.dumps(
             {

