@@ -72,9 +72,14 @@ class SignalGate(Protocol):
 
 
 class RunObserver(Protocol):
-    """Where the run loop reports consumer lag and published signals (Prometheus)."""
+    """Where the run loop reports consumer lag, processing time and published signals
+    (Prometheus)."""
 
     def message_consumed(self, lag_seconds: float) -> None: ...
+
+    def message_processed(self, seconds: float) -> None:
+        """One message processed (its signals handed to the sink) in ``seconds``."""
+        ...
 
     def signal_emitted(self, signal: Signal) -> None: ...
 
@@ -85,7 +90,13 @@ class TraceSpan(Protocol):
     def signals_emitted(self, count: int) -> None: ...
 
     def outgoing_context(self) -> Mapping[str, str] | None:
-        """The trace context to pass on with the message's signals (this span as parent)."""
+        """The trace context to pass on with the message's signals (the current span as
+        parent)."""
+        ...
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        """A child span for one stage of the message: ``evaluate`` (the strategies) or
+        ``publish`` (the signals handed to the sink; their trace context points to it)."""
         ...
 
 

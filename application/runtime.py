@@ -94,6 +94,7 @@ class ServiceRuntime:
         tracing = self.tracing
         trace_all = tracing is not None and tracing.recording
         publish = self._publish
+        timer = time.perf_counter
         try:
             async for batch in self.feed.batches():
                 if not batch:
@@ -102,35 +103,44 @@ class ServiceRuntime:
                     lag_ms = self._wall_ms() - batch[-1].event.event_time_ms
                     observer.message_consumed(lag_ms / 1000.0)
                 for item in batch:
+                    started = timer()
                     carrier = item.trace_context
                     if tracing is not None and (carrier or trace_all):
-                        await self._process_traced(item, carrier, tracing)
-                        continue
-                    try:
-                        signals = process(item.event)
-                    except Exception:  # one event never stops the loop
-                        self._processing_failed(item)
-                        continue
-                    for emitted in signals:
-                        await publish(item, emitted, None)
+                        if not await self._process_traced(item, carrier, tracing):
+                            continue
+                    else:
+                        try:
+                            signals = process(item.event)
+                        except Exception:  # one event never stops the loop
+                            self._processing_failed(item)
+                            continue
+                        for emitted in signals:
+                            await publish(item, emitted, None)
+                    if observer is not None:
+                        observer.message_processed(timer() - started)
         finally:
             self._finished.set()
 
     async def _process_traced(
         self, item: FeedItem, carrier: Mapping[str, str] | None, tracing: MessageTracing
-    ) -> None:
+    ) -> bool:
+        """The message in its span (consume), with child spans ``evaluate`` and, when it
+        produced signals, ``publish``; False if processing raised."""
         with tracing.message_span(carrier) as span:
             try:
-                signals = self.engine.process(item.event)
+                with span.stage("evaluate"):
+                    signals = self.engine.process(item.event)
             except Exception:  # one event never stops the loop
                 self._processing_failed(item)
-                return
+                return False
             if not signals:
-                return
+                return True
             span.signals_emitted(len(signals))
-            outgoing = span.outgoing_context()
-            for emitted in signals:
-                await self._publish(item, emitted, outgoing)
+            with span.stage("publish"):
+                outgoing = span.outgoing_context()
+                for emitted in signals:
+                    await self._publish(item, emitted, outgoing)
+        return True
 
     def _processing_failed(self, item: FeedItem) -> None:
         self.counters.consumer_errors += 1

@@ -61,7 +61,7 @@ from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
-from adapters.wire.stats import DecodeStats
+from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
 from application.config_service import ConfigService
 from application.health import HealthService
 from application.metrics_query import MarketMetricsQuery
@@ -177,6 +177,10 @@ def scrape_sources(container: Container) -> ScrapeSources:
     sources = ScrapeSources(
         processing=lambda: container.engine().stats,
         invalid_by_reason=lambda: dict(stats.by_reason),
+        message_errors=lambda: (
+            sum(n for reason, n in stats.by_reason.items() if reason not in INTENDED_SKIPS)
+            + container.runtime().counters.consumer_errors
+        ),
         messages_by_type=lambda: dict(stats.by_type),
         config_cache=lambda: {
             "hits": container.config_service().stats.cache_hits,

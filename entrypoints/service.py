@@ -15,11 +15,11 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from pydantic import ValidationError
 
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository
-from adapters.observability.tracing import RedactingSpanExporter
+from adapters.observability.tracing import RedactingSpanExporter, span_exporter
 from adapters.redaction import redact_value
 from adapters.sql.config_store import SqlConfigRepository
 from adapters.sql.migrations import migrate
@@ -88,16 +88,29 @@ def configure_logging(level: str, secrets: Sequence[str] | None = None) -> None:
     )
 
 
-def configure_tracing(exporter: str) -> None:
-    """A span per message when an exporter is configured; the no-op tracer otherwise.
-    Spans are exported with every credential masked (:class:`RedactingSpanExporter`)."""
-    if exporter == "none":
+def configure_tracing(settings: Settings) -> None:
+    """A span per message (and per API request: adapters/http/app.py) when an exporter is
+    configured; the no-op
+    tracer otherwise. Spans are exported in batches with every credential masked
+    (:class:`RedactingSpanExporter`); the OTLP endpoint is logged redacted, its headers
+    never."""
+    if settings.otel_exporter == "none":
         return
     provider = TracerProvider(resource=Resource.create({"service.name": "realtime-strategies"}))
-    console = ConsoleSpanExporter(out=sys.stderr)
-    redacting = RedactingSpanExporter(console, known_secrets(os.environ))
+    exporter = span_exporter(settings.otel_exporter, settings.otel_exporter_otlp_protocol)
+    redacting = RedactingSpanExporter(exporter, known_secrets(os.environ))
     provider.add_span_processor(BatchSpanProcessor(redacting))
     trace.set_tracer_provider(provider)
+    if settings.otel_exporter == "otlp":
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+            "OTEL_EXPORTER_OTLP_ENDPOINT", "(exporter default)"
+        )
+        log.info(
+            "tracing_configured",
+            exporter="otlp",
+            protocol=settings.otel_exporter_otlp_protocol,
+            endpoint=endpoint,
+        )
 
 
 async def prepare_stores(container: Container) -> None:
@@ -168,6 +181,7 @@ def service_process(container: Container) -> Process:
     feed = container.market_feed()
     runtime = container.runtime()
     refresher = container.config_refresher()
+    app = container.api()
     tasks: list[asyncio.Task[None]] = []
 
     async def start_stores() -> None:
@@ -201,7 +215,7 @@ def service_process(container: Container) -> Process:
     return Process(
         name="service",
         job=runtime,
-        api=api_server(container.api(), settings.fastapi_host, settings.fastapi_port),
+        api=api_server(app, settings.fastapi_host, settings.fastapi_port),
         startup=startup,
         shutdown=shutdown,
         background=[refresher.forever],
@@ -266,7 +280,7 @@ def serve() -> int:
     if settings is None or partitions is None:
         return 2
     configure_logging(settings.log_level)
-    configure_tracing(settings.otel_exporter)
+    configure_tracing(settings)
     mode = Mode.WORKER if partitions.enabled else Mode.SERVICE
     container = _container(settings, mode=mode, partitions=partitions)
     if container is None:

@@ -8,6 +8,7 @@ environment without a field here.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Literal
 
@@ -108,9 +109,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level."
     )
-    otel_exporter: Literal["none", "console"] = Field(
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
         "none",
-        description="OpenTelemetry span export: none (no-op tracer) or console (stderr).",
+        description=(
+            "OpenTelemetry span export: none (no-op tracer), console (stderr) or otlp "
+            "(endpoint, headers, timeout from the standard OTEL_EXPORTER_OTLP_* variables)."
+        ),
+    )
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf", description="OTLP transport when OTEL_EXPORTER=otlp."
     )
 
     @field_validator("trading_symbols")
@@ -130,7 +137,13 @@ class Settings(BaseSettings):
         return frozenset(self.trading_symbols.split(","))
 
 
-SECRET_URL_VARIABLES = ("NATS_URL", "MONGODB_URI", "MYSQL_URI", "OTEL_EXPORTER_OTLP_ENDPOINT")
+SECRET_URL_VARIABLES = (
+    "NATS_URL",
+    "MONGODB_URI",
+    "MYSQL_URI",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
 SECRET_VALUE_VARIABLES = ("ADMIN_API_TOKEN",)
 SECRET_HEADER_VARIABLES = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS")
 
@@ -156,17 +169,49 @@ def invalid_settings_message(error: Exception, environ: Mapping[str, str]) -> st
     return f"realtime-strategies: invalid settings:\n{redact(str(error), known_secrets(environ))}"
 
 
+def strategy_variables(registry: Mapping[str, type[CommonParams]]) -> tuple[str, ...]:
+    """Every environment variable the strategy layer reads, for every strategy."""
+    names: list[str] = []
+    for strategy_id, params_type in registry.items():
+        prefix = strategy_id.upper()
+        names.append(f"STRATEGY_ENABLED_{prefix}")
+        names += [f"{prefix}_{spec.name.upper()}" for spec in params_type.schema()]
+    return tuple(names)
+
+
+def unknown_strategy_variables(
+    registry: Mapping[str, type[CommonParams]], environ: Mapping[str, str]
+) -> list[FieldError]:
+    """Variables of ``environ`` (upper-cased names) that look like strategy variables — a
+    strategy id's prefix or ``STRATEGY_ENABLED_`` — but name nothing, each with the closest
+    valid name (difflib)."""
+    valid = strategy_variables(registry)
+    known = set(valid)
+    prefixes = ("STRATEGY_ENABLED_", *(f"{sid.upper()}_" for sid in registry))
+    errors: list[FieldError] = []
+    for name in sorted(environ):
+        if name in known or not name.startswith(prefixes):
+            continue
+        closest = difflib.get_close_matches(name, valid, n=1, cutoff=0.0)
+        hint = f"the closest valid name is {closest[0]}" if closest else "no strategy reads it"
+        errors.append(FieldError(name, "unknown_parameter", f"unknown strategy variable; {hint}"))
+    return errors
+
+
 def strategy_environment(
     registry: Mapping[str, type[CommonParams]], environ: Mapping[str, str]
 ) -> dict[str, dict[str, ParamValue]]:
     """The environment layer: ``<STRATEGY_ID>_<PARAM>`` and ``STRATEGY_ENABLED_<STRATEGY_ID>``.
 
-    Values are typed by the schema and validated field by field; every bad variable is
-    reported at once (start-up fails with a clear message rather than running on a typo).
+    Values are typed by the schema and validated field by field; a variable with a strategy's
+    prefix (or ``STRATEGY_ENABLED_``) that names no parameter is an error naming the closest
+    valid variable (``ORDERBOOK_SKEW_BUY_THRESHLD`` → ``ORDERBOOK_SKEW_BUY_THRESHOLD``). Every
+    bad variable is reported at once: start-up fails with a clear message rather than running
+    on a typo.
     """
     upper = {key.upper(): value for key, value in environ.items()}
     layers: dict[str, dict[str, ParamValue]] = {}
-    errors: list[FieldError] = []
+    errors = unknown_strategy_variables(registry, upper)
     for strategy_id, params_type in registry.items():
         layer: dict[str, ParamValue] = {}
         prefix = strategy_id.upper()

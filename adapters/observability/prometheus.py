@@ -4,8 +4,9 @@ Two kinds of metrics:
 
 * **Hot-path metrics** updated as things happen: per-strategy latency histogram, executions by
   outcome, errors, cooldown suppressions (all through :class:`ProcessingObserver`), the
-  signal confidence histogram (:meth:`PrometheusMetrics.signal_emitted`) and the consumer lag
-  (:meth:`PrometheusMetrics.message_consumed`, one attribute store per message). The
+  signal confidence histogram (:meth:`PrometheusMetrics.signal_emitted`), the consumer lag
+  (:meth:`PrometheusMetrics.message_consumed`, one attribute store per batch) and the
+  per-message processing latency (:meth:`PrometheusMetrics.message_processed`). The
   per-evaluation ones (latency, executions, cooldown suppressions: one or more updates per
   message) are plain counters exported at scrape time — a bisect and a few increments, no
   lock, about a quarter of a prometheus-client update; the rest are prometheus-client
@@ -17,7 +18,9 @@ Two kinds of metrics:
   raises is skipped for that scrape (and logged), it never breaks the exposition.
 
 Every exported name is declared once in :data:`METRICS` (and :data:`METRIC_NAMES`); dashboards
-and alert rules are checked against it.
+and alert rules are checked against it. The reference README's names are all among them:
+``messages_processed_total``, ``messages_errors_total``, ``processing_latency_seconds``,
+``signals_generated_total``, ``nats_connected`` and ``circuit_breaker_state{name}``.
 """
 
 from __future__ import annotations
@@ -94,6 +97,13 @@ METRICS: tuple[MetricInfo, ...] = (
         ("strategy",),
         "Confidence of the signals emitted.",
     ),
+    MetricInfo(
+        f"{PREFIX}_processing_latency_seconds",
+        "histogram",
+        (),
+        "Time from taking a decoded market message off the feed to its signals handed to the "
+        "sink (every strategy, the gate, the publish hand-off).",
+    ),
     # input (scrape time)
     MetricInfo(
         f"{PREFIX}_messages_processed_total",
@@ -106,6 +116,13 @@ METRICS: tuple[MetricInfo, ...] = (
         "counter",
         ("reason",),
         "Market messages skipped as invalid, by reason.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_messages_errors_total",
+        "counter",
+        (),
+        "Market messages that failed: rejected as invalid (the by-design skips unknown_symbol "
+        "and unsupported_stream excluded) or whose processing raised.",
     ),
     MetricInfo(
         f"{PREFIX}_consumer_lag_seconds",
@@ -202,6 +219,15 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )
 """Seconds; strategy evaluations take microseconds, the reference's budget is 50 ms."""
 
+PROCESSING_BUCKETS: tuple[float, ...] = (*LATENCY_BUCKETS, 0.1, 0.25, 0.5, 1.0)
+"""Seconds; a message's processing includes awaiting the sink's hand-off."""
+
+PROCESSING_BOUNDS: tuple[float, ...] = (*PROCESSING_BUCKETS, math.inf)
+_PROCESSING_LE: tuple[str, ...] = tuple(
+    floatToGoString(bound)  # type: ignore[no-untyped-call]
+    for bound in PROCESSING_BOUNDS
+)
+
 LATENCY_BOUNDS: tuple[float, ...] = (*LATENCY_BUCKETS, math.inf)
 _LATENCY_LE: tuple[str, ...] = tuple(
     floatToGoString(bound)  # type: ignore[no-untyped-call]
@@ -241,6 +267,8 @@ class ScrapeSources:
     * ``messages_by_type``: overrides the ``messages_processed_total`` source, e.g. wire
       decode stats that also count skipped stream types (``kline``, ``bookTicker``).
     * ``invalid_by_reason``: ``{reason: count}`` of messages skipped as invalid.
+    * ``message_errors``: messages that failed (invalid, by-design skips excluded, or
+      processing raised) → ``messages_errors_total``.
     * ``last_event_time_ms``: exchange event time of the last message (→ consumer lag).
     * ``publish_errors``, ``signals_dropped`` (``{reason: count}``), ``signal_buffer_size``:
       the signal sink's counters.
@@ -255,6 +283,7 @@ class ScrapeSources:
     processing: Callable[[], EngineStats | None] | None = None
     messages_by_type: CountsSource | None = None
     invalid_by_reason: CountsSource | None = None
+    message_errors: ValueSource | None = None
     last_event_time_ms: ValueSource | None = None
     publish_errors: ValueSource | None = None
     signals_dropped: CountsSource | None = None
@@ -348,6 +377,10 @@ def _messages_invalid(m: PrometheusMetrics) -> Metric | None:
     return (
         None if source is None else _labelled_counts(f"{PREFIX}_messages_invalid_total", source())
     )
+
+
+def _message_errors(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(f"{PREFIX}_messages_errors_total", m.sources.message_errors, counter=True)
 
 
 def _signals_generated(m: PrometheusMetrics) -> Metric | None:
@@ -451,17 +484,28 @@ def _ready(m: PrometheusMetrics) -> Metric | None:
     return family
 
 
+def _cumulative(bounds: tuple[str, ...], histogram: _Histogram) -> list[tuple[str, float]]:
+    cumulative = 0
+    buckets: list[tuple[str, float]] = []
+    for bound, count in zip(bounds, histogram.counts, strict=True):
+        cumulative += count
+        buckets.append((bound, cumulative))
+    return buckets
+
+
 def _strategy_latency(m: PrometheusMetrics) -> Metric | None:
     name = f"{PREFIX}_strategy_latency_seconds"
     family = HistogramMetricFamily(name, _INFO[name].help, labels=["strategy"])
-    bounds = _LATENCY_LE
     for strategy, histogram in sorted(m.latency_histograms.items()):
-        cumulative = 0
-        buckets: list[tuple[str, float]] = []
-        for bound, count in zip(bounds, histogram.counts, strict=True):
-            cumulative += count
-            buckets.append((bound, cumulative))
-        family.add_metric([strategy], buckets, histogram.sum)
+        family.add_metric([strategy], _cumulative(_LATENCY_LE, histogram), histogram.sum)
+    return family
+
+
+def _processing_latency(m: PrometheusMetrics) -> Metric | None:
+    name = f"{PREFIX}_processing_latency_seconds"
+    family = HistogramMetricFamily(name, _INFO[name].help)
+    histogram = m.processing_histogram
+    family.add_metric([], _cumulative(_PROCESSING_LE, histogram), histogram.sum)
     return family
 
 
@@ -481,10 +525,12 @@ def _cooldown_suppressed(m: PrometheusMetrics) -> Metric | None:
 
 _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] = (
     (f"{PREFIX}_strategy_latency_seconds", _strategy_latency),
+    (f"{PREFIX}_processing_latency_seconds", _processing_latency),
     (f"{PREFIX}_strategy_executions_total", _strategy_executions),
     (f"{PREFIX}_cooldown_suppressed_total", _cooldown_suppressed),
     (f"{PREFIX}_messages_processed_total", _messages_processed),
     (f"{PREFIX}_messages_invalid_total", _messages_invalid),
+    (f"{PREFIX}_messages_errors_total", _message_errors),
     (f"{PREFIX}_consumer_lag_seconds", _consumer_lag),
     (f"{PREFIX}_signals_generated_total", _signals_generated),
     (f"{PREFIX}_publish_errors_total", _publish_errors),
@@ -539,6 +585,7 @@ class PrometheusMetrics:
         self.latency_histograms: dict[str, _Histogram] = {}
         self.executions: Tally[tuple[str, str]] = Tally()
         self.cooldown_suppressed: Tally[str] = Tally()
+        self.processing_histogram = _Histogram(len(PROCESSING_BOUNDS))
         self._errors = Counter(
             f"{PREFIX}_strategy_errors_total",
             _INFO[f"{PREFIX}_strategy_errors_total"].help,
@@ -594,6 +641,12 @@ class PrometheusMetrics:
         Exported as the consumer lag unless a ``last_event_time_ms`` source is configured.
         """
         self._lag_seconds = lag_seconds
+
+    def message_processed(self, seconds: float) -> None:
+        """Per message: its processing time (a bisect and two increments, no lock)."""
+        histogram = self.processing_histogram
+        histogram.counts[bisect_left(PROCESSING_BOUNDS, seconds)] += 1
+        histogram.sum += seconds
 
     def set_ready(self, ready: bool) -> None:
         """Record a readiness verdict (used when no ``ready`` source is configured)."""

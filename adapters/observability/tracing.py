@@ -7,23 +7,54 @@
   (``exception.message``, ``exception.stacktrace``) or an attribute may hold a connection
   string; every string of a span (name, attributes, event attributes, status description)
   goes through :func:`adapters.redaction.redact` before the wrapped exporter sees it.
+- :func:`span_exporter`: console, or OTLP over HTTP/protobuf (default) or gRPC, configured by
+  the standard ``OTEL_EXPORTER_OTLP_*`` variables, which the OTLP exporters read themselves
+  (docs/adr/0015-otlp-http-protobuf-by-default.md).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Status
 
 from adapters.redaction import redact, redact_value
 
 SPAN_NAME = "process_market_event"
+
+OtlpProtocol = Literal["http/protobuf", "grpc"]
+
+
+def span_exporter(kind: str, protocol: OtlpProtocol = "http/protobuf") -> SpanExporter:
+    """The exporter ``OTEL_EXPORTER`` names: ``console`` (stderr) or ``otlp``.
+
+    The OTLP exporters read ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, ``_HEADERS``,
+    ``_TIMEOUT``, ``_COMPRESSION`` and ``_CERTIFICATE`` from the environment themselves
+    (defaults: ``http://localhost:4318/v1/traces`` for HTTP, ``localhost:4317`` for gRPC).
+    """
+    if kind == "console":
+        return ConsoleSpanExporter(out=sys.stderr)
+    if kind != "otlp":
+        raise ValueError(f"unknown span exporter {kind!r}: none, console or otlp")
+    # imported on use: gRPC loads a native library most processes never need
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter()
 
 
 def tracing_enabled() -> bool:
@@ -32,11 +63,19 @@ def tracing_enabled() -> bool:
     return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
-class _MessageSpan:
-    __slots__ = ("_span",)
+STAGE_SPANS: Mapping[str, tuple[str, SpanKind]] = {
+    "evaluate": ("evaluate_strategies", SpanKind.INTERNAL),
+    "publish": ("publish_signals", SpanKind.PRODUCER),
+}
+"""Child spans of a message's span, by stage: the strategies' evaluation, the publishing."""
 
-    def __init__(self, span: Span) -> None:
+
+class _MessageSpan:
+    __slots__ = ("_span", "_tracer")
+
+    def __init__(self, span: Span, tracer: trace.Tracer) -> None:
         self._span = span
+        self._tracer = tracer
 
     def signals_emitted(self, count: int) -> None:
         self._span.set_attribute("signals", count)
@@ -45,6 +84,12 @@ class _MessageSpan:
         outgoing: dict[str, str] = {}
         inject(outgoing)
         return outgoing or None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        span_name, kind = STAGE_SPANS[name]
+        with self._tracer.start_as_current_span(span_name, kind=kind):
+            yield
 
 
 class OpenTelemetryTracing:
@@ -69,7 +114,7 @@ class OpenTelemetryTracing:
         with self.tracer.start_as_current_span(
             SPAN_NAME, context=context, kind=SpanKind.CONSUMER
         ) as span:
-            yield _MessageSpan(span)
+            yield _MessageSpan(span, self.tracer)
 
 
 class RedactingSpanExporter(SpanExporter):

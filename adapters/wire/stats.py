@@ -65,6 +65,12 @@ class SkipReason(StrEnum):
 
 ALL_SKIP_REASONS: Final[frozenset[str]] = frozenset(r.value for r in SkipReason)
 
+INTENDED_SKIPS: Final[frozenset[str]] = frozenset(
+    {SkipReason.UNKNOWN_SYMBOL.value, SkipReason.UNSUPPORTED_STREAM.value}
+)
+"""Skips by design, not errors: a symbol outside the allow-list, a stream the service does
+not consume (left out of ``messages_errors_total``, the error rate and its alert)."""
+
 
 class MessageType(StrEnum):
     """Kinds of successfully decoded messages."""

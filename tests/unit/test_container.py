@@ -133,14 +133,20 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
 
 
 def test_metrics_read_the_live_counters() -> None:
-    container = build_container(Settings(config_store="memory"))
+    container = build_container(Settings(config_store="memory", trading_symbols="BTCUSDT"))
     feed = container.market_feed()
     assert isinstance(feed, NatsMarketFeed)
     engine = container.engine()
     container.decode_stats().record(feed.decoders["binance.websocket.data"](b"{"))
+    decoder = feed.decoders["binance.websocket.data"]
+    container.decode_stats().record(decoder(trade("XRPUSDT")))  # a by-design skip in effect
+    container.runtime().counters.consumer_errors += 1  # an event whose processing raised
     body, _ = container.prometheus().render()
     assert b'realtime_strategies_messages_invalid_total{reason="malformed_json"} 1.0' in body
     assert b"realtime_strategies_nats_connected 0.0" in body
+    # the reference's error counter: the malformed message and the failed one, not the skip
+    assert b'realtime_strategies_messages_invalid_total{reason="unknown_symbol"} 1.0' in body
+    assert b"realtime_strategies_messages_errors_total 2.0" in body
     assert engine.stats.events == 0
 
 

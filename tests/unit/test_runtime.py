@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
-from adapters.observability.tracing import OpenTelemetryTracing, tracing_enabled
+from adapters.observability.tracing import SPAN_NAME, OpenTelemetryTracing, tracing_enabled
 from application.runtime import ServiceRuntime
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -76,14 +80,19 @@ class Sink:
 
 
 class CountingTracer:
-    """Wraps the module's tracer and counts the spans started."""
+    """Wraps the module's tracer and counts the spans started: ``spans`` the messages' own,
+    ``stages`` their child spans."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.spans = 0
+        self.stages = 0
 
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> AbstractContextManager[Any]:
-        self.spans += 1
+        if args[0] == SPAN_NAME:
+            self.spans += 1
+        else:
+            self.stages += 1
         manager: AbstractContextManager[Any] = self.inner.start_as_current_span(*args, **kwargs)
         return manager
 
@@ -139,6 +148,7 @@ async def test_a_span_per_message_when_tracing_is_on(counting_tracer: CountingTr
     service = make_runtime(ITEMS, sink, True, counting_tracer)
     await service.run()
     assert counting_tracer.spans == 3
+    assert counting_tracer.stages == 6  # evaluate and publish of each
     assert service.signals_published == 6
     traced = sink.published[2][1]
     assert traced is not None
@@ -244,3 +254,65 @@ async def test_stop_drains_the_feed_processes_what_was_received_then_flushes() -
     assert running.done()
     assert len(sink.published) == 2 * feed.served  # the batch after the drain too
     assert sink.flushed_after == len(sink.published)
+
+
+async def test_message_span_has_evaluate_and_publish_children_and_the_signals_follow() -> None:
+    """consume → evaluate → publish: the message's span continues the producer's trace, the
+    stages are its children, and the signals carry the publish span's context."""
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    sink = Sink()
+    items = [Item(Event(), {"traceparent": TRACEPARENT})]
+    tracing = OpenTelemetryTracing(True, provider.get_tracer("test"))
+    service = ServiceRuntime(Feed(items), cast(Any, Engine()), sink, tracing=tracing)
+    await service.run()
+    spans = {span.name: span for span in exported.get_finished_spans()}
+    assert set(spans) == {SPAN_NAME, "evaluate_strategies", "publish_signals"}
+    message = spans[SPAN_NAME]
+    assert message.kind == SpanKind.CONSUMER
+    assert message.context is not None
+    assert format(message.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
+    assert message.attributes == {"signals": 2}
+    for stage in ("evaluate_strategies", "publish_signals"):
+        parent = spans[stage].parent
+        assert parent is not None
+        assert parent.span_id == message.context.span_id
+    assert spans["publish_signals"].kind == SpanKind.PRODUCER
+    publish_context = spans["publish_signals"].context
+    assert publish_context is not None
+    for _, context in sink.published:
+        assert context is not None
+        assert context["traceparent"].split("-")[2] == format(publish_context.span_id, "016x")
+
+
+@dataclass
+class Observer:
+    processed: list[float] = field(default_factory=list)
+    consumed: list[float] = field(default_factory=list)
+    emitted: list[Any] = field(default_factory=list)
+
+    def message_consumed(self, lag_seconds: float) -> None:
+        self.consumed.append(lag_seconds)
+
+    def message_processed(self, seconds: float) -> None:
+        self.processed.append(seconds)
+
+    def signal_emitted(self, signal: Any) -> None:
+        self.emitted.append(signal)
+
+
+@pytest.mark.parametrize("traced", [False, True])
+async def test_every_processed_message_reports_its_processing_time(traced: bool) -> None:
+    """A failing event reports none (it is counted as a consumer error instead)."""
+    observer = Observer()
+    items = [Item(Event(), None) for _ in range(3)]
+    tracing = OpenTelemetryTracing(traced)
+    service = ServiceRuntime(
+        Feed(items), cast(Any, FailingEngine()), Sink(), observer=observer, tracing=tracing
+    )
+    await service.run()
+    assert len(observer.processed) == 2
+    assert all(seconds >= 0 for seconds in observer.processed)
+    assert len(observer.consumed) == 2  # one lag reading per batch
+    assert len(observer.emitted) == 4

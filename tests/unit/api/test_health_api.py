@@ -141,6 +141,7 @@ def fully_sourced_metrics() -> PrometheusMetrics:
     sources = ScrapeSources(
         processing=lambda: stats,
         invalid_by_reason=lambda: {"malformed_json": 3, "crossed_book": 1},
+        message_errors=lambda: 4,
         last_event_time_ms=lambda: 1_000_000,
         publish_errors=lambda: 4,
         signals_dropped=lambda: {"buffer_full": 1},
@@ -158,6 +159,7 @@ def fully_sourced_metrics() -> PrometheusMetrics:
     observer.strategy_evaluated("trade_momentum", "no_signal", 0.00003)
     observer.strategy_failed("ticker_velocity", RuntimeError("boom"))
     metrics.signals_emitted([_signal("orderbook_skew", 0.82)])
+    metrics.message_processed(0.0004)
     return metrics
 
 
@@ -185,6 +187,7 @@ def test_values_read_at_scrape_time() -> None:
     assert value("realtime_strategies_messages_processed_total", {"type": "depth"}) == 10
     assert value("realtime_strategies_messages_processed_total", {"type": "trade"}) == 5
     assert value("realtime_strategies_messages_invalid_total", {"reason": "crossed_book"}) == 1
+    assert value("realtime_strategies_messages_errors_total") == 4
     labels = {"strategy": "orderbook_skew", "action": "buy"}
     assert value("realtime_strategies_signals_generated_total", labels) == 2
     assert value("realtime_strategies_consumer_lag_seconds") == pytest.approx(2.5)
@@ -215,6 +218,12 @@ def test_observer_metrics() -> None:
     assert value(errors, {"strategy": "ticker_velocity"}) == 1
     cooldown = "realtime_strategies_cooldown_suppressed_total"
     assert value(cooldown, {"strategy": "orderbook_skew"}) == 1
+    processing = "realtime_strategies_processing_latency_seconds"
+    assert value(f"{processing}_count") == 1
+    assert value(f"{processing}_sum") == pytest.approx(0.0004)
+    assert value(f"{processing}_bucket", {"le": "0.0005"}) == 1
+    assert value(f"{processing}_bucket", {"le": "0.00025"}) == 0
+    assert value(f"{processing}_bucket", {"le": "1.0"}) == 1
     confidence = "realtime_strategies_signal_confidence"
     assert value(f"{confidence}_bucket", {"strategy": "orderbook_skew", "le": "0.9"}) == 1
     assert value(f"{confidence}_bucket", {"strategy": "orderbook_skew", "le": "0.8"}) == 0

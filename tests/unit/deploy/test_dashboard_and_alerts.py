@@ -95,6 +95,7 @@ SOURCE_VALUES: dict[str, Callable[[], Any]] = {
     ),
     "messages_by_type": lambda: {"depth": 10, "trade": 5, "kline": 1},
     "invalid_by_reason": lambda: {"bad_json": 1},
+    "message_errors": lambda: 1,
     "last_event_time_ms": lambda: 1_723_075_200_000,
     "publish_errors": lambda: 1,
     "signals_dropped": lambda: {"buffer_full": 0},
@@ -116,6 +117,7 @@ def _populated_metrics() -> PrometheusMetrics:
     metrics.strategy_evaluated("orderbook_skew", "cooldown", 0.0001)
     metrics.strategy_failed("trade_momentum", RuntimeError("boom"))
     metrics.signals_emitted([_signal("orderbook_skew", 0.75)])
+    metrics.message_processed(0.0002)
     return metrics
 
 
@@ -144,6 +146,30 @@ def _base_name(series: str) -> str:
 
 def test_the_populated_registry_exports_every_declared_metric() -> None:
     assert {_base_name(name) for name in EXPORTED} == set(METRIC_NAMES)
+
+
+REFERENCE_README_METRICS = {
+    "realtime_strategies_messages_processed_total": "counter",
+    "realtime_strategies_messages_errors_total": "counter",
+    "realtime_strategies_processing_latency_seconds": "histogram",
+    "realtime_strategies_signals_generated_total": "counter",
+    "realtime_strategies_nats_connected": "gauge",
+    "realtime_strategies_circuit_breaker_state": "gauge",
+}
+"""The metric names the reference README documents ("Prometheus Metrics"); its p95 query
+reads the processing-latency histogram."""
+
+
+def test_the_reference_readme_metric_names_are_exported() -> None:
+    types = {m.name: m.type for m in METRICS}
+    for name, kind in REFERENCE_README_METRICS.items():
+        assert types.get(name) == kind, name
+        series = (
+            {f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram" else {name}
+        )
+        assert series <= EXPORTED, name
+    breakers = next(m for m in METRICS if m.name.endswith("_circuit_breaker_state"))
+    assert breakers.labels == ("name",)
 
 
 # --- PromQL identifiers -----------------------------------------------------------------------
@@ -251,7 +277,8 @@ REQUIRED_PANELS = {
     "Strategy success rate",
     "Strategy errors and cooldown suppressions",
     "Invalid messages by reason",
-    "Error rate (invalid / received)",
+    "Error rate (errors / received)",
+    "Message processing latency p95 / p99",
     "Message types distribution",
     "Signal confidence distribution",
     "Circuit breaker state",
