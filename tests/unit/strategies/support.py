@@ -29,7 +29,6 @@ from domain.engine import SignalEngine
 from domain.market import MarketEvent
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
 from domain.strategies.base import Decision, Strategy
-from domain.strategies.registry import STRATEGIES
 
 P = TypeVar("P", bound=CommonParams)
 
@@ -146,15 +145,6 @@ def assert_schema_documented(params_type: type[CommonParams]) -> None:
     for spec in params_type.schema():
         assert spec.description, spec.name
         assert type(spec.default).__name__ == spec.type, spec.name
-
-
-def assert_strategy_identity(strategy: Strategy[P], params_type: type[P], strategy_id: str) -> None:
-    """``strategy`` and its parameters agree on the id, and the strategy is documented."""
-    assert strategy.strategy_id == params_type.strategy_id == strategy_id
-    assert strategy.params_type is params_type
-    assert STRATEGIES[strategy_id].params_type is params_type
-    assert STRATEGIES[strategy_id].description
-    assert type(strategy).__doc__
 
 
 def rejection(params_type: type[CommonParams], values: Mapping[str, Any]) -> list[FieldError]:

@@ -29,12 +29,11 @@ from domain.strategies.btc_dominance import (
     BtcDominanceParams,
     BtcDominanceStrategy,
 )
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -350,13 +349,6 @@ def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
     assert signal.config.parameters["high_threshold"] == 70.0
 
 
-def test_disabled_strategy_emits_nothing() -> None:
-    disabled = config_doc(SID, "BTCUSDT", 2, enabled=False)
-    engine = engine_with(BtcDominanceStrategy(), {"BTCUSDT": disabled})
-    events: list[MarketEvent] = [trade(T0), dominance(T0, 60.0), dominance(T0 + HOUR, 70.0)]
-    assert [s for e in events for s in engine.process(e)] == []
-
-
 # --- schema and validation -----------------------------------------------------------------
 
 
@@ -370,8 +362,6 @@ def test_schema_names_defaults_and_bounds() -> None:
         "min_signal_interval": ("int", 14400, 60, 604800),
         "cooldown_seconds": ("int", 0, 0, 86400),
     }
-    assert_schema_documented(BtcDominanceParams)
-    assert_strategy_identity(BtcDominanceStrategy(), BtcDominanceParams, "btc_dominance")
 
 
 def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
@@ -507,3 +497,11 @@ def test_ordered_dominance_series_signal_only_per_the_rules(
         else:
             assert change < 0.0
             assert value < params.low_threshold or -change >= params.change_threshold
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+    warmup = 2  # a price and a first observation
+
+    def scenario(self) -> list[MarketEvent]:
+        return [trade(T0), dominance(T0, 68.0), dominance(T0 + HOUR, 72.0)]

@@ -26,11 +26,10 @@ from domain.strategies.cross_exchange_spread import (
     CrossExchangeSpreadParams,
     CrossExchangeSpreadStrategy,
 )
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -332,9 +331,6 @@ def test_schema_names_defaults_and_bounds() -> None:
         "max_position_size": ("float", 500.0, 100.0, 10000.0),
         "cooldown_seconds": ("int", 0, 0, 86400),
     }
-    assert_schema_documented(CrossExchangeSpreadParams)
-    strategy = CrossExchangeSpreadStrategy()
-    assert_strategy_identity(strategy, CrossExchangeSpreadParams, "cross_exchange_spread")
     assert make_params().cooldown_ms == 300_000
     assert make_params(cooldown_seconds=900).cooldown_ms == 900_000
 
@@ -437,3 +433,11 @@ def test_extreme_but_valid_prices_never_raise(
 ) -> None:
     for _, decision in offer_each(CrossExchangeSpreadStrategy(), events, params):
         _check(decision)
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+    warmup = 1  # another venue's quote
+
+    def scenario(self) -> list[MarketEvent]:
+        return [quote("coinbase", T0, 100.7, 100.8), book(T0 + 100, 99.9, 100.0)]

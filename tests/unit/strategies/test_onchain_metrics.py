@@ -26,11 +26,10 @@ from domain.params import ParamValue
 from domain.signal import Action
 from domain.strategies.base import Decision
 from domain.strategies.onchain_metrics import OnchainMetricsParams, OnchainMetricsStrategy
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -336,8 +335,6 @@ def test_schema_names_defaults_and_bounds() -> None:
         "min_signal_interval": ("int", 3600, 1800, 86400),
         "cooldown_seconds": ("int", 0, 0, 86400),
     }
-    assert_schema_documented(OnchainMetricsParams)
-    assert_strategy_identity(OnchainMetricsStrategy(), OnchainMetricsParams, "onchain_metrics")
     assert make_params().cooldown_ms == 3_600_000
     assert make_params(cooldown_seconds=7_200).cooldown_ms == 7_200_000
 
@@ -456,3 +453,11 @@ def test_extreme_but_valid_values_never_raise(
 ) -> None:
     for _, decision in offer_each(OnchainMetricsStrategy(), events, params):
         _check(decision)
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+    warmup = len(PRICES)  # the prices
+
+    def scenario(self) -> list[MarketEvent]:
+        return priced(whale(T0, "BTC", 250.0, TO))

@@ -11,17 +11,15 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from domain.config import resolve
-from domain.market import DepthSnapshot, Level, Ticker, Trade
+from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
 from domain.params import ParamValidationError
 from domain.signal import Action, Signal
-from domain.strategies.base import Strategy
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -79,9 +77,7 @@ def expected_confidence(
 # --- protocol -------------------------------------------------------------------------
 
 
-def test_implements_the_strategy_protocol() -> None:
-    strategy: Strategy[OrderbookSkewParams] = OrderbookSkewStrategy()
-    assert_strategy_identity(strategy, OrderbookSkewParams, SID)
+def test_the_docstring_explains_the_filters() -> None:
     assert OrderbookSkewStrategy.__doc__ is not None
     assert "min_spread_percent" in OrderbookSkewStrategy.__doc__
 
@@ -337,7 +333,6 @@ def test_params_schema_matches_the_spec() -> None:
         "spread_weight": ("float", 0.4, 0.0, 1.0),
         "min_total_volume": ("float", 0.001, 0.0001, 10.0),
     }
-    assert_schema_documented(OrderbookSkewParams)
     assert OrderbookSkewParams.strategy_id == SID
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
@@ -472,3 +467,10 @@ def test_signals_through_the_engine_on_realistic_books(
     assert len(signals) <= 1
     for signal in signals:
         assert 0.70 <= signal.confidence <= 0.95
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+
+    def scenario(self) -> list[MarketEvent]:
+        return [skewed_book(1.0, 1.0), skewed_book(2.0, 1.0, time_ms=T0 + 100)]

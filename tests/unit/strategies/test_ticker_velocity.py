@@ -9,17 +9,16 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from domain.market import DepthSnapshot, Ticker, Trade
+from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.params import ParamValue
 from domain.signal import Action, Signal
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision
 from domain.strategies.ticker_velocity import TickerVelocityParams, TickerVelocityStrategy
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -94,9 +93,7 @@ def params(**values: ParamValue) -> TickerVelocityParams:
 # --- protocol -------------------------------------------------------------------------
 
 
-def test_implements_the_strategy_protocol() -> None:
-    strategy: Strategy[TickerVelocityParams] = TickerVelocityStrategy()
-    assert_strategy_identity(strategy, TickerVelocityParams, SID)
+def test_the_docstring_explains_the_filters() -> None:
     assert TickerVelocityStrategy.__doc__ is not None
     assert "min_volume_change" in TickerVelocityStrategy.__doc__
 
@@ -369,7 +366,6 @@ def test_params_schema_matches_the_spec() -> None:
         "volume_confirmation": ("bool", True, None, None),
         "min_volume_change": ("float", 0.2, 0.1, 2.0),
     }
-    assert_schema_documented(TickerVelocityParams)
     assert DEFAULTS.cooldown_ms == 60_000
     assert DEFAULTS.cross_field_errors() == []
 
@@ -474,3 +470,11 @@ def test_linear_moves_decide_by_their_rate(rate: float, volume_rate: float, step
         assert last.indicators["volume_change_percent"] == pytest.approx(volume_change)
     elif abs(velocity) < 0.5 * 0.999 or volume_change < 0.2 * 0.999:
         assert last is None
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+    warmup = 30  # half the 60 s window
+
+    def scenario(self) -> list[MarketEvent]:
+        return list(path(linear(0.75), 60))

@@ -10,16 +10,14 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from domain.market import DepthSnapshot, Ticker, Trade
+from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, Signal
-from domain.strategies.base import Strategy
 from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
+from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     COMMON_SCHEMA,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
-    assert_schema_documented,
-    assert_strategy_identity,
     config_doc,
     engine_with,
     field_codes,
@@ -107,9 +105,7 @@ def reference_momentum(trades: Sequence[Trade], params: TradeMomentumParams) -> 
 # --- protocol -------------------------------------------------------------------------
 
 
-def test_implements_the_strategy_protocol() -> None:
-    strategy: Strategy[TradeMomentumParams] = TradeMomentumStrategy()
-    assert_strategy_identity(strategy, TradeMomentumParams, SID)
+def test_the_docstring_explains_the_filters() -> None:
     assert TradeMomentumStrategy.__doc__ is not None
     assert "min_quantity" in TradeMomentumStrategy.__doc__
 
@@ -341,7 +337,6 @@ def test_params_schema_matches_the_spec() -> None:
         "time_decay_seconds": ("int", 300, 60, 600),
         "momentum_window": ("int", 10, 5, 50),
     }
-    assert_schema_documented(TradeMomentumParams)
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
 
@@ -469,3 +464,11 @@ def test_momentum_equals_the_reference_formula(
         assert -0.3 <= expected <= 0.3
     else:
         assert decision.indicators["momentum"] == pytest.approx(expected, abs=1e-9)
+
+
+class TestContract(StrategyContract):
+    strategy_id = SID
+    warmup = 9  # the window of 10 trades is not full before
+
+    def scenario(self) -> list[MarketEvent]:
+        return list(series(RISING, step_ms=100))

@@ -1,0 +1,228 @@
+"""The rules every strategy keeps, as one base suite each strategy's tests subclass.
+
+A subclass names its strategy (``strategy_id``; the type and parameters come from the
+registry) and gives a ``scenario()``: events in event-time order that make the strategy
+emit at least one signal with its default parameters, and ``warmup`` — how many of the
+scenario's first events may never produce a signal (the history the strategy needs). The
+suite then checks, through the one engine walk (:meth:`SignalEngine.process`):
+
+- identity: registry, params type and instance agree; the abilities it has are real;
+- parameters: the schema is documented and in range, defaults and any in-range set
+  round-trip through ``to_mapping``/``from_mapping``;
+- determinism: the same events give the same signals (ids and payloads), from a fresh
+  instance or after ``forget_symbol``;
+- event time only: moving every event by a day moves every signal by a day and changes
+  nothing else;
+- warm-up: no signal from the first ``warmup`` events;
+- signal fields: valid for the trade engine (strategy id, symbol whose configuration was
+  used, confidence, price, levels, sizing, the configuration stamp, event time);
+- routing and configuration: events it does not consume are not its business, and a
+  disabled strategy emits nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import ClassVar, cast
+
+import pytest
+
+from domain.engine import SignalEngine
+from domain.market import (
+    DepthSnapshot,
+    DominanceObservation,
+    ExchangeFlow,
+    FlowDirection,
+    MarketEvent,
+    Ticker,
+    Trade,
+    VenueQuote,
+    WhaleTransfer,
+)
+from domain.params import CommonParams
+from domain.signal import Action, Signal
+from domain.strategies.base import Strategy, capabilities_of
+from domain.strategies.registry import STRATEGIES
+from tests.unit.strategies.support import (
+    MAX_CONFIDENCE,
+    assert_schema_documented,
+    config_doc,
+    engine_with,
+)
+
+DAY_MS = 86_400_000
+T = 1_723_161_255_000
+
+ONE_OF_EACH: tuple[MarketEvent, ...] = (
+    Trade("BTCUSDT", T, 1, 50_000.0, 1.0, False),
+    Ticker(
+        "BTCUSDT", T, 50_000.0, 10.0, 0.02, 49_990.0, 50_100, 49_900, 10, 500_000, 49_999, 50_001
+    ),
+    DepthSnapshot("BTCUSDT", T, ((49_999.0, 1.0),), ((50_001.0, 1.0),)),
+    DominanceObservation(T, 55.0),
+    VenueQuote("kraken", "BTCUSDT", T, 49_998.0, 50_002.0),
+    WhaleTransfer("BTC", T, 500.0, FlowDirection.TO_EXCHANGE),
+    ExchangeFlow("BTC", T, 100.0, 120.0, 3600),
+)
+"""One event of every market event type."""
+
+
+def shifted(event: MarketEvent, by_ms: int) -> MarketEvent:
+    return dataclasses.replace(event, event_time_ms=event.event_time_ms + by_ms)
+
+
+def without_id(signal: Signal) -> Signal:
+    return dataclasses.replace(signal, signal_id="")
+
+
+class StrategyContract:
+    """Base suite; see the module docstring for what a subclass provides."""
+
+    strategy_id: ClassVar[str]
+    warmup: ClassVar[int] = 0
+    """The scenario's first ``warmup`` events never produce a signal."""
+
+    def scenario(self) -> Sequence[MarketEvent]:
+        raise NotImplementedError
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def new_strategy(self) -> Strategy[CommonParams]:
+        return cast(Strategy[CommonParams], STRATEGIES[self.strategy_id].build("binance"))
+
+    def signals_of(
+        self, events: Sequence[MarketEvent], engine: SignalEngine | None = None
+    ) -> list[list[Signal]]:
+        engine = engine if engine is not None else engine_with(self.new_strategy())
+        return [engine.process(event) for event in events]
+
+    # --- identity -------------------------------------------------------------------------
+
+    def test_identity_and_abilities(self) -> None:
+        descriptor = STRATEGIES[self.strategy_id]
+        strategy = self.new_strategy()
+        assert strategy.strategy_id == descriptor.params_type.strategy_id == self.strategy_id
+        assert strategy.params_type is descriptor.params_type
+        assert descriptor.name.strip()
+        assert descriptor.description.strip()
+        assert type(strategy).__doc__
+        capabilities_of(strategy)  # raises on a missing member or a broken ability
+
+    # --- parameters -----------------------------------------------------------------------
+
+    def test_schema_is_documented_and_defaults_are_in_range(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        assert_schema_documented(params_type)
+        defaults = params_type()
+        assert defaults.cross_field_errors() == []
+        for spec in params_type.schema():
+            assert getattr(defaults, spec.name) == spec.default, spec.name
+            if spec.min is not None and spec.max is not None:
+                assert spec.min <= spec.default <= spec.max, spec.name
+        assert {spec.name for spec in params_type.schema()} >= {
+            "enabled",
+            "cooldown_seconds",
+            "stop_loss_percent",
+            "take_profit_percent",
+            "position_notional_usdt",
+        }
+
+    def test_params_round_trip(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        defaults = params_type()
+        candidates = [defaults]
+        for spec in params_type.schema():  # each parameter alone at its bounds
+            for bound in (spec.min, spec.max):
+                if bound is not None:
+                    value = int(bound) if spec.type == "int" else float(bound)
+                    candidates.append(dataclasses.replace(defaults, **{spec.name: value}))
+            if spec.type == "bool":
+                candidates.append(dataclasses.replace(defaults, **{spec.name: not spec.default}))
+        valid = [params for params in candidates if not params.cross_field_errors()]
+        assert len(valid) > len(params_type.schema())
+        for params in valid:
+            mapping = params.to_mapping()
+            assert params_type.from_mapping(mapping) == params
+            assert params_type.from_mapping(mapping).to_mapping() == mapping
+
+    # --- behaviour over the scenario ------------------------------------------------------
+
+    def test_the_scenario_signals_only_after_the_warm_up(self) -> None:
+        scenario = self.scenario()
+        assert len(scenario) > self.warmup
+        times = [event.event_time_ms for event in scenario]
+        assert times == sorted(times), "the scenario must be in event-time order"
+        signals = self.signals_of(scenario)
+        assert not any(signals[: self.warmup]), "a signal before the warm-up"
+        assert any(signals[self.warmup :]), "the scenario must produce a signal"
+
+    def test_same_events_give_the_same_signals(self) -> None:
+        scenario = self.scenario()
+        first = self.signals_of(scenario)
+        assert self.signals_of(scenario) == first
+        strategy = self.new_strategy()
+        engine = engine_with(strategy)
+        self.signals_of(scenario, engine)
+        forget = getattr(strategy, "forget_symbol", None)
+        if forget is not None:  # a forgotten symbol starts afresh
+            for symbol in {signal.symbol for signals in first for signal in signals}:
+                forget(symbol)
+            engine_again = engine_with(strategy)
+            assert [list(map(without_id, s)) for s in self.signals_of(scenario, engine_again)] == [
+                list(map(without_id, s)) for s in first
+            ]
+
+    def test_only_event_time_matters(self) -> None:
+        scenario = self.scenario()
+        before = self.signals_of(scenario)
+        after = self.signals_of([shifted(event, DAY_MS) for event in scenario])
+        assert len(before) == len(after)
+        for old, new in zip(before, after, strict=True):
+            assert [
+                dataclasses.replace(without_id(s), event_time_ms=s.event_time_ms + DAY_MS)
+                for s in old
+            ] == [without_id(s) for s in new]
+
+    def test_signal_fields_are_valid(self) -> None:
+        strategy = self.new_strategy()
+        engine = engine_with(strategy)
+        params_type = STRATEGIES[self.strategy_id].params_type
+        emitted = 0
+        for event in self.scenario():
+            symbol = strategy.config_symbol(event)
+            for signal in engine.process(event):
+                emitted += 1
+                assert signal.strategy_id == self.strategy_id
+                assert signal.symbol == symbol
+                assert signal.action in (Action.BUY, Action.SELL)
+                assert 0.0 <= signal.confidence <= MAX_CONFIDENCE
+                assert signal.event_time_ms == event.event_time_ms
+                for value in (signal.price, signal.quantity, signal.stop_loss, signal.take_profit):
+                    assert 0.0 < value < math.inf
+                if signal.action is Action.BUY:
+                    assert signal.stop_loss < signal.price < signal.take_profit
+                else:
+                    assert signal.take_profit < signal.price < signal.stop_loss
+                assert signal.config.parameters == params_type().to_mapping()
+                assert all(math.isfinite(v) for v in signal.indicators.values())
+                assert signal.signal_id
+        assert emitted
+
+    def test_a_disabled_strategy_emits_nothing(self) -> None:
+        off = config_doc(self.strategy_id, None, 1, enabled=False)
+        engine = engine_with(self.new_strategy(), global_doc=off)
+        assert not any(self.signals_of(self.scenario(), engine))
+
+    @pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: type(e).__name__)
+    def test_events_it_does_not_consume_are_not_its_business(self, event: MarketEvent) -> None:
+        strategy = self.new_strategy()
+        consumes = getattr(strategy, "consumes", None)
+        if consumes is not None and not isinstance(event, consumes):
+            assert strategy.config_symbol(event) is None
+        params = STRATEGIES[self.strategy_id].params_type()
+        strategy.config_symbol(event)
+        decision = strategy.on_event(event, params)  # never raises on a valid event
+        if decision is not None:
+            assert 0.0 <= decision.confidence <= MAX_CONFIDENCE
