@@ -18,18 +18,11 @@ codec never raises.
 Event time is the payload's ``E``; without one (spot depth) the envelope ``timestamp``
 (ISO-8601, ``Z``) in epoch ms; without either, ``missing_field``.
 
-Speed: a depth20 message has 80 decimal strings, and ``float(str)`` costs ~170 ns each on a
-plain CPython build. So a depth message whose ``bids``/``asks`` arrays have exactly the form
-``[["<decimal>","<decimal>"],...]`` is parsed in two parts (``_parse_book_shortcut``): the
-envelope, with each array replaced by a marker integer, and the numbers of both arrays as two
-flat JSON lists that orjson turns into floats (lists of 2-element lists cost it twice as much);
-the levels are then paired from those lists. The form is checked with bytes operations (a
-skeleton compared with its template, then a JSON parse that rejects anything but quoted
-decimals), and every value must come out > 0; orjson and ``float()`` both round correctly, so
-the values are those of the plain path. The shortcut is used only if the markers come back as
-``data``'s own arrays; anything unusual (zero quantities, odd spacing, other key order,
-non-numeric strings, decoy keys elsewhere) is decoded from the untouched bytes by the plain
-path, which is the reference for every skip reason.
+Speed: a message of the usual form (the producer's envelope around a trade, aggTrade or partial
+book, nothing unusual in it) is parsed by compiled msgspec structs first
+(:mod:`adapters.wire.binance_fast`: book levels straight to float tuples, no dictionary of every
+field); anything else is decoded from the untouched bytes by the plain path (orjson and the
+field checks below), which is the reference for every value and every skip reason.
 Validated events are then built without running the domain constructor's checks a second time
 (see ``_make_trade``/``_make_depth``); the codec applies the same checks, and a test holds the
 two equal.
@@ -44,6 +37,15 @@ from typing import Any, Final
 
 import orjson
 
+from adapters.wire.binance_fast import parse_usual
+from adapters.wire.binance_streams import (
+    STREAM_AGG_TRADE,
+    STREAM_DEPTH,
+    STREAM_TICKER,
+    STREAM_TRADE,
+    STREAM_UNSUPPORTED,
+    classify_stream,
+)
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
 
@@ -54,6 +56,7 @@ __all__ = [
     "Decoded",
     "Skip",
     "SkipReason",
+    "classify_stream",
     "decode",
     "decode_envelope",
     "iso_to_epoch_ms",
@@ -75,7 +78,6 @@ DEFAULT_MAX_TRACKED: Final = 10_000
 
 _INF: Final = math.inf
 _loads = orjson.loads
-_prod = math.prod
 _JSONDecodeError = orjson.JSONDecodeError
 
 # ---------------------------------------------------------------------------------------------
@@ -239,143 +241,6 @@ def _levels_exact(side: object, name: str) -> tuple[Level, ...]:
     return tuple(out)
 
 
-# Stand-ins for the two level arrays while the envelope is parsed. A JSON integer has one
-# spelling only, so if the raw message does not contain these digits and data's arrays come
-# back as these integers, the arrays the shortcut read are data's own.
-_BIDS_MARK: Final = 7_318_349_394_477_056
-_ASKS_MARK: Final = 7_318_349_394_477_057
-_MARK_DIGITS: Final = b"731834939447705"
-_BIDS_MARK_TEXT: Final = str(_BIDS_MARK).encode()
-_ASKS_MARK_TEXT: Final = str(_ASKS_MARK).encode()
-_DIGITS: Final = b"0123456789"
-_PUNCTUATION_TO_SPACE: Final = bytes.maketrans(b'"[]', b"   ")
-_LEVEL_SKELETON: Final = b'[".","."]'
-_MAX_SHORTCUT_LEVELS: Final = 1000
-_skeletons: dict[int, bytes] = {}
-
-
-def _skeleton_levels(skeleton: bytes) -> int:
-    """n when ``skeleton`` (a level array with its digits deleted) is exactly that of n levels,
-    ``[[".","."],...]`` (``[]`` for n = 0); -1 otherwise."""
-    levels, rest = divmod(len(skeleton) - 1, len(_LEVEL_SKELETON) + 1)
-    if rest or levels > _MAX_SHORTCUT_LEVELS:
-        return 0 if skeleton == b"[]" else -1
-    expected = _skeletons.get(levels)
-    if expected is None:
-        expected = _skeletons[levels] = b"[" + b",".join([_LEVEL_SKELETON] * levels) + b"]"
-    return levels if skeleton == expected else -1
-
-
-def _parse_book_shortcut(raw: bytes) -> dict[str, Any] | None:
-    """The envelope of a depth message, with data's two level arrays already as validated
-    ``tuple[Level, ...]``; None when the message does not qualify (see the module docstring).
-
-    Qualifies: ``"bids":[...],"asks":[...]`` (or futures ``"b":[...],"a":[...]``), both arrays
-    of the strict form ``[["<decimal>","<decimal>"],...]`` (checked below), every number a
-    valid JSON decimal greater than 0 once parsed (so, like ``float()`` of the string, finite
-    and positive), and those arrays are data's own (the markers). Everything else takes the
-    plain path.
-    """
-    spot = True
-    bids_at = raw.find(b'"bids":[')
-    if bids_at >= 0:
-        bids_start = bids_at + 7
-        asks_at = raw.find(b'],"asks":[', bids_start)
-        asks_start = asks_at + 9
-    else:
-        spot = False
-        bids_at = raw.find(b'"b":[')
-        if bids_at < 0:
-            return None
-        bids_start = bids_at + 4
-        asks_at = raw.find(b'],"a":[', bids_start)
-        asks_start = asks_at + 6
-    if asks_at < 0:
-        return None
-    bids_end = asks_at + 1
-    if raw[asks_start + 1 : asks_start + 2] == b"]":  # asks: [] or up to the first "]]
-        asks_end = asks_start + 2
-    else:
-        asks_end = raw.find(b'"]]', asks_start) + 3
-        if asks_end < 3:
-            return None
-    # The marker digits may not occur around the arrays (inside them they are only numbers).
-    if raw.find(_MARK_DIGITS, 0, bids_start) >= 0 or raw.find(_MARK_DIGITS, asks_end) >= 0:
-        return None
-    # Both arrays in one pass of each translation, with what separates them (',"asks":' or
-    # ',"a":', no digit in it). The skeleton (digits deleted) fixes where quotes, brackets,
-    # commas and points are: one point inside each pair of quotes, so every number that
-    # parses is a float. Quotes and brackets then become spaces, so that a digit outside the
-    # quotes ends up next to a number with only a space between them, which no JSON parser
-    # accepts: once the lists parse, every item was a quoted decimal.
-    region = raw[bids_start:asks_end]
-    separator = raw[bids_end:asks_start]
-    skeleton = region.translate(None, _DIGITS)
-    bids_skeleton_end = skeleton.find(separator)
-    if bids_skeleton_end < 0:
-        return None
-    bid_levels = _skeleton_levels(skeleton[:bids_skeleton_end])
-    ask_levels = _skeleton_levels(skeleton[bids_skeleton_end + len(separator) :])
-    if bid_levels < 0 or ask_levels < 0:
-        return None
-    spaced = region.translate(_PUNCTUATION_TO_SPACE)
-    try:
-        envelope = _loads(
-            b"".join(
-                (
-                    raw[:bids_start],
-                    _BIDS_MARK_TEXT,
-                    separator,
-                    _ASKS_MARK_TEXT,
-                    raw[asks_end:],
-                )
-            )
-        )
-        bid_values, ask_values = _loads(
-            b"".join(
-                (
-                    b"[[",
-                    spaced[: bids_end - bids_start],
-                    b"],[",
-                    spaced[asks_start - bids_start :],
-                    b"]]",
-                )
-            )
-        )
-    except _JSONDecodeError:  # not a JSON number ("01.5", "1.", "", too large...) or misplaced
-        return None
-    if len(bid_values) != 2 * bid_levels or len(ask_values) != 2 * ask_levels:  # pragma: no cover
-        return None  # (cannot happen: see above)
-    # Zero, or a tiny value that parsed as 0.0: the plain path drops or rejects such levels.
-    # The values are finite and >= 0, so their product is 0.0 exactly when one is 0.0 (or when
-    # it underflows: then the plain path decodes the message, a little slower). prod() multiplies
-    # floats in a C loop, several times cheaper than min() comparing objects.
-    if not (_prod(bid_values) > 0.0 and _prod(ask_values) > 0.0):
-        return None
-    if envelope.__class__ is not dict:
-        return None
-    data = envelope.get("data")
-    if data.__class__ is not dict:
-        return None
-    bid_key, ask_key = ("bids", "asks") if spot else ("b", "a")
-    bids_mark = data.get(bid_key)
-    asks_mark = data.get(ask_key)
-    if not (
-        bids_mark.__class__ is int
-        and bids_mark == _BIDS_MARK
-        and asks_mark.__class__ is int
-        and asks_mark == _ASKS_MARK
-    ):
-        return None
-    if not spot and ("bids" in data or "asks" in data):
-        return None  # BinanceDecoder._depth reads a spot book first
-    bid_iter = iter(bid_values)
-    ask_iter = iter(ask_values)
-    data[bid_key] = tuple(zip(bid_iter, bid_iter, strict=False))
-    data[ask_key] = tuple(zip(ask_iter, ask_iter, strict=False))
-    return envelope
-
-
 # ---------------------------------------------------------------------------------------------
 # Event construction for input the codec has validated with the domain's own rules.
 
@@ -451,45 +316,6 @@ def _make_depth(
     return snapshot  # type: ignore[return-value]
 
 
-# ---------------------------------------------------------------------------------------------
-# Streams
-
-STREAM_TRADE: Final = 0
-STREAM_AGG_TRADE: Final = 1
-STREAM_TICKER: Final = 2
-STREAM_DEPTH: Final = 3
-STREAM_UNSUPPORTED: Final = 4
-_PARTIAL_DEPTH_LEVELS: Final = frozenset({"5", "10", "20"})
-_STREAM_CACHE_MAX: Final = 4096
-_DEPTH_PROBE: Final = 128
-"""Depth messages are recognised for the fast path by ``@depth`` in their first bytes (the
-envelope's ``stream`` comes first); a depth message laid out otherwise takes the exact path."""
-
-
-def classify_stream(stream: str) -> tuple[int, str]:
-    """(``STREAM_*`` kind, upper-cased part before the first '@') of a stream name: the one
-    grammar of the Binance stream names this project accepts (``<symbol>@trade``,
-    ``@aggTrade``, ``@ticker``, ``@depth5|10|20[@<n>ms]``), also used by the router."""
-    prefix, at, rest = stream.partition("@")
-    if not at or not prefix:
-        return STREAM_UNSUPPORTED, ""
-    if rest == "trade":
-        kind = STREAM_TRADE
-    elif rest == "aggTrade":
-        kind = STREAM_AGG_TRADE
-    elif rest == "ticker":
-        kind = STREAM_TICKER
-    elif rest.startswith("depth"):
-        levels, _, speed = rest[5:].partition("@")
-        ok_speed = not speed or (
-            speed.endswith("ms") and speed[:-2].isascii() and speed[:-2].isdigit()
-        )
-        kind = STREAM_DEPTH if levels in _PARTIAL_DEPTH_LEVELS and ok_speed else STREAM_UNSUPPORTED
-    else:
-        kind = STREAM_UNSUPPORTED
-    return kind, prefix.upper()
-
-
 def _trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
     context = envelope.get("_otel_trace_context")
     if context.__class__ is not dict or not context:
@@ -501,6 +327,7 @@ def _trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
 
 
 _TICKER_FIELDS: Final = ("c", "p", "P", "o", "h", "l", "v", "q", "b", "a")
+_STREAM_CACHE_MAX: Final = 4096
 
 
 class BinanceDecoder:
@@ -568,19 +395,6 @@ class BinanceDecoder:
     def decode(self, raw: bytes | str) -> MarketEvent | Skip:
         """One message → a domain event or a Skip. Never raises."""
         try:
-            # The common case (bytes, not a depth message) inline; the rest in _parse.
-            if (
-                raw.__class__ is bytes
-                and len(raw) <= self._max_bytes
-                and raw.find(b"@depth", 0, _DEPTH_PROBE) < 0
-            ):
-                try:
-                    envelope = _loads(raw)
-                except _JSONDecodeError as exc:
-                    return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120])
-                if envelope.__class__ is not dict:
-                    return Skip(SkipReason.NOT_AN_OBJECT, f"message is a {type(envelope).__name__}")
-                return self._dispatch(envelope, False)
             parsed = self._parse(raw)
             if parsed.__class__ is Skip:
                 return parsed
@@ -621,10 +435,10 @@ class BinanceDecoder:
             size = len(raw.encode("utf-8", "surrogatepass"))
         if size > self._max_bytes:
             return Skip(SkipReason.TOO_LARGE, f"{size} bytes > {self._max_bytes}")
-        if raw.__class__ is bytes and raw.find(b"@depth", 0, _DEPTH_PROBE) >= 0:
-            shortcut = _parse_book_shortcut(raw)
-            if shortcut is not None:
-                return shortcut, True
+        if raw.__class__ is bytes:
+            usual = parse_usual(raw, self._stream_kind)
+            if usual is not None:
+                return usual
         try:
             obj = _loads(raw)
         except _JSONDecodeError as exc:
@@ -641,13 +455,7 @@ class BinanceDecoder:
             if stream is None:
                 return Skip(SkipReason.MISSING_FIELD, "no 'stream'")
             return Skip(SkipReason.INVALID_VALUE, f"'stream' is not a string: {_short(stream)}")
-        info = self._streams.get(stream)
-        if info is None:
-            info = classify_stream(stream)
-            if len(self._streams) >= _STREAM_CACHE_MAX:
-                self._streams.clear()
-            self._streams[stream] = info
-        kind, prefix = info
+        kind, prefix = self._stream_kind(stream)
         if kind == STREAM_UNSUPPORTED:
             return Skip(SkipReason.UNSUPPORTED_STREAM, stream, stream)
         data = envelope.get("data")
@@ -665,6 +473,16 @@ class BinanceDecoder:
             return self._ticker(envelope, data)
         except _Reject as rejected:
             return Skip(rejected.reason, rejected.detail, stream)
+
+    def _stream_kind(self, stream: str) -> tuple[int, str]:
+        """:func:`classify_stream`, memoised."""
+        info = self._streams.get(stream)
+        if info is None:
+            info = classify_stream(stream)
+            if len(self._streams) >= _STREAM_CACHE_MAX:
+                self._streams.clear()
+            self._streams[stream] = info
+        return info
 
     # -- per stream ------------------------------------------------------------------------
 
@@ -770,7 +588,7 @@ class BinanceDecoder:
             symbol = self._symbol(data.get("s") or prefix)
         else:
             raise _Reject(SkipReason.MISSING_FIELD, "depth without 'bids'/'asks'")
-        if trusted_book:  # validated by _parse_book_shortcut
+        if trusted_book:  # validated by binance_fast.parse_usual
             bids = bids_raw
             asks = asks_raw
         else:

@@ -28,13 +28,13 @@ from typing import Final
 
 import orjson
 
-from adapters.wire.binance import (
+from adapters.wire.binance_streams import (
     STREAM_AGG_TRADE,
     STREAM_DEPTH,
     STREAM_TICKER,
     STREAM_TRADE,
 )
-from adapters.wire.binance import classify_stream as classify_binance_stream
+from adapters.wire.binance_streams import classify_stream as classify_binance_stream
 from adapters.wire.stats import SkipReason
 from application.partitioning import DOMINANCE_SYMBOL, RouteKind, is_symbol, onchain_symbol
 
@@ -75,7 +75,7 @@ _ROUTE_KINDS: Final = {
 
 def classify_stream(stream: str) -> RouteResult:
     """``"btcusdt@depth20@100ms"`` → ``RouteKey("BTCUSDT", depth)``, or why not (the
-    decoder's grammar: :func:`adapters.wire.binance.classify_stream`)."""
+    decoder's grammar: :func:`adapters.wire.binance_streams.classify_stream`)."""
     kind, symbol = classify_binance_stream(stream)
     route_kind = _ROUTE_KINDS.get(kind)
     if route_kind is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from domain.market import (
     DepthSnapshot,
@@ -113,12 +113,13 @@ class Skip:
     stream: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A decoded event with the envelope metadata the service needs.
 
     ``trace_context`` is the producer's ``_otel_trace_context`` (string keys and values only,
-    else None); ``message_id`` is the envelope's ``message_id`` when it is a string.
+    else None); ``message_id`` is the envelope's ``message_id`` when it is a string. (A named
+    tuple: immutable like a frozen dataclass, without its per-field ``object.__setattr__`` —
+    one is built per message.)
     """
 
     event: MarketEvent
