@@ -84,6 +84,15 @@ class RunObserver(Protocol):
     def signal_emitted(self, signal: Signal) -> None: ...
 
 
+class ProcessingObserver(Protocol):
+    """Where each strategy evaluation's outcome and latency, and each failure, are reported
+    (Prometheus; see :func:`application.processing.timed`)."""
+
+    def strategy_evaluated(self, strategy_id: str, outcome: str, seconds: float) -> None: ...
+
+    def strategy_failed(self, strategy_id: str, error: BaseException) -> None: ...
+
+
 class TraceSpan(Protocol):
     """The span of one message being processed."""
 

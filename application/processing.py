@@ -3,25 +3,17 @@
 The walk itself is :meth:`domain.engine.SignalEngine.process`, the same in the service, the
 partition workers, the backtest and the tests. Timing reads the clock, so it is not domain:
 :func:`timed` is the engine's :class:`~domain.engine.Instrument` that reports each
-evaluation to a :class:`ProcessingObserver` (Prometheus in the service; the backtest runs
-without one, so that no timing is taken at all).
+evaluation to a :class:`~application.ports.ProcessingObserver` (Prometheus in the service;
+the backtest runs without one, so that no timing is taken at all).
 """
 
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Protocol
 
+from application.ports import ProcessingObserver
 from domain.engine import Evaluation, Instrument, Result
 from domain.market import MarketEvent
-
-
-class ProcessingObserver(Protocol):
-    """Outbound port for operational metrics of strategy evaluations."""
-
-    def strategy_evaluated(self, strategy_id: str, outcome: str, seconds: float) -> None: ...
-
-    def strategy_failed(self, strategy_id: str, error: BaseException) -> None: ...
 
 
 def timed(observer: ProcessingObserver) -> Instrument:

@@ -647,10 +647,6 @@ class MarketMetricsBook:
         state = self._states.get(symbol)
         return 0 if state is None else len(state.times) - state.start
 
-    def latest_snapshot(self, symbol: str) -> DepthSnapshot | None:
-        state = self._states.get(symbol)
-        return None if state is None else state.snapshot
-
     def depth(self, symbol: str) -> DepthMetrics | None:
         """Metrics of ``symbol``'s latest snapshot (computed once per snapshot), or None."""
         state = self._states.get(symbol)

@@ -92,10 +92,6 @@ class ApiSecurity:
         mode = "token" if self._token is not None else "loopback-only"
         return f"ApiSecurity(mode={mode}, bound_to_loopback={self.bound_to_loopback})"
 
-    @property
-    def token_configured(self) -> bool:
-        return self._token is not None
-
     def authorize(
         self, authorization: str | None, client_host: str | None, host_header: str | None = None
     ) -> None:

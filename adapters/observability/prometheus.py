@@ -558,7 +558,7 @@ class _Histogram:
 
 
 class PrometheusMetrics:
-    """The service's metrics; implements :class:`application.processing.ProcessingObserver`.
+    """The service's metrics; implements :class:`application.ports.ProcessingObserver`.
 
     ``sources`` may also be given (or completed) after construction by assigning fields of
     :attr:`sources`; ``clock`` is wall time in epoch seconds (for the consumer lag).

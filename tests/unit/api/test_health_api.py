@@ -22,7 +22,7 @@ from adapters.observability.prometheus import (
     event_type_label,
 )
 from application.health import ComponentStatus, HealthService
-from application.processing import ProcessingObserver
+from application.ports import ProcessingObserver
 from domain.engine import EngineStats
 from domain.signal import Action, ConfigStamp, Signal
 from tests.unit.api.conftest import ApiTestContainer, FakeHealth, SteppingClock, make_client
