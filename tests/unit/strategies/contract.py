@@ -50,6 +50,8 @@ from tests.unit.strategies.support import (
     assert_schema_documented,
     config_doc,
     engine_with,
+    field_codes,
+    rejection,
 )
 
 DAY_MS = 86_400_000
@@ -146,6 +148,33 @@ class StrategyContract:
             mapping = params.to_mapping()
             assert params_type.from_mapping(mapping) == params
             assert params_type.from_mapping(mapping).to_mapping() == mapping
+
+    def test_each_field_is_validated_alone(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        cases: list[tuple[str, object, str]] = [("no_such_parameter", 1, "unknown_parameter")]
+        for spec in params_type.schema():
+            if spec.type == "bool":
+                cases.append((spec.name, 1, "wrong_type"))
+                continue
+            assert spec.min is not None
+            assert spec.max is not None
+            below: float
+            above: float
+            wrong: object
+            if spec.type == "int":
+                below, above, wrong = int(spec.min) - 1, int(spec.max) + 1, spec.min + 0.5
+            else:
+                below = math.nextafter(spec.min, -math.inf)
+                above = math.nextafter(spec.max, math.inf)
+                wrong = True
+            cases += [
+                (spec.name, below, "out_of_range"),
+                (spec.name, above, "out_of_range"),
+                (spec.name, wrong, "wrong_type"),
+            ]
+        for name, value, code in cases:
+            errors = rejection(params_type, {name: value})
+            assert field_codes(errors) == [(name, code)], (name, value)
 
     # --- behaviour over the scenario ------------------------------------------------------
 

@@ -36,7 +36,6 @@ from tests.unit.strategies.support import (
     assert_one_cross_field_error,
     config_doc,
     engine_with,
-    field_codes,
     offer_each,
     params_from_schema,
     property_settings,
@@ -381,25 +380,6 @@ def test_low_threshold_must_be_below_high_threshold(low: float, high: float) -> 
 def test_low_just_below_high_is_valid() -> None:
     params = make_params(low_threshold=55.0, high_threshold=55.5)
     assert params.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "code"),
-    [
-        ("high_threshold", 96.0, "out_of_range"),
-        ("low_threshold", 9.9, "out_of_range"),
-        ("change_threshold", 0.4, "out_of_range"),
-        ("window_hours", 169, "out_of_range"),
-        ("window_hours", 0, "out_of_range"),
-        ("window_hours", 2.5, "wrong_type"),
-        ("min_signal_interval", True, "wrong_type"),
-        ("min_signal_interval", 59, "out_of_range"),
-        ("cooldown_seconds", 86401, "out_of_range"),
-        ("unknown", 1, "unknown_parameter"),
-    ],
-)
-def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    assert field_codes(rejection(BtcDominanceParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------

@@ -32,11 +32,9 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     config_doc,
     engine_with,
-    field_codes,
     offer_each,
     params_from_schema,
     property_settings,
-    rejection,
     run,
     schema_table,
     static_config,
@@ -340,24 +338,6 @@ def test_no_cross_field_rule_binds_in_range_values() -> None:
         spread_threshold_percent=5.0, min_signal_interval=60, max_position_size=100.0
     )
     assert extremes.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "code"),
-    [
-        ("spread_threshold_percent", 0.09, "out_of_range"),
-        ("spread_threshold_percent", 5.1, "out_of_range"),
-        ("min_signal_interval", 59, "out_of_range"),
-        ("min_signal_interval", 3601, "out_of_range"),
-        ("min_signal_interval", 300.0, "wrong_type"),
-        ("max_position_size", 99.0, "out_of_range"),
-        ("max_position_size", 10001.0, "out_of_range"),
-        ("max_position_size", False, "wrong_type"),
-        ("spread_threshold_percent", math.nan, "not_a_value"),
-    ],
-)
-def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    assert field_codes(rejection(CrossExchangeSpreadParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------

@@ -32,11 +32,9 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     config_doc,
     engine_with,
-    field_codes,
     offer_each,
     params_from_schema,
     property_settings,
-    rejection,
     run,
     schema_table,
     static_config,
@@ -348,25 +346,6 @@ def test_integers_are_accepted_for_float_thresholds() -> None:
 def test_no_cross_field_rule_binds_in_range_values() -> None:
     params = make_params(whale_threshold_btc=1000.0, whale_threshold_eth=100.0)
     assert params.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "code"),
-    [
-        ("whale_threshold_btc", 9.0, "out_of_range"),
-        ("whale_threshold_btc", 1001.0, "out_of_range"),
-        ("whale_threshold_eth", 99.0, "out_of_range"),
-        ("whale_threshold_eth", 10001.0, "out_of_range"),
-        ("exchange_flow_threshold_percent", 4.9, "out_of_range"),
-        ("exchange_flow_threshold_percent", 51.0, "out_of_range"),
-        ("min_signal_interval", 1799, "out_of_range"),
-        ("min_signal_interval", 86401, "out_of_range"),
-        ("whale_threshold_btc", True, "wrong_type"),
-        ("whale_threshold_sol", 1.0, "unknown_parameter"),
-    ],
-)
-def test_field_validation(name: str, value: ParamValue, code: str) -> None:
-    assert field_codes(rejection(OnchainMetricsParams, {name: value})) == [(name, code)]
 
 
 # --- properties ----------------------------------------------------------------------------

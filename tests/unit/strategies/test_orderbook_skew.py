@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from hypothesis import event, given
@@ -22,7 +21,6 @@ from tests.unit.strategies.support import (
     assert_one_cross_field_error,
     config_doc,
     engine_with,
-    field_codes,
     params_from_schema,
     property_settings,
     rejection,
@@ -336,23 +334,6 @@ def test_params_schema_matches_the_spec() -> None:
     assert OrderbookSkewParams.strategy_id == SID
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("values", "field", "code"),
-    [
-        ({"top_levels": 0}, "top_levels", "out_of_range"),
-        ({"top_levels": 21}, "top_levels", "out_of_range"),
-        ({"top_levels": 5.0}, "top_levels", "wrong_type"),
-        ({"buy_threshold": True}, "buy_threshold", "wrong_type"),
-        ({"sell_threshold": 0.2}, "sell_threshold", "out_of_range"),
-        ({"cooldown_seconds": -1}, "cooldown_seconds", "out_of_range"),
-        ({"min_total_volume": 11}, "min_total_volume", "out_of_range"),
-        ({"bogus": 1}, "bogus", "unknown_parameter"),
-    ],
-)
-def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    assert field_codes(rejection(OrderbookSkewParams, values)) == [(field, code)]
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from hypothesis import event, given
@@ -21,10 +20,8 @@ from tests.unit.strategies.support import (
     assert_one_cross_field_error,
     config_doc,
     engine_with,
-    field_codes,
     params_from_schema,
     property_settings,
-    rejection,
     run,
     schema_table,
 )
@@ -368,22 +365,6 @@ def test_params_schema_matches_the_spec() -> None:
     }
     assert DEFAULTS.cooldown_ms == 60_000
     assert DEFAULTS.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("values", "field", "code"),
-    [
-        ({"time_window": 29}, "time_window", "out_of_range"),
-        ({"time_window": 301}, "time_window", "out_of_range"),
-        ({"buy_threshold": 2.5}, "buy_threshold", "out_of_range"),
-        ({"sell_threshold": -0.05}, "sell_threshold", "out_of_range"),
-        ({"volume_confirmation": 1}, "volume_confirmation", "wrong_type"),
-        ({"min_volume_change": 0.0}, "min_volume_change", "out_of_range"),
-        ({"velocity": 1.0}, "velocity", "unknown_parameter"),
-    ],
-)
-def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    assert field_codes(rejection(TickerVelocityParams, values)) == [(field, code)]
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:

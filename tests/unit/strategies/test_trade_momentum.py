@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 from hypothesis import event, given
@@ -20,7 +19,6 @@ from tests.unit.strategies.support import (
     assert_one_cross_field_error,
     config_doc,
     engine_with,
-    field_codes,
     params_from_schema,
     property_settings,
     rejection,
@@ -339,22 +337,6 @@ def test_params_schema_matches_the_spec() -> None:
     }
     assert DEFAULTS.cooldown_ms == 30_000
     assert DEFAULTS.cross_field_errors() == []
-
-
-@pytest.mark.parametrize(
-    ("values", "field", "code"),
-    [
-        ({"momentum_window": 4}, "momentum_window", "out_of_range"),
-        ({"momentum_window": 51}, "momentum_window", "out_of_range"),
-        ({"time_decay_seconds": 59}, "time_decay_seconds", "out_of_range"),
-        ({"time_decay_seconds": 300.5}, "time_decay_seconds", "wrong_type"),
-        ({"sell_threshold": 0.5}, "sell_threshold", "out_of_range"),
-        ({"buy_threshold": 1.1}, "buy_threshold", "out_of_range"),
-        ({"maker_weight": False}, "maker_weight", "wrong_type"),
-    ],
-)
-def test_field_validation(values: dict[str, Any], field: str, code: str) -> None:
-    assert field_codes(rejection(TradeMomentumParams, values)) == [(field, code)]
 
 
 def test_cross_field_weights_must_sum_above_zero() -> None:
