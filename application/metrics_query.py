@@ -17,6 +17,7 @@ from domain.metrics import (
     SortField,
     Timeframe,
 )
+from domain.symbol import normalise
 
 MAX_LIMIT = 1000
 """Largest page size :meth:`MarketMetricsQuery.all` accepts."""
@@ -53,11 +54,6 @@ class InvalidTimeframeError(InvalidQueryError):
         self.timeframe = timeframe
 
 
-def normalize_symbol(symbol: str) -> str:
-    """``" btcusdt "`` → ``"BTCUSDT"``."""
-    return symbol.strip().upper()
-
-
 def parse_timeframe(timeframe: str) -> Timeframe:
     """``"5m"`` → :attr:`Timeframe.M5` (surrounding blanks ignored, case-insensitive)."""
     try:
@@ -74,7 +70,7 @@ class MarketMetricsQuery:
 
     def depth(self, symbol: str) -> dict[str, Any]:
         """Metrics of the symbol's latest snapshot; :class:`UnknownSymbolError` if none."""
-        key = normalize_symbol(symbol)
+        key = normalise(symbol)
         metrics = self.book.depth(key)
         if metrics is None:
             raise UnknownSymbolError(key)
@@ -93,7 +89,7 @@ class MarketMetricsQuery:
             raise InvalidQueryError(
                 "max_points", f"must be an integer in 1..{MAX_POINTS_LIMIT}, got {max_points!r}"
             )
-        key = normalize_symbol(symbol)
+        key = normalise(symbol)
         series = self.book.pressure(key, frame, max_points)
         if series is None:
             raise UnknownSymbolError(key)

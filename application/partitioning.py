@@ -19,7 +19,6 @@ venue quotes by their own symbol.
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,8 +31,6 @@ DOMINANCE_SYMBOL: Final = "BTCUSDT"
 """BTC dominance observations live with BTCUSDT (the btc_dominance strategy's symbol)."""
 ONCHAIN_QUOTE_ASSET: Final = "USDT"
 """On-chain events of asset ``X`` live with ``X`` + this (the onchain_metrics symbol)."""
-
-_SYMBOL = re.compile(r"[A-Z0-9]{1,32}")
 
 
 class RouteKind(StrEnum):
@@ -52,11 +49,6 @@ class RouteKind(StrEnum):
 BINANCE_KINDS: Final = frozenset(
     {RouteKind.TRADE, RouteKind.AGG_TRADE, RouteKind.TICKER, RouteKind.DEPTH}
 )
-
-
-def is_symbol(symbol: str) -> bool:
-    """Upper-case ASCII alphanumeric, 1..32 characters (what a subject token may carry)."""
-    return _SYMBOL.fullmatch(symbol) is not None
 
 
 def check_partition_count(partitions: int) -> int:
@@ -118,7 +110,8 @@ class PartitionLayout:
         return partition_of(symbol, self.partitions)
 
     def subject(self, symbol: str, kind: RouteKind | str) -> str:
-        """``<prefix>.<partition>.<SYMBOL>.<kind>`` (``symbol`` must pass :func:`is_symbol`)."""
+        """``<prefix>.<partition>.<SYMBOL>.<kind>`` (``symbol`` must be a symbol:
+        :func:`domain.symbol.is_symbol`)."""
         return f"{self.prefix}.{partition_of(symbol, self.partitions)}.{symbol}.{kind}"
 
     def partition_filter(self, partition: int) -> str:

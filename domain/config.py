@@ -21,6 +21,7 @@ from typing import Generic, TypeVar
 
 from domain.params import CommonParams, ParamValue
 from domain.signal import ConfigStamp
+from domain.symbol import Symbol
 
 P = TypeVar("P", bound=CommonParams)
 
@@ -47,10 +48,8 @@ class ConfigDocument:
     def __post_init__(self) -> None:
         if self.version < 1:
             raise ValueError(f"config version must be >= 1, got {self.version}")
-        if self.symbol is not None and (
-            not self.symbol.isalnum() or self.symbol != self.symbol.upper()
-        ):
-            raise ValueError(f"symbol must be upper-case alphanumeric, got {self.symbol!r}")
+        if self.symbol is not None:
+            Symbol(self.symbol)  # the one symbol rule; raises ValueError
 
     @property
     def is_deleted(self) -> bool:

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.symbol import Symbol
+
 Level = tuple[float, float]
 """One order-book level: (price, quantity)."""
 
@@ -25,8 +27,7 @@ def _non_negative(value: float) -> bool:
 
 
 def _check_symbol(symbol: str) -> None:
-    if not symbol or not symbol.isalnum() or symbol != symbol.upper():
-        raise ValueError(f"symbol must be upper-case alphanumeric, got {symbol!r}")
+    Symbol(symbol)  # the one symbol rule; raises ValueError
 
 
 def _check_time(event_time_ms: int) -> None:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.redaction import header_secrets, redact, url_secrets
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, parse_text
+from domain.symbol import is_symbol, normalise
 
 
 class Settings(BaseSettings):
@@ -126,8 +127,11 @@ class Settings(BaseSettings):
         items = [s.strip() for s in value.split(",") if s.strip()]
         if not items:
             raise ValueError("TRADING_SYMBOLS must list at least one symbol or be `*`")
-        if items != ["*"] and not all(s.isalnum() for s in items):
-            raise ValueError("TRADING_SYMBOLS must be comma-separated alphanumeric symbols or `*`")
+        if items != ["*"] and not all(is_symbol(normalise(s)) for s in items):
+            raise ValueError(
+                "TRADING_SYMBOLS must be comma-separated symbols (ASCII letters and digits, "
+                "at most 32) or `*`"
+            )
         return ",".join(s.upper() for s in items)
 
     def symbols(self) -> frozenset[str] | None:

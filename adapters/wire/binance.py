@@ -48,6 +48,7 @@ from adapters.wire.binance_streams import (
 )
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
+from domain.symbol import is_symbol
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -203,11 +204,6 @@ def to_int(value: object, name: str) -> int:
     if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         return int(value)
     raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not an integer: {_short(value)}")
-
-
-def _is_symbol(symbol: str) -> bool:
-    """The domain's symbol rule: non-empty, alphanumeric, upper-case."""
-    return bool(symbol) and symbol.isalnum() and symbol == symbol.upper()
 
 
 def _event_time(data: dict[str, Any], envelope: dict[str, Any]) -> int:
@@ -493,7 +489,7 @@ class BinanceDecoder:
         if allowed is not None and symbol not in allowed:
             raise _Reject(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded")
         if symbol not in self._valid_symbols:
-            if not _is_symbol(symbol):
+            if not is_symbol(symbol):
                 raise _Reject(SkipReason.INVALID_VALUE, f"bad symbol {_short(symbol)}")
             if len(self._valid_symbols) >= self._max_tracked:
                 self._valid_symbols.clear()

@@ -36,7 +36,8 @@ from adapters.wire.binance_streams import (
 )
 from adapters.wire.binance_streams import classify_stream as classify_binance_stream
 from adapters.wire.stats import SkipReason
-from application.partitioning import DOMINANCE_SYMBOL, RouteKind, is_symbol, onchain_symbol
+from application.partitioning import DOMINANCE_SYMBOL, RouteKind, onchain_symbol
+from domain.symbol import is_symbol
 
 _STREAM_KEY: Final = b'"stream":"'
 _STREAM_PROBE: Final = 64

@@ -18,6 +18,7 @@ import orjson
 from adapters.wire.binance import iso_to_epoch_ms
 from domain.params import ParamValue
 from domain.signal import Action, ConfigStamp, JsonValue, Signal, Strength
+from domain.symbol import is_symbol
 
 DEFAULT_SOURCE: Final = "realtime-strategies"
 TRACE_CONTEXT_FIELD: Final = "_otel_trace_context"
@@ -179,8 +180,8 @@ def validate_trade_engine_contract(
     if strategy_id is not None and strategy is not None and strategy != strategy_id:
         problems.append(f"strategy {strategy!r} must equal strategy_id {strategy_id!r}")
     symbol = payload.get("symbol")
-    if isinstance(symbol, str) and symbol and not (symbol.isalnum() and symbol == symbol.upper()):
-        problems.append(f"symbol must be upper-case alphanumeric, got {symbol!r}")
+    if isinstance(symbol, str) and symbol and not is_symbol(symbol):
+        problems.append(f"symbol must be upper-case ASCII letters and digits, got {symbol!r}")
     signal_id = payload.get("signal_id")
     if signal_id is not None and (not isinstance(signal_id, str) or not signal_id):
         problems.append(f"signal_id must be a non-empty string, got {signal_id!r}")

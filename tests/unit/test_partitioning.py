@@ -42,7 +42,6 @@ from application.partitioning import (
     ONCHAIN_QUOTE_ASSET,
     PartitionLayout,
     RouteKind,
-    is_symbol,
     onchain_symbol,
     owned_partitions,
     owner_of,
@@ -53,6 +52,7 @@ from domain.market import DepthSnapshot, event_symbol
 from domain.metrics import MarketMetricsBook, SortField
 from domain.signal import Action, ConfigStamp, Signal
 from domain.strategies import btc_dominance, onchain_metrics
+from domain.symbol import is_symbol
 from entrypoints.partition_settings import PartitionSettings, ordinal_from_hostname
 
 pytestmark = pytest.mark.unit
