@@ -51,7 +51,7 @@ REPO = SCRIPT.parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
-from bench.common import free_port, git_commit  # noqa: E402
+from bench.common import free_port, git_commit, pin_to, sched_seconds  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -60,19 +60,6 @@ ENDPOINTS = (
     "/api/v1/metrics/depth/BTCUSDT",
     "/api/v1/metrics/summary",
 )
-
-
-def pin_to(cpu: int) -> Any:
-    def pin() -> None:
-        os.sched_setaffinity(0, {cpu})
-
-    return pin
-
-
-def sched_seconds(pid: int) -> tuple[float, float]:
-    """(CPU time, time runnable but waiting for a CPU) of ``pid``'s main thread, seconds."""
-    running, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-    return int(running) / 1e9, int(waiting) / 1e9
 
 
 def process_cpu_seconds(pid: int) -> float:

@@ -1,9 +1,14 @@
-"""Helpers shared by the benchmark scripts: a free loopback port and the commit measured."""
+"""Helpers shared by the benchmark scripts: a free loopback port, the commit measured, CPU pinning,
+and what ``/proc`` says about a process (CPU and waiting time, memory) and the machine."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,3 +42,42 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def pin_to(cpu: int, nice: int = 0) -> Callable[[], None]:
+    """A ``preexec_fn`` pinning the child to ``cpu`` (and giving it niceness ``nice``)."""
+
+    def pin() -> None:
+        os.sched_setaffinity(0, {cpu})
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+    return pin
+
+
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """(CPU time, time spent runnable but waiting for a CPU) of ``pid``'s main thread, in
+    seconds (``/proc/<pid>/schedstat``): the second one is what other load on the machine
+    took from it."""
+    running, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
+def rss_mb(pid: int | str = "self") -> float | None:
+    """Resident memory of ``pid`` (default: this process) in MB; None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"

@@ -56,7 +56,7 @@ from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_service import ConfigService  # noqa: E402
 from application.processing import timed  # noqa: E402
-from bench.common import git_commit  # noqa: E402
+from bench.common import git_commit, rss_mb  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
 from domain.metrics import MarketMetricsBook  # noqa: E402
@@ -64,13 +64,6 @@ from domain.strategies.registry import STRATEGY_PARAMS, build_strategies  # noqa
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 TARGET_GROWTH_MB = 50.0
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 class Pipeline:
@@ -149,7 +142,7 @@ def run_scenario(
 ) -> dict[str, Any]:
     pipeline = Pipeline(symbols)
     gc.collect()
-    series: list[dict[str, float | int]] = [{"messages": 0, "rss_mb": round(rss_mb(), 1)}]
+    series: list[dict[str, float | int]] = [{"messages": 0, "rss_mb": round(rss_mb() or 0.0, 1)}]
     wanted = sorted(set(checkpoints) | {total})
     started = time.perf_counter()
     done = 0
@@ -161,7 +154,7 @@ def run_scenario(
         series.append(
             {
                 "messages": done,
-                "rss_mb": round(rss_mb(), 1),
+                "rss_mb": round(rss_mb() or 0.0, 1),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
@@ -183,7 +176,7 @@ def run_scenario(
         "skipped": pipeline.skipped,
         "signals": pipeline.signals,
         "msgs_per_s": round(total / (time.perf_counter() - started), 1),
-        "rss_mb_after_gc": round(rss_mb(), 1),
+        "rss_mb_after_gc": round(rss_mb() or 0.0, 1),
         "series": series,
         "state_sizes": state,
     }

@@ -64,7 +64,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,14 @@ REPO = SCRIPT.parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
-from bench.common import free_port, git_commit  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_model,
+    free_port,
+    git_commit,
+    pin_to,
+    rss_mb,
+    sched_seconds,
+)
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -105,41 +112,12 @@ NICE = 0
 """Niceness of the bench's processes (``--nice``; negative needs root)."""
 
 
-def pin_to(cpu: int) -> Callable[[], None]:
-    """A ``preexec_fn`` pinning the child to ``cpu`` (and giving it ``NICE``)."""
-
-    def pin() -> None:
-        os.sched_setaffinity(0, {cpu})
-        if NICE:
-            os.setpriority(os.PRIO_PROCESS, 0, NICE)
-
-    return pin
-
-
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def sched_seconds(pid: int) -> tuple[float, float]:
-    """(CPU time, time spent runnable but waiting for a CPU) of ``pid``'s main thread, in
-    seconds (``/proc/<pid>/schedstat``): the second one is what other load on the machine
-    took from it."""
-    running, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
-    return int(running) / 1e9, int(waiting) / 1e9
 
 
 def percentiles(values_ns: Sequence[int]) -> dict[str, float | int | None]:
@@ -170,14 +148,6 @@ def metric_sums(text: str) -> dict[str, float]:
         for sample in family.samples:
             sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
     return sums
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,7 +514,7 @@ class ServiceProcess:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 cwd=self.log_path.parent,
-                preexec_fn=pin_to(self.cpu),
+                preexec_fn=pin_to(self.cpu, NICE),
                 start_new_session=True,
             )
         deadline = time.monotonic() + 60
@@ -692,7 +662,7 @@ class Bench:
             "--expected",
             str(burst),
             stdout=asyncio.subprocess.PIPE,
-            preexec_fn=pin_to(self.args.service_cpu),
+            preexec_fn=pin_to(self.args.service_cpu, NICE),
         )
         assert child.stdout is not None
         line = await asyncio.wait_for(child.stdout.readline(), 30)
