@@ -30,17 +30,7 @@ from typing import ClassVar, cast
 import pytest
 
 from domain.engine import SignalEngine
-from domain.market import (
-    DepthSnapshot,
-    DominanceObservation,
-    ExchangeFlow,
-    FlowDirection,
-    MarketEvent,
-    Ticker,
-    Trade,
-    VenueQuote,
-    WhaleTransfer,
-)
+from domain.market import MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal
 from domain.strategies.base import Strategy, capabilities_of
@@ -52,23 +42,10 @@ from tests.unit.strategies.support import (
     engine_with,
     field_codes,
     rejection,
+    sample_events,
 )
 
 DAY_MS = 86_400_000
-T = 1_723_161_255_000
-
-ONE_OF_EACH: tuple[MarketEvent, ...] = (
-    Trade("BTCUSDT", T, 1, 50_000.0, 1.0, False),
-    Ticker(
-        "BTCUSDT", T, 50_000.0, 10.0, 0.02, 49_990.0, 50_100, 49_900, 10, 500_000, 49_999, 50_001
-    ),
-    DepthSnapshot("BTCUSDT", T, ((49_999.0, 1.0),), ((50_001.0, 1.0),)),
-    DominanceObservation(T, 55.0),
-    VenueQuote("kraken", "BTCUSDT", T, 49_998.0, 50_002.0),
-    WhaleTransfer("BTC", T, 500.0, FlowDirection.TO_EXCHANGE),
-    ExchangeFlow("BTC", T, 100.0, 120.0, 3600),
-)
-"""One event of every market event type."""
 
 
 def shifted(event: MarketEvent, by_ms: int) -> MarketEvent:
@@ -244,7 +221,7 @@ class StrategyContract:
         engine = engine_with(self.new_strategy(), global_doc=off)
         assert not any(self.signals_of(self.scenario(), engine))
 
-    @pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: type(e).__name__)
+    @pytest.mark.parametrize("event", sample_events("BTCUSDT"), ids=lambda e: type(e).__name__)
     def test_events_it_does_not_consume_are_not_its_business(self, event: MarketEvent) -> None:
         strategy = self.new_strategy()
         consumes = getattr(strategy, "consumes", None)

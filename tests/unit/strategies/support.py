@@ -26,7 +26,17 @@ from hypothesis import strategies as st
 
 from domain.config import ConfigDocument, ConfigLookup, EffectiveConfig, resolve
 from domain.engine import SignalEngine
-from domain.market import MarketEvent
+from domain.market import (
+    DepthSnapshot,
+    DominanceObservation,
+    ExchangeFlow,
+    FlowDirection,
+    MarketEvent,
+    Ticker,
+    Trade,
+    VenueQuote,
+    WhaleTransfer,
+)
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
 from domain.strategies.base import Decision, Strategy
 
@@ -46,6 +56,25 @@ adds ``cooldown_seconds`` with its own default)."""
 
 MAX_CONFIDENCE = 0.95
 """No strategy ever claims more confidence than this."""
+
+
+# --- events ---------------------------------------------------------------------------------
+
+SAMPLE_TIME_MS = 1_723_161_600_000
+
+
+def sample_events(symbol: str, t: int = SAMPLE_TIME_MS) -> list[MarketEvent]:
+    """One event of every type the domain knows, about ``symbol`` where it has one."""
+    asset = symbol.removesuffix("USDT") or "BTC"
+    return [
+        DepthSnapshot(symbol, t, ((100.0, 1.0),), ((100.5, 1.0),)),
+        Trade(symbol, t, 1, 100.0, 1.0, False),
+        Ticker(symbol, t, 100.0, 1.0, 1.0, 99.0, 101.0, 98.0, 10.0, 1000.0, 99.9, 100.1),
+        DominanceObservation(t, 55.0),
+        VenueQuote("kraken", symbol, t, 99.0, 99.5),
+        WhaleTransfer(asset, t, 1000.0, FlowDirection.TO_EXCHANGE),
+        ExchangeFlow(asset, t, 100.0, 10.0, 3600),
+    ]
 
 
 # --- running a strategy --------------------------------------------------------------------

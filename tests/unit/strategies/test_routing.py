@@ -16,39 +16,14 @@ import pytest
 
 from domain.config import EffectiveConfig
 from domain.engine import SignalEngine
-from domain.market import (
-    DepthSnapshot,
-    DominanceObservation,
-    ExchangeFlow,
-    FlowDirection,
-    MarketEvent,
-    Ticker,
-    Trade,
-    VenueQuote,
-    WhaleTransfer,
-)
+from domain.market import MarketEvent, Trade
 from domain.params import CommonParams
 from domain.signal import Signal
 from domain.strategies.base import Decision, Strategy
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
+from tests.unit.strategies.support import SAMPLE_TIME_MS, sample_events
 
 pytestmark = pytest.mark.unit
-
-T = 1_723_161_600_000
-
-
-def sample_events(symbol: str) -> list[MarketEvent]:
-    """One event of every type the domain knows, about ``symbol`` where it has one."""
-    asset = symbol.removesuffix("USDT") or "BTC"
-    return [
-        DepthSnapshot(symbol, T, ((100.0, 1.0),), ((100.5, 1.0),)),
-        Trade(symbol, T, 1, 100.0, 1.0, False),
-        Ticker(symbol, T, 100.0, 1.0, 1.0, 99.0, 101.0, 98.0, 10.0, 1000.0, 99.9, 100.1),
-        DominanceObservation(T, 55.0),
-        VenueQuote("kraken", symbol, T, 99.0, 99.5),
-        WhaleTransfer(asset, T, 1000.0, FlowDirection.TO_EXCHANGE),
-        ExchangeFlow(asset, T, 100.0, 10.0, 3600),
-    ]
 
 
 EVENT_TYPES = {type(event) for event in sample_events("BTCUSDT")}
@@ -125,7 +100,7 @@ def test_engine_process_gives_the_same_signals_as_asking_every_strategy() -> Non
     unrouted_signals: list[Signal] = []
     for step in range(40):
         for event in sample_events("BTCUSDT"):
-            shifted = dataclasses.replace(event, event_time_ms=T + step * 40_000)
+            shifted = dataclasses.replace(event, event_time_ms=SAMPLE_TIME_MS + step * 40_000)
             routed_signals.extend(routed.process(shifted))
             unrouted_signals.extend(unrouted.process(shifted))
     assert routed_signals
