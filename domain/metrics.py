@@ -459,8 +459,10 @@ class MarketSummary:
     """Market sentiment across every tracked symbol's latest snapshot.
 
     ``avg_net_pressure`` is the unweighted mean of the symbols' net pressures (None with no
-    symbols); ``sentiment`` is :func:`interpret` of it. ``most_bullish`` / ``most_bearish``
-    are the symbols with the highest / lowest net pressure (ties → alphabetical first).
+    symbols); ``sentiment`` is :func:`interpret` of it. ``most_bullish`` is the
+    highest net pressure among the bullish symbols, ``most_bearish`` the lowest among the
+    bearish ones (ties → alphabetical first); None when no symbol is on that side, so one
+    symbol is never named both.
     """
 
     symbols: int
@@ -704,8 +706,10 @@ class MarketMetricsBook:
         for m in metrics:
             counts[m.interpretation] += 1
         avg_net = sum(m.net_pressure for m in metrics) / len(metrics)
-        top = min(metrics, key=lambda m: (-m.net_pressure, m.symbol))
-        bottom = min(metrics, key=lambda m: (m.net_pressure, m.symbol))
+        bullish = [m for m in metrics if m.interpretation is Interpretation.BULLISH]
+        bearish = [m for m in metrics if m.interpretation is Interpretation.BEARISH]
+        top = min(bullish, key=lambda m: (-m.net_pressure, m.symbol), default=None)
+        bottom = min(bearish, key=lambda m: (m.net_pressure, m.symbol), default=None)
         return MarketSummary(
             symbols=len(metrics),
             bullish_symbols=counts[Interpretation.BULLISH],
@@ -713,8 +717,10 @@ class MarketMetricsBook:
             neutral_symbols=counts[Interpretation.NEUTRAL],
             avg_net_pressure=avg_net,
             sentiment=interpret(avg_net),
-            most_bullish=SymbolPressure(top.symbol, top.net_pressure),
-            most_bearish=SymbolPressure(bottom.symbol, bottom.net_pressure),
+            most_bullish=None if top is None else SymbolPressure(top.symbol, top.net_pressure),
+            most_bearish=(
+                None if bottom is None else SymbolPressure(bottom.symbol, bottom.net_pressure)
+            ),
             latest_event_time_ms=max(m.event_time_ms for m in metrics),
         )
 

@@ -425,6 +425,31 @@ def test_summary_counts_and_extremes() -> None:
     json.dumps(d, allow_nan=False)
 
 
+@pytest.mark.parametrize(
+    ("bid_qty", "ask_qty", "bullish", "bearish"),
+    [(8.0, 2.0, "ONEUSDT", None), (2.0, 8.0, None, "ONEUSDT"), (5.0, 5.0, None, None)],
+)
+def test_summary_of_one_symbol_names_it_only_on_its_own_side(
+    bid_qty: float, ask_qty: float, bullish: str | None, bearish: str | None
+) -> None:
+    """One bullish symbol is the most bullish and not also the most bearish (issue 15)."""
+    book = MarketMetricsBook()
+    book.on_depth(flat("ONEUSDT", 1, bid_qty, ask_qty))
+    s = book.summary()
+    assert (s.most_bullish.symbol if s.most_bullish else None) == bullish
+    assert (s.most_bearish.symbol if s.most_bearish else None) == bearish
+
+
+def test_summary_extremes_are_taken_from_their_own_side_only() -> None:
+    book = MarketMetricsBook()
+    book.on_depth(flat("AAAUSDT", 1, 8.0, 2.0))  # +60
+    book.on_depth(flat("BBBUSDT", 2, 6.0, 4.0))  # +20: neutral
+    s = book.summary()
+    assert s.most_bullish is not None
+    assert s.most_bullish.symbol == "AAAUSDT"
+    assert s.most_bearish is None
+
+
 def test_summary_of_an_empty_book() -> None:
     s = MarketMetricsBook().summary()
     assert (s.symbols, s.avg_net_pressure, s.most_bullish, s.sentiment) == (0, None, None, None)
