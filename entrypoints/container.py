@@ -64,6 +64,7 @@ from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
 from application.config_service import ConfigService
 from application.health import HealthService
+from application.live_signals import BroadcastingSignalSink, SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from application.partitioning import PartitionLayout
 from application.ports import SignalGate
@@ -482,7 +483,13 @@ class Container(containers.DeclarativeContainer):
     signal_gate = providers.Selector(
         mode, service=service.gate, worker=worker.gate, local=local.gate
     )
-    signal_sink = providers.Selector(mode, service=nats_sink, worker=nats_sink, local=local.sink)
+    # Every published signal also goes to the console's live watchers (in-process).
+    signal_broadcast = providers.Singleton(SignalBroadcast)
+    signal_sink = providers.Singleton(
+        BroadcastingSignalSink,
+        providers.Selector(mode, service=nats_sink, worker=nats_sink, local=local.sink),
+        signal_broadcast,
+    )
     messaging = providers.Selector(mode, service=nats, worker=nats, local=providers.Object(None))
     config_notifier = providers.Selector(
         mode, service=nats_notifier, worker=nats_notifier, local=providers.Object(None)

@@ -46,9 +46,22 @@ class ApiServer(uvicorn.Server):
         yield
 
 
+API_SHUTDOWN_SECONDS = 3
+"""How long stopping waits for open requests: long-lived streams (the console's live
+signals, MCP's event streams) are cut after it instead of holding the grace period."""
+
+
 def api_server(app: Any, host: str, port: int) -> ApiServer:
     return ApiServer(
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=API_SHUTDOWN_SECONDS,
+        )
     )
 
 

@@ -56,3 +56,11 @@ if ! command -v promtool >/dev/null 2>&1; then
   apt_install --no-install-recommends prometheus
 fi
 echo "ensure-services: promtool $(promtool --version 2>&1 | head -n1 | awk '{print $3}') is installed"
+
+# --- console browser tests (tests/integration/test_console_browser.py) ---------------------
+# Debian's chromium, driven by Playwright for Python through executable_path: Playwright's
+# own browser download is never used.
+if [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
+echo "ensure-services: $(/usr/bin/chromium --version 2>/dev/null | head -n1) is installed"

@@ -27,10 +27,12 @@ from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from opentelemetry import propagate, trace
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.http import console
 from adapters.http.envelope import (
     REQUEST_ID_STATE,
     BodyTooLargeError,
@@ -251,6 +253,8 @@ def create_app(
     app.include_router(strategies.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     install_exception_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
     app.state.max_body_bytes = max_body_bytes

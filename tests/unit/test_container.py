@@ -15,6 +15,7 @@ from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate
 from adapters.nats.partition_router import NatsPartitionRouter
 from adapters.nats.signal_sink import NatsSignalSink
 from adapters.wire.stats import Decoded, Skip, SkipReason
+from application.live_signals import BroadcastingSignalSink
 from application.runtime import ServiceRuntime
 from entrypoints.container import Mode, ReplayOptions, build_container
 from entrypoints.partition_settings import PartitionSettings
@@ -109,7 +110,8 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
     runtime = service.runtime()
     assert isinstance(runtime, ServiceRuntime)
     assert isinstance(runtime.feed, NatsMarketFeed)
-    assert isinstance(runtime.sink, NatsSignalSink)
+    assert isinstance(runtime.sink, BroadcastingSignalSink)
+    assert isinstance(runtime.sink.inner, NatsSignalSink)
     assert runtime.gate is None
 
     worker = build_container(
@@ -124,7 +126,8 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
     local = build_container(settings, mode=Mode.LOCAL, replay=ReplayOptions(CAPTURE))
     runtime = local.runtime()
     assert isinstance(runtime.feed, ReplayMarketFeed)
-    assert isinstance(runtime.sink, ConsoleSignalSink)
+    assert isinstance(runtime.sink, BroadcastingSignalSink)
+    assert isinstance(runtime.sink.inner, ConsoleSignalSink)
     assert local.config_notifier() is None
 
     router = build_container(settings, partitions=PartitionSettings()).router

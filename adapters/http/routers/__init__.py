@@ -1,7 +1,7 @@
 """FastAPI routers. Their use cases come from the dependency-injector container by name.
 
 The composition root must provide ``config_service``, ``metrics_query``, ``health``,
-``api_security`` and ``prometheus`` and wire :data:`WIRED_MODULES`::
+``api_security``, ``prometheus`` and ``signal_broadcast`` and wire :data:`WIRED_MODULES`::
 
     container.wire(modules=WIRED_MODULES)
 """
@@ -35,5 +35,6 @@ WIRED_MODULES: tuple[str, ...] = (
     "adapters.http.routers.strategies",
     "adapters.http.routers.metrics",
     "adapters.http.routers.health",
+    "adapters.http.console.router",
 )
 """Modules whose ``Provide[...]`` markers the container must wire."""

@@ -28,7 +28,7 @@ from adapters.http.schemas import (
     RollbackRequest,
     StrategyOut,
 )
-from adapters.http.security import ApiSecurity
+from adapters.http.security import CONSOLE_REQUEST_HEADER, CONSOLE_SESSION_COOKIE, ApiSecurity
 from application.config_service import ConfigService, ConfigView, ConfigWriteResult
 from domain.config import AuditAction, AuditRecord
 from domain.params import ParamValue
@@ -76,10 +76,12 @@ async def require_admin(
 ) -> None:
     """Dependency of every mutating endpoint: 401/403 unless the caller may mutate."""
     client = request.client
+    from_console = request.headers.get(CONSOLE_REQUEST_HEADER) == "console"
     security.authorize(
         request.headers.get("authorization"),
         client.host if client is not None else None,
         request.headers.get("host"),
+        session=request.cookies.get(CONSOLE_SESSION_COOKIE) if from_console else None,
     )
 
 

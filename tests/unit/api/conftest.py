@@ -24,6 +24,7 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.observability.prometheus import PrometheusMetrics
 from application.config_service import ConfigService
+from application.live_signals import SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from domain.market import DepthSnapshot
 from domain.metrics import MarketMetricsBook
@@ -92,7 +93,7 @@ def seeded_book() -> MarketMetricsBook:
 
 
 class ApiTestContainer(containers.DeclarativeContainer):
-    """The five providers the routers use, plus what they are built from."""
+    """The providers the routers use, plus what they are built from."""
 
     repository = providers.Singleton(InMemoryConfigRepository)
     audit_log = providers.Singleton(InMemoryAuditLog)
@@ -109,6 +110,7 @@ class ApiTestContainer(containers.DeclarativeContainer):
     health = providers.Singleton(FakeHealth)
     api_security = providers.Singleton(ApiSecurity, token=TOKEN, bound_to_loopback=False)
     prometheus = providers.Singleton(PrometheusMetrics)
+    signal_broadcast = providers.Singleton(SignalBroadcast)
 
 
 @contextmanager

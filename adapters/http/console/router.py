@@ -1,0 +1,393 @@
+"""``/console``: the operator console's pages, its login and its live signal stream.
+
+Pages are rendered on the server (Jinja2) from the same use cases as the API, taken from the
+container by name (``config_service``, ``metrics_query``, ``health``, ``api_security``,
+``signal_broadcast``). Mutations are not handled here: the page's script sends them to the
+REST API itself (``/api/v1/...``), which validates, audits and authorizes them as for any
+client — authenticated by the console's session cookie (see :mod:`adapters.http.security`).
+These routes are not part of the OpenAPI schema.
+"""
+
+# No ``from __future__ import annotations`` in router modules: dependency-injector finds the
+# ``Provide`` markers in ``Annotated`` parameters only when annotations are real objects.
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dependency_injector.wiring import inject
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from adapters.http.console.views import (
+    depth_bars,
+    form_fields,
+    pressure_chart,
+    timeline,
+)
+from adapters.http.envelope import ApiError
+from adapters.http.routers import AwaitedProvide
+from adapters.http.routers.health import HealthReporter
+from adapters.http.security import CONSOLE_SESSION_COOKIE, ApiSecurity
+from adapters.redaction import redact_value
+from adapters.wire.signals import signal_to_wire
+from application.config_service import ConfigService
+from application.errors import UnknownStrategyError
+from application.live_signals import SignalBroadcast
+from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
+from domain.signal import Signal
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9]{0,20}$"
+STRATEGY_PATTERN = r"^[a-z0-9_]{0,64}$"
+KEEPALIVE_SECONDS = 15.0
+AUDIT_PER_STRATEGY = 200
+
+Service = Annotated[ConfigService, Depends(AwaitedProvide["config_service"])]
+Metrics = Annotated[MarketMetricsQuery, Depends(AwaitedProvide["metrics_query"])]
+Security = Annotated[ApiSecurity, Depends(AwaitedProvide["api_security"])]
+Broadcast = Annotated[SignalBroadcast, Depends(AwaitedProvide["signal_broadcast"])]
+Health = Annotated[HealthReporter, Depends(AwaitedProvide["health"])]
+
+OptionalSymbol = Annotated[str, Query(pattern=SYMBOL_PATTERN, max_length=20)]
+OptionalStrategy = Annotated[str, Query(pattern=STRATEGY_PATTERN, max_length=64)]
+
+PAGES = (
+    ("signals", "Live signals"),
+    ("strategies", "Strategies"),
+    ("audit", "Audit"),
+    ("market", "Market"),
+    ("health", "Health"),
+)
+
+
+def _api_routes(request: Request) -> set[str]:
+    return {getattr(route, "path", "") for route in request.app.routes}
+
+
+def _render(
+    request: Request,
+    security: ApiSecurity,
+    template: str,
+    page: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page with the navigation, the operator's session state and ``context``."""
+    operator = security.session_name(request.cookies.get(CONSOLE_SESSION_COOKIE))
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "pages": PAGES,
+            "page": page,
+            "operator": operator,
+            "token_required": security.token_configured,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("", response_class=RedirectResponse)
+async def console_home() -> RedirectResponse:
+    return RedirectResponse("/console/signals", status_code=303)
+
+
+# --- login ------------------------------------------------------------------------------------
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/console") and "//" not in target else "/console"
+
+
+@router.get("/login", response_class=HTMLResponse)
+@inject
+async def login_page(
+    request: Request,
+    security: Security,
+    next_page: Annotated[str, Query(alias="next", max_length=200)] = "/console",
+) -> HTMLResponse:
+    return _render(request, security, "login.html", "login", next_page=_safe_next(next_page))
+
+
+@router.post("/login", response_class=HTMLResponse)
+@inject
+async def login(
+    request: Request,
+    security: Security,
+    name: Annotated[str, Form(min_length=1, max_length=100)],
+    token: Annotated[str, Form(max_length=4096)] = "",
+    next_page: Annotated[str, Form(alias="next", max_length=200)] = "/console",
+) -> Response:
+    """Check the admin token once and open a session (an HttpOnly SameSite=Strict cookie)."""
+    client = request.client
+    try:
+        security.authorize(
+            f"Bearer {token}" if token else None,
+            client.host if client is not None else None,
+            request.headers.get("host"),
+        )
+    except ApiError as error:
+        return _render(
+            request,
+            security,
+            "login.html",
+            "login",
+            status_code=error.status_code,
+            next_page=_safe_next(next_page),
+            error=error.message,
+            name=name,
+        )
+    response = RedirectResponse(_safe_next(next_page), status_code=303)
+    response.set_cookie(
+        CONSOLE_SESSION_COOKIE,
+        security.issue_session(name.strip()),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/console", status_code=303)
+    response.delete_cookie(CONSOLE_SESSION_COOKIE, path="/")
+    return response
+
+
+# --- live signals -----------------------------------------------------------------------------
+
+
+def _matches(signal: Signal, strategy_id: str, symbol: str, action: str) -> bool:
+    return (
+        (not strategy_id or signal.strategy_id == strategy_id)
+        and (not symbol or signal.symbol == symbol.upper())
+        and (not action or signal.action.value == action)
+    )
+
+
+@router.get("/signals", response_class=HTMLResponse)
+@inject
+async def signals_page(
+    request: Request,
+    security: Security,
+    service: Service,
+    strategy_id: OptionalStrategy = "",
+    symbol: OptionalSymbol = "",
+    action: Literal["", "buy", "sell"] = "",
+) -> HTMLResponse:
+    strategies = [s.strategy_id for s in await service.list_strategies()]
+    return _render(
+        request,
+        security,
+        "signals.html",
+        "signals",
+        strategies=strategies,
+        filters={"strategy_id": strategy_id, "symbol": symbol.upper(), "action": action},
+    )
+
+
+@router.get("/signals/stream")
+@inject
+async def signal_stream(
+    request: Request,
+    broadcast: Broadcast,
+    strategy_id: OptionalStrategy = "",
+    symbol: OptionalSymbol = "",
+    action: Literal["", "buy", "sell"] = "",
+) -> StreamingResponse:
+    """Server-sent events: one ``signal`` event per published signal matching the filters."""
+    subscription = broadcast.subscribe()
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                signal = await subscription.next(timeout=KEEPALIVE_SECONDS)
+                if signal is None:
+                    yield ": keep-alive\n\n"
+                elif _matches(signal, strategy_id, symbol, action):
+                    payload = json.dumps(signal_to_wire(signal), separators=(",", ":"))
+                    yield f"event: signal\nid: {signal.signal_id}\ndata: {payload}\n\n"
+        except asyncio.CancelledError:
+            raise
+        finally:
+            subscription.close()
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+
+@router.get("/strategies", response_class=HTMLResponse)
+@inject
+async def strategies_page(request: Request, security: Security, service: Service) -> HTMLResponse:
+    return _render(
+        request,
+        security,
+        "strategies.html",
+        "strategies",
+        strategies=await service.list_strategies(),
+    )
+
+
+@router.get("/strategies/{strategy_id}", response_class=HTMLResponse)
+@inject
+async def strategy_page(
+    request: Request,
+    security: Security,
+    service: Service,
+    strategy_id: str,
+    symbol: OptionalSymbol = "",
+) -> HTMLResponse:
+    try:
+        specs = await service.schema(strategy_id)
+    except UnknownStrategyError:
+        return _render(
+            request,
+            security,
+            "missing.html",
+            "strategies",
+            status_code=404,
+            what=f"strategy {strategy_id!r}",
+        )
+    layer_symbol = symbol.upper() or None
+    view = await service.get_config(strategy_id, layer_symbol)
+    summary = next(s for s in await service.list_strategies() if s.strategy_id == strategy_id)
+    records = await service.audit(strategy_id, layer_symbol, 50)
+    routes = _api_routes(request)
+    return _render(
+        request,
+        security,
+        "strategy.html",
+        "strategies",
+        strategy=summary,
+        view=view,
+        symbol=layer_symbol or "",
+        fields=form_fields(specs, view.effective, view.parameters),
+        history=[r for r in records if r.symbol == layer_symbol],
+        has_preview="/api/v1/strategies/{strategy_id}/config/preview" in routes,
+    )
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@router.get("/audit", response_class=HTMLResponse)
+@inject
+async def audit_page(
+    request: Request,
+    security: Security,
+    service: Service,
+    strategy_id: OptionalStrategy = "",
+    symbol: OptionalSymbol = "",
+    limit: Annotated[int, Query(ge=1, le=AUDIT_PER_STRATEGY)] = 100,
+) -> HTMLResponse:
+    strategies = [s.strategy_id for s in await service.list_strategies()]
+    wanted = [strategy_id] if strategy_id else strategies
+    records = []
+    for sid in wanted:
+        if sid in strategies:
+            records.extend(await service.audit(sid, symbol.upper() or None, limit))
+    return _render(
+        request,
+        security,
+        "audit.html",
+        "audit",
+        strategies=strategies,
+        filters={"strategy_id": strategy_id, "symbol": symbol.upper(), "limit": limit},
+        entries=timeline(records, limit),
+    )
+
+
+# --- market -----------------------------------------------------------------------------------
+
+
+@router.get("/market", response_class=HTMLResponse)
+@inject
+async def market_page(request: Request, security: Security, metrics: Metrics) -> HTMLResponse:
+    return _render(
+        request,
+        security,
+        "market.html",
+        "market",
+        summary=metrics.summary(),
+        symbols=metrics.all(
+            interpretation=None,
+            min_liquidity=None,
+            sort_by="symbol",
+            descending=False,
+            offset=0,
+            limit=500,
+        ),
+    )
+
+
+@router.get("/market/{symbol}", response_class=HTMLResponse)
+@inject
+async def symbol_page(
+    request: Request,
+    security: Security,
+    metrics: Metrics,
+    symbol: str,
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "5m",
+) -> HTMLResponse:
+    try:
+        depth = metrics.depth(symbol.upper())
+        pressure = metrics.pressure(symbol.upper(), timeframe, 200)
+    except (UnknownSymbolError, InvalidQueryError):
+        return _render(
+            request,
+            security,
+            "missing.html",
+            "market",
+            status_code=404,
+            what=f"depth data for {symbol.upper()!r}",
+        )
+    return _render(
+        request,
+        security,
+        "symbol.html",
+        "market",
+        symbol=symbol.upper(),
+        timeframe=timeframe,
+        depth=depth,
+        pressure=pressure,
+        chart=pressure_chart(pressure.get("points", [])),
+        bars=depth_bars(depth.get("liquidity") or {}),
+    )
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+@router.get("/health", response_class=HTMLResponse)
+@inject
+async def health_page(request: Request, security: Security, health: Health) -> HTMLResponse:
+    ready, body = await health.readiness()
+    return _render(
+        request,
+        security,
+        "health.html",
+        "health",
+        ready=ready,
+        readiness=redact_value(jsonable_encoder(body)),
+        liveness=health.liveness(),
+    )

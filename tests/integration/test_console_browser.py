@@ -1,0 +1,198 @@
+"""The web console in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+One ``run-local`` service (replaying the bundled capture fast, with an admin token) serves
+every test of this module. The tests load every page, sign in, change a parameter through
+the form and find the change in the audit timeline and in ``GET .../config``, see a 422
+shown inline, and watch a live signal arrive over server-sent events. Screenshots go to
+``out/console/`` (the README shows two of them, copied to ``docs/console/``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.local_service import LocalService, local_service
+from tests.integration.service_harness import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = REPO_ROOT / "out" / "console"
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    with local_service(tmp_path_factory.mktemp("console")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, service: LocalService, name: str = "ops-alice") -> None:
+    page.goto(f"{service.url}/console/login?next=/console/strategies")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=token]", service.token)
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#operator")).to_have_text(name)
+
+
+def test_every_page_loads(page: Page, service: LocalService) -> None:
+    paths = {
+        "signals": ("/console/signals", "Live signals"),
+        "strategies": ("/console/strategies", "Strategies"),
+        "strategy": ("/console/strategies/trade_momentum", "Trade Momentum"),
+        "audit": ("/console/audit", "Audit timeline"),
+        "market": ("/console/market", "Market"),
+        "health": ("/console/health", "Health"),
+        "login": ("/console/login", "Sign in"),
+    }
+    for name, (path, heading) in paths.items():
+        response = page.goto(service.url + path)
+        assert response is not None
+        assert response.status == 200, path
+        expect(page.locator("h1")).to_contain_text(heading)
+        shot(page, name)
+    page.goto(f"{service.url}/console/market")
+    page.locator("#symbols tbody a").first.click()
+    expect(page.locator("#pressure-chart polyline.net")).to_have_count(1)
+    expect(page.locator("#depth-chart rect.bid")).to_have_count(2)
+    shot(page, "symbol")
+
+
+def test_a_wrong_token_is_refused_at_sign_in(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/login")
+    page.fill("input[name=name]", "mallory")
+    page.fill("input[name=token]", "not-the-token")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).to_contain_text("invalid bearer token")
+    expect(page.locator("#sign-in")).to_be_visible()
+
+
+def test_a_change_through_the_form_reaches_the_audit_and_the_api(
+    page: Page, service: LocalService
+) -> None:
+    sign_in(page, service)
+    page.goto(f"{service.url}/console/strategies/orderbook_skew")
+    page.fill("#p-buy_threshold", "1.35")
+    page.fill("#reason", "thin book in the browser test")
+    page.click("#apply")
+    expect(page.locator("#result")).to_contain_text("Applied")
+    page.wait_for_load_state("load")
+    expect(page.locator("#history tbody tr").first).to_contain_text("ops-alice")
+    shot(page, "strategy-after-change")
+
+    config = httpx.get(f"{service.url}/api/v1/strategies/orderbook_skew/config").json()["data"]
+    assert config["parameters"]["buy_threshold"] == 1.35
+    assert config["updated_by"] == "ops-alice"
+
+    page.goto(f"{service.url}/console/audit?strategy_id=orderbook_skew")
+    entry = page.locator("#timeline li.entry").first
+    expect(entry).to_contain_text("ops-alice")
+    expect(entry).to_contain_text("thin book in the browser test")
+    expect(entry.locator("table.diff tr.added")).to_contain_text("buy_threshold")
+    expect(entry.locator("table.diff tr.added td.new")).to_have_text("1.35")
+    shot(page, "audit")
+
+
+def test_an_invalid_value_is_shown_inline_and_nothing_changes(
+    page: Page, service: LocalService
+) -> None:
+    sign_in(page, service, "ops-bob")
+    before = httpx.get(f"{service.url}/api/v1/strategies/trade_momentum/config").json()["data"]
+    page.goto(f"{service.url}/console/strategies/trade_momentum")
+    page.fill("#p-momentum_window", "0")
+    page.click("#apply")
+    error = page.locator('[data-error-for="momentum_window"]')
+    expect(error).not_to_be_empty()
+    expect(page.locator("#p-momentum_window")).to_have_attribute("aria-invalid", "true")
+    shot(page, "strategy-422")
+    after = httpx.get(f"{service.url}/api/v1/strategies/trade_momentum/config").json()["data"]
+    assert after == before
+
+
+def test_a_change_without_a_session_is_refused_inline(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/strategies/ticker_velocity")
+    page.fill("#changed-by", "anonymous")
+    page.fill("#p-time_window", "90")
+    page.click("#apply")
+    expect(page.locator("#form-error")).to_contain_text("sign in")
+    config = httpx.get(f"{service.url}/api/v1/strategies/ticker_velocity/config").json()["data"]
+    assert config["exists"] is False
+
+
+def test_a_rollback_from_the_history_restores_the_earlier_version(
+    page: Page, service: LocalService
+) -> None:
+    sign_in(page, service, "ops-carol")
+    url = f"{service.url}/console/strategies/orderbook_skew?symbol=ETHUSDT"
+    for value in ("1.4", "1.6"):
+        page.goto(url)
+        page.fill("#p-buy_threshold", value)
+        page.click("#apply")
+        expect(page.locator("#result")).to_contain_text("Applied")
+        page.wait_for_load_state("load")
+    page.goto(url)
+    first = page.locator("#history tbody tr").last
+    first.locator("button.rollback").click()
+    expect(page.locator("#result")).to_contain_text("Rolled back")
+    config = httpx.get(f"{service.url}/api/v1/strategies/orderbook_skew/config/ETHUSDT")
+    assert config.json()["data"]["parameters"]["buy_threshold"] == 1.4
+
+
+def test_a_live_signal_appears(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/signals")
+    expect(page.locator("#stream-state")).to_have_text("live")
+    row = page.locator("#signals tbody tr").first
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    signal_id = row.get_attribute("data-signal-id")
+    assert signal_id
+    expect(row.locator("td").nth(1)).to_have_text(
+        re.compile("orderbook_skew|trade_momentum|ticker_velocity")
+    )
+    shot(page, "signals")
+
+
+def test_signal_filters_narrow_the_stream(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/signals?strategy_id=trade_momentum")
+    expect(page.locator("#signals tbody tr").first).to_be_visible(timeout=WAIT_MS)
+    strategies = page.locator("#signals tbody tr td:nth-child(2)").all_inner_texts()
+    assert strategies
+    assert set(strategies) == {"trade_momentum"}
+
+
+def test_screenshots_for_the_readme_are_saved(page: Page, service: LocalService) -> None:
+    """The README shows docs/console/{signals,symbol}.png, copies of these screenshots."""
+    for name in ("signals", "symbol"):
+        made = SHOTS / f"{name}.png"
+        assert made.is_file(), f"{made} was not written"
+        assert made.stat().st_size > 10_000
+        assert (REPO_ROOT / "docs" / "console" / f"{name}.png").is_file()
