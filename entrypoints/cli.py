@@ -1,4 +1,4 @@
-"""The `realtime-strategies` command: serve, route, run-local, backtest, sweep, record."""
+"""The `realtime-strategies` command: serve, route, run-local, mcp, backtest, sweep, record."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from entrypoints import backtest, record, sweep
 
 DEFAULT_CAPTURE = Path("../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
+DEFAULT_MCP_URL = "http://127.0.0.1:8080/mcp"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--sqlite", default="out/run-local/config.sqlite3")
     local.add_argument("--speed", type=float, default=1.0, help="replay pace, 1 = real time")
     local.add_argument("--once", action="store_true", help="stop at the end of the capture")
+    mcp = commands.add_parser(
+        "mcp",
+        help="the MCP tools of a running service over stdio, for LLM agents "
+        "(token from ADMIN_API_TOKEN)",
+    )
+    mcp.add_argument("--url", default=DEFAULT_MCP_URL, help="the service's /mcp endpoint")
     backtest.build_parser(
         commands.add_parser("backtest", help="replay captures through the strategies and trades")
     )
@@ -60,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sweep.main(args)
     if args.command == "record":
         return record.main(args)
+    if args.command == "mcp":
+        from entrypoints.mcp_stdio import serve_stdio
+
+        return serve_stdio(args.url)
     # The service stack (FastAPI, NATS, drivers) is imported only when it is needed.
     from entrypoints.service import run_local, serve
 

@@ -42,6 +42,8 @@ from adapters.http.partition_api import (
 )
 from adapters.http.routers import WIRED_MODULES
 from adapters.http.security import ApiSecurity, is_loopback_host
+from adapters.mcp.http import mount_mcp
+from adapters.mcp.tools import build_mcp_server
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
@@ -557,6 +559,13 @@ class Container(containers.DeclarativeContainer):
     # --- API ------------------------------------------------------------------------------
     api_security = providers.Singleton(api_security, settings)
     service_api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
+    mcp_server = providers.Singleton(
+        build_mcp_server, config_service, metrics_query, api_security, strategy_params
+    )
+    # /mcp on the service's API (every mode that serves it); the process runs the manager.
+    mcp_session_manager = providers.Singleton(
+        mount_mcp, service_api, mcp_server, settings.provided.fastapi_host
+    )
     api = providers.Selector(
         mode,
         service=service_api,

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from pydantic import ValidationError
 
+from adapters.mcp.http import run_session_manager
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository
 from adapters.observability.tracing import RedactingSpanExporter, span_exporter
 from adapters.redaction import redact_value
@@ -212,13 +213,18 @@ def service_process(container: Container) -> Process:
         shutdown += [sink.close, listener.close, connection.close]
     startup.append(refresher.first)
     shutdown.append(stop_stores)
+    mcp_sessions = container.mcp_session_manager()  # mounts /mcp on the API
+
+    async def serve_mcp() -> None:
+        await run_session_manager(mcp_sessions)
+
     return Process(
         name="service",
         job=runtime,
         api=api_server(app, settings.fastapi_host, settings.fastapi_port),
         startup=startup,
         shutdown=shutdown,
-        background=[refresher.forever],
+        background=[refresher.forever, serve_mcp],
         heartbeat=runtime.heartbeat,
         heartbeat_message="HEARTBEAT: Realtime Strategies Statistics",
         heartbeat_interval_seconds=settings.heartbeat_interval_seconds,

@@ -24,6 +24,12 @@ from tests.integration.service_harness import REPO_ROOT, _die_with_parent, wait_
 
 CAPTURE = REPO_ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 ADMIN_TOKEN = "console-test-token-5b1f"
+_INHERITED = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
+
+
+def inherited_environment() -> dict[str, str]:
+    """What a child process gets of the test runner's environment (nothing else leaks)."""
+    return {k: v for k, v in os.environ.items() if k in _INHERITED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,7 @@ class LocalService:
 def local_service(workdir: Path, *, speed: float = 20.0) -> Iterator[LocalService]:
     """Run ``run-local`` in ``workdir`` until the ``with`` block ends."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    env = inherited_environment()
     env.update({"ADMIN_API_TOKEN": ADMIN_TOKEN, "LOG_LEVEL": "INFO"})
     stdout = workdir / "stdout.log"
     stderr = workdir / "stderr.log"
