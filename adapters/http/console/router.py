@@ -70,8 +70,9 @@ PAGES = (
 )
 
 
-def _api_routes(request: Request) -> set[str]:
-    return {getattr(route, "path", "") for route in request.app.routes}
+def _api_paths(request: Request) -> set[str]:
+    """The paths of the app's API (its OpenAPI schema): pages offer what the API has."""
+    return set(request.app.openapi().get("paths", {}))
 
 
 def _render(
@@ -272,7 +273,7 @@ async def strategy_page(
     view = await service.get_config(strategy_id, layer_symbol)
     summary = next(s for s in await service.list_strategies() if s.strategy_id == strategy_id)
     records = await service.audit(strategy_id, layer_symbol, 50)
-    routes = _api_routes(request)
+    routes = _api_paths(request)
     return _render(
         request,
         security,
