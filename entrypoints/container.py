@@ -172,6 +172,15 @@ def signal_stream_spec(settings: Settings, part: PartitionSettings) -> StreamSpe
     )
 
 
+def signal_acks(settings: Settings, part: PartitionSettings) -> bool:
+    """A worker publishes signals with JetStream acks when asked, and always with a signal
+    stream — its signals must survive a takeover and a dropped connection
+    (a core publish written into a socket the server then closes, e.g. a worker cut off as a
+    slow consumer while it replays, is lost without a trace; an acked one is sent again with
+    the same Nats-Msg-Id and stored once)."""
+    return settings.nats_signal_jetstream or bool(part.signal_stream.strip())
+
+
 def scrape_sources(container: Container) -> ScrapeSources:
     """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
     engine, decoders, config cache, readiness, signal delivery and stores, looked up in
@@ -363,6 +372,8 @@ class RouterParts(containers.DeclarativeContainer):
         create_stream=partitions.provided.partition_stream_create,
         acks=partitions.provided.router_acks,
         max_pending_acks=partitions.provided.router_max_pending_acks,
+        ack_timeout=partitions.provided.router_ack_timeout_seconds,
+        ack_retries=partitions.provided.router_ack_retries,
     )
     metrics = providers.Singleton(RouterMetrics, router.provided.stats, router.provided.connected)
     api = providers.Singleton(
@@ -451,7 +462,13 @@ class Container(containers.DeclarativeContainer):
         subject_prefix=settings.provided.nats_publisher_topic,
         source=settings.provided.signal_source,
         buffer_size=settings.provided.signal_buffer_size,
-        use_jetstream=settings.provided.nats_signal_jetstream,
+        use_jetstream=providers.Selector(
+            mode,
+            service=settings.provided.nats_signal_jetstream,
+            worker=providers.Callable(signal_acks, settings, partitions),
+            local=settings.provided.nats_signal_jetstream,
+        ),
+        jetstream_timeout=settings.provided.nats_signal_ack_timeout_seconds,
     )
     nats_notifier = providers.Singleton(
         NatsConfigChangeNotifier, nats, instance, subject=settings.provided.nats_config_change_topic

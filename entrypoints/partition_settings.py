@@ -102,6 +102,15 @@ class PartitionSettings(BaseSettings):
     router_max_pending_acks: int = Field(
         20_000, ge=1, description="Most unacknowledged router publishes in flight."
     )
+    router_ack_timeout_seconds: float = Field(
+        5.0, gt=0, description="A router publish not acknowledged this long is sent again."
+    )
+    router_ack_retries: int = Field(
+        5,
+        ge=0,
+        description="Re-sends of an unacknowledged publish (same Nats-Msg-Id: stored once); "
+        "(retries + 1) x timeout must stay inside the stream's duplicate_window (2 min).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PartitionSettings:

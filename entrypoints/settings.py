@@ -57,8 +57,14 @@ class Settings(BaseSettings):
         False,
         description=(
             "Publish signals with JetStream acknowledgements (needs the signals stream of "
-            "deploy/); core NATS publish otherwise."
+            "deploy/); core NATS publish otherwise. Always on for a partitioned worker "
+            "with SIGNAL_STREAM."
         ),
+    )
+    nats_signal_ack_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="JetStream ack wait of a signal publish; then it is sent again (same id).",
     )
     home_venue: str = Field("binance", description="Venue this service trades on (spread legs).")
 

@@ -97,6 +97,11 @@ class ReplayStats:
     completed_at: float | None = None
     published_ids_loaded: int = 0
     signals_suppressed: int = 0
+    """Replayed signals held back, whatever the reason (the next two and no signal stream)."""
+    signals_suppressed_published: int = 0
+    """... because the signal stream has them: already published."""
+    signals_suppressed_stale: int = 0
+    """... missing from the signal stream, but from a message older than the recovery window."""
     signals_recovered: int = 0
 
     @property
@@ -361,6 +366,8 @@ class JetStreamPartitionFeed(NatsSubscriber):
                 "messages": sum(p.replayed for p in self.progress.values()),
                 "published_ids_loaded": self.replay.published_ids_loaded,
                 "signals_suppressed": self.replay.signals_suppressed,
+                "signals_suppressed_published": self.replay.signals_suppressed_published,
+                "signals_suppressed_stale": self.replay.signals_suppressed_stale,
                 "signals_recovered": self.replay.signals_recovered,
             },
             "live_messages": sum(p.live for p in self.progress.values()),
@@ -596,6 +603,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
             boundary_seq=self.replay.boundary_seq,
             signals_suppressed=self.replay.signals_suppressed,
             signals_recovered=self.replay.signals_recovered,
+            signals_suppressed_stale=self.replay.signals_suppressed_stale,
         )
 
     async def _handle(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
@@ -686,13 +694,27 @@ class ReplayGate:
         if not isinstance(item, PartitionFeedItem) or not item.replay:
             return True
         feed = self.feed
-        recoverable = (
-            feed.signal_stream is not None
-            and item.stored_at_ns >= feed.recover_after_ns
-            and signal.signal_id not in feed.published_ids
-        )
-        if not recoverable:
-            feed.replay.signals_suppressed += 1
+        replay = feed.replay
+        if feed.signal_stream is None:
+            replay.signals_suppressed += 1
+            return False
+        if signal.signal_id in feed.published_ids:
+            replay.signals_suppressed += 1
+            replay.signals_suppressed_published += 1
+            return False
+        if item.stored_at_ns < feed.recover_after_ns:
+            replay.signals_suppressed += 1
+            replay.signals_suppressed_stale += 1
+            _log.warning(
+                "replayed_signal_not_recovered_stale",
+                signal_id=signal.signal_id,
+                strategy_id=signal.strategy_id,
+                symbol=signal.symbol,
+                stream_seq=item.stream_seq,
+                stored_seconds_before_window=round(
+                    (feed.recover_after_ns - item.stored_at_ns) / 1e9, 3
+                ),
+            )
             return False
         feed.replay.signals_recovered += 1
         feed.published_ids.add(signal.signal_id)

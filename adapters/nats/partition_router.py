@@ -10,9 +10,14 @@ market-data stream stores.
 Publishing is acknowledged by JetStream when ``acks`` is on (the default): each message is
 sent with a reply subject of a private inbox and the stream's ack is counted there, without a
 future per message. At most ``max_pending_acks`` publishes are outstanding (backpressure: the
-router slows down rather than lose data when the stream is slow); an error ack or a missing ack
-after ``ack_timeout`` seconds is counted (``publish_errors`` by reason) and logged rate-limited.
-With ``acks`` off the router fire-and-forgets (faster; losses then show only in the stream).
+router slows down rather than lose data when the stream is slow). Every acknowledged publish
+carries a ``Nats-Msg-Id`` (the producer's, else one unique to this router and message), so a
+publish whose ack has not come within ``ack_timeout`` seconds is **sent again, unchanged**, up
+to ``ack_retries`` times: the stream's ``duplicate_window`` stores it once whether the first
+copy was stored late or lost (``retried`` counts the re-sends, ``duplicates`` the acks of
+copies the stream already had; a slow server costs time, not data). An error ack, or no ack
+after the last retry, is counted (``publish_errors`` by reason) and logged rate-limited. With
+``acks`` off the router fire-and-forgets (faster; losses then show only in the stream).
 
 **Never silent**: a message that cannot be routed (malformed, no symbol, unsupported stream,
 symbol outside ``TRADING_SYMBOLS``, too large) is counted by reason in ``unroutable``, logged
@@ -38,8 +43,10 @@ import asyncio
 import contextlib
 import itertools
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -82,6 +89,7 @@ def router_routes(topics: Mapping[str, str]) -> dict[str, RouteFn]:
 
 
 DEFAULT_QUEUE_GROUP = "realtime-strategies-router"
+MSG_ID_HEADER = "Nats-Msg-Id"
 _MAX_HEADER = 512
 _SUBJECT_CACHE_MAX = 50_000
 
@@ -90,8 +98,19 @@ def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     """The producer's headers minus JetStream control headers (``Nats-*`` except the id)."""
     if not headers:
         return None
-    kept = {k: v for k, v in headers.items() if not k.startswith("Nats-") or k == "Nats-Msg-Id"}
+    kept = {k: v for k, v in headers.items() if not k.startswith("Nats-") or k == MSG_ID_HEADER}
     return kept or None
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    """A publish awaiting the stream's ack: what to send again if the ack does not come."""
+
+    sent_at: float
+    subject: str
+    data: bytes
+    headers: dict[str, str]
+    attempts: int = 1
 
 
 class NatsPartitionRouter(NatsSubscriber):
@@ -119,6 +138,7 @@ class NatsPartitionRouter(NatsSubscriber):
         create_stream: bool = True,
         acks: bool = True,
         ack_timeout: float = 5.0,
+        ack_retries: int = 5,
         max_pending_acks: int = 20_000,
         pending_msgs_limit: int = 500_000,
         pending_bytes_limit: int = 512 * 1024 * 1024,
@@ -152,6 +172,11 @@ class NatsPartitionRouter(NatsSubscriber):
             self.stream_ready.set()
         self.acks = acks
         self.ack_timeout = ack_timeout
+        if ack_retries < 0:
+            raise ValueError(f"ack_retries must be >= 0, got {ack_retries}")
+        self.ack_retries = ack_retries
+        self._msg_id_prefix = f"rt-{uuid.uuid4().hex[:16]}-"
+        """Message ids of publishes without a producer id: unique to this process."""
         self.max_pending_acks = max_pending_acks
         self._pending_msgs_limit = pending_msgs_limit
         self._pending_bytes_limit = pending_bytes_limit
@@ -163,7 +188,7 @@ class NatsPartitionRouter(NatsSubscriber):
         self._ack_sub: Subscription | None = None
         self._ack_prefix = ""
         self._ack_seq = itertools.count(1)
-        self._pending: dict[int, float] = {}
+        self._pending: dict[int, _Outstanding] = {}
         self._room = asyncio.Event()
         self._room.set()
         self._acks_done = asyncio.Event()
@@ -175,6 +200,9 @@ class NatsPartitionRouter(NatsSubscriber):
         self.other_shards = 0
         self.published = 0
         self.acked = 0
+        self.duplicates = 0
+        """Acks of re-sent messages the stream already had (stored once)."""
+        self.retried = 0
         self.routed: Counter[str] = Counter()
         self.publish_errors: Counter[str] = Counter()
 
@@ -194,6 +222,8 @@ class NatsPartitionRouter(NatsSubscriber):
             "other_shards": self.other_shards,
             "published": self.published,
             "acked": self.acked,
+            "duplicates": self.duplicates,
+            "retried": self.retried,
             "pending_acks": self.pending_acks,
             "dead_lettered": self.dead_letters.dead_lettered,
             "routed": dict(self.routed),
@@ -386,7 +416,9 @@ class NatsPartitionRouter(NatsSubscriber):
                     self._room.clear()
                     await self._room.wait()
                 seq = next(self._ack_seq)
-                self._pending[seq] = time.monotonic()
+                if headers is None or MSG_ID_HEADER not in headers:
+                    headers = {**(headers or {}), MSG_ID_HEADER: f"{self._msg_id_prefix}{seq}"}
+                self._pending[seq] = _Outstanding(time.monotonic(), subject, data, headers)
                 self._acks_done.clear()
                 await nc.publish(subject, data, reply=f"{self._ack_prefix}.{seq}", headers=headers)
             else:
@@ -409,6 +441,8 @@ class NatsPartitionRouter(NatsSubscriber):
             self._publish_failed("no_stream", "no JetStream stream stores the partition subject")
         elif b'"error"' in msg.data:
             self._publish_failed("stream_error", msg.data[:300].decode("utf-8", "replace"))
+        elif b'"duplicate":true' in msg.data:
+            self.duplicates += 1
         else:
             self.acked += 1
         self._released()
@@ -432,20 +466,54 @@ class NatsPartitionRouter(NatsSubscriber):
                 suppressed_since_last=suppressed,
             )
 
-    def _expire(self, *, force: bool = False) -> None:
-        deadline = time.monotonic() - self.ack_timeout
-        expired = [s for s, t in self._pending.items() if force or t <= deadline]
-        for seq in expired:
+    def _expire(self, *, force: bool = False) -> list[tuple[int, _Outstanding]]:
+        """Drop the publishes out of retries (or all, ``force``), counted as ``ack_timeout``;
+        return the overdue ones to send again, oldest first."""
+        now = time.monotonic()
+        deadline = now - self.ack_timeout
+        overdue = [(s, o) for s, o in self._pending.items() if force or o.sent_at <= deadline]
+        given_up = [s for s, o in overdue if force or o.attempts > self.ack_retries]
+        for seq in given_up:
             del self._pending[seq]
-        if expired:
-            self.publish_errors["ack_timeout"] += len(expired) - 1
-            self._publish_failed("ack_timeout", f"{len(expired)} publishes not acknowledged")
+        if given_up:
+            self.publish_errors["ack_timeout"] += len(given_up) - 1
+            self._publish_failed("ack_timeout", f"{len(given_up)} publishes not acknowledged")
             self._released()
+        return [(s, o) for s, o in overdue if s in self._pending]
+
+    async def _retry(self, overdue: list[tuple[int, _Outstanding]]) -> None:
+        """Send overdue publishes again, unchanged (same message id and reply token)."""
+        nc = self._connection.client
+        for seq, outstanding in overdue:
+            if seq not in self._pending:
+                continue  # acknowledged meanwhile
+            outstanding.attempts += 1
+            outstanding.sent_at = time.monotonic()
+            try:
+                await nc.publish(
+                    outstanding.subject,
+                    outstanding.data,
+                    reply=f"{self._ack_prefix}.{seq}",
+                    headers=outstanding.headers,
+                )
+            except Exception as exc:
+                self._publish_failed("publish_failed", repr(exc), outstanding.subject)
+                continue
+            self.retried += 1
+        if overdue and self._limiter.allow("retry") is not None:
+            _log.warning(
+                "partition_publish_retried",
+                count=len(overdue),
+                retried_total=self.retried,
+                ack_timeout=self.ack_timeout,
+            )
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.ack_timeout / 2))
-            self._expire()
+            overdue = self._expire()
+            if overdue and self._connection.is_connected:
+                await self._retry(overdue)
 
     async def _unroutable(self, why: Unroutable, data: bytes, subject: str) -> None:
         if self.shards and self.shard_index != 0:

@@ -162,6 +162,8 @@ class Cluster:
         self.nats_url = nats_url
         self.partitions = partitions
         self.procs: list[Proc] = []
+        self.worker_env: dict[str, str] = {}
+        """Extra environment of every worker started from now on."""
         base = f"t{self.run}"
         self.raw_topic = f"{base}.binance.websocket.data"
         self.dominance_topic = f"{base}.market.dominance"
@@ -215,7 +217,7 @@ class Cluster:
             ["serve"],
             WORKER_COUNT=count,
             HOSTNAME=f"realtime-strategies-{index}",
-            **extra,
+            **{**self.worker_env, **extra},
         )
 
     def single_process(self) -> Proc:

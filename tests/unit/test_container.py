@@ -162,3 +162,19 @@ def test_a_worker_without_an_index_is_refused(monkeypatch: pytest.MonkeyPatch) -
     )
     with pytest.raises(ValueError, match="HOSTNAME"):
         container.worker.index()
+
+
+def test_a_worker_with_a_signal_stream_publishes_signals_with_acks() -> None:
+    settings = Settings(config_store="memory")
+    assert not build_container(settings).nats_sink().use_jetstream
+    plain = PartitionSettings(worker_count=1)
+    with_stream = PartitionSettings(worker_count=1, signal_stream="SIGNALS")
+    assert (
+        not build_container(settings, mode=Mode.WORKER, partitions=plain).nats_sink().use_jetstream
+    )
+    worker = build_container(settings, mode=Mode.WORKER, partitions=with_stream)
+    sink = worker.nats_sink()
+    assert sink.use_jetstream
+    assert sink.jetstream_timeout == settings.nats_signal_ack_timeout_seconds
+    asked = Settings(config_store="memory", nats_signal_jetstream=True)
+    assert build_container(asked).nats_sink().use_jetstream

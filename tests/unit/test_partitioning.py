@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -326,8 +327,7 @@ def _router(**kwargs: Any) -> tuple[NatsPartitionRouter, _Client]:
         connection,  # type: ignore[arg-type]
         PartitionLayout("md", 16),
         {"raw": BinanceRouteKeys(), "dom": dominance_route},
-        acks=False,
-        **kwargs,
+        **{"acks": False, **kwargs},
     )
     return router, connection.client
 
@@ -412,6 +412,57 @@ def test_sharded_routers_route_every_message_exactly_once_keeping_symbol_order()
         _router(shards=3, shard_index=3)
 
 
+@dataclass
+class _Ack:
+    subject: str
+    data: bytes = b'{"stream":"MD","seq":1}'
+    headers: dict[str, str] | None = None
+
+
+def test_an_unacknowledged_publish_is_sent_again_unchanged_until_acknowledged() -> None:
+    router, client = _router(acks=True, ack_timeout=0.01, ack_retries=2)
+    router._ack_prefix = "inbox"
+    raw = fan_out_line(capture_lines()[0], "ETHUSDT")
+
+    async def run() -> None:
+        await router.route("raw", BinanceRouteKeys(), raw, {"traceparent": "00-a-b-01"})
+        await asyncio.sleep(0.02)
+        await router._retry(router._expire())  # the sweeper's step
+        assert router.pending_acks == 1
+        # the late ack of either copy counts once; the stream's duplicate ack is ignored
+        await router._on_ack(_Ack("inbox.1"))  # type: ignore[arg-type]
+        await router._on_ack(_Ack("inbox.1", b'{"stream":"MD","seq":1,"duplicate":true}'))  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    first, again = client.published
+    assert first == again  # same subject, payload and headers: one Nats-Msg-Id
+    headers = first[2]
+    assert headers is not None
+    assert headers["traceparent"] == "00-a-b-01"
+    assert headers["Nats-Msg-Id"].startswith("rt-")
+    assert (router.acked, router.retried, router.pending_acks) == (1, 1, 0)
+    assert router.publish_errors == {}
+
+
+def test_a_publish_never_acknowledged_is_counted_after_its_last_retry() -> None:
+    router, client = _router(acks=True, ack_timeout=0.01, ack_retries=1)
+    router._ack_prefix = "inbox"
+    raw = fan_out_line(capture_lines()[0], "ETHUSDT")
+    producer_id = {"Nats-Msg-Id": "producer-7"}
+
+    async def run() -> None:
+        await router.route("raw", BinanceRouteKeys(), raw, producer_id)
+        for _ in range(3):
+            await asyncio.sleep(0.02)
+            await router._retry(router._expire())
+
+    asyncio.run(run())
+    assert [h for _, _, h in client.published] == [producer_id, producer_id]  # kept, not replaced
+    assert router.retried == 1
+    assert router.publish_errors == {"ack_timeout": 1}
+    assert router.pending_acks == 0
+
+
 def test_a_failing_routing_function_costs_one_message() -> None:
     router, client = _router()
 
@@ -473,6 +524,8 @@ def test_replay_gate() -> None:
     ]
     assert admitted == [True, False, True, False, False]
     assert feed.replay.signals_suppressed == 3
+    assert feed.replay.signals_suppressed_published == 2
+    assert feed.replay.signals_suppressed_stale == 1  # counted and logged, never silent
     assert feed.replay.signals_recovered == 1
 
 
