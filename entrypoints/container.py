@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -170,6 +171,30 @@ def signal_stream_spec(settings: Settings, part: PartitionSettings) -> StreamSpe
             86_400.0, part.partition_replay_seconds + part.partition_recover_seconds
         ),
     )
+
+
+def input_stream_spec(settings: Settings, part: PartitionSettings) -> StreamSpec | None:
+    """The router's input stream (failover mode), over the raw input subjects; None without."""
+    name = part.router_input_stream.strip()
+    if not name:
+        return None
+    subjects = tuple(t.strip() for t in input_topics(settings).values() if t.strip())
+    retention = part.router_input_retention_seconds
+    return StreamSpec(
+        name=name,
+        subjects=subjects,
+        max_age_seconds=retention,
+        duplicate_window_seconds=min(120.0, retention),
+        replicas=part.partition_stream_replicas,
+        description="realtime-strategies raw market input, read by the leader router of "
+        "each shard (failover: a standby resumes from its committed position)",
+    )
+
+
+def router_holder(settings: Settings) -> str:
+    """Lease holder id: the pod name (HOSTNAME) and a per-process suffix."""
+    host = os.environ.get("HOSTNAME", "").strip() or router_name(settings)
+    return f"{host}-{uuid.uuid4().hex[:8]}"
 
 
 def signal_acks(settings: Settings, part: PartitionSettings) -> bool:
@@ -374,6 +399,13 @@ class RouterParts(containers.DeclarativeContainer):
         max_pending_acks=partitions.provided.router_max_pending_acks,
         ack_timeout=partitions.provided.router_ack_timeout_seconds,
         ack_retries=partitions.provided.router_ack_retries,
+        input_stream=providers.Callable(input_stream_spec, settings, partitions),
+        create_input_stream=partitions.provided.router_input_stream_create,
+        lease_bucket=partitions.provided.router_lease_bucket,
+        position_bucket=partitions.provided.router_position_bucket,
+        lease_ttl=partitions.provided.router_lease_ttl_seconds,
+        holder=providers.Callable(router_holder, settings),
+        bucket_replicas=partitions.provided.partition_stream_replicas,
     )
     metrics = providers.Singleton(RouterMetrics, router.provided.stats, router.provided.connected)
     api = providers.Singleton(

@@ -102,6 +102,27 @@ class PartitionSettings(BaseSettings):
     router_max_pending_acks: int = Field(
         20_000, ge=1, description="Most unacknowledged router publishes in flight."
     )
+    router_input_stream: str = Field(
+        "",
+        description="Failover: the stream capturing the raw input (e.g. MARKETINPUT) that a "
+        "leader router reads; empty = plain subscription, no standby.",
+    )
+    router_input_stream_create: bool = Field(True, description="Create it if missing.")
+    router_input_retention_seconds: float = Field(
+        900.0, gt=0, description="max_age of the input stream if created (> any failover)."
+    )
+    router_lease_bucket: str = Field(
+        "router_leases", description="KV bucket of the shard leases (TTL = the lease TTL)."
+    )
+    router_position_bucket: str = Field(
+        "router_positions", description="KV bucket of each shard's routed input sequence."
+    )
+    router_lease_ttl_seconds: float = Field(
+        6.0,
+        gt=0,
+        description="A standby takes over at most this long (plus TTL/4) after the leader "
+        "stopped renewing; the leader renews every TTL/4 and fences itself at 0.75 x TTL.",
+    )
     router_ack_timeout_seconds: float = Field(
         5.0, gt=0, description="A router publish not acknowledged this long is sent again."
     )
@@ -129,7 +150,8 @@ class PartitionSettings(BaseSettings):
         return self
 
     def resolve_router_shard(self, hostname: str | None = None) -> int:
-        """ROUTER_SHARD_INDEX, else the HOSTNAME ordinal; 0 when routers are not sharded."""
+        """ROUTER_SHARD_INDEX, else the HOSTNAME ordinal (mod ROUTER_SHARDS in failover mode:
+        a leader and a standby per shard); 0 when routers are not sharded."""
         if not self.router_shards:
             return 0
         if self.router_shard_index is not None:
@@ -144,6 +166,8 @@ class PartitionSettings(BaseSettings):
                 )
             index = ordinal
         if index >= self.router_shards:
+            if self.router_input_stream.strip():  # failover: pod i and i + R lead/stand by
+                return index % self.router_shards
             raise ValueError(f"router shard {index} not below ROUTER_SHARDS={self.router_shards}")
         return index
 

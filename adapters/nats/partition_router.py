@@ -19,6 +19,16 @@ copies the stream already had; a slow server costs time, not data). An error ack
 after the last retry, is counted (``publish_errors`` by reason) and logged rate-limited. With
 ``acks`` off the router fire-and-forgets (faster; losses then show only in the stream).
 
+**Failover** (``input_stream`` set, ADR 0014): the raw subjects are captured by an *input
+stream*, and each shard runs a leader and standbys. Leadership is a TTL'd key in a JetStream
+KV bucket (:class:`~adapters.nats.router_lease.KvLease`); the leader reads the input stream
+with an ordered consumer, routes as above with ``Nats-Msg-Id`` = ``<input stream>-<input
+sequence>`` (the producer's id if it sent one), and records in a second bucket the input
+sequence up to which everything is routed and acknowledged. A standby that gets the lease
+resumes after that sequence: what its predecessor had routed since is sent again with the
+same ids and stored once, in the input order, so a symbol's messages stay in producer order.
+The failover bound is the lease TTL plus one acquisition attempt (``lease_ttl / 4``).
+
 **Never silent**: a message that cannot be routed (malformed, no symbol, unsupported stream,
 symbol outside ``TRADING_SYMBOLS``, too large) is counted by reason in ``unroutable``, logged
 rate-limited and, with a dead-letter subject, republished there with the reason headers of the
@@ -52,10 +62,14 @@ from typing import Any
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
+from adapters.nats.client_internals import fast_path_supported, take_pending
 from adapters.nats.connection import NatsConnection, RateLimiter
 from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
+from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
 from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import BINANCE
 from adapters.wire.market_inputs import InputKind
@@ -91,6 +105,8 @@ def router_routes(topics: Mapping[str, str]) -> dict[str, RouteFn]:
 DEFAULT_QUEUE_GROUP = "realtime-strategies-router"
 MSG_ID_HEADER = "Nats-Msg-Id"
 _MAX_HEADER = 512
+_YIELD_EVERY = 64
+_FRONTIER_LOOKBACK = 256
 _SUBJECT_CACHE_MAX = 50_000
 
 
@@ -102,6 +118,15 @@ def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str] | None:
     return kept or None
 
 
+def _stream_seq(msg: Msg) -> int:
+    """The stream sequence of a JetStream message, from its reply subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``)."""
+    tokens = msg.reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[5])
+    return int(msg.metadata.sequence.stream)
+
+
 @dataclass(slots=True)
 class _Outstanding:
     """A publish awaiting the stream's ack: what to send again if the ack does not come."""
@@ -111,6 +136,15 @@ class _Outstanding:
     data: bytes
     headers: dict[str, str]
     attempts: int = 1
+    source_seq: int = 0
+    """Input-stream sequence of the message (failover mode; 0 otherwise)."""
+
+
+class Role:
+    CORE = "core"
+    """Plain subscription to the raw subjects, no failover."""
+    LEADER = "leader"
+    STANDBY = "standby"
 
 
 class NatsPartitionRouter(NatsSubscriber):
@@ -143,6 +177,13 @@ class NatsPartitionRouter(NatsSubscriber):
         pending_msgs_limit: int = 500_000,
         pending_bytes_limit: int = 512 * 1024 * 1024,
         log_interval: float = 10.0,
+        input_stream: StreamSpec | None = None,
+        create_input_stream: bool = True,
+        lease_bucket: str = "router_leases",
+        position_bucket: str = "router_positions",
+        lease_ttl: float = 6.0,
+        holder: str = "",
+        bucket_replicas: int = 1,
     ) -> None:
         if not routes:
             raise ValueError("the router needs at least one input subject")
@@ -196,6 +237,35 @@ class NatsPartitionRouter(NatsSubscriber):
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
+        self.input_stream = input_stream
+        self.create_input_stream = create_input_stream
+        self.lease_bucket = lease_bucket
+        self.position_bucket = position_bucket
+        if lease_ttl <= 0:
+            raise ValueError(f"lease_ttl must be > 0, got {lease_ttl}")
+        self.lease_ttl = lease_ttl
+        self.holder = holder or f"router-{uuid.uuid4().hex[:12]}"
+        self._bucket_replicas = bucket_replicas
+        self.role = Role.CORE if input_stream is None else Role.STANDBY
+        self.terms = 0
+        self.last_takeover: dict[str, Any] | None = None
+        self._lease: KvLease | None = None
+        self._position: KvPosition | None = None
+        self._input_sub: Any = None
+        self._input_reader: asyncio.Task[None] | None = None
+        self._source_seq = 0
+        """Input-stream sequence of the message being routed (failover mode)."""
+        self._handled_seq = 0
+        """Last input-stream sequence handled (published, skipped or dead-lettered)."""
+        self.input_gaps = 0
+        self.fenced = 0
+        self.skipped_stored = 0
+        """Input messages a new leader found already routed by its predecessor (not re-sent)."""
+        self._skip_until = 0
+        """Renewals that came too late: routing paused until the next successful one."""
+        self._fast = fast_path_supported()
+        self._run_done = asyncio.Event()
+
         self.received = 0
         self.other_shards = 0
         self.published = 0
@@ -240,12 +310,14 @@ class NatsPartitionRouter(NatsSubscriber):
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when connected, the market-data stream exists and the input is subscribed."""
-        body = {
+        body: dict[str, Any] = {
             "nats": self.connected(),
             "stream": self.stream_ready.is_set(),
             "subscribed": self.is_subscribed,
         }
-        ok = all(body.values())
+        if self.input_stream is not None:  # a standby is ready too: it is what failover needs
+            body["role"] = self.role
+        ok = all(v for k, v in body.items() if k != "role")
         return ok, {"status": "ready" if ok else "not_ready", **body}
 
     def status(self) -> dict[str, Any]:
@@ -257,6 +329,15 @@ class NatsPartitionRouter(NatsSubscriber):
             "queue_group": self.queue_group,
             "shard": self.shard_index if self.shards else None,
             "shards": self.shards,
+            "role": self.role,
+            "holder": self.holder,
+            "input_stream": self.input_stream.name if self.input_stream is not None else None,
+            "terms": self.terms,
+            "last_takeover": self.last_takeover,
+            "committed_input_seq": self._position.committed if self._position else None,
+            "input_gaps": self.input_gaps,
+            "fenced": self.fenced,
+            "skipped_stored": self.skipped_stored,
             **self.stats(),
         }
 
@@ -281,12 +362,228 @@ class NatsPartitionRouter(NatsSubscriber):
                     )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
-            self.stream_ready.set()
-        await self.start()
-        await self._stopped.wait()
+            if self.input_stream is None:
+                self.stream_ready.set()
+        if self.input_stream is None:
+            await self.start()
+            await self._stopped.wait()
+            return
+        await self._retrying("input_stream_not_ready", self._ensure_input)
+        self.stream_ready.set()
+        await self.start()  # the ack inbox
+        try:
+            await self._lead_or_stand_by()
+        finally:
+            self._run_done.set()
+
+    async def _retrying(self, event: str, setup: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        delay = 0.5
+        while not self._stopped.is_set():
+            try:
+                await setup()
+                return
+            except Exception as exc:
+                _log.warning(event, error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _ensure_input(self) -> None:
+        assert self.input_stream is not None
+        js = self._connection.jetstream()
+        await ensure_stream(js, self.input_stream, create=self.create_input_stream)
+        key = f"shard-{self.shard_index}"
+        leases = await ensure_bucket(
+            js, self.lease_bucket, ttl=self.lease_ttl, replicas=self._bucket_replicas
+        )
+        positions = await ensure_bucket(js, self.position_bucket, replicas=self._bucket_replicas)
+        self._lease = KvLease(leases, key, self.holder, self.lease_ttl)
+        self._position = KvPosition(positions, key)
+
+    # ----------------------------------------------------------- failover mode
+
+    async def _lead_or_stand_by(self) -> None:
+        """Try the lease every ``lease_ttl / 4`` seconds; lead while it is held."""
+        lease = self._lease
+        assert lease is not None
+        interval = self.lease_ttl / 4
+        while not self._stopped.is_set():
+            try:
+                if self._connection.is_connected and await lease.try_acquire():
+                    await self._lead(lease)
+            except Exception as exc:
+                _log.warning("router_lease_attempt_failed", error=repr(exc))
+            self.role = Role.STANDBY
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), interval)
+
+    async def _lead(self, lease: KvLease) -> None:
+        """One leadership term: resume after the committed input sequence, route, renew and
+        commit every ``lease_ttl / 4`` seconds; end when the lease is lost or cannot be
+        renewed in time (self-fencing) or the router stops."""
+        position = self._position
+        assert position is not None
+        assert self.input_stream is not None
+        started = time.monotonic()
+        committed = await position.load()
+        js = self._connection.jetstream()
+        stored = committed
+        with contextlib.suppress(Exception):  # an optimisation: without it, dedup does it
+            stored = max(committed, await self._stored_frontier(js))
+        self._skip_until = stored
+        self.role = Role.LEADER
+        self.terms += 1
+        self._handled_seq = committed
+        sub = await js.subscribe(
+            "",
+            stream=self.input_stream.name,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            idle_heartbeat=5.0,
+            config=ConsumerConfig(opt_start_seq=committed + 1),
+            pending_msgs_limit=self._pending_msgs_limit,
+            pending_bytes_limit=self._pending_bytes_limit,
+        )
+        self._input_sub = sub
+        self._input_reader = asyncio.create_task(self._read_input(sub, lease), name="router-input")
+        self.last_takeover = {
+            "at_unix": round(time.time(), 3),
+            "term": self.terms,
+            "resumed_after_seq": committed,
+            "already_stored_until_seq": stored,
+            "setup_seconds": round(time.monotonic() - started, 3),
+        }
+        _log.info("router_leader", holder=self.holder, shard=self.shard_index, **self.last_takeover)
+        interval = self.lease_ttl / 4
+        try:
+            while not self._stopped.is_set() and not self._input_reader.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), interval)
+                try:
+                    if not await lease.renew():
+                        _log.error("router_lease_lost", holder=self.holder, shard=self.shard_index)
+                        return
+                except Exception as exc:
+                    # Not renewed in time: the reader pauses itself once the lease is no longer
+                    # held (self-fencing). A later renewal that succeeds proves the key stayed
+                    # ours (compare-and-set on our revision): nobody else led, routing resumes
+                    # where it paused. A lost one ends the term.
+                    if not lease.held:
+                        self.fenced += 1
+                    _log.warning(
+                        "router_lease_renew_failed", error=repr(exc), fenced=not lease.held
+                    )
+                    continue
+                with contextlib.suppress(Exception):
+                    await position.commit(self.committed_frontier())
+        finally:
+            await self._end_term(lease)
+
+    async def _end_term(self, lease: KvLease) -> None:
+        reader, self._input_reader = self._input_reader, None
+        sub, self._input_sub = self._input_sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        if reader is not None:
+            if reader.done() and not reader.cancelled() and reader.exception() is not None:
+                _log.error("router_input_reader_failed", error=repr(reader.exception()))
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        if self._stopped.is_set():
+            # graceful: what was published gets its acks, the position is committed, the
+            # lease released so that a standby takes over at its next attempt
+            if self._pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._acks_done.wait(), self.ack_timeout)
+            if lease.held and self._position is not None:
+                with contextlib.suppress(Exception):
+                    await self._position.commit(self.committed_frontier())
+            await lease.release()
+        else:
+            lease.drop()
+            self._pending.clear()  # the next leader re-sends them (same ids)
+            self._released()
+
+    async def _stored_frontier(self, js: Any) -> int:
+        """The highest input sequence of this shard the market-data stream already holds,
+        from its last messages (0 if none found among them).
+
+        A leader publishes in input order on one connection and the stream processes one
+        connection's publishes in order: everything this shard routed before that message
+        was stored (or refused with an error ack, counted by its router). A new leader
+        therefore re-sends nothing up to it — the committed position lags by the acks in
+        flight, and re-sends older than the duplicate window would be stored twice."""
+        assert self.stream is not None
+        assert self.input_stream is not None
+        info = await js.stream_info(self.stream.name)
+        prefix = f"{self.input_stream.name}-"
+        start = len(self.layout.prefix) + 1
+        seq, first, looked = info.state.last_seq, max(info.state.first_seq, 1), 0
+        while seq >= first and looked < _FRONTIER_LOOKBACK:
+            looked += 1
+            try:
+                msg = await js.get_msg(self.stream.name, seq)
+            except NotFoundError:
+                seq -= 1
+                continue
+            seq -= 1
+            msg_id = (msg.headers or {}).get(MSG_ID_HEADER, "")
+            if not msg_id.startswith(prefix):
+                continue
+            subject = msg.subject or ""
+            partition = int(subject[start : subject.index(".", start)])
+            if self.shards and partition % self.shards != self.shard_index:
+                continue
+            return int(msg_id[len(prefix) :])
+        return 0
+
+    def committed_frontier(self) -> int:
+        """The input sequence up to which every message is routed and acknowledged."""
+        for outstanding in self._pending.values():  # insertion order: the oldest first
+            return outstanding.source_seq - 1
+        return self._handled_seq
+
+    async def _read_input(self, sub: Any, lease: KvLease) -> None:
+        routes = self._routes
+        publish = self._connection.client.publish
+        expected = self._handled_seq + 1
+        while True:
+            if self._fast:
+                msg = await take_pending(sub, publish)
+            else:
+                msg = await sub.next_msg(timeout=None)
+            seq = _stream_seq(msg)
+            if seq > expected:  # aged out of the input stream before it was routed
+                self.input_gaps += seq - expected
+                _log.error("router_input_gap", missing_from=expected, missing_to=seq - 1)
+            expected = seq + 1
+            self._source_seq = seq
+            if seq <= self._skip_until:  # the predecessor's, already in the stream
+                self.skipped_stored += 1
+                self._handled_seq = seq
+                continue
+            route = routes.get(msg.subject)
+            if route is None:
+                await self._unroutable(
+                    Unroutable("unknown_input_subject", msg.subject), msg.data, msg.subject
+                )
+            else:
+                await self.route(msg.subject, route, msg.data, msg.headers, msg.subject)
+            self._handled_seq = seq
+            if not seq % _YIELD_EVERY:
+                # With a backlog nothing above suspends (the buffer is never empty, a publish
+                # only buffers): let the socket reader (acks), the lease renewal and the API in.
+                await asyncio.sleep(0)
+                while not lease.held:  # noqa: ASYNC110 - a clock, no event: self-fencing
+                    await asyncio.sleep(0.05)
 
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
         """Drain within half of ``timeout`` (the rest is the process's to close)."""
+        if self.input_stream is not None:  # the term ends: acks, position, lease released
+            self._stopped.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._run_done.wait(), timeout / 2)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.drain(), timeout / 2)
         self._stopped.set()
@@ -328,7 +625,8 @@ class NatsPartitionRouter(NatsSubscriber):
             )
             self._sweeper = asyncio.create_task(self._sweep(), name="router-ack-sweeper")
         subs = []
-        for subject, route in self._routes.items():
+        core_routes = self._routes if self.input_stream is None else {}
+        for subject, route in core_routes.items():
             subs.append(
                 await nc.subscribe(
                     subject,
@@ -416,9 +714,17 @@ class NatsPartitionRouter(NatsSubscriber):
                     self._room.clear()
                     await self._room.wait()
                 seq = next(self._ack_seq)
+                source = self._source_seq
                 if headers is None or MSG_ID_HEADER not in headers:
-                    headers = {**(headers or {}), MSG_ID_HEADER: f"{self._msg_id_prefix}{seq}"}
-                self._pending[seq] = _Outstanding(time.monotonic(), subject, data, headers)
+                    msg_id = (
+                        f"{self.input_stream.name}-{source}"
+                        if self.input_stream is not None
+                        else f"{self._msg_id_prefix}{seq}"
+                    )
+                    headers = {**(headers or {}), MSG_ID_HEADER: msg_id}
+                self._pending[seq] = _Outstanding(
+                    time.monotonic(), subject, data, headers, source_seq=source
+                )
                 self._acks_done.clear()
                 await nc.publish(subject, data, reply=f"{self._ack_prefix}.{seq}", headers=headers)
             else:
@@ -441,7 +747,7 @@ class NatsPartitionRouter(NatsSubscriber):
             self._publish_failed("no_stream", "no JetStream stream stores the partition subject")
         elif b'"error"' in msg.data:
             self._publish_failed("stream_error", msg.data[:300].decode("utf-8", "replace"))
-        elif b'"duplicate":true' in msg.data:
+        elif b'"duplicate"' in msg.data:  # the key is there only when true
             self.duplicates += 1
         else:
             self.acked += 1

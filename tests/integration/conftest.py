@@ -17,6 +17,7 @@ Every test in this directory is marked ``integration``.
 from __future__ import annotations
 
 import asyncio
+import random
 import secrets
 import socket
 import subprocess
@@ -55,10 +56,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def free_port() -> int:
+    """A free port below the kernel's ephemeral range (32768+): a server started a moment
+    later binds it without racing other processes' outgoing connections, which take
+    ephemeral ports (the race that made a worker of a partitioning test exit)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

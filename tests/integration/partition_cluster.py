@@ -172,6 +172,9 @@ class Cluster:
         self.signal_topic = f"{base}.signals.trading"
         self.market_stream = f"MD_{self.run}"
         self.signal_stream = f"SIG_{self.run}"
+        self.input_stream = f"IN_{self.run}"
+        self.lease_bucket = f"lease_{self.run}"
+        self.position_bucket = f"pos_{self.run}"
         self.prefix = f"{base}.md"
 
     def env(self, **extra: object) -> dict[str, str]:
@@ -207,6 +210,16 @@ class Cluster:
         proc = Proc(name, tuple(args), self.env(**extra), self.log_dir)
         self.procs.append(proc)
         return proc
+
+    def failover_env(self, ttl: float = 6.0) -> dict[str, str]:
+        """Router settings of leader + standby: an input stream, lease and position buckets
+        unique to the run, a short lease."""
+        return {
+            "ROUTER_INPUT_STREAM": self.input_stream,
+            "ROUTER_LEASE_BUCKET": self.lease_bucket,
+            "ROUTER_POSITION_BUCKET": self.position_bucket,
+            "ROUTER_LEASE_TTL_SECONDS": str(ttl),
+        }
 
     def router(self, name: str = "router", **extra: object) -> Proc:
         return self.add(name, ["route"], **extra)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import socket
 import time
 import uuid
 from collections import Counter
@@ -38,7 +40,6 @@ from adapters.wire.stats import Skip
 from application.partitioning import owner_of
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
-from tests.integration.conftest import free_port
 from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -105,7 +106,8 @@ def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
 
 async def delete_streams(nats_url: str, cluster: Cluster) -> None:
     client = await nats.connect(nats_url)
-    for name in (cluster.market_stream, cluster.signal_stream):
+    kv = (f"KV_{cluster.lease_bucket}", f"KV_{cluster.position_bucket}")
+    for name in (cluster.market_stream, cluster.signal_stream, cluster.input_stream, *kv):
         with contextlib.suppress(NotFoundError):
             await client.jetstream().delete_stream(name)
     await client.close()
@@ -118,6 +120,23 @@ async def _delete_streams(cluster: Cluster, nats_url: str) -> Any:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def free_port_block(count: int) -> int:
+    """A base port (a multiple of 10) with ``count`` free ports from it, below the kernel's
+    ephemeral range (32768+), where other processes' outgoing connections cannot take one
+    between this check and the workers binding them."""
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(20_000, 32_000, 10)
+        try:
+            for port in range(base, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port block")
 
 
 async def wait_for(
@@ -286,15 +305,22 @@ async def run_partitioned(
     workload: Workload,
     workers: int,
     *,
-    during_phase3: Callable[[list[Proc]], Awaitable[None]] | None = None,
-) -> tuple[list[tuple[str, bytes]], list[Proc]]:
+    failover: bool = False,
+    during_phase3: Callable[[list[Proc], list[Proc]], Awaitable[None]] | None = None,
+) -> tuple[list[tuple[str, bytes]], list[Proc], list[Proc]]:
+    """Route and process the workload; ``failover``: a leader and a standby router (input
+    stream + KV lease) instead of one plain router. ``during_phase3(workers, routers)`` runs
+    between the halves of phase 3."""
     js = nc.jetstream()
-    router = cluster.router()
-    router.start()
+    # Routers read the raw input from an input stream (ADR 14) — a router reading core NATS
+    # loses what it misses when the server cuts it off as a slow consumer, which a loaded
+    # machine makes happen; ``failover`` adds a standby.
+    names = ["router-a", "router-b"] if failover else ["router"]
+    routers = [cluster.router(name, **cluster.failover_env()) for name in names]
     procs = [cluster.worker(i, workers) for i in range(workers)]
-    for proc in procs:
+    for proc in [*routers, *procs]:
         proc.start()
-    await ready([router, *procs], cluster)
+    await ready([*routers, *procs], cluster)
     published = await publish(nc, cluster, binance(workload.phase1))
     await stream_holds(js, cluster, published)
     published += await publish(nc, cluster, workload.phase2)
@@ -304,16 +330,20 @@ async def run_partitioned(
     else:
         half = len(workload.phase3) // 2
         published += await publish(nc, cluster, binance(workload.phase3[:half]))
-        await during_phase3(procs)
+        await during_phase3(procs, routers)
         published += await publish(nc, cluster, binance(workload.phase3[half:]))
     assert published == workload.total
     await stream_holds(js, cluster, published)
     await caught_up(procs, cluster)
-    router_stats = await http_json(router, "/api/v1/router", cluster)
-    assert router_stats["unroutable"] == {}
-    assert router_stats["publish_errors"] == {}
-    assert router_stats["acked"] == workload.total
-    return await read_signals(js, cluster), procs
+    for router in routers:
+        if not router.running:
+            continue  # killed by the test
+        router_stats = await http_json(router, "/api/v1/router", cluster)
+        assert router_stats["unroutable"] == {}
+        assert router_stats["publish_errors"] == {}
+        if not failover:
+            assert router_stats["acked"] == workload.total
+    return await read_signals(js, cluster), procs, routers
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -359,7 +389,7 @@ async def test_single_process_service_gives_the_reference_signals(
 async def test_router_and_one_worker_give_the_single_process_signals(
     nc: Client, cluster: Cluster, workload: Workload, reference: Signals
 ) -> None:
-    stored, _ = await run_partitioned(nc, cluster, workload, workers=1)
+    stored, _, _ = await run_partitioned(nc, cluster, workload, workers=1)
     assert_same_signals(stored, reference)
 
 
@@ -369,16 +399,16 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
 ) -> None:
     """Scale-out on both roles: 2 order-keeping (sharded) routers, 3 workers."""
     # Worker API ports base+index, so that any worker can forward a metrics read to the owner.
-    while True:
-        base = free_port() // 10 * 10 % 60000
-        if base > 20000:
-            break
+    base = free_port_block(3)
     cluster = Cluster(tmp_path, nats_url)
     template = f"http://127.0.0.1:{base // 10}{{index}}"
     try:
         js = nc.jetstream()
         routers = [
-            cluster.router(f"router-{i}", ROUTER_SHARDS=2, ROUTER_SHARD_INDEX=i) for i in range(2)
+            cluster.router(
+                f"router-{i}", ROUTER_SHARDS=2, ROUTER_SHARD_INDEX=i, **cluster.failover_env()
+            )
+            for i in range(2)
         ]
         procs = [
             cluster.worker(i, 3, FASTAPI_PORT=base + i, WORKER_URL_TEMPLATE=template)
@@ -396,11 +426,13 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
         await caught_up(procs, cluster)
         assert_same_signals(await read_signals(js, cluster), reference)
         stats = [await http_json(r, "/api/v1/router", cluster) for r in routers]
-        assert [s["received"] for s in stats] == [workload.total, workload.total]
+        # each message stored once, by its shard (a re-sent copy is acked as a duplicate)
         assert sum(s["acked"] for s in stats) == workload.total
         for index, s in enumerate(stats):
             assert s["shard"] == index
-            assert s["other_shards"] + s["acked"] == workload.total
+            assert s["role"] == "leader"
+            assert s["received"] >= workload.total  # every shard reads the whole input
+            assert s["publish_errors"] == {}
 
         # Each worker owns its partitions only; any worker answers for any symbol.
         statuses = [await http_json(p, "/api/v1/partitions", cluster) for p in procs]
@@ -440,7 +472,7 @@ async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates
     # not the staleness policy — and asserts below that nothing was dropped as stale.
     cluster.worker_env["PARTITION_RECOVER_SECONDS"] = "3600"
 
-    async def crash_and_restart(procs: list[Proc]) -> None:
+    async def crash_and_restart(procs: list[Proc], routers: list[Proc]) -> None:
         victim = procs[victim_index]
         await asyncio.sleep(1.0)  # mid-stream: it has work queued and signals to publish
         victim.kill()
@@ -448,7 +480,7 @@ async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates
         victim.start()  # same pod name (HOSTNAME ordinal), fresh process
         restarted.append(victim)
 
-    stored, _ = await run_partitioned(
+    stored, _, _ = await run_partitioned(
         nc, cluster, workload, workers=3, during_phase3=crash_and_restart
     )
     assert_same_signals(stored, reference)
@@ -465,6 +497,71 @@ async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates
     assert replay["signals_suppressed"] > 0  # rebuilt its state without re-publishing
     assert replay["signals_suppressed_stale"] == 0
     assert restarted[0].starts == 2
+
+
+async def router_leader(routers: Sequence[Proc], cluster: Cluster) -> Proc:
+    """The one router of ``routers`` that holds the lease (the others are standbys)."""
+
+    async def one_leader() -> Proc | None:
+        roles = []
+        for router in routers:
+            response = await asyncio.to_thread(router.get, "/api/v1/router")
+            if response is None or response.status_code != 200:
+                return None
+            roles.append(response.json()["role"])
+        leaders = [r for r, role in zip(routers, roles, strict=True) if role == "leader"]
+        return (
+            leaders[0] if len(leaders) == 1 and roles.count("standby") == len(roles) - 1 else None
+        )
+
+    return await wait_for(one_leader, PHASE_TIMEOUT_S, "one router leader", cluster)
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_a_killed_worker_and_a_killed_router_leader_give_the_single_process_signals(
+    nc: Client, cluster: Cluster, workload: Workload, reference: Signals
+) -> None:
+    """Issue 12: a standby router per shard (KV lease, input stream). SIGKILL the router
+    leader and a worker mid-run: 3 workers give the single-process signals (which one worker
+    gives too, test above), each once on the stream and on a core subscription."""
+    core = CoreSubscriber()
+    await nc.subscribe(f"{cluster.signal_topic}.*", cb=core.on_message)
+    victim_index = owner_of("BTCUSDT", 16, 3)
+    cluster.worker_env["PARTITION_RECOVER_SECONDS"] = "3600"  # see the test above
+    killed: list[tuple[Proc, float]] = []
+
+    async def crash(procs: list[Proc], routers: list[Proc]) -> None:
+        leader = await router_leader(routers, cluster)
+        await asyncio.sleep(1.0)  # mid-stream
+        leader.kill()
+        killed.append((leader, time.time()))
+        procs[victim_index].kill()
+        await asyncio.sleep(1.0)
+        procs[victim_index].start()
+
+    stored, procs, routers = await run_partitioned(
+        nc, cluster, workload, workers=3, failover=True, during_phase3=crash
+    )
+    assert_same_signals(stored, reference)
+    await nc.flush()
+    await asyncio.sleep(1.0)
+    assert set(core.ids) == set(reference)
+    assert not core.duplicates, f"core subscribers got duplicates: {list(core.duplicates)[:5]}"
+    ((dead, killed_at),) = killed
+    (survivor,) = [r for r in routers if r is not dead]
+    status = await http_json(survivor, "/api/v1/router", cluster)
+    assert status["role"] == "leader"
+    takeover = status["last_takeover"]
+    assert status["input_gaps"] == 0
+    print(
+        f"router failover: {takeover['at_unix'] - killed_at:.2f} s after the SIGKILL, "
+        f"resumed after input seq {takeover['resumed_after_seq']}, "
+        f"{status['skipped_stored']} found already stored, {status['duplicates']} re-sent "
+        f"and stored once, {status['terms']} term(s)"
+    )
+    replay = (await http_json(procs[victim_index], "/api/v1/partitions", cluster))["replay"]
+    assert replay["complete"]
+    assert replay["signals_suppressed_stale"] == 0
 
 
 async def test_deployed_market_data_stream_definition_is_accepted(nc: Client) -> None:

@@ -7,8 +7,8 @@ import asyncio
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -431,7 +431,7 @@ def test_an_unacknowledged_publish_is_sent_again_unchanged_until_acknowledged() 
         assert router.pending_acks == 1
         # the late ack of either copy counts once; the stream's duplicate ack is ignored
         await router._on_ack(_Ack("inbox.1"))  # type: ignore[arg-type]
-        await router._on_ack(_Ack("inbox.1", b'{"stream":"MD","seq":1,"duplicate":true}'))  # type: ignore[arg-type]
+        await router._on_ack(_Ack("inbox.1", b'{"stream":"MD", "seq":1,"duplicate": true}'))  # type: ignore[arg-type]
 
     asyncio.run(run())
     first, again = client.published
@@ -622,6 +622,10 @@ def test_partition_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert PartitionSettings().resolve_router_shard("realtime-strategies-router-1") == 1
     with pytest.raises(ValueError, match="not below ROUTER_SHARDS"):
         PartitionSettings().resolve_router_shard("realtime-strategies-router-2")
+    monkeypatch.setenv("ROUTER_INPUT_STREAM", "MARKETINPUT")  # failover: 2 pods per shard
+    assert PartitionSettings().resolve_router_shard("realtime-strategies-router-2") == 0
+    assert PartitionSettings().resolve_router_shard("realtime-strategies-router-3") == 1
+    monkeypatch.delenv("ROUTER_INPUT_STREAM")
     with pytest.raises(ValueError, match="ordinal"):
         PartitionSettings().resolve_router_shard("router")
 
@@ -697,6 +701,19 @@ def test_partitioned_overlay_renders_valid_and_consistent() -> None:
     (router_container,) = router["spec"]["template"]["spec"]["containers"]
     assert router_container["args"] == ["route"]
     assert router_container["image"] == container["image"]
+    # leader + standby (ADR 14): failover mode, and never fewer than two replicas
+    router_env = {e["name"]: e["value"] for e in router_container["env"]}
+    router_settings = PartitionSettings(
+        **{k.lower(): v for k, v in {**config, **router_env}.items()}
+    )
+    assert router_settings.router_input_stream
+    assert router["spec"]["replicas"] == 2
+    hpa = next(
+        m
+        for m in by_kind(manifests, "HorizontalPodAutoscaler")
+        if m["metadata"]["name"] == "petrosa-realtime-strategies-router"
+    )
+    assert hpa["spec"]["minReplicas"] >= 2
     assert not container["image"].endswith(":latest")
 
     streams = {m["spec"]["name"]: m["spec"] for m in by_kind(manifests, "Stream")}
@@ -742,9 +759,13 @@ def test_sharded_routers_component(tmp_path: Path) -> None:
     kubernetes_validate.validate(routers, "1.30.0", strict=True)
     (container,) = routers["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert int(env["ROUTER_SHARDS"]) == routers["spec"]["replicas"]
+    assert 2 * int(env["ROUTER_SHARDS"]) == routers["spec"]["replicas"]  # leader + standby
+    assert env["ROUTER_INPUT_STREAM"]
     assert container["args"] == ["route"]
     (worker,) = sets["petrosa-realtime-strategies-worker"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == worker["image"]
-    part = PartitionSettings(router_shards=int(env["ROUTER_SHARDS"]))
+    part = PartitionSettings(
+        router_shards=int(env["ROUTER_SHARDS"]), router_input_stream=env["ROUTER_INPUT_STREAM"]
+    )
     assert part.resolve_router_shard("petrosa-realtime-strategies-router-1") == 1
+    assert part.resolve_router_shard("petrosa-realtime-strategies-router-3") == 1  # standby

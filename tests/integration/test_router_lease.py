@@ -1,0 +1,110 @@
+"""The router lease and position on a real JetStream KV (docs/adr/0014-router-failover.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def js(nats_url: str) -> Any:
+    client = await nats.connect(nats_url)
+    context = client.jetstream()
+    yield context
+    await client.close()
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    return f"lease_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+async def _delete_bucket(js: Any, bucket_name: str) -> Any:
+    yield
+    with contextlib.suppress(NotFoundError):
+        await js.delete_key_value(bucket_name)
+
+
+async def test_one_holder_at_a_time_and_the_next_after_expiry(js: Any, bucket_name: str) -> None:
+    bucket = await ensure_bucket(js, bucket_name, ttl=1.0)
+    await ensure_bucket(js, bucket_name, ttl=1.0)  # exists: opened, not created again
+    a = KvLease(bucket, "shard-0", "a", 1.0)
+    b = KvLease(bucket, "shard-0", "b", 1.0)
+    assert await a.try_acquire()
+    assert a.held
+    assert not await b.try_acquire()
+    assert await a.current_holder() == "a"
+    assert await a.renew()
+    # a stops renewing (dies): the server expires the key, b gets it
+    for _ in range(60):
+        if await b.try_acquire():
+            break
+        await asyncio.sleep(0.1)
+    assert await b.current_holder() == "b"
+    # a wakes up: its compare-and-set fails, it knows it lost
+    assert not await a.renew()
+    assert not a.held
+    assert a.lost == 1
+    # a graceful stop hands over at once
+    await b.release()
+    assert await a.try_acquire()
+
+
+async def test_the_leader_fences_itself_before_the_lease_can_expire(
+    js: Any, bucket_name: str
+) -> None:
+    bucket = await ensure_bucket(js, bucket_name, ttl=30.0)
+    clock = Clock()
+    lease = KvLease(bucket, "shard-1", "a", 30.0, clock=clock)
+    assert await lease.try_acquire()
+    clock.now += 22.0  # renewals failed (NATS away) for 0.73 x TTL: still leading
+    assert lease.held
+    clock.now += 1.0  # 0.77 x TTL: stops routing while the key still exists for the others
+    assert not lease.held
+    assert await lease.renew()  # renewed again: leads on
+    assert lease.held
+
+
+async def test_a_renewal_applied_after_its_timeout_is_not_taken_for_a_lost_lease(
+    js: Any, bucket_name: str
+) -> None:
+    bucket = await ensure_bucket(js, bucket_name, ttl=30.0)
+    lease = KvLease(bucket, "shard-2", "a-1234", 30.0)
+    assert await lease.try_acquire()
+    entry = await bucket.get("shard-2")
+    await bucket.update("shard-2", b"a-1234", last=entry.revision)  # the "timed out" renewal
+    assert await lease.renew()
+    assert lease.held
+    assert lease.lost == 0
+
+
+async def test_position_commits_only_forward_and_survives_the_holder(
+    js: Any, bucket_name: str
+) -> None:
+    bucket = await ensure_bucket(js, bucket_name)
+    position = KvPosition(bucket, "shard-0")
+    assert await position.load() == 0
+    await position.commit(41)
+    await position.commit(7)  # never backwards
+    assert await KvPosition(bucket, "shard-0").load() == 41
+    await bucket.put("shard-0", b"garbage")
+    assert await KvPosition(bucket, "shard-0").load() == 0  # logged, from the start
