@@ -248,6 +248,8 @@ class NatsPartitionRouter(NatsSubscriber):
         self._bucket_replicas = bucket_replicas
         self.role = Role.CORE if input_stream is None else Role.STANDBY
         self.terms = 0
+        self.first_led_at: float | None = None
+        """Wall clock (unix s) of this router's first term as leader."""
         self.last_takeover: dict[str, Any] | None = None
         self._lease: KvLease | None = None
         self._position: KvPosition | None = None
@@ -333,6 +335,7 @@ class NatsPartitionRouter(NatsSubscriber):
             "holder": self.holder,
             "input_stream": self.input_stream.name if self.input_stream is not None else None,
             "terms": self.terms,
+            "first_led_at_unix": self.first_led_at,
             "last_takeover": self.last_takeover,
             "committed_input_seq": self._position.committed if self._position else None,
             "input_gaps": self.input_gaps,
@@ -445,6 +448,8 @@ class NatsPartitionRouter(NatsSubscriber):
         )
         self._input_sub = sub
         self._input_reader = asyncio.create_task(self._read_input(sub, lease), name="router-input")
+        if self.first_led_at is None:
+            self.first_led_at = round(time.time(), 3)
         self.last_takeover = {
             "at_unix": round(time.time(), 3),
             "term": self.terms,

@@ -554,7 +554,7 @@ async def test_a_killed_worker_and_a_killed_router_leader_give_the_single_proces
     takeover = status["last_takeover"]
     assert status["input_gaps"] == 0
     print(
-        f"router failover: {takeover['at_unix'] - killed_at:.2f} s after the SIGKILL, "
+        f"router failover: {status['first_led_at_unix'] - killed_at:.2f} s after the SIGKILL, "
         f"resumed after input seq {takeover['resumed_after_seq']}, "
         f"{status['skipped_stored']} found already stored, {status['duplicates']} re-sent "
         f"and stored once, {status['terms']} term(s)"

@@ -134,7 +134,7 @@ async def test_a_killed_router_leader_is_replaced_without_loss_duplicates_or_reo
     for symbol, payloads in sent.items():
         assert got[symbol] == payloads, f"{symbol}: stored differs from the producer's order"
     print(
-        f"router failover: standby led {takeover['at_unix'] - killed_at:.2f} s after the "
+        f"router failover: standby led {status['first_led_at_unix'] - killed_at:.2f} s after the "
         f"SIGKILL (lease TTL 6 s), resumed after input seq {takeover['resumed_after_seq']}, "
         f"{status['skipped_stored']} found already stored, {status['duplicates']} re-sent "
         f"and stored once, {status['terms']} term(s)"
