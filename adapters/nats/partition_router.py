@@ -19,7 +19,7 @@ copies the stream already had; a slow server costs time, not data). An error ack
 after the last retry, is counted (``publish_errors`` by reason) and logged rate-limited. With
 ``acks`` off the router fire-and-forgets (faster; losses then show only in the stream).
 
-**Failover** (``input_stream`` set, ADR 0014): the raw subjects are captured by an *input
+**Failover** (``input_stream`` set, ADR 0015): the raw subjects are captured by an *input
 stream*, and each shard runs a leader and standbys. Leadership is a TTL'd key in a JetStream
 KV bucket (:class:`~adapters.nats.router_lease.KvLease`); the leader reads the input stream
 with an ordered consumer, routes as above with ``Nats-Msg-Id`` = ``<input stream>-<input

@@ -1,4 +1,4 @@
-"""Router leadership and progress in JetStream Key-Value buckets (router failover, ADR 0014).
+"""Router leadership and progress in JetStream Key-Value buckets (router failover, ADR 0015).
 
 - :class:`KvLease` — one key of a bucket whose ``max_age`` is the lease TTL. The leader creates
   the key (``create`` fails while it exists) and renews it with a compare-and-set ``update``
