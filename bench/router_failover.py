@@ -1,4 +1,4 @@
-"""Router failover time on this machine (docs/adr/0017-router-failover.md).
+"""Router failover time on this machine (docs/adr/0019-router-failover.md).
 
 Run (NATS with JetStream on 127.0.0.1:4222, ``make services``)::
 

@@ -312,7 +312,7 @@ async def run_partitioned(
     stream + KV lease) instead of one plain router. ``during_phase3(workers, routers)`` runs
     between the halves of phase 3."""
     js = nc.jetstream()
-    # Routers read the raw input from an input stream (ADR 17) — a router reading core NATS
+    # Routers read the raw input from an input stream (ADR 19) — a router reading core NATS
     # loses what it misses when the server cuts it off as a slow consumer, which a loaded
     # machine makes happen; ``failover`` adds a standby.
     names = ["router-a", "router-b"] if failover else ["router"]

@@ -1,4 +1,4 @@
-"""Router failover on the real NATS (docs/adr/0017-router-failover.md): a leader and a standby
+"""Router failover on the real NATS (docs/adr/0019-router-failover.md): a leader and a standby
 router of one shard, leadership through a JetStream KV lease, the raw input captured by an
 input stream. SIGKILL the leader mid-stream: the standby takes over, and the market-data
 stream holds every input message exactly once, each symbol's in producer order.

@@ -1,4 +1,4 @@
-"""The router lease and position on a real JetStream KV (docs/adr/0017-router-failover.md)."""
+"""The router lease and position on a real JetStream KV (docs/adr/0019-router-failover.md)."""
 
 from __future__ import annotations
 

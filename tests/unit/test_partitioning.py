@@ -701,7 +701,7 @@ def test_partitioned_overlay_renders_valid_and_consistent() -> None:
     (router_container,) = router["spec"]["template"]["spec"]["containers"]
     assert router_container["args"] == ["route"]
     assert router_container["image"] == container["image"]
-    # leader + standby (ADR 17): failover mode, and never fewer than two replicas
+    # leader + standby (ADR 19): failover mode, and never fewer than two replicas
     router_env = {e["name"]: e["value"] for e in router_container.get("env", [])}
     router_settings = PartitionSettings(
         **{k.lower(): v for k, v in {**config, **router_env}.items()}
