@@ -40,6 +40,8 @@ class BacktestResult:
     trades: list[ClosedTrade] = field(default_factory=list)
     """Closed simulated trades, in the order they closed (empty without a simulator)."""
     simulator: TradeSimulator | None = None
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Signals the governance gate (or a strategy's hysteresis) held back, per reason."""
 
 
 def run_backtest(
@@ -105,6 +107,7 @@ def run_backtest(
         events_by_type=Counter(engine.stats.events_by_type),
         trades=trades,
         simulator=simulator,
+        suppressed=engine.stats.suppressed(),
     )
 
 
@@ -217,6 +220,7 @@ def build_report(result: BacktestResult) -> dict[str, JsonValue]:
         "duration_seconds": round(duration, 3),
         "symbols": symbols,
         "signals": len(result.signals),
+        "suppressed": dict(sorted(result.suppressed.items())),
         "horizons_seconds": horizons,
         "overall": {
             "forward_returns": _horizon_dict(horizon_stats(result.outcomes, result.horizons_s))

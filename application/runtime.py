@@ -3,7 +3,9 @@ signals into a sink — until the feed ends or the service is stopped.
 
 The loop takes the feed's batches (what arrived since the previous one) and processes every
 item in order: one event at a time through :meth:`SignalEngine.process
-<domain.engine.SignalEngine.process>` (the one engine walk), each signal past
+<domain.engine.SignalEngine.process>` (the one engine walk; an event older than
+``max_signal_age_seconds`` by the wall clock is processed with the ``stale`` hold, so that
+its signals are counted and not published), each signal past
 the optional :class:`~application.ports.SignalGate` and published (``await``ed, so a signal is
 handed to the sink before the next event is processed). A bad event or a failed publish
 costs that one item, never the loop.
@@ -33,9 +35,11 @@ from application.ports import (
     StoreUnavailableError,
 )
 from domain.engine import SignalEngine
+from domain.governance import Suppression
 from domain.signal import Signal
 
 log = structlog.get_logger("realtime_strategies.runtime")
+STALE = Suppression.STALE
 
 
 def wall_clock_ms() -> int:
@@ -66,6 +70,7 @@ class ServiceRuntime:
         tracing: MessageTracing | None = None,
         heartbeat_extra: Callable[[], Mapping[str, object]] | None = None,
         wall_clock_ms: Callable[[], int] = wall_clock_ms,
+        max_signal_age_seconds: float = 0.0,
     ) -> None:
         self.feed = feed
         self.engine = engine
@@ -75,6 +80,8 @@ class ServiceRuntime:
         self.tracing = tracing
         self._heartbeat_extra = heartbeat_extra
         self._wall_ms = wall_clock_ms
+        self.max_signal_age_ms = int(max_signal_age_seconds * 1000)
+        """The staleness gate: 0 turns it off (the backtest has no wall clock, so no gate)."""
         self.counters = HeartbeatCounters()
         self.signals_published = 0
         self._finished = asyncio.Event()
@@ -95,22 +102,26 @@ class ServiceRuntime:
         trace_all = tracing is not None and tracing.recording
         publish = self._publish
         timer = time.perf_counter
+        max_age_ms = self.max_signal_age_ms
         try:
             async for batch in self.feed.batches():
                 if not batch:
                     continue
+                now_ms = self._wall_ms() if observer is not None or max_age_ms else 0
                 if observer is not None:  # the lag gauge keeps the latest value only
-                    lag_ms = self._wall_ms() - batch[-1].event.event_time_ms
-                    observer.message_consumed(lag_ms / 1000.0)
+                    observer.message_consumed((now_ms - batch[-1].event.event_time_ms) / 1000.0)
+                # Events older than this are stale: their signals are held (and counted).
+                stale_before = now_ms - max_age_ms if max_age_ms else -1
                 for item in batch:
+                    hold = STALE if item.event.event_time_ms < stale_before else None
                     started = timer()
                     carrier = item.trace_context
                     if tracing is not None and (carrier or trace_all):
-                        if not await self._process_traced(item, carrier, tracing):
+                        if not await self._process_traced(item, carrier, tracing, hold):
                             continue
                     else:
                         try:
-                            signals = process(item.event)
+                            signals = process(item.event, hold)
                         except Exception:  # one event never stops the loop
                             self._processing_failed(item)
                             continue
@@ -122,14 +133,18 @@ class ServiceRuntime:
             self._finished.set()
 
     async def _process_traced(
-        self, item: FeedItem, carrier: Mapping[str, str] | None, tracing: MessageTracing
+        self,
+        item: FeedItem,
+        carrier: Mapping[str, str] | None,
+        tracing: MessageTracing,
+        hold: str | None,
     ) -> bool:
         """The message in its span (consume), with child spans ``evaluate`` and, when it
         produced signals, ``publish``; False if processing raised."""
         with tracing.message_span(carrier) as span:
             try:
                 with span.stage("evaluate"):
-                    signals = self.engine.process(item.event)
+                    signals = self.engine.process(item.event, hold)
             except Exception:  # one event never stops the loop
                 self._processing_failed(item)
                 return False
@@ -197,6 +212,7 @@ class ServiceRuntime:
             "messages_per_second": round((messages - c.last_messages) / elapsed, 2),
             "signals_per_minute": round((signals - c.last_signals) * 60.0 / elapsed, 2),
             "uptime_seconds": round(now - c.started_monotonic, 1),
+            "signals_suppressed": stats.suppressed(),
             "strategies": {
                 strategy.strategy_id: {
                     "signals": sum(

@@ -36,12 +36,17 @@ def capture_lines(path: Path = CAPTURE) -> list[bytes]:
         return [line.strip() for line in handle if line.strip()]
 
 
+_MESSAGE_ID = b'"message_id":"'
+
+
 def fan_out_line(line: bytes, symbol: str) -> bytes:
     """One capture line as if it were about ``symbol``."""
     if symbol == "BTCUSDT":
         return line
     out = line.replace(_STREAM, b'"stream":"' + symbol.lower().encode() + b"@", 1)
-    return out.replace(_SYMBOL, b'"s":"' + symbol.encode() + b'"', 1)
+    out = out.replace(_SYMBOL, b'"s":"' + symbol.encode() + b'"', 1)
+    # A message id of its own: the decoder drops a repeated message_id as a duplicate.
+    return out.replace(_MESSAGE_ID, _MESSAGE_ID + symbol.encode() + b"-", 1)
 
 
 def fan_out(lines: Sequence[bytes], symbols: Sequence[str] = SYMBOLS_50) -> Iterator[bytes]:

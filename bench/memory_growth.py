@@ -164,7 +164,7 @@ def run_scenario(
         "decoder_valid_symbols": len(pipeline.decoder._valid_symbols),
         "metrics_book_symbols": len(pipeline.book),
         "metrics_book_evicted": pipeline.book.evicted_symbols,
-        "cooldown_entries": len(engine.cooldowns._last),
+        "cooldown_entries": engine.governance.symbols,
     }
     for strategy in engine.strategies:
         windows = getattr(strategy, "_windows", None)

@@ -15,7 +15,7 @@ from operator import attrgetter
 from typing import Protocol, cast
 
 from domain.config import ConfigLookup, EffectiveConfig
-from domain.cooldown import CooldownGate
+from domain.governance import Governance, Suppression
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal, signal_id_for
@@ -31,13 +31,18 @@ _QTY_DECIMALS = 8
 
 
 class Outcome:
-    """Why a strategy evaluation did or did not produce a signal (for metrics)."""
+    """Why a strategy evaluation did or did not produce a signal (for metrics).
+
+    Besides these three, an evaluation ends in one of the :class:`~domain.governance.Suppression`
+    reasons: the strategy decided, and governance (or the strategy's own hysteresis) held it.
+    """
 
     SIGNAL = "signal"
     NO_SIGNAL = "no_signal"
     DISABLED = "disabled"
-    COOLDOWN = "cooldown"
-    ALL = (SIGNAL, NO_SIGNAL, DISABLED, COOLDOWN)
+    COOLDOWN = Suppression.COOLDOWN
+    SUPPRESSED = Suppression.ALL
+    ALL = (SIGNAL, NO_SIGNAL, DISABLED, *Suppression.ALL)
 
 
 Result = tuple[str, Signal | None]
@@ -67,7 +72,7 @@ class DepthObserver(Protocol):
 # The results without a signal, built once: the hot path returns these very tuples.
 _DISABLED: Result = (Outcome.DISABLED, None)
 _NO_SIGNAL: Result = (Outcome.NO_SIGNAL, None)
-_COOLDOWN: Result = (Outcome.COOLDOWN, None)
+_HELD: dict[str, Result] = {reason: (reason, None) for reason in Suppression.ALL}
 
 
 DEFAULT_MAX_SYMBOLS = 10_000
@@ -107,6 +112,24 @@ class EngineStats:
             counts = self.outcome_counts[strategy_id] = dict.fromkeys(Outcome.ALL, 0)
         return counts
 
+    def suppressed(self) -> dict[str, int]:
+        """Suppressed signals per :class:`~domain.governance.Suppression` reason, all
+        strategies together (every reason present, zeros included)."""
+        totals = dict.fromkeys(Suppression.ALL, 0)
+        for counts in self.outcome_counts.values():
+            for reason in Suppression.ALL:
+                totals[reason] += counts[reason]
+        return totals
+
+    def suppressed_by_strategy(self) -> dict[tuple[str, str], int]:
+        """Suppressed signals per (strategy, reason), without the zeros."""
+        return {
+            (strategy_id, reason): counts[reason]
+            for strategy_id, counts in self.outcome_counts.items()
+            for reason in Suppression.ALL
+            if counts[reason]
+        }
+
     @property
     def events(self) -> int:
         return sum(self.events_by_type.values())
@@ -132,14 +155,14 @@ _symbol_of: Callable[[MarketEvent], str] = attrgetter("symbol")
 
 
 class SignalEngine:
-    """Owns the strategy instances (their state) and the cooldown gate, and walks events.
+    """Owns the strategy instances (their state) and the governance gate, and walks events.
 
     Each strategy is checked once, here, against the :class:`~domain.strategies.base.Strategy`
     protocol and the optional abilities it has (:func:`~domain.strategies.base.capabilities_of`):
     a strategy with an ability it does not really implement fails now, with a clear error.
 
     Per-symbol state is bounded: :meth:`touch` keeps the ``max_symbols`` most recently seen
-    symbols; the least recently seen one beyond that is forgotten by the cooldown gate and
+    symbols; the least recently seen one beyond that is forgotten by the governance gate and
     by every :class:`~domain.strategies.base.SymbolStateStrategy` (a flood of new symbols
     under ``TRADING_SYMBOLS=*`` cannot grow memory without bound). A forgotten symbol that
     comes back starts afresh, as after a restart.
@@ -153,6 +176,7 @@ class SignalEngine:
         max_symbols: int = DEFAULT_MAX_SYMBOLS,
         depth_observer: DepthObserver | None = None,
         instrument: Instrument | None = None,
+        governance: Governance | None = None,
     ) -> None:
         if max_symbols < 1:
             raise ValueError(f"max_symbols must be >= 1, got {max_symbols}")
@@ -163,8 +187,9 @@ class SignalEngine:
         self.depth_observer = depth_observer
         self.stats = EngineStats()
         self.evicted_symbols = 0
-        self.cooldowns = CooldownGate()
+        self.governance = governance if governance is not None else Governance()
         """The gate every evaluation of this engine checks (fixed for the engine's life)."""
+        self._hold: list[str | None] = [None]
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._consumes = [c.consumes for c in capabilities]
         self._forgetters = tuple(c.forget_symbol for c in capabilities if c.forget_symbol)
@@ -178,8 +203,12 @@ class SignalEngine:
 
     # --- the walk -----------------------------------------------------------------------
 
-    def process(self, event: MarketEvent) -> list[Signal]:
+    def process(self, event: MarketEvent, hold: str | None = None) -> list[Signal]:
         """Run every strategy that consumes ``event``; return the signals emitted.
+
+        ``hold`` (a :class:`~domain.governance.Suppression` reason, e.g. ``stale``) holds back
+        every signal this event would emit past the other rules: the strategies still update
+        their state and the signals are counted under that reason.
 
         Marks the event's symbol as seen (:meth:`touch`), counts the event, hands a depth
         snapshot to the depth observer, then evaluates each consuming strategy with its
@@ -194,6 +223,7 @@ class SignalEngine:
         if symbol_of is not None:
             self.touch(symbol_of(event))
         stats = self.stats
+        self._hold[0] = hold
         # Counter is a dict subclass, so ``c[k] += 1`` takes CPython's generic subscript path
         # twice; get() and one store are cheaper, with the same count.
         events_by_type = stats.events_by_type
@@ -272,7 +302,7 @@ class SignalEngine:
     def forget(self, symbol: str) -> None:
         """Drop every piece of per-symbol state this engine holds for ``symbol``."""
         self._recent.pop(symbol, None)
-        self.cooldowns.forget_symbol(symbol)
+        self.governance.forget_symbol(symbol)
         for forget_symbol in self._forgetters:
             forget_symbol(symbol)
         self.evicted_symbols += 1
@@ -287,26 +317,24 @@ class SignalEngine:
     ) -> Evaluation:
         """The evaluation of one strategy, with everything it looks up bound once.
 
-        Disabled → DISABLED; no decision → NO_SIGNAL; suppressed by the cooldown → COOLDOWN;
-        else SIGNAL with the signal. For a ``ProposingStrategy`` the cooldown is checked on
-        the proposal, before its decision is built (on a busy order book most are
-        suppressed); the outcome and the signal are the same as deciding first and asking
-        the cooldown after.
+        Disabled → DISABLED; no decision → NO_SIGNAL; a decision the strategy holds itself
+        (hysteresis) or governance suppresses → that :class:`~domain.governance.Suppression`
+        reason; else SIGNAL with the signal. For a ``ProposingStrategy`` the cooldown and
+        reversal rules are checked on the proposal, before its decision is built (on a busy
+        order book most are suppressed); the outcome and the signal are the same as deciding
+        first and asking the gate after.
         """
         strategy_id = strategy.strategy_id
-        gate = self.cooldowns
+        governance = self.governance
+        check_cooldown = governance.cooldown
         lookup = self.config
+        hold = self._hold
         evaluation: Evaluation
         proposing: ProposeFn | None = capabilities.propose
         if proposing is not None:
             propose: ProposeFn = proposing
-            # cooldown_ms of the last params seen: params are immutable and change only with
-            # the configuration, and the property costs more than this identity check.
-            cooldown_of: CommonParams | None = None
-            cooldown_ms = 0
 
             def evaluate_proposing(event: MarketEvent, symbol: str) -> Result:
-                nonlocal cooldown_of, cooldown_ms
                 config = lookup(strategy_id, symbol)
                 params = config.params
                 if not params.enabled:
@@ -314,13 +342,22 @@ class SignalEngine:
                 proposal = propose(event, params)
                 if proposal is None:
                     return _NO_SIGNAL
-                if params is not cooldown_of:
-                    cooldown_of = params
-                    cooldown_ms = params.cooldown_ms
+                if type(proposal) is str:
+                    return _HELD[proposal]
+                assert not isinstance(proposal, str)  # for mypy: narrowed above
                 time_ms = event.event_time_ms
-                if gate.blocks(strategy_id, proposal.symbol, proposal.action, time_ms, cooldown_ms):
-                    return _COOLDOWN
-                return _admit(gate, strategy_id, proposal.decide(), time_ms, config)
+                reason = check_cooldown(
+                    strategy_id,
+                    proposal.symbol,
+                    proposal.action,
+                    time_ms,
+                    params.cooldown_ms,
+                    params.reversal_ms,
+                )
+                if reason is not None:
+                    return _HELD[reason]
+                decision = proposal.decide()
+                return _admit(governance, strategy_id, decision, time_ms, config, hold[0])
 
             evaluation = evaluate_proposing
         else:
@@ -334,24 +371,41 @@ class SignalEngine:
                 decision = on_event(event, params)
                 if decision is None:
                     return _NO_SIGNAL
-                return _admit(gate, strategy_id, decision, event.event_time_ms, config)
+                if isinstance(decision, str):
+                    return _HELD[decision]
+                time_ms = event.event_time_ms
+                reason = check_cooldown(
+                    strategy_id,
+                    decision.symbol,
+                    decision.action,
+                    time_ms,
+                    params.cooldown_ms,
+                    params.reversal_ms,
+                )
+                if reason is not None:
+                    return _HELD[reason]
+                return _admit(governance, strategy_id, decision, time_ms, config, hold[0])
 
             evaluation = evaluate
         return evaluation if instrument is None else instrument(strategy_id, evaluation)
 
 
 def _admit(
-    gate: CooldownGate,
+    governance: Governance,
     strategy_id: str,
     decision: Decision,
     time_ms: int,
     config: EffectiveConfig[CommonParams],
+    hold: str | None,
 ) -> Result:
-    """COOLDOWN, or SIGNAL with the signal built from ``decision`` (then recorded)."""
-    if not gate.admit(
-        strategy_id, decision.symbol, decision.action, time_ms, config.params.cooldown_ms
-    ):
-        return _COOLDOWN
+    """The confidence floor, then pauses, the caller's hold and the rate caps: a
+    suppression reason, or SIGNAL with the signal built from ``decision`` (then recorded)."""
+    confidence = decision.confidence
+    if confidence < config.params.min_confidence:
+        return _HELD[Suppression.CONFIDENCE]
+    reason = governance.admit(strategy_id, decision.symbol, decision.action, time_ms, hold)
+    if reason is not None:
+        return _HELD[reason]
     return Outcome.SIGNAL, build_signal(strategy_id, decision, time_ms, config)
 
 

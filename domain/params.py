@@ -193,9 +193,37 @@ class StrategyParams:
 
 @dataclass(frozen=True, slots=True)
 class CommonParams(StrategyParams):
-    """Parameters every strategy has. Each strategy adds ``cooldown_seconds`` with its default."""
+    """Parameters every strategy has, governance included (``domain.governance``).
+
+    A strategy may re-declare one of them to change its default (the market-logic strategies
+    set ``cooldown_seconds`` to 0: their ``min_signal_interval`` is the cooldown).
+    """
 
     enabled: bool = param(True, description="Run this strategy and emit its signals.")
+    cooldown_seconds: int = param(
+        300,
+        min=0,
+        max=86400,
+        description=(
+            "No signal of this strategy on a symbol, whatever the action, within this many "
+            "event-time seconds of its last one there."
+        ),
+    )
+    reversal_cooldown_seconds: int = param(
+        900,
+        min=0,
+        max=604800,
+        description=(
+            "No opposite action on a symbol within this many event-time seconds of the last "
+            "signal (the effective value is at least the cooldown)."
+        ),
+    )
+    min_confidence: float = param(
+        0.6,
+        min=0.0,
+        max=1.0,
+        description="Signals with a lower confidence are suppressed (counted as 'confidence').",
+    )
     stop_loss_percent: float = param(
         1.0,
         min=0.1,
@@ -217,10 +245,15 @@ class CommonParams(StrategyParams):
 
     @property
     def cooldown_ms(self) -> int:
-        """Minimum event-time gap between two equal actions on one symbol."""
-        seconds = getattr(self, "cooldown_seconds", 0)
+        """Minimum event-time gap between two signals on one symbol, whatever the action:
+        the larger of ``cooldown_seconds`` and ``min_signal_interval`` (when it has one)."""
         interval = getattr(self, "min_signal_interval", 0)
-        return int(max(seconds, interval) * 1000)
+        return int(max(self.cooldown_seconds, interval) * 1000)
+
+    @property
+    def reversal_ms(self) -> int:
+        """Minimum event-time gap before the opposite action: at least the cooldown."""
+        return max(self.reversal_cooldown_seconds * 1000, self.cooldown_ms)
 
 
 def parse_text(spec: ParamSpec, text: str) -> ParamValue:

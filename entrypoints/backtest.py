@@ -36,6 +36,7 @@ from adapters.wire.stats import DecodeStats
 from application.backtest import BacktestResult, build_report, run_backtest
 from application.config_service import ConfigService
 from application.sweep import Override
+from domain.governance import GovernanceParams
 from domain.params import ParamValidationError, ParamValue, parse_text
 from domain.signal import JsonValue
 from domain.strategies.registry import STRATEGY_PARAMS
@@ -48,13 +49,18 @@ class UsageError(Exception):
 
 
 def parse_set(item: str) -> Override:
-    """``strategy[@SYMBOL].parameter=value`` typed by the strategy's schema."""
+    """``strategy[@SYMBOL].parameter=value`` typed by the strategy's schema (or
+    ``governance.parameter=value``, a service-wide limit of the governance gate)."""
     target, sep, text = item.partition("=")
     strategy_part, dot, name = target.strip().rpartition(".")
     if not sep or not dot or not name:
         raise UsageError(f"--set {item!r}: expected strategy[@SYMBOL].parameter=value")
     strategy_id, _, symbol = strategy_part.partition("@")
-    params_type = STRATEGY_PARAMS.get(strategy_id)
+    params_type = (
+        GovernanceParams
+        if strategy_id == GovernanceParams.strategy_id and not symbol
+        else STRATEGY_PARAMS.get(strategy_id)
+    )
     if params_type is None:
         raise UsageError(f"--set {item!r}: unknown strategy {strategy_id!r}")
     spec = params_type.spec(name)
@@ -89,10 +95,22 @@ def parse_config_file(path: Path) -> list[Override]:
     return overrides
 
 
+def governance_limits(overrides: Sequence[Override]) -> GovernanceParams:
+    """The governance limits the ``governance.*`` overrides set (raises
+    ``ParamValidationError``)."""
+    return GovernanceParams.from_mapping(
+        {name: value for sid, _, name, value in overrides if sid == GovernanceParams.strategy_id}
+    )
+
+
 async def apply_overrides(service: ConfigService, overrides: Sequence[Override]) -> None:
-    """One write per (strategy, layer), validated and audited exactly like an API POST."""
+    """One write per (strategy, layer), validated and audited exactly like an API POST;
+    ``governance.*`` overrides are validated (:func:`governance_limits`), not written."""
+    governance_limits(overrides)
     grouped: dict[tuple[str, str | None], dict[str, ParamValue | None]] = {}
     for strategy_id, symbol, name, value in overrides:
+        if strategy_id == GovernanceParams.strategy_id:
+            continue
         grouped.setdefault((strategy_id, symbol), {})[name] = value
     for (strategy_id, symbol), patch in grouped.items():
         await service.set_config(
@@ -156,6 +174,7 @@ def render_markdown(report: dict[str, Any], title: str) -> str:
         f"- events by type: {report['events_by_type']}",
         f"- skipped input: {report.get('skipped', {})}",
         f"- signals: {report['signals']}",
+        f"- suppressed signals by reason: {report.get('suppressed', {})}",
         "",
         "| strategy | signals | buy | sell | "
         + " | ".join(f"hit rate {h} (n)" for h in horizons)
@@ -282,7 +301,12 @@ def replay(
     """Apply ``overrides`` through the config use case (raises ``ParamValidationError``),
     then replay ``files`` one after the other as one stream (either capture format) through
     the strategies and the trade model."""
-    parts = BacktestParts(symbols=symbols, home_venue=home_venue, trade_model=model)
+    parts = BacktestParts(
+        symbols=symbols,
+        home_venue=home_venue,
+        trade_model=model,
+        governance_limits=governance_limits(overrides),
+    )
     asyncio.run(apply_overrides(parts.config_service(), overrides))
     events = itertools.chain.from_iterable(parts.feed(path).iter_events() for path in files)
     result = run_backtest(

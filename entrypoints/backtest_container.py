@@ -20,6 +20,7 @@ from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.stats import DecodeStats
 from application.config_service import ConfigService
 from domain.engine import SignalEngine
+from domain.governance import Governance, GovernanceParams
 from domain.metrics import MarketMetricsBook
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
 from domain.trade_model import TradeModelSettings, TradeSimulator
@@ -31,11 +32,13 @@ BACKTEST_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 class BacktestParts(containers.DeclarativeContainer):
     """``backtest``: configuration in memory (audit stamped with a fixed time, no
     environment layer), captures replayed as fast as they decode (``feed(path)``; either
-    capture format), no observer, the trade model of ``trade_model``."""
+    capture format), no observer, the trade model of ``trade_model``, the governance limits
+    of ``governance_limits``."""
 
     symbols: providers.Provider[frozenset[str] | None] = providers.Object(None)
     home_venue = providers.Object("binance")
     trade_model = providers.Object(TradeModelSettings())
+    governance_limits = providers.Object(GovernanceParams())
 
     decode_stats = providers.Singleton(DecodeStats)
     config_service = providers.Singleton(
@@ -53,10 +56,12 @@ class BacktestParts(containers.DeclarativeContainer):
     )
     feed = providers.Factory(ReplayMarketFeed, decoder=decoder, stats=decode_stats)
     metrics_book = providers.Singleton(MarketMetricsBook)
+    governance = providers.Singleton(Governance, governance_limits)
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, home_venue),
         config_service.provided.effective,
         depth_observer=metrics_book,
+        governance=governance,
     )
     simulator = providers.Factory(TradeSimulator, trade_model)

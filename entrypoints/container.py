@@ -72,8 +72,9 @@ from application.metrics_query import MarketMetricsQuery
 from application.partitioning import PartitionLayout
 from application.ports import SignalGate
 from application.processing import timed
-from application.runtime import ConfigRefresher, ServiceRuntime
+from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
 from domain.engine import SignalEngine
+from domain.governance import Governance, GovernanceParams
 from domain.metrics import MarketMetricsBook
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
 from entrypoints.backtest_container import BacktestParts
@@ -475,6 +476,8 @@ class Container(containers.DeclarativeContainer):
         BinanceDecoder,
         symbols=settings.provided.symbols.call(),
         max_bytes=settings.provided.max_message_bytes,
+        clock_ms=providers.Object(wall_clock_ms),  # future-dated input is rejected
+        future_tolerance_ms=settings.provided.future_tolerance_ms,
     )
     input_decoder = providers.Singleton(
         MarketInputDecoder,
@@ -581,12 +584,21 @@ class Container(containers.DeclarativeContainer):
     prometheus = providers.Singleton(
         PrometheusMetrics, providers.Callable(scrape_sources, __self__)
     )
+    governance_limits = providers.Singleton(
+        GovernanceParams.from_mapping,
+        providers.Dict(
+            max_signals_per_symbol_per_hour=settings.provided.max_signals_per_symbol_per_hour,
+            max_signals_per_minute=settings.provided.max_signals_per_minute,
+        ),
+    )
+    governance = providers.Singleton(Governance, governance_limits)
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, settings.provided.home_venue),
         config_service.provided.effective,
         depth_observer=metrics_book,
         instrument=providers.Callable(timed, prometheus),
+        governance=governance,
     )
     tracing = providers.Singleton(OpenTelemetryTracing)
     runtime = providers.Singleton(
@@ -597,6 +609,13 @@ class Container(containers.DeclarativeContainer):
         observer=prometheus,
         gate=signal_gate,
         tracing=tracing,
+        # run-local replays a recorded capture: its events are old by the wall clock.
+        max_signal_age_seconds=providers.Selector(
+            mode,
+            service=settings.provided.max_signal_age_seconds,
+            worker=settings.provided.max_signal_age_seconds,
+            local=providers.Object(0.0),
+        ),
         heartbeat_extra=providers.Selector(
             mode,
             service=providers.Callable(delivery_stats, nats_sink, nats),

@@ -110,6 +110,45 @@ class Settings(BaseSettings):
         3600, ge=60, le=86_400, description="Market-metrics history kept per symbol (event time)."
     )
     heartbeat_interval_seconds: float = Field(60.0, gt=0, description="Heartbeat log interval.")
+    max_signal_age_seconds: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "A signal whose event is older than this (wall clock) when it would be published is "
+            "suppressed and counted as 'stale'; strategies still update. 0 turns it off."
+        ),
+    )
+    future_tolerance_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Market events stamped more than this after the wall clock are rejected as "
+            "'future_dated' and never advance per-symbol state."
+        ),
+    )
+
+    @property
+    def future_tolerance_ms(self) -> int:
+        return int(self.future_tolerance_seconds * 1000)
+
+    max_signals_per_symbol_per_hour: int = Field(
+        2,
+        ge=0,
+        le=10_000,
+        description=(
+            "Governance: signals per symbol, all strategies together, in any sliding hour of "
+            "event time (0: no cap)."
+        ),
+    )
+    max_signals_per_minute: int = Field(
+        10,
+        ge=0,
+        le=100_000,
+        description=(
+            "Governance: signals service-wide in any sliding minute of event time (0: no cap)."
+        ),
+    )
     shutdown_grace_seconds: float = Field(
         20.0, gt=0, description="Time allowed to drain and flush on SIGTERM."
     )

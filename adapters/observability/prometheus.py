@@ -46,6 +46,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from domain.engine import EngineStats
+from domain.governance import Suppression
 from domain.signal import Signal
 
 log = structlog.get_logger("adapters.observability")
@@ -90,6 +91,13 @@ METRICS: tuple[MetricInfo, ...] = (
         "counter",
         ("strategy",),
         "Signals suppressed because the same action on the symbol is within its cooldown.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signals_suppressed_total",
+        "counter",
+        ("strategy", "reason"),
+        "Signals a strategy decided but governance held back, by reason: cooldown, reversal, "
+        "unconfirmed, not_rearmed, confidence, stale, rate_cap, paused.",
     ),
     MetricInfo(
         f"{PREFIX}_signal_confidence",
@@ -199,6 +207,7 @@ histograms expose ``_bucket``, ``_sum`` and ``_count`` series under the base nam
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 
 _INFO = {m.name: m for m in METRICS}
+_SUPPRESSED = frozenset(Suppression.ALL)
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     1e-6,
@@ -523,11 +532,19 @@ def _cooldown_suppressed(m: PrometheusMetrics) -> Metric | None:
     return family
 
 
+def _signals_suppressed(m: PrometheusMetrics) -> Metric | None:
+    family = _counter(f"{PREFIX}_signals_suppressed_total")
+    for (strategy, reason), count in sorted(m.suppressed.items()):
+        family.add_metric([strategy, reason], count)
+    return family
+
+
 _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] = (
     (f"{PREFIX}_strategy_latency_seconds", _strategy_latency),
     (f"{PREFIX}_processing_latency_seconds", _processing_latency),
     (f"{PREFIX}_strategy_executions_total", _strategy_executions),
     (f"{PREFIX}_cooldown_suppressed_total", _cooldown_suppressed),
+    (f"{PREFIX}_signals_suppressed_total", _signals_suppressed),
     (f"{PREFIX}_messages_processed_total", _messages_processed),
     (f"{PREFIX}_messages_invalid_total", _messages_invalid),
     (f"{PREFIX}_messages_errors_total", _message_errors),
@@ -586,6 +603,7 @@ class PrometheusMetrics:
         self.executions: Tally[tuple[str, str]] = Tally()
         self.cooldown_suppressed: Tally[str] = Tally()
         self.processing_histogram = _Histogram(len(PROCESSING_BOUNDS))
+        self.suppressed: Tally[tuple[str, str]] = Tally()
         self._errors = Counter(
             f"{PREFIX}_strategy_errors_total",
             _INFO[f"{PREFIX}_strategy_errors_total"].help,
@@ -612,8 +630,10 @@ class PrometheusMetrics:
         histogram.counts[bisect_left(self.latency_bounds, seconds)] += 1
         histogram.sum += seconds
         self.executions[(strategy_id, outcome)] += 1
-        if outcome == "cooldown":
-            self.cooldown_suppressed[strategy_id] += 1
+        if outcome in _SUPPRESSED:
+            self.suppressed[(strategy_id, outcome)] += 1
+            if outcome == "cooldown":
+                self.cooldown_suppressed[strategy_id] += 1
 
     def strategy_failed(self, strategy_id: str, error: BaseException) -> None:
         self._errors.labels(strategy_id).inc()

@@ -31,7 +31,8 @@ two equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -71,11 +72,19 @@ DEFAULT_OUT_OF_ORDER_TOLERANCE_MS: Final = 0
 (None disables the check)."""
 _NO_ORDER_CHECK: Final = 1 << 62
 DEFAULT_REANCHOR_AFTER: Final = 50
-"""After this many consecutive out-of-order events of one (symbol, kind), accept the next one
-and follow the new time line (a producer restart, or one bogus future timestamp, must not
-silence a symbol forever)."""
+"""After this many out-of-order events of one (symbol, kind) with no run of as many in-order
+ones in between, accept the next one and follow the new time line (a producer restart, or
+bogus future timestamps, must not silence a symbol forever)."""
 DEFAULT_MAX_TRACKED: Final = 10_000
 """Bound of the per-kind last-seen-time maps (oldest entries are evicted first)."""
+DEFAULT_FUTURE_TOLERANCE_MS: Final = 5_000
+"""With a wall clock: an event stamped more than this after now is ``future_dated``."""
+DEFAULT_MAX_FORWARD_JUMP_MS: Final = 86_400_000
+"""Without a wall clock (replay): an event more than this (a day) ahead of its (symbol, kind)
+time line is ``future_dated`` and does not advance it, unless ``reanchor_after`` such events
+come in a row (a real jump: the next capture of a concatenated replay)."""
+DEFAULT_DEDUP_WINDOW: Final = 65_536
+"""How many recent message ids, and (symbol, trade id) pairs, duplicates are detected among."""
 
 _INF: Final = math.inf
 _loads = orjson.loads
@@ -336,14 +345,24 @@ class BinanceDecoder:
 
     __slots__ = (
         "_allowed",
+        "_clock_ms",
+        "_future_ms",
+        "_in_order_streak",
+        "_jumps",
         "_last",
         "_max_bytes",
+        "_max_jump",
         "_max_tracked",
         "_reanchor_after",
         "_rejects",
+        "_seen_ids",
+        "_seen_order",
+        "_seen_trades",
         "_streams",
         "_tolerance",
+        "_trade_order",
         "_valid_symbols",
+        "_window",
     )
 
     def __init__(
@@ -354,6 +373,10 @@ class BinanceDecoder:
         out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
         reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
         max_tracked: int = DEFAULT_MAX_TRACKED,
+        clock_ms: Callable[[], int] | None = None,
+        future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
+        max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
     ) -> None:
         if isinstance(symbols, str):
             symbols = symbols.split(",")
@@ -374,6 +397,20 @@ class BinanceDecoder:
         trades: dict[str, int] = {}
         self._last: tuple[dict[str, int], ...] = (trades, trades, {}, {})
         self._rejects: dict[tuple[int, str], int] = {}
+        # Future-dated input: against the wall clock when there is one, else against the
+        # (symbol, kind) time line (``_jumps`` counts consecutive far-ahead events).
+        self._clock_ms = clock_ms
+        self._future_ms = future_tolerance_ms
+        no_clock_check = clock_ms is None and out_of_order_tolerance_ms is not None
+        self._max_jump = max_forward_jump_ms if no_clock_check else _NO_ORDER_CHECK
+        self._jumps: dict[tuple[int, str], int] = {}
+        self._in_order_streak: dict[tuple[int, str], int] = {}
+        # Duplicates: bounded windows of recent message ids and (kind, symbol, trade id).
+        self._window = max(0, dedup_window)
+        self._seen_ids: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._seen_trades: set[tuple[int, str, int]] = set()
+        self._trade_order: deque[tuple[int, str, int]] = deque()
 
     @property
     def symbols(self) -> frozenset[str] | None:
@@ -385,6 +422,12 @@ class BinanceDecoder:
         for last in self._last:
             last.clear()
         self._rejects.clear()
+        self._in_order_streak.clear()
+        self._jumps.clear()
+        self._seen_ids.clear()
+        self._seen_order.clear()
+        self._seen_trades.clear()
+        self._trade_order.clear()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -446,6 +489,23 @@ class BinanceDecoder:
         return obj, False
 
     def _dispatch(self, envelope: dict[str, Any], trusted_book: bool) -> MarketEvent | Skip:
+        message_id = envelope.get("message_id")
+        if message_id.__class__ is str and self._window:
+            if message_id in self._seen_ids:
+                return Skip(
+                    SkipReason.DUPLICATE, f"message_id {_short(message_id)}", envelope.get("stream")
+                )
+            event = self._dispatch_stream(envelope, trusted_book)
+            if event.__class__ is not Skip:
+                self._seen_ids.add(message_id)
+                order = self._seen_order
+                order.append(message_id)
+                if len(order) > self._window:
+                    self._seen_ids.discard(order.popleft())
+            return event
+        return self._dispatch_stream(envelope, trusted_book)
+
+    def _dispatch_stream(self, envelope: dict[str, Any], trusted_book: bool) -> MarketEvent | Skip:
         stream = envelope.get("stream")
         if stream.__class__ is not str:
             if stream is None:
@@ -497,23 +557,60 @@ class BinanceDecoder:
         return symbol
 
     def _in_order(self, kind: int, symbol: str, time_ms: int) -> None:
-        """Accept ``time_ms`` for (kind, symbol) or raise out_of_order."""
+        """Accept ``time_ms`` for (kind, symbol) or raise future_dated / out_of_order.
+
+        A rejected event never moves the (kind, symbol) time line, so no single message, and
+        no sparse run of them, can make the real ones look out of order: only
+        ``reanchor_after`` rejected events *in a row* re-anchor the time line on the next one.
+        """
         if time_ms < 0:
             raise _Reject(SkipReason.INVALID_VALUE, f"negative event time {time_ms}")
+        clock = self._clock_ms
+        if clock is not None and time_ms > clock() + self._future_ms:
+            raise _Reject(
+                SkipReason.FUTURE_DATED,
+                f"{symbol} event time {time_ms} is more than {self._future_ms} ms in the future",
+            )
         last_seen = self._last[kind]
         last = last_seen.get(symbol)
         if last is None:
             if len(last_seen) >= self._max_tracked:
                 del last_seen[next(iter(last_seen))]
             last_seen[symbol] = time_ms
-        elif time_ms >= last - self._tolerance:
+            return
+        key = (kind, symbol)
+        if time_ms - last > self._max_jump:
+            count = self._jumps.get(key, 0) + 1
+            if self._reanchor_after is not None and count > self._reanchor_after:
+                self._jumps.pop(key, None)
+                self._rejects.pop(key, None)
+                self._in_order_streak.pop(key, None)
+                last_seen[symbol] = time_ms
+                return
+            if key not in self._jumps and len(self._jumps) >= self._max_tracked:
+                del self._jumps[next(iter(self._jumps))]
+            self._jumps[key] = count
+            raise _Reject(
+                SkipReason.FUTURE_DATED,
+                f"{symbol} event time {time_ms} is {time_ms - last} ms ahead of {last}",
+            )
+        if self._jumps:
+            self._jumps.pop(key, None)
+        if time_ms >= last - self._tolerance:
             if time_ms > last:
                 last_seen[symbol] = time_ms
-            if self._rejects:
-                self._rejects.pop((kind, symbol), None)
+            if self._rejects and key in self._rejects:
+                # Forget the rejects only after a run of in-order events: a sparse run of
+                # events on a bogus time line must not keep resetting the re-anchor count.
+                streak = self._in_order_streak.get(key, 0) + 1
+                if self._reanchor_after is None or streak >= self._reanchor_after:
+                    self._rejects.pop(key, None)
+                    self._in_order_streak.pop(key, None)
+                else:
+                    self._in_order_streak[key] = streak
         else:
-            key = (kind, symbol)
             count = self._rejects.get(key, 0) + 1
+            self._in_order_streak.pop(key, None)
             if self._reanchor_after is not None and count > self._reanchor_after:
                 self._rejects.pop(key, None)
                 last_seen[symbol] = time_ms
@@ -525,6 +622,14 @@ class BinanceDecoder:
                 SkipReason.OUT_OF_ORDER,
                 f"{symbol} event time {time_ms} is {last - time_ms} ms before {last}",
             )
+
+    def _remember_trade(self, key: tuple[int, str, int]) -> None:
+        """Remember an accepted (kind, symbol, trade id) in the bounded window."""
+        self._seen_trades.add(key)
+        order = self._trade_order
+        order.append(key)
+        if len(order) > self._window:
+            self._seen_trades.discard(order.popleft())
 
     def _trade(self, envelope: dict[str, Any], data: dict[str, Any], id_key: str) -> Trade:
         try:
@@ -560,12 +665,23 @@ class BinanceDecoder:
             trade_id = to_int(trade_id, id_key)
         if maker.__class__ is not bool:
             raise _Reject(SkipReason.INVALID_VALUE, f"'m' is not a boolean: {_short(maker)}")
+        trade_key = (STREAM_TRADE if id_key == "t" else STREAM_AGG_TRADE, symbol, trade_id)
+        if trade_key in self._seen_trades:
+            raise _Reject(SkipReason.DUPLICATE, f"{symbol} trade id {trade_id} seen already")
         last_seen = self._last[STREAM_TRADE]
         last = last_seen.get(symbol)
-        if last is not None and last <= time_ms and not self._rejects:
+        if (
+            last is not None
+            and last <= time_ms <= last + self._max_jump
+            and not self._rejects
+            and not self._jumps
+            and (self._clock_ms is None or time_ms <= self._clock_ms() + self._future_ms)
+        ):
             last_seen[symbol] = time_ms  # in order: the common case, inline
         else:
             self._in_order(STREAM_TRADE, symbol, time_ms)
+        if self._window:  # only an accepted trade: a forged one cannot shadow the real one
+            self._remember_trade(trade_key)
         return _make_trade(symbol, time_ms, trade_id, price, qty, maker)
 
     def _depth(
@@ -649,10 +765,11 @@ class BinanceDecoder:
         return ticker  # type: ignore[return-value]
 
 
-# Stateless module-level codec: no ordering check (so the same messages decode the same way
-# however often they are decoded), every symbol, default size limit. Services that want the
+# Stateless module-level codec: no ordering check and no duplicate detection (so the same
+# messages decode the same way however often they are decoded), every symbol, default size
+# limit. Services that want the
 # out-of-order check or an allow-list use their own BinanceDecoder instance.
-_STATELESS: Final = BinanceDecoder(out_of_order_tolerance_ms=None)
+_STATELESS: Final = BinanceDecoder(out_of_order_tolerance_ms=None, dedup_window=0)
 
 
 def decode(raw: bytes | str) -> MarketEvent | Skip:

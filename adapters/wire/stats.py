@@ -51,6 +51,11 @@ class SkipReason(StrEnum):
     """The symbol is not in the configured allow-list."""
     OUT_OF_ORDER = "out_of_order"
     """Event time went backwards for this (symbol, kind) by more than the tolerance."""
+    FUTURE_DATED = "future_dated"
+    """Event time beyond the wall clock plus a small tolerance (or, replaying without a wall
+    clock, far ahead of the symbol's time line); never advances per-symbol state."""
+    DUPLICATE = "duplicate"
+    """The same ``message_id``, or the same trade id of a symbol, seen within the recent window."""
     UNSUPPORTED_STREAM = "unsupported_stream"
     """A stream the service does not consume (kline, bookTicker, markPrice, unknown...)."""
     UNSUPPORTED_TYPE = "unsupported_type"

@@ -13,6 +13,11 @@ from domain.signal import Action, JsonValue
 
 P_contra = TypeVar("P_contra", bound=CommonParams, contravariant=True)
 
+Held = str
+"""What a strategy returns instead of a decision it holds back itself: the
+:class:`~domain.governance.Suppression` reason (``unconfirmed``, ``not_rearmed``), so that
+the engine counts it (the threshold strategies' hysteresis)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -37,8 +42,9 @@ class Strategy(Protocol[P_contra]):
     """A strategy keeps its own per-symbol state and decides on one event at a time.
 
     ``config_symbol`` says whose configuration applies to an event (None: the strategy
-    does not consume it). ``on_event`` both updates state and returns a decision or None;
-    it must never raise on a valid event and must return confidence within [0, 1].
+    does not consume it). ``on_event`` both updates state and returns a decision, None, or
+    the reason it holds a decision back (:data:`Held`); it must never raise on a valid event
+    and must return confidence within [0, 1].
 
     Optional abilities are the protocols below (:class:`RoutedStrategy`,
     :class:`ProposingStrategy`, :class:`SymbolStateStrategy`). A strategy has one when it
@@ -51,7 +57,7 @@ class Strategy(Protocol[P_contra]):
 
     def config_symbol(self, event: MarketEvent) -> str | None: ...
 
-    def on_event(self, event: MarketEvent, params: P_contra) -> Decision | None: ...
+    def on_event(self, event: MarketEvent, params: P_contra) -> Decision | Held | None: ...
 
 
 @runtime_checkable
@@ -94,7 +100,7 @@ class ProposingStrategy(Strategy[P_contra], Protocol[P_contra]):
     than finding its action.
     """
 
-    def propose(self, event: MarketEvent, params: P_contra) -> Proposal | None: ...
+    def propose(self, event: MarketEvent, params: P_contra) -> Proposal | Held | None: ...
 
 
 @runtime_checkable
@@ -109,7 +115,7 @@ class SymbolStateStrategy(Protocol):
     def forget_symbol(self, symbol: str) -> None: ...
 
 
-ProposeFn = Callable[[MarketEvent, CommonParams], Proposal | None]
+ProposeFn = Callable[[MarketEvent, CommonParams], Proposal | Held | None]
 """A bound ``propose`` method, as the engine keeps it."""
 
 

@@ -9,10 +9,13 @@ from typing import ClassVar, NamedTuple
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision
+from domain.strategies.base import Decision, Held
+from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
 _INF = math.inf
+CONFIRM_SECONDS = 1.0
+REARM_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +24,6 @@ class OrderbookSkewParams(CommonParams):
 
     strategy_id: ClassVar[str] = "orderbook_skew"
 
-    cooldown_seconds: int = param(
-        30,
-        min=0,
-        max=86400,
-        description="Minimum event-time seconds between two equal actions on one symbol.",
-    )
     top_levels: int = param(
         5, min=1, max=20, description="Number of best levels per side summed into the volumes."
     )
@@ -69,6 +66,31 @@ class OrderbookSkewParams(CommonParams):
         max=10.0,
         description="No signal when bid + ask volume over the top levels is below this.",
     )
+    hysteresis: bool = param(
+        True,
+        description=(
+            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
+            "event beyond a threshold calls for a signal."
+        ),
+    )
+    confirm_seconds: float = param(
+        CONFIRM_SECONDS,
+        min=0.0,
+        max=600.0,
+        description=(
+            "A side fires only once its threshold has been crossed without interruption for "
+            "this many event-time seconds."
+        ),
+    )
+    rearm_margin: float = param(
+        REARM_MARGIN,
+        min=0.0,
+        max=1.0,
+        description=(
+            "After firing, a side re-arms only once the ratio is back below buy_threshold - "
+            "margin (buy) or above sell_threshold + margin (sell)."
+        ),
+    )
 
     def cross_field_errors(self) -> list[FieldError]:
         errors: list[FieldError] = []
@@ -104,7 +126,8 @@ class OrderbookSkewStrategy:
       below ``min_total_volume``, ``spread_percent`` is above ``min_spread_percent`` (the
       widest spread allowed), or the numbers are not finite.
     * Buy when ``ratio > buy_threshold`` at the best bid; sell when ``ratio < sell_threshold``
-      at the best ask. ``current_price`` is the mid.
+      at the best ask. ``current_price`` is the mid. Each side fires once per crossing
+      (``confirm_seconds``, ``rearm_margin``: :class:`~domain.strategies.hysteresis.Hysteresis`).
     * Confidence = ``base_confidence + (0.95 - base_confidence) * blend`` (cap 0.95), where
       ``blend`` is the weighted mean (``imbalance_weight``, ``spread_weight``) of
 
@@ -117,16 +140,27 @@ class OrderbookSkewStrategy:
     params_type: ClassVar[type[CommonParams]] = OrderbookSkewParams
     consumes: ClassVar[tuple[type, ...]] = (DepthSnapshot,)
 
-    __slots__ = ()
+    __slots__ = ("hysteresis",)
+
+    def __init__(self) -> None:
+        self.hysteresis = Hysteresis()
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         return event.symbol if isinstance(event, DepthSnapshot) else None
 
-    def on_event(self, event: MarketEvent, params: OrderbookSkewParams) -> Decision | None:
-        proposal = self.propose(event, params)
-        return None if proposal is None else proposal.decide()
+    def forget_symbol(self, symbol: str) -> None:
+        """Drop the state kept for ``symbol``."""
+        self.hysteresis.forget_symbol(symbol)
 
-    def propose(self, event: MarketEvent, params: OrderbookSkewParams) -> _SkewProposal | None:
+    def on_event(self, event: MarketEvent, params: OrderbookSkewParams) -> Decision | Held | None:
+        proposal = self.propose(event, params)
+        if proposal is None or isinstance(proposal, str):
+            return proposal
+        return proposal.decide()
+
+    def propose(
+        self, event: MarketEvent, params: OrderbookSkewParams
+    ) -> _SkewProposal | Held | None:
         """The action this snapshot calls for; the decision is built by ``decide()``."""
         if not isinstance(event, DepthSnapshot):
             return None
@@ -155,20 +189,37 @@ class OrderbookSkewStrategy:
 
         buy_threshold = params.buy_threshold
         sell_threshold = params.sell_threshold
+        margin = params.rearm_margin
         if ratio > buy_threshold:
-            action = Action.BUY
-            strength = (ratio - buy_threshold) / buy_threshold if buy_threshold > 0.0 else 1.0
-            price = top_bid
+            action: Action | None = Action.BUY
         elif ratio < sell_threshold:
             action = Action.SELL
+        else:
+            action = None
+        if params.hysteresis:
+            fired = self.hysteresis.judge(
+                event.symbol,
+                event.event_time_ms,
+                ratio,
+                action,
+                buy_threshold - margin,
+                sell_threshold + margin,
+                params.confirm_seconds * 1000.0,
+            )
+        else:
+            fired = action
+        if not isinstance(fired, Action):
+            return fired  # None, or the reason the side is held
+        if fired is Action.BUY:
+            strength = (ratio - buy_threshold) / buy_threshold if buy_threshold > 0.0 else 1.0
+            price = top_bid
+        else:
             strength = (sell_threshold - ratio) / sell_threshold if sell_threshold > 0.0 else 1.0
             price = top_ask
-        else:
-            return None
 
         return _SkewProposal(
             event.symbol,
-            action,
+            fired,
             params,
             price,
             strength,

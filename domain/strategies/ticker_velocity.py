@@ -11,10 +11,13 @@ from typing import ClassVar
 from domain.market import MarketEvent, Ticker
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision
+from domain.strategies.base import Decision, Held
+from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
 _INF = math.inf
+CONFIRM_SECONDS = 5.0
+REARM_MARGIN = 0.2
 _MS_PER_MINUTE = 60_000.0
 # Points closer together than window / _RESOLUTION are thinned (see _Window.add), which
 # bounds a symbol's history to about 2 * _RESOLUTION points whatever the ticker rate.
@@ -28,12 +31,6 @@ class TickerVelocityParams(CommonParams):
 
     strategy_id: ClassVar[str] = "ticker_velocity"
 
-    cooldown_seconds: int = param(
-        60,
-        min=0,
-        max=86400,
-        description="Minimum event-time seconds between two equal actions on one symbol.",
-    )
     time_window: int = param(
         60,
         min=30,
@@ -82,6 +79,31 @@ class TickerVelocityParams(CommonParams):
         min=0.1,
         max=2.0,
         description="Minimum rise of the 24h quote volume over the window, in percent.",
+    )
+    hysteresis: bool = param(
+        True,
+        description=(
+            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
+            "event beyond a threshold calls for a signal."
+        ),
+    )
+    confirm_seconds: float = param(
+        CONFIRM_SECONDS,
+        min=0.0,
+        max=600.0,
+        description=(
+            "A side fires only once its condition (threshold, price change, volume) has held "
+            "without interruption for this many event-time seconds."
+        ),
+    )
+    rearm_margin: float = param(
+        REARM_MARGIN,
+        min=0.0,
+        max=2.0,
+        description=(
+            "After firing, a side re-arms only once the velocity (% per minute) is back below "
+            "buy_threshold - margin (buy) or above sell_threshold + margin (sell)."
+        ),
     )
 
     def cross_field_errors(self) -> list[FieldError]:
@@ -156,7 +178,8 @@ class TickerVelocityStrategy:
       ``min_volume_change`` percent since ``t0`` (a 24h rolling volume can fall: then there
       is no confirmation and no signal).
     * Buy when ``velocity > buy_threshold``, sell when ``velocity < sell_threshold``, at the
-      last price (also ``current_price``).
+      last price (also ``current_price``). Each side fires once per crossing
+      (``confirm_seconds``, ``rearm_margin``: :class:`~domain.strategies.hysteresis.Hysteresis`).
     * Confidence = ``base_confidence + (0.95 - base_confidence) * min(1, (|velocity| -
       |threshold|) / |threshold|)``. Acceleration then lifts it: the span is cut at its
       midpoint ``tm`` (price there = last price known at ``tm``), ``acceleration`` = velocity
@@ -169,10 +192,11 @@ class TickerVelocityStrategy:
     params_type: ClassVar[type[CommonParams]] = TickerVelocityParams
     consumes: ClassVar[tuple[type, ...]] = (Ticker,)
 
-    __slots__ = ("_windows",)
+    __slots__ = ("_windows", "hysteresis")
 
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}
+        self.hysteresis = Hysteresis()
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         return event.symbol if isinstance(event, Ticker) else None
@@ -180,8 +204,9 @@ class TickerVelocityStrategy:
     def forget_symbol(self, symbol: str) -> None:
         """Drop the state kept for ``symbol``."""
         self._windows.pop(symbol, None)
+        self.hysteresis.forget_symbol(symbol)
 
-    def on_event(self, event: MarketEvent, params: TickerVelocityParams) -> Decision | None:
+    def on_event(self, event: MarketEvent, params: TickerVelocityParams) -> Decision | Held | None:
         if not isinstance(event, Ticker):
             return None
         window = self._windows.get(event.symbol)
@@ -202,24 +227,36 @@ class TickerVelocityStrategy:
             return None
         old_price = window.prices[0]
         change = _percent_change(old_price, price)
-        if not abs(change) >= params.min_price_change:
-            return None
         velocity = change / (span_ms / _MS_PER_MINUTE)
-        if velocity > params.buy_threshold:
-            action = Action.BUY
-            threshold = params.buy_threshold
-        elif velocity < params.sell_threshold:
-            action = Action.SELL
-            threshold = params.sell_threshold
-        else:
-            return None
-        if not abs(velocity) < _INF:
+        if not abs(velocity) < _INF:  # also NaN: no metric to observe
             return None
         volume_change = _percent_change(window.volumes[0], quote_volume)
         if not abs(volume_change) < _INF:
             volume_change = 0.0
-        if params.volume_confirmation and not volume_change >= params.min_volume_change:
-            return None
+        action: Action | None = None
+        if abs(change) >= params.min_price_change and (
+            not params.volume_confirmation or volume_change >= params.min_volume_change
+        ):
+            if velocity > params.buy_threshold:
+                action = Action.BUY
+            elif velocity < params.sell_threshold:
+                action = Action.SELL
+        margin = params.rearm_margin
+        if params.hysteresis:
+            fired = self.hysteresis.judge(
+                event.symbol,
+                now,
+                velocity,
+                action,
+                params.buy_threshold - margin,
+                params.sell_threshold + margin,
+                params.confirm_seconds * 1000.0,
+            )
+        else:
+            fired = action
+        if not isinstance(fired, Action):
+            return fired  # None, or the reason the side is held
+        threshold = params.buy_threshold if fired is Action.BUY else params.sell_threshold
 
         half_minutes = span_ms / 2.0 / _MS_PER_MINUTE
         mid_price = window.price_at(now - span_ms / 2.0)
@@ -232,7 +269,7 @@ class TickerVelocityStrategy:
         confidence = _confidence(params, velocity, threshold, acceleration)
         return Decision(
             symbol=event.symbol,
-            action=action,
+            action=fired,
             confidence=confidence,
             price=price,
             current_price=price,

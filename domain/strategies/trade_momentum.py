@@ -10,10 +10,13 @@ from typing import ClassVar, NamedTuple
 from domain.market import MarketEvent, Trade
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision
+from domain.strategies.base import Decision, Held
+from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
 _INF = math.inf
+CONFIRM_SECONDS = 1.0
+REARM_MARGIN = 0.2
 _exp = math.exp
 
 # One window entry: (event_time_ms, price, quantity, taker side +1.0 buy / -1.0 sell).
@@ -26,12 +29,6 @@ class TradeMomentumParams(CommonParams):
 
     strategy_id: ClassVar[str] = "trade_momentum"
 
-    cooldown_seconds: int = param(
-        30,
-        min=0,
-        max=86400,
-        description="Minimum event-time seconds between two equal actions on one symbol.",
-    )
     price_weight: float = param(
         0.4, min=0.0, max=1.0, description="Weight of the tick-direction score in the momentum."
     )
@@ -73,6 +70,31 @@ class TradeMomentumParams(CommonParams):
         min=5,
         max=50,
         description="Number of most recent qualifying trades the momentum is computed over.",
+    )
+    hysteresis: bool = param(
+        True,
+        description=(
+            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
+            "event beyond a threshold calls for a signal."
+        ),
+    )
+    confirm_seconds: float = param(
+        CONFIRM_SECONDS,
+        min=0.0,
+        max=600.0,
+        description=(
+            "A side fires only once its threshold has been crossed without interruption for "
+            "this many event-time seconds."
+        ),
+    )
+    rearm_margin: float = param(
+        REARM_MARGIN,
+        min=0.0,
+        max=1.0,
+        description=(
+            "After firing, a side re-arms only once the momentum is back below buy_threshold - "
+            "margin (buy) or above sell_threshold + margin (sell)."
+        ),
     )
 
     def cross_field_errors(self) -> list[FieldError]:
@@ -121,7 +143,8 @@ class TradeMomentumStrategy:
     * Buy when ``momentum > buy_threshold``, sell when ``momentum < sell_threshold``, at the
       trade price. Confidence = ``base_confidence + (0.95 - base_confidence) *
       min(1, excess / (1 - |threshold|))`` where ``excess`` is how far momentum passed the
-      threshold; capped at 0.95.
+      threshold; capped at 0.95. Each side fires once per crossing (``confirm_seconds``,
+      ``rearm_margin``: :class:`~domain.strategies.hysteresis.Hysteresis`).
     * After a configuration change the window is kept: a new ``momentum_window`` keeps the
       newest trades, a higher ``min_quantity`` stops counting the now-too-small ones.
     """
@@ -130,10 +153,11 @@ class TradeMomentumStrategy:
     params_type: ClassVar[type[CommonParams]] = TradeMomentumParams
     consumes: ClassVar[tuple[type, ...]] = (Trade,)
 
-    __slots__ = ("_windows",)
+    __slots__ = ("_windows", "hysteresis")
 
     def __init__(self) -> None:
         self._windows: dict[str, deque[_Entry]] = {}
+        self.hysteresis = Hysteresis()
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         return event.symbol if isinstance(event, Trade) else None
@@ -141,12 +165,17 @@ class TradeMomentumStrategy:
     def forget_symbol(self, symbol: str) -> None:
         """Drop the state kept for ``symbol``."""
         self._windows.pop(symbol, None)
+        self.hysteresis.forget_symbol(symbol)
 
-    def on_event(self, event: MarketEvent, params: TradeMomentumParams) -> Decision | None:
+    def on_event(self, event: MarketEvent, params: TradeMomentumParams) -> Decision | Held | None:
         proposal = self.propose(event, params)
-        return None if proposal is None else proposal.decide()
+        if proposal is None or isinstance(proposal, str):
+            return proposal
+        return proposal.decide()
 
-    def propose(self, event: MarketEvent, params: TradeMomentumParams) -> _MomentumProposal | None:
+    def propose(
+        self, event: MarketEvent, params: TradeMomentumParams
+    ) -> _MomentumProposal | Held | None:
         """Update the window; the action it calls for (``decide()`` builds the Decision)."""
         if not isinstance(event, Trade):
             return None
@@ -214,18 +243,37 @@ class TradeMomentumStrategy:
         buy_threshold = params.buy_threshold
         sell_threshold = params.sell_threshold
         if momentum > buy_threshold:
-            action = Action.BUY
-            excess = momentum - buy_threshold
-            room = 1.0 - abs(buy_threshold)
+            action: Action | None = Action.BUY
         elif momentum < sell_threshold:
             action = Action.SELL
+        elif momentum == momentum:
+            action = None
+        else:  # NaN: no metric to observe
+            return None
+        margin = params.rearm_margin
+        if params.hysteresis:
+            fired = self.hysteresis.judge(
+                event.symbol,
+                now,
+                momentum,
+                action,
+                buy_threshold - margin,
+                sell_threshold + margin,
+                params.confirm_seconds * 1000.0,
+            )
+        else:
+            fired = action
+        if not isinstance(fired, Action):
+            return fired  # None, or the reason the side is held
+        if fired is Action.BUY:
+            excess = momentum - buy_threshold
+            room = 1.0 - abs(buy_threshold)
+        else:
             excess = sell_threshold - momentum
             room = 1.0 - abs(sell_threshold)
-        else:  # also NaN
-            return None
         return _MomentumProposal(
             event.symbol,
-            action,
+            fired,
             params.base_confidence,
             price,
             excess,

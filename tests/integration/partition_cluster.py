@@ -199,6 +199,11 @@ class Cluster:
                 "FASTAPI_HOST": "127.0.0.1",
                 "FASTAPI_PORT": str(free_port()),
                 "HEARTBEAT_INTERVAL_SECONDS": "10",
+                # Recorded events are old by the wall clock; the per-minute cap is per process
+                # (a worker's differs from the single process's).
+                "MAX_SIGNAL_AGE_SECONDS": "0",
+                "MAX_SIGNALS_PER_MINUTE": "0",
+                **PARTITION_GOVERNANCE,
                 "LOG_LEVEL": "INFO",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -247,6 +252,24 @@ class Cluster:
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.kill()
+
+
+PARTITION_GOVERNANCE: dict[str, str] = {
+    "MAX_SIGNALS_PER_SYMBOL_PER_HOUR": "0",
+    **{
+        f"{sid}_MIN_CONFIDENCE": "0"
+        for sid in (
+            "ORDERBOOK_SKEW",
+            "TRADE_MOMENTUM",
+            "TICKER_VELOCITY",
+            "BTC_DOMINANCE",
+            "CROSS_EXCHANGE_SPREAD",
+            "ONCHAIN_METRICS",
+        )
+    },
+}
+"""Caps and the confidence floor off, so that every routing rule shows in the signals (the
+reference computes the same in this process)."""
 
 
 # --- the workload -------------------------------------------------------------------------------

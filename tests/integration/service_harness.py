@@ -167,9 +167,14 @@ def service_env(
     admin_token: str,
     port: int | None = None,
     consumer_topic: str | None = None,
+    governed: bool = False,
     **extra: str,
 ) -> dict[str, str]:
-    """The environment of one service instance (``extra``: more variables, upper-cased)."""
+    """The environment of one service instance (``extra``: more variables, upper-cased).
+
+    Unless ``governed``, :data:`UNGOVERNED` lies under ``extra``: the tests written before
+    signal governance count one signal per qualifying message.
+    """
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env.update(
         {
@@ -190,6 +195,8 @@ def service_env(
             "TRADING_SYMBOLS": "*",
             "ADMIN_API_TOKEN": admin_token,
             "HEARTBEAT_INTERVAL_SECONDS": "1",
+            # Recorded and synthetic events are old by the wall clock.
+            "MAX_SIGNAL_AGE_SECONDS": "0",
             "CONFIG_CACHE_TTL_SECONDS": "60",
             "CONFIG_REFRESH_INTERVAL_SECONDS": "60",
             "SHUTDOWN_GRACE_SECONDS": "20",
@@ -197,8 +204,40 @@ def service_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if not governed:
+        env.update(UNGOVERNED)
     env.update({key.upper(): value for key, value in extra.items()})
     return env
+
+
+UNGOVERNED: dict[str, str] = {
+    "MAX_SIGNALS_PER_SYMBOL_PER_HOUR": "0",
+    "MAX_SIGNALS_PER_MINUTE": "0",
+    **{
+        f"{sid}_HYSTERESIS": "false"
+        for sid in ("ORDERBOOK_SKEW", "TRADE_MOMENTUM", "TICKER_VELOCITY")
+    },
+    **{
+        f"{sid}_REVERSAL_COOLDOWN_SECONDS": "0"
+        for sid in ("ORDERBOOK_SKEW", "TRADE_MOMENTUM", "TICKER_VELOCITY")
+    },
+    "ORDERBOOK_SKEW_COOLDOWN_SECONDS": "30",
+    "TRADE_MOMENTUM_COOLDOWN_SECONDS": "30",
+    "TICKER_VELOCITY_COOLDOWN_SECONDS": "60",
+    **{
+        f"{sid}_MIN_CONFIDENCE": "0"
+        for sid in (
+            "ORDERBOOK_SKEW",
+            "TRADE_MOMENTUM",
+            "TICKER_VELOCITY",
+            "BTC_DOMINANCE",
+            "CROSS_EXCHANGE_SPREAD",
+            "ONCHAIN_METRICS",
+        )
+    },
+}
+"""The governance of the service before issue 9, as far as it still exists: no hysteresis,
+no reversal cooldown, no confidence floor, no rate caps, the old cooldowns."""
 
 
 def new_token() -> str:

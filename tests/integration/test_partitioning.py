@@ -40,7 +40,13 @@ from adapters.wire.stats import Skip
 from application.partitioning import owner_of
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
-from tests.integration.partition_cluster import REPO_ROOT, Cluster, Proc, Workload
+from tests.integration.partition_cluster import (
+    PARTITION_GOVERNANCE,
+    REPO_ROOT,
+    Cluster,
+    Proc,
+    Workload,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -63,8 +69,14 @@ def workload() -> Workload:
 def reference(workload: Workload) -> Signals:
     """The single-process code path in this process: the composition root's decoder and
     engine (in-memory config), every message in publication order."""
-    settings = Settings(config_store="memory", trading_symbols="*")
+    settings = Settings(
+        config_store="memory",
+        trading_symbols="*",
+        max_signals_per_minute=0,
+        max_signals_per_symbol_per_hour=0,
+    )
     container = build_container(settings)
+    container.environ.override(PARTITION_GOVERNANCE)
     asyncio.run(container.config_service().refresh())
     decoders = container.decoders()
     engine = container.engine()

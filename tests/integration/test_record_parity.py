@@ -66,6 +66,7 @@ async def test_backtest_of_a_recording_gives_the_services_signals(
         admin_token=new_token(),
         config_store="sqlite",
         sqlite_path=str(tmp_path / "config.sqlite3"),
+        governed=True,  # the backtest has no environment layer: defaults on both sides
     )
     service = harness.start("svc", env)
     recording = tmp_path / "recording"

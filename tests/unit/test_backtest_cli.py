@@ -37,19 +37,56 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_default_parameters_emit_skew_and_momentum_signals(default_run: Path) -> None:
+PERMISSIVE = [
+    "--set",
+    "governance.max_signals_per_symbol_per_hour=0",
+    "--set",
+    "governance.max_signals_per_minute=0",
+    *[
+        item
+        for strategy_id in ("orderbook_skew", "trade_momentum", "ticker_velocity")
+        for name, value in (
+            ("cooldown_seconds", "0"),
+            ("reversal_cooldown_seconds", "0"),
+            ("min_confidence", "0"),
+            ("hysteresis", "false"),
+        )
+        for item in ("--set", f"{strategy_id}.{name}={value}")
+    ],
+]
+"""Governance off: every message beyond a threshold is a signal (as before issue 9)."""
+
+
+def test_default_parameters_are_governed(default_run: Path) -> None:
     data = report(default_run)
     assert data["events"] == 13551
     assert data["skipped"] == {}
+    # ~6 minutes of one symbol: the hourly cap (2) is what limits the defaults.
+    assert data["signals"] == 2
+    suppressed = data["suppressed"]
+    assert isinstance(suppressed, dict)
+    assert suppressed["rate_cap"] > 0
+    assert suppressed["unconfirmed"] > 0
     strategies = data["strategies"]
     assert isinstance(strategies, dict)
-    for strategy_id in ("orderbook_skew", "trade_momentum"):
-        row = strategies[strategy_id]
-        assert row["buy"] > 0
-        assert row["sell"] > 0
+    for row in strategies.values():
         assert set(row["forward_returns"]) == {"1s", "10s", "60s", "300s"}
     # BTC moved at most 0.23 %/min in this capture: velocity is rightly silent at 0.5 %/min.
     assert "ticker_velocity" not in strategies
+
+
+def test_without_governance_skew_and_momentum_emit_both_actions(tmp_path: Path) -> None:
+    code, out = run(tmp_path, "permissive", *PERMISSIVE, "--no-plot")
+    assert code == 0
+    data = report(out)
+    strategies = data["strategies"]
+    assert isinstance(strategies, dict)
+    for strategy_id in ("orderbook_skew", "trade_momentum"):
+        assert strategies[strategy_id]["buy"] > 0
+        assert strategies[strategy_id]["sell"] > 0
+    signals = data["signals"]
+    assert isinstance(signals, int)
+    assert signals > 100
 
 
 def test_every_signal_is_simulated_as_a_trade_after_10_bps_fees(default_run: Path) -> None:
@@ -96,6 +133,8 @@ def test_overrides_go_through_the_config_use_case(tmp_path: Path) -> None:
         "ticker_velocity.buy_threshold=0.1",
         "--set",
         "ticker_velocity.sell_threshold=-0.1",
+        "--set",
+        "governance.max_signals_per_symbol_per_hour=0",
         "--no-plot",
     )
     assert code == 0

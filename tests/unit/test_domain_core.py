@@ -10,7 +10,6 @@ from typing import ClassVar
 import pytest
 
 from domain.config import ConfigDocument, EffectiveConfig, merge_patch, next_version, resolve
-from domain.cooldown import CooldownGate
 from domain.engine import build_signal
 from domain.evaluation import PriceSeries, forward_returns, horizon_stats
 from domain.params import CommonParams, ParamValidationError, param, parse_text
@@ -149,16 +148,6 @@ def test_merge_patch_and_next_version() -> None:
 
 
 # --- cooldown and signals ---------------------------------------------------------------
-
-
-def test_cooldown_gate_per_symbol_and_action() -> None:
-    gate = CooldownGate()
-    assert gate.admit("s", "X", Action.BUY, 1_000, 10_000)
-    assert not gate.admit("s", "X", Action.BUY, 5_000, 10_000)
-    assert gate.admit("s", "X", Action.SELL, 5_000, 10_000)
-    assert gate.admit("s", "Y", Action.BUY, 5_000, 10_000)
-    assert not gate.admit("s", "X", Action.BUY, 500, 0)  # older than the last emission
-    assert gate.admit("s", "X", Action.BUY, 11_000, 10_000)
 
 
 def effective(**values: float | int | bool) -> EffectiveConfig[CommonParams]:

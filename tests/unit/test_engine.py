@@ -11,6 +11,7 @@ import pytest
 from application.processing import timed
 from domain.config import EffectiveConfig, resolve
 from domain.engine import Evaluation, Outcome, Result, SignalEngine
+from domain.governance import Governance, GovernanceParams
 from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.params import CommonParams
 from domain.signal import Action
@@ -122,17 +123,19 @@ def test_engine_forgets_the_least_recently_seen_symbol_beyond_its_bound() -> Non
     # B was the least recently seen when D arrived, then C when E arrived; A was refreshed.
     assert strategy.forgotten == ["BUSDT", "CUSDT"]
     assert engine.evicted_symbols == 2
-    assert engine.cooldowns.symbols == 3
+    assert engine.governance.symbols == 3
     # A forgotten symbol starts afresh: its cooldown is gone too.
     engine.process(trade(150, 500_001, "BUSDT"))
     assert engine.stats.signals_by_strategy_action[("demo", "buy")] == 7
 
 
 def test_a_flood_of_new_symbols_keeps_the_cooldown_gate_bounded() -> None:
-    engine = engine_of(DemoStrategy(), max_symbols=50)
+    engine = engine_of(
+        DemoStrategy(), max_symbols=50, governance=Governance(GovernanceParams(0, 0))
+    )
     for index in range(1_000):
         engine.process(trade(150, index, f"S{index}USDT"))
-    assert engine.cooldowns.symbols == 50
+    assert engine.governance.symbols == 50
     assert engine.evicted_symbols == 950
 
 
@@ -227,7 +230,7 @@ def test_timed_reports_every_evaluation_and_failure_and_changes_nothing() -> Non
         ("demo", "signal"),
         ("demo", "no_signal"),
         ("demo", "cooldown"),
-        ("demo", "signal"),
+        ("demo", "cooldown"),  # the opposite action too: the cooldown is side-independent
     ]
     assert all(seconds >= 0.0 for _, _, seconds in observer.evaluated)
     assert observer.failed == [("exploding", "bug")] * 4

@@ -20,7 +20,21 @@ from tests.unit.test_backtest_pnl import CAPTURE as HAND_MADE
 
 pytestmark = pytest.mark.unit
 
-FIXED = ["--set", "trade_momentum.enabled=false", "--set", "orderbook_skew.cooldown_seconds=30"]
+FIXED = [
+    "--set",
+    "trade_momentum.enabled=false",
+    "--set",
+    "orderbook_skew.cooldown_seconds=30",
+    # one signal per hand-made book: governance off (only the cooldown above)
+    "--set",
+    "orderbook_skew.reversal_cooldown_seconds=0",
+    "--set",
+    "orderbook_skew.hysteresis=false",
+    "--set",
+    "orderbook_skew.min_confidence=0",
+    "--set",
+    "governance.max_signals_per_symbol_per_hour=0",
+]
 
 
 @pytest.fixture(scope="module")

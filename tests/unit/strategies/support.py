@@ -15,6 +15,7 @@ specific to one strategy stay in its module.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from domain.config import ConfigDocument, ConfigLookup, EffectiveConfig, resolve
 from domain.engine import SignalEngine
+from domain.governance import Governance, GovernanceParams
 from domain.market import (
     DepthSnapshot,
     DominanceObservation,
@@ -38,7 +40,7 @@ from domain.market import (
     WhaleTransfer,
 )
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision, Held, Strategy
 
 P = TypeVar("P", bound=CommonParams)
 
@@ -47,12 +49,14 @@ SpecRow = tuple[str, ParamValue, float | None, float | None]
 
 COMMON_SCHEMA: dict[str, SpecRow] = {
     "enabled": ("bool", True, None, None),
+    "reversal_cooldown_seconds": ("int", 900, 0, 604800),
+    "min_confidence": ("float", 0.6, 0.0, 1.0),
     "stop_loss_percent": ("float", 1.0, 0.1, 20.0),
     "take_profit_percent": ("float", 1.5, 0.1, 50.0),
     "position_notional_usdt": ("float", 100.0, 1.0, 1_000_000.0),
 }
 """The rows every strategy inherits from :class:`~domain.params.CommonParams` (each strategy
-adds ``cooldown_seconds`` with its own default)."""
+declares ``cooldown_seconds`` with its default)."""
 
 MAX_CONFIDENCE = 0.95
 """No strategy ever claims more confidence than this."""
@@ -85,10 +89,34 @@ def run(
 ) -> list[Decision | None]:
     """Feed ``events`` to ``strategy.on_event`` in order; one decision (or None) per event.
 
-    ``params`` defaults to the strategy's default parameters.
+    ``params`` defaults to the strategy's default parameters. A decision the strategy holds
+    back itself (hysteresis: a :data:`~domain.strategies.base.Held` reason) is None here.
     """
-    p = params if params is not None else cast(P, strategy.params_type())
-    return [strategy.on_event(e, p) for e in events]
+    p = params if params is not None else cast(P, ungoverned(strategy.params_type))
+    return [_decision(strategy.on_event(e, p)) for e in events]
+
+
+def ungoverned_values(params_type: type[CommonParams]) -> dict[str, ParamValue]:
+    """Parameter values that turn the per-strategy governance off: no hysteresis (where the
+    strategy has it), no confidence floor. Cooldowns stay at their defaults."""
+    values: dict[str, ParamValue] = {"min_confidence": 0.0}
+    if params_type.spec("hysteresis") is not None:
+        values["hysteresis"] = False
+    return values
+
+
+def ungoverned(params_type: type[P]) -> P:
+    """The defaults of ``params_type`` with :func:`ungoverned_values` applied."""
+    return params_type.from_mapping(ungoverned_values(params_type))
+
+
+def _decision(result: Decision | Held | None) -> Decision | None:
+    return None if isinstance(result, str) else result
+
+
+def decide(strategy: Strategy[P], event: MarketEvent, params: P) -> Decision | None:
+    """``strategy.on_event(event, params)``, a decision held back (hysteresis) as None."""
+    return _decision(strategy.on_event(event, params))
 
 
 def offer_each(
@@ -101,7 +129,7 @@ def offer_each(
     """
     for event in events:
         strategy.config_symbol(event)
-        yield event, strategy.on_event(event, params)
+        yield event, _decision(strategy.on_event(event, params))
 
 
 # --- configuration and the engine ----------------------------------------------------------
@@ -127,19 +155,26 @@ def lookup_with(
     symbol_docs: Mapping[str, ConfigDocument] | None = None,
     *,
     global_doc: ConfigDocument | None = None,
+    governed: bool = False,
 ) -> ConfigLookup:
     """A configuration lookup that resolves ``params_type`` from the given layers.
 
     ``symbol_docs`` maps a symbol to its override; symbols without one get the global layer
-    (if any) over the defaults. Asking for another strategy fails the test.
+    (if any) over the defaults. Asking for another strategy fails the test. Unless
+    ``governed``, :func:`ungoverned_values` replace the resolved values.
     """
     docs = dict(symbol_docs or {})
+    loosened = {} if governed else ungoverned_values(params_type)
 
     def lookup(strategy_id: str, symbol: str) -> EffectiveConfig[CommonParams]:
         assert strategy_id == params_type.strategy_id
-        return resolve(
+        config = resolve(
             params_type, strategy_id, symbol, global_doc=global_doc, symbol_doc=docs.get(symbol)
         )
+        if not loosened:
+            return config
+        loose = dataclasses.replace(config.params, **loosened)  # type: ignore[arg-type]
+        return dataclasses.replace(config, params=loose)
 
     return lookup
 
@@ -149,11 +184,17 @@ def engine_with(
     symbol_docs: Mapping[str, ConfigDocument] | None = None,
     *,
     global_doc: ConfigDocument | None = None,
+    governed: bool = False,
 ) -> SignalEngine:
     """An engine running ``strategy`` alone, with its parameters looked up as
-    :func:`lookup_with` does."""
-    lookup = lookup_with(strategy.params_type, symbol_docs, global_doc=global_doc)
-    return SignalEngine([cast(Strategy[CommonParams], strategy)], lookup)
+    :func:`lookup_with` does; unless ``governed``, without rate caps either."""
+    lookup = lookup_with(
+        strategy.params_type, symbol_docs, global_doc=global_doc, governed=governed
+    )
+    limits = None if governed else GovernanceParams(0, 0)
+    return SignalEngine(
+        [cast(Strategy[CommonParams], strategy)], lookup, governance=Governance(limits)
+    )
 
 
 def static_config(params: CommonParams, symbol: str = "BTCUSDT") -> EffectiveConfig[CommonParams]:

@@ -20,6 +20,7 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     assert_one_cross_field_error,
     config_doc,
+    decide,
     engine_with,
     params_from_schema,
     property_settings,
@@ -30,7 +31,8 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "orderbook_skew"
-DEFAULTS = OrderbookSkewParams()
+DEFAULTS = OrderbookSkewParams(hysteresis=False)
+"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
 T0 = 1_723_161_255_000
 
 
@@ -87,15 +89,15 @@ def test_consumes_only_depth_snapshots() -> None:
     assert strategy.config_symbol(skewed_book(2.0, 1.0, symbol="ETHUSDT")) == "ETHUSDT"
     assert strategy.config_symbol(trade) is None
     assert strategy.config_symbol(ticker) is None
-    assert strategy.on_event(trade, DEFAULTS) is None
-    assert strategy.on_event(ticker, DEFAULTS) is None
+    assert decide(strategy, trade, DEFAULTS) is None
+    assert decide(strategy, ticker, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
 
 
 def test_buy_when_bids_outweigh_asks() -> None:
-    decision = OrderbookSkewStrategy().on_event(skewed_book(2.0, 1.0), DEFAULTS)
+    decision = decide(OrderbookSkewStrategy(), skewed_book(2.0, 1.0), DEFAULTS)
 
     assert decision is not None
     assert decision.symbol == "BTCUSDT"
@@ -115,7 +117,7 @@ def test_buy_when_bids_outweigh_asks() -> None:
 
 
 def test_sell_when_asks_outweigh_bids() -> None:
-    decision = OrderbookSkewStrategy().on_event(skewed_book(1.0, 2.0), DEFAULTS)
+    decision = decide(OrderbookSkewStrategy(), skewed_book(1.0, 2.0), DEFAULTS)
 
     assert decision is not None
     assert decision.action is Action.SELL
@@ -157,24 +159,26 @@ def test_signal_through_the_engine_has_levels_and_size() -> None:
     ],
 )
 def test_no_signal(bids: list[Level], asks: list[Level], why: str) -> None:
-    assert OrderbookSkewStrategy().on_event(book(bids, asks), DEFAULTS) is None, why
+    assert decide(OrderbookSkewStrategy(), book(bids, asks), DEFAULTS) is None, why
 
 
 def test_ratio_exactly_at_threshold_is_not_a_signal() -> None:
-    params = OrderbookSkewParams.from_mapping({"buy_threshold": 2.0, "sell_threshold": 0.5})
+    params = OrderbookSkewParams.from_mapping(
+        {"hysteresis": False, "buy_threshold": 2.0, "sell_threshold": 0.5}
+    )
     strategy = OrderbookSkewStrategy()
-    assert strategy.on_event(skewed_book(2.0, 1.0), params) is None
-    assert strategy.on_event(skewed_book(1.0, 2.0), params) is None
+    assert decide(strategy, skewed_book(2.0, 1.0), params) is None
+    assert decide(strategy, skewed_book(1.0, 2.0), params) is None
 
 
 def test_spread_exactly_at_the_limit_is_allowed() -> None:
     # 0.5 / 128 * 100 = 0.390625 exactly in binary floating point
-    params = OrderbookSkewParams.from_mapping({"min_spread_percent": 0.390625})
+    params = OrderbookSkewParams.from_mapping({"hysteresis": False, "min_spread_percent": 0.390625})
     strategy = OrderbookSkewStrategy()
-    decision = strategy.on_event(book([(128.0, 3.0)], [(128.5, 1.0)]), params)
+    decision = decide(strategy, book([(128.0, 3.0)], [(128.5, 1.0)]), params)
     assert decision is not None
     assert decision.indicators["spread_percent"] == 0.390625
-    assert strategy.on_event(book([(128.0, 3.0)], [(128.5001, 1.0)]), params) is None
+    assert decide(strategy, book([(128.0, 3.0)], [(128.5001, 1.0)]), params) is None
     # no tightness left: the blend is the imbalance part only (strength capped at 1)
     assert decision.confidence == pytest.approx(0.70 + 0.25 * 0.6, rel=1e-6)
 
@@ -184,12 +188,12 @@ def test_only_the_top_levels_count() -> None:
     bids = levels(100.0, -0.01, [2.0] * 6)
     asks = [*levels(100.01, 0.01, [1.0] * 5), (100.06, 1000.0)]
     strategy = OrderbookSkewStrategy()
-    buy = strategy.on_event(book(bids, asks), DEFAULTS)
+    buy = decide(strategy, book(bids, asks), DEFAULTS)
     assert buy is not None
     assert buy.action is Action.BUY
     assert buy.indicators["ask_volume"] == pytest.approx(5.0)
-    six = OrderbookSkewParams.from_mapping({"top_levels": 6})
-    sell = strategy.on_event(book(bids, asks), six)
+    six = OrderbookSkewParams.from_mapping({"hysteresis": False, "top_levels": 6})
+    sell = decide(strategy, book(bids, asks), six)
     assert sell is not None
     assert sell.action is Action.SELL
     assert sell.indicators["ask_volume"] == pytest.approx(1005.0)
@@ -198,20 +202,20 @@ def test_only_the_top_levels_count() -> None:
 def test_only_the_top_bid_levels_count() -> None:
     bids = [*levels(100.0, -0.01, [1.0] * 5), (99.95, 1000.0)]
     asks = levels(100.01, 0.01, [2.0] * 6)
-    decision = OrderbookSkewStrategy().on_event(book(bids, asks), DEFAULTS)
+    decision = decide(OrderbookSkewStrategy(), book(bids, asks), DEFAULTS)
     assert decision is not None
     assert decision.action is Action.SELL
     assert decision.indicators["bid_volume"] == pytest.approx(5.0)
-    one = OrderbookSkewParams.from_mapping({"top_levels": 1})
-    top = OrderbookSkewStrategy().on_event(book(bids, asks), one)
+    one = OrderbookSkewParams.from_mapping({"hysteresis": False, "top_levels": 1})
+    top = decide(OrderbookSkewStrategy(), book(bids, asks), one)
     assert top is not None
     assert top.indicators["bid_volume"] == 1.0
     assert top.indicators["ask_volume"] == 2.0
 
 
 def test_fewer_levels_than_top_levels_uses_what_is_there() -> None:
-    decision = OrderbookSkewStrategy().on_event(
-        book([(100.0, 3.0), (99.99, 1.0)], [(100.01, 1.0)]), DEFAULTS
+    decision = decide(
+        OrderbookSkewStrategy(), book([(100.0, 3.0), (99.99, 1.0)], [(100.01, 1.0)]), DEFAULTS
     )
     assert decision is not None
     assert decision.indicators["bid_volume"] == pytest.approx(4.0)
@@ -222,7 +226,7 @@ def test_confidence_grows_with_imbalance_and_is_capped() -> None:
     strategy = OrderbookSkewStrategy()
     confidences = []
     for bid_qty in (1.3, 1.6, 2.0, 2.4, 10.0, 1e6):
-        decision = strategy.on_event(skewed_book(bid_qty, 1.0), DEFAULTS)
+        decision = decide(strategy, skewed_book(bid_qty, 1.0), DEFAULTS)
         assert decision is not None
         confidences.append(decision.confidence)
     assert confidences == sorted(confidences)
@@ -233,8 +237,8 @@ def test_confidence_grows_with_imbalance_and_is_capped() -> None:
 
 def test_confidence_grows_with_tighter_spread() -> None:
     strategy = OrderbookSkewStrategy()
-    wide = strategy.on_event(book([(100.0, 2.0)], [(100.09, 1.0)]), DEFAULTS)
-    tight = strategy.on_event(book([(100.0, 2.0)], [(100.01, 1.0)]), DEFAULTS)
+    wide = decide(strategy, book([(100.0, 2.0)], [(100.09, 1.0)]), DEFAULTS)
+    tight = decide(strategy, book([(100.0, 2.0)], [(100.01, 1.0)]), DEFAULTS)
     assert wide is not None
     assert tight is not None
     assert tight.confidence > wide.confidence
@@ -242,10 +246,10 @@ def test_confidence_grows_with_tighter_spread() -> None:
 
 def test_weights_shape_the_confidence() -> None:
     strategy = OrderbookSkewStrategy()
-    imbalance_only = OrderbookSkewParams.from_mapping({"spread_weight": 0.0})
-    spread_only = OrderbookSkewParams.from_mapping({"imbalance_weight": 0.0})
-    a = strategy.on_event(skewed_book(2.0, 1.0), imbalance_only)
-    b = strategy.on_event(skewed_book(2.0, 1.0), spread_only)
+    imbalance_only = OrderbookSkewParams.from_mapping({"hysteresis": False, "spread_weight": 0.0})
+    spread_only = OrderbookSkewParams.from_mapping({"hysteresis": False, "imbalance_weight": 0.0})
+    a = decide(strategy, skewed_book(2.0, 1.0), imbalance_only)
+    b = decide(strategy, skewed_book(2.0, 1.0), spread_only)
     assert a is not None
     assert b is not None
     assert a.confidence == pytest.approx(0.70 + 0.25 * (2 / 3))
@@ -253,8 +257,8 @@ def test_weights_shape_the_confidence() -> None:
 
 
 def test_base_confidence_above_the_cap_is_capped() -> None:
-    params = OrderbookSkewParams.from_mapping({"base_confidence": 1.0})
-    decision = OrderbookSkewStrategy().on_event(skewed_book(1.21, 1.0), params)
+    params = OrderbookSkewParams.from_mapping({"hysteresis": False, "base_confidence": 1.0})
+    decision = decide(OrderbookSkewStrategy(), skewed_book(1.21, 1.0), params)
     assert decision is not None
     assert decision.confidence == 0.95
 
@@ -262,22 +266,31 @@ def test_base_confidence_above_the_cap_is_capped() -> None:
 # --- cooldown and configuration -------------------------------------------------------
 
 
-def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine = engine_with(OrderbookSkewStrategy())
+def test_cooldown_blocks_every_action_and_the_reversal_waits_longer() -> None:
+    layer = config_doc(SID, None, 1, cooldown_seconds=30, reversal_cooldown_seconds=60)
+    engine = engine_with(OrderbookSkewStrategy(), global_doc=layer)
     emitted: list[Signal] = []
     for offset_ms in (0, 100, 15_000, 29_999):
         emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + offset_ms))
     assert len(emitted) == 1
-    # the opposite action is not the same signal: not suppressed
+    # the opposite action inside the cooldown: suppressed too (no buy -> sell flip-flop)
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 100))
     emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 29_999))
-    assert [s.action for s in emitted] == [Action.BUY, Action.SELL]
-    # 30 s after the first buy, a buy is allowed again
-    emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + 30_000))
+    # past the cooldown but inside the reversal cooldown: still no sell
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 45_000))
+    # the same action again once the cooldown is over
+    emitted += engine.process(skewed_book(2.0, 1.0, time_ms=T0 + 50_000))
+    # the opposite action once the reversal cooldown has passed since the last signal
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 109_999))
+    emitted += engine.process(skewed_book(1.0, 2.0, time_ms=T0 + 110_000))
     assert [(s.action, s.event_time_ms) for s in emitted] == [
         (Action.BUY, T0),
-        (Action.SELL, T0 + 29_999),
-        (Action.BUY, T0 + 30_000),
+        (Action.BUY, T0 + 50_000),
+        (Action.SELL, T0 + 110_000),
     ]
+    outcomes = engine.stats.outcomes
+    assert outcomes[(SID, "cooldown")] == 5
+    assert outcomes[(SID, "reversal")] == 2
 
 
 def test_cooldown_is_per_symbol() -> None:
@@ -321,7 +334,7 @@ def test_global_config_and_disabled_symbol() -> None:
 def test_params_schema_matches_the_spec() -> None:
     assert schema_table(OrderbookSkewParams) == {
         **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 30, 0, 86400),
+        "cooldown_seconds": ("int", 300, 0, 86400),
         "top_levels": ("int", 5, 1, 20),
         "buy_threshold": ("float", 1.2, 1.0, 3.0),
         "sell_threshold": ("float", 0.8, 0.3, 1.0),
@@ -330,16 +343,21 @@ def test_params_schema_matches_the_spec() -> None:
         "imbalance_weight": ("float", 0.6, 0.0, 1.0),
         "spread_weight": ("float", 0.4, 0.0, 1.0),
         "min_total_volume": ("float", 0.001, 0.0001, 10.0),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.1, 0.0, 1.0),
     }
     assert OrderbookSkewParams.strategy_id == SID
-    assert DEFAULTS.cooldown_ms == 30_000
+    assert DEFAULTS.cooldown_ms == 300_000
     assert DEFAULTS.cross_field_errors() == []
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:
     errors = rejection(OrderbookSkewParams, {"buy_threshold": 1.0, "sell_threshold": 1.0})
     assert_one_cross_field_error(errors, "sell_threshold")
-    assert OrderbookSkewParams.from_mapping({"buy_threshold": 1.0, "sell_threshold": 0.99})
+    assert OrderbookSkewParams.from_mapping(
+        {"hysteresis": False, "buy_threshold": 1.0, "sell_threshold": 0.99}
+    )
 
 
 def test_cross_field_weights_must_not_both_be_zero() -> None:
@@ -410,7 +428,10 @@ def test_never_raises_and_confidence_in_unit_interval(
 ) -> None:
     strategy = OrderbookSkewStrategy()
     for snapshot in snapshots:
-        decision = strategy.on_event(snapshot, params)
+        decision = decide(strategy, snapshot, params)
+        if isinstance(decision, str):
+            assert decision in ("unconfirmed", "not_rearmed")
+            continue
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")

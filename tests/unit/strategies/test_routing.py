@@ -19,7 +19,7 @@ from domain.engine import SignalEngine
 from domain.market import MarketEvent, Trade
 from domain.params import CommonParams
 from domain.signal import Signal
-from domain.strategies.base import Decision, Strategy
+from domain.strategies.base import Decision, Held, Strategy
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
 from tests.unit.strategies.support import SAMPLE_TIME_MS, sample_events
 
@@ -61,7 +61,7 @@ class Unrouted:
     def config_symbol(self, event: MarketEvent) -> str | None:
         return self.inner.config_symbol(event)
 
-    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | None:
+    def on_event(self, event: MarketEvent, params: CommonParams) -> Decision | Held | None:
         return self.inner.on_event(event, params)
 
 

@@ -19,6 +19,7 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     assert_one_cross_field_error,
     config_doc,
+    decide,
     engine_with,
     params_from_schema,
     property_settings,
@@ -29,7 +30,8 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "ticker_velocity"
-DEFAULTS = TickerVelocityParams()
+DEFAULTS = TickerVelocityParams(hysteresis=False)
+"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
 T0 = 1_723_161_256_000
 QV0 = 1_000_000_000.0  # 24h quote volume at the start
 
@@ -84,7 +86,7 @@ def first_decision(decisions: list[Decision | None]) -> tuple[int, Decision]:
 
 
 def params(**values: ParamValue) -> TickerVelocityParams:
-    return TickerVelocityParams.from_mapping(values)
+    return TickerVelocityParams.from_mapping({"hysteresis": False, **values})
 
 
 # --- protocol -------------------------------------------------------------------------
@@ -102,8 +104,8 @@ def test_consumes_only_tickers() -> None:
     assert strategy.config_symbol(ticker(T0, 100.0, symbol="ETHUSDT")) == "ETHUSDT"
     assert strategy.config_symbol(depth) is None
     assert strategy.config_symbol(trade) is None
-    assert strategy.on_event(depth, DEFAULTS) is None
-    assert strategy.on_event(trade, DEFAULTS) is None
+    assert decide(strategy, depth, DEFAULTS) is None
+    assert decide(strategy, trade, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -264,9 +266,9 @@ def test_out_of_order_ticker_is_ignored() -> None:
     run(strategy, tickers)
     kept = list(strategy._windows["BTCUSDT"].times)
     stale = ticker(T0 + 10_000, 500.0, QV0 * 2)  # would be a huge move if it counted
-    assert strategy.on_event(stale, DEFAULTS) is None
+    assert decide(strategy, stale, DEFAULTS) is None
     assert list(strategy._windows["BTCUSDT"].times) == kept
-    after = strategy.on_event(ticker(T0 + 41_000, linear(1.0)(41.0), QV0 * 1.01), DEFAULTS)
+    after = decide(strategy, ticker(T0 + 41_000, linear(1.0)(41.0), QV0 * 1.01), DEFAULTS)
     assert after is not None
     assert after.indicators["velocity"] == pytest.approx(1.0)
 
@@ -275,7 +277,7 @@ def test_gap_in_the_feed_restarts_the_window() -> None:
     strategy = TickerVelocityStrategy()
     run(strategy, path(linear(1.0), 40))
     # 5 minutes later: the old points are out of the window, only one point is left
-    assert strategy.on_event(ticker(T0 + 340_000, 110.0, QV0 * 1.05), DEFAULTS) is None
+    assert decide(strategy, ticker(T0 + 340_000, 110.0, QV0 * 1.05), DEFAULTS) is None
 
 
 def test_history_stays_bounded_for_fast_ticker_streams() -> None:
@@ -311,7 +313,9 @@ def test_symbols_are_independent() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_60_seconds() -> None:
-    engine = engine_with(TickerVelocityStrategy())
+    engine = engine_with(
+        TickerVelocityStrategy(), global_doc=config_doc(SID, None, 1, cooldown_seconds=60)
+    )
     emitted: list[Signal] = []
     for t in path(linear(1.0), 180):
         emitted += engine.process(t)
@@ -353,7 +357,7 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 def test_params_schema_matches_the_spec() -> None:
     assert schema_table(TickerVelocityParams) == {
         **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 60, 0, 86400),
+        "cooldown_seconds": ("int", 300, 0, 86400),
         "time_window": ("int", 60, 30, 300),
         "buy_threshold": ("float", 0.5, 0.1, 2.0),
         "sell_threshold": ("float", -0.5, -2.0, -0.1),
@@ -362,16 +366,21 @@ def test_params_schema_matches_the_spec() -> None:
         "acceleration_weight": ("float", 0.5, 0.0, 1.0),
         "volume_confirmation": ("bool", True, None, None),
         "min_volume_change": ("float", 0.2, 0.1, 2.0),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 5.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.2, 0.0, 2.0),
     }
-    assert DEFAULTS.cooldown_ms == 60_000
+    assert DEFAULTS.cooldown_ms == 300_000
     assert DEFAULTS.cross_field_errors() == []
 
 
 def test_cross_field_sell_must_be_below_buy() -> None:
     # unreachable within the ranges, but the rule is enforced on any instance
-    inverted = TickerVelocityParams(buy_threshold=0.2, sell_threshold=0.3)
+    inverted = TickerVelocityParams(hysteresis=False, buy_threshold=0.2, sell_threshold=0.3)
     assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
-    assert TickerVelocityParams(buy_threshold=0.3, sell_threshold=0.3).cross_field_errors()
+    assert TickerVelocityParams(
+        hysteresis=False, buy_threshold=0.3, sell_threshold=0.3
+    ).cross_field_errors()
 
 
 # --- properties -----------------------------------------------------------------------
@@ -415,7 +424,10 @@ def test_never_raises_and_confidence_in_unit_interval(
 ) -> None:
     strategy = TickerVelocityStrategy()
     for t in tickers:
-        decision = strategy.on_event(t, params)
+        decision = decide(strategy, t, params)
+        if isinstance(decision, str):
+            assert decision in ("unconfirmed", "not_rearmed")
+            continue
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")

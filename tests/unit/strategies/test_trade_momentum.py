@@ -18,6 +18,7 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     assert_one_cross_field_error,
     config_doc,
+    decide,
     engine_with,
     params_from_schema,
     property_settings,
@@ -29,7 +30,8 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "trade_momentum"
-DEFAULTS = TradeMomentumParams()
+DEFAULTS = TradeMomentumParams(hysteresis=False)
+"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
 T0 = 1_723_161_255_000
 
 BUY = False  # is_buyer_maker False: the taker bought
@@ -115,8 +117,8 @@ def test_consumes_only_trades() -> None:
     assert strategy.config_symbol(trade(100.0, symbol="SOLUSDT")) == "SOLUSDT"
     assert strategy.config_symbol(depth) is None
     assert strategy.config_symbol(ticker) is None
-    assert strategy.on_event(depth, DEFAULTS) is None
-    assert strategy.on_event(ticker, DEFAULTS) is None
+    assert decide(strategy, depth, DEFAULTS) is None
+    assert decide(strategy, ticker, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -179,7 +181,7 @@ def test_no_signal(prices: list[float], sides: list[bool] | bool, why: str) -> N
 
 
 def test_flat_price_taker_buys_fire_with_a_lower_threshold() -> None:
-    params = TradeMomentumParams.from_mapping({"buy_threshold": 0.55})
+    params = TradeMomentumParams.from_mapping({"hysteresis": False, "buy_threshold": 0.55})
     decision = run(TradeMomentumStrategy(), series([100.0] * 10), params)[-1]
     assert decision is not None
     assert decision.action is Action.BUY
@@ -196,7 +198,7 @@ def test_momentum_matches_the_reference_formula_with_decay_and_sizes() -> None:
         trade(100.9, taker_sell=BUY, quantity=3.0, time_ms=T0 + 200_000),
     ]
     params = TradeMomentumParams.from_mapping(
-        {"momentum_window": 5, "buy_threshold": 0.3, "time_decay_seconds": 60}
+        {"hysteresis": False, "momentum_window": 5, "buy_threshold": 0.3, "time_decay_seconds": 60}
     )
     decision = run(TradeMomentumStrategy(), trades, params)[-1]
     expected = reference_momentum(trades, params)
@@ -232,15 +234,15 @@ def test_small_trades_are_ignored() -> None:
     assert last.action is Action.BUY
     assert last.indicators["momentum"] == pytest.approx(RISING_MOMENTUM)
     # a dust trade after the signal is not a decision
-    assert strategy.on_event(dust[0], DEFAULTS) is None
+    assert decide(strategy, dust[0], DEFAULTS) is None
 
 
 def test_raising_min_quantity_stops_counting_small_trades_already_kept() -> None:
     strategy = TradeMomentumStrategy()
     run(strategy, series(RISING[:9], quantity=0.01))
-    strict = TradeMomentumParams.from_mapping({"min_quantity": 0.05})
-    assert strategy.on_event(trade(100.6, quantity=0.1), strict) is None
-    assert strategy.on_event(trade(100.7, quantity=0.1), DEFAULTS) is not None
+    strict = TradeMomentumParams.from_mapping({"hysteresis": False, "min_quantity": 0.05})
+    assert decide(strategy, trade(100.6, quantity=0.1), strict) is None
+    assert decide(strategy, trade(100.7, quantity=0.1), DEFAULTS) is not None
 
 
 def test_window_slides_and_follows_a_new_window_size() -> None:
@@ -251,13 +253,13 @@ def test_window_slides_and_follows_a_new_window_size() -> None:
     assert last is not None
     # the window is the last 10: pairs 100.1..100.8 have 7 upticks and 2 zero ticks
     assert last.indicators["tick_score"] == pytest.approx(7 / 9)
-    smaller = TradeMomentumParams.from_mapping({"momentum_window": 5})
-    decision = strategy.on_event(trade(100.9), smaller)
+    smaller = TradeMomentumParams.from_mapping({"hysteresis": False, "momentum_window": 5})
+    decision = decide(strategy, trade(100.9), smaller)
     assert decision is not None
     assert decision.indicators["window_trades"] == 5.0
     assert decision.indicators["tick_score"] == pytest.approx(1.0)
-    larger = TradeMomentumParams.from_mapping({"momentum_window": 20})
-    assert strategy.on_event(trade(101.0), larger) is None  # only 6 kept: wait for 20
+    larger = TradeMomentumParams.from_mapping({"hysteresis": False, "momentum_window": 20})
+    assert decide(strategy, trade(101.0), larger) is None  # only 6 kept: wait for 20
 
 
 def test_symbols_are_independent() -> None:
@@ -271,7 +273,7 @@ def test_symbols_are_independent() -> None:
         ("ETHUSDT", Action.SELL),
     ]
     strategy.forget_symbol("BTCUSDT")
-    assert strategy.on_event(trade(101.0), DEFAULTS) is None
+    assert decide(strategy, trade(101.0), DEFAULTS) is None
 
 
 def test_out_of_order_trade_does_not_raise_or_overweight() -> None:
@@ -287,7 +289,9 @@ def test_out_of_order_trade_does_not_raise_or_overweight() -> None:
 
 
 def test_cooldown_suppresses_repeats_within_30_seconds() -> None:
-    engine = engine_with(TradeMomentumStrategy())
+    engine = engine_with(
+        TradeMomentumStrategy(), global_doc=config_doc(SID, None, 1, cooldown_seconds=30)
+    )
     prices = [100.0 + i for i in range(14)]
     times = [T0 + i for i in range(12)] + [T0 + 29_999 + 9, T0 + 30_009]
     emitted: list[Signal] = []
@@ -324,7 +328,7 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 def test_params_schema_matches_the_spec() -> None:
     assert schema_table(TradeMomentumParams) == {
         **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 30, 0, 86400),
+        "cooldown_seconds": ("int", 300, 0, 86400),
         "price_weight": ("float", 0.4, 0.0, 1.0),
         "quantity_weight": ("float", 0.3, 0.0, 1.0),
         "maker_weight": ("float", 0.3, 0.0, 1.0),
@@ -334,8 +338,11 @@ def test_params_schema_matches_the_spec() -> None:
         "base_confidence": ("float", 0.68, 0.5, 1.0),
         "time_decay_seconds": ("int", 300, 60, 600),
         "momentum_window": ("int", 10, 5, 50),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.2, 0.0, 1.0),
     }
-    assert DEFAULTS.cooldown_ms == 30_000
+    assert DEFAULTS.cooldown_ms == 300_000
     assert DEFAULTS.cross_field_errors() == []
 
 
@@ -348,12 +355,14 @@ def test_cross_field_weights_must_sum_above_zero() -> None:
 
 def test_cross_field_sell_must_be_below_buy() -> None:
     # unreachable within the ranges, but the rule is enforced on any instance
-    inverted = TradeMomentumParams(buy_threshold=-0.5, sell_threshold=0.5)
+    inverted = TradeMomentumParams(hysteresis=False, buy_threshold=-0.5, sell_threshold=0.5)
     assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
 
 
 def test_zero_weights_built_directly_never_decide() -> None:
-    params = TradeMomentumParams(price_weight=0.0, quantity_weight=0.0, maker_weight=0.0)
+    params = TradeMomentumParams(
+        hysteresis=False, price_weight=0.0, quantity_weight=0.0, maker_weight=0.0
+    )
     assert run(TradeMomentumStrategy(), series([100.0 + i for i in range(10)]), params)[-1] is None
 
 
@@ -407,7 +416,10 @@ def test_never_raises_and_confidence_in_unit_interval(
 ) -> None:
     strategy = TradeMomentumStrategy()
     for t in trades:
-        decision = strategy.on_event(t, params)
+        decision = decide(strategy, t, params)
+        if isinstance(decision, str):
+            assert decision in ("unconfirmed", "not_rearmed")
+            continue
         if decision is None:
             continue
         event(f"decision: {decision.action.value}")
@@ -434,7 +446,9 @@ def test_never_raises_and_confidence_in_unit_interval(
 def test_momentum_equals_the_reference_formula(
     prices: list[float], sides: list[bool], gaps: list[int], quantities: list[float]
 ) -> None:
-    params = TradeMomentumParams.from_mapping({"buy_threshold": 0.3, "sell_threshold": -0.3})
+    params = TradeMomentumParams.from_mapping(
+        {"hysteresis": False, "buy_threshold": 0.3, "sell_threshold": -0.3}
+    )
     trades = []
     time_ms = T0
     for i in range(10):

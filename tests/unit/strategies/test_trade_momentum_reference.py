@@ -86,6 +86,7 @@ def signature(value: float) -> str:
 
 params_strategy = st.builds(
     TradeMomentumParams,
+    hysteresis=st.just(False),
     momentum_window=st.sampled_from([5, 6, 10]),
     min_quantity=st.sampled_from([0.0001, 0.001, 0.5]),
     time_decay_seconds=st.sampled_from([60, 300, 600]),
@@ -121,6 +122,7 @@ def test_same_momentum_as_the_reference_loop(
         params = configs[config_index]
         expected = reference.momentum(event, params)
         proposal = strategy.propose(event, params)
+        assert not isinstance(proposal, str)  # no hysteresis
         if proposal is None:
             assert expected is None or not (
                 expected[0] > params.buy_threshold or expected[0] < params.sell_threshold
@@ -139,7 +141,9 @@ def test_every_trade_decides_like_the_reference_on_a_long_stream() -> None:
     """Also the None answers: momentum inside the thresholds gives no proposal either way."""
     strategy = TradeMomentumStrategy()
     reference = ReferenceMomentum()
-    params = TradeMomentumParams(momentum_window=5, buy_threshold=0.3, sell_threshold=-0.3)
+    params = TradeMomentumParams(
+        hysteresis=False, momentum_window=5, buy_threshold=0.3, sell_threshold=-0.3
+    )
     seen = 0
     for i in range(3000):
         price = 100.0 + ((i * 7919) % 13 - 6) * 0.25
@@ -148,6 +152,7 @@ def test_every_trade_decides_like_the_reference_on_a_long_stream() -> None:
         )
         expected = reference.momentum(event, params)
         proposal = strategy.propose(event, params)
+        assert not isinstance(proposal, str)  # no hysteresis
         if expected is not None and (expected[0] > 0.3 or expected[0] < -0.3):
             assert proposal is not None
             assert signature(proposal.momentum) == signature(expected[0])

@@ -34,8 +34,10 @@ def capture_lines() -> list[bytes]:
         return handle.read().splitlines()
 
 
-def trade_line(t: int, trade_id: int = 1, price: str = "100.0") -> bytes:
-    data = {"e": "trade", "E": t, "s": "BTCUSDT", "t": trade_id, "p": price, "q": "1", "m": False}
+def trade_line(t: int, trade_id: int | None = None, price: str = "100.0") -> bytes:
+    """A trade at event time ``t``; its trade id is ``t`` unless given (repeats are dropped)."""
+    tid = t if trade_id is None else trade_id
+    data = {"e": "trade", "E": t, "s": "BTCUSDT", "t": tid, "p": price, "q": "1", "m": False}
     return orjson.dumps({"stream": "btcusdt@trade", "data": data})
 
 
