@@ -23,6 +23,9 @@ from opentelemetry.trace import SpanKind
 
 from adapters.observability.tracing import SPAN_NAME, OpenTelemetryTracing, tracing_enabled
 from application.runtime import ServiceRuntime
+from domain.market import DepthSnapshot
+from domain.strategies.orderbook_skew import OrderbookSkewStrategy
+from tests.unit.strategies.support import config_doc, engine_with
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -63,7 +66,7 @@ class Engine:
     def __init__(self) -> None:
         self.handled = 0
 
-    def process(self, event: Any) -> list[FakeSignal]:
+    def process(self, event: Any, hold: str | None = None) -> list[FakeSignal]:
         self.handled += 1
         return [FakeSignal(f"s{self.handled}a"), FakeSignal(f"s{self.handled}b")]
 
@@ -167,7 +170,7 @@ async def test_default_follows_the_installed_tracer_provider(
 class FailingEngine(Engine):
     """Raises on the second event."""
 
-    def process(self, event: Any) -> list[FakeSignal]:
+    def process(self, event: Any, hold: str | None = None) -> list[FakeSignal]:
         if self.handled == 1:
             self.handled += 1
             raise RuntimeError("strategy bug")
@@ -316,3 +319,28 @@ async def test_every_processed_message_reports_its_processing_time(traced: bool)
     assert all(seconds >= 0 for seconds in observer.processed)
     assert len(observer.consumed) == 2  # one lag reading per batch
     assert len(observer.emitted) == 4
+
+
+async def test_events_older_than_the_max_age_are_processed_but_their_signals_held() -> None:
+    """The staleness gate (MAX_SIGNAL_AGE_SECONDS): strategies still see the stale event, its
+    signals are counted as ``stale`` and not published; fresh events publish as usual."""
+    strategy = OrderbookSkewStrategy()
+    layer = config_doc("orderbook_skew", None, 1, cooldown_seconds=0, confirm_seconds=0.0)
+    engine = engine_with(strategy, global_doc=layer)
+    now_ms = 1_723_161_255_000 + 3_600_000
+    stale = DepthSnapshot("BTCUSDT", now_ms - 61_000, ((100.0, 3.0),), ((100.01, 1.0),))
+    inside = DepthSnapshot("BTCUSDT", now_ms - 60_000, ((100.0, 1.0),), ((100.01, 1.0),))
+    fresh = DepthSnapshot("BTCUSDT", now_ms - 1_000, ((100.0, 3.0),), ((100.01, 1.0),))
+    items = [Item(stale, None), Item(inside, None), Item(fresh, None)]
+    sink = Sink()
+    runtime = ServiceRuntime(
+        Feed(items),
+        engine,
+        sink,
+        wall_clock_ms=lambda: now_ms,
+        max_signal_age_seconds=60,
+    )
+    await runtime.run()
+    assert len(sink.published) == 1  # the fresh one
+    assert engine.stats.suppressed()["stale"] == 1
+    assert runtime.heartbeat()["signals_suppressed"] == engine.stats.suppressed()
