@@ -83,6 +83,33 @@ async def test_schema_lists_every_parameter_with_bounds(client: httpx.AsyncClien
     assert specs["enabled"]["type"] == "bool"
 
 
+async def test_governance_parameters_are_in_the_schema_and_validated(
+    client: httpx.AsyncClient,
+) -> None:
+    for strategy_id in ("orderbook_skew", "trade_momentum", "ticker_velocity"):
+        specs = {
+            s["name"]: s for s in (await client.get(f"{BASE}/{strategy_id}/schema")).json()["data"]
+        }
+        for name in (
+            "cooldown_seconds",
+            "reversal_cooldown_seconds",
+            "min_confidence",
+            "hysteresis",
+            "confirm_seconds",
+            "rearm_margin",
+        ):
+            assert specs[name]["description"], (strategy_id, name)
+        assert specs["min_confidence"]["default"] == 0.6
+    bad = {"min_confidence": 2.0, "confirm_seconds": -1.0, "hysteresis": 1}
+    response = await client.post(f"{SKEW}/config", json=body(bad), headers=AUTH)
+    assert response.status_code == 422
+    assert detail_codes(response) == {
+        "min_confidence": "out_of_range",
+        "confirm_seconds": "out_of_range",
+        "hysteresis": "wrong_type",
+    }
+
+
 async def test_defaults(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{BASE}/trade_momentum/defaults")
     assert response.status_code == 200
