@@ -20,7 +20,12 @@ import httpx
 
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
-from tests.integration.service_harness import REPO_ROOT, _die_with_parent, wait_until
+from tests.integration.service_harness import (
+    REPO_ROOT,
+    UNGOVERNED,
+    _die_with_parent,
+    wait_until,
+)
 
 CAPTURE = REPO_ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 ADMIN_TOKEN = "console-test-token-5b1f"
@@ -50,6 +55,9 @@ def local_service(workdir: Path, *, speed: float = 20.0) -> Iterator[LocalServic
     """Run ``run-local`` in ``workdir`` until the ``with`` block ends."""
     port = free_port()
     env = inherited_environment()
+    # The browser and MCP tests watch live signals arrive: the pre-governance cadence (the
+    # governed defaults publish 2 signals over the whole capture).
+    env.update(UNGOVERNED)
     env.update({"ADMIN_API_TOKEN": ADMIN_TOKEN, "LOG_LEVEL": "INFO"})
     stdout = workdir / "stdout.log"
     stderr = workdir / "stderr.log"
