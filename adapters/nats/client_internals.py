@@ -214,3 +214,12 @@ async def take_pending(sub: Any, publish: Callable[[str], Awaitable[None]]) -> M
         with contextlib.suppress(Exception):
             await publish(reply)
     return msg
+
+
+async def recreate_ordered_consumer(sub: Any) -> None:
+    """Re-create the server-side consumer of a JetStream ordered-consumer subscription that
+    is gone: nats-py replaces it in a background task after a reset and only reports a failed
+    replacement to the error callback, which would leave the subscription silent for good.
+    Delivery resumes after the last stream sequence the subscription received."""
+    jsi = sub._sub._jsi
+    await jsi.reset_ordered_consumer(jsi._sseq + 1)

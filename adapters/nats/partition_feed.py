@@ -38,8 +38,13 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
-from adapters.nats.client_internals import fast_path_supported, take_pending
+from adapters.nats.client_internals import (
+    fast_path_supported,
+    recreate_ordered_consumer,
+    take_pending,
+)
 from adapters.nats.connection import NatsConnection
 from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
@@ -388,7 +393,13 @@ class JetStreamPartitionFeed(NatsSubscriber):
         """
         behind: dict[str, int] = {}
         for key, sub in list(self._subs.items()):
-            info = await sub.consumer_info()
+            try:
+                info = await sub.consumer_info()
+            except NotFoundError:
+                # Its replacement after an ordered-consumer reset failed: re-create it.
+                await recreate_ordered_consumer(sub)
+                behind[key] = 1
+                continue
             if info.num_pending:
                 behind[key] = info.num_pending
         complete = bool(self._subs) and not behind and self.idle and self.replay_complete
