@@ -147,6 +147,10 @@ def router_name(settings: Settings) -> str:
     return f"{settings.nats_consumer_name}-router"
 
 
+def feed_connection_name(settings: Settings) -> str:
+    return f"{settings.nats_consumer_name}-feed"
+
+
 def layout_of(part: PartitionSettings) -> PartitionLayout:
     return PartitionLayout(part.partition_subject_prefix, part.partition_count)
 
@@ -490,6 +494,14 @@ class Container(containers.DeclarativeContainer):
     nats = providers.Singleton(
         NatsConnection, settings.provided.nats_url, name=settings.provided.nats_consumer_name
     )
+    # A worker reads its partitions on a connection of its own: a replay at full speed can make
+    # the server cut a reader off as a slow consumer, and that must not take the signal
+    # publisher's pending acknowledgements (or the config listener) down with it.
+    worker_feed_nats = providers.Singleton(
+        NatsConnection,
+        settings.provided.nats_url,
+        name=providers.Callable(feed_connection_name, settings),
+    )
     instance = providers.Singleton(instance_id)  # one id for the notifier and the listener
     nats_sink = providers.Singleton(
         NatsSignalSink,
@@ -521,7 +533,7 @@ class Container(containers.DeclarativeContainer):
         WorkerParts,
         settings=settings,
         partitions=partitions,
-        connection=nats,
+        connection=worker_feed_nats,
         decoders=decoders,
         decode_stats=decode_stats,
     )
@@ -545,6 +557,9 @@ class Container(containers.DeclarativeContainer):
         signal_broadcast,
     )
     messaging = providers.Selector(mode, service=nats, worker=nats, local=providers.Object(None))
+    feed_messaging = providers.Selector(
+        mode, service=nats, worker=worker_feed_nats, local=providers.Object(None)
+    )
     config_notifier = providers.Selector(
         mode, service=nats_notifier, worker=nats_notifier, local=providers.Object(None)
     )
@@ -578,7 +593,14 @@ class Container(containers.DeclarativeContainer):
     metrics_query = providers.Singleton(MarketMetricsQuery, metrics_book)
     health = providers.Singleton(
         HealthService,
-        providers.Callable(build_health_checks, mode, messaging, config_repository, market_feed),
+        providers.Callable(
+            build_health_checks,
+            mode,
+            messaging,
+            config_repository,
+            market_feed,
+            feed_messaging,
+        ),
         clock,
     )
     prometheus = providers.Singleton(

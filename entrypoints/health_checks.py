@@ -9,11 +9,11 @@ from application.health import ComponentStatus, HealthCheck
 from application.ports import ConfigRepository, StoreUnavailableError
 
 
-def nats_check(connection: Any) -> HealthCheck:
+def nats_check(connection: Any, name: str = "nats") -> HealthCheck:
     async def nats() -> ComponentStatus:
         connected = bool(connection.is_connected)
         return ComponentStatus(
-            "nats",
+            name,
             ready=connected,
             detail="connected" if connected else f"not connected ({connection.state})",
             info={"url": connection.connected_url},
@@ -75,10 +75,17 @@ def feed_check(feed: Any, mode: str) -> HealthCheck:
 
 
 def build_health_checks(
-    mode: str, connection: Any, repository: ConfigRepository, feed: Any
+    mode: str,
+    connection: Any,
+    repository: ConfigRepository,
+    feed: Any,
+    feed_connection: Any = None,
 ) -> list[HealthCheck]:
-    """NATS (when the process uses it), the config stores and the market feed."""
+    """NATS (when the process uses it; a worker's feed connection as ``nats_feed``), the
+    config stores and the market feed."""
     checks = [config_store_check(repository), feed_check(feed, mode)]
+    if feed_connection is not None and feed_connection is not connection:
+        checks.insert(0, nats_check(feed_connection, "nats_feed"))
     if connection is not None:
         checks.insert(0, nats_check(connection))
     return checks

@@ -207,10 +207,16 @@ def service_process(container: Container) -> Process:
     if connection is not None:
         listener = container.config_listener()
         sink = container.nats_sink()
-        startup += [connection.start, feed.start, listener.start]
+        startup.append(connection.start)
+        feed_connection = container.feed_messaging()
+        if feed_connection is not None and feed_connection is not connection:
+            startup.append(feed_connection.start)
+        startup += [feed.start, listener.start]
         # The runtime has flushed the sink; closing it logs the ids of any signal still
         # undelivered (NATS away for the whole grace period) instead of dropping them silently.
         shutdown += [sink.close, listener.close, connection.close]
+        if feed_connection is not None and feed_connection is not connection:
+            shutdown.append(feed_connection.close)
     startup.append(refresher.first)
     shutdown.append(stop_stores)
     mcp_sessions = container.mcp_session_manager()  # mounts /mcp on the API

@@ -172,11 +172,21 @@ class NatsSignalSink:
     # -------------------------------------------------------------------- port
 
     async def publish(self, signal: Signal, trace_context: Mapping[str, str] | None = None) -> None:
-        """Deliver now if possible, else buffer (bounded; overflow evicts the oldest, counted)."""
+        """Deliver now if possible, else buffer (bounded; overflow evicts the oldest, counted).
+
+        With JetStream the signal always goes through the buffer: its acknowledgement is awaited
+        by the drain task, never by the caller, so a server that dies mid-publish (ack wait up to
+        ``jetstream_timeout``) cannot stall the run loop — signals keep being computed and
+        buffered meanwhile."""
         if self._closed:
             raise RuntimeError("NatsSignalSink is closed")
         out = self.prepare(signal, trace_context)
-        if self._buffer or not self._connection.is_connected or not self._breaker.allow_request():
+        if (
+            self.use_jetstream
+            or self._buffer
+            or not self._connection.is_connected
+            or not self._breaker.allow_request()
+        ):
             self._enqueue(out)
             return
         if not await self._attempt(out):
