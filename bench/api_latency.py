@@ -51,7 +51,7 @@ REPO = SCRIPT.parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
-from bench.common import free_port, git_commit, pin_to, sched_seconds  # noqa: E402
+from bench.common import free_port, git_commit, pin_to, sched_seconds, stop_process  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -150,15 +150,7 @@ class LocalService:
 
     def stop(self) -> int | None:
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait(timeout=10)
+        return stop_process(process)
 
 
 class Http1Pool:

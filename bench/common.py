@@ -22,6 +22,20 @@ def free_port() -> int:
         return port
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 30.0) -> int | None:
+    """SIGTERM ``process`` (if it still runs), wait up to ``grace`` seconds, then SIGKILL;
+    its exit code (None without a process)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(timeout=10)
+
+
 def git_commit() -> str:
     """The short commit of the tree being measured, ``+dirty`` with uncommitted changes."""
     try:

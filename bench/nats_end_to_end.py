@@ -89,6 +89,7 @@ from bench.common import (  # noqa: E402
     pin_to,
     rss_mb,
     sched_seconds,
+    stop_process,
 )
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
@@ -440,14 +441,7 @@ class NatsServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, grace=10.0)
 
 
 async def baseline_subscriber(url: str, subject: str, expected: int, idle: float) -> None:
@@ -579,15 +573,7 @@ class ServiceProcess:
 
     def stop(self) -> int | None:
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait(timeout=10)
+        return stop_process(process)
 
 
 # --------------------------------------------------------------------------------------------

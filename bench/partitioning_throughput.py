@@ -45,7 +45,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -65,7 +64,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(ROOT))
 
 from application.partitioning import owned_partitions, partition_of  # noqa: E402
-from bench.common import free_port  # noqa: E402
+from bench.common import free_port, stop_process  # noqa: E402
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out  # noqa: E402
 
 BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -102,12 +101,7 @@ class Role:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 def environment(run: str, nats_url: str, **extra: object) -> dict[str, str]:
