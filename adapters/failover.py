@@ -37,10 +37,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import json
 import time
 from collections import Counter, OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -50,10 +50,12 @@ import structlog
 from application.ports import (
     AuditLog,
     ConfigRepository,
+    ConfigTransaction,
+    ConfigUnitOfWork,
     StoreUnavailableError,
     VersionConflictError,
 )
-from domain.config import AuditRecord, ConfigDocument
+from domain.config import AuditPosition, AuditRecord, ConfigDocument
 
 _log = structlog.get_logger(__name__)
 
@@ -563,23 +565,9 @@ class FailoverConfigRepository:
         self._audit = audit_log
 
 
-def _audit_key(record: AuditRecord) -> tuple[Any, ...]:
-    def parameters(value: Any) -> str | None:
-        return None if value is None else json.dumps(dict(value), sort_keys=True)
-
-    return (
-        record.strategy_id,
-        record.symbol,
-        record.action.value,
-        record.version,
-        record.changed_at.astimezone(UTC).replace(
-            microsecond=record.changed_at.microsecond // 1000 * 1000
-        ),
-        record.changed_by,
-        record.reason,
-        parameters(record.old_parameters),
-        parameters(record.new_parameters),
-    )
+def _audit_key(record: AuditRecord) -> tuple[str, int]:
+    """An audit record's identity: one record per (strategy, version), in every store."""
+    return (record.strategy_id, record.version)
 
 
 class FailoverAuditLog:
@@ -662,19 +650,43 @@ class FailoverAuditLog:
             self.name = getattr(self.fallback, "name", self.name)
             self._unreconciled[record.strategy_id] += 1
 
+    async def _acknowledged(self, record: AuditRecord, on_primary: bool) -> None:
+        """A unit of work stored ``record`` on one store: mirror it, or mark it for
+        reconciliation. The caller holds the shared lock."""
+        if not on_primary:
+            self._unreconciled[record.strategy_id] += 1
+            return
+        self._mirror_queue.append(record)
+        if len(self._mirror_queue) > self._max_pending:
+            self._dirty.add(self._mirror_queue.popleft().strategy_id)
+        if self._shared.fallback.worth_trying():
+            with contextlib.suppress(StoreUnavailableError):
+                await self._flush_mirror()
+
     async def _flush_mirror(self) -> None:
         while self._mirror_queue:
             await _call(self._shared.fallback, self.fallback.append(self._mirror_queue[0]))
             self._mirror_queue.popleft()
 
     async def list(
-        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+        self,
+        strategy_id: str | None,
+        symbol: str | None = None,
+        limit: int = 100,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: AuditPosition | None = None,
     ) -> builtins.list[AuditRecord]:
         await self.reconcile_if_needed()
         shared = self._shared
+
+        def query(store: AuditLog) -> Awaitable[builtins.list[AuditRecord]]:
+            return store.list(strategy_id, symbol, limit, since=since, until=until, after=after)
+
         if self._primary_serves():
             try:
-                result = await _call(shared.primary, self.primary.list(strategy_id, symbol, limit))
+                result = await _call(shared.primary, query(self.primary))
             except StoreUnavailableError:
                 pass
             else:
@@ -682,9 +694,9 @@ class FailoverAuditLog:
                 return result
         try:
             await self._flush_mirror()
-            result = await _call(shared.fallback, self.fallback.list(strategy_id, symbol, limit))
+            result = await _call(shared.fallback, query(self.fallback))
         except StoreUnavailableError:
-            raise _both_down(f"audit of {strategy_id}", shared) from None
+            raise _both_down(f"audit of {strategy_id or 'every strategy'}", shared) from None
         self.name = getattr(self.fallback, "name", self.name)
         return result
 
@@ -760,13 +772,103 @@ class FailoverAuditLog:
         store: AuditLog,
         state: StoreState,
     ) -> int:
-        have = Counter(_audit_key(record) for record in target)
+        have = {_audit_key(record) for record in target}
         copied = 0
         for record in reversed(source):  # oldest first keeps equal-time order
             key = _audit_key(record)
-            if have[key] > 0:
-                have[key] -= 1
+            if key in have:
                 continue
+            # Idempotent per (strategy, version) in the store: a reconciler on another
+            # replica copying the same record at the same time leaves one copy.
             await _call(state, store.append(record))
+            have.add(key)
             copied += 1
         return copied
+
+
+class _RecordingTransaction:
+    """A store's transaction that remembers what was written (to mirror it afterwards)."""
+
+    def __init__(self, inner: ConfigTransaction) -> None:
+        self._inner = inner
+        self.saved: builtins.list[tuple[ConfigDocument, int]] = []
+        self.records: builtins.list[AuditRecord] = []
+
+    @property
+    def store_name(self) -> str:
+        return self._inner.store_name
+
+    async def layers(self) -> builtins.list[ConfigDocument]:
+        return await self._inner.layers()
+
+    async def next_version(self) -> int:
+        return await self._inner.next_version()
+
+    async def save(self, document: ConfigDocument, expected_version: int) -> None:
+        await self._inner.save(document, expected_version)
+        self.saved.append((document, expected_version))
+
+    async def append(self, record: AuditRecord) -> None:
+        await self._inner.append(record)
+        self.records.append(record)
+
+
+class FailoverConfigUnitOfWork:
+    """:class:`~application.ports.ConfigUnitOfWork` over the primary's and the fallback's
+    units of work: the write is atomic on the store that serves (the primary unless it is
+    down or behind), then mirrored to the other (or left for reconciliation).
+
+    A primary that fails during the write is marked down and the write is reported as a
+    :class:`VersionConflictError`, so the use case retries it, on the fallback.
+    """
+
+    def __init__(
+        self,
+        repository: FailoverConfigRepository,
+        audit: FailoverAuditLog,
+        primary: ConfigUnitOfWork,
+        fallback: ConfigUnitOfWork,
+    ) -> None:
+        self._repository = repository
+        self._audit = audit
+        self._primary = primary
+        self._fallback = fallback
+
+    @asynccontextmanager
+    async def write(self, strategy_id: str) -> AsyncIterator[_RecordingTransaction]:
+        repository = self._repository
+        await repository.reconcile_if_needed()
+        shared = repository._shared
+        on_primary = repository._primary_serves()
+        unit, state = (
+            (self._primary, shared.primary) if on_primary else (self._fallback, shared.fallback)
+        )
+        try:
+            async with unit.write(strategy_id) as inner:
+                transaction = _RecordingTransaction(inner)
+                yield transaction
+        except StoreUnavailableError as error:
+            state.failed(error)
+            if on_primary and shared.fallback.worth_trying():
+                raise VersionConflictError(
+                    f"{strategy_id}: the primary store failed during the write ({error}); "
+                    "retry on the fallback"
+                ) from error
+            raise _both_down(f"write of {strategy_id}", shared) from None
+        state.succeeded()
+        async with shared.lock:
+            for document, expected_version in transaction.saved:
+                if on_primary:
+                    repository.name = repository.primary.name
+                    await repository._mirror(document, expected_version)
+                else:
+                    repository.name = repository.fallback.name
+                    repository._pending_reconcile[_key(document)] = document
+                    _log.warning(
+                        "config_write_on_fallback_only",
+                        layer=_describe(_key(document)),
+                        version=document.version,
+                        pending=len(repository._pending_reconcile),
+                    )
+            for record in transaction.records:
+                await self._audit._acknowledged(record, on_primary)

@@ -4,6 +4,8 @@
 - :class:`ConfigNotFoundError` → 404: the configuration layer (or audit version) asked for
   does not exist.
 
+- :class:`WritesOverloadedError` → 429 with ``Retry-After``: the bounded write queue is full.
+
 Validation errors are :class:`domain.params.ParamValidationError` (→ 422) and store outages
 are :class:`application.ports.StoreUnavailableError` (→ 503); they are not re-exported here.
 """
@@ -28,3 +30,11 @@ class ConfigNotFoundError(LookupError):
         self.detail = detail
         layer = "global config" if symbol is None else f"config override for {symbol}"
         super().__init__(f"{strategy_id}: {layer}: {detail}")
+
+
+class WritesOverloadedError(Exception):
+    """Too many configuration writes are running or queued; retry after ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many concurrent configuration writes; retry in {retry_after_s} s")

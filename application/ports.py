@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from domain.config import AuditRecord, ConfigDocument
+from domain.config import AuditPosition, AuditRecord, ConfigDocument
 from domain.market import MarketEvent
 from domain.signal import Signal
 
@@ -155,15 +155,67 @@ class ConfigRepository(Protocol):
 
 
 class AuditLog(Protocol):
-    """Append-only history of configuration changes."""
+    """Append-only history of configuration changes, one record per (strategy, version)."""
 
-    async def append(self, record: AuditRecord) -> None: ...
+    async def append(self, record: AuditRecord) -> None:
+        """Store ``record``; a record of the same (strategy, version) already stored wins."""
+        ...
 
     async def list(
-        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+        self,
+        strategy_id: str | None,
+        symbol: str | None = None,
+        limit: int = 100,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: AuditPosition | None = None,
     ) -> list[AuditRecord]:
-        """Newest first; ``symbol`` None means every layer of the strategy."""
+        """Newest first (:class:`~domain.config.AuditPosition` order), at most ``limit``.
+
+        ``strategy_id`` None: every strategy; ``symbol`` None: every layer. ``since``
+        (inclusive) and ``until`` (exclusive) bound ``changed_at``; ``after`` continues a
+        page: only records older than that position.
+        """
         ...
+
+
+class ConfigTransaction(Protocol):
+    """One write to a strategy's configuration, in progress (see :class:`ConfigUnitOfWork`)."""
+
+    @property
+    def store_name(self) -> str:
+        """The store the write goes to (``source`` of the written document)."""
+        ...
+
+    async def layers(self) -> list[ConfigDocument]:
+        """Every stored layer of the strategy (tombstones included), as the write sees them."""
+        ...
+
+    async def next_version(self) -> int:
+        """The next number of the strategy's version sequence (one for all its layers)."""
+        ...
+
+    async def save(self, document: ConfigDocument, expected_version: int) -> None:
+        """Store the layer (compare-and-set on the layer's ``expected_version``, 0 = none)."""
+        ...
+
+    async def append(self, record: AuditRecord) -> None:
+        """Record the change; stored together with the layer it describes."""
+        ...
+
+
+class ConfigUnitOfWork(Protocol):
+    """The seam through which a layer write and its audit record are stored together.
+
+    ``async with uow.write(strategy_id) as tx:`` reads the strategy's layers, saves one
+    layer and appends its audit record; leaving the block without an error stores both,
+    an error stores neither (where the store can undo). Raises
+    :class:`VersionConflictError` when another write to the strategy won a race and
+    :class:`StoreUnavailableError` when the store cannot be reached.
+    """
+
+    def write(self, strategy_id: str) -> AbstractAsyncContextManager[ConfigTransaction]: ...
 
 
 class ConfigChangeNotifier(Protocol):

@@ -106,7 +106,7 @@ class Pipeline:
 
 def build_pipeline(home_venue: str) -> Pipeline:
     parts = BacktestParts(home_venue=home_venue)
-    asyncio.run(apply_overrides(parts.config_service(), ()))  # no overrides: loads the snapshot
+    asyncio.run(apply_overrides(parts.config_admin(), ()))  # no overrides
     return Pipeline(parts.binance_decoder(), parts.decode_stats(), parts.engine())
 
 

@@ -5,7 +5,7 @@ One command (about a minute and a half)::
     .venv/bin/python bench/memory_growth.py [--messages 1000000] [--symbols 500]
 
 Runs the service's processing path in this process — ``BinanceDecoder.decode_envelope`` →
-``SignalEngine.process`` (the six strategies, the cooldown gate, ``ConfigService.effective``
+``SignalEngine.process`` (the six strategies, the cooldown gate, ``EffectiveConfigCache.effective``
 over the in-memory store, ``PrometheusMetrics`` as the observer, ``MarketMetricsBook``) →
 ``encode_signal`` for every signal — as ``entrypoints/backtest.py`` and the service wire it,
 and reads this process's RSS (``/proc/self/status``) along the way:
@@ -47,14 +47,13 @@ REPO = SCRIPT.parents[1]
 if str(REPO) not in sys.path:  # `python bench/memory_growth.py` puts bench/ first, not the repo
     sys.path.insert(0, str(REPO))
 
-from adapters.memory.audit_log import InMemoryAuditLog  # noqa: E402
 from adapters.memory.clock import FixedClock  # noqa: E402
 from adapters.memory.config_repository import InMemoryConfigRepository  # noqa: E402
 from adapters.observability.prometheus import PrometheusMetrics  # noqa: E402
 from adapters.wire.binance import BinanceDecoder  # noqa: E402
 from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
-from application.config_service import ConfigService  # noqa: E402
+from application.config_cache import EffectiveConfigCache  # noqa: E402
 from application.processing import timed  # noqa: E402
 from bench.common import git_commit, rss_mb  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
@@ -71,9 +70,7 @@ class Pipeline:
 
     def __init__(self, symbols: str) -> None:
         clock = FixedClock(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        self.config = ConfigService(
-            STRATEGY_PARAMS, InMemoryConfigRepository(), InMemoryAuditLog(), clock
-        )
+        self.config = EffectiveConfigCache(STRATEGY_PARAMS, InMemoryConfigRepository(), clock)
         asyncio.run(self.config.refresh())
         self.decoder = BinanceDecoder(symbols=symbols)
         self.book = MarketMetricsBook()

@@ -229,7 +229,7 @@ def measure_in_process(messages: list[bytes]) -> float:
     from entrypoints.settings import Settings
 
     container = build_container(Settings(config_store="memory", trading_symbols="*"))
-    asyncio.run(container.config_service().refresh())
+    asyncio.run(container.config_cache().refresh())
     decode = container.decoder().decode_envelope
     handle = container.engine().process
     started = time.perf_counter()

@@ -51,7 +51,7 @@ def measure(raw: Sequence[bytes], measured: int) -> float:
     """CPU seconds of the measured messages (after the warm-up) through a fresh service."""
     os.environ.update(CONFIG_STORE="memory", TRADING_SYMBOLS="*", OTEL_EXPORTER="none")
     container = build_container(Settings())
-    asyncio.run(container.config_service().refresh())
+    asyncio.run(container.config_cache().refresh())
     decode = container.decoders()["binance"]
     record = container.decode_stats().record
     process = container.engine().process

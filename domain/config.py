@@ -13,8 +13,8 @@ document with no parameters and a new version) rather than forgetting the versio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -56,6 +56,59 @@ class ConfigDocument:
         return not self.parameters
 
 
+@dataclass(frozen=True, slots=True)
+class StrategyLayers:
+    """Every stored layer of one strategy (tombstones included). Immutable: copy on write."""
+
+    global_doc: ConfigDocument | None = None
+    symbols: Mapping[str, ConfigDocument] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, documents: Iterable[ConfigDocument]) -> StrategyLayers:
+        """The layers of ``documents``, keeping per slot the newest version."""
+        layers = cls()
+        for document in documents:
+            layers = layers.newest(document)
+        return layers
+
+    def get(self, symbol: str | None) -> ConfigDocument | None:
+        return self.global_doc if symbol is None else self.symbols.get(symbol)
+
+    def documents(self) -> list[ConfigDocument]:
+        found = [] if self.global_doc is None else [self.global_doc]
+        found.extend(self.symbols.values())
+        return found
+
+    def put(self, document: ConfigDocument) -> StrategyLayers:
+        """These layers with ``document`` in its slot, whatever was there."""
+        if document.symbol is None:
+            return StrategyLayers(document, self.symbols)
+        return StrategyLayers(self.global_doc, {**self.symbols, document.symbol: document})
+
+    def newest(self, document: ConfigDocument) -> StrategyLayers:
+        """These layers with ``document`` unless its slot already holds a newer version."""
+        held = self.get(document.symbol)
+        if held is not None and held.version > document.version:
+            return self
+        return self.put(document)
+
+    def live_overrides(self) -> dict[str, ConfigDocument]:
+        return {s: d for s, d in self.symbols.items() if not d.is_deleted}
+
+    @property
+    def version(self) -> int:
+        """The highest version of any layer (0: none stored)."""
+        return next_version(self.documents()) - 1
+
+
+NO_LAYERS = StrategyLayers()
+
+
+def live_parameters(document: ConfigDocument | None) -> dict[str, ParamValue] | None:
+    """The parameters of a live layer; None for an absent or deleted one."""
+    return None if document is None or document.is_deleted else dict(document.parameters)
+
+
 class AuditAction(StrEnum):
     CREATE = "CREATE"
     UPDATE = "UPDATE"
@@ -75,6 +128,27 @@ class AuditRecord:
     changed_by: str
     changed_at: datetime
     reason: str
+    version: int
+
+    @property
+    def id(self) -> str:
+        """``"<strategy>:<version>"``: one record per version of a strategy's sequence, the
+        same in every store."""
+        return f"{self.strategy_id}:{self.version}"
+
+    @property
+    def position(self) -> AuditPosition:
+        """Where the record sits in the newest-first order of every audit trail."""
+        return AuditPosition(self.changed_at, self.strategy_id, self.version)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AuditPosition:
+    """A place in the audit order: newest first by time, then strategy id, then version
+    (all descending). Audit pages continue strictly after (older than) a position."""
+
+    changed_at: datetime
+    strategy_id: str
     version: int
 
 
@@ -100,7 +174,7 @@ class EffectiveConfig(Generic[P]):
 
 ConfigLookup = Callable[[str, str], EffectiveConfig[CommonParams]]
 """``(strategy_id, symbol) -> effective config``: how the engine asks for the configuration
-(``ConfigService.effective`` in the service and the backtest)."""
+(``EffectiveConfigCache.effective`` in the service and the backtest)."""
 
 
 def merge_patch(

@@ -30,14 +30,20 @@ class ParamSpec:
     description: str
 
     def as_dict(self) -> dict[str, object]:
+        """The published schema; an int parameter's bounds are integers."""
         return {
             "name": self.name,
             "type": self.type,
             "default": self.default,
-            "min": self.min,
-            "max": self.max,
+            "min": self._bound(self.min),
+            "max": self._bound(self.max),
             "description": self.description,
         }
+
+    def _bound(self, bound: float | None) -> ParamValue | None:
+        if bound is not None and self.type == "int" and float(bound).is_integer():
+            return int(bound)
+        return bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,10 @@ def _type_error(spec: ParamSpec, value: object) -> FieldError | None:
     if spec.type == "bool":
         ok = isinstance(value, bool)
     elif spec.type == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        # An integral float (3.0) is the integer 3, as in the reference's pydantic models.
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer()
+        )
     else:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     if ok and spec.type == "float" and not math.isfinite(float(value)):  # type: ignore[arg-type]
@@ -106,6 +115,15 @@ def _range_error(spec: ParamSpec, value: ParamValue) -> FieldError | None:
             f"{spec.name}={value} is outside [{spec.min}, {spec.max}]",
         )
     return None
+
+
+def coerce(spec: ParamSpec, value: ParamValue) -> ParamValue:
+    """A valid value in its parameter's own type: 3 → 3.0 for a float, 3.0 → 3 for an int."""
+    if spec.type == "float" and not isinstance(value, bool):
+        return float(value)
+    if spec.type == "int" and isinstance(value, float):
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +183,8 @@ class StrategyParams:
         """Build validated params from defaults overlaid with ``values``.
 
         Raises :class:`ParamValidationError` with every field-level and cross-field error.
-        Integers are accepted for float parameters (and stored as float); booleans are never
-        accepted as numbers.
+        Integers are accepted for float parameters (and stored as float), integral floats for
+        int parameters (stored as int); booleans are never accepted as numbers.
         """
         errors = cls.field_errors(values)
         if errors:
@@ -176,7 +194,7 @@ class StrategyParams:
             spec = cls.spec(name)
             assert spec is not None
             checked = cast(ParamValue, value)  # field_errors proved its type
-            merged[name] = float(checked) if spec.type == "float" else checked
+            merged[name] = coerce(spec, checked)
         instance = cls(**merged)
         cross = instance.cross_field_errors()
         if cross:

@@ -34,7 +34,7 @@ from adapters.report.pnl import encode_trade, pnl_markdown
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import DecodeStats
 from application.backtest import BacktestResult, build_report, run_backtest
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
 from application.sweep import Override
 from domain.governance import GovernanceParams
 from domain.params import ParamValidationError, ParamValue, parse_text
@@ -103,9 +103,10 @@ def governance_limits(overrides: Sequence[Override]) -> GovernanceParams:
     )
 
 
-async def apply_overrides(service: ConfigService, overrides: Sequence[Override]) -> None:
-    """One write per (strategy, layer), validated and audited exactly like an API POST;
-    ``governance.*`` overrides are validated (:func:`governance_limits`), not written."""
+async def apply_overrides(admin: ConfigAdmin, overrides: Sequence[Override]) -> None:
+    """One write per (strategy, layer), validated and audited exactly like an API POST
+    (each write goes live in the admin's cache at once); ``governance.*`` overrides are
+    validated (:func:`governance_limits`), not written."""
     governance_limits(overrides)
     grouped: dict[tuple[str, str | None], dict[str, ParamValue | None]] = {}
     for strategy_id, symbol, name, value in overrides:
@@ -113,10 +114,9 @@ async def apply_overrides(service: ConfigService, overrides: Sequence[Override])
             continue
         grouped.setdefault((strategy_id, symbol), {})[name] = value
     for (strategy_id, symbol), patch in grouped.items():
-        await service.set_config(
+        await admin.set_config(
             strategy_id, symbol, patch, changed_by="backtest", reason="backtest override"
         )
-    await service.refresh()
 
 
 def write_outputs(
@@ -259,10 +259,10 @@ def trade_model_settings(args: argparse.Namespace) -> TradeModelSettings:
         raise UsageError(f"trade model: {error}") from None
 
 
-def new_config_service() -> ConfigService:
-    """The backtest's configuration use case: in memory, audit stamped with a fixed time."""
-    config_service: ConfigService = BacktestParts().config_service()
-    return config_service
+def new_config_admin() -> ConfigAdmin:
+    """The backtest's configuration use cases: in memory, audit stamped with a fixed time."""
+    config_admin: ConfigAdmin = BacktestParts().config_admin()
+    return config_admin
 
 
 def parse_symbols(text: str) -> frozenset[str] | None:
@@ -307,7 +307,7 @@ def replay(
         trade_model=model,
         governance_limits=governance_limits(overrides),
     )
-    asyncio.run(apply_overrides(parts.config_service(), overrides))
+    asyncio.run(apply_overrides(parts.config_admin(), overrides))
     events = itertools.chain.from_iterable(parts.feed(path).iter_events() for path in files)
     result = run_backtest(
         events, parts.engine(), on_progress=on_progress, simulator=parts.simulator()

@@ -14,11 +14,13 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.clock import FixedClock
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
+from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.capture import CaptureLineDecoder
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.stats import DecodeStats
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
+from application.config_cache import EffectiveConfigCache
 from domain.engine import SignalEngine
 from domain.governance import Governance, GovernanceParams
 from domain.metrics import MarketMetricsBook
@@ -41,12 +43,18 @@ class BacktestParts(containers.DeclarativeContainer):
     governance_limits = providers.Object(GovernanceParams())
 
     decode_stats = providers.Singleton(DecodeStats)
-    config_service = providers.Singleton(
-        ConfigService,
-        STRATEGY_PARAMS,
-        providers.Singleton(InMemoryConfigRepository),
-        providers.Singleton(InMemoryAuditLog),
-        providers.Singleton(FixedClock, BACKTEST_EPOCH),
+    config_repository = providers.Singleton(InMemoryConfigRepository)
+    audit_log = providers.Singleton(InMemoryAuditLog)
+    clock = providers.Singleton(FixedClock, BACKTEST_EPOCH)
+    config_cache = providers.Singleton(
+        EffectiveConfigCache, STRATEGY_PARAMS, config_repository, clock
+    )
+    config_admin = providers.Singleton(
+        ConfigAdmin,
+        config_cache,
+        providers.Singleton(InMemoryConfigUnitOfWork, config_repository, audit_log),
+        audit_log,
+        clock,
     )
     binance_decoder = providers.Singleton(BinanceDecoder, symbols=symbols)
     decoder = providers.Singleton(
@@ -60,7 +68,7 @@ class BacktestParts(containers.DeclarativeContainer):
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, home_venue),
-        config_service.provided.effective,
+        config_cache.provided.effective,
         depth_observer=metrics_book,
         governance=governance,
     )

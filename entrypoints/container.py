@@ -34,7 +34,11 @@ from dependency_injector import containers, providers
 from fastapi import FastAPI
 
 from adapters.console import ConsoleSignalSink
-from adapters.failover import FailoverAuditLog, FailoverConfigRepository
+from adapters.failover import (
+    FailoverAuditLog,
+    FailoverConfigRepository,
+    FailoverConfigUnitOfWork,
+)
 from adapters.http.app import create_app
 from adapters.http.partition_api import (
     OwnerProxyMiddleware,
@@ -48,7 +52,13 @@ from adapters.mcp.tools import build_mcp_server
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
-from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository, create_mongo_client
+from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
+from adapters.mongo.config_store import (
+    MongoAuditLog,
+    MongoConfigRepository,
+    MongoConfigUnitOfWork,
+    create_mongo_client,
+)
 from adapters.nats.config_broadcast import NatsConfigChangeListener, NatsConfigChangeNotifier
 from adapters.nats.connection import NatsConnection
 from adapters.nats.jetstream_streams import StreamSpec, market_data_stream, signal_stream
@@ -59,13 +69,19 @@ from adapters.nats.signal_sink import NatsSignalSink
 from adapters.observability.partition_metrics import RouterMetrics, register_partition_feed
 from adapters.observability.prometheus import PrometheusMetrics, ScrapeSources
 from adapters.observability.tracing import OpenTelemetryTracing
-from adapters.sql.config_store import SqlAuditLog, SqlConfigRepository, create_sql_engine
+from adapters.sql.config_store import (
+    SqlAuditLog,
+    SqlConfigRepository,
+    SqlConfigUnitOfWork,
+    create_sql_engine,
+)
 from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
+from application.config_cache import EffectiveConfigCache
 from application.health import HealthService
 from application.live_signals import BroadcastingSignalSink, SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
@@ -76,7 +92,7 @@ from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
 from domain.engine import SignalEngine
 from domain.governance import Governance, GovernanceParams
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import STRATEGY_PARAMS, build_strategies
+from domain.strategies.registry import STRATEGY_NAMES, STRATEGY_PARAMS, build_strategies
 from entrypoints.backtest_container import BacktestParts
 from entrypoints.health_checks import build_health_checks
 from entrypoints.partition_settings import PartitionSettings
@@ -211,6 +227,21 @@ def signal_acks(settings: Settings, part: PartitionSettings) -> bool:
     return settings.nats_signal_jetstream or bool(part.signal_stream.strip())
 
 
+def config_events(cache: EffectiveConfigCache, admin: ConfigAdmin) -> dict[str, int]:
+    """The configuration counters exported as ``config_events_total{event}``."""
+    c, a = cache.stats, admin.stats
+    return {
+        "broadcast_reloads": c.remote_reloads,
+        "broadcasts_ignored": c.remote_changes_ignored,
+        "refreshes": c.refreshes,
+        "refresh_failures": c.refresh_failures,
+        "invalid_stored_configs": c.invalid_stored_configs,
+        "version_conflicts": a.version_conflicts,
+        "notify_failures": a.notify_failures,
+        "writes_refused_overload": a.writes_refused_overload,
+    }
+
+
 def scrape_sources(container: Container) -> ScrapeSources:
     """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
     engine, decoders, config cache, readiness, signal delivery and stores, looked up in
@@ -225,9 +256,10 @@ def scrape_sources(container: Container) -> ScrapeSources:
         ),
         messages_by_type=lambda: dict(stats.by_type),
         config_cache=lambda: {
-            "hits": container.config_service().stats.cache_hits,
-            "misses": container.config_service().stats.cache_misses,
+            "hits": container.config_cache().stats.cache_hits,
+            "misses": container.config_cache().stats.cache_misses,
         },
+        config_events=lambda: config_events(container.config_cache(), container.config_admin()),
         ready=lambda: container.health().last_ready,
     )
     if container.mode() != Mode.LOCAL:
@@ -461,17 +493,36 @@ class Container(containers.DeclarativeContainer):
         sqlite=sqlite_repository,
         memory=memory_repository,
     )
+    # Linked to the repository: one health state, one lock, and the repository's
+    # reconciliation also copies the audit records written while a store was down.
+    failover_audit = providers.Singleton(
+        FailoverAuditLog, mongo_audit, mysql_audit, repository=failover_repository
+    )
     audit_log = providers.Selector(
         settings.provided.config_store,
-        # Linked to the repository: one health state, one lock, and the repository's
-        # reconciliation also copies the audit records written while a store was down.
-        failover=providers.Singleton(
-            FailoverAuditLog, mongo_audit, mysql_audit, repository=failover_repository
-        ),
+        failover=failover_audit,
         mongodb=mongo_audit,
         mysql=mysql_audit,
         sqlite=sqlite_audit,
         memory=memory_audit,
+    )
+    mongo_unit_of_work = providers.Singleton(
+        MongoConfigUnitOfWork, mongo, settings.provided.mongodb_database
+    )
+    mysql_unit_of_work = providers.Singleton(SqlConfigUnitOfWork, mysql)
+    config_unit_of_work = providers.Selector(
+        settings.provided.config_store,
+        failover=providers.Singleton(
+            FailoverConfigUnitOfWork,
+            failover_repository,
+            failover_audit,
+            mongo_unit_of_work,
+            mysql_unit_of_work,
+        ),
+        mongodb=mongo_unit_of_work,
+        mysql=mysql_unit_of_work,
+        sqlite=providers.Singleton(SqlConfigUnitOfWork, sqlite),
+        memory=providers.Singleton(InMemoryConfigUnitOfWork, memory_repository, memory_audit),
     )
 
     # --- decoding: one decoder per input, with the TRADING_SYMBOLS allow-list -----------
@@ -565,26 +616,33 @@ class Container(containers.DeclarativeContainer):
     )
 
     # --- use cases --------------------------------------------------------------------------
-    config_service = providers.Singleton(
-        ConfigService,
+    config_cache = providers.Singleton(
+        EffectiveConfigCache,
         registry=strategy_params,
         repository=config_repository,
-        audit=audit_log,
         clock=clock,
         environment=strategy_env,
-        notifier=config_notifier,
         cache_ttl_seconds=settings.provided.config_cache_ttl_seconds,
+    )
+    config_admin = providers.Singleton(
+        ConfigAdmin,
+        cache=config_cache,
+        unit_of_work=config_unit_of_work,
+        audit=audit_log,
+        clock=clock,
+        notifier=config_notifier,
+        names=STRATEGY_NAMES,
     )
     config_listener = providers.Singleton(
         NatsConfigChangeListener,
         nats,
-        config_service.provided.apply_remote_change,
+        config_cache.provided.apply_remote_change,
         instance,
         subject=settings.provided.nats_config_change_topic,
     )
     config_refresher = providers.Singleton(
         ConfigRefresher,
-        config_service.provided.refresh,
+        config_cache.provided.refresh,
         settings.provided.config_refresh_interval_seconds,
     )
     metrics_book = providers.Singleton(
@@ -617,7 +675,7 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, settings.provided.home_venue),
-        config_service.provided.effective,
+        config_cache.provided.effective,
         depth_observer=metrics_book,
         instrument=providers.Callable(timed, prometheus),
         governance=governance,
@@ -650,7 +708,7 @@ class Container(containers.DeclarativeContainer):
     api_security = providers.Singleton(api_security, settings)
     service_api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
     mcp_server = providers.Singleton(
-        build_mcp_server, config_service, metrics_query, api_security, strategy_params
+        build_mcp_server, config_admin, metrics_query, api_security, strategy_params
     )
     # /mcp on the service's API (every mode that serves it); the process runs the manager.
     mcp_session_manager = providers.Singleton(

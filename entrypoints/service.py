@@ -272,7 +272,7 @@ def _partition_settings() -> PartitionSettings | None:
 def _container(settings: Settings, **options: Any) -> Container | None:
     try:
         container = build_container(settings, **options)
-        container.config_service()  # validates the strategy environment layer now
+        container.config_cache()  # validates the strategy environment layer now
         if container.mode() == Mode.WORKER:
             container.worker.index()  # WORKER_INDEX or the HOSTNAME ordinal, checked now
     except ParamValidationError as error:

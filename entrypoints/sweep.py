@@ -44,7 +44,7 @@ from entrypoints.backtest import (
     UsageError,
     add_trade_model_arguments,
     apply_overrides,
-    new_config_service,
+    new_config_admin,
     parse_config_file,
     parse_set,
     parse_symbols,
@@ -70,7 +70,7 @@ def parse_grid(item: str) -> GridAxis:
 def validate(overrides: Sequence[Override]) -> str | None:
     """None if the configuration use case accepts ``overrides``, else its error message."""
     try:
-        asyncio.run(apply_overrides(new_config_service(), overrides))
+        asyncio.run(apply_overrides(new_config_admin(), overrides))
     except ParamValidationError as error:
         return str(error)
     return None

@@ -236,7 +236,7 @@ def create_app(
 ) -> FastAPI:
     """The admin API app: routers, error envelope, request middleware; docs at ``/docs``.
 
-    The caller wires the routers to a container providing ``config_service``,
+    The caller wires the routers to a container providing ``config_admin``, ``config_cache``,
     ``metrics_query``, ``health``, ``api_security`` and ``prometheus``.
     """
     if max_body_bytes < 0:
@@ -251,6 +251,7 @@ def create_app(
         redoc_url="/redoc",
     )
     app.include_router(strategies.router)
+    app.include_router(strategies.audit_router)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(console.router)

@@ -19,6 +19,7 @@ malformed or too deeply nested JSON                     422     ``invalid_json``
 :class:`InvalidTimeframeError` / :class:`InvalidQueryError` 422 ``invalid_query``
 :class:`VersionConflictError` (concurrent write lost)   409     ``conflict``
 :class:`StoreUnavailableError`                          503     ``store_unavailable``
+:class:`WritesOverloadedError` (write queue full)       429     ``too_many_writes``
 :class:`ApiError` (auth: 401/403, body too large: 413)  its own its own
 ``HTTPException`` (404 route, 405 method, ...)          its own ``http_<status>``
 anything else                                           500     ``internal_error``
@@ -39,7 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from application.errors import ConfigNotFoundError, UnknownStrategyError
+from application.errors import ConfigNotFoundError, UnknownStrategyError, WritesOverloadedError
 from application.metrics_query import InvalidQueryError, UnknownSymbolError
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.params import ParamValidationError
@@ -249,6 +250,19 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _writes_overloaded(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WritesOverloadedError)
+    retry_after = max(1, round(exc.retry_after_s))
+    return error_response(
+        request,
+        429,
+        "too_many_writes",
+        "too many configuration writes at once; retry later",
+        {"retry_after_seconds": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -292,5 +306,6 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(VersionConflictError, _version_conflict)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(WritesOverloadedError, _writes_overloaded)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, unexpected_error)

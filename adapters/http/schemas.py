@@ -192,8 +192,8 @@ class ParamSpecOut(BaseModel):
     type: Literal["bool", "int", "float"]
     description: str
     default: ParamValueOut
-    min: float | None = None
-    max: float | None = None
+    min: int | float | None = Field(default=None, description="Integer for an int parameter.")
+    max: int | float | None = Field(default=None, description="Integer for an int parameter.")
     example: ParamValueOut
 
 
@@ -281,6 +281,7 @@ class ConfigWriteEnvelope(BaseModel):
 
 
 class AuditOut(BaseModel):
+    id: str = Field(description="``<strategy_id>:<version>``, unique per change.")
     strategy_id: str
     symbol: str | None
     action: Literal["CREATE", "UPDATE", "DELETE", "ROLLBACK"]

@@ -1,7 +1,7 @@
 """MCP tools over the service's use cases (the official ``mcp`` SDK's ``MCPServer``).
 
 :func:`build_mcp_server` registers one tool per admin operation. The tools call the very use
-cases the REST API calls (the container's ``config_service``, ``metrics_query``, ...), and
+cases the REST API calls (the container's ``config_admin``, ``metrics_query``, ...), and
 answer with the same JSON shapes as the API's ``data`` (the REST serialisers are reused), so
 validation, versioning and audit are the API's: there is no second implementation.
 
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 from adapters.http.envelope import ApiError, field_errors
 from adapters.http.routers.strategies import audit_out, config_out, write_out
 from adapters.http.security import ApiSecurity
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
 from application.errors import ConfigNotFoundError, UnknownStrategyError
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
 from application.ports import StoreUnavailableError, VersionConflictError
@@ -177,7 +177,7 @@ def _symbol(symbol: str | None) -> str | None:
 
 
 def build_mcp_server(
-    config_service: ConfigService,
+    config_service: ConfigAdmin,
     metrics_query: MarketMetricsQuery,
     security: ApiSecurity,
     registry: Mapping[str, type[CommonParams]],

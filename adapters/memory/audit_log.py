@@ -1,7 +1,7 @@
 """In-memory :class:`application.ports.AuditLog` (tests, embedded runs).
 
-Newest first means by ``changed_at``, ties broken by append order (later first), as the real
-stores do with their insertion ids. ``available = False`` makes every call raise
+Newest first is the :class:`~domain.config.AuditPosition` order (time, strategy, version), as
+in the real stores. ``available = False`` makes every call raise
 :class:`StoreUnavailableError`.
 """
 
@@ -11,10 +11,11 @@ import asyncio
 import builtins
 import dataclasses
 from collections.abc import Mapping
+from datetime import datetime
 
 from adapters.memory.config_repository import to_store_time
 from application.ports import StoreUnavailableError
-from domain.config import AuditRecord
+from domain.config import AuditPosition, AuditRecord
 from domain.params import ParamValue
 
 
@@ -28,7 +29,17 @@ class InMemoryAuditLog:
         self._records: builtins.list[tuple[int, AuditRecord]] = []
 
     async def append(self, record: AuditRecord) -> None:
+        """Store ``record`` unless the strategy already has one with its version."""
         await self._enter()
+        self.add(record)
+
+    def add(self, record: AuditRecord) -> None:
+        """``append`` without yielding to the event loop (for the unit of work)."""
+        if any(
+            held.strategy_id == record.strategy_id and held.version == record.version
+            for _, held in self._records
+        ):
+            return
         stored = dataclasses.replace(
             record,
             old_parameters=_copy(record.old_parameters),
@@ -38,22 +49,33 @@ class InMemoryAuditLog:
         self._records.append((len(self._records), stored))
 
     async def list(
-        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+        self,
+        strategy_id: str | None,
+        symbol: str | None = None,
+        limit: int = 100,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: AuditPosition | None = None,
     ) -> builtins.list[AuditRecord]:
         await self._enter()
         matching = [
-            (sequence, record)
-            for sequence, record in self._records
-            if record.strategy_id == strategy_id and (symbol is None or record.symbol == symbol)
+            record
+            for _, record in self._records
+            if (strategy_id is None or record.strategy_id == strategy_id)
+            and (symbol is None or record.symbol == symbol)
+            and (since is None or record.changed_at >= since)
+            and (until is None or record.changed_at < until)
+            and (after is None or record.position < after)
         ]
-        matching.sort(key=lambda item: (item[1].changed_at, item[0]), reverse=True)
+        matching.sort(key=lambda record: record.position, reverse=True)
         return [
             dataclasses.replace(
                 record,
                 old_parameters=_copy(record.old_parameters),
                 new_parameters=_copy(record.new_parameters),
             )
-            for _, record in matching[: max(limit, 0)]
+            for record in matching[: max(limit, 0)]
         ]
 
     async def _enter(self) -> None:

@@ -56,6 +56,10 @@ class InMemoryConfigRepository:
 
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         await self._enter()
+        self.put(document, expected_version)
+
+    def put(self, document: ConfigDocument, expected_version: int) -> None:
+        """``save`` without yielding to the event loop (for the unit of work)."""
         key = (document.strategy_id, document.symbol)
         current = self._documents.get(key)
         stored_version = 0 if current is None else current.version

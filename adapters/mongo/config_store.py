@@ -16,6 +16,17 @@ A layer document::
 for ``expected_version == 0``, an insert that the unique index turns into a
 :class:`~application.ports.VersionConflictError` when the layer already exists.
 
+Writes through :class:`MongoConfigUnitOfWork` (ADR 21) serialise per strategy with a
+compare-and-set on the strategy's document in ``strategy_config_sequences``
+(``{_id: strategy_id, version, pending?}``): the write reads the sequence version and the
+layers, and commits by moving the sequence from that version to the new one *and* storing
+the layer and its audit record in the same document as ``pending`` (an outbox; one document
+update is atomic without a replica set). A write that lost the race conflicts and is retried
+on fresh layers. The outbox is then applied (layer upserted if older, audit record inserted
+under ``_id = "<strategy>:<version>"``, both idempotent) and cleared; whatever a crash left
+pending is completed by the next write of the strategy and by every ``list()`` (so by the
+start-up refresh). Audit records are stored at most once per (strategy, version).
+
 Datetimes are BSON dates (millisecond precision, UTC); the client is built with
 ``tz_aware=True`` so they come back as aware UTC datetimes. Every failure to reach or use
 the server becomes :class:`~application.ports.StoreUnavailableError`, and the client's short
@@ -24,10 +35,13 @@ server-selection timeout (2 s by default) makes a dead server fail fast.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any, Final, TypeVar
 
+import structlog
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -42,17 +56,20 @@ from pymongo.errors import (
 
 from adapters.redaction import redact
 from application.ports import StoreUnavailableError, VersionConflictError
-from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
 from domain.params import ParamValue
 
 GLOBAL_COLLECTION: Final = "strategy_configs_global"
 SYMBOL_COLLECTION: Final = "strategy_configs_symbol"
 AUDIT_COLLECTION: Final = "strategy_config_audit"
+SEQUENCE_COLLECTION: Final = "strategy_config_sequences"
 DEFAULT_DATABASE: Final = "petrosa"
 SOURCE: Final = "mongodb"
 
 MongoDocument = dict[str, Any]
 T = TypeVar("T")
+
+_log = structlog.get_logger(__name__)
 
 
 def create_mongo_client(
@@ -156,6 +173,96 @@ def _document_from_bson(raw: MongoDocument, symbol: str | None) -> ConfigDocumen
     )
 
 
+class _Collections:
+    """The four collections of one database."""
+
+    def __init__(self, client: AsyncMongoClient[MongoDocument], database: str) -> None:
+        db: AsyncDatabase[MongoDocument] = client[database]
+        self.global_: AsyncCollection[MongoDocument] = db[GLOBAL_COLLECTION]
+        self.symbol: AsyncCollection[MongoDocument] = db[SYMBOL_COLLECTION]
+        self.audit: AsyncCollection[MongoDocument] = db[AUDIT_COLLECTION]
+        self.sequences: AsyncCollection[MongoDocument] = db[SEQUENCE_COLLECTION]
+
+    def layer(
+        self, strategy_id: str, symbol: str | None
+    ) -> tuple[AsyncCollection[MongoDocument], MongoDocument]:
+        if symbol is None:
+            return self.global_, {"strategy_id": strategy_id}
+        return self.symbol, {"strategy_id": strategy_id, "symbol": symbol}
+
+    async def list_layers(self, strategy_id: str | None) -> list[ConfigDocument]:
+        query: MongoDocument = {} if strategy_id is None else {"strategy_id": strategy_id}
+        globals_ = await _guard(self.global_.find(query, {"_id": 0}).to_list())
+        symbols = await _guard(self.symbol.find(query, {"_id": 0}).to_list())
+        documents = [_document_from_bson(raw, None) for raw in globals_]
+        documents += [_document_from_bson(raw, str(raw["symbol"])) for raw in symbols]
+        documents.sort(key=lambda d: (d.strategy_id, d.symbol is not None, d.symbol or ""))
+        return documents
+
+    async def insert_audit(self, raw: MongoDocument) -> bool:
+        """Insert an audit record unless its (strategy, version) has one; True if inserted."""
+        key = {"strategy_id": raw["strategy_id"], "version": raw["version"]}
+        if await _guard(self.audit.find_one(key, {"_id": 1})) is not None:
+            return False
+        try:
+            await _guard(
+                self.audit.insert_one({**raw, "_id": f"{raw['strategy_id']}:{raw['version']}"})
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def apply_layer(self, raw: MongoDocument) -> None:
+        """Upsert a layer unless the store holds that version or a newer one (idempotent)."""
+        symbol = raw.get("symbol")
+        collection, key = self.layer(raw["strategy_id"], symbol)
+        fields = {name: raw[name] for name in ("parameters", "version", "updated_at", "updated_by")}
+        on_insert = {"created_at": raw["updated_at"], "created_by": raw["updated_by"]}
+        # A duplicate key: the layer is at this version or a newer one already.
+        with contextlib.suppress(DuplicateKeyError):
+            await _guard(
+                collection.update_one(
+                    {**key, "version": {"$lt": raw["version"]}},
+                    {"$set": fields, "$setOnInsert": {**on_insert, "metadata": {}}},
+                    upsert=True,
+                )
+            )
+
+    async def complete(self, strategy_id: str, pending: MongoDocument) -> None:
+        """Apply a committed outbox entry and clear it (idempotent: safe to run twice)."""
+        await self.apply_layer(pending["document"])
+        await self.insert_audit(pending["record"])
+        await _guard(
+            self.sequences.update_one(
+                {"_id": strategy_id, "pending.version": pending["version"]},
+                {"$unset": {"pending": ""}},
+            )
+        )
+
+    async def complete_pending(self, strategy_id: str | None) -> None:
+        """Complete every outbox entry a crash or an outage left (of one strategy or all)."""
+        query: MongoDocument = {"pending": {"$exists": True}}
+        if strategy_id is not None:
+            query["_id"] = strategy_id
+        for raw in await _guard(self.sequences.find(query).to_list()):
+            await self.complete(str(raw["_id"]), raw["pending"])
+            _log.info("config_outbox_completed", strategy_id=raw["_id"])
+
+
+def _layer_to_bson(document: ConfigDocument) -> MongoDocument:
+    updated_at = to_bson_datetime(document.updated_at)
+    raw: MongoDocument = {
+        "strategy_id": document.strategy_id,
+        "parameters": _encode_parameters(document.parameters),
+        "version": document.version,
+        "updated_at": updated_at,
+        "updated_by": document.updated_by,
+    }
+    if document.symbol is not None:
+        raw["symbol"] = document.symbol
+    return raw
+
+
 class MongoConfigRepository:
     """:class:`~application.ports.ConfigRepository` on MongoDB (``name = "mongodb"``)."""
 
@@ -170,9 +277,9 @@ class MongoConfigRepository:
     ) -> None:
         self._client = client
         self._owns_client = owns_client
-        db: AsyncDatabase[MongoDocument] = client[database]
-        self._global: AsyncCollection[MongoDocument] = db[GLOBAL_COLLECTION]
-        self._symbol: AsyncCollection[MongoDocument] = db[SYMBOL_COLLECTION]
+        self._collections = _Collections(client, database)
+        self._global = self._collections.global_
+        self._symbol = self._collections.symbol
 
     @classmethod
     def from_uri(
@@ -207,29 +314,27 @@ class MongoConfigRepository:
             )
         )
 
-    def _layer(
-        self, strategy_id: str, symbol: str | None
-    ) -> tuple[AsyncCollection[MongoDocument], MongoDocument]:
-        if symbol is None:
-            return self._global, {"strategy_id": strategy_id}
-        return self._symbol, {"strategy_id": strategy_id, "symbol": symbol}
-
     async def get(self, strategy_id: str, symbol: str | None) -> ConfigDocument | None:
-        collection, key = self._layer(strategy_id, symbol)
+        collection, key = self._collections.layer(strategy_id, symbol)
         raw = await _guard(collection.find_one(key, {"_id": 0}))
         return None if raw is None else _document_from_bson(raw, symbol)
 
     async def list(self, strategy_id: str | None = None) -> list[ConfigDocument]:
-        query: MongoDocument = {} if strategy_id is None else {"strategy_id": strategy_id}
-        globals_ = await _guard(self._global.find(query, {"_id": 0}).to_list())
-        symbols = await _guard(self._symbol.find(query, {"_id": 0}).to_list())
-        documents = [_document_from_bson(raw, None) for raw in globals_]
-        documents += [_document_from_bson(raw, str(raw["symbol"])) for raw in symbols]
-        documents.sort(key=lambda d: (d.strategy_id, d.symbol is not None, d.symbol or ""))
-        return documents
+        """Every layer (of one strategy or all), after completing any pending outbox entry."""
+        await self._collections.complete_pending(strategy_id)
+        return await self._collections.list_layers(strategy_id)
 
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
-        collection, key = self._layer(document.strategy_id, document.symbol)
+        """Compare-and-set one layer (a copy from the other store, say); moves the strategy's
+        sequence to at least its version first, so a concurrent unit of work conflicts."""
+        await _guard(
+            self._collections.sequences.update_one(
+                {"_id": document.strategy_id},
+                {"$max": {"version": document.version}},
+                upsert=True,
+            )
+        )
+        collection, key = self._collections.layer(document.strategy_id, document.symbol)
         updated_at = to_bson_datetime(document.updated_at)
         fields: MongoDocument = {
             "parameters": _encode_parameters(document.parameters),
@@ -316,7 +421,8 @@ class MongoAuditLog:
     ) -> None:
         self._client = client
         self._owns_client = owns_client
-        self._audit: AsyncCollection[MongoDocument] = client[database][AUDIT_COLLECTION]
+        self._collections = _Collections(client, database)
+        self._audit = self._collections.audit
 
     async def ensure_indexes(self) -> None:
         await _guard(
@@ -333,19 +439,49 @@ class MongoAuditLog:
         )
 
     async def append(self, record: AuditRecord) -> None:
-        await _guard(self._audit.insert_one(_audit_to_bson(record)))
+        """Store ``record`` unless the strategy already has one with its version."""
+        await self._collections.insert_audit(_audit_to_bson(record))
 
     async def list(
-        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+        self,
+        strategy_id: str | None,
+        symbol: str | None = None,
+        limit: int = 100,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        after: AuditPosition | None = None,
     ) -> list[AuditRecord]:
         if limit <= 0:
             return []
-        query: MongoDocument = {"strategy_id": strategy_id}
+        query: MongoDocument = {}
+        if strategy_id is not None:
+            query["strategy_id"] = strategy_id
         if symbol is not None:
             query["symbol"] = symbol
+        bounds: MongoDocument = {}
+        if since is not None:
+            bounds["$gte"] = to_bson_datetime(since)
+        if until is not None:
+            bounds["$lt"] = to_bson_datetime(until)
+        if bounds:
+            query["changed_at"] = bounds
+        if after is not None:
+            at = to_bson_datetime(after.changed_at)
+            query["$or"] = [
+                {"changed_at": {"$lt": at}},
+                {"changed_at": at, "strategy_id": {"$lt": after.strategy_id}},
+                {
+                    "changed_at": at,
+                    "strategy_id": after.strategy_id,
+                    "version": {"$lt": after.version},
+                },
+            ]
         cursor = (
             self._audit.find(query, {"_id": 0})
-            .sort([("changed_at", DESCENDING), ("_id", DESCENDING)])
+            .sort(
+                [("changed_at", DESCENDING), ("strategy_id", DESCENDING), ("version", DESCENDING)]
+            )
             .limit(limit)
         )
         return [_audit_from_bson(raw) for raw in await _guard(cursor.to_list())]
@@ -356,6 +492,92 @@ class MongoAuditLog:
     async def close(self) -> None:
         if self._owns_client:
             await self._client.close()
+
+
+class _MongoTransaction:
+    """The body of one :meth:`MongoConfigUnitOfWork.write`: collects the layer and record."""
+
+    store_name = SOURCE
+
+    def __init__(self, collections: _Collections, strategy_id: str, sequence: int) -> None:
+        self._collections = collections
+        self._strategy_id = strategy_id
+        self._sequence = sequence
+        self.document: ConfigDocument | None = None
+        self.record: AuditRecord | None = None
+
+    async def layers(self) -> list[ConfigDocument]:
+        return await self._collections.list_layers(self._strategy_id)
+
+    async def next_version(self) -> int:
+        layers = await self.layers()
+        return max([self._sequence, *(d.version for d in layers)]) + 1
+
+    async def save(self, document: ConfigDocument, expected_version: int) -> None:
+        self.document = document  # the sequence compare-and-set covers every layer
+
+    async def append(self, record: AuditRecord) -> None:
+        self.record = record
+
+
+class MongoConfigUnitOfWork:
+    """:class:`~application.ports.ConfigUnitOfWork` on MongoDB: compare-and-set on the
+    strategy's sequence document, with the layer and audit record as its outbox."""
+
+    name: str = SOURCE
+
+    def __init__(
+        self, client: AsyncMongoClient[MongoDocument], database: str = DEFAULT_DATABASE
+    ) -> None:
+        self._collections = _Collections(client, database)
+
+    @asynccontextmanager
+    async def write(self, strategy_id: str) -> AsyncIterator[_MongoTransaction]:
+        collections = self._collections
+        await collections.complete_pending(strategy_id)
+        sequence = await _guard(collections.sequences.find_one({"_id": strategy_id}))
+        held = 0 if sequence is None else int(sequence.get("version", 0))
+        transaction = _MongoTransaction(collections, strategy_id, held)
+        yield transaction
+        document, record = transaction.document, transaction.record
+        if document is None or record is None:
+            return  # nothing written (a dry run)
+        pending = {
+            "version": document.version,
+            "document": _layer_to_bson(document),
+            "record": _audit_to_bson(record),
+        }
+        conflict = VersionConflictError(f"{strategy_id}: another write took the next version first")
+        if sequence is None:
+            try:
+                await _guard(
+                    collections.sequences.insert_one(
+                        {"_id": strategy_id, "version": document.version, "pending": pending}
+                    )
+                )
+            except DuplicateKeyError as exc:
+                raise conflict from exc
+        else:
+            if document.version <= held or "pending" in sequence:
+                raise conflict
+            result = await _guard(
+                collections.sequences.update_one(
+                    {"_id": strategy_id, "version": held, "pending": {"$exists": False}},
+                    {"$set": {"version": document.version, "pending": pending}},
+                )
+            )
+            if result.matched_count != 1:
+                raise conflict
+        # Committed: the outbox holds it. Applying it can be finished by anyone later.
+        try:
+            await collections.complete(strategy_id, pending)
+        except StoreUnavailableError as error:
+            _log.warning(
+                "config_outbox_pending",
+                strategy_id=strategy_id,
+                version=document.version,
+                error=str(error),
+            )
 
 
 async def ensure_indexes(client: AsyncMongoClient[MongoDocument], database: str) -> None:

@@ -25,7 +25,8 @@ _log = structlog.get_logger(__name__)
 
 CONFIG_CHANGED_SUBJECT = "strategies.config.changed"
 
-OnConfigChange = Callable[[str, str | None, int], Awaitable[None]]
+OnConfigChange = Callable[[str, str | None, int], Awaitable[bool]]
+"""``(strategy_id, symbol, version) -> reloaded``: False when the change was not news."""
 
 
 def encode_config_change(strategy_id: str, symbol: str | None, version: int, origin: str) -> bytes:
@@ -128,6 +129,7 @@ class NatsConfigChangeListener(NatsSubscriber):
 
         self.received = 0
         self.applied = 0
+        self.ignored_stale = 0
         self.ignored_own = 0
         self.invalid = 0
         self.handler_errors = 0
@@ -137,6 +139,7 @@ class NatsConfigChangeListener(NatsSubscriber):
         return {
             "received": self.received,
             "applied": self.applied,
+            "ignored_stale": self.ignored_stale,
             "ignored_own": self.ignored_own,
             "invalid": self.invalid,
             "handler_errors": self.handler_errors,
@@ -174,7 +177,7 @@ class NatsConfigChangeListener(NatsSubscriber):
             self.ignored_own += 1
             return
         try:
-            await self._on_change(strategy_id, symbol, version)
+            reloaded = await self._on_change(strategy_id, symbol, version)
         except Exception as exc:
             self.handler_errors += 1
             _log.error(
@@ -184,6 +187,9 @@ class NatsConfigChangeListener(NatsSubscriber):
                 version=version,
                 error=repr(exc),
             )
+            return
+        if not reloaded:
+            self.ignored_stale += 1
             return
         self.applied += 1
         _log.info(

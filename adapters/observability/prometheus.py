@@ -195,6 +195,14 @@ METRICS: tuple[MetricInfo, ...] = (
         "Effective-config lookups that had to resolve from the stores.",
     ),
     MetricInfo(
+        f"{PREFIX}_config_events_total",
+        "counter",
+        ("event",),
+        "Configuration cache and write events: store reloads by broadcast, ignored "
+        "(stale, forged, unknown) broadcasts, refreshes and their failures, invalid stored "
+        "configs, lost write races, failed broadcasts, writes refused with 429.",
+    ),
+    MetricInfo(
         f"{PREFIX}_ready",
         "gauge",
         (),
@@ -286,6 +294,7 @@ class ScrapeSources:
     * ``nats_connected``: truthy when connected.
     * ``config_stores_up``: ``{store: up}``.
     * ``config_cache``: ``{"hits": n, "misses": m}``.
+    * ``config_events``: ``{event: count}`` → ``config_events_total{event}``.
     * ``ready``: the last readiness verdict (None = not checked yet → not exported).
     """
 
@@ -301,6 +310,7 @@ class ScrapeSources:
     nats_connected: ValueSource | None = None
     config_stores_up: Callable[[], Mapping[str, bool]] | None = None
     config_cache: CountsSource | None = None
+    config_events: CountsSource | None = None
     ready: ValueSource | None = None
 
 
@@ -476,6 +486,18 @@ def _config_cache(m: PrometheusMetrics, key: str) -> Metric | None:
     return family
 
 
+def _config_events(m: PrometheusMetrics) -> Metric | None:
+    source = m.sources.config_events
+    if source is None:
+        return None
+    family = _counter(f"{PREFIX}_config_events_total")
+    for event, count in sorted(source().items()):
+        value = _finite(count)
+        if value is not None:
+            family.add_metric([str(event)], value)
+    return family
+
+
 def _config_cache_hits(m: PrometheusMetrics) -> Metric | None:
     return _config_cache(m, "hits")
 
@@ -558,6 +580,7 @@ _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] 
     (f"{PREFIX}_config_store_up", _config_stores_up),
     (f"{PREFIX}_config_cache_hits_total", _config_cache_hits),
     (f"{PREFIX}_config_cache_misses_total", _config_cache_misses),
+    (f"{PREFIX}_config_events_total", _config_events),
     (f"{PREFIX}_ready", _ready),
 )
 

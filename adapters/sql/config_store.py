@@ -11,6 +11,13 @@ SQLite (``sqlite+aiosqlite:///path``, the embedded default). Tables and their co
 - ``save`` is a compare-and-set: ``UPDATE ... WHERE version = :expected`` must match one row
   (SQLAlchemy's MySQL dialects count matched, not changed, rows), and ``expected_version ==
   0`` is an ``INSERT`` that the unique key rejects when the layer exists.
+- Every write of a strategy (a layer, an audit record, or both through
+  :class:`SqlConfigUnitOfWork`) runs in one transaction that first locks the strategy's row
+  in ``strategy_config_sequences`` (``UPDATE ... SET version = version``: a row lock on
+  InnoDB, the database write lock on SQLite), so writes to any layer of one strategy are
+  serialised across processes and the layers read inside the transaction are the ones the
+  write is validated against. An audit record is stored at most once per (strategy,
+  version). A MySQL deadlock is a :class:`~application.ports.VersionConflictError` (retry).
 - Connection failures, timeouts and a missing schema raise
   :class:`~application.ports.StoreUnavailableError`.
 """
@@ -25,7 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote
 
-from sqlalchemy import ColumnElement, Row, Table, and_, insert, select, text, update
+from sqlalchemy import ColumnElement, Row, Table, and_, func, insert, or_, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     DBAPIError,
@@ -36,17 +43,24 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from adapters.redaction import redact
-from adapters.sql.migrations import AUDIT_TABLE, GLOBAL_TABLE, SYMBOL_TABLE, is_mysql
+from adapters.sql.migrations import (
+    AUDIT_TABLE,
+    GLOBAL_TABLE,
+    SEQUENCE_TABLE,
+    SYMBOL_TABLE,
+    is_mysql,
+)
 from application.ports import StoreUnavailableError, VersionConflictError
-from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
 from domain.params import ParamValue
 
 MYSQL_DRIVER: Final = "mysql+aiomysql"
 SQLITE_DRIVER: Final = "sqlite+aiosqlite"
 _MYSQL_DUPLICATE_KEY: Final = 1062
+_MYSQL_DEADLOCK: Final = 1213
 
 
 # --------------------------------------------------------------------------------------
@@ -187,10 +201,14 @@ def from_db_datetime(value: Any) -> dt.datetime:
 # Errors
 
 
+def _error_code(exc: DBAPIError) -> object:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args else None
+
+
 def _is_duplicate_key(exc: IntegrityError) -> bool:
     orig = exc.orig
-    args = getattr(orig, "args", ())
-    if args and args[0] == _MYSQL_DUPLICATE_KEY:
+    if _error_code(exc) == _MYSQL_DUPLICATE_KEY:
         return True
     message = str(orig)
     return "UNIQUE constraint failed" in message or "Duplicate entry" in message
@@ -228,6 +246,10 @@ class _SqlStore:
         try:
             async with asyncio.timeout(self._timeout):
                 yield
+        except OperationalError as exc:
+            if _error_code(exc) == _MYSQL_DEADLOCK:
+                raise VersionConflictError(f"{self.name}: deadlock, retry the write") from exc
+            raise self._unavailable(exc) from exc
         except _UNAVAILABLE_ERRORS as exc:
             raise self._unavailable(exc) from exc
         except DBAPIError as exc:
@@ -270,70 +292,141 @@ class SqlConfigRepository(_SqlStore):
         engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
         return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
 
-    @staticmethod
-    def _layer(strategy_id: str, symbol: str | None) -> tuple[Table, ColumnElement[bool]]:
-        if symbol is None:
-            return GLOBAL_TABLE, GLOBAL_TABLE.c.strategy_id == strategy_id
-        return SYMBOL_TABLE, and_(
-            SYMBOL_TABLE.c.strategy_id == strategy_id, SYMBOL_TABLE.c.symbol == symbol
-        )
-
     async def get(self, strategy_id: str, symbol: str | None) -> ConfigDocument | None:
-        table, key = self._layer(strategy_id, symbol)
+        table, key = _layer_key(strategy_id, symbol)
         async with self._guarded(), self._engine.connect() as conn:
             row = (await conn.execute(select(table).where(key))).first()
         return None if row is None else _document_from_row(row, symbol, self.name)
 
     async def list(self, strategy_id: str | None = None) -> list[ConfigDocument]:
-        global_query = select(GLOBAL_TABLE)
-        symbol_query = select(SYMBOL_TABLE)
-        if strategy_id is not None:
-            global_query = global_query.where(GLOBAL_TABLE.c.strategy_id == strategy_id)
-            symbol_query = symbol_query.where(SYMBOL_TABLE.c.strategy_id == strategy_id)
         async with self._guarded(), self._engine.connect() as conn:
-            globals_ = (await conn.execute(global_query)).all()
-            symbols = (await conn.execute(symbol_query)).all()
-        documents = [_document_from_row(row, None, self.name) for row in globals_]
-        documents += [_document_from_row(row, row.symbol, self.name) for row in symbols]
-        documents.sort(key=lambda d: (d.strategy_id, d.symbol is not None, d.symbol or ""))
-        return documents
+            return await _list_layers(conn, strategy_id, self.name)
 
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
-        table, key = self._layer(document.strategy_id, document.symbol)
-        updated_at = to_db_datetime(document.updated_at)
-        fields: dict[str, Any] = {
-            "parameters": dump_parameters(document.parameters),
-            "version": document.version,
-            "updated_at": updated_at,
-            "updated_by": document.updated_by,
-        }
-        layer = "global" if document.symbol is None else document.symbol
-        where = f"config {document.strategy_id}/{layer}"
         async with self._guarded(), self._engine.begin() as conn:
-            if expected_version == 0:
-                values = {
-                    **fields,
-                    "strategy_id": document.strategy_id,
-                    "created_at": updated_at,
-                    "created_by": document.updated_by,
-                    "metadata": "{}",
-                }
-                if document.symbol is not None:
-                    values["symbol"] = document.symbol
-                try:
-                    await conn.execute(insert(table).values(**values))
-                except IntegrityError as exc:
-                    if _is_duplicate_key(exc):
-                        raise VersionConflictError(
-                            f"{where} already exists (expected no document)"
-                        ) from exc
-                    raise
-                return
-            result = await conn.execute(
-                update(table).where(key, table.c.version == expected_version).values(**fields)
-            )
-            if result.rowcount != 1:
-                raise VersionConflictError(f"{where} is not at version {expected_version}")
+            await _lock_strategy(conn, document.strategy_id)
+            await _save_layer(conn, document, expected_version)
+            await _advance_sequence(conn, document.strategy_id, document.version)
+
+
+def _layer_key(strategy_id: str, symbol: str | None) -> tuple[Table, ColumnElement[bool]]:
+    if symbol is None:
+        return GLOBAL_TABLE, GLOBAL_TABLE.c.strategy_id == strategy_id
+    return SYMBOL_TABLE, and_(
+        SYMBOL_TABLE.c.strategy_id == strategy_id, SYMBOL_TABLE.c.symbol == symbol
+    )
+
+
+async def _lock_strategy(conn: AsyncConnection, strategy_id: str) -> None:
+    """Take the strategy's write lock for the rest of the transaction (see module doc).
+
+    The first write of a strategy creates its row (``INSERT IGNORE``; racing creators both
+    end up locking the one row).
+    """
+    table = SEQUENCE_TABLE
+    lock = update(table).where(table.c.strategy_id == strategy_id).values(version=table.c.version)
+    if (await conn.execute(lock)).rowcount == 1:
+        return
+    create = (
+        insert(table)
+        .values(strategy_id=strategy_id, version=0)
+        .prefix_with("IGNORE", dialect="mysql")
+        .prefix_with("IGNORE", dialect="mariadb")
+        .prefix_with("OR IGNORE", dialect="sqlite")
+    )
+    await conn.execute(create)
+    await conn.execute(lock)
+
+
+async def _advance_sequence(conn: AsyncConnection, strategy_id: str, version: int) -> None:
+    table = SEQUENCE_TABLE
+    await conn.execute(
+        update(table)
+        .where(table.c.strategy_id == strategy_id, table.c.version < version)
+        .values(version=version)
+    )
+
+
+async def _list_layers(
+    conn: AsyncConnection, strategy_id: str | None, source: str
+) -> list[ConfigDocument]:
+    global_query = select(GLOBAL_TABLE)
+    symbol_query = select(SYMBOL_TABLE)
+    if strategy_id is not None:
+        global_query = global_query.where(GLOBAL_TABLE.c.strategy_id == strategy_id)
+        symbol_query = symbol_query.where(SYMBOL_TABLE.c.strategy_id == strategy_id)
+    globals_ = (await conn.execute(global_query)).all()
+    symbols = (await conn.execute(symbol_query)).all()
+    documents = [_document_from_row(row, None, source) for row in globals_]
+    documents += [_document_from_row(row, row.symbol, source) for row in symbols]
+    documents.sort(key=lambda d: (d.strategy_id, d.symbol is not None, d.symbol or ""))
+    return documents
+
+
+async def _save_layer(
+    conn: AsyncConnection, document: ConfigDocument, expected_version: int
+) -> None:
+    """Compare-and-set one layer (see module doc); the caller holds the strategy's lock."""
+    table, key = _layer_key(document.strategy_id, document.symbol)
+    updated_at = to_db_datetime(document.updated_at)
+    fields: dict[str, Any] = {
+        "parameters": dump_parameters(document.parameters),
+        "version": document.version,
+        "updated_at": updated_at,
+        "updated_by": document.updated_by,
+    }
+    layer = "global" if document.symbol is None else document.symbol
+    where = f"config {document.strategy_id}/{layer}"
+    if expected_version == 0:
+        values = {
+            **fields,
+            "strategy_id": document.strategy_id,
+            "created_at": updated_at,
+            "created_by": document.updated_by,
+            "metadata": "{}",
+        }
+        if document.symbol is not None:
+            values["symbol"] = document.symbol
+        try:
+            await conn.execute(insert(table).values(**values))
+        except IntegrityError as exc:
+            if _is_duplicate_key(exc):
+                raise VersionConflictError(
+                    f"{where} already exists (expected no document)"
+                ) from exc
+            raise
+        return
+    result = await conn.execute(
+        update(table).where(key, table.c.version == expected_version).values(**fields)
+    )
+    if result.rowcount != 1:
+        raise VersionConflictError(f"{where} is not at version {expected_version}")
+
+
+async def _insert_audit(conn: AsyncConnection, record: AuditRecord) -> bool:
+    """Insert ``record`` unless one of its (strategy, version) exists; the caller holds the
+    strategy's lock. Returns whether it was inserted."""
+    t = AUDIT_TABLE
+    exists = await conn.scalar(
+        select(func.count())
+        .select_from(t)
+        .where(t.c.strategy_id == record.strategy_id, t.c.version == record.version)
+    )
+    if exists:
+        return False
+    values = {
+        "strategy_id": record.strategy_id,
+        "symbol": record.symbol,
+        "action": record.action.value,
+        "old_parameters": _dump_optional(record.old_parameters),
+        "new_parameters": _dump_optional(record.new_parameters),
+        "changed_by": record.changed_by,
+        "changed_at": to_db_datetime(record.changed_at),
+        "reason": record.reason,
+        "version": record.version,
+    }
+    await conn.execute(insert(t).values(**values))
+    return True
 
 
 def _dump_optional(parameters: Mapping[str, ParamValue] | None) -> str | None:
@@ -355,30 +448,47 @@ class SqlAuditLog(_SqlStore):
         return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
 
     async def append(self, record: AuditRecord) -> None:
-        values = {
-            "strategy_id": record.strategy_id,
-            "symbol": record.symbol,
-            "action": record.action.value,
-            "old_parameters": _dump_optional(record.old_parameters),
-            "new_parameters": _dump_optional(record.new_parameters),
-            "changed_by": record.changed_by,
-            "changed_at": to_db_datetime(record.changed_at),
-            "reason": record.reason,
-            "version": record.version,
-        }
+        """Store ``record`` unless the strategy already has one with its version."""
         async with self._guarded(), self._engine.begin() as conn:
-            await conn.execute(insert(AUDIT_TABLE).values(**values))
+            await _lock_strategy(conn, record.strategy_id)
+            await _insert_audit(conn, record)
 
     async def list(
-        self, strategy_id: str, symbol: str | None = None, limit: int = 100
+        self,
+        strategy_id: str | None,
+        symbol: str | None = None,
+        limit: int = 100,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        after: AuditPosition | None = None,
     ) -> list[AuditRecord]:
         if limit <= 0:
             return []
         t = AUDIT_TABLE
-        query = select(t).where(t.c.strategy_id == strategy_id)
+        query = select(t)
+        if strategy_id is not None:
+            query = query.where(t.c.strategy_id == strategy_id)
         if symbol is not None:
             query = query.where(t.c.symbol == symbol)
-        query = query.order_by(t.c.changed_at.desc(), t.c.id.desc())
+        if since is not None:
+            query = query.where(t.c.changed_at >= to_db_datetime(since))
+        if until is not None:
+            query = query.where(t.c.changed_at < to_db_datetime(until))
+        if after is not None:
+            at = to_db_datetime(after.changed_at)
+            query = query.where(
+                or_(
+                    t.c.changed_at < at,
+                    and_(t.c.changed_at == at, t.c.strategy_id < after.strategy_id),
+                    and_(
+                        t.c.changed_at == at,
+                        t.c.strategy_id == after.strategy_id,
+                        t.c.version < after.version,
+                    ),
+                )
+            )
+        query = query.order_by(t.c.changed_at.desc(), t.c.strategy_id.desc(), t.c.version.desc())
         async with self._guarded(), self._engine.connect() as conn:
             rows = (await conn.execute(query.limit(limit))).all()
         return [
@@ -395,6 +505,60 @@ class SqlAuditLog(_SqlStore):
             )
             for row in rows
         ]
+
+
+class _SqlTransaction:
+    """The body of one :meth:`SqlConfigUnitOfWork.write` (holds the strategy's lock)."""
+
+    def __init__(self, conn: AsyncConnection, strategy_id: str, store_name: str) -> None:
+        self._conn = conn
+        self._strategy_id = strategy_id
+        self.store_name = store_name
+        self.highest_version = 0
+
+    async def layers(self) -> list[ConfigDocument]:
+        return await _list_layers(self._conn, self._strategy_id, self.store_name)
+
+    async def next_version(self) -> int:
+        table = SEQUENCE_TABLE
+        held = await self._conn.scalar(
+            select(table.c.version).where(table.c.strategy_id == self._strategy_id)
+        )
+        layers = await self.layers()
+        return max([int(held or 0), *(d.version for d in layers)]) + 1
+
+    async def save(self, document: ConfigDocument, expected_version: int) -> None:
+        await _save_layer(self._conn, document, expected_version)
+        self.highest_version = max(self.highest_version, document.version)
+
+    async def append(self, record: AuditRecord) -> None:
+        if not await _insert_audit(self._conn, record):
+            raise VersionConflictError(
+                f"{record.strategy_id}: an audit record of version {record.version} exists"
+            )
+
+
+class SqlConfigUnitOfWork(_SqlStore):
+    """:class:`~application.ports.ConfigUnitOfWork` on SQL: one transaction holding the
+    strategy's lock; the layer and its audit record commit together or not at all.
+
+    The operation timeout (15 s by default) includes waiting for the strategy's lock behind
+    other replicas' writes of the same strategy.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, owns_engine: bool = False, operation_timeout_s: float = 15.0
+    ) -> None:
+        super().__init__(engine, owns_engine=owns_engine, operation_timeout_s=operation_timeout_s)
+
+    @asynccontextmanager
+    async def write(self, strategy_id: str) -> AsyncIterator[_SqlTransaction]:
+        async with self._guarded(), self._engine.begin() as conn:
+            await _lock_strategy(conn, strategy_id)
+            transaction = _SqlTransaction(conn, strategy_id, self.name)
+            yield transaction
+            if transaction.highest_version:
+                await _advance_sequence(conn, strategy_id, transaction.highest_version)
 
 
 # The design documents name the production fallback after MySQL.

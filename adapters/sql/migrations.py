@@ -123,7 +123,15 @@ AUDIT_TABLE: Final = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
-TABLES: Final = (GLOBAL_TABLE, SYMBOL_TABLE, AUDIT_TABLE)
+SEQUENCE_TABLE: Final = Table(
+    "strategy_config_sequences",
+    metadata,
+    Column("strategy_id", String(100), primary_key=True),
+    Column("version", BigInteger(), nullable=False),
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+TABLES: Final = (GLOBAL_TABLE, SYMBOL_TABLE, AUDIT_TABLE, SEQUENCE_TABLE)
 
 SCHEMA_MIGRATIONS: Final = Table(
     "schema_migrations",

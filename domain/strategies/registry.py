@@ -124,6 +124,12 @@ STRATEGY_PARAMS: Mapping[str, type[CommonParams]] = {
 }
 """Parameter types by strategy id (what the configuration service validates against)."""
 
+STRATEGY_NAMES: Mapping[str, tuple[str, str]] = {
+    strategy_id: (descriptor.name, descriptor.description)
+    for strategy_id, descriptor in STRATEGIES.items()
+}
+"""``(name, description)`` by strategy id (what the admin API shows)."""
+
 
 def build_strategies(home_venue: str = DEFAULT_HOME_VENUE) -> list[Strategy[CommonParams]]:
     """Fresh instances of every registered strategy, in registry order."""

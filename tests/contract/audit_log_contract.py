@@ -9,8 +9,8 @@ Use it from an adapter's test module::
             yield log
             ...  # drop the store, close clients
 
-"Newest first" means by ``changed_at`` descending; records with equal ``changed_at`` come
-latest-appended first (order by an insertion id as the tie-break).
+"Newest first" is the :class:`domain.config.AuditPosition` order: ``changed_at``, then
+strategy id, then version, all descending. A store keeps one record per (strategy, version).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from application.ports import AuditLog
-from domain.config import AuditAction, AuditRecord
+from domain.config import AuditAction, AuditPosition, AuditRecord
 from domain.params import ParamValue
 
 STRATEGY = "contract_alpha"
@@ -201,3 +201,58 @@ class AuditLogContract:
         assert len(await audit_log.list(STRATEGY, limit=1)) == 1
         assert len(await audit_log.list(STRATEGY, limit=100)) == 12
         assert len(await audit_log.list(STRATEGY)) == 12  # default limit 100
+
+    async def test_one_record_per_strategy_and_version(self, audit_log: AuditLog) -> None:
+        first = make_record(version=7, reason="first")
+        await audit_log.append(first)
+        await audit_log.append(make_record(version=7, reason="a copy", changed_by="other"))
+        await audit_log.append(make_record(strategy_id=OTHER_STRATEGY, version=7))
+        [got] = await audit_log.list(STRATEGY)
+        assert_same_record(got, first)
+        assert got.id == f"{STRATEGY}:7"
+        assert len(await audit_log.list(None)) == 2
+
+    async def test_time_range_and_every_strategy(self, audit_log: AuditLog) -> None:
+        for step in range(6):
+            strategy_id = STRATEGY if step % 2 else OTHER_STRATEGY
+            await audit_log.append(
+                make_record(
+                    strategy_id=strategy_id, changed_at=T0 + timedelta(seconds=step), version=step
+                )
+            )
+        everything = await audit_log.list(None)
+        assert [(r.strategy_id, r.version) for r in everything] == [
+            (STRATEGY, 5),
+            (OTHER_STRATEGY, 4),
+            (STRATEGY, 3),
+            (OTHER_STRATEGY, 2),
+            (STRATEGY, 1),
+            (OTHER_STRATEGY, 0),
+        ]
+        since, until = T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)
+        window = await audit_log.list(None, since=since, until=until)
+        assert [r.version for r in window] == [3, 2, 1]  # since inclusive, until exclusive
+        mine = await audit_log.list(STRATEGY, since=since, until=until)
+        assert [r.version for r in mine] == [3, 1]
+
+    async def test_pages_continue_after_a_position(self, audit_log: AuditLog) -> None:
+        # Equal times across strategies: the strategy id and version break the tie.
+        for version in range(1, 8):
+            for strategy_id in (STRATEGY, OTHER_STRATEGY):
+                await audit_log.append(
+                    make_record(strategy_id=strategy_id, changed_at=T0, version=version)
+                )
+        seen: list[tuple[str, int]] = []
+        after: AuditPosition | None = None
+        while True:
+            page = await audit_log.list(None, limit=4, after=after)
+            if not page:
+                break
+            seen += [(r.strategy_id, r.version) for r in page]
+            after = page[-1].position
+        expected = sorted(
+            ((s, v) for s in (STRATEGY, OTHER_STRATEGY) for v in range(1, 8)),
+            key=lambda item: (item[0], item[1]),
+            reverse=True,
+        )
+        assert seen == expected

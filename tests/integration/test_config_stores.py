@@ -406,7 +406,7 @@ class TestSqlSchema:
     async def test_fresh_sqlite_file_is_migrated_once(self, tmp_path: Path) -> None:
         engine = create_sql_engine(str(tmp_path / "fresh.db"))  # a bare path is SQLite
         try:
-            assert await migrate(engine) == ["0001_initial"]
+            assert await migrate(engine) == ["0001_initial", "0002_strategy_sequences"]
             assert await migrate(engine) == []
             repository = SqlConfigRepository(engine)
             assert repository.name == "sqlite"

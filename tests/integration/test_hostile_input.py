@@ -208,7 +208,7 @@ HOSTILE_BODIES: dict[str, bytes] = {
 @pytest.mark.parametrize("name", list(HOSTILE_BODIES))
 async def test_hostile_bodies_are_rejected_not_500(name: str, token_api: Container) -> None:
     body = HOSTILE_BODIES[name]
-    service = token_api.config_service()
+    service = token_api.config_admin()
     audit_before = await service.audit("orderbook_skew", limit=1000)
     paths = (CONFIG_PATH, f"{CONFIG_PATH}/BTCUSDT", "/api/v1/strategies/orderbook_skew/rollback")
     async with _client(token_api) as client:
@@ -298,7 +298,7 @@ BYPASS_ATTEMPTS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize(("method", "path"), MUTATING, ids=[f"{m} {p}" for m, p in MUTATING])
 async def test_auth_bypass_attempts_rejected(method: str, path: str, token_api: Container) -> None:
-    audit_before = await token_api.config_service().audit("orderbook_skew", limit=1000)
+    audit_before = await token_api.config_admin().audit("orderbook_skew", limit=1000)
     async with _client(token_api) as client:
         for name, attempt in BYPASS_ATTEMPTS.items():
             response = await client.request(
@@ -319,7 +319,7 @@ async def test_auth_bypass_attempts_rejected(method: str, path: str, token_api: 
             if response.status_code == 401:
                 assert response.headers["www-authenticate"].lower().startswith("bearer")
             assert TOKEN not in response.text
-    assert await token_api.config_service().audit("orderbook_skew", limit=1000) == audit_before
+    assert await token_api.config_admin().audit("orderbook_skew", limit=1000) == audit_before
 
 
 @pytest.mark.parametrize(("method", "path"), MUTATING, ids=[f"{m} {p}" for m, p in MUTATING])

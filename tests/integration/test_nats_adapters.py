@@ -892,9 +892,10 @@ async def test_config_change_reaches_every_listener_but_not_its_origin() -> None
     writer_conn, conn_a, conn_b = conns
     seen: dict[str, list[tuple[str, str | None, int]]] = {"a": [], "b": [], "writer": []}
 
-    def recorder(name: str) -> Callable[[str, str | None, int], Awaitable[None]]:
-        async def on_change(strategy_id: str, symbol: str | None, version: int) -> None:
+    def recorder(name: str) -> Callable[[str, str | None, int], Awaitable[bool]]:
+        async def on_change(strategy_id: str, symbol: str | None, version: int) -> bool:
             seen[name].append((strategy_id, symbol, version))
+            return True
 
         return on_change
 
@@ -932,10 +933,11 @@ async def test_config_listener_survives_bad_payloads_and_handler_errors(
     subject = unique("test.rs.config.changed")
     calls: list[tuple[str, str | None, int]] = []
 
-    async def on_change(strategy_id: str, symbol: str | None, version: int) -> None:
+    async def on_change(strategy_id: str, symbol: str | None, version: int) -> bool:
         if strategy_id == "explode":
             raise RuntimeError("cache refresh failed")
         calls.append((strategy_id, symbol, version))
+        return True
 
     listener = NatsConfigChangeListener(connection, on_change, "replica-a", subject)
     other = NatsConfigChangeNotifier(connection, "replica-b", subject)

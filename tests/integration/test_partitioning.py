@@ -77,7 +77,7 @@ def reference(workload: Workload) -> Signals:
     )
     container = build_container(settings)
     container.environ.override(PARTITION_GOVERNANCE)
-    asyncio.run(container.config_service().refresh())
+    asyncio.run(container.config_cache().refresh())
     decoders = container.decoders()
     engine = container.engine()
     signals: Signals = {}

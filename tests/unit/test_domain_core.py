@@ -60,7 +60,7 @@ def test_schema_is_generated_from_the_dataclass() -> None:
         ({"nope": 1}, "nope", "unknown_parameter"),
         ({"window": True}, "window", "wrong_type"),
         ({"enabled": 1}, "enabled", "wrong_type"),
-        ({"window": 2.0}, "window", "wrong_type"),
+        ({"window": 2.5}, "window", "wrong_type"),
         ({"buy_threshold": "1.5"}, "buy_threshold", "wrong_type"),
         ({"buy_threshold": float("nan")}, "buy_threshold", "not_a_value"),
         ({"buy_threshold": 3.5}, "buy_threshold", "out_of_range"),

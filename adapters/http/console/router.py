@@ -1,7 +1,7 @@
 """``/console``: the operator console's pages, its login and its live signal stream.
 
 Pages are rendered on the server (Jinja2) from the same use cases as the API, taken from the
-container by name (``config_service``, ``metrics_query``, ``health``, ``api_security``,
+container by name (``config_admin``, ``metrics_query``, ``health``, ``api_security``,
 ``signal_broadcast``). Mutations are not handled here: the page's script sends them to the
 REST API itself (``/api/v1/...``), which validates, audits and authorizes them as for any
 client — authenticated by the console's session cookie (see :mod:`adapters.http.security`).
@@ -35,7 +35,7 @@ from adapters.http.routers.health import HealthReporter
 from adapters.http.security import CONSOLE_SESSION_COOKIE, ApiSecurity
 from adapters.redaction import redact_value
 from adapters.wire.signals import signal_to_wire
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
 from application.errors import UnknownStrategyError
 from application.live_signals import SignalBroadcast
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
@@ -52,7 +52,7 @@ STRATEGY_PATTERN = r"^[a-z0-9_]{0,64}$"
 KEEPALIVE_SECONDS = 15.0
 AUDIT_PER_STRATEGY = 200
 
-Service = Annotated[ConfigService, Depends(AwaitedProvide["config_service"])]
+Service = Annotated[ConfigAdmin, Depends(AwaitedProvide["config_admin"])]
 Metrics = Annotated[MarketMetricsQuery, Depends(AwaitedProvide["metrics_query"])]
 Security = Annotated[ApiSecurity, Depends(AwaitedProvide["api_security"])]
 Broadcast = Annotated[SignalBroadcast, Depends(AwaitedProvide["signal_broadcast"])]

@@ -1,7 +1,8 @@
 """FastAPI routers. Their use cases come from the dependency-injector container by name.
 
-The composition root must provide ``config_service``, ``metrics_query``, ``health``,
-``api_security``, ``prometheus`` and ``signal_broadcast`` and wire :data:`WIRED_MODULES`::
+The composition root must provide ``config_admin``, ``config_cache``, ``metrics_query``,
+``health``, ``api_security``, ``prometheus`` and ``signal_broadcast`` and wire
+:data:`WIRED_MODULES`::
 
     container.wire(modules=WIRED_MODULES)
 """

@@ -1,14 +1,15 @@
 """``/api/v1/strategies``: discovery, configuration (global and per symbol), audit, rollback.
 
-Use cases come from the dependency-injector container by name (``config_service``,
-``api_security``); this module is wired by the composition root. Mutating endpoints require
-the admin bearer token (see :mod:`adapters.http.security`).
+Use cases come from the dependency-injector container by name (``config_admin``,
+``config_cache``, ``api_security``); this module is wired by the composition root. Mutating
+endpoints require the admin bearer token (see :mod:`adapters.http.security`).
 """
 
 # No ``from __future__ import annotations`` in router modules: dependency-injector finds the
 # ``Provide`` markers in ``Annotated`` parameters only when annotations are real objects.
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from dependency_injector.wiring import inject
@@ -29,11 +30,13 @@ from adapters.http.schemas import (
     StrategyOut,
 )
 from adapters.http.security import CONSOLE_REQUEST_HEADER, CONSOLE_SESSION_COOKIE, ApiSecurity
-from application.config_service import ConfigService, ConfigView, ConfigWriteResult
+from application.config_admin import ConfigAdmin, ConfigView, ConfigWriteResult
+from application.config_cache import EffectiveConfigCache
 from domain.config import AuditAction, AuditRecord
 from domain.params import ParamValue
 
 router = APIRouter(prefix="/api/v1/strategies", tags=["strategies"])
+audit_router = APIRouter(prefix="/api/v1/audit", tags=["strategies"])
 
 STRATEGY_ID_PATTERN = r"^[a-z0-9_]{1,64}$"
 SYMBOL_PATTERN = r"^[A-Za-z0-9]{1,20}$"
@@ -66,6 +69,10 @@ _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorEnvelope, "description": "Wrong token, or mutations locked."},
     409: {"model": ErrorEnvelope, "description": "Concurrent write; read again and retry."},
     413: {"model": ErrorEnvelope, "description": "Request body too large."},
+    429: {
+        "model": ErrorEnvelope,
+        "description": "Too many configuration writes at once; retry after ``Retry-After``.",
+    },
 }
 
 
@@ -86,7 +93,28 @@ async def require_admin(
 
 
 Admin = Depends(require_admin)
-Service = Annotated[ConfigService, Depends(AwaitedProvide["config_service"])]
+
+AuditSymbol = Annotated[
+    str | None, Query(pattern=SYMBOL_PATTERN, max_length=20, description="Only this symbol.")
+]
+Since = Annotated[
+    datetime | None,
+    Query(description="Only changes at or after this time (ISO 8601; UTC if no zone)."),
+]
+Until = Annotated[
+    datetime | None,
+    Query(description="Only changes before this time (ISO 8601; UTC if no zone)."),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="``metadata.next_cursor`` of the previous page: continue after it.",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most records returned.")]
+Service = Annotated[ConfigAdmin, Depends(AwaitedProvide["config_admin"])]
+Cache = Annotated[EffectiveConfigCache, Depends(AwaitedProvide["config_cache"])]
 
 
 # --- serialisation ----------------------------------------------------------------------------
@@ -130,6 +158,7 @@ def write_out(result: ConfigWriteResult) -> dict[str, Any]:
 
 def audit_out(record: AuditRecord) -> dict[str, Any]:
     return {
+        "id": record.id,
         "strategy_id": record.strategy_id,
         "symbol": record.symbol,
         "action": record.action.value,
@@ -262,7 +291,9 @@ async def set_global_config(
 async def delete_global_config(
     service: Service,
     strategy_id: StrategyId,
-    changed_by: Annotated[str, Query(min_length=1, max_length=100)] = "api",
+    changed_by: Annotated[
+        str, Query(min_length=1, max_length=100, description="Who deletes it (required).")
+    ],
     reason: Annotated[str, Query(max_length=500)] = "",
 ) -> dict[str, Any]:
     return write_out(await service.delete_config(strategy_id, None, changed_by, reason))
@@ -328,7 +359,9 @@ async def delete_symbol_config(
     service: Service,
     strategy_id: StrategyId,
     symbol: Symbol,
-    changed_by: Annotated[str, Query(min_length=1, max_length=100)] = "api",
+    changed_by: Annotated[
+        str, Query(min_length=1, max_length=100, description="Who deletes it (required).")
+    ],
     reason: Annotated[str, Query(max_length=500)] = "",
 ) -> dict[str, Any]:
     result = await service.delete_config(strategy_id, _symbol(symbol), changed_by, reason)
@@ -350,15 +383,62 @@ async def delete_symbol_config(
 async def get_audit(
     service: Service,
     strategy_id: StrategyId,
-    symbol: Annotated[
-        str | None, Query(pattern=SYMBOL_PATTERN, max_length=20, description="Only this symbol.")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Most records returned.")] = 100,
+    symbol: AuditSymbol = None,
+    since: Since = None,
+    until: Until = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    return await _audit_page(service, strategy_id, symbol, since, until, cursor, limit)
+
+
+async def _audit_page(
+    service: ConfigAdmin,
+    strategy_id: str | None,
+    symbol: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | None,
+    limit: int,
 ) -> dict[str, Any]:
     wanted = None if symbol is None else _symbol(symbol)
-    records = await service.audit(strategy_id, wanted, limit)
-    data = [audit_out(record) for record in records]
-    return success(data, {"strategy_id": strategy_id, "symbol": wanted, "count": len(data)})
+    page = await service.audit_page(
+        strategy_id, wanted, since=since, until=until, cursor=cursor, limit=limit
+    )
+    data = [audit_out(record) for record in page.records]
+    return success(
+        data,
+        {
+            "strategy_id": strategy_id,
+            "symbol": wanted,
+            "count": len(data),
+            "next_cursor": page.next_cursor,
+        },
+    )
+
+
+@audit_router.get(
+    "",
+    summary="Audit trail of every strategy",
+    description="Configuration changes of every strategy (or ``strategy_id``'s), newest "
+    "first, with the same filters and cursor paging as the per-strategy trail.",
+    response_model=Envelope[list[AuditOut]],
+    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+)
+@inject
+async def get_audit_of_every_strategy(
+    service: Service,
+    strategy_id: Annotated[
+        str | None,
+        Query(pattern=STRATEGY_ID_PATTERN, description="Only this strategy."),
+    ] = None,
+    symbol: AuditSymbol = None,
+    since: Since = None,
+    until: Until = None,
+    cursor: Cursor = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    return await _audit_page(service, strategy_id, symbol, since, until, cursor, limit)
 
 
 @router.post(
@@ -395,7 +475,7 @@ async def rollback(
 )
 @inject
 async def refresh_cache(
-    service: Service,
+    cache: Cache,
 ) -> dict[str, Any]:
-    await service.refresh()
-    return success({"refreshed": True, "refreshed_at": service.last_refresh_at})
+    await cache.refresh()
+    return success({"refreshed": True, "refreshed_at": cache.last_refresh_at})

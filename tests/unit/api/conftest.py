@@ -1,4 +1,4 @@
-"""A whole admin API in one process: real ConfigService on in-memory stores, a metrics book fed
+"""A whole admin API in one process: real config use cases on in-memory stores, a metrics book fed
 with a few depth snapshots, a fake health reporter, Prometheus metrics in their own registry.
 
 The container is a small test DeclarativeContainer with exactly the provider names the routers
@@ -22,13 +22,15 @@ from adapters.http.routers import WIRED_MODULES
 from adapters.http.security import ApiSecurity
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.observability.prometheus import PrometheusMetrics
-from application.config_service import ConfigService
+from application.config_admin import ConfigAdmin
+from application.config_cache import EffectiveConfigCache
 from application.live_signals import SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from domain.market import DepthSnapshot
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import STRATEGY_PARAMS
+from domain.strategies.registry import STRATEGY_NAMES, STRATEGY_PARAMS
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -98,12 +100,16 @@ class ApiTestContainer(containers.DeclarativeContainer):
     repository = providers.Singleton(InMemoryConfigRepository)
     audit_log = providers.Singleton(InMemoryAuditLog)
     clock = providers.Singleton(SteppingClock)
-    config_service = providers.Singleton(
-        ConfigService,
-        registry=STRATEGY_PARAMS,
-        repository=repository,
+    config_cache = providers.Singleton(
+        EffectiveConfigCache, registry=STRATEGY_PARAMS, repository=repository, clock=clock
+    )
+    config_admin = providers.Singleton(
+        ConfigAdmin,
+        cache=config_cache,
+        unit_of_work=providers.Singleton(InMemoryConfigUnitOfWork, repository, audit_log),
         audit=audit_log,
         clock=clock,
+        names=STRATEGY_NAMES,
     )
     book = providers.Singleton(seeded_book)
     metrics_query = providers.Singleton(MarketMetricsQuery, book=book)

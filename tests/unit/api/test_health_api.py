@@ -150,6 +150,7 @@ def fully_sourced_metrics() -> PrometheusMetrics:
         nats_connected=lambda: True,
         config_stores_up=lambda: {"mongodb": False, "mysql": True},
         config_cache=lambda: {"hits": 100, "misses": 3},
+        config_events=lambda: {"broadcast_reloads": 2, "writes_refused_overload": 5},
         ready=lambda: True,
     )
     metrics = PrometheusMetrics(sources, clock=_Clock(1_002.5))
@@ -200,6 +201,8 @@ def test_values_read_at_scrape_time() -> None:
     assert value("realtime_strategies_config_store_up", {"store": "mysql"}) == 1
     assert value("realtime_strategies_config_cache_hits_total") == 100
     assert value("realtime_strategies_config_cache_misses_total") == 3
+    events = "realtime_strategies_config_events_total"
+    assert value(events, {"event": "writes_refused_overload"}) == 5
     assert value("realtime_strategies_ready") == 1
 
 
@@ -315,7 +318,7 @@ class _Exploding:
 async def test_unexpected_error_is_500_envelope_without_internals(
     container: ApiTestContainer, app: FastAPI
 ) -> None:
-    container.config_service.override(providers.Object(_Exploding()))
+    container.config_admin.override(providers.Object(_Exploding()))
     with structlog.testing.capture_logs() as logs:
         async with make_client(app) as http:
             response = await http.get("/api/v1/strategies", headers={"X-Request-ID": "req-123"})

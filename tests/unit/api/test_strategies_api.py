@@ -1,4 +1,4 @@
-"""The configuration API end to end: real ConfigService on in-memory stores, through HTTP."""
+"""The configuration API end to end: real config use cases on in-memory stores, through HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from adapters.http.app import create_app
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
-from domain.strategies.registry import STRATEGY_PARAMS
+from domain.strategies.registry import STRATEGIES, STRATEGY_PARAMS
 from tests.unit.api.conftest import AUTH, ApiTestContainer, make_client, wired
 
 pytestmark = pytest.mark.unit
@@ -347,7 +347,7 @@ async def test_validate_only_still_rejects_invalid(client: httpx.AsyncClient) ->
         ({"no_such_param": 1}, {"no_such_param": "unknown_parameter"}),
         ({"top_levels": True}, {"top_levels": "wrong_type"}),
         ({"enabled": 1}, {"enabled": "wrong_type"}),
-        ({"top_levels": 5.0}, {"top_levels": "wrong_type"}),
+        ({"top_levels": 5.5}, {"top_levels": "wrong_type"}),
         ({"buy_threshold": 5.0}, {"buy_threshold": "out_of_range"}),
         ({"top_levels": 0}, {"top_levels": "out_of_range"}),
         ({"sell_threshold": 1.0, "buy_threshold": 1.0}, {"__root__": "cross_field"}),
@@ -507,10 +507,10 @@ async def test_oversized_streamed_body_without_length_is_413(client: httpx.Async
 
 
 async def test_delete_missing_config_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.delete(f"{SKEW}/config", headers=AUTH)
+    response = await client.delete(f"{SKEW}/config?changed_by=ops", headers=AUTH)
     assert response.status_code == 404
     assert error_of(response)["code"] == "config_not_found"
-    response = await client.delete(f"{SKEW}/config/BTCUSDT", headers=AUTH)
+    response = await client.delete(f"{SKEW}/config/BTCUSDT?changed_by=ops", headers=AUTH)
     assert response.status_code == 404
     assert error_of(response)["details"] == {"strategy_id": "orderbook_skew", "symbol": "BTCUSDT"}
 
@@ -529,7 +529,7 @@ async def test_delete_global_and_symbol_config(client: httpx.AsyncClient) -> Non
     assert payload["data"]["exists"] is False
     assert payload["data"]["effective"]["top_levels"] == 8
 
-    response = await client.delete(f"{SKEW}/config", headers=AUTH)
+    response = await client.delete(f"{SKEW}/config?changed_by=ops", headers=AUTH)
     assert response.status_code == 200
     assert (await client.get(f"{SKEW}/config")).json()["data"]["exists"] is False
 
@@ -641,7 +641,7 @@ async def test_store_down_is_503(
         await client.get(BASE),
         await client.get(f"{SKEW}/config"),
         await client.post(f"{SKEW}/config", json=body({"top_levels": 6}), headers=AUTH),
-        await client.delete(f"{SKEW}/config", headers=AUTH),
+        await client.delete(f"{SKEW}/config?changed_by=ops", headers=AUTH),
         await client.post(f"{BASE}/cache/refresh", headers=AUTH),
     ):
         assert response.status_code == 503
@@ -739,3 +739,114 @@ def test_fuzzed_raw_bytes_never_500() -> None:
             assert response.json()["success"] is False
 
         post()
+
+
+# --- API promises (issue 15 item 4) -----------------------------------------------------------
+
+
+async def test_names_and_descriptions_come_from_the_strategy_registry(
+    client: httpx.AsyncClient,
+) -> None:
+    listed = {s["strategy_id"]: s for s in (await client.get(BASE)).json()["data"]}
+    for strategy_id, descriptor in STRATEGIES.items():
+        assert listed[strategy_id]["name"] == descriptor.name
+        assert listed[strategy_id]["description"] == descriptor.description
+    assert listed["btc_dominance"]["name"] != "Btc Dominance"  # not derived from the id
+    assert not any("Parameters of" in s["description"] for s in listed.values())
+
+
+async def test_integer_parameters_show_integer_bounds(client: httpx.AsyncClient) -> None:
+    for strategy_id in STRATEGY_PARAMS:
+        specs = (await client.get(f"{BASE}/{strategy_id}/schema")).json()["data"]
+        for spec in specs:
+            if spec["type"] == "int":
+                for bound in ("min", "max", "default"):
+                    assert spec[bound] is None or type(spec[bound]) is int, (strategy_id, spec)
+    raw = (await client.get(f"{SKEW}/schema")).text
+    assert '"name":"top_levels","type":"int"' in raw.replace(" ", "")
+
+
+async def test_an_integral_float_is_accepted_for_an_int_parameter_and_stored_as_int(
+    client: httpx.AsyncClient,
+) -> None:
+    """Like the reference (pydantic's lax mode): 3.0 is the integer 3; 3.5 is refused."""
+    response = await client.post(f"{SKEW}/config", json=body({"top_levels": 7.0}), headers=AUTH)
+    assert response.status_code == 200, response.text
+    stored = response.json()["data"]["parameters"]["top_levels"]
+    assert stored == 7
+    assert type(stored) is int
+    assert '"top_levels":7,' in (await client.get(f"{SKEW}/config")).text.replace(" ", "")
+    response = await client.post(f"{SKEW}/config", json=body({"top_levels": 7.5}), headers=AUTH)
+    assert response.status_code == 422
+    assert detail_codes(response) == {"top_levels": "wrong_type"}
+
+
+@pytest.mark.parametrize("layer", ["/config", "/config/BTCUSDT"])
+async def test_delete_without_changed_by_is_422(client: httpx.AsyncClient, layer: str) -> None:
+    await client.post(f"{SKEW}{layer}", json=body({"top_levels": 7}), headers=AUTH)
+    response = await client.delete(f"{SKEW}{layer}", headers=AUTH)
+    assert response.status_code == 422
+    assert (await client.get(f"{SKEW}{layer}")).json()["data"]["exists"] is True
+    response = await client.delete(f"{SKEW}{layer}?changed_by=ops", headers=AUTH)
+    assert response.status_code == 200
+    [record, *_] = (await client.get(f"{SKEW}/audit")).json()["data"]
+    assert (record["action"], record["changed_by"]) == ("DELETE", "ops")
+
+
+async def test_audit_records_carry_an_id_and_page_with_a_cursor(
+    client: httpx.AsyncClient,
+) -> None:
+    for window in range(5, 12):
+        await client.post(f"{SKEW}/config", json=body({"top_levels": window}), headers=AUTH)
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = f"limit=3&cursor={cursor}" if cursor else "limit=3"
+        response = await client.get(f"{SKEW}/audit?{query}")
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        seen += [record["id"] for record in payload["data"]]
+        pages += 1
+        cursor = payload["metadata"]["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == [f"orderbook_skew:{v}" for v in range(7, 0, -1)]
+
+
+async def test_audit_of_every_strategy_with_a_time_range(client: httpx.AsyncClient) -> None:
+    await client.post(f"{SKEW}/config", json=body({"top_levels": 6}), headers=AUTH)
+    await client.post(
+        f"{BASE}/trade_momentum/config", json=body({"momentum_window": 20}), headers=AUTH
+    )
+    await client.post(f"{SKEW}/config/BTCUSDT", json=body({"top_levels": 7}), headers=AUTH)
+    everything = (await client.get("/api/v1/audit")).json()["data"]
+    assert [r["id"] for r in everything] == [
+        "orderbook_skew:2",
+        "trade_momentum:1",
+        "orderbook_skew:1",
+    ]
+    middle = everything[1]["changed_at"]
+    newer = (await client.get("/api/v1/audit", params={"since": middle})).json()["data"]
+    assert [r["id"] for r in newer] == ["orderbook_skew:2", "trade_momentum:1"]
+    older = (await client.get("/api/v1/audit", params={"until": middle})).json()["data"]
+    assert [r["id"] for r in older] == ["orderbook_skew:1"]
+    only = await client.get("/api/v1/audit", params={"strategy_id": "trade_momentum"})
+    assert [r["id"] for r in only.json()["data"]] == ["trade_momentum:1"]
+    unknown = await client.get("/api/v1/audit", params={"strategy_id": "nope"})
+    assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "cursor=not-a-cursor",
+        "since=yesterday",
+        "since=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z",
+    ],
+)
+async def test_audit_bad_paging_is_422(client: httpx.AsyncClient, query: str) -> None:
+    for path in (f"{SKEW}/audit", "/api/v1/audit"):
+        response = await client.get(f"{path}?{query}")
+        assert response.status_code == 422, (path, response.text)

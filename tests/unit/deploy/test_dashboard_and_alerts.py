@@ -104,6 +104,7 @@ SOURCE_VALUES: dict[str, Callable[[], Any]] = {
     "nats_connected": lambda: True,
     "config_stores_up": lambda: {"mongodb": True, "mysql": False},
     "config_cache": lambda: {"hits": 9, "misses": 1},
+    "config_events": lambda: {"broadcast_reloads": 1, "broadcasts_ignored": 20_000},
     "ready": lambda: True,
 }
 
