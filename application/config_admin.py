@@ -48,6 +48,7 @@ from domain.params import (
     ParamSpec,
     ParamValidationError,
     ParamValue,
+    StrategyParams,
     coerce,
 )
 
@@ -267,7 +268,7 @@ class ConfigAdmin:
                     has_global_config=global_doc is not None and not global_doc.is_deleted,
                     symbol_overrides=tuple(sorted(layers.live_overrides())),
                     parameter_count=len(params_type.schema()),
-                    enabled=config.params.enabled,
+                    enabled=not isinstance(config.params, CommonParams) or config.params.enabled,
                     version=config.version,
                 )
             )
@@ -557,12 +558,12 @@ class ConfigAdmin:
 
     def _validate(
         self,
-        params_type: type[CommonParams],
+        params_type: type[StrategyParams],
         strategy_id: str,
         symbol: str | None,
         before: StrategyLayers,
         after: StrategyLayers,
-    ) -> EffectiveConfig[CommonParams]:
+    ) -> EffectiveConfig[StrategyParams]:
         """Effective config of the written layer after the write; raises if a write breaks one.
 
         The written layer's own result must be valid (unless the write deletes it). A global
@@ -572,7 +573,7 @@ class ConfigAdmin:
         """
         environment = self._cache.environment(strategy_id)
 
-        def attempt(layers: StrategyLayers, key: str | None) -> EffectiveConfig[CommonParams]:
+        def attempt(layers: StrategyLayers, key: str | None) -> EffectiveConfig[StrategyParams]:
             return resolve(
                 params_type,
                 strategy_id,
@@ -583,7 +584,7 @@ class ConfigAdmin:
             )
 
         errors: list[FieldError] = []
-        config: EffectiveConfig[CommonParams] | None = None
+        config: EffectiveConfig[StrategyParams] | None = None
         written = after.get(symbol)
         try:
             config = attempt(after, symbol)
@@ -630,7 +631,7 @@ def _view(
     strategy_id: str,
     symbol: str | None,
     document: ConfigDocument | None,
-    config: EffectiveConfig[CommonParams],
+    config: EffectiveConfig[StrategyParams],
 ) -> ConfigView:
     return ConfigView(
         strategy_id=strategy_id,

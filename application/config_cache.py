@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from application.errors import UnknownStrategyError
 from application.ports import Clock, ConfigRepository, StoreUnavailableError
@@ -33,7 +34,11 @@ from domain.config import (
     StrategyLayers,
     resolve,
 )
-from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue
+from domain.governance import GovernanceParams
+from domain.params import FieldError, ParamValidationError, ParamValue, StrategyParams
+
+GOVERNANCE_ID = GovernanceParams.strategy_id
+_DEFAULT_LIMITS = GovernanceParams()
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ class EffectiveConfigCache:
 
     def __init__(
         self,
-        registry: Mapping[str, type[CommonParams]],
+        registry: Mapping[str, type[StrategyParams]],
         repository: ConfigRepository,
         clock: Clock,
         environment: Mapping[str, Mapping[str, ParamValue]] | None = None,
@@ -88,7 +93,7 @@ class EffectiveConfigCache:
     ) -> None:
         if cache_ttl_seconds <= 0:
             raise ValueError(f"cache_ttl_seconds must be > 0, got {cache_ttl_seconds}")
-        self._registry: dict[str, type[CommonParams]] = dict(registry)
+        self._registry: dict[str, type[StrategyParams]] = dict(registry)
         self._repository = repository
         self._clock = clock
         self._ttl = timedelta(seconds=cache_ttl_seconds)
@@ -103,9 +108,9 @@ class EffectiveConfigCache:
         self._layers: dict[str, StrategyLayers] = {}
         self._generation = 0  # bumped on every change of the snapshot
         # strategy id -> symbol -> effective config; replaced (not mutated) on every change.
-        self._memo: dict[str, dict[str | None, EffectiveConfig[CommonParams]]] = {}
+        self._memo: dict[str, dict[str | None, EffectiveConfig[StrategyParams]]] = {}
         self._memo_size = 0
-        self._last_valid: dict[_Key, EffectiveConfig[CommonParams]] = {}
+        self._last_valid: dict[_Key, EffectiveConfig[StrategyParams]] = {}
         self._next_refresh_at: datetime | None = None
         self._last_refresh_at: datetime | None = None
         # Strategy -> until when its broadcasts are not trusted (one claimed a version the
@@ -119,7 +124,7 @@ class EffectiveConfigCache:
         """The registered strategies, in registration order."""
         return list(self._registry)
 
-    def params_type(self, strategy_id: str) -> type[CommonParams]:
+    def params_type(self, strategy_id: str) -> type[StrategyParams]:
         """The parameter class of ``strategy_id``; :class:`UnknownStrategyError` if none."""
         params_type = self._registry.get(strategy_id)
         if params_type is None:
@@ -132,7 +137,9 @@ class EffectiveConfigCache:
 
     # --- hot path -----------------------------------------------------------------------------
 
-    def effective(self, strategy_id: str, symbol: str | None) -> EffectiveConfig[CommonParams]:
+    # Any: a strategy gets the config of its CommonParams type (ConfigLookup), the governance
+    # gate its GovernanceParams; the registry says which.
+    def effective(self, strategy_id: str, symbol: str | None) -> EffectiveConfig[Any]:
         """The effective config of ``strategy_id`` for ``symbol`` (None: the global one).
 
         Synchronous and allocation-free on a hit. Raises :class:`UnknownStrategyError` only
@@ -145,19 +152,19 @@ class EffectiveConfigCache:
         self.stats.cache_hits += 1
         return config
 
-    def _global(self, strategy_id: str) -> EffectiveConfig[CommonParams]:
+    def _global(self, strategy_id: str) -> EffectiveConfig[StrategyParams]:
         """The memoised global resolution (resolving it if needed)."""
         config = self._memo.get(strategy_id, {}).get(None)
         return config if config is not None else self._miss(strategy_id, None)
 
-    def _miss(self, strategy_id: str, symbol: str | None) -> EffectiveConfig[CommonParams]:
+    def _miss(self, strategy_id: str, symbol: str | None) -> EffectiveConfig[StrategyParams]:
         params_type = self._registry.get(strategy_id)
         if params_type is None:
             raise UnknownStrategyError(strategy_id)
         self.stats.cache_misses += 1
         layers = self._layers.get(strategy_id, NO_LAYERS)
         symbol_doc = None if symbol is None else layers.symbols.get(symbol)
-        config: EffectiveConfig[CommonParams]
+        config: EffectiveConfig[StrategyParams]
         if symbol is not None and (symbol_doc is None or symbol_doc.is_deleted):
             # No live override: share the global resolution; a tombstone still counts for
             # the version, so deleting an override moves the symbol's version forward.
@@ -187,12 +194,12 @@ class EffectiveConfigCache:
 
     def _resolve_stored(
         self,
-        params_type: type[CommonParams],
+        params_type: type[StrategyParams],
         strategy_id: str,
         symbol: str | None,
         layers: StrategyLayers,
         symbol_doc: ConfigDocument | None,
-    ) -> EffectiveConfig[CommonParams]:
+    ) -> EffectiveConfig[StrategyParams]:
         key = (strategy_id, symbol)
         environment = self._environment.get(strategy_id)
         try:
@@ -246,6 +253,14 @@ class EffectiveConfigCache:
         """The snapshot is within its TTL of the last successful full refresh."""
         last = self._last_refresh_at
         return last is not None and self._clock.now() < last + self._ttl
+
+    def governance_limits(self, symbol: str) -> GovernanceParams:
+        """The governance gate's limits in force for ``symbol`` (its layer over the global
+        one), when the registry holds ``governance``; else the defaults."""
+        if GOVERNANCE_ID not in self._registry:
+            return _DEFAULT_LIMITS
+        params = self.effective(GOVERNANCE_ID, symbol).params
+        return params if isinstance(params, GovernanceParams) else _DEFAULT_LIMITS
 
     async def refresh(self) -> None:
         """Reload every layer of every strategy from the repository into the snapshot.

@@ -19,11 +19,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from domain.params import CommonParams, ParamValue
+from domain.params import CommonParams, ParamValue, StrategyParams
 from domain.signal import ConfigStamp
 from domain.symbol import Symbol
 
-P = TypeVar("P", bound=CommonParams)
+P = TypeVar("P", bound=StrategyParams)
 
 SOURCE_DEFAULT = "default"
 SOURCE_ENVIRONMENT = "environment"

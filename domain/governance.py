@@ -28,7 +28,7 @@ Only an admitted signal is recorded (cooldowns and caps count published signals 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -143,10 +143,17 @@ class Governance:
     :meth:`to_state` / :meth:`from_state` turn its per-symbol memory into plain data.
     """
 
-    __slots__ = ("_global", "_last", "_pauses", "_per_symbol", "limits")
+    __slots__ = ("_global", "_last", "_limits_for", "_pauses", "_per_symbol", "limits")
 
-    def __init__(self, limits: GovernanceParams | None = None) -> None:
+    def __init__(
+        self,
+        limits: GovernanceParams | None = None,
+        limits_for: Callable[[str], GovernanceParams] | None = None,
+    ) -> None:
+        """``limits``: fixed limits; ``limits_for``: the limits in force for a symbol, asked
+        at every admission (runtime configuration: the service's config cache)."""
         self.limits = limits if limits is not None else GovernanceParams()
+        self._limits_for = limits_for
         self._last: dict[str, dict[str, tuple[int, Action]]] = {}
         self._per_symbol: dict[str, deque[int]] = {}
         self._global: deque[int] = deque()
@@ -199,7 +206,7 @@ class Governance:
             return Suppression.PAUSED
         if hold is not None:
             return hold
-        limits = self.limits
+        limits = self.limits if self._limits_for is None else self._limits_for(symbol)
         per_hour = limits.max_signals_per_symbol_per_hour
         times = self._per_symbol.get(symbol)
         if times is not None and _capped(times, per_hour, _HOUR_MS, time_ms):

@@ -90,13 +90,18 @@ from application.ports import SignalGate
 from application.processing import timed
 from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
 from domain.engine import SignalEngine
-from domain.governance import Governance, GovernanceParams
+from domain.governance import Governance
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import STRATEGY_NAMES, STRATEGY_PARAMS, build_strategies
+from domain.strategies.registry import (
+    CONFIG_NAMES,
+    CONFIG_PARAMS,
+    STRATEGY_PARAMS,
+    build_strategies,
+)
 from entrypoints.backtest_container import BacktestParts
 from entrypoints.health_checks import build_health_checks
 from entrypoints.partition_settings import PartitionSettings
-from entrypoints.settings import Settings, strategy_environment
+from entrypoints.settings import Settings, config_environment, strategy_environment
 
 
 class Mode(StrEnum):
@@ -466,6 +471,9 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     strategy_params = providers.Object(STRATEGY_PARAMS)
     strategy_env = providers.Singleton(strategy_environment, strategy_params, environ)
+    # What the admin API configures: the strategies and the governance limits.
+    config_params = providers.Object(CONFIG_PARAMS)
+    config_env = providers.Singleton(config_environment, strategy_env, settings)
 
     # --- configuration stores -----------------------------------------------------------
     mongo = providers.Singleton(mongo_client, settings)
@@ -618,10 +626,10 @@ class Container(containers.DeclarativeContainer):
     # --- use cases --------------------------------------------------------------------------
     config_cache = providers.Singleton(
         EffectiveConfigCache,
-        registry=strategy_params,
+        registry=config_params,
         repository=config_repository,
         clock=clock,
-        environment=strategy_env,
+        environment=config_env,
         cache_ttl_seconds=settings.provided.config_cache_ttl_seconds,
     )
     config_admin = providers.Singleton(
@@ -631,7 +639,7 @@ class Container(containers.DeclarativeContainer):
         audit=audit_log,
         clock=clock,
         notifier=config_notifier,
-        names=STRATEGY_NAMES,
+        names=CONFIG_NAMES,
     )
     config_listener = providers.Singleton(
         NatsConfigChangeListener,
@@ -664,14 +672,8 @@ class Container(containers.DeclarativeContainer):
     prometheus = providers.Singleton(
         PrometheusMetrics, providers.Callable(scrape_sources, __self__)
     )
-    governance_limits = providers.Singleton(
-        GovernanceParams.from_mapping,
-        providers.Dict(
-            max_signals_per_symbol_per_hour=settings.provided.max_signals_per_symbol_per_hour,
-            max_signals_per_minute=settings.provided.max_signals_per_minute,
-        ),
-    )
-    governance = providers.Singleton(Governance, governance_limits)
+    # The gate asks the config cache for the limits in force (runtime configuration).
+    governance = providers.Singleton(Governance, limits_for=config_cache.provided.governance_limits)
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, settings.provided.home_venue),
@@ -708,7 +710,7 @@ class Container(containers.DeclarativeContainer):
     api_security = providers.Singleton(api_security, settings)
     service_api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
     mcp_server = providers.Singleton(
-        build_mcp_server, config_admin, metrics_query, api_security, strategy_params
+        build_mcp_server, config_admin, metrics_query, api_security, config_params
     )
     # /mcp on the service's API (every mode that serves it); the process runs the manager.
     mcp_session_manager = providers.Singleton(

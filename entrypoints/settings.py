@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.redaction import header_secrets, redact, url_secrets
+from domain.governance import GovernanceParams
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, parse_text
 from domain.symbol import is_symbol, normalise
 
@@ -245,6 +246,23 @@ def unknown_strategy_variables(
         hint = f"the closest valid name is {closest[0]}" if closest else "no strategy reads it"
         errors.append(FieldError(name, "unknown_parameter", f"unknown strategy variable; {hint}"))
     return errors
+
+
+def config_environment(
+    strategies: Mapping[str, Mapping[str, ParamValue]], settings: Settings
+) -> dict[str, dict[str, ParamValue]]:
+    """The environment layer of everything the admin API configures: the strategies'
+    (:func:`strategy_environment`) and the governance limits ``MAX_SIGNALS_PER_SYMBOL_PER_HOUR``
+    and ``MAX_SIGNALS_PER_MINUTE`` when they are set (else the code defaults apply)."""
+    layers = {strategy_id: dict(values) for strategy_id, values in strategies.items()}
+    governance: dict[str, ParamValue] = {
+        name: getattr(settings, name)
+        for name in ("max_signals_per_symbol_per_hour", "max_signals_per_minute")
+        if name in settings.model_fields_set
+    }
+    if governance:
+        layers[GovernanceParams.strategy_id] = governance
+    return layers
 
 
 def strategy_environment(

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
-from domain.params import CommonParams
+from domain.governance import GovernanceParams
+from domain.params import CommonParams, StrategyParams
 from domain.strategies.base import Strategy
 from domain.strategies.btc_dominance import BtcDominanceParams, BtcDominanceStrategy
 from domain.strategies.cross_exchange_spread import (
@@ -129,6 +130,25 @@ STRATEGY_NAMES: Mapping[str, tuple[str, str]] = {
     for strategy_id, descriptor in STRATEGIES.items()
 }
 """``(name, description)`` by strategy id (what the admin API shows)."""
+
+CONFIG_PARAMS: Mapping[str, type[StrategyParams]] = {
+    **STRATEGY_PARAMS,
+    GovernanceParams.strategy_id: GovernanceParams,
+}
+"""Everything the admin API configures, by id: the strategies and the governance gate's
+limits (``governance``: runtime configuration like a strategy's parameters — validated,
+merged field by field, audited, broadcast — but not a strategy: it emits nothing)."""
+
+CONFIG_NAMES: Mapping[str, tuple[str, str]] = {
+    **STRATEGY_NAMES,
+    GovernanceParams.strategy_id: (
+        "Signal Governance",
+        "Caps on published signals, all strategies together: per symbol in any sliding hour "
+        "and service-wide in any sliding minute of event time. Not a strategy: it emits "
+        "nothing itself.",
+    ),
+}
+"""``(name, description)`` of everything :data:`CONFIG_PARAMS` holds."""
 
 
 def build_strategies(home_venue: str = DEFAULT_HOME_VENUE) -> list[Strategy[CommonParams]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -26,11 +26,18 @@ from tests.integration.service_harness import (
     Topics,
     async_wait_until,
     metric_sum,
+    new_token,
+    service_env,
 )
 from tests.integration.test_hostile_input import memory_service_env
+from tests.integration.test_service_end_to_end import depth_message as skewed_depth
 from tests.integration.test_service_end_to_end import (  # the fixtures too
     harness,  # noqa: F401
+    log_time,
+    mysql_uri,  # noqa: F401
     nats_client,  # noqa: F401
+    publish_all,
+    shared_store_env,
     subscribe_signals,
     topics,  # noqa: F401
 )
@@ -122,3 +129,66 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     assert invalid(service, "duplicate") == 1
     assert invalid(service, "out_of_order") == 0
     assert suppressed(service, "stale") == 1
+
+
+async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_second(
+    harness: ServiceHarness,  # noqa: F811
+    topics: Topics,  # noqa: F811
+    nats_client: NatsClient,  # noqa: F811
+    secantus_uri: str,
+    mysql_uri: str,  # noqa: F811
+) -> None:
+    """The caps are runtime configuration: A's API sets ``max_signals_per_minute`` to 1, B
+    applies the broadcast within a second and from then on publishes one signal a minute."""
+    token = new_token()
+    stores = shared_store_env(topics, secantus_uri, mysql_uri, token)
+    a = harness.start("a", service_env(topics, consumer_topic=topics.consumer_of("a"), **stores))
+    b = harness.start("b", service_env(topics, consumer_topic=topics.consumer_of("b"), **stores))
+    await a.wait_ready_async()
+    await b.wait_ready_async()
+    inbox = await subscribe_signals(nats_client, topics.signals)
+    now = datetime.now(UTC)
+
+    def skew_symbols() -> list[str]:
+        return [
+            str(s.payload["symbol"])
+            for s in inbox.signals
+            if s.payload["strategy_id"] == "orderbook_skew"
+        ]
+
+    # Uncapped (the harness's environment layer sets the caps to 0): two symbols, two signals.
+    await publish_all(
+        nats_client,
+        topics.consumer_of("b"),
+        [skewed_depth(sym, now, 1.5, i) for i, sym in enumerate(("BTCUSDT", "ETHUSDT"))],
+    )
+    await async_wait_until(lambda: len(skew_symbols()) >= 2, 10, "2 signals", context=b.describe)
+
+    body = {"parameters": {"max_signals_per_minute": 1}, "changed_by": "ops", "reason": "cap"}
+    posted_at = time.time()
+    response = a.request("POST", "/api/v1/strategies/governance/config", json_body=body, admin=True)
+    assert response.status_code == 200, response.text
+    version = response.json()["data"]["version"]
+
+    def applied_on_b() -> dict[str, object] | None:
+        for record in b.events("config_change_applied"):
+            if record.get("strategy_id") == "governance" and record.get("version") == version:
+                return record
+        return None
+
+    applied = await async_wait_until(applied_on_b, 5, "the cap on B", context=b.describe)
+    assert log_time(applied) - posted_at < 1.0
+
+    # Capped: of two more symbols within the minute, one signal; the other counted.
+    later = now + timedelta(seconds=1)
+    await publish_all(
+        nats_client,
+        topics.consumer_of("b"),
+        [skewed_depth(sym, later, 1.5, 10 + i) for i, sym in enumerate(("BNBUSDT", "SOLUSDT"))],
+    )
+    await async_wait_until(
+        lambda: suppressed(b, "rate_cap") >= 1, 10, "a rate_cap suppression", context=b.describe
+    )
+    assert len(skew_symbols()) == 3, skew_symbols()
+    on_b = b.get_json("/api/v1/strategies/governance/config")["data"]
+    assert on_b["effective"]["max_signals_per_minute"] == 1

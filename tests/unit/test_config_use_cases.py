@@ -290,7 +290,7 @@ async def test_symbol_override_of_one_parameter_inherits_the_rest(h: Harness) ->
     assert (eth.is_override, eth.version) == (False, 1)
 
     hot = h.cache.effective("demo", "BTCUSDT")
-    assert (hot.params.buy_threshold, hot.params.cooldown_seconds) == (1.5, 30)  # type: ignore[attr-defined]
+    assert (hot.params.buy_threshold, hot.params.cooldown_seconds) == (1.5, 30)
     assert hot.is_override
     assert hot.symbol == "BTCUSDT"
 
@@ -368,7 +368,7 @@ async def test_effective_version_of_a_symbol_grows_on_global_change_and_override
     await h.admin.delete_config("demo", "BTCUSDT", "tester", "x")  # v4 tombstone
     after = h.cache.effective("demo", "BTCUSDT")
     assert (after.version, after.is_override) == (4, False)
-    assert after.params.window == 10  # type: ignore[attr-defined]
+    assert after.params.window == 10
     assert h.cache.effective("demo", "SOLUSDT").version == 2
     # A fresh replica resolves the same versions from the store.
     other = build(repository=h.repository)
@@ -431,7 +431,7 @@ async def test_audit_failure_stores_nothing_and_fails_the_write(h: Harness) -> N
     with pytest.raises(StoreUnavailableError):
         await put(h, {"window": 20})
     assert await h.repository.list("demo") == []
-    assert h.cache.effective("demo", "BTCUSDT").params.window == 10  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "BTCUSDT").params.window == 10
     assert h.notifier.calls == []
 
 
@@ -553,19 +553,19 @@ async def test_environment_layer_precedence() -> None:
     h = build(environment={"demo": {"cooldown_seconds": 120, "window": 15, "buy_threshold": 1.5}})
     base = h.cache.effective("demo", "BTCUSDT")
     assert (base.source, base.version, base.is_override) == ("environment", 0, False)
-    assert (base.params.cooldown_seconds, base.params.window) == (120, 15)  # type: ignore[attr-defined]
-    assert base.params.sell_threshold == 0.8  # type: ignore[attr-defined]
+    assert (base.params.cooldown_seconds, base.params.window) == (120, 15)
+    assert base.params.sell_threshold == 0.8
     assert h.cache.effective("other", "BTCUSDT").source == "default"
 
     await put(h, {"cooldown_seconds": 30})
     glob = h.cache.effective("demo", "BTCUSDT")
-    assert (glob.params.cooldown_seconds, glob.params.window) == (30, 15)  # type: ignore[attr-defined]
+    assert (glob.params.cooldown_seconds, glob.params.window) == (30, 15)
     assert glob.source == "memory"
 
     await put(h, {"window": 25}, "BTCUSDT")
     sym = h.cache.effective("demo", "BTCUSDT")
     params = sym.params
-    assert (params.cooldown_seconds, params.window, params.buy_threshold) == (30, 25, 1.5)  # type: ignore[attr-defined]
+    assert (params.cooldown_seconds, params.window, params.buy_threshold) == (30, 25, 1.5)
     assert sym.is_override
 
     # Validation sees the environment layer: sell 1.5 is not below the environment's buy 1.5.
@@ -604,15 +604,15 @@ async def test_effective_is_memoised_and_shares_the_global_resolution(h: Harness
     assert stats.cache_misses > misses
 
     await put(h, {"window": 21})  # a write invalidates the memo
-    assert h.cache.effective("demo", "ETHUSDT").params.window == 21  # type: ignore[attr-defined]
-    assert h.cache.effective("demo", "BTCUSDT").params.window == 30  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "ETHUSDT").params.window == 21
+    assert h.cache.effective("demo", "BTCUSDT").params.window == 30
 
 
 async def test_memo_is_bounded(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config_cache_module, "MEMO_LIMIT", 5)
     await put(h, {"window": 20})
     for i in range(50):
-        assert h.cache.effective("demo", f"SYM{i}").params.window == 20  # type: ignore[attr-defined]
+        assert h.cache.effective("demo", f"SYM{i}").params.window == 20
     assert h.cache._memo_size <= 5
 
 
@@ -650,7 +650,7 @@ async def test_invalid_stored_config_without_history_falls_back_to_lower_layers(
     assert demo.params == DemoParams(cooldown_seconds=7)
     assert demo.source == "environment"
     other = h.cache.effective("other", "BTCUSDT")  # bad override: the global resolution
-    assert other.params.min_signal_interval == 900  # type: ignore[attr-defined]
+    assert other.params.min_signal_interval == 900
     assert other.is_override is False
     assert h.cache.stats.invalid_stored_configs == 2
     # Stored documents for strategies this build does not know are ignored.
@@ -681,12 +681,12 @@ async def test_store_down_fails_writes_and_effective_keeps_serving(h: Harness) -
     with pytest.raises(StoreUnavailableError):
         await h.cache.refresh()
     assert h.cache.stats.refresh_failures == 2  # list_strategies refreshes too
-    assert h.cache.effective("demo", "BTCUSDT").params.window == 20  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "BTCUSDT").params.window == 20
     assert h.notifier.calls == [("demo", None, 1)]
 
     h.repository.available = True
     await put(h, {"window": 21})
-    assert h.cache.effective("demo", "BTCUSDT").params.window == 21  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "BTCUSDT").params.window == 21
 
 
 # --- refresh, TTL, remote changes -------------------------------------------------------------
@@ -697,14 +697,14 @@ async def test_ttl_refresh_picks_up_changes_made_elsewhere() -> None:
     b = build(repository=a.repository)
     assert await a.cache.maybe_refresh() is True  # first call always loads
     await b.admin.set_config("demo", None, {"window": 33}, "b", "elsewhere")
-    assert a.cache.effective("demo", "X").params.window == 10  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "X").params.window == 10
 
     a.clock.advance(59)
     assert await a.cache.maybe_refresh() is False
-    assert a.cache.effective("demo", "X").params.window == 10  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "X").params.window == 10
     a.clock.advance(1)
     assert await a.cache.maybe_refresh() is True
-    assert a.cache.effective("demo", "X").params.window == 33  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "X").params.window == 33
     assert a.cache.stats.refreshes == 2
     assert a.cache.last_refresh_at == T0 + timedelta(seconds=60)
 
@@ -717,7 +717,7 @@ async def test_failed_refresh_keeps_snapshot_and_retries_soon() -> None:
     a.clock.advance(60)
     with pytest.raises(StoreUnavailableError):
         await a.cache.maybe_refresh()
-    assert a.cache.effective("demo", "X").params.window == 20  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "X").params.window == 20
     a.clock.advance(1)
     assert await a.cache.maybe_refresh() is False
     a.repository.available = True
@@ -734,7 +734,7 @@ async def test_apply_remote_change_reloads_only_newer_versions() -> None:
     assert b.notifier.calls == [("demo", "BTCUSDT", version)]
 
     assert await a.cache.apply_remote_change("demo", "BTCUSDT", version) is True
-    assert a.cache.effective("demo", "BTCUSDT").params.window == 44  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "BTCUSDT").params.window == 44
     assert await a.cache.apply_remote_change("demo", "BTCUSDT", version) is False
     assert await a.cache.apply_remote_change("retired", None, 99) is False
     assert await a.cache.apply_remote_change("demo", "BAD-SYM", 99) is False
@@ -750,9 +750,9 @@ async def test_a_write_also_brings_the_strategys_other_layers_up_to_date() -> No
     a = build()
     b = build(repository=a.repository)
     await b.admin.set_config("demo", "ETHUSDT", {"window": 12}, "b", "r")
-    assert a.cache.effective("demo", "ETHUSDT").params.window == 10  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "ETHUSDT").params.window == 10
     await a.admin.set_config("demo", "BTCUSDT", {"window": 13}, "a", "r")
-    assert a.cache.effective("demo", "ETHUSDT").params.window == 12  # type: ignore[attr-defined]
+    assert a.cache.effective("demo", "ETHUSDT").params.window == 12
     assert a.cache.effective("demo", "BTCUSDT").version == 2
 
 
@@ -766,10 +766,10 @@ async def test_slow_refresh_never_rolls_back_a_local_write() -> None:
     await put(h, {"window": 30})
     repository.gate.set()
     await refreshing
-    assert h.cache.effective("demo", "X").params.window == 30  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "X").params.window == 30
     # A later refresh with nothing racing it reads the store as is.
     await h.cache.refresh()
-    assert h.cache.effective("demo", "X").params.window == 30  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "X").params.window == 30
 
 
 # --- notifier ---------------------------------------------------------------------------------
@@ -799,7 +799,7 @@ async def test_notifier_failures_do_not_fail_the_write(monkeypatch: pytest.Monke
         result = await admin.set_config("demo", None, {"window": 20}, "t", "r")
         assert result.applied
         assert admin.stats.notify_failures == 1
-        assert cache.effective("demo", "X").params.window == 20  # type: ignore[attr-defined]
+        assert cache.effective("demo", "X").params.window == 20
         assert (await repository.get("demo", None)) is not None
 
 
@@ -873,7 +873,7 @@ async def test_rollback_undoes_the_latest_change(h: Harness) -> None:
     assert result.action is AuditAction.ROLLBACK
     assert result.config.parameters == {"window": 20}
     assert result.config.layer_version == 3
-    assert h.cache.effective("demo", "X").params.window == 20  # type: ignore[attr-defined]
+    assert h.cache.effective("demo", "X").params.window == 20
     [latest, *_] = await h.admin.audit("demo")
     assert (latest.action, latest.old_parameters, latest.new_parameters) == (
         AuditAction.ROLLBACK,
@@ -1056,11 +1056,11 @@ async def test_a_forged_broadcast_flood_costs_at_most_one_reload_per_strategy_pe
     await put(writer, {"window": 30})
     reader.clock.advance(61)
     assert await reader.cache.maybe_refresh() is True
-    assert reader.cache.effective("demo", None).params.window == 30  # type: ignore[attr-defined]
+    assert reader.cache.effective("demo", None).params.window == 30
     # After the TTL, broadcasts are trusted again.
     await put(writer, {"window": 40})
     assert await reader.cache.apply_remote_change("demo", None, 3) is True
-    assert reader.cache.effective("demo", None).params.window == 40  # type: ignore[attr-defined]
+    assert reader.cache.effective("demo", None).params.window == 40
 
 
 class SlowUnitOfWork(InMemoryConfigUnitOfWork):

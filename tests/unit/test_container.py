@@ -17,6 +17,8 @@ from adapters.nats.signal_sink import NatsSignalSink
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from application.live_signals import BroadcastingSignalSink
 from application.runtime import ServiceRuntime
+from domain.governance import Suppression
+from domain.signal import Action
 from entrypoints.container import Mode, ReplayOptions, build_container
 from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings
@@ -178,3 +180,27 @@ def test_a_worker_with_a_signal_stream_publishes_signals_with_acks() -> None:
     assert sink.jetstream_timeout == settings.nats_signal_ack_timeout_seconds
     asked = Settings(config_store="memory", nats_signal_jetstream=True)
     assert build_container(asked).nats_sink().use_jetstream
+
+
+async def test_the_governance_gate_runs_on_the_limits_in_force() -> None:
+    # MAX_SIGNALS_PER_MINUTE is the environment layer of the `governance` configuration; a
+    # change through the admin use cases is what the service's gate applies from then on.
+    container = build_container(Settings(config_store="memory", max_signals_per_minute=5))
+    cache = container.config_cache()
+    await cache.refresh()
+    governance = container.engine().governance
+    assert cache.effective("governance", None).source == "environment"
+    assert cache.governance_limits("BTCUSDT").max_signals_per_minute == 5
+    for second in range(5):
+        assert governance.admit("s", f"SYM{second}", Action.BUY, second * 1000, None) is None
+    assert governance.admit("s", "SYM9", Action.BUY, 5_000, None) == Suppression.RATE_CAP
+
+    await container.config_admin().set_config(
+        "governance", None, {"max_signals_per_minute": 6}, changed_by="ops", reason="more"
+    )
+    assert governance.admit("s", "SYM9", Action.BUY, 5_000, None) is None
+    await container.config_admin().set_config(
+        "governance", "SYM9", {"max_signals_per_symbol_per_hour": 1}, changed_by="ops", reason="1"
+    )
+    assert governance.admit("s", "SYM9", Action.SELL, 70_000, None) == Suppression.RATE_CAP
+    assert governance.admit("s", "SYM8", Action.SELL, 70_000, None) is None

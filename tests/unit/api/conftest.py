@@ -30,7 +30,7 @@ from application.live_signals import SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from domain.market import DepthSnapshot
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import STRATEGY_NAMES, STRATEGY_PARAMS
+from domain.strategies.registry import CONFIG_NAMES, CONFIG_PARAMS
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -101,7 +101,7 @@ class ApiTestContainer(containers.DeclarativeContainer):
     audit_log = providers.Singleton(InMemoryAuditLog)
     clock = providers.Singleton(SteppingClock)
     config_cache = providers.Singleton(
-        EffectiveConfigCache, registry=STRATEGY_PARAMS, repository=repository, clock=clock
+        EffectiveConfigCache, registry=CONFIG_PARAMS, repository=repository, clock=clock
     )
     config_admin = providers.Singleton(
         ConfigAdmin,
@@ -109,7 +109,7 @@ class ApiTestContainer(containers.DeclarativeContainer):
         unit_of_work=providers.Singleton(InMemoryConfigUnitOfWork, repository, audit_log),
         audit=audit_log,
         clock=clock,
-        names=STRATEGY_NAMES,
+        names=CONFIG_NAMES,
     )
     book = providers.Singleton(seeded_book)
     metrics_query = providers.Singleton(MarketMetricsQuery, book=book)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from adapters.http.app import create_app
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
-from domain.strategies.registry import STRATEGIES, STRATEGY_PARAMS
+from domain.strategies.registry import CONFIG_PARAMS, STRATEGIES, STRATEGY_PARAMS
 from tests.unit.api.conftest import AUTH, ApiTestContainer, make_client, wired
 
 pytestmark = pytest.mark.unit
@@ -50,11 +50,54 @@ async def test_list_strategies(client: httpx.AsyncClient) -> None:
     assert payload["success"] is True
     assert payload["error"] is None
     ids = [s["strategy_id"] for s in payload["data"]]
-    assert ids == list(STRATEGY_PARAMS)
+    assert ids == list(CONFIG_PARAMS) == [*STRATEGY_PARAMS, "governance"]
     skew = payload["data"][0]
     assert skew["has_global_config"] is False
     assert skew["symbol_overrides"] == []
     assert skew["parameter_count"] == len(STRATEGY_PARAMS["orderbook_skew"].schema())
+
+
+# --- the governance limits: runtime configuration like a strategy's parameters -----------------
+
+
+async def test_governance_limits_are_configured_validated_and_audited_like_parameters(
+    client: httpx.AsyncClient, container: ApiTestContainer
+) -> None:
+    governance = f"{BASE}/governance"
+    listed = {s["strategy_id"]: s for s in (await client.get(BASE)).json()["data"]}
+    assert listed["governance"]["name"] == "Signal Governance"
+    assert listed["governance"]["enabled"] is True
+    specs = {s["name"]: s for s in (await client.get(f"{governance}/schema")).json()["data"]}
+    assert set(specs) == {"max_signals_per_symbol_per_hour", "max_signals_per_minute"}
+    assert specs["max_signals_per_minute"]["default"] == 10
+
+    bad = await client.post(
+        f"{governance}/config", json=body({"max_signals_per_minute": -1}), headers=AUTH
+    )
+    assert bad.status_code == 422
+    assert detail_codes(bad) == {"max_signals_per_minute": "out_of_range"}
+    unauthenticated = await client.post(
+        f"{governance}/config", json=body({"max_signals_per_minute": 3})
+    )
+    assert unauthenticated.status_code == 401
+
+    ok = await client.post(
+        f"{governance}/config", json=body({"max_signals_per_minute": 3}), headers=AUTH
+    )
+    assert ok.status_code == 200
+    per_symbol = await client.post(
+        f"{governance}/config/ethusdt",
+        json=body({"max_signals_per_symbol_per_hour": 5}),
+        headers=AUTH,
+    )
+    assert per_symbol.status_code == 200
+    cache = container.config_cache()
+    assert cache.governance_limits("BTCUSDT").max_signals_per_minute == 3
+    assert cache.governance_limits("BTCUSDT").max_signals_per_symbol_per_hour == 2
+    assert cache.governance_limits("ETHUSDT").max_signals_per_symbol_per_hour == 5
+    assert cache.governance_limits("ETHUSDT").max_signals_per_minute == 3  # merged by field
+    audit = (await client.get(f"{governance}/audit")).json()["data"]
+    assert len(audit) == 2
 
 
 async def test_list_shows_global_config_and_overrides(client: httpx.AsyncClient) -> None:
