@@ -9,7 +9,7 @@ application layer supplies the effective config per (strategy, symbol) and, opti
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Protocol, cast
@@ -19,11 +19,15 @@ from domain.governance import Governance, Suppression
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal, signal_id_for
+from domain.state import mapping
 from domain.strategies.base import (
     Capabilities,
     Decision,
+    Owns,
     ProposeFn,
+    StatefulStrategy,
     Strategy,
+    StrategyContractError,
     capabilities_of,
 )
 
@@ -306,6 +310,47 @@ class SignalEngine:
         for forget_symbol in self._forgetters:
             forget_symbol(symbol)
         self.evicted_symbols += 1
+
+    # --- state snapshots ------------------------------------------------------------------
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The state of the symbols ``owns`` accepts — every strategy's
+        (:class:`~domain.strategies.base.StatefulStrategy`) and the governance gate's — as
+        plain data. Counters (:attr:`stats`) are not state: they are not included.
+
+        Raises :class:`~domain.strategies.base.StrategyContractError` if a strategy cannot
+        give its state.
+        """
+        strategies: dict[str, object] = {}
+        for strategy in self.strategies:
+            if not isinstance(strategy, StatefulStrategy):
+                raise StrategyContractError(
+                    f"strategy {strategy.strategy_id!r} has no to_state/merge_state: its state "
+                    "cannot be checkpointed"
+                )
+            strategies[strategy.strategy_id] = strategy.to_state(owns)
+        return {"strategies": strategies, "governance": self.governance.to_state(owns)}
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned (keeping the symbols it does not name).
+
+        Every strategy of this engine must be in ``state`` (a snapshot of another strategy
+        set is refused with ``ValueError`` before anything is restored)."""
+        saved = mapping(state, "strategies", "engine")
+        governance = mapping(state, "governance", "engine")
+        missing = [s.strategy_id for s in self.strategies if s.strategy_id not in saved]
+        if missing:
+            raise ValueError(f"engine state: no state of strategies {missing}")
+        for strategy in self.strategies:
+            if not isinstance(strategy, StatefulStrategy):
+                raise StrategyContractError(
+                    f"strategy {strategy.strategy_id!r} has no to_state/merge_state"
+                )
+            strategy_state = saved[strategy.strategy_id]
+            if not isinstance(strategy_state, Mapping):
+                raise ValueError(f"engine state: {strategy.strategy_id!r} must be an object")
+            strategy.merge_state(strategy_state)
+        self.governance.merge_state(governance)
 
     # --- one strategy's evaluation ------------------------------------------------------
 

@@ -241,22 +241,37 @@ class Governance:
     def symbols(self) -> int:
         return len(self._last)
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self, owns: Callable[[str], bool] | None = None) -> dict[str, object]:
         """The gate's memory as plain JSON-ready data (pauses and limits are configuration,
-        not state: they are not included)."""
+        not state: they are not included). With ``owns``, only the symbols it accepts (a
+        partition's share; the service-wide emission window is always included)."""
+
+        def kept(symbol: str) -> bool:
+            return owns is None or owns(symbol)
+
         return {
             "last": {
                 symbol: {sid: [t, action.value] for sid, (t, action) in sorted(per.items())}
                 for symbol, per in sorted(self._last.items())
+                if kept(symbol)
             },
             "per_symbol": {
-                symbol: list(times) for symbol, times in sorted(self._per_symbol.items())
+                symbol: list(times)
+                for symbol, times in sorted(self._per_symbol.items())
+                if kept(symbol)
             },
             "global": list(self._global),
         }
 
     def load_state(self, state: Mapping[str, object]) -> None:
         """Restore what :meth:`to_state` returned (replacing the current memory)."""
+        self._last, self._per_symbol, self._global = {}, {}, deque()
+        self.merge_state(state)
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore the symbols of ``state`` (what :meth:`to_state` returned), keeping the
+        others. The service-wide window is taken from ``state`` when it holds a later
+        emission than the current one (several partitions of one worker carry the same)."""
         last = state.get("last", {})
         per_symbol = state.get("per_symbol", {})
         global_times = state.get("global", [])
@@ -264,12 +279,18 @@ class Governance:
             raise ValueError("governance state: 'last' and 'per_symbol' must be objects")
         if not isinstance(global_times, list):
             raise ValueError("governance state: 'global' must be a list")
-        self._last = {
+        loaded_last = {
             str(symbol): {str(sid): (int(entry[0]), Action(entry[1])) for sid, entry in per.items()}
             for symbol, per in last.items()
         }
-        self._per_symbol = {str(s): deque(int(t) for t in times) for s, times in per_symbol.items()}
-        self._global = deque(int(t) for t in global_times)
+        loaded_per_symbol = {
+            str(s): deque(int(t) for t in times) for s, times in per_symbol.items()
+        }
+        loaded_global = deque(int(t) for t in global_times)
+        self._last.update(loaded_last)
+        self._per_symbol.update(loaded_per_symbol)
+        if loaded_global and (not self._global or loaded_global[-1] > self._global[-1]):
+            self._global = loaded_global
 
     @classmethod
     def from_state(

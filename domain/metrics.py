@@ -28,12 +28,14 @@ import math
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from operator import itemgetter
 from typing import Any
 
 from domain.market import DepthSnapshot, Level
+from domain.state import items, row
 
 BULLISH_THRESHOLD = 20.0
 """Net pressure strictly above this is bullish; strictly below its negative, bearish."""
@@ -631,6 +633,74 @@ class MarketMetricsBook:
             del state.asks[:start]
             start = 0
         state.start = start
+
+    # -- state snapshots ----------------------------------------------------------------
+
+    def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
+        """The latest snapshot and live pressure history of the symbols ``owns`` accepts, in
+        update order (least recently updated first), as plain data."""
+        symbols = []
+        for symbol, state in self._states.items():
+            if not owns(symbol):
+                continue
+            snapshot = state.snapshot
+            start = state.start
+            symbols.append(
+                {
+                    "symbol": symbol,
+                    "event_time_ms": snapshot.event_time_ms,
+                    "bids": [list(level) for level in snapshot.bids],
+                    "asks": [list(level) for level in snapshot.asks],
+                    "times": state.times[start:].tolist(),
+                    "bid_volumes": state.bids[start:].tolist(),
+                    "ask_volumes": state.asks[start:].tolist(),
+                }
+            )
+        return {"symbols": symbols}
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols (the restored
+        ones become the most recently updated, in their saved order; the symbol bound and
+        this book's history bounds apply)."""
+        where = "metrics"
+        loaded: list[tuple[str, _SymbolState]] = []
+        for saved in items(state, "symbols", where):
+            if not isinstance(saved, Mapping):
+                raise ValueError(f"{where} state: a symbol entry must be an object")
+            symbol = str(saved.get("symbol"))
+            time_ms = saved.get("event_time_ms")
+            if not isinstance(time_ms, int):
+                raise ValueError(f"{where} state: event time of {symbol!r} must be an integer")
+            snapshot = DepthSnapshot(
+                symbol,
+                time_ms,
+                tuple(
+                    (float(p), float(q))
+                    for p, q in (row(x, 2, where) for x in items(saved, "bids", where))
+                ),
+                tuple(
+                    (float(p), float(q))
+                    for p, q in (row(x, 2, where) for x in items(saved, "asks", where))
+                ),
+            )
+            entry = _SymbolState(snapshot)
+            entry.times = array("q", (int(t) for t in items(saved, "times", where)))
+            entry.bids = array("d", (float(v) for v in items(saved, "bid_volumes", where)))
+            entry.asks = array("d", (float(v) for v in items(saved, "ask_volumes", where)))
+            if not len(entry.times) == len(entry.bids) == len(entry.asks):
+                raise ValueError(f"{where} state: history of {symbol!r} has uneven lengths")
+            loaded.append((symbol, entry))
+        states = self._states
+        for symbol, entry in loaded:
+            if symbol in states:
+                del states[symbol]
+            elif len(states) >= self.max_symbols:
+                states.popitem(last=False)
+                self.evicted_symbols += 1
+            states[symbol] = entry
+            self._newest = symbol
+            if entry.times:
+                self._trim(entry, entry.latest_time - self._horizon_ms)
 
     # -- queries ------------------------------------------------------------------------
 

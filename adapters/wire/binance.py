@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -428,6 +428,69 @@ class BinanceDecoder:
         self._seen_order.clear()
         self._seen_trades.clear()
         self._trade_order.clear()
+
+    # -- state snapshots (partition checkpoints) ---------------------------------------------
+
+    def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
+        """The order and duplicate memory of the symbols ``owns`` accepts, as plain data:
+        each (kind, symbol) time line with its reject/jump/in-order counts, and the recent
+        trade ids in the order they were accepted. Recent ``message_id``s are not included
+        (they name no symbol; the market-data stream deduplicates by ``Nats-Msg-Id``)."""
+        trades, _, tickers, depths = self._last
+        last = [
+            [kind, symbol, time_ms]
+            for kind, seen in (
+                (STREAM_TRADE, trades),
+                (STREAM_TICKER, tickers),
+                (STREAM_DEPTH, depths),
+            )
+            for symbol, time_ms in seen.items()
+            if owns(symbol)
+        ]
+
+        def counts(table: dict[tuple[int, str], int]) -> list[list[object]]:
+            return [[kind, symbol, n] for (kind, symbol), n in table.items() if owns(symbol)]
+
+        return {
+            "last": last,
+            "rejects": counts(self._rejects),
+            "jumps": counts(self._jumps),
+            "streaks": counts(self._in_order_streak),
+            "trades": [list(key) for key in self._trade_order if owns(key[1])],
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+
+        def rows(key: str) -> list[tuple[int, str, int]]:
+            value = state.get(key)
+            if not isinstance(value, list):
+                raise ValueError(f"decoder state: {key!r} must be a list")
+            out = []
+            for entry in value:
+                if not isinstance(entry, list | tuple) or len(entry) != 3:
+                    raise ValueError(f"decoder state: bad {key!r} entry {entry!r:.80}")
+                kind, symbol, number = entry
+                if kind not in (STREAM_TRADE, STREAM_AGG_TRADE, STREAM_TICKER, STREAM_DEPTH):
+                    raise ValueError(f"decoder state: unknown stream kind {kind!r}")
+                out.append((int(kind), str(symbol), int(number)))
+            return out
+
+        last, rejects = rows("last"), rows("rejects")
+        jumps, streaks, trades = rows("jumps"), rows("streaks"), rows("trades")
+        for kind, symbol, time_ms in last:
+            self._last[kind][symbol] = time_ms
+        for table, loaded in (
+            (self._rejects, rejects),
+            (self._jumps, jumps),
+            (self._in_order_streak, streaks),
+        ):
+            for kind, symbol, n in loaded:
+                table[(kind, symbol)] = n
+        if self._window:
+            for key in trades:
+                if key not in self._seen_trades:
+                    self._remember_trade(key)
 
     # -- entry points ----------------------------------------------------------------------
 

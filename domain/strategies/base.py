@@ -115,6 +115,27 @@ class SymbolStateStrategy(Protocol):
     def forget_symbol(self, symbol: str) -> None: ...
 
 
+Owns = Callable[[str], bool]
+"""Which symbols a state snapshot covers (a partition's share): ``owns(symbol)``."""
+
+
+@runtime_checkable
+class StatefulStrategy(Protocol):
+    """A strategy whose state can be checkpointed and restored (partition takeovers).
+
+    ``to_state(owns)`` returns the state of the symbols ``owns`` accepts as plain data —
+    dicts with string keys, lists, strings, numbers, booleans, None — sharing nothing with
+    the live state. ``merge_state(state)`` restores what ``to_state`` returned for those
+    symbols, keeping the others; restoring it into a fresh instance and continuing gives
+    exactly the decisions the instance it was taken from gives. It raises ``ValueError``
+    (or ``KeyError``/``TypeError``) on data it cannot read.
+    """
+
+    def to_state(self, owns: Owns) -> dict[str, object]: ...
+
+    def merge_state(self, state: Mapping[str, object]) -> None: ...
+
+
 ProposeFn = Callable[[MarketEvent, CommonParams], Proposal | Held | None]
 """A bound ``propose`` method, as the engine keeps it."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,7 +16,8 @@ from domain.market import (
 )
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action, JsonValue
-from domain.strategies.base import Decision
+from domain.state import items, row
+from domain.strategies.base import Decision, Owns
 
 SYMBOL = "BTCUSDT"
 """The only symbol this strategy trades (and whose configuration applies)."""
@@ -150,6 +152,42 @@ class BtcDominanceStrategy:
     def history_points(self) -> int:
         """How many dominance observations are kept (bounded by MAX_HISTORY_POINTS)."""
         return len(self._history)
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The dominance history and the BTCUSDT price — the state of BTCUSDT (dominance
+        lives with it): empty unless ``owns`` accepts BTCUSDT."""
+        if not owns(SYMBOL):
+            return {}
+        return {
+            "history": [[t, d] for t, d in self._history],
+            "last_time_ms": self._last_time_ms,
+            "price": self._price,
+            "price_time_ms": self._price_time_ms,
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned (nothing when it is empty)."""
+        if not state:
+            return
+        where = self.strategy_id
+        history = deque(
+            (
+                (int(t), float(d))
+                for t, d in (row(p, 2, where) for p in items(state, "history", where))
+            ),
+            maxlen=MAX_HISTORY_POINTS,
+        )
+        last_time_ms = state.get("last_time_ms")
+        price = state.get("price")
+        price_time_ms = state.get("price_time_ms")
+        if not isinstance(last_time_ms, int) or not isinstance(price_time_ms, int):
+            raise ValueError(f"{where} state: times must be integers")
+        if price is not None and not isinstance(price, int | float):
+            raise ValueError(f"{where} state: price must be a number or null")
+        self._history = history
+        self._last_time_ms = last_time_ms
+        self._price = None if price is None else float(price)
+        self._price_time_ms = price_time_ms
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         if isinstance(event, DominanceObservation):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from domain.market import DepthSnapshot, MarketEvent, VenueQuote
 from domain.params import CommonParams, param
 from domain.signal import Action, JsonValue
-from domain.strategies.base import Decision
+from domain.state import mapping, row
+from domain.strategies.base import Decision, Owns
 
 HOME_VENUE = "binance"
 """Default home venue: the exchange whose order book arrives on the market-data stream."""
@@ -112,6 +114,34 @@ class CrossExchangeSpreadStrategy:
     def quotes(self, symbol: str) -> dict[str, Quote]:
         """A copy of the quotes kept for ``symbol`` (venue → (bid, ask, event_time_ms))."""
         return dict(self._books.get(symbol, {}))
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The quotes (venue → [bid, ask, event time], in arrival order) of the symbols
+        ``owns`` accepts, in the order they were first quoted."""
+        return {
+            "books": {
+                symbol: {venue: list(quote) for venue, quote in book.items()}
+                for symbol, book in self._books.items()
+                if owns(symbol)
+            }
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+        where = self.strategy_id
+        books: dict[str, dict[str, Quote]] = {}
+        for symbol, book in mapping(state, "books", where).items():
+            if not isinstance(book, Mapping):
+                raise ValueError(f"{where} state: book of {symbol!r} must be an object")
+            quotes: dict[str, Quote] = {}
+            for venue, quote in book.items():
+                bid, ask, time_ms = row(quote, 3, where)
+                quotes[str(venue)] = (float(bid), float(ask), int(time_ms))
+            books[str(symbol)] = quotes
+        for symbol, quotes in books.items():
+            if symbol not in self._books and len(self._books) >= MAX_SYMBOLS:
+                self._evict_symbol()
+            self._books[symbol] = quotes
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         if isinstance(event, VenueQuote):

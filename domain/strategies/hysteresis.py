@@ -17,7 +17,7 @@ yet full) leaves the state as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from domain.governance import Suppression
 from domain.signal import Action
@@ -75,15 +75,26 @@ class Hysteresis:
     def forget_symbol(self, symbol: str) -> None:
         self._state.pop(symbol, None)
 
-    def to_state(self) -> dict[str, list[int]]:
-        """Plain data (JSON-ready) for a snapshot of the per-symbol state."""
-        return {symbol: list(state) for symbol, state in sorted(self._state.items())}
+    def to_state(self, owns: Callable[[str], bool] | None = None) -> dict[str, list[int]]:
+        """Plain data (JSON-ready) for a snapshot of the per-symbol state (of the symbols
+        ``owns`` accepts; all without it)."""
+        return {
+            symbol: list(state)
+            for symbol, state in sorted(self._state.items())
+            if owns is None or owns(symbol)
+        }
 
     def load_state(self, state: Mapping[str, list[int]]) -> None:
-        """Restore what :meth:`to_state` returned."""
+        """Restore what :meth:`to_state` returned (replacing the current state)."""
+        self._state = {}
+        self.merge_state(state)
+
+    def merge_state(self, state: Mapping[str, list[int]]) -> None:
+        """Restore the symbols of ``state`` (what :meth:`to_state` returned), keeping the
+        others."""
         loaded: dict[str, list[int]] = {}
         for symbol, values in state.items():
             if len(values) != 4:
                 raise ValueError(f"hysteresis state of {symbol!r} must have 4 values")
             loaded[str(symbol)] = [int(v) for v in values]
-        self._state = loaded
+        self._state.update(loaded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,7 +18,8 @@ from domain.market import (
 )
 from domain.params import CommonParams, param
 from domain.signal import Action, JsonValue
-from domain.strategies.base import Decision
+from domain.state import mapping, row
+from domain.strategies.base import Decision, Owns
 
 QUOTE_ASSET = "USDT"
 """Signals are on ``<asset>USDT``; prices are learnt from the market-data events of those."""
@@ -122,6 +124,23 @@ class OnchainMetricsStrategy:
         """The latest known price of ``symbol`` (None until one was seen)."""
         known = self._prices.get(symbol)
         return known[1] if known is not None else None
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The latest (event time, price) of the symbols ``owns`` accepts."""
+        return {
+            "prices": {symbol: [t, p] for symbol, (t, p) in self._prices.items() if owns(symbol)}
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+        where = self.strategy_id
+        loaded: dict[str, tuple[int, float]] = {}
+        for symbol, known in mapping(state, "prices", where).items():
+            t, p = row(known, 2, where)
+            loaded[str(symbol)] = (int(t), float(p))
+        for symbol, known in loaded.items():
+            if symbol in self._prices or len(self._prices) < MAX_PRICED_SYMBOLS:
+                self._prices[symbol] = known
 
     def config_symbol(self, event: MarketEvent) -> str | None:
         if isinstance(event, _PRICE_EVENTS):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from domain.market import DepthSnapshot, MarketEvent
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision, Held
+from domain.state import mapping
+from domain.strategies.base import Decision, Held, Owns
 from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
@@ -151,6 +153,14 @@ class OrderbookSkewStrategy:
     def forget_symbol(self, symbol: str) -> None:
         """Drop the state kept for ``symbol``."""
         self.hysteresis.forget_symbol(symbol)
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The per-symbol crossing state of the symbols ``owns`` accepts (plain data)."""
+        return {"hysteresis": self.hysteresis.to_state(owns)}
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+        self.hysteresis.merge_state(mapping(state, "hysteresis", self.strategy_id))
 
     def on_event(self, event: MarketEvent, params: OrderbookSkewParams) -> Decision | Held | None:
         proposal = self.propose(event, params)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 from domain.market import MarketEvent, Ticker
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision, Held
+from domain.state import items, mapping
+from domain.strategies.base import Decision, Held, Owns
 from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
@@ -205,6 +207,41 @@ class TickerVelocityStrategy:
         """Drop the state kept for ``symbol``."""
         self._windows.pop(symbol, None)
         self.hysteresis.forget_symbol(symbol)
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The ticker histories and crossing state of the symbols ``owns`` accepts."""
+        return {
+            "windows": {
+                symbol: {
+                    "times": list(window.times),
+                    "prices": list(window.prices),
+                    "volumes": list(window.volumes),
+                }
+                for symbol, window in self._windows.items()
+                if owns(symbol)
+            },
+            "hysteresis": self.hysteresis.to_state(owns),
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+        where = self.strategy_id
+        windows: dict[str, _Window] = {}
+        for symbol, saved in mapping(state, "windows", where).items():
+            if not isinstance(saved, Mapping):
+                raise ValueError(f"{where} state: window of {symbol!r} must be an object")
+            times = [int(t) for t in items(saved, "times", where)]
+            prices = [float(p) for p in items(saved, "prices", where)]
+            volumes = [float(v) for v in items(saved, "volumes", where)]
+            if not len(times) == len(prices) == len(volumes):
+                raise ValueError(f"{where} state: window of {symbol!r} has uneven lengths")
+            window = _Window()
+            window.times.extend(times)
+            window.prices.extend(prices)
+            window.volumes.extend(volumes)
+            windows[str(symbol)] = window
+        self.hysteresis.merge_state(mapping(state, "hysteresis", where))
+        self._windows.update(windows)
 
     def on_event(self, event: MarketEvent, params: TickerVelocityParams) -> Decision | Held | None:
         if not isinstance(event, Ticker):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from domain.market import MarketEvent, Trade
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
-from domain.strategies.base import Decision, Held
+from domain.state import items, mapping, row
+from domain.strategies.base import Decision, Held, Owns
 from domain.strategies.hysteresis import Hysteresis
 
 _CONFIDENCE_CAP = 0.95
@@ -166,6 +168,37 @@ class TradeMomentumStrategy:
         """Drop the state kept for ``symbol``."""
         self._windows.pop(symbol, None)
         self.hysteresis.forget_symbol(symbol)
+
+    def to_state(self, owns: Owns) -> dict[str, object]:
+        """The trade windows (with their sizes) and crossing state of the symbols ``owns``
+        accepts (plain data)."""
+        return {
+            "windows": {
+                symbol: {"size": window.maxlen, "trades": [list(entry) for entry in window]}
+                for symbol, window in self._windows.items()
+                if owns(symbol)
+            },
+            "hysteresis": self.hysteresis.to_state(owns),
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols."""
+        where = self.strategy_id
+        windows: dict[str, deque[_Entry]] = {}
+        for symbol, saved in mapping(state, "windows", where).items():
+            size = saved.get("size") if isinstance(saved, Mapping) else None
+            if not isinstance(size, int) or size < 1:
+                raise ValueError(f"{where} state: window of {symbol!r} has no valid size")
+            windows[str(symbol)] = deque(
+                (
+                    (int(t), float(p), float(q), float(side))
+                    for t, p, q, side in (row(e, 4, where) for e in items(saved, "trades", where))
+                ),
+                maxlen=size,
+            )
+        hysteresis = mapping(state, "hysteresis", where)
+        self.hysteresis.merge_state(hysteresis)
+        self._windows.update(windows)
 
     def on_event(self, event: MarketEvent, params: TradeMomentumParams) -> Decision | Held | None:
         proposal = self.propose(event, params)
