@@ -8,7 +8,7 @@ plain data, ``merge_state(state)`` restores it. :class:`WorkerState` names the h
 cuts their state by partition (``owns = partition_of(symbol) == p``), so that a snapshot of
 partition ``p`` can be restored by whichever worker owns ``p`` next, whatever the worker
 count. Encoding and storage are adapters' work (``adapters/nats/checkpoints.py``,
-docs/adr/0021-partition-state-checkpoints.md).
+docs/adr/0022-partition-state-checkpoints.md).
 
 A snapshot is only as good as the code that reads it: :func:`state_fingerprint` names the
 format version, the holders and every strategy's parameter fields, and a snapshot with

@@ -59,6 +59,7 @@ from adapters.mongo.config_store import (
     MongoConfigUnitOfWork,
     create_mongo_client,
 )
+from adapters.nats.checkpoints import PartitionCheckpoints
 from adapters.nats.config_broadcast import NatsConfigChangeListener, NatsConfigChangeNotifier
 from adapters.nats.connection import NatsConnection
 from adapters.nats.jetstream_streams import StreamSpec, market_data_stream, signal_stream
@@ -80,6 +81,7 @@ from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
+from application.checkpoints import StateHolder, WorkerState, state_fingerprint
 from application.config_admin import ConfigAdmin
 from application.config_cache import EffectiveConfigCache
 from application.health import HealthService
@@ -247,6 +249,39 @@ def config_events(cache: EffectiveConfigCache, admin: ConfigAdmin) -> dict[str, 
     }
 
 
+def worker_state(
+    engine: SignalEngine,
+    book: MarketMetricsBook,
+    decoder: BinanceDecoder,
+    part: PartitionSettings,
+    settings: Settings,
+) -> WorkerState:
+    """What a worker checkpoints per partition: the engine (strategies and governance), the
+    market-metrics book and the Binance decoder's order/duplicate memory (the other inputs'
+    decoder keeps none). A snapshot is tried on fresh copies first (``scratch``)."""
+    holders: dict[str, StateHolder] = {"engine": engine, "metrics": book, "decoder": decoder}
+
+    def scratch() -> dict[str, StateHolder]:
+        return {
+            "engine": SignalEngine(
+                build_strategies(settings.home_venue),
+                engine.config,
+                governance=Governance(engine.governance.limits),
+            ),
+            "metrics": MarketMetricsBook(
+                history_seconds=book.history_seconds, max_symbols=book.max_symbols
+            ),
+            "decoder": BinanceDecoder(),
+        }
+
+    return WorkerState(
+        holders,
+        layout_of(part).partition,
+        state_fingerprint(engine.strategies, list(holders)),
+        scratch=scratch,
+    )
+
+
 def scrape_sources(container: Container) -> ScrapeSources:
     """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
     engine, decoders, config cache, readiness, signal delivery and stores, looked up in
@@ -372,8 +407,20 @@ class WorkerParts(containers.DeclarativeContainer):
     connection = providers.Dependency(instance_of=NatsConnection)
     decoders: providers.Provider[Mapping[str, Decoder]] = providers.Dependency()
     decode_stats = providers.Dependency(instance_of=DecodeStats)
+    state = providers.Dependency(instance_of=WorkerState)
 
     index = providers.Singleton(worker_index, partitions)
+    checkpoints = providers.Singleton(
+        PartitionCheckpoints,
+        connection,
+        state,
+        bucket=partitions.provided.partition_checkpoint_bucket,
+        interval_seconds=partitions.provided.partition_checkpoint_interval_seconds,
+        partition_count=partitions.provided.partition_count,
+        restore=partitions.provided.partition_checkpoint_restore,
+        create_bucket=partitions.provided.partition_checkpoint_bucket_create,
+        replicas=partitions.provided.partition_stream_replicas,
+    )
     feed = providers.Singleton(
         JetStreamPartitionFeed,
         connection,
@@ -388,6 +435,7 @@ class WorkerParts(containers.DeclarativeContainer):
         recover_seconds=partitions.provided.partition_recover_seconds,
         stats=decode_stats,
         dead_letter_subject=settings.provided.nats_dead_letter_topic,
+        checkpoints=checkpoints,
     )
     gate = providers.Singleton(ReplayGate, feed)
 
@@ -595,6 +643,14 @@ class Container(containers.DeclarativeContainer):
         connection=worker_feed_nats,
         decoders=decoders,
         decode_stats=decode_stats,
+        state=providers.Singleton(
+            worker_state,
+            providers.Callable(lambda c: c.engine(), __self__),
+            providers.Callable(lambda c: c.metrics_book(), __self__),
+            decoder,
+            partitions,
+            settings,
+        ),
     )
     local = providers.Container(
         LocalParts, settings=settings, replay=replay, decoder=decoder, decode_stats=decode_stats

@@ -70,6 +70,23 @@ class PartitionSettings(BaseSettings):
         ge=0,
         description="Replayed messages this recent may re-publish signals the signal stream lacks.",
     )
+    partition_checkpoint_interval_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Each worker snapshots its partitions' state this often, so a takeover "
+        "replays only what follows the snapshot (0 = no snapshots written).",
+    )
+    partition_checkpoint_bucket: str = Field(
+        "partition_checkpoints",
+        pattern=r"^[-\w]+$",
+        description="JetStream Object Store bucket of the snapshots (one object per partition).",
+    )
+    partition_checkpoint_bucket_create: bool = Field(
+        True, description="Create the checkpoint bucket if it does not exist."
+    )
+    partition_checkpoint_restore: bool = Field(
+        True, description="Restore the snapshots at takeover (false: always replay)."
+    )
     signal_stream: str = Field(
         "",
         description="JetStream stream over <NATS_PUBLISHER_TOPIC>.> (e.g. SIGNALS); empty = none.",

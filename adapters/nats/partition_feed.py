@@ -40,6 +40,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from adapters.nats.checkpoints import PartitionCheckpoints
 from adapters.nats.client_internals import (
     fast_path_supported,
     recreate_ordered_consumer,
@@ -267,6 +268,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
         log_interval: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
         fast: bool | None = None,
+        checkpoints: PartitionCheckpoints | None = None,
     ) -> None:
         if not partitions:
             raise ValueError("a worker feed needs at least one partition")
@@ -295,6 +297,14 @@ class JetStreamPartitionFeed(NatsSubscriber):
         self._idle_heartbeat = idle_heartbeat
         self._wall = wall_clock
         self._fast = fast_path_supported() if fast is None else fast
+        self.checkpoints = checkpoints
+        """Restores the partitions' state at start, snapshots it between batches."""
+        self._restored_seq: dict[int, int] = {}
+        """Partition → the sequence its restored snapshot covers (its messages up to that
+        one are skipped)."""
+        self._key_start: dict[str, int] = {}
+        self.skipped_restored = 0
+        self._draining = False
 
         self._queue: asyncio.Queue[PartitionFeedItem | _End] = asyncio.Queue(maxsize=queue_size)
         self._max_batch = max(1, max_batch)
@@ -382,6 +392,15 @@ class JetStreamPartitionFeed(NatsSubscriber):
             "queue_depth": self.queue_depth,
             "idle": self.idle,
             "delivered_seq": {str(p): s.delivered_seq for p, s in self.progress.items()},
+            "checkpoints": (
+                None
+                if self.checkpoints is None
+                else {
+                    "interval_seconds": self.checkpoints.interval,
+                    "skipped_restored": self.skipped_restored,
+                    **self.checkpoints.stats.as_dict(),
+                }
+            ),
         }
 
     async def caught_up(self) -> dict[str, Any]:
@@ -414,9 +433,21 @@ class JetStreamPartitionFeed(NatsSubscriber):
         limit = self._max_batch
         while True:
             if self._closed and queue.empty():
+                await self._final_checkpoint()
                 return
-            item = await queue.get()
+            checkpoints = self.checkpoints
+            if queue.empty() and checkpoints is not None and checkpoints.enabled:
+                # Gone quiet: a checkpoint falls due while waiting for the next item.
+                try:
+                    item = await asyncio.wait_for(queue.get(), checkpoints.seconds_until_due())
+                except TimeoutError:
+                    if checkpoints.due() and self._quiescent():
+                        checkpoints.capture(self.applied_sequences(), self.coverage)
+                    continue
+            else:
+                item = await queue.get()
             if isinstance(item, _End):
+                await self._final_checkpoint()
                 return
             batch = [item]
             while len(batch) < limit and not queue.empty():
@@ -427,15 +458,63 @@ class JetStreamPartitionFeed(NatsSubscriber):
             self._in_process = batch
             yield batch
             self._batch_done(batch)
+            checkpoints = self.checkpoints
+            if checkpoints is not None and checkpoints.due() and self._quiescent():
+                checkpoints.capture(self.applied_sequences(), self.coverage)
             # A full queue never suspends ``get()``: let the socket reader and the other
             # tasks run, or the server sees a reader that stopped reading.
             await asyncio.sleep(0)
+
+    def _quiescent(self) -> bool:
+        """Everything decoded has been processed: the state (decoders included) is exactly
+        the result of the messages delivered so far."""
+        return self._queue.empty() and self._in_handler == 0
+
+    def applied_sequences(self) -> dict[int, int]:
+        """Partition → the last stream sequence delivered (exactly what the state covers
+        when :meth:`_quiescent`)."""
+        return {p: progress.delivered_seq for p, progress in self.progress.items()}
+
+    async def coverage(self, applied: Mapping[int, int]) -> dict[int, int]:
+        """Partition → a stream sequence up to which it holds nothing beyond ``applied``
+        (what a checkpoint captured): a consumer that has been sent nothing past its
+        partitions' captured sequences and has nothing pending, as the server says after
+        the stream's last sequence was read, had nothing of them up to that sequence."""
+        if self._js is None:
+            return {}
+        last = (await self._js.stream_info(self.stream.name)).state.last_seq
+        covers = dict(applied)
+        for key, carried in self.consumer_filters.items():
+            sub = self._subs.get(key)
+            if sub is None:
+                continue
+            position = max(applied[p] for p in carried)
+            info = await sub.consumer_info()
+            delivered = info.delivered.stream_seq if info.delivered is not None else -1
+            if info.num_pending == 0 and delivered <= position:
+                for p in carried:
+                    covers[p] = max(covers[p], last)
+        return covers
+
+    async def _final_checkpoint(self) -> None:
+        """At the end of a drain (a graceful stop): checkpoint what was processed, so that
+        the next owner replays nothing it does not need."""
+        checkpoints = self.checkpoints
+        if checkpoints is None or not checkpoints.enabled or not self._draining:
+            return
+        if not self.replay_complete or not self._quiescent():
+            return
+        with contextlib.suppress(Exception):
+            await checkpoints.flush()
+            checkpoints.capture(self.applied_sequences(), self.coverage)
+            await checkpoints.flush()
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Stop the consumers, let what was received through ``batches()``, then end it.
 
         The consumer of ``batches()`` must keep consuming meanwhile.
         """
+        self._draining = True
         await self._cancel_setup()
         subs = list(self._subs.values())
         await unsubscribe_all(subs)  # no new deliveries; what was received stays buffered
@@ -536,9 +615,25 @@ class JetStreamPartitionFeed(NatsSubscriber):
                 start_seq = boundary + 1
             self.recover_after_ns = int((started - self.recover_seconds) * 1e9)
             self.replay.boundary_seq = boundary
+            if self.checkpoints is not None:
+                # A partition restored from its snapshot replays only what follows it.
+                self._restored_seq = await self.checkpoints.restore(
+                    js,
+                    self.partitions,
+                    stream=self.stream.name,
+                    stream_created=info.created.isoformat() if info.created else "",
+                    first_seq=info.state.first_seq,
+                    last_seq=boundary,
+                )
+                for partition, seq in self._restored_seq.items():
+                    self.progress[partition].delivered_seq = seq
             self._start_seq = start_seq
-            for key in self.consumer_filters:
-                self._replay_done[key] = boundary < start_seq
+            for key, carried in self.consumer_filters.items():
+                self._key_start[key] = min(
+                    self._restored_seq[p] + 1 if p in self._restored_seq else start_seq
+                    for p in carried
+                )
+                self._replay_done[key] = boundary < self._key_start[key]
         boundary, start_seq = self.replay.boundary_seq, self._start_seq
         for key, carried in self.consumer_filters.items():
             if key in self._subs:
@@ -552,7 +647,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
                 ordered_consumer=True,
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 idle_heartbeat=self._idle_heartbeat,
-                config=ConsumerConfig(opt_start_seq=start_seq),
+                config=ConsumerConfig(opt_start_seq=self._key_start.get(key, start_seq)),
                 pending_msgs_limit=self._pending_msgs_limit,
                 pending_bytes_limit=self._pending_bytes_limit,
             )
@@ -633,6 +728,14 @@ class JetStreamPartitionFeed(NatsSubscriber):
         if partition is None:  # a consumer carrying several partitions: from the subject
             start = self._prefix_len
             partition = int(subject[start : subject.index(".", start)])
+        if self._restored_seq and meta.stream_seq <= self._restored_seq.get(partition, 0):
+            # Already in the restored snapshot (a consumer carrying several partitions
+            # starts at the earliest of theirs).
+            self.skipped_restored += 1
+            if not self._replay_done[key] and meta.num_pending == 0:
+                self._replay_done[key] = True
+                self._check_replay_complete()
+            return
         progress = self.progress[partition]
         kind = subject.rpartition(".")[2]
         decoder = self._decoders.get(kind)

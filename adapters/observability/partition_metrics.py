@@ -7,6 +7,7 @@ metrics join the service registry (:func:`register_partition_feed`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+
+from application.checkpoints import FALLBACK_RESULTS
 
 PREFIX = "realtime_strategies"
 
@@ -34,6 +37,10 @@ WORKER_METRIC_NAMES = (
     f"{PREFIX}_partition_replay_signals_suppressed_total",
     f"{PREFIX}_partition_replay_signals_recovered_total",
     f"{PREFIX}_partition_queue_depth",
+    f"{PREFIX}_checkpoint_restore_total",
+    f"{PREFIX}_checkpoint_writes_total",
+    f"{PREFIX}_checkpoint_bytes",
+    f"{PREFIX}_checkpoint_age_seconds",
 )
 
 
@@ -148,6 +155,44 @@ class _FeedCollector(Collector):
         depth = GaugeMetricFamily(f"{PREFIX}_partition_queue_depth", "Decoded items queued.")
         depth.add_metric([], float(feed.queue_depth))
         yield depth
+        checkpoints = getattr(feed, "checkpoints", None)
+        if checkpoints is not None:
+            yield from _checkpoint_metrics(checkpoints.stats, self._wall())
+
+    @staticmethod
+    def _wall() -> float:
+        return time.time()
+
+
+def _checkpoint_metrics(stats: Any, now: float) -> Iterable[Metric]:
+    restores = _counter(
+        f"{PREFIX}_checkpoint_restore_total",
+        "Partition snapshots at takeover, by result (restored, or why the partition was "
+        "replayed instead: missing, corrupt, incompatible, stream_changed, gap, error).",
+        ("result",),
+    )
+    for result in ("restored", *FALLBACK_RESULTS):
+        restores.add_metric([result], float(stats.restore_results.get(result, 0)))
+    yield restores
+    writes = _counter(
+        f"{PREFIX}_checkpoint_writes_total", "Partition snapshots written, by result.", ("result",)
+    )
+    writes.add_metric(["ok"], float(stats.writes))
+    writes.add_metric(["error"], float(stats.write_errors))
+    writes.add_metric(["deferred"], float(stats.deferred))
+    yield writes
+    size = GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_bytes", "Encoded size of the last checkpoint (all partitions)."
+    )
+    size.add_metric([], float(stats.last_bytes))
+    yield size
+    age = GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_age_seconds",
+        "Seconds since the last successful checkpoint (NaN before the first).",
+    )
+    written = stats.last_written_at
+    age.add_metric([], float("nan") if written is None else max(0.0, now - written))
+    yield age
 
 
 def register_partition_feed(registry: CollectorRegistry, feed: Any) -> None:

@@ -175,6 +175,7 @@ class Cluster:
         self.input_stream = f"IN_{self.run}"
         self.lease_bucket = f"lease_{self.run}"
         self.position_bucket = f"pos_{self.run}"
+        self.checkpoint_bucket = f"ckpt_{self.run}"
         self.prefix = f"{base}.md"
 
     def env(self, **extra: object) -> dict[str, str]:
@@ -193,6 +194,7 @@ class Cluster:
                 "PARTITION_STREAM": self.market_stream,
                 "PARTITION_COUNT": str(self.partitions),
                 "SIGNAL_STREAM": self.signal_stream,
+                "PARTITION_CHECKPOINT_BUCKET": self.checkpoint_bucket,
                 "ROUTER_QUEUE_GROUP": f"r{self.run}",
                 "CONFIG_STORE": "memory",
                 "TRADING_SYMBOLS": "*",

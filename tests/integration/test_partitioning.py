@@ -118,7 +118,11 @@ def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
 
 async def delete_streams(nats_url: str, cluster: Cluster) -> None:
     client = await nats.connect(nats_url)
-    kv = (f"KV_{cluster.lease_bucket}", f"KV_{cluster.position_bucket}")
+    kv = (
+        f"KV_{cluster.lease_bucket}",
+        f"KV_{cluster.position_bucket}",
+        f"OBJ_{cluster.checkpoint_bucket}",
+    )
     for name in (cluster.market_stream, cluster.signal_stream, cluster.input_stream, *kv):
         with contextlib.suppress(NotFoundError):
             await client.jetstream().delete_stream(name)

@@ -1,0 +1,258 @@
+"""Partition state checkpoints on the real NATS (docs/adr/0022-partition-state-checkpoints.md).
+
+A worker snapshots its partitions into a JetStream Object Store; its successor restores them
+and replays only what follows. Here the market-data stream keeps 20 s (production: an hour),
+so a day and a half of BTC dominance is gone from the stream by the time the worker is
+SIGKILLed: only the snapshot still has it, and the successor's btc_dominance signals must be
+those of an uninterrupted run. A corrupt and an incompatible snapshot fall back to replay,
+counted and logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import orjson
+import pytest
+from nats.aio.client import Client
+from nats.js.errors import NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.nats.checkpoints import encode_snapshot, object_name
+from adapters.wire.signals import encode_signal, format_timestamp_ms
+from adapters.wire.stats import Skip
+from application.checkpoints import PartitionSnapshot
+from application.partitioning import partition_of
+from bench import dominance_history
+from bench.fanout import capture_lines, fan_out
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.integration.partition_cluster import PARTITION_GOVERNANCE, Cluster, Proc
+from tests.integration.test_partitioning import (
+    assert_same_signals,
+    caught_up,
+    http_json,
+    publish,
+    read_signals,
+    ready,
+    stream_holds,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Messages = list[tuple[str, bytes]]
+RETENTION_S = 20
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> Any:
+    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, nats_url)
+    yield c
+    c.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _delete_streams(cluster: Cluster, nats_url: str) -> Any:
+    yield
+    client = await nats.connect(nats_url)
+    names = (
+        cluster.market_stream,
+        cluster.signal_stream,
+        cluster.input_stream,
+        f"KV_{cluster.lease_bucket}",
+        f"KV_{cluster.position_bucket}",
+        f"OBJ_{cluster.checkpoint_bucket}",
+    )
+    for name in names:
+        with contextlib.suppress(NotFoundError):
+            await client.jetstream().delete_stream(name)
+    await client.close()
+
+
+async def reference(messages: Messages) -> dict[str, dict[str, Any]]:
+    """The single-process path in this process (as test_partitioning's reference)."""
+    settings = Settings(
+        config_store="memory",
+        trading_symbols="*",
+        max_signals_per_minute=0,
+        max_signals_per_symbol_per_hour=0,
+    )
+    container = build_container(settings)
+    container.environ.override(PARTITION_GOVERNANCE)
+    await container.config_cache().refresh()
+    decoders, engine = container.decoders(), container.engine()
+    signals: dict[str, dict[str, Any]] = {}
+    for kind, raw in messages:
+        result = decoders[kind](raw)
+        assert not isinstance(result, Skip), result
+        for signal in engine.process(result.event):
+            signals[signal.signal_id] = orjson.loads(encode_signal(signal, settings.signal_source))
+    return signals
+
+
+def _start_ms(lines: list[bytes]) -> int:
+    return next(int(orjson.loads(line)["data"]["E"]) for line in lines if b'"E"' in line)
+
+
+def _worker(cluster: Cluster, **extra: object) -> Proc:
+    return cluster.worker(
+        0,
+        1,
+        PARTITION_REPLAY_SECONDS=RETENTION_S,
+        PARTITION_RECOVER_SECONDS=RETENTION_S,
+        PARTITION_CHECKPOINT_INTERVAL_SECONDS=1,
+        **extra,
+    )
+
+
+async def _checkpointed(worker: Proc, cluster: Cluster, partitions: set[int]) -> None:
+    """Wait until ``partitions`` are checkpointed at the last sequence the worker delivered."""
+
+    async def done() -> bool:
+        status = await http_json(worker, "/api/v1/partitions", cluster)
+        written = status["checkpoints"]["last_written_seq"]
+        delivered = status["delivered_seq"]
+        return all(
+            delivered[str(p)] > 0 and written.get(str(p)) == delivered[str(p)] for p in partitions
+        )
+
+    await wait_for(done, 60.0, f"{worker.name} checkpointed {sorted(partitions)}", cluster)
+
+
+def _metric(worker: Proc, name: str, **labels: str) -> float:
+    text = worker.get("/metrics")
+    assert text is not None
+    for family in text_string_to_metric_families(text.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+@pytest.mark.timeout(600)
+async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_holds(
+    nc: Client, cluster: Cluster
+) -> None:
+    js = nc.jetstream()
+    lines = capture_lines()[:400]
+    start = _start_ms(lines)
+    market: Messages = [("binance", raw) for raw in fan_out(lines, SYMBOLS)]
+    history: Messages = [("dominance", raw) for raw in dominance_history.history(start - 60_000)]
+    jump: Messages = [("dominance", dominance_history.jump(start - 60_000))]
+    expected = await reference([*market, *history, *jump])
+    dominance = [s for s in expected.values() if s["strategy_id"] == "btc_dominance"]
+    # The history alone signals (its 24 h change passes the threshold from its 21st hour,
+    # then once per 4 h cooldown), and so does the jump, measured against a reference a day
+    # old — which only the snapshot can still provide after the takeover.
+    jump_time = format_timestamp_ms(start - 60_000 + dominance_history.JUMP_AFTER_MS)
+    jump_signals = [s for s in dominance if s["timestamp"] == jump_time]
+    assert len(jump_signals) == 1, dominance
+    # its reference: the oldest observation inside the 24 h window, 24 h before the jump
+    assert jump_signals[0]["metadata"]["reference_dominance"] == 57.25
+
+    router = cluster.router(PARTITION_REPLAY_SECONDS=RETENTION_S, **cluster.failover_env())
+    worker = _worker(cluster)
+    router.start()
+    worker.start()
+    await ready([router, worker], cluster)
+    sent = await publish(nc, cluster, market)
+    await stream_holds(js, cluster, sent)
+    sent += await publish(nc, cluster, history)
+    await stream_holds(js, cluster, sent)
+    await caught_up([worker], cluster)
+    btc = partition_of("BTCUSDT", cluster.partitions)
+    await _checkpointed(worker, cluster, {btc, partition_of("ETHUSDT", cluster.partitions)})
+
+    async def expired() -> bool:
+        return (await js.stream_info(cluster.market_stream)).state.messages == 0
+
+    await wait_for(expired, 90.0, "the market-data stream aged everything out", cluster)
+    worker.kill()
+    worker.start()
+    await ready([worker], cluster)
+    sent += await publish(nc, cluster, jump)
+    await stream_holds(js, cluster, sent)
+    await caught_up([worker], cluster)
+
+    status = await http_json(worker, "/api/v1/partitions", cluster)
+    checkpoints = status["checkpoints"]
+    print(f"restarted worker: checkpoints {checkpoints}, replay {status['replay']}")
+    assert checkpoints["restore_results"]["restored"] == 2
+    assert checkpoints["restore_results"]["missing"] == cluster.partitions - 2
+    assert status["replay"]["messages"] == 0  # nothing left to replay: all from the snapshot
+    assert _metric(worker, "realtime_strategies_checkpoint_restore_total", result="restored") == 2
+    assert_same_signals(await read_signals(js, cluster), expected)
+
+
+@pytest.mark.timeout(600)
+async def test_a_corrupt_or_incompatible_snapshot_falls_back_to_replay_counted_and_logged(
+    nc: Client, cluster: Cluster
+) -> None:
+    js = nc.jetstream()
+    lines = capture_lines()[:400]
+    market: Messages = [("binance", raw) for raw in fan_out(lines, SYMBOLS)]
+    expected = await reference(market)
+    router = cluster.router(**cluster.failover_env())
+    worker = cluster.worker(0, 1, PARTITION_CHECKPOINT_INTERVAL_SECONDS=1)
+    router.start()
+    worker.start()
+    await ready([router, worker], cluster)
+    sent = await publish(nc, cluster, market)
+    await stream_holds(js, cluster, sent)
+    await caught_up([worker], cluster)
+    btc, eth = (partition_of(s, cluster.partitions) for s in SYMBOLS)
+    assert btc != eth
+    await _checkpointed(worker, cluster, {btc, eth})
+    worker.kill()
+
+    store = await js.object_store(cluster.checkpoint_bucket)
+    good = (await store.get(object_name(btc))).data
+    assert good
+    await store.put(object_name(btc), bytes(good[:30]) + b"\x00" * 64 + bytes(good[94:]))
+    await store.put(
+        object_name(eth),
+        encode_snapshot(
+            PartitionSnapshot(
+                partition=eth,
+                partition_count=cluster.partitions,
+                stream=cluster.market_stream,
+                stream_created="",
+                stream_seq=1,
+                taken_at_ms=0,
+                covers_seq=1,
+                fingerprint="another-version!",
+                state={},
+            )
+        ),
+    )
+    worker.start()
+    await ready([worker], cluster)
+    await caught_up([worker], cluster)
+    status = await http_json(worker, "/api/v1/partitions", cluster)
+    results = status["checkpoints"]["restore_results"]
+    assert results.get("corrupt") == 1, results
+    assert results.get("incompatible") == 1, results
+    assert "restored" not in results, results
+    assert status["replay"]["messages"] == sent  # both partitions replayed in full
+    assert status["replay"]["signals_suppressed"] > 0
+    for result in ("corrupt", "incompatible"):
+        assert _metric(worker, "realtime_strategies_checkpoint_restore_total", result=result) == 1
+    log = worker.log_path.read_text()
+    assert "partition_checkpoint_not_restored" in log
+    assert "checksum mismatch" in log
+    # The replay rebuilt the state: the worker checkpoints again, readably.
+    await _checkpointed(worker, cluster, {btc, eth})
+    assert_same_signals(await read_signals(js, cluster), expected)
