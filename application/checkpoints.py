@@ -120,6 +120,8 @@ class WorkerState:
     ) -> None:
         self.holders = dict(holders)
         self.partition_of = partition_of
+        self._partitions: dict[str, int] = {}
+        """Memo of ``partition_of`` (a capture asks it for every entry, per partition)."""
         self.fingerprint = fingerprint
         self._scratch = scratch
 
@@ -127,9 +129,15 @@ class WorkerState:
         """The state of ``partition``'s symbols, per holder (plain data, shared with nothing
         live)."""
         partition_of = self.partition_of
+        known = self._partitions
+        if len(known) > 100_000:
+            known.clear()
 
         def owns(symbol: str) -> bool:
-            return partition_of(symbol) == partition
+            p = known.get(symbol)
+            if p is None:
+                p = known[symbol] = partition_of(symbol)
+            return p == partition
 
         return {name: holder.to_state(owns) for name, holder in self.holders.items()}
 
