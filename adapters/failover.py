@@ -20,6 +20,10 @@ stores of the same port:
   lacks, for every strategy that diverged. It is idempotent, so a reconcile cut short by a
   failure simply runs again. It also runs once on first use, because a previous process may
   have left writes on the fallback only.
+- **Signal pauses** (:class:`FailoverPauseStore`) are few: a write is mirrored like a layer,
+  and every read of both stores keeps per pause key the higher version and copies it to
+  the store that lacks it (idempotent), so a pause written on one store alone is
+  reconciled by the next read.
 - A store that fails is skipped for ``retry_interval_s`` (a small circuit breaker), so a
   dead MongoDB costs one server-selection timeout per interval, not one per request.
 
@@ -52,10 +56,12 @@ from application.ports import (
     ConfigRepository,
     ConfigTransaction,
     ConfigUnitOfWork,
+    PauseStore,
     StoreUnavailableError,
     VersionConflictError,
 )
 from domain.config import AuditPosition, AuditRecord, ConfigDocument
+from domain.governance import PauseRecord, newest_pauses
 
 _log = structlog.get_logger(__name__)
 
@@ -792,6 +798,7 @@ class _RecordingTransaction:
     def __init__(self, inner: ConfigTransaction) -> None:
         self._inner = inner
         self.saved: builtins.list[tuple[ConfigDocument, int]] = []
+        self.pauses: builtins.list[PauseRecord] = []
         self.records: builtins.list[AuditRecord] = []
 
     @property
@@ -807,6 +814,10 @@ class _RecordingTransaction:
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         await self._inner.save(document, expected_version)
         self.saved.append((document, expected_version))
+
+    async def save_pause(self, record: PauseRecord) -> None:
+        await self._inner.save_pause(record)
+        self.pauses.append(record)
 
     async def append(self, record: AuditRecord) -> None:
         await self._inner.append(record)
@@ -828,11 +839,13 @@ class FailoverConfigUnitOfWork:
         audit: FailoverAuditLog,
         primary: ConfigUnitOfWork,
         fallback: ConfigUnitOfWork,
+        pauses: FailoverPauseStore | None = None,
     ) -> None:
         self._repository = repository
         self._audit = audit
         self._primary = primary
         self._fallback = fallback
+        self._pauses = pauses
 
     @asynccontextmanager
     async def write(self, strategy_id: str) -> AsyncIterator[_RecordingTransaction]:
@@ -870,5 +883,85 @@ class FailoverConfigUnitOfWork:
                         version=document.version,
                         pending=len(repository._pending_reconcile),
                     )
+            for pause in transaction.pauses:
+                if self._pauses is not None:
+                    await self._pauses.mirror(pause, on_primary)
             for record in transaction.records:
                 await self._audit._acknowledged(record, on_primary)
+
+
+class FailoverPauseStore:
+    """:class:`~application.ports.PauseStore` over the primary's and the fallback's pause
+    stores, sharing the repository's store health.
+
+    Reads ask every store worth trying and keep, per pause key, the higher version, copying
+    it to a store that lacks it (so a pause written while a store was down is reconciled by
+    the next read); only when both stores fail does a read raise.
+    """
+
+    def __init__(
+        self,
+        primary: PauseStore,
+        fallback: PauseStore,
+        repository: FailoverConfigRepository,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self._shared = repository._shared
+        self._repository = repository
+        self.name = primary.name
+
+    def _stores(self) -> builtins.list[tuple[PauseStore, StoreState]]:
+        shared = self._shared
+        return [(self.primary, shared.primary), (self.fallback, shared.fallback)]
+
+    async def list(self) -> builtins.list[PauseRecord]:
+        answers: builtins.list[tuple[PauseStore, StoreState, builtins.list[PauseRecord]]] = []
+        for store, state in self._stores():
+            if not state.worth_trying():
+                continue
+            try:
+                answers.append((store, state, await _call(state, store.list())))
+            except StoreUnavailableError:
+                continue
+        if not answers:
+            raise _both_down("signal pauses", self._shared)
+        newest = newest_pauses(record for _, _, records in answers for record in records)
+        for store, state, records in answers:
+            held = {record.key: record.version for record in records}
+            for key, record in newest.items():
+                if held.get(key, 0) < record.version:
+                    with contextlib.suppress(StoreUnavailableError):
+                        await _call(state, store.apply(record))
+        self.name = answers[0][0].name
+        return [newest[key] for key in sorted(newest)]
+
+    async def apply(self, record: PauseRecord) -> bool:
+        stored = False
+        reached = False
+        for store, state in self._stores():
+            if not state.worth_trying():
+                continue
+            try:
+                stored = await _call(state, store.apply(record)) or stored
+                reached = True
+            except StoreUnavailableError:
+                continue
+        if not reached:
+            raise _both_down(f"pause {record.key}", self._shared)
+        return stored
+
+    async def mirror(self, record: PauseRecord, on_primary: bool) -> None:
+        """A unit of work stored ``record`` on one store: copy it to the other, if it
+        answers (else the next read reconciles it). The caller holds the shared lock."""
+        store, state = (
+            (self.fallback, self._shared.fallback)
+            if on_primary
+            else (self.primary, self._shared.primary)
+        )
+        if not state.worth_trying():
+            return
+        try:
+            await _call(state, store.apply(record))
+        except StoreUnavailableError as error:
+            _log.warning("signal_pause_not_mirrored", pause=record.key, error=str(error))

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from domain.config import AuditPosition, AuditRecord, ConfigDocument
+from domain.governance import PauseRecord
 from domain.market import MarketEvent
 from domain.signal import Signal
 
@@ -200,8 +201,14 @@ class ConfigTransaction(Protocol):
         """Store the layer (compare-and-set on the layer's ``expected_version``, 0 = none)."""
         ...
 
+    async def save_pause(self, record: PauseRecord) -> None:
+        """Store a pause switch (replacing its key's older record); stored together with
+        the audit record. Raises :class:`VersionConflictError` if its key holds that
+        version or a newer one."""
+        ...
+
     async def append(self, record: AuditRecord) -> None:
-        """Record the change; stored together with the layer it describes."""
+        """Record the change; stored together with the layer (or pause) it describes."""
         ...
 
 
@@ -216,6 +223,27 @@ class ConfigUnitOfWork(Protocol):
     """
 
     def write(self, strategy_id: str) -> AbstractAsyncContextManager[ConfigTransaction]: ...
+
+
+class PauseStore(Protocol):
+    """Persistence of the signal pause switches (:class:`~domain.governance.PauseRecord`),
+    next to the configuration layers in the same store.
+
+    Writes that users make go through :meth:`ConfigTransaction.save_pause` (with their audit
+    record); :meth:`apply` is the idempotent copy that mirroring and reconciliation use.
+    Failures to reach the store raise :class:`StoreUnavailableError`.
+    """
+
+    name: str
+
+    async def list(self) -> list[PauseRecord]:
+        """Every stored record, one per pause key, lifted ones included, in key order."""
+        ...
+
+    async def apply(self, record: PauseRecord) -> bool:
+        """Store ``record`` unless its key is held at that version or a newer one; True if
+        stored."""
+        ...
 
 
 class ConfigChangeNotifier(Protocol):

@@ -114,6 +114,16 @@ class AuditAction(StrEnum):
     UPDATE = "UPDATE"
     DELETE = "DELETE"
     ROLLBACK = "ROLLBACK"
+    PAUSE = "PAUSE"
+    """A signal pause switched on (:class:`domain.governance.PauseRecord`), not a layer."""
+    RESUME = "RESUME"
+    """A signal pause lifted."""
+
+
+LAYER_ACTIONS = frozenset(
+    {AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE, AuditAction.ROLLBACK}
+)
+"""The actions that change a configuration layer (a rollback looks only at these)."""
 
 
 @dataclass(frozen=True, slots=True)

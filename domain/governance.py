@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar, Final
 
 from domain.params import StrategyParams, param
@@ -120,6 +121,59 @@ class Pause:
     def label(self) -> str:
         """``strategy/symbol`` with ``*`` for "every" (logs, the gauge, /ready)."""
         return f"{self.strategy_id or '*'}/{self.symbol or '*'}"
+
+
+EVERY_STRATEGY: Final = "*"
+"""The sequence key (and audit ``strategy_id``) of pauses that name no strategy."""
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """A stored pause switch: ``active`` while it holds, kept with ``active`` False once
+    lifted (like a layer's tombstone, so its version is not forgotten).
+
+    Versions come from the sequence of :attr:`sequence_key` (the paused strategy's own
+    sequence, or :data:`EVERY_STRATEGY`'s), so a pause and its audit record are keyed
+    ``<sequence_key>:<version>`` like a configuration change.
+    """
+
+    pause: Pause
+    active: bool
+    version: int
+    updated_at: datetime
+    updated_by: str
+    reason: str
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        """One record per pause target: ``strategy/symbol`` with ``*`` for "every"."""
+        return self.pause.label()
+
+    @property
+    def sequence_key(self) -> str:
+        return pause_sequence_key(self.pause)
+
+
+def pause_sequence_key(pause: Pause) -> str:
+    """The version sequence a pause's writes draw from (see :class:`PauseRecord`)."""
+    return pause.strategy_id if pause.strategy_id is not None else EVERY_STRATEGY
+
+
+def newest_pauses(records: Iterable[PauseRecord]) -> dict[str, PauseRecord]:
+    """Per pause key, the record with the highest version."""
+    newest: dict[str, PauseRecord] = {}
+    for record in records:
+        held = newest.get(record.key)
+        if held is None or record.version > held.version:
+            newest[record.key] = record
+    return newest
+
+
+def active_pauses(records: Iterable[PauseRecord]) -> tuple[Pause, ...]:
+    """The pauses in force, in key order (for :meth:`Governance.set_pauses`)."""
+    newest = newest_pauses(records)
+    return tuple(newest[key].pause for key in sorted(newest) if newest[key].active)
 
 
 def _capped(times: deque[int], cap: int, window_ms: int, time_ms: int) -> bool:

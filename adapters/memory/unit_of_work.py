@@ -2,7 +2,8 @@
 
 Atomic like the real stores: one write at a time; when the block ends, the layer and its
 audit record are stored together (no other coroutine runs in between), or neither when
-either store is unavailable or the layer's compare-and-set fails.
+either store is unavailable or the layer's compare-and-set fails. Versions come from one
+sequence per strategy (its layers and its pause switches).
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ from contextlib import asynccontextmanager
 
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
-from application.ports import StoreUnavailableError
+from adapters.memory.pause_store import InMemoryPauseStore
+from application.ports import StoreUnavailableError, VersionConflictError
 from domain.config import AuditRecord, ConfigDocument, next_version
+from domain.governance import PauseRecord
 
 
 class _Transaction:
-    def __init__(self, repository: InMemoryConfigRepository, strategy_id: str) -> None:
+    def __init__(
+        self,
+        repository: InMemoryConfigRepository,
+        strategy_id: str,
+        sequence: int,
+    ) -> None:
         self._repository = repository
         self._strategy_id = strategy_id
+        self._sequence = sequence
         self.saves: builtins.list[tuple[ConfigDocument, int]] = []
+        self.pauses: builtins.list[PauseRecord] = []
         self.records: builtins.list[AuditRecord] = []
 
     @property
@@ -33,10 +43,18 @@ class _Transaction:
         return await self._repository.list(self._strategy_id)
 
     async def next_version(self) -> int:
-        return next_version(await self.layers())
+        return max(self._sequence + 1, next_version(await self.layers()))
 
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         self.saves.append((document, expected_version))
+
+    async def save_pause(self, record: PauseRecord) -> None:
+        self.pauses.append(record)
+
+    @property
+    def highest_version(self) -> int:
+        versions = [d.version for d, _ in self.saves] + [p.version for p in self.pauses]
+        return max(versions, default=0)
 
     async def append(self, record: AuditRecord) -> None:
         self.records.append(record)
@@ -45,19 +63,41 @@ class _Transaction:
 class InMemoryConfigUnitOfWork:
     """Layer writes and audit records of an in-memory repository and audit log, together."""
 
-    def __init__(self, repository: InMemoryConfigRepository, audit: InMemoryAuditLog) -> None:
+    def __init__(
+        self,
+        repository: InMemoryConfigRepository,
+        audit: InMemoryAuditLog,
+        pauses: InMemoryPauseStore | None = None,
+    ) -> None:
         self._repository = repository
         self._audit = audit
+        self._pauses = pauses if pauses is not None else InMemoryPauseStore()
+        self._sequences: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
     async def write(self, strategy_id: str) -> AsyncIterator[_Transaction]:
         async with self._lock:
-            transaction = _Transaction(self._repository, strategy_id)
+            held = max(
+                [self._sequences.get(strategy_id, 0)]
+                + [p.version for p in self._pauses.records() if p.sequence_key == strategy_id]
+            )
+            transaction = _Transaction(self._repository, strategy_id, held)
             yield transaction
-            if not (self._repository.available and self._audit.available):
+            if not (
+                self._repository.available and self._audit.available and self._pauses.available
+            ):
                 raise StoreUnavailableError("in-memory configuration store is unavailable")
+            for pause in transaction.pauses:
+                held = self._pauses.version_of(pause.key)
+                if held >= pause.version:
+                    raise VersionConflictError(f"pause {pause.key} is at version {held}")
             for document, expected_version in transaction.saves:
                 self._repository.put(document, expected_version)
+            for pause in transaction.pauses:
+                self._pauses.put(pause)
             for record in transaction.records:
                 self._audit.add(record)
+            highest = transaction.highest_version
+            if highest > self._sequences.get(strategy_id, 0):
+                self._sequences[strategy_id] = highest

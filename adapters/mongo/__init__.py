@@ -4,9 +4,11 @@ from adapters.mongo.config_store import (
     AUDIT_COLLECTION,
     DEFAULT_DATABASE,
     GLOBAL_COLLECTION,
+    PAUSE_COLLECTION,
     SYMBOL_COLLECTION,
     MongoAuditLog,
     MongoConfigRepository,
+    MongoPauseStore,
     create_mongo_client,
     ensure_indexes,
 )
@@ -15,9 +17,11 @@ __all__ = [
     "AUDIT_COLLECTION",
     "DEFAULT_DATABASE",
     "GLOBAL_COLLECTION",
+    "PAUSE_COLLECTION",
     "SYMBOL_COLLECTION",
     "MongoAuditLog",
     "MongoConfigRepository",
+    "MongoPauseStore",
     "create_mongo_client",
     "ensure_indexes",
 ]

@@ -27,6 +27,11 @@ under ``_id = "<strategy>:<version>"``, both idempotent) and cleared; whatever a
 pending is completed by the next write of the strategy and by every ``list()`` (so by the
 start-up refresh). Audit records are stored at most once per (strategy, version).
 
+Signal pause switches live in ``signal_pauses`` (``_id`` = the pause key, ``{strategy_id,
+symbol, active, version, updated_at, updated_by, reason}``) and are written the same way:
+the outbox of the paused strategy's sequence (``*`` for every strategy) carries the pause
+instead of a layer.
+
 Datetimes are BSON dates (millisecond precision, UTC); the client is built with
 ``tz_aware=True`` so they come back as aware UTC datetimes. Every failure to reach or use
 the server becomes :class:`~application.ports.StoreUnavailableError`, and the client's short
@@ -57,12 +62,14 @@ from pymongo.errors import (
 from adapters.redaction import redact
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
+from domain.governance import Pause, PauseRecord
 from domain.params import ParamValue
 
 GLOBAL_COLLECTION: Final = "strategy_configs_global"
 SYMBOL_COLLECTION: Final = "strategy_configs_symbol"
 AUDIT_COLLECTION: Final = "strategy_config_audit"
 SEQUENCE_COLLECTION: Final = "strategy_config_sequences"
+PAUSE_COLLECTION: Final = "signal_pauses"
 DEFAULT_DATABASE: Final = "petrosa"
 SOURCE: Final = "mongodb"
 
@@ -182,6 +189,7 @@ class _Collections:
         self.symbol: AsyncCollection[MongoDocument] = db[SYMBOL_COLLECTION]
         self.audit: AsyncCollection[MongoDocument] = db[AUDIT_COLLECTION]
         self.sequences: AsyncCollection[MongoDocument] = db[SEQUENCE_COLLECTION]
+        self.pauses: AsyncCollection[MongoDocument] = db[PAUSE_COLLECTION]
 
     def layer(
         self, strategy_id: str, symbol: str | None
@@ -228,9 +236,27 @@ class _Collections:
                 )
             )
 
+    async def apply_pause(self, raw: MongoDocument) -> bool:
+        """Upsert a pause unless the store holds its key at that version or newer."""
+        fields = {k: v for k, v in raw.items() if k != "_id"}
+        try:
+            await _guard(
+                self.pauses.update_one(
+                    {"_id": raw["_id"], "version": {"$lt": raw["version"]}},
+                    {"$set": fields},
+                    upsert=True,
+                )
+            )
+        except DuplicateKeyError:  # held at this version or a newer one
+            return False
+        return True
+
     async def complete(self, strategy_id: str, pending: MongoDocument) -> None:
         """Apply a committed outbox entry and clear it (idempotent: safe to run twice)."""
-        await self.apply_layer(pending["document"])
+        if "document" in pending:
+            await self.apply_layer(pending["document"])
+        if "pause" in pending:
+            await self.apply_pause(pending["pause"])
         await self.insert_audit(pending["record"])
         await _guard(
             self.sequences.update_one(
@@ -247,6 +273,64 @@ class _Collections:
         for raw in await _guard(self.sequences.find(query).to_list()):
             await self.complete(str(raw["_id"]), raw["pending"])
             _log.info("config_outbox_completed", strategy_id=raw["_id"])
+
+
+def _pause_to_bson(record: PauseRecord) -> MongoDocument:
+    return {
+        "_id": record.key,
+        "strategy_id": record.pause.strategy_id,
+        "symbol": record.pause.symbol,
+        "active": record.active,
+        "version": record.version,
+        "updated_at": to_bson_datetime(record.updated_at),
+        "updated_by": record.updated_by,
+        "reason": record.reason,
+    }
+
+
+def _pause_from_bson(raw: MongoDocument) -> PauseRecord:
+    strategy_id, symbol = raw.get("strategy_id"), raw.get("symbol")
+    return PauseRecord(
+        pause=Pause(
+            None if strategy_id is None else str(strategy_id),
+            None if symbol is None else str(symbol),
+        ),
+        active=bool(raw["active"]),
+        version=int(raw["version"]),
+        updated_at=_from_bson_datetime(raw["updated_at"]),
+        updated_by=str(raw.get("updated_by", "")),
+        reason=str(raw.get("reason", "")),
+        source=SOURCE,
+    )
+
+
+class MongoPauseStore:
+    """:class:`~application.ports.PauseStore` on the ``signal_pauses`` collection."""
+
+    name: str = SOURCE
+
+    def __init__(
+        self, client: AsyncMongoClient[MongoDocument], database: str = DEFAULT_DATABASE
+    ) -> None:
+        self._collections = _Collections(client, database)
+
+    async def list(self) -> list[PauseRecord]:
+        """Every pause record, after completing any pending outbox entry."""
+        await self._collections.complete_pending(None)
+        raws = await _guard(self._collections.pauses.find({}).sort("_id", ASCENDING).to_list())
+        return [_pause_from_bson(raw) for raw in raws]
+
+    async def apply(self, record: PauseRecord) -> bool:
+        """Store a copy (the sequence moves to at least its version first, so a concurrent
+        unit of work of the same sequence conflicts)."""
+        await _guard(
+            self._collections.sequences.update_one(
+                {"_id": record.sequence_key},
+                {"$max": {"version": record.version}},
+                upsert=True,
+            )
+        )
+        return await self._collections.apply_pause(_pause_to_bson(record))
 
 
 def _layer_to_bson(document: ConfigDocument) -> MongoDocument:
@@ -504,6 +588,7 @@ class _MongoTransaction:
         self._strategy_id = strategy_id
         self._sequence = sequence
         self.document: ConfigDocument | None = None
+        self.pause: PauseRecord | None = None
         self.record: AuditRecord | None = None
 
     async def layers(self) -> list[ConfigDocument]:
@@ -515,6 +600,12 @@ class _MongoTransaction:
 
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         self.document = document  # the sequence compare-and-set covers every layer
+
+    async def save_pause(self, record: PauseRecord) -> None:
+        held = await _guard(self._collections.pauses.find_one({"_id": record.key}, {"version": 1}))
+        if held is not None and int(held["version"]) >= record.version:
+            raise VersionConflictError(f"pause {record.key} is at version {held['version']}")
+        self.pause = record  # the sequence compare-and-set covers it
 
     async def append(self, record: AuditRecord) -> None:
         self.record = record
@@ -539,31 +630,32 @@ class MongoConfigUnitOfWork:
         held = 0 if sequence is None else int(sequence.get("version", 0))
         transaction = _MongoTransaction(collections, strategy_id, held)
         yield transaction
-        document, record = transaction.document, transaction.record
-        if document is None or record is None:
+        document, pause, record = transaction.document, transaction.pause, transaction.record
+        if record is None or (document is None and pause is None):
             return  # nothing written (a dry run)
-        pending = {
-            "version": document.version,
-            "document": _layer_to_bson(document),
-            "record": _audit_to_bson(record),
-        }
+        version = record.version
+        pending: MongoDocument = {"version": version, "record": _audit_to_bson(record)}
+        if document is not None:
+            pending["document"] = _layer_to_bson(document)
+        if pause is not None:
+            pending["pause"] = _pause_to_bson(pause)
         conflict = VersionConflictError(f"{strategy_id}: another write took the next version first")
         if sequence is None:
             try:
                 await _guard(
                     collections.sequences.insert_one(
-                        {"_id": strategy_id, "version": document.version, "pending": pending}
+                        {"_id": strategy_id, "version": version, "pending": pending}
                     )
                 )
             except DuplicateKeyError as exc:
                 raise conflict from exc
         else:
-            if document.version <= held or "pending" in sequence:
+            if version <= held or "pending" in sequence:
                 raise conflict
             result = await _guard(
                 collections.sequences.update_one(
                     {"_id": strategy_id, "version": held, "pending": {"$exists": False}},
-                    {"$set": {"version": document.version, "pending": pending}},
+                    {"$set": {"version": version, "pending": pending}},
                 )
             )
             if result.matched_count != 1:
@@ -575,7 +667,7 @@ class MongoConfigUnitOfWork:
             _log.warning(
                 "config_outbox_pending",
                 strategy_id=strategy_id,
-                version=document.version,
+                version=version,
                 error=str(error),
             )
 

@@ -49,12 +49,14 @@ from adapters.redaction import redact
 from adapters.sql.migrations import (
     AUDIT_TABLE,
     GLOBAL_TABLE,
+    PAUSE_TABLE,
     SEQUENCE_TABLE,
     SYMBOL_TABLE,
     is_mysql,
 )
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
+from domain.governance import Pause, PauseRecord
 from domain.params import ParamValue
 
 MYSQL_DRIVER: Final = "mysql+aiomysql"
@@ -507,6 +509,77 @@ class SqlAuditLog(_SqlStore):
         ]
 
 
+async def _apply_pause(conn: AsyncConnection, record: PauseRecord) -> bool:
+    """Upsert ``record`` unless its key is held at that version or newer; True if stored."""
+    t = PAUSE_TABLE
+    fields: dict[str, Any] = {
+        "active": 1 if record.active else 0,
+        "version": record.version,
+        "updated_at": to_db_datetime(record.updated_at),
+        "updated_by": record.updated_by,
+        "reason": record.reason,
+    }
+    updated = await conn.execute(
+        update(t).where(t.c.pause_key == record.key, t.c.version < record.version).values(**fields)
+    )
+    if updated.rowcount == 1:
+        return True
+    exists = await conn.scalar(
+        select(func.count()).select_from(t).where(t.c.pause_key == record.key)
+    )
+    if exists:
+        return False
+    values = {
+        **fields,
+        "pause_key": record.key,
+        "strategy_id": record.pause.strategy_id,
+        "symbol": record.pause.symbol,
+    }
+    try:  # the caller holds the sequence lock: a duplicate means a writer without it
+        await conn.execute(insert(t).values(**values))
+    except IntegrityError as exc:
+        if _is_duplicate_key(exc):
+            return False
+        raise
+    return True
+
+
+def _pause_from_row(row: Row[Any], source: str) -> PauseRecord:
+    return PauseRecord(
+        pause=Pause(row.strategy_id, row.symbol),
+        active=bool(row.active),
+        version=int(row.version),
+        updated_at=from_db_datetime(row.updated_at),
+        updated_by=row.updated_by,
+        reason=row.reason,
+        source=source,
+    )
+
+
+class SqlPauseStore(_SqlStore):
+    """:class:`~application.ports.PauseStore` on the ``signal_pauses`` table."""
+
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
+    ) -> SqlPauseStore:
+        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
+        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
+
+    async def list(self) -> list[PauseRecord]:
+        async with self._guarded(), self._engine.connect() as conn:
+            rows = (await conn.execute(select(PAUSE_TABLE).order_by(PAUSE_TABLE.c.pause_key))).all()
+        return [_pause_from_row(row, self.name) for row in rows]
+
+    async def apply(self, record: PauseRecord) -> bool:
+        async with self._guarded(), self._engine.begin() as conn:
+            await _lock_strategy(conn, record.sequence_key)
+            stored = await _apply_pause(conn, record)
+            if stored:
+                await _advance_sequence(conn, record.sequence_key, record.version)
+            return stored
+
+
 class _SqlTransaction:
     """The body of one :meth:`SqlConfigUnitOfWork.write` (holds the strategy's lock)."""
 
@@ -530,6 +603,13 @@ class _SqlTransaction:
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         await _save_layer(self._conn, document, expected_version)
         self.highest_version = max(self.highest_version, document.version)
+
+    async def save_pause(self, record: PauseRecord) -> None:
+        if not await _apply_pause(self._conn, record):
+            raise VersionConflictError(
+                f"pause {record.key} is at version {record.version} or newer"
+            )
+        self.highest_version = max(self.highest_version, record.version)
 
     async def append(self, record: AuditRecord) -> None:
         if not await _insert_audit(self._conn, record):

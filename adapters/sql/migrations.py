@@ -131,7 +131,21 @@ SEQUENCE_TABLE: Final = Table(
     **_MYSQL_TABLE_OPTIONS,
 )
 
-TABLES: Final = (GLOBAL_TABLE, SYMBOL_TABLE, AUDIT_TABLE, SEQUENCE_TABLE)
+PAUSE_TABLE: Final = Table(
+    "signal_pauses",
+    metadata,
+    Column("pause_key", String(140), primary_key=True),
+    Column("strategy_id", String(100), nullable=True),
+    Column("symbol", String(32), nullable=True),
+    Column("active", Integer(), nullable=False),
+    Column("version", BigInteger(), nullable=False),
+    Column("updated_at", _datetime(), nullable=False),
+    Column("updated_by", String(255), nullable=False),
+    Column("reason", Text(), nullable=False),
+    **_MYSQL_TABLE_OPTIONS,
+)
+
+TABLES: Final = (GLOBAL_TABLE, SYMBOL_TABLE, AUDIT_TABLE, SEQUENCE_TABLE, PAUSE_TABLE)
 
 SCHEMA_MIGRATIONS: Final = Table(
     "schema_migrations",

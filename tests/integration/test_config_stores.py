@@ -24,15 +24,19 @@ from adapters.mongo import (
     SYMBOL_COLLECTION,
     MongoAuditLog,
     MongoConfigRepository,
+    MongoPauseStore,
     create_mongo_client,
 )
 from adapters.mongo import ensure_indexes as ensure_mongo_indexes
+from adapters.mongo.config_store import MongoConfigUnitOfWork
 from adapters.sql import (
     TABLES,
     MySqlAuditLog,
     MySqlConfigRepository,
     SqlAuditLog,
     SqlConfigRepository,
+    SqlConfigUnitOfWork,
+    SqlPauseStore,
     create_sql_engine,
     migrate,
 )
@@ -41,6 +45,7 @@ from application.ports import AuditLog, ConfigRepository, StoreUnavailableError
 from domain.config import AuditAction, AuditRecord, ConfigDocument
 from tests.contract.audit_log_contract import AuditLogContract
 from tests.contract.config_repository_contract import ConfigRepositoryContract
+from tests.contract.pause_store_contract import PauseStoreContract, PauseStores
 from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -94,6 +99,20 @@ class TestMongoAuditLog(AuditLogContract):
     @pytest.fixture
     async def audit_log(self, mongo_audit_log: MongoAuditLog) -> AuditLog:
         return mongo_audit_log
+
+
+class TestMongoPauseStore(PauseStoreContract):
+    @pytest.fixture
+    async def stores(
+        self, mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database_name: str
+    ) -> AsyncIterator[PauseStores]:
+        await ensure_mongo_indexes(mongo_client, mongo_database_name)
+        yield PauseStores(
+            MongoPauseStore(mongo_client, mongo_database_name),
+            MongoConfigUnitOfWork(mongo_client, mongo_database_name),
+            MongoAuditLog(mongo_client, mongo_database_name),
+        )
+        await mongo_client.drop_database(mongo_database_name)
 
 
 class TestMongoSpecifics:
@@ -267,6 +286,16 @@ class TestMySqlAuditLog(AuditLogContract):
         return MySqlAuditLog(mysql_engine)
 
 
+class TestMySqlPauseStore(PauseStoreContract):
+    @pytest.fixture
+    async def stores(self, mysql_engine: AsyncEngine) -> PauseStores:
+        return PauseStores(
+            SqlPauseStore(mysql_engine),
+            SqlConfigUnitOfWork(mysql_engine),
+            MySqlAuditLog(mysql_engine),
+        )
+
+
 # --- SQLite ---------------------------------------------------------------------------------
 
 
@@ -280,6 +309,16 @@ class TestSqliteAuditLog(AuditLogContract):
     @pytest.fixture
     async def audit_log(self, sqlite_engine: AsyncEngine) -> AuditLog:
         return SqlAuditLog(sqlite_engine)
+
+
+class TestSqlitePauseStore(PauseStoreContract):
+    @pytest.fixture
+    async def stores(self, sqlite_engine: AsyncEngine) -> PauseStores:
+        return PauseStores(
+            SqlPauseStore(sqlite_engine),
+            SqlConfigUnitOfWork(sqlite_engine),
+            SqlAuditLog(sqlite_engine),
+        )
 
 
 # --- Both SQL dialects ----------------------------------------------------------------------
@@ -406,7 +445,11 @@ class TestSqlSchema:
     async def test_fresh_sqlite_file_is_migrated_once(self, tmp_path: Path) -> None:
         engine = create_sql_engine(str(tmp_path / "fresh.db"))  # a bare path is SQLite
         try:
-            assert await migrate(engine) == ["0001_initial", "0002_strategy_sequences"]
+            assert await migrate(engine) == [
+                "0001_initial",
+                "0002_strategy_sequences",
+                "0003_signal_pauses",
+            ]
             assert await migrate(engine) == []
             repository = SqlConfigRepository(engine)
             assert repository.name == "sqlite"
