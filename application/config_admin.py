@@ -32,6 +32,7 @@ from application.ports import (
     VersionConflictError,
 )
 from domain.config import (
+    LAYER_ACTIONS,
     AuditAction,
     AuditPosition,
     AuditRecord,
@@ -191,7 +192,7 @@ def _unprintable(text: str) -> list[str]:
     return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in _UNPRINTABLE_CATEGORIES]
 
 
-def _require_author(changed_by: str, reason: str) -> None:
+def require_author(changed_by: str, reason: str) -> None:
     """Who and why of a change: an author is required; both must be plain printable text."""
     errors: list[FieldError] = []
     if not changed_by or not changed_by.strip():
@@ -424,7 +425,7 @@ class ConfigAdmin:
             history = [
                 record
                 for record in await self._audit.list(strategy_id, layer_symbol, AUDIT_SEARCH_LIMIT)
-                if record.symbol == layer_symbol
+                if record.symbol == layer_symbol and record.action in LAYER_ACTIONS
             ]
             if not history:
                 raise ConfigNotFoundError(strategy_id, layer_symbol, "no recorded changes")
@@ -470,7 +471,7 @@ class ConfigAdmin:
         """Admit the write into the bounded queue, then :meth:`_write` it."""
         self._cache.params_type(strategy_id)
         symbol = normalise_symbol(symbol)
-        _require_author(changed_by, reason)
+        require_author(changed_by, reason)
         if self._admitted >= self._max_admitted:
             self.stats.writes_refused_overload += 1
             raise WritesOverloadedError(RETRY_AFTER_SECONDS)

@@ -15,18 +15,22 @@ of every registered strategy, and a memo of resolved effective configs over it:
   and by :meth:`~EffectiveConfigCache.install` after a local write. A reload that raced with
   another change of the snapshot keeps, per layer, the newer version, so a slow read never
   rolls a fresher local write back.
+- The signal pause switches (:class:`~domain.governance.PauseRecord`) are part of the
+  snapshot: read with every refresh, reloaded on a broadcast whose strategy id is
+  ``pause:<strategy or *>`` (:data:`PAUSE_CHANGE_PREFIX`), kept newest-per-key like layers;
+  listeners (the engine's governance gate) get the active pauses whenever they change.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from application.errors import UnknownStrategyError
-from application.ports import Clock, ConfigRepository, StoreUnavailableError
+from application.ports import Clock, ConfigRepository, PauseStore, StoreUnavailableError
 from domain.config import (
     NO_LAYERS,
     ConfigDocument,
@@ -34,7 +38,14 @@ from domain.config import (
     StrategyLayers,
     resolve,
 )
-from domain.governance import GovernanceParams
+from domain.governance import (
+    EVERY_STRATEGY,
+    GovernanceParams,
+    Pause,
+    PauseRecord,
+    active_pauses,
+    newest_pauses,
+)
 from domain.params import FieldError, ParamValidationError, ParamValue, StrategyParams
 
 GOVERNANCE_ID = GovernanceParams.strategy_id
@@ -47,7 +58,12 @@ RETRY_AFTER_FAILURE_SECONDS = 5.0
 MEMO_LIMIT = 200_000
 """Memoised (strategy, symbol) entries kept before the memo is dropped and rebuilt."""
 
+PAUSE_CHANGE_PREFIX = "pause:"
+"""Change broadcasts of a pause carry ``pause:<sequence key>`` as their strategy id (replicas
+without pauses ignore them as an unknown strategy)."""
+
 _Key = tuple[str, str | None]
+PauseListener = Callable[[tuple[Pause, ...]], None]
 
 
 @dataclass(slots=True)
@@ -90,6 +106,7 @@ class EffectiveConfigCache:
         clock: Clock,
         environment: Mapping[str, Mapping[str, ParamValue]] | None = None,
         cache_ttl_seconds: float = 60.0,
+        pause_store: PauseStore | None = None,
     ) -> None:
         if cache_ttl_seconds <= 0:
             raise ValueError(f"cache_ttl_seconds must be > 0, got {cache_ttl_seconds}")
@@ -116,6 +133,10 @@ class EffectiveConfigCache:
         # Strategy -> until when its broadcasts are not trusted (one claimed a version the
         # store did not have: forged, or a store that lags; the TTL refresh catches up).
         self._distrust_until: dict[str, datetime] = {}
+        self._pause_store = pause_store
+        self._pause_records: dict[str, PauseRecord] = {}
+        self._active_pauses: tuple[Pause, ...] = ()
+        self._pause_listeners: list[PauseListener] = []
 
     # --- registry -----------------------------------------------------------------------------
 
@@ -271,12 +292,14 @@ class EffectiveConfigCache:
         started = self._generation
         try:
             documents = await self._repository.list()
+            pauses = [] if self._pause_store is None else await self._pause_store.list()
         except StoreUnavailableError:
             self.stats.refresh_failures += 1
             retry_in = min(self._ttl, timedelta(seconds=RETRY_AFTER_FAILURE_SECONDS))
             self._next_refresh_at = self._clock.now() + retry_in
             raise
         self.install(documents, None, started)
+        self.install_pauses(pauses)
         self.stats.refreshes += 1
         now = self._clock.now()
         self._last_refresh_at = now
@@ -302,6 +325,10 @@ class EffectiveConfigCache:
         TTL; the TTL refresh applies real changes meanwhile. Raises
         :class:`StoreUnavailableError` if the reload fails.
         """
+        if strategy_id.startswith(PAUSE_CHANGE_PREFIX):
+            return await self._apply_remote_pause(
+                strategy_id, strategy_id.removeprefix(PAUSE_CHANGE_PREFIX), version
+            )
         if strategy_id not in self._registry:
             self.stats.remote_changes_ignored += 1
             return False
@@ -331,6 +358,83 @@ class EffectiveConfigCache:
                 strategy_id,
                 version,
                 layers.version,
+                self._ttl,
+            )
+        return True
+
+    # --- signal pauses --------------------------------------------------------------------------
+
+    @property
+    def pauses(self) -> tuple[PauseRecord, ...]:
+        """The active pause records, in key order."""
+        records = self._pause_records
+        return tuple(records[key] for key in sorted(records) if records[key].active)
+
+    def pause_record(self, pause: Pause) -> PauseRecord | None:
+        """The newest record held for ``pause``'s key (active or lifted), if any."""
+        return self._pause_records.get(pause.label())
+
+    def add_pause_listener(self, listener: PauseListener) -> None:
+        """Call ``listener`` with the active pauses now and whenever they change."""
+        self._pause_listeners.append(listener)
+        listener(self._active_pauses)
+
+    def install_pauses(self, records: Iterable[PauseRecord]) -> None:
+        """Merge freshly read (or just written) pause records: newest version per key."""
+        self._pause_records = newest_pauses([*self._pause_records.values(), *records])
+        active = active_pauses(self._pause_records.values())
+        if active != self._active_pauses:
+            self._active_pauses = active
+            logger.info(
+                "signal pauses now active: %s",
+                ", ".join(pause.label() for pause in active) or "none",
+            )
+            for listener in self._pause_listeners:
+                listener(active)
+
+    async def load_pauses(self) -> tuple[PauseRecord, ...]:
+        """Reload the pause records from the store; return the active ones."""
+        if self._pause_store is not None:
+            self.install_pauses(await self._pause_store.list())
+        return self.pauses
+
+    async def _apply_remote_pause(self, channel: str, sequence_key: str, version: int) -> bool:
+        """A pause changed on another replica: reload the pauses if ``version`` is news
+        (same rules as a layer change: stale versions ignored, a claim the store does not
+        back distrusts that sequence's pause broadcasts for one TTL)."""
+        if self._pause_store is None or (
+            sequence_key != EVERY_STRATEGY
+            and (sequence_key not in self._registry or sequence_key == GOVERNANCE_ID)
+        ):
+            self.stats.remote_changes_ignored += 1
+            return False
+        held = max(
+            (r.version for r in self._pause_records.values() if r.sequence_key == sequence_key),
+            default=0,
+        )
+        now = self._clock.now()
+        distrusted_until = self._distrust_until.get(channel)
+        if version <= held or (distrusted_until is not None and now < distrusted_until):
+            self.stats.remote_changes_ignored += 1
+            return False
+        try:
+            await self.load_pauses()
+        except StoreUnavailableError:
+            self.stats.refresh_failures += 1
+            raise
+        self.stats.remote_reloads += 1
+        newest = max(
+            (r.version for r in self._pause_records.values() if r.sequence_key == sequence_key),
+            default=0,
+        )
+        if newest < version:
+            self._distrust_until[channel] = now + self._ttl
+            logger.warning(
+                "pause change broadcast of %s claims version %d, the store has %d; "
+                "ignoring its broadcasts for %s",
+                sequence_key,
+                version,
+                newest,
                 self._ttl,
             )
         return True

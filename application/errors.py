@@ -3,6 +3,7 @@
 - :class:`UnknownStrategyError` → 404: no strategy with that id is registered.
 - :class:`ConfigNotFoundError` → 404: the configuration layer (or audit version) asked for
   does not exist.
+- :class:`PauseNotFoundError` → 404: no active pause to resume with that target.
 
 - :class:`WritesOverloadedError` → 429 with ``Retry-After``: the bounded write queue is full.
 
@@ -30,6 +31,15 @@ class ConfigNotFoundError(LookupError):
         self.detail = detail
         layer = "global config" if symbol is None else f"config override for {symbol}"
         super().__init__(f"{strategy_id}: {layer}: {detail}")
+
+
+class PauseNotFoundError(LookupError):
+    """No active signal pause has this target (``strategy_id``/``symbol``, None = every)."""
+
+    def __init__(self, strategy_id: str | None, symbol: str | None) -> None:
+        self.strategy_id = strategy_id
+        self.symbol = symbol
+        super().__init__(f"no active pause of {strategy_id or '*'}/{symbol or '*'}")
 
 
 class WritesOverloadedError(Exception):

@@ -38,6 +38,7 @@ from adapters.failover import (
     FailoverAuditLog,
     FailoverConfigRepository,
     FailoverConfigUnitOfWork,
+    FailoverPauseStore,
 )
 from adapters.http.app import create_app
 from adapters.http.partition_api import (
@@ -51,12 +52,14 @@ from adapters.mcp.http import mount_mcp
 from adapters.mcp.tools import build_mcp_server
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.mongo.config_store import (
     MongoAuditLog,
     MongoConfigRepository,
     MongoConfigUnitOfWork,
+    MongoPauseStore,
     create_mongo_client,
 )
 from adapters.nats.checkpoints import PartitionCheckpoints
@@ -74,6 +77,7 @@ from adapters.sql.config_store import (
     SqlAuditLog,
     SqlConfigRepository,
     SqlConfigUnitOfWork,
+    SqlPauseStore,
     create_sql_engine,
 )
 from adapters.system_clock import SystemClock
@@ -91,6 +95,7 @@ from application.partitioning import PartitionLayout
 from application.ports import SignalGate
 from application.processing import timed
 from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
+from application.signal_pauses import SignalPauseAdmin
 from domain.engine import SignalEngine
 from domain.governance import Governance
 from domain.metrics import MarketMetricsBook
@@ -282,6 +287,15 @@ def worker_state(
     )
 
 
+def governed(cache: EffectiveConfigCache) -> Governance:
+    """The governance gate: the limits in force come from the config cache (runtime
+    configuration), and so do the pauses (now and after every change: a local pause, another
+    replica's broadcast, a refresh)."""
+    governance = Governance(limits_for=cache.governance_limits)
+    cache.add_pause_listener(governance.set_pauses)
+    return governance
+
+
 def scrape_sources(container: Container) -> ScrapeSources:
     """What Prometheus reads at scrape time (no hot-path cost): the live counters of the
     engine, decoders, config cache, readiness, signal delivery and stores, looked up in
@@ -300,6 +314,7 @@ def scrape_sources(container: Container) -> ScrapeSources:
             "misses": container.config_cache().stats.cache_misses,
         },
         config_events=lambda: config_events(container.config_cache(), container.config_admin()),
+        signal_pauses=lambda: len(container.config_cache().pauses),
         ready=lambda: container.health().last_ready,
     )
     if container.mode() != Mode.LOCAL:
@@ -537,6 +552,7 @@ class Container(containers.DeclarativeContainer):
     sqlite_audit = providers.Singleton(SqlAuditLog, sqlite)
     memory_repository = providers.Singleton(InMemoryConfigRepository)
     memory_audit = providers.Singleton(InMemoryAuditLog)
+    memory_pauses = providers.Singleton(InMemoryPauseStore)
 
     failover_repository = providers.Singleton(
         FailoverConfigRepository, mongo_repository, mysql_repository
@@ -562,6 +578,19 @@ class Container(containers.DeclarativeContainer):
         sqlite=sqlite_audit,
         memory=memory_audit,
     )
+    mongo_pauses = providers.Singleton(MongoPauseStore, mongo, settings.provided.mongodb_database)
+    mysql_pauses = providers.Singleton(SqlPauseStore, mysql)
+    failover_pauses = providers.Singleton(
+        FailoverPauseStore, mongo_pauses, mysql_pauses, failover_repository
+    )
+    pause_store = providers.Selector(
+        settings.provided.config_store,
+        failover=failover_pauses,
+        mongodb=mongo_pauses,
+        mysql=mysql_pauses,
+        sqlite=providers.Singleton(SqlPauseStore, sqlite),
+        memory=memory_pauses,
+    )
     mongo_unit_of_work = providers.Singleton(
         MongoConfigUnitOfWork, mongo, settings.provided.mongodb_database
     )
@@ -574,11 +603,14 @@ class Container(containers.DeclarativeContainer):
             failover_audit,
             mongo_unit_of_work,
             mysql_unit_of_work,
+            failover_pauses,
         ),
         mongodb=mongo_unit_of_work,
         mysql=mysql_unit_of_work,
         sqlite=providers.Singleton(SqlConfigUnitOfWork, sqlite),
-        memory=providers.Singleton(InMemoryConfigUnitOfWork, memory_repository, memory_audit),
+        memory=providers.Singleton(
+            InMemoryConfigUnitOfWork, memory_repository, memory_audit, memory_pauses
+        ),
     )
 
     # --- decoding: one decoder per input, with the TRADING_SYMBOLS allow-list -----------
@@ -687,6 +719,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         environment=config_env,
         cache_ttl_seconds=settings.provided.config_cache_ttl_seconds,
+        pause_store=pause_store,
     )
     config_admin = providers.Singleton(
         ConfigAdmin,
@@ -696,6 +729,13 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         notifier=config_notifier,
         names=CONFIG_NAMES,
+    )
+    pause_admin = providers.Singleton(
+        SignalPauseAdmin,
+        cache=config_cache,
+        unit_of_work=config_unit_of_work,
+        clock=clock,
+        notifier=config_notifier,
     )
     config_listener = providers.Singleton(
         NatsConfigChangeListener,
@@ -722,14 +762,15 @@ class Container(containers.DeclarativeContainer):
             config_repository,
             market_feed,
             feed_messaging,
+            config_cache,
         ),
         clock,
     )
     prometheus = providers.Singleton(
         PrometheusMetrics, providers.Callable(scrape_sources, __self__)
     )
-    # The gate asks the config cache for the limits in force (runtime configuration).
-    governance = providers.Singleton(Governance, limits_for=config_cache.provided.governance_limits)
+    # The gate asks the config cache for the limits in force and holds its pauses.
+    governance = providers.Singleton(governed, config_cache)
     engine = providers.Singleton(
         SignalEngine,
         providers.Callable(build_strategies, settings.provided.home_venue),
@@ -766,7 +807,12 @@ class Container(containers.DeclarativeContainer):
     api_security = providers.Singleton(api_security, settings)
     service_api = providers.Singleton(create_app, title="realtime-strategies", version="0.1.0")
     mcp_server = providers.Singleton(
-        build_mcp_server, config_admin, metrics_query, api_security, config_params
+        build_mcp_server,
+        config_admin,
+        metrics_query,
+        api_security,
+        config_params,
+        pauses=pause_admin,
     )
     # /mcp on the service's API (every mode that serves it); the process runs the manager.
     mcp_session_manager = providers.Singleton(

@@ -1,10 +1,13 @@
-"""Readiness probes of the running service's components (NATS, config stores, feed)."""
+"""Readiness probes of the running service's components (NATS, config stores, feed), and
+the active signal pauses (always ready: a pause is a state the operator chose, shown in
+``/ready``'s details)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from application.config_cache import EffectiveConfigCache
 from application.health import ComponentStatus, HealthCheck
 from application.ports import ConfigRepository, StoreUnavailableError
 
@@ -74,18 +77,50 @@ def feed_check(feed: Any, mode: str) -> HealthCheck:
     return feed_status
 
 
+def signal_pauses_check(cache: EffectiveConfigCache) -> HealthCheck:
+    async def signal_pauses() -> ComponentStatus:
+        pauses = cache.pauses
+        return ComponentStatus(
+            "signal_pauses",
+            ready=True,
+            detail=(
+                "paused: " + ", ".join(record.key for record in pauses)
+                if pauses
+                else "publishing (no pause)"
+            ),
+            info={
+                "active": [
+                    {
+                        "strategy_id": record.pause.strategy_id,
+                        "symbol": record.pause.symbol,
+                        "since": record.updated_at.isoformat(),
+                        "by": record.updated_by,
+                        "reason": record.reason,
+                        "version": record.version,
+                    }
+                    for record in pauses
+                ]
+            },
+        )
+
+    return signal_pauses
+
+
 def build_health_checks(
     mode: str,
     connection: Any,
     repository: ConfigRepository,
     feed: Any,
     feed_connection: Any = None,
+    cache: EffectiveConfigCache | None = None,
 ) -> list[HealthCheck]:
     """NATS (when the process uses it; a worker's feed connection as ``nats_feed``), the
-    config stores and the market feed."""
+    config stores, the market feed and the signal pauses."""
     checks = [config_store_check(repository), feed_check(feed, mode)]
     if feed_connection is not None and feed_connection is not connection:
         checks.insert(0, nats_check(feed_connection, "nats_feed"))
+    if cache is not None:
+        checks.append(signal_pauses_check(cache))
     if connection is not None:
         checks.insert(0, nats_check(connection))
     return checks

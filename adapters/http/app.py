@@ -39,7 +39,7 @@ from adapters.http.envelope import (
     failure,
     install_exception_handlers,
 )
-from adapters.http.routers import health, metrics, strategies
+from adapters.http.routers import health, metrics, signals, strategies
 from adapters.http.strict_query import reject_unknown_query_parameters
 
 log = structlog.get_logger("adapters.http")
@@ -252,6 +252,7 @@ def create_app(
     )
     app.include_router(strategies.router)
     app.include_router(strategies.audit_router)
+    app.include_router(signals.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(console.router)

@@ -12,6 +12,7 @@ exception                                               status  ``error.code``
 ======================================================  ======  =======================
 :class:`UnknownStrategyError`                           404     ``unknown_strategy``
 :class:`ConfigNotFoundError`                            404     ``config_not_found``
+:class:`PauseNotFoundError` (nothing to resume)         404     ``pause_not_found``
 :class:`UnknownSymbolError`                             404     ``unknown_symbol``
 :class:`ParamValidationError` (domain)                  422     ``validation_error``
 FastAPI ``RequestValidationError`` (body/query/path)    422     ``invalid_request``
@@ -40,7 +41,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from application.errors import ConfigNotFoundError, UnknownStrategyError, WritesOverloadedError
+from application.errors import (
+    ConfigNotFoundError,
+    PauseNotFoundError,
+    UnknownStrategyError,
+    WritesOverloadedError,
+)
 from application.metrics_query import InvalidQueryError, UnknownSymbolError
 from application.ports import StoreUnavailableError, VersionConflictError
 from domain.params import ParamValidationError
@@ -189,6 +195,17 @@ async def _config_not_found(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _pause_not_found(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PauseNotFoundError)
+    return error_response(
+        request,
+        404,
+        "pause_not_found",
+        str(exc),
+        {"strategy_id": exc.strategy_id, "symbol": exc.symbol},
+    )
+
+
 async def _unknown_symbol(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, UnknownSymbolError)
     return error_response(request, 404, "unknown_symbol", str(exc), {"symbol": exc.symbol})
@@ -300,6 +317,7 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(UnknownStrategyError, _unknown_strategy)
     app.add_exception_handler(ConfigNotFoundError, _config_not_found)
+    app.add_exception_handler(PauseNotFoundError, _pause_not_found)
     app.add_exception_handler(UnknownSymbolError, _unknown_symbol)
     app.add_exception_handler(ParamValidationError, _param_validation)
     app.add_exception_handler(InvalidQueryError, _invalid_query)

@@ -173,6 +173,31 @@ class RollbackRequest(BaseModel):
     reason: Reason = ""
 
 
+class PauseRequest(BaseModel):
+    """Body of ``POST /api/v1/signals/pause`` and ``.../resume``: neither ``strategy_id`` nor
+    ``symbol`` means every signal; either narrows the pause."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "strategy_id": "trade_momentum",
+                "changed_by": "operator@desk",
+                "reason": "Exchange incident: hold momentum signals",
+            }
+        },
+    )
+
+    strategy_id: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="Only this strategy's signals (422 if no such strategy)."
+    )
+    symbol: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        None, description="Only this symbol's signals (1-32 letters and digits; any case)."
+    )
+    changed_by: Author = Field(description="Who pauses or resumes (person or agent id).")
+    reason: Reason = Field(description="Why; kept in the audit trail.")
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -284,12 +309,25 @@ class AuditOut(BaseModel):
     id: str = Field(description="``<strategy_id>:<version>``, unique per change.")
     strategy_id: str
     symbol: str | None
-    action: Literal["CREATE", "UPDATE", "DELETE", "ROLLBACK"]
+    action: Literal["CREATE", "UPDATE", "DELETE", "ROLLBACK", "PAUSE", "RESUME"]
     version: int
     old_parameters: dict[str, ParamValueOut] | None
     new_parameters: dict[str, ParamValueOut] | None
     changed_by: str
     changed_at: datetime
+    reason: str
+
+
+class PauseOut(BaseModel):
+    strategy_id: str | None = Field(description="``null``: every strategy.")
+    symbol: str | None = Field(description="``null``: every symbol.")
+    active: bool
+    version: int = Field(
+        description="Version of the pause's sequence (the paused strategy's, or ``*``'s); its "
+        "audit record is ``<strategy or *>:<version>``."
+    )
+    updated_at: datetime
+    updated_by: str
     reason: str
 
 

@@ -32,12 +32,14 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from adapters.http.envelope import ApiError, field_errors
+from adapters.http.routers.signals import pause_out, switch_out
 from adapters.http.routers.strategies import audit_out, config_out, write_out
 from adapters.http.security import ApiSecurity
 from application.config_admin import ConfigAdmin
-from application.errors import ConfigNotFoundError, UnknownStrategyError
+from application.errors import ConfigNotFoundError, PauseNotFoundError, UnknownStrategyError
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
 from application.ports import StoreUnavailableError, VersionConflictError
+from application.signal_pauses import SignalPauseAdmin
 from domain.params import CommonParams, ParamSpec, ParamValidationError
 
 T = TypeVar("T")
@@ -47,8 +49,10 @@ Admin tools of realtime-strategies: crypto trading-signal strategies whose param
 changed at run time. Read a strategy's schema (get_schema) and current configuration
 (get_config) before changing it; set_config merges the given parameters into the global
 layer or a symbol's override, validates, versions and audits the change; rollback restores
-an earlier version; get_audit shows who changed what. market_depth and market_summary read
-the live order-book metrics. Changes need the admin token on the connection.
+an earlier version; get_audit shows who changed what. pause and resume stop and restart
+the publishing of signals (all, one strategy's, one symbol's); list_pauses shows the pauses
+in force. market_depth and market_summary read the live order-book metrics. Changes need the
+admin token on the connection.
 """
 
 Symbol = Annotated[
@@ -120,6 +124,7 @@ def as_tool_error(error: Exception) -> ToolError | None:
     codes: tuple[tuple[type[Exception], str], ...] = (
         (UnknownStrategyError, "unknown_strategy"),
         (ConfigNotFoundError, "config_not_found"),
+        (PauseNotFoundError, "pause_not_found"),
         (UnknownSymbolError, "unknown_symbol"),
         (InvalidQueryError, "invalid_query"),
     )
@@ -182,6 +187,7 @@ def build_mcp_server(
     security: ApiSecurity,
     registry: Mapping[str, type[CommonParams]],
     extra_tools: Callable[[MCPServer], None] | None = None,
+    pauses: SignalPauseAdmin | None = None,
 ) -> MCPServer:
     """The MCP server of the admin tools (see the module doc)."""
     server: MCPServer = MCPServer(
@@ -311,6 +317,52 @@ def build_mcp_server(
     async def market_summary() -> dict[str, Any]:
         """Market sentiment over every tracked symbol: counts, average net pressure, extremes."""
         return answer_now(metrics_query.summary)
+
+    if pauses is not None:
+        PausedId = Literal[tuple(pauses.strategy_ids)]  # type: ignore[valid-type]  # noqa: N806
+        PauseStrategy = Annotated[  # noqa: N806
+            PausedId | None,  # type: ignore[valid-type]
+            Field(description="Only this strategy's signals; omit for every strategy."),
+        ]
+        PauseSymbol = Annotated[  # noqa: N806
+            str | None,
+            Field(
+                description="Only this symbol's signals (e.g. BTCUSDT); omit for every symbol.",
+                max_length=32,
+            ),
+        ]
+
+        @server.tool(annotations=mutating)
+        async def pause(
+            ctx: Context,
+            strategy_id: PauseStrategy = None,
+            symbol: PauseSymbol = None,
+            reason: Reason = "",
+        ) -> dict[str, Any]:
+            """Stop publishing signals (all, one strategy's, one symbol's or both): the
+            strategies keep evaluating, held signals are counted as paused. Audited and
+            applied on every replica until resumed."""
+            authorize(security, ctx)
+            result = await answer(pauses.pause(strategy_id, symbol, agent_identity(ctx), reason))
+            return switch_out(result)
+
+        @server.tool(annotations=mutating)
+        async def resume(
+            ctx: Context,
+            strategy_id: PauseStrategy = None,
+            symbol: PauseSymbol = None,
+            reason: Reason = "",
+        ) -> dict[str, Any]:
+            """Lift the pause of exactly this target (omit both for the global pause)."""
+            authorize(security, ctx)
+            result = await answer(pauses.resume(strategy_id, symbol, agent_identity(ctx), reason))
+            return switch_out(result)
+
+        @server.tool(annotations=read_only)
+        async def list_pauses() -> dict[str, Any]:
+            """The signal pauses in force: target, since when, by whom, why."""
+            records = await answer(pauses.list_pauses())
+            return {"pauses": [pause_out(record) for record in records]}
 
     if extra_tools is not None:
         extra_tools(server)

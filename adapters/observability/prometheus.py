@@ -203,6 +203,13 @@ METRICS: tuple[MetricInfo, ...] = (
         "configs, lost write races, failed broadcasts, writes refused with 429.",
     ),
     MetricInfo(
+        f"{PREFIX}_signal_pauses_active",
+        "gauge",
+        (),
+        "Signal pauses in force (POST /api/v1/signals/pause): while one covers a signal, it "
+        'is counted in signals_suppressed_total{reason="paused"} instead of published.',
+    ),
+    MetricInfo(
         f"{PREFIX}_ready",
         "gauge",
         (),
@@ -295,6 +302,7 @@ class ScrapeSources:
     * ``config_stores_up``: ``{store: up}``.
     * ``config_cache``: ``{"hits": n, "misses": m}``.
     * ``config_events``: ``{event: count}`` → ``config_events_total{event}``.
+    * ``signal_pauses``: the number of active signal pauses → ``signal_pauses_active``.
     * ``ready``: the last readiness verdict (None = not checked yet → not exported).
     """
 
@@ -311,6 +319,7 @@ class ScrapeSources:
     config_stores_up: Callable[[], Mapping[str, bool]] | None = None
     config_cache: CountsSource | None = None
     config_events: CountsSource | None = None
+    signal_pauses: ValueSource | None = None
     ready: ValueSource | None = None
 
 
@@ -506,6 +515,10 @@ def _config_cache_misses(m: PrometheusMetrics) -> Metric | None:
     return _config_cache(m, "misses")
 
 
+def _signal_pauses(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(f"{PREFIX}_signal_pauses_active", m.sources.signal_pauses)
+
+
 def _ready(m: PrometheusMetrics) -> Metric | None:
     value = m.sources.ready() if m.sources.ready is not None else m.last_ready
     if value is None:
@@ -581,6 +594,7 @@ _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] 
     (f"{PREFIX}_config_cache_hits_total", _config_cache_hits),
     (f"{PREFIX}_config_cache_misses_total", _config_cache_misses),
     (f"{PREFIX}_config_events_total", _config_events),
+    (f"{PREFIX}_signal_pauses_active", _signal_pauses),
     (f"{PREFIX}_ready", _ready),
 )
 

@@ -36,6 +36,9 @@ TOOLS = {
     "get_audit",
     "market_depth",
     "market_summary",
+    "pause",
+    "resume",
+    "list_pauses",
 }
 
 
@@ -167,6 +170,32 @@ async def test_mutating_tools_need_the_token_and_reads_do_not(service: LocalServ
     assert error_of(missing)["code"] == "unauthorized"
     assert data_of(read)["parameters"][0]["name"] == "enabled"
     assert rest(service, "/strategies/ticker_velocity/config")["exists"] is False
+
+
+async def test_pause_and_resume_are_the_api_s_switch_audited_as_the_agent(
+    service: LocalService,
+) -> None:
+    target = {"strategy_id": "btc_dominance", "symbol": "solusdt"}
+    async with http_client(service, token=service.token, agent="risk-bot") as client:
+        paused = data_of(await client.call_tool("pause", {**target, "reason": "risk off"}))
+        listed = data_of(await client.call_tool("list_pauses", {}))
+        resumed = data_of(await client.call_tool("resume", {**target, "reason": "risk on"}))
+        again = error_of(await client.call_tool("resume", target))
+    assert paused["metadata"]["action"] == "paused"
+    assert [(p["strategy_id"], p["symbol"]) for p in listed["pauses"]] == [
+        ("btc_dominance", "SOLUSDT")
+    ]
+    assert resumed["data"]["active"] is False
+    assert again["code"] == "pause_not_found"
+    assert rest(service, "/signals/pause") == []
+    trail = [
+        (r["action"], r["changed_by"], r["reason"])
+        for r in rest(service, "/audit?strategy_id=btc_dominance")
+    ]
+    assert trail[:2] == [
+        ("RESUME", "mcp:risk-bot", "risk on"),
+        ("PAUSE", "mcp:risk-bot", "risk off"),
+    ]
 
 
 async def test_rollback_and_delete_are_audited(service: LocalService) -> None:

@@ -1,6 +1,7 @@
 """FastAPI routers. Their use cases come from the dependency-injector container by name.
 
-The composition root must provide ``config_admin``, ``config_cache``, ``metrics_query``,
+The composition root must provide ``config_admin``, ``config_cache``, ``pause_admin``,
+``metrics_query``,
 ``health``, ``api_security``, ``prometheus`` and ``signal_broadcast`` and wire
 :data:`WIRED_MODULES`::
 
@@ -34,6 +35,7 @@ AwaitedProvide: Any = _AwaitedProvide
 
 WIRED_MODULES: tuple[str, ...] = (
     "adapters.http.routers.strategies",
+    "adapters.http.routers.signals",
     "adapters.http.routers.metrics",
     "adapters.http.routers.health",
     "adapters.http.console.router",

@@ -22,12 +22,14 @@ from adapters.http.routers import WIRED_MODULES
 from adapters.http.security import ApiSecurity
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.observability.prometheus import PrometheusMetrics
 from application.config_admin import ConfigAdmin
 from application.config_cache import EffectiveConfigCache
 from application.live_signals import SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
+from application.signal_pauses import SignalPauseAdmin
 from domain.market import DepthSnapshot
 from domain.metrics import MarketMetricsBook
 from domain.strategies.registry import CONFIG_NAMES, CONFIG_PARAMS
@@ -99,17 +101,26 @@ class ApiTestContainer(containers.DeclarativeContainer):
 
     repository = providers.Singleton(InMemoryConfigRepository)
     audit_log = providers.Singleton(InMemoryAuditLog)
+    pause_store = providers.Singleton(InMemoryPauseStore)
     clock = providers.Singleton(SteppingClock)
     config_cache = providers.Singleton(
-        EffectiveConfigCache, registry=CONFIG_PARAMS, repository=repository, clock=clock
+        EffectiveConfigCache,
+        registry=CONFIG_PARAMS,
+        repository=repository,
+        clock=clock,
+        pause_store=pause_store,
     )
+    unit_of_work = providers.Singleton(InMemoryConfigUnitOfWork, repository, audit_log, pause_store)
     config_admin = providers.Singleton(
         ConfigAdmin,
         cache=config_cache,
-        unit_of_work=providers.Singleton(InMemoryConfigUnitOfWork, repository, audit_log),
+        unit_of_work=unit_of_work,
         audit=audit_log,
         clock=clock,
         names=CONFIG_NAMES,
+    )
+    pause_admin = providers.Singleton(
+        SignalPauseAdmin, cache=config_cache, unit_of_work=unit_of_work, clock=clock
     )
     book = providers.Singleton(seeded_book)
     metrics_query = providers.Singleton(MarketMetricsQuery, book=book)

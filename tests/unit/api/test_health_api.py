@@ -151,6 +151,7 @@ def fully_sourced_metrics() -> PrometheusMetrics:
         config_stores_up=lambda: {"mongodb": False, "mysql": True},
         config_cache=lambda: {"hits": 100, "misses": 3},
         config_events=lambda: {"broadcast_reloads": 2, "writes_refused_overload": 5},
+        signal_pauses=lambda: 1,
         ready=lambda: True,
     )
     metrics = PrometheusMetrics(sources, clock=_Clock(1_002.5))

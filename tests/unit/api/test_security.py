@@ -120,6 +120,8 @@ MUTATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("DELETE", f"{SKEW}/config/BTCUSDT", None),
     ("POST", f"{SKEW}/rollback", {"changed_by": "ops"}),
     ("POST", "/api/v1/strategies/cache/refresh", None),
+    ("POST", "/api/v1/signals/pause", {"changed_by": "ops", "reason": "t"}),
+    ("POST", "/api/v1/signals/resume", {"changed_by": "ops", "reason": "t"}),
 ]
 
 

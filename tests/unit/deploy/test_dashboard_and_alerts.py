@@ -105,6 +105,7 @@ SOURCE_VALUES: dict[str, Callable[[], Any]] = {
     "config_stores_up": lambda: {"mongodb": True, "mysql": False},
     "config_cache": lambda: {"hits": 9, "misses": 1},
     "config_events": lambda: {"broadcast_reloads": 1, "broadcasts_ignored": 20_000},
+    "signal_pauses": lambda: 1,
     "ready": lambda: True,
 }
 

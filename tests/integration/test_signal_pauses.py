@@ -1,0 +1,219 @@
+"""The pause switch over real NATS (issue 9 item 7), with ``realtime-strategies serve``
+processes: a global pause stops every signal and a resume brings them back; a pause survives
+a restart (SQLite file store); a pause made on one replica holds the other's signals within
+a second (two replicas on the shared failover stores, SecantusDB + MariaDB)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from tests.integration.conftest import NATS_URL
+from tests.integration.service_harness import (
+    ServiceHarness,
+    ServiceProcess,
+    Topics,
+    async_wait_until,
+    new_token,
+    service_env,
+)
+from tests.integration.test_hostile_input import memory_service_env
+from tests.integration.test_service_end_to_end import (  # the fixtures too
+    SignalInbox,
+    depth_message,
+    harness,  # noqa: F401
+    log_time,
+    mysql_uri,  # noqa: F401
+    nats_client,  # noqa: F401
+    publish_all,
+    shared_store_env,
+    subscribe_signals,
+    topics,  # noqa: F401
+)
+from tests.integration.test_signal_governance import suppressed
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+SYMBOL = "BTCUSDT"
+NO_COOLDOWN = {"orderbook_skew_cooldown_seconds": "0", "log_level": "INFO"}
+QUIET_S = 1.5
+"""How long to watch for signals that must not come (a live one arrives in milliseconds)."""
+
+
+class Feed:
+    """Skewed depth messages (orderbook_skew buys on each), fresh and in event-time order."""
+
+    def __init__(self, client: NatsClient, subject: str) -> None:
+        self._client = client
+        self._subject = subject
+        self._update_id = 0
+
+    async def send(self, count: int = 1) -> None:
+        lines = []
+        for _ in range(count):
+            self._update_id += 1
+            lines.append(depth_message(SYMBOL, datetime.now(UTC), 1.5, self._update_id))
+        await publish_all(self._client, self._subject, lines)
+
+
+def skew_count(inbox: SignalInbox) -> int:
+    return sum(1 for s in inbox.signals if s.payload["strategy_id"] == "orderbook_skew")
+
+
+def pause_body(**fields: Any) -> dict[str, Any]:
+    return {"changed_by": "e2e-test", "reason": "pause check", **fields}
+
+
+def switch(service: ServiceProcess, verb: str, **fields: Any) -> dict[str, Any]:
+    response = service.request(
+        "POST", f"/api/v1/signals/{verb}", json_body=pause_body(**fields), admin=True
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def expect_signal(inbox: SignalInbox, feed: Feed, service: ServiceProcess) -> None:
+    before = skew_count(inbox)
+    await feed.send()
+    await async_wait_until(
+        lambda: skew_count(inbox) > before, 10, "a signal", context=service.describe
+    )
+
+
+async def expect_held(inbox: SignalInbox, feed: Feed, service: ServiceProcess) -> None:
+    before_count = skew_count(inbox)
+    held_before = suppressed(service, "paused")
+    await feed.send(3)
+    await async_wait_until(
+        lambda: suppressed(service, "paused") >= held_before + 3,
+        10,
+        "3 signals counted as paused",
+        context=service.describe,
+    )
+    await asyncio.sleep(QUIET_S)
+    assert skew_count(inbox) == before_count
+
+
+def active_pauses(service: ServiceProcess) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = service.get_json("/api/v1/signals/pause")["data"]
+    return data
+
+
+async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
+    harness: ServiceHarness,  # noqa: F811
+    nats_client: NatsClient,  # noqa: F811
+    topics: Topics,  # noqa: F811
+) -> None:
+    service = harness.start("paused", memory_service_env(NATS_URL, topics, **NO_COOLDOWN))
+    await service.wait_ready_async()
+    inbox = await subscribe_signals(nats_client, topics.signals)
+    feed = Feed(nats_client, topics.consumer)
+    await expect_signal(inbox, feed, service)
+    assert service.metrics()["realtime_strategies_signal_pauses_active"] == 0
+
+    paused = switch(service, "pause")
+    assert paused["metadata"]["action"] == "paused"
+    await expect_held(inbox, feed, service)
+    status, ready = service.ready_status()
+    assert status == 200
+    component = ready["components"]["signal_pauses"]
+    assert component["ready"] is True
+    assert [(p["strategy_id"], p["symbol"]) for p in component["active"]] == [(None, None)]
+    assert service.metrics()["realtime_strategies_signal_pauses_active"] == 1
+
+    resumed = switch(service, "resume")
+    assert resumed["metadata"]["action"] == "resumed"
+    await expect_signal(inbox, feed, service)
+    assert active_pauses(service) == []
+    assert service.metrics()["realtime_strategies_signal_pauses_active"] == 0
+    audit = service.get_json("/api/v1/audit")["data"]
+    assert [(a["id"], a["action"]) for a in audit] == [("*:2", "RESUME"), ("*:1", "PAUSE")]
+
+
+async def test_a_pause_survives_a_restart(
+    harness: ServiceHarness,  # noqa: F811
+    nats_client: NatsClient,  # noqa: F811
+    topics: Topics,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    env = memory_service_env(
+        NATS_URL,
+        topics,
+        config_store="sqlite",
+        sqlite_path=str(tmp_path / "config.sqlite3"),
+        **NO_COOLDOWN,
+    )
+    first = harness.start("before-restart", env)
+    await first.wait_ready_async()
+    switch(first, "pause", strategy_id="orderbook_skew", symbol="btcusdt")
+    assert first.terminate() == 0
+
+    second = harness.start("after-restart", env)
+    await second.wait_ready_async()
+    inbox = await subscribe_signals(nats_client, topics.signals)
+    feed = Feed(nats_client, topics.consumer)
+    assert [(p["strategy_id"], p["symbol"]) for p in active_pauses(second)] == [
+        ("orderbook_skew", SYMBOL)
+    ]
+    await expect_held(inbox, feed, second)
+    switch(second, "resume", strategy_id="orderbook_skew", symbol=SYMBOL)
+    await expect_signal(inbox, feed, second)
+
+
+async def test_a_pause_reaches_a_second_replica_within_a_second(
+    harness: ServiceHarness,  # noqa: F811
+    nats_client: NatsClient,  # noqa: F811
+    topics: Topics,  # noqa: F811
+    secantus_uri: str,
+    mysql_uri: str,  # noqa: F811
+) -> None:
+    stores = shared_store_env(topics, secantus_uri, mysql_uri, new_token(), **NO_COOLDOWN)
+    a = harness.start("a", service_env(topics, consumer_topic=topics.consumer_of("a"), **stores))
+    b = harness.start("b", service_env(topics, consumer_topic=topics.consumer_of("b"), **stores))
+    await a.wait_ready_async()
+    await b.wait_ready_async()
+    inbox = await subscribe_signals(nats_client, topics.signals)
+    feed_b = Feed(nats_client, topics.consumer_of("b"))
+    await expect_signal(inbox, feed_b, b)
+
+    posted_at = time.time()
+    paused = switch(a, "pause")
+    version = paused["data"]["version"]
+
+    def applied_on_b() -> dict[str, Any] | None:
+        for record in b.events("config_change_applied"):
+            if record.get("strategy_id") == "pause:*" and record.get("version") == version:
+                return record
+        return None
+
+    applied = await async_wait_until(applied_on_b, 5, "the pause applied on B", context=b.describe)
+    delay = log_time(applied) - posted_at
+    print(f"pause propagation A -> B: {delay * 1000:.0f} ms after the POST was sent")
+    assert delay < 1.0
+    await expect_held(inbox, feed_b, b)
+    assert [(p["strategy_id"], p["symbol"]) for p in active_pauses(b)] == [(None, None)]
+    # A resume on B reaches A the same way.
+    switch(b, "resume")
+    feed_a = Feed(nats_client, topics.consumer_of("a"))
+    resumed_at = time.monotonic()
+    while True:
+        before = skew_count(inbox)
+        await feed_a.send()
+        await asyncio.sleep(0.1)
+        if skew_count(inbox) > before:
+            break
+        assert time.monotonic() - resumed_at < 5, f"A still paused\n{a.describe()}"
+    assert time.monotonic() - resumed_at < 1.5
+    now = datetime.now(UTC)
+    assert all(
+        datetime.fromisoformat(s.payload["timestamp"].replace("Z", "+00:00"))
+        > now - timedelta(minutes=5)
+        for s in inbox.signals
+    )
