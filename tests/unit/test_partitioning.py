@@ -51,10 +51,11 @@ from application.partitioning import (
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out_line
 from domain.market import DepthSnapshot, event_symbol
 from domain.metrics import MarketMetricsBook, SortField
-from domain.signal import Action, ConfigStamp, Signal
+from domain.signal import Signal
 from domain.strategies import btc_dominance, onchain_metrics
 from domain.symbol import is_symbol
 from entrypoints.partition_settings import PartitionSettings, ordinal_from_hostname
+from tests.signals import a_signal
 
 pytestmark = pytest.mark.unit
 
@@ -478,20 +479,7 @@ def test_a_failing_routing_function_costs_one_message() -> None:
 
 
 def _signal(signal_id: str) -> Signal:
-    return Signal(
-        signal_id=signal_id,
-        strategy_id="orderbook_skew",
-        symbol="BTCUSDT",
-        action=Action.BUY,
-        confidence=0.8,
-        price=100.0,
-        quantity=1.0,
-        current_price=100.0,
-        stop_loss=99.0,
-        take_profit=101.5,
-        event_time_ms=1,
-        config=ConfigStamp(1, {}, "default", False),
-    )
+    return a_signal(signal_id=signal_id)
 
 
 class _Feed:

@@ -31,7 +31,8 @@ from adapters.observability.prometheus import (
     ScrapeSources,
 )
 from domain.engine import EngineStats
-from domain.signal import Action, ConfigStamp, Signal
+from domain.signal import Signal
+from tests.signals import a_signal
 from tests.unit.deploy.support import MONITORING, RUNBOOK, load_yaml, run, service_tool
 
 pytestmark = pytest.mark.unit
@@ -72,19 +73,11 @@ GRAFANA_VARIABLES = {
 
 
 def _signal(strategy_id: str, confidence: float) -> Signal:
-    return Signal(
+    return a_signal(
         signal_id=f"{strategy_id}-1",
         strategy_id=strategy_id,
-        symbol="BTCUSDT",
-        action=Action.BUY,
         confidence=confidence,
-        price=100.0,
-        quantity=1.0,
-        current_price=100.0,
-        stop_loss=99.0,
-        take_profit=101.5,
         event_time_ms=1_723_075_200_000,
-        config=ConfigStamp(version=1, parameters={}, source="default", is_override=False),
     )
 
 

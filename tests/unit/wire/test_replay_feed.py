@@ -19,8 +19,9 @@ from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.stats import DecodeStats, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
-from domain.signal import Action, ConfigStamp, Signal
+from domain.signal import Signal
 from tests.contract.market_feed_contract import Fed, MarketFeedContract
+from tests.signals import a_signal
 
 pytestmark = pytest.mark.unit
 
@@ -320,19 +321,11 @@ def test_replayed_depth_snapshots_are_usable(tmp_path: Path, capture_lines: list
 
 
 def make_signal(t: int) -> Signal:
-    return Signal(
+    return a_signal(
         signal_id=f"id-{t}",
         strategy_id="orderbook_skew" if t % 2 else "trade_momentum",
-        symbol="BTCUSDT",
-        action=Action.BUY,
         confidence=0.7,
-        price=100.0,
-        quantity=1.0,
-        current_price=100.0,
-        stop_loss=99.0,
-        take_profit=101.5,
         event_time_ms=t,
-        config=ConfigStamp(1, {}, "default", False),
     )
 
 
