@@ -17,7 +17,13 @@ suite then checks, through the one engine walk (:meth:`SignalEngine.process`):
 - signal fields: valid for the trade engine (strategy id, symbol whose configuration was
   used, confidence, price, levels, sizing, the configuration stamp, event time);
 - routing and configuration: events it does not consume are not its business, and a
-  disabled strategy emits nothing.
+  disabled strategy emits nothing;
+- the schema: exactly :data:`~tests.unit.strategies.support.COMMON_SCHEMA` and the
+  subclass's ``schema`` rows, with the default cooldown ``default_cooldown_ms``;
+- any events at all (``event_streams()``, a hypothesis strategy of event lists) with any
+  in-range parameters (cross-field-valid ones only if ``cross_field_valid``): nothing
+  raises, a held-back decision names a hysteresis reason, every decision is in bounds
+  (confidence from ``min_confidence``) and passes the subclass's ``check_decision``.
 """
 
 from __future__ import annotations
@@ -27,22 +33,31 @@ import math
 from collections.abc import Sequence
 from typing import ClassVar, cast
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.engine import SignalEngine
 from domain.market import MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal
-from domain.strategies.base import Strategy, capabilities_of
+from domain.strategies.base import Decision, Strategy, capabilities_of
 from domain.strategies.registry import STRATEGIES
 from tests.unit.strategies.support import (
+    COMMON_SCHEMA,
     MAX_CONFIDENCE,
+    SpecRow,
+    assert_decision_in_bounds,
     assert_schema_documented,
     config_doc,
     engine_with,
     field_codes,
+    params_from_schema,
+    property_settings,
     rejection,
     sample_events,
+    schema_table,
     ungoverned,
 )
 
@@ -64,8 +79,28 @@ class StrategyContract:
     warmup: ClassVar[int] = 0
     """The scenario's first ``warmup`` events never produce a signal."""
 
+    schema: ClassVar[dict[str, SpecRow]]
+    """The strategy's own schema rows, beside :data:`COMMON_SCHEMA`."""
+    default_cooldown_ms: ClassVar[int]
+    """``cooldown_ms`` of the default parameters."""
+    consumed: ClassVar[tuple[type[MarketEvent], ...] | None] = None
+    """The only event types the strategy answers (None: not checked here)."""
+    cross_field_valid: ClassVar[bool] = True
+    """Whether the properties draw only parameters that pass the cross-field rules."""
+    min_confidence: ClassVar[float] = 0.0
+    """No decision has a lower confidence, whatever the events."""
+    property_examples: ClassVar[int] = 300
+
     def scenario(self) -> Sequence[MarketEvent]:
         raise NotImplementedError
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        """Lists of any events the strategy must take without raising."""
+        raise NotImplementedError
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        """What holds for every decision of this strategy on ``event`` under ``params``,
+        beyond :func:`assert_decision_in_bounds`."""
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -108,6 +143,11 @@ class StrategyContract:
             "take_profit_percent",
             "position_notional_usdt",
         }
+
+    def test_schema_matches_the_spec(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        assert schema_table(params_type) == {**COMMON_SCHEMA, **self.schema}
+        assert params_type().cooldown_ms == self.default_cooldown_ms
 
     def test_params_round_trip(self) -> None:
         params_type = STRATEGIES[self.strategy_id].params_type
@@ -222,6 +262,49 @@ class StrategyContract:
         off = config_doc(self.strategy_id, None, 1, enabled=False)
         engine = engine_with(self.new_strategy(), global_doc=off)
         assert not any(self.signals_of(self.scenario(), engine))
+
+    def test_it_answers_only_the_events_it_consumes(self) -> None:
+        if self.consumed is None:
+            pytest.skip("no single set of consumed event types")
+        strategy = self.new_strategy()
+        params = ungoverned(STRATEGIES[self.strategy_id].params_type)
+        for event in sample_events("ETHUSDT"):
+            if isinstance(event, self.consumed):
+                assert strategy.config_symbol(event) == "ETHUSDT"
+            else:
+                assert strategy.config_symbol(event) is None, event
+                assert strategy.on_event(event, params) is None, event
+
+    # --- any events -----------------------------------------------------------------------
+
+    def assert_events_keep_the_rules(
+        self, events: Sequence[MarketEvent], params: CommonParams
+    ) -> None:
+        """Offer each event (``config_symbol``, then ``on_event``) to a fresh strategy and
+        check every answer."""
+        strategy = self.new_strategy()
+        for event in events:
+            strategy.config_symbol(event)
+            decision = strategy.on_event(event, params)
+            if isinstance(decision, str):
+                assert decision in ("unconfirmed", "not_rearmed")
+                continue
+            if decision is None:
+                continue
+            hypothesis.event(f"decision: {decision.action.value}")
+            assert_decision_in_bounds(decision, min_confidence=self.min_confidence)
+            self.check_decision(decision, event, params)
+
+    def test_any_events_never_raise_and_decisions_keep_the_rules(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        any_params = params_from_schema(params_type, cross_field_valid=self.cross_field_valid)
+
+        @property_settings(self.property_examples, slow_generation=True)
+        @given(events=self.event_streams(), params=any_params)
+        def check(events: list[MarketEvent], params: CommonParams) -> None:
+            self.assert_events_keep_the_rules(events, params)
+
+        check()
 
     @pytest.mark.parametrize("event", sample_events("BTCUSDT"), ids=lambda e: type(e).__name__)
     def test_events_it_does_not_consume_are_not_its_business(self, event: MarketEvent) -> None:

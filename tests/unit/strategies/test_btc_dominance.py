@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -21,7 +22,7 @@ from domain.market import (
     VenueQuote,
     WhaleTransfer,
 )
-from domain.params import ParamValue
+from domain.params import CommonParams, ParamValue
 from domain.signal import Action
 from domain.strategies.base import Decision
 from domain.strategies.btc_dominance import (
@@ -31,17 +32,15 @@ from domain.strategies.btc_dominance import (
 )
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
+    SpecRow,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
     config_doc,
     engine_with,
-    offer_each,
     params_from_schema,
     property_settings,
     rejection,
     run,
-    schema_table,
     static_config,
 )
 
@@ -351,18 +350,6 @@ def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
 # --- schema and validation -----------------------------------------------------------------
 
 
-def test_schema_names_defaults_and_bounds() -> None:
-    assert schema_table(BtcDominanceParams) == {
-        **COMMON_SCHEMA,
-        "high_threshold": ("float", 70.0, 50.0, 95.0),
-        "low_threshold": ("float", 40.0, 10.0, 60.0),
-        "change_threshold": ("float", 5.0, 0.5, 30.0),
-        "window_hours": ("int", 24, 1, 168),
-        "min_signal_interval": ("int", 14400, 60, 604800),
-        "cooldown_seconds": ("int", 0, 0, 86400),
-    }
-
-
 def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
     assert make_params().cooldown_ms == 14_400_000
     assert make_params(cooldown_seconds=20_000).cooldown_ms == 20_000_000
@@ -432,25 +419,6 @@ _events: st.SearchStrategy[MarketEvent] = st.one_of(
 )
 
 
-def _check(decision: Decision | None) -> None:
-    if decision is None:
-        return
-    assert_decision_in_bounds(decision, min_confidence=0.5)
-    assert decision.symbol == "BTCUSDT"
-
-
-@property_settings(300, slow_generation=True)
-@given(params=VALID_PARAMS, events=st.lists(_events, max_size=40))
-def test_random_valid_events_never_raise_and_keep_confidence_in_range(
-    params: BtcDominanceParams, events: list[MarketEvent]
-) -> None:
-    config = static_config(params)
-    for event, decision in offer_each(BtcDominanceStrategy(), events, params):
-        _check(decision)
-        if decision is not None:
-            build_signal("btc_dominance", decision, event.event_time_ms, config)
-
-
 @property_settings(200)
 @given(
     params=VALID_PARAMS,
@@ -466,9 +434,11 @@ def test_ordered_dominance_series_signal_only_per_the_rules(
     for value, gap in zip(values, gaps, strict=False):
         t += gap
         decision = strategy.on_event(dominance(t, value), params)
-        _check(decision)
         if decision is None:
             continue
+        assert not isinstance(decision, str)
+        assert_decision_in_bounds(decision, min_confidence=0.5)
+        assert decision.symbol == "BTCUSDT"
         change = decision.indicators["dominance_change"]
         assert decision.indicators["dominance"] == value
         if decision.action is Action.BUY:
@@ -482,6 +452,23 @@ def test_ordered_dominance_series_signal_only_per_the_rules(
 class TestContract(StrategyContract):
     strategy_id = SID
     warmup = 2  # a price and a first observation
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "high_threshold": ("float", 70.0, 50.0, 95.0),
+        "low_threshold": ("float", 40.0, 10.0, 60.0),
+        "change_threshold": ("float", 5.0, 0.5, 30.0),
+        "window_hours": ("int", 24, 1, 168),
+        "min_signal_interval": ("int", 14400, 60, 604800),
+        "cooldown_seconds": ("int", 0, 0, 86400),
+    }
+    default_cooldown_ms = 14_400_000
+    min_confidence = 0.5
 
     def scenario(self) -> list[MarketEvent]:
         return [trade(T0), dominance(T0, 68.0), dominance(T0 + HOUR, 72.0)]
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return st.lists(_events, max_size=40)
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert decision.symbol == "BTCUSDT"
+        build_signal(SID, decision, event.event_time_ms, static_config(params))

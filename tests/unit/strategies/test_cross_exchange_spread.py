@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -18,7 +19,7 @@ from domain.market import (
     Trade,
     VenueQuote,
 )
-from domain.params import ParamValue
+from domain.params import CommonParams, ParamValue
 from domain.signal import Action
 from domain.strategies.base import Decision
 from domain.strategies.cross_exchange_spread import (
@@ -28,15 +29,12 @@ from domain.strategies.cross_exchange_spread import (
 )
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
-    assert_decision_in_bounds,
+    SpecRow,
     config_doc,
     engine_with,
-    offer_each,
     params_from_schema,
     property_settings,
     run,
-    schema_table,
     static_config,
 )
 
@@ -321,15 +319,7 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
 # --- schema and validation -----------------------------------------------------------------
 
 
-def test_schema_names_defaults_and_bounds() -> None:
-    assert schema_table(CrossExchangeSpreadParams) == {
-        **COMMON_SCHEMA,
-        "spread_threshold_percent": ("float", 0.5, 0.1, 5.0),
-        "min_signal_interval": ("int", 300, 60, 3600),
-        "max_position_size": ("float", 500.0, 100.0, 10000.0),
-        "cooldown_seconds": ("int", 0, 0, 86400),
-    }
-    assert make_params().cooldown_ms == 300_000
+def test_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
     assert make_params(cooldown_seconds=900).cooldown_ms == 900_000
 
 
@@ -379,45 +369,41 @@ def _events(prices: st.SearchStrategy[float]) -> st.SearchStrategy[MarketEvent]:
     return st.one_of(venue_quote(), depth())
 
 
-def _check(decision: Decision | None) -> None:
-    if decision is None:
-        return
-    assert_decision_in_bounds(decision, min_confidence=0.5)
-    assert 0.0 < decision.current_price < math.inf
-    assert decision.quantity is not None
-    assert 0.0 < decision.quantity < math.inf
-    assert decision.metadata["buy_venue"] != decision.metadata["sell_venue"]
-    spread = decision.metadata["spread_percent"]
-    assert isinstance(spread, float)
-    assert math.isfinite(spread)
-    assert spread > 0.0
-
-
-@property_settings(300, slow_generation=True)
-@given(params=VALID_PARAMS, events=st.lists(_events(_finite_prices(1e-4, 1e6)), max_size=40))
-def test_random_valid_events_never_raise_and_give_valid_signals(
-    params: CrossExchangeSpreadParams, events: list[MarketEvent]
-) -> None:
-    config = static_config(params)
-    for event, decision in offer_each(CrossExchangeSpreadStrategy(), events, params):
-        _check(decision)
-        if decision is not None:
-            assert decision.metadata["spread_percent"] > params.spread_threshold_percent  # type: ignore[operator]
-            build_signal("cross_exchange_spread", decision, event.event_time_ms, config)
-
-
-@property_settings(200)
-@given(params=VALID_PARAMS, events=st.lists(_events(_finite_prices(1e-300, 1e300)), max_size=30))
-def test_extreme_but_valid_prices_never_raise(
-    params: CrossExchangeSpreadParams, events: list[MarketEvent]
-) -> None:
-    for _, decision in offer_each(CrossExchangeSpreadStrategy(), events, params):
-        _check(decision)
-
-
 class TestContract(StrategyContract):
     strategy_id = SID
     warmup = 1  # another venue's quote
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "spread_threshold_percent": ("float", 0.5, 0.1, 5.0),
+        "min_signal_interval": ("int", 300, 60, 3600),
+        "max_position_size": ("float", 500.0, 100.0, 10000.0),
+        "cooldown_seconds": ("int", 0, 0, 86400),
+    }
+    default_cooldown_ms = 300_000
+    min_confidence = 0.5
 
     def scenario(self) -> list[MarketEvent]:
         return [quote("coinbase", T0, 100.7, 100.8), book(T0 + 100, 99.9, 100.0)]
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return st.lists(_events(_finite_prices(1e-4, 1e6)), max_size=40)
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert isinstance(params, CrossExchangeSpreadParams)
+        assert 0.0 < decision.current_price < math.inf
+        assert decision.quantity is not None
+        assert 0.0 < decision.quantity < math.inf
+        assert decision.metadata["buy_venue"] != decision.metadata["sell_venue"]
+        spread = decision.metadata["spread_percent"]
+        assert isinstance(spread, float)
+        assert math.isfinite(spread)
+        assert spread > params.spread_threshold_percent
+        build_signal(SID, decision, event.event_time_ms, static_config(params))
+
+    @property_settings(200)
+    @given(
+        params=VALID_PARAMS, events=st.lists(_events(_finite_prices(1e-300, 1e300)), max_size=30)
+    )
+    def test_extreme_but_valid_prices_never_raise(
+        self, params: CrossExchangeSpreadParams, events: list[MarketEvent]
+    ) -> None:
+        self.assert_events_keep_the_rules(events, params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -22,21 +23,18 @@ from domain.market import (
     VenueQuote,
     WhaleTransfer,
 )
-from domain.params import ParamValue
+from domain.params import CommonParams, ParamValue
 from domain.signal import Action
 from domain.strategies.base import Decision
 from domain.strategies.onchain_metrics import OnchainMetricsParams, OnchainMetricsStrategy
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
-    assert_decision_in_bounds,
+    SpecRow,
     config_doc,
     engine_with,
-    offer_each,
     params_from_schema,
     property_settings,
     run,
-    schema_table,
     static_config,
 )
 
@@ -324,16 +322,7 @@ def test_a_symbol_override_changes_the_outcome_for_that_symbol_only() -> None:
 # --- schema and validation -----------------------------------------------------------------
 
 
-def test_schema_names_defaults_and_bounds() -> None:
-    assert schema_table(OnchainMetricsParams) == {
-        **COMMON_SCHEMA,
-        "whale_threshold_btc": ("float", 100.0, 10.0, 1000.0),
-        "whale_threshold_eth": ("float", 1000.0, 100.0, 10000.0),
-        "exchange_flow_threshold_percent": ("float", 10.0, 5.0, 50.0),
-        "min_signal_interval": ("int", 3600, 1800, 86400),
-        "cooldown_seconds": ("int", 0, 0, 86400),
-    }
-    assert make_params().cooldown_ms == 3_600_000
+def test_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
     assert make_params(cooldown_seconds=7_200).cooldown_ms == 7_200_000
 
 
@@ -399,44 +388,36 @@ def _events(
     )
 
 
-def _check(decision: Decision | None) -> None:
-    if decision is None:
-        return
-    assert_decision_in_bounds(decision, min_confidence=0.5)
-    assert decision.symbol.endswith("USDT")
-    assert 0.0 < decision.current_price < math.inf
-
-
-@property_settings(300, slow_generation=True)
-@given(
-    params=VALID_PARAMS,
-    events=st.lists(_events(st.floats(1e-4, 1e6), st.floats(0.0, 1e5)), max_size=40),
-)
-def test_random_valid_events_never_raise_and_give_valid_signals(
-    params: OnchainMetricsParams, events: list[MarketEvent]
-) -> None:
-    config = static_config(params)
-    for event, decision in offer_each(OnchainMetricsStrategy(), events, params):
-        _check(decision)
-        if decision is not None:
-            build_signal("onchain_metrics", decision, event.event_time_ms, config)
-
-
-@property_settings(200)
-@given(
-    params=VALID_PARAMS,
-    events=st.lists(_events(st.floats(1e-300, 1e300), st.floats(0.0, 1.7e308)), max_size=30),
-)
-def test_extreme_but_valid_values_never_raise(
-    params: OnchainMetricsParams, events: list[MarketEvent]
-) -> None:
-    for _, decision in offer_each(OnchainMetricsStrategy(), events, params):
-        _check(decision)
-
-
 class TestContract(StrategyContract):
     strategy_id = SID
     warmup = len(PRICES)  # the prices
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "whale_threshold_btc": ("float", 100.0, 10.0, 1000.0),
+        "whale_threshold_eth": ("float", 1000.0, 100.0, 10000.0),
+        "exchange_flow_threshold_percent": ("float", 10.0, 5.0, 50.0),
+        "min_signal_interval": ("int", 3600, 1800, 86400),
+        "cooldown_seconds": ("int", 0, 0, 86400),
+    }
+    default_cooldown_ms = 3_600_000
+    min_confidence = 0.5
 
     def scenario(self) -> list[MarketEvent]:
         return priced(whale(T0, "BTC", 250.0, TO))
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return st.lists(_events(st.floats(1e-4, 1e6), st.floats(0.0, 1e5)), max_size=40)
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert decision.symbol.endswith("USDT")
+        assert 0.0 < decision.current_price < math.inf
+        build_signal(SID, decision, event.event_time_ms, static_config(params))
+
+    @property_settings(200)
+    @given(
+        params=VALID_PARAMS,
+        events=st.lists(_events(st.floats(1e-300, 1e300), st.floats(0.0, 1.7e308)), max_size=30),
+    )
+    def test_extreme_but_valid_values_never_raise(
+        self, params: OnchainMetricsParams, events: list[MarketEvent]
+    ) -> None:
+        self.assert_events_keep_the_rules(events, params)

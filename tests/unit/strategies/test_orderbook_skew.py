@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.config import resolve
-from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
-from domain.params import ParamValidationError
+from domain.market import DepthSnapshot, Level, MarketEvent
+from domain.params import CommonParams, ParamValidationError
 from domain.signal import Action, Signal
+from domain.strategies.base import Decision
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
-    assert_decision_in_bounds,
+    SpecRow,
     assert_one_cross_field_error,
     config_doc,
     decide,
     engine_with,
-    params_from_schema,
     property_settings,
     rejection,
-    schema_table,
 )
 
 pytestmark = pytest.mark.unit
@@ -80,17 +79,6 @@ def expected_confidence(
 def test_the_docstring_explains_the_filters() -> None:
     assert OrderbookSkewStrategy.__doc__ is not None
     assert "min_spread_percent" in OrderbookSkewStrategy.__doc__
-
-
-def test_consumes_only_depth_snapshots() -> None:
-    strategy = OrderbookSkewStrategy()
-    trade = Trade("BTCUSDT", T0, 1, 50000.0, 1.0, False)
-    ticker = Ticker("ETHUSDT", T0, 2600.0, 1.0, 0.1, 2599.0, 2700, 2500, 10, 26000, 2599.9, 2600)
-    assert strategy.config_symbol(skewed_book(2.0, 1.0, symbol="ETHUSDT")) == "ETHUSDT"
-    assert strategy.config_symbol(trade) is None
-    assert strategy.config_symbol(ticker) is None
-    assert decide(strategy, trade, DEFAULTS) is None
-    assert decide(strategy, ticker, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -331,27 +319,6 @@ def test_global_config_and_disabled_symbol() -> None:
 # --- parameters -----------------------------------------------------------------------
 
 
-def test_params_schema_matches_the_spec() -> None:
-    assert schema_table(OrderbookSkewParams) == {
-        **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 300, 0, 86400),
-        "top_levels": ("int", 5, 1, 20),
-        "buy_threshold": ("float", 1.2, 1.0, 3.0),
-        "sell_threshold": ("float", 0.8, 0.3, 1.0),
-        "min_spread_percent": ("float", 0.1, 0.01, 1.0),
-        "base_confidence": ("float", 0.70, 0.5, 1.0),
-        "imbalance_weight": ("float", 0.6, 0.0, 1.0),
-        "spread_weight": ("float", 0.4, 0.0, 1.0),
-        "min_total_volume": ("float", 0.001, 0.0001, 10.0),
-        "hysteresis": ("bool", True, None, None),
-        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
-        "rearm_margin": ("float", 0.1, 0.0, 1.0),
-    }
-    assert OrderbookSkewParams.strategy_id == SID
-    assert DEFAULTS.cooldown_ms == 300_000
-    assert DEFAULTS.cross_field_errors() == []
-
-
 def test_cross_field_sell_must_be_below_buy() -> None:
     errors = rejection(OrderbookSkewParams, {"buy_threshold": 1.0, "sell_threshold": 1.0})
     assert_one_cross_field_error(errors, "sell_threshold")
@@ -378,9 +345,6 @@ def test_symbol_override_cannot_break_a_cross_field_rule_with_global_values() ->
 
 # --- properties -----------------------------------------------------------------------
 
-
-# built directly: cross-field-invalid sets (e.g. both weights 0) must not crash either
-ANY_PARAMS = params_from_schema(OrderbookSkewParams, cross_field_valid=False)
 
 PRICES = st.one_of(
     st.floats(min_value=1e-8, max_value=1e7),
@@ -417,36 +381,8 @@ def tight_books(draw: st.DrawFn) -> DepthSnapshot:
     return book([level for level in bids if level[0] > 0.0], asks)
 
 
-def books() -> st.SearchStrategy[DepthSnapshot]:
+def books() -> st.SearchStrategy[MarketEvent]:
     return st.one_of(scattered_books(), tight_books(), tight_books())
-
-
-@property_settings(400)
-@given(snapshots=st.lists(books(), min_size=1, max_size=5), params=ANY_PARAMS)
-def test_never_raises_and_confidence_in_unit_interval(
-    snapshots: list[DepthSnapshot], params: OrderbookSkewParams
-) -> None:
-    strategy = OrderbookSkewStrategy()
-    for snapshot in snapshots:
-        decision = decide(strategy, snapshot, params)
-        if isinstance(decision, str):
-            assert decision in ("unconfirmed", "not_rearmed")
-            continue
-        if decision is None:
-            continue
-        event(f"decision: {decision.action.value}")
-        assert_decision_in_bounds(decision)
-        assert decision.symbol == snapshot.symbol
-        assert snapshot.best_bid is not None
-        assert snapshot.best_ask is not None
-        expected_price = snapshot.best_bid if decision.action is Action.BUY else snapshot.best_ask
-        assert decision.price == expected_price
-        ratio = decision.indicators["ratio"]
-        if decision.action is Action.BUY:
-            assert ratio > params.buy_threshold
-        else:
-            assert ratio < params.sell_threshold
-        assert decision.indicators["spread_percent"] <= params.min_spread_percent
 
 
 @property_settings(200)
@@ -473,6 +409,43 @@ def test_signals_through_the_engine_on_realistic_books(
 
 class TestContract(StrategyContract):
     strategy_id = SID
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "cooldown_seconds": ("int", 300, 0, 86400),
+        "top_levels": ("int", 5, 1, 20),
+        "buy_threshold": ("float", 1.2, 1.0, 3.0),
+        "sell_threshold": ("float", 0.8, 0.3, 1.0),
+        "min_spread_percent": ("float", 0.1, 0.01, 1.0),
+        "base_confidence": ("float", 0.70, 0.5, 1.0),
+        "imbalance_weight": ("float", 0.6, 0.0, 1.0),
+        "spread_weight": ("float", 0.4, 0.0, 1.0),
+        "min_total_volume": ("float", 0.001, 0.0001, 10.0),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.1, 0.0, 1.0),
+    }
+    default_cooldown_ms = 300_000
+    consumed = (DepthSnapshot,)
+    # built directly: cross-field-invalid sets (e.g. both weights 0) must not crash either
+    cross_field_valid = False
+    property_examples = 400
 
     def scenario(self) -> list[MarketEvent]:
         return [skewed_book(1.0, 1.0), skewed_book(2.0, 1.0, time_ms=T0 + 100)]
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return st.lists(books(), min_size=1, max_size=5)
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert isinstance(event, DepthSnapshot)
+        assert isinstance(params, OrderbookSkewParams)
+        assert decision.symbol == event.symbol
+        assert event.best_bid is not None
+        assert event.best_ask is not None
+        expected_price = event.best_bid if decision.action is Action.BUY else event.best_ask
+        assert decision.price == expected_price
+        ratio = decision.indicators["ratio"]
+        if decision.action is Action.BUY:
+            assert ratio > params.buy_threshold
+        else:
+            assert ratio < params.sell_threshold
+        assert decision.indicators["spread_percent"] <= params.min_spread_percent

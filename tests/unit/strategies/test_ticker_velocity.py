@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
-from domain.params import ParamValue
+from domain.market import MarketEvent, Ticker
+from domain.params import CommonParams, ParamValue
 from domain.signal import Action, Signal
 from domain.strategies.base import Decision
 from domain.strategies.ticker_velocity import TickerVelocityParams, TickerVelocityStrategy
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
-    assert_decision_in_bounds,
+    SpecRow,
     assert_one_cross_field_error,
     config_doc,
     decide,
     engine_with,
-    params_from_schema,
     property_settings,
     run,
-    schema_table,
 )
 
 pytestmark = pytest.mark.unit
@@ -95,17 +93,6 @@ def params(**values: ParamValue) -> TickerVelocityParams:
 def test_the_docstring_explains_the_filters() -> None:
     assert TickerVelocityStrategy.__doc__ is not None
     assert "min_volume_change" in TickerVelocityStrategy.__doc__
-
-
-def test_consumes_only_tickers() -> None:
-    strategy = TickerVelocityStrategy()
-    depth = DepthSnapshot("BTCUSDT", T0, ((100.0, 1.0),), ((100.1, 1.0),))
-    trade = Trade("BTCUSDT", T0, 1, 100.0, 1.0, False)
-    assert strategy.config_symbol(ticker(T0, 100.0, symbol="ETHUSDT")) == "ETHUSDT"
-    assert strategy.config_symbol(depth) is None
-    assert strategy.config_symbol(trade) is None
-    assert decide(strategy, depth, DEFAULTS) is None
-    assert decide(strategy, trade, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -354,26 +341,6 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 # --- parameters -----------------------------------------------------------------------
 
 
-def test_params_schema_matches_the_spec() -> None:
-    assert schema_table(TickerVelocityParams) == {
-        **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 300, 0, 86400),
-        "time_window": ("int", 60, 30, 300),
-        "buy_threshold": ("float", 0.5, 0.1, 2.0),
-        "sell_threshold": ("float", -0.5, -2.0, -0.1),
-        "min_price_change": ("float", 0.1, 0.01, 1.0),
-        "base_confidence": ("float", 0.65, 0.5, 1.0),
-        "acceleration_weight": ("float", 0.5, 0.0, 1.0),
-        "volume_confirmation": ("bool", True, None, None),
-        "min_volume_change": ("float", 0.2, 0.1, 2.0),
-        "hysteresis": ("bool", True, None, None),
-        "confirm_seconds": ("float", 5.0, 0.0, 600.0),
-        "rearm_margin": ("float", 0.2, 0.0, 2.0),
-    }
-    assert DEFAULTS.cooldown_ms == 300_000
-    assert DEFAULTS.cross_field_errors() == []
-
-
 def test_cross_field_sell_must_be_below_buy() -> None:
     # unreachable within the ranges, but the rule is enforced on any instance
     inverted = TickerVelocityParams(hysteresis=False, buy_threshold=0.2, sell_threshold=0.3)
@@ -384,64 +351,6 @@ def test_cross_field_sell_must_be_below_buy() -> None:
 
 
 # --- properties -----------------------------------------------------------------------
-
-
-ANY_PARAMS = params_from_schema(TickerVelocityParams, cross_field_valid=False)
-MAX = 1.7976931348623157e308
-PRICES = st.one_of(
-    st.floats(min_value=90.0, max_value=110.0),
-    st.floats(min_value=5e-324, max_value=MAX),
-)
-VOLUMES = st.one_of(
-    st.just(0.0),
-    st.floats(min_value=0.0, max_value=1e12),
-    st.floats(min_value=0.0, max_value=MAX),
-)
-
-
-@st.composite
-def ticker_streams(draw: st.DrawFn) -> list[Ticker]:
-    count = draw(st.integers(1, 120))
-    symbols = draw(st.lists(st.sampled_from(["BTCUSDT", "ETHUSDT"]), min_size=1, max_size=2))
-    monotonic = draw(st.booleans())
-    time_ms = draw(st.integers(0, 2**62))
-    tickers = []
-    for _ in range(count):
-        if monotonic:
-            time_ms += draw(st.integers(0, 20_000))
-        else:
-            time_ms = draw(st.integers(0, 2**62))
-        tickers.append(
-            ticker(time_ms, draw(PRICES), draw(VOLUMES), symbol=draw(st.sampled_from(symbols)))
-        )
-    return tickers
-
-
-@property_settings(300)
-@given(tickers=ticker_streams(), params=ANY_PARAMS)
-def test_never_raises_and_confidence_in_unit_interval(
-    tickers: list[Ticker], params: TickerVelocityParams
-) -> None:
-    strategy = TickerVelocityStrategy()
-    for t in tickers:
-        decision = decide(strategy, t, params)
-        if isinstance(decision, str):
-            assert decision in ("unconfirmed", "not_rearmed")
-            continue
-        if decision is None:
-            continue
-        event(f"decision: {decision.action.value}")
-        assert_decision_in_bounds(decision)
-        assert decision.price == decision.current_price == t.last_price
-        indicators = decision.indicators
-        assert params.time_window / 2 <= indicators["window_seconds"] <= params.time_window
-        assert abs(indicators["price_change_percent"]) >= params.min_price_change
-        if params.volume_confirmation:
-            assert indicators["volume_change_percent"] >= params.min_volume_change
-        if decision.action is Action.BUY:
-            assert indicators["velocity"] > params.buy_threshold
-        else:
-            assert indicators["velocity"] < params.sell_threshold
 
 
 @property_settings(100)
@@ -465,9 +374,73 @@ def test_linear_moves_decide_by_their_rate(rate: float, volume_rate: float, step
         assert last is None
 
 
+MAX = 1.7976931348623157e308
+PRICES = st.one_of(
+    st.floats(min_value=90.0, max_value=110.0),
+    st.floats(min_value=5e-324, max_value=MAX),
+)
+VOLUMES = st.one_of(
+    st.just(0.0),
+    st.floats(min_value=0.0, max_value=1e12),
+    st.floats(min_value=0.0, max_value=MAX),
+)
+
+
+@st.composite
+def ticker_streams(draw: st.DrawFn) -> list[MarketEvent]:
+    count = draw(st.integers(1, 120))
+    symbols = draw(st.lists(st.sampled_from(["BTCUSDT", "ETHUSDT"]), min_size=1, max_size=2))
+    monotonic = draw(st.booleans())
+    time_ms = draw(st.integers(0, 2**62))
+    tickers: list[MarketEvent] = []
+    for _ in range(count):
+        if monotonic:
+            time_ms += draw(st.integers(0, 20_000))
+        else:
+            time_ms = draw(st.integers(0, 2**62))
+        tickers.append(
+            ticker(time_ms, draw(PRICES), draw(VOLUMES), symbol=draw(st.sampled_from(symbols)))
+        )
+    return tickers
+
+
 class TestContract(StrategyContract):
     strategy_id = SID
     warmup = 30  # half the 60 s window
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "cooldown_seconds": ("int", 300, 0, 86400),
+        "time_window": ("int", 60, 30, 300),
+        "buy_threshold": ("float", 0.5, 0.1, 2.0),
+        "sell_threshold": ("float", -0.5, -2.0, -0.1),
+        "min_price_change": ("float", 0.1, 0.01, 1.0),
+        "base_confidence": ("float", 0.65, 0.5, 1.0),
+        "acceleration_weight": ("float", 0.5, 0.0, 1.0),
+        "volume_confirmation": ("bool", True, None, None),
+        "min_volume_change": ("float", 0.2, 0.1, 2.0),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 5.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.2, 0.0, 2.0),
+    }
+    default_cooldown_ms = 300_000
+    consumed = (Ticker,)
+    cross_field_valid = False  # built directly: invalid sets must not crash either
 
     def scenario(self) -> list[MarketEvent]:
         return list(path(linear(0.75), 60))
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return ticker_streams()
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert isinstance(event, Ticker)
+        assert isinstance(params, TickerVelocityParams)
+        assert decision.price == decision.current_price == event.last_price
+        indicators = decision.indicators
+        assert params.time_window / 2 <= indicators["window_seconds"] <= params.time_window
+        assert abs(indicators["price_change_percent"]) >= params.min_price_change
+        if params.volume_confirmation:
+            assert indicators["volume_change_percent"] >= params.min_volume_change
+        if decision.action is Action.BUY:
+            assert indicators["velocity"] > params.buy_threshold
+        else:
+            assert indicators["velocity"] < params.sell_threshold

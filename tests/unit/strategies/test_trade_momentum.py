@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
+from domain.market import MarketEvent, Trade
+from domain.params import CommonParams
 from domain.signal import Action, Signal
+from domain.strategies.base import Decision
 from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
-    COMMON_SCHEMA,
-    assert_decision_in_bounds,
+    SpecRow,
     assert_one_cross_field_error,
     config_doc,
     decide,
     engine_with,
-    params_from_schema,
     property_settings,
     rejection,
     run,
-    schema_table,
 )
 
 pytestmark = pytest.mark.unit
@@ -108,17 +108,6 @@ def reference_momentum(trades: Sequence[Trade], params: TradeMomentumParams) -> 
 def test_the_docstring_explains_the_filters() -> None:
     assert TradeMomentumStrategy.__doc__ is not None
     assert "min_quantity" in TradeMomentumStrategy.__doc__
-
-
-def test_consumes_only_trades() -> None:
-    strategy = TradeMomentumStrategy()
-    depth = DepthSnapshot("BTCUSDT", T0, ((100.0, 1.0),), ((100.1, 1.0),))
-    ticker = Ticker("BTCUSDT", T0, 100.0, 1.0, 1.0, 99.0, 101.0, 98.0, 1.0, 100.0, 99.9, 100.1)
-    assert strategy.config_symbol(trade(100.0, symbol="SOLUSDT")) == "SOLUSDT"
-    assert strategy.config_symbol(depth) is None
-    assert strategy.config_symbol(ticker) is None
-    assert decide(strategy, depth, DEFAULTS) is None
-    assert decide(strategy, ticker, DEFAULTS) is None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -325,27 +314,6 @@ def test_symbol_override_changes_only_that_symbol() -> None:
 # --- parameters -----------------------------------------------------------------------
 
 
-def test_params_schema_matches_the_spec() -> None:
-    assert schema_table(TradeMomentumParams) == {
-        **COMMON_SCHEMA,
-        "cooldown_seconds": ("int", 300, 0, 86400),
-        "price_weight": ("float", 0.4, 0.0, 1.0),
-        "quantity_weight": ("float", 0.3, 0.0, 1.0),
-        "maker_weight": ("float", 0.3, 0.0, 1.0),
-        "buy_threshold": ("float", 0.7, 0.3, 1.0),
-        "sell_threshold": ("float", -0.7, -1.0, -0.3),
-        "min_quantity": ("float", 0.001, 0.0001, 1.0),
-        "base_confidence": ("float", 0.68, 0.5, 1.0),
-        "time_decay_seconds": ("int", 300, 60, 600),
-        "momentum_window": ("int", 10, 5, 50),
-        "hysteresis": ("bool", True, None, None),
-        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
-        "rearm_margin": ("float", 0.2, 0.0, 1.0),
-    }
-    assert DEFAULTS.cooldown_ms == 300_000
-    assert DEFAULTS.cross_field_errors() == []
-
-
 def test_cross_field_weights_must_sum_above_zero() -> None:
     zero = {"price_weight": 0.0, "quantity_weight": 0.0, "maker_weight": 0.0}
     assert_one_cross_field_error(rejection(TradeMomentumParams, zero), "weight")
@@ -367,73 +335,6 @@ def test_zero_weights_built_directly_never_decide() -> None:
 
 
 # --- properties -----------------------------------------------------------------------
-
-
-# built directly: cross-field-invalid sets (e.g. all weights 0) must not crash either
-ANY_PARAMS = params_from_schema(TradeMomentumParams, cross_field_valid=False)
-MAX = 1.7976931348623157e308
-PRICES = st.one_of(
-    st.floats(min_value=99.0, max_value=101.0),
-    st.floats(min_value=5e-324, max_value=MAX),
-)
-QUANTITIES = st.one_of(
-    st.floats(min_value=5e-324, max_value=1e-3),
-    st.floats(min_value=1e-4, max_value=10.0),
-    st.floats(min_value=1e300, max_value=MAX),
-)
-TIMES = st.one_of(
-    st.integers(0, 10_000),
-    st.integers(0, 2**62),
-)
-
-
-@st.composite
-def trade_streams(draw: st.DrawFn) -> list[Trade]:
-    count = draw(st.integers(1, 80))
-    symbols = draw(st.lists(st.sampled_from(["BTCUSDT", "ETHUSDT"]), min_size=1, max_size=2))
-    monotonic = draw(st.booleans())
-    start = draw(TIMES)
-    trades = []
-    for i in range(count):
-        time_ms = start + i * draw(st.integers(0, 5000)) if monotonic else draw(TIMES)
-        trades.append(
-            Trade(
-                draw(st.sampled_from(symbols)),
-                time_ms,
-                i,
-                draw(PRICES),
-                draw(QUANTITIES),
-                draw(st.booleans()),
-            )
-        )
-    return trades
-
-
-@property_settings(300)
-@given(trades=trade_streams(), params=ANY_PARAMS)
-def test_never_raises_and_confidence_in_unit_interval(
-    trades: list[Trade], params: TradeMomentumParams
-) -> None:
-    strategy = TradeMomentumStrategy()
-    for t in trades:
-        decision = decide(strategy, t, params)
-        if isinstance(decision, str):
-            assert decision in ("unconfirmed", "not_rearmed")
-            continue
-        if decision is None:
-            continue
-        event(f"decision: {decision.action.value}")
-        assert_decision_in_bounds(decision)
-        assert decision.price == decision.current_price == t.price
-        assert t.quantity >= params.min_quantity
-        indicators = decision.indicators
-        for name in ("momentum", "tick_score", "volume_score", "count_score"):
-            assert -1.0 - 1e-9 <= indicators[name] <= 1.0 + 1e-9, name
-        assert indicators["window_trades"] == params.momentum_window
-        if decision.action is Action.BUY:
-            assert indicators["momentum"] > params.buy_threshold
-        else:
-            assert indicators["momentum"] < params.sell_threshold
 
 
 @property_settings(200)
@@ -462,9 +363,83 @@ def test_momentum_equals_the_reference_formula(
         assert decision.indicators["momentum"] == pytest.approx(expected, abs=1e-9)
 
 
+MAX = 1.7976931348623157e308
+PRICES = st.one_of(
+    st.floats(min_value=99.0, max_value=101.0),
+    st.floats(min_value=5e-324, max_value=MAX),
+)
+QUANTITIES = st.one_of(
+    st.floats(min_value=5e-324, max_value=1e-3),
+    st.floats(min_value=1e-4, max_value=10.0),
+    st.floats(min_value=1e300, max_value=MAX),
+)
+TIMES = st.one_of(
+    st.integers(0, 10_000),
+    st.integers(0, 2**62),
+)
+
+
+@st.composite
+def trade_streams(draw: st.DrawFn) -> list[MarketEvent]:
+    count = draw(st.integers(1, 80))
+    symbols = draw(st.lists(st.sampled_from(["BTCUSDT", "ETHUSDT"]), min_size=1, max_size=2))
+    monotonic = draw(st.booleans())
+    start = draw(TIMES)
+    trades: list[MarketEvent] = []
+    for i in range(count):
+        time_ms = start + i * draw(st.integers(0, 5000)) if monotonic else draw(TIMES)
+        trades.append(
+            Trade(
+                draw(st.sampled_from(symbols)),
+                time_ms,
+                i,
+                draw(PRICES),
+                draw(QUANTITIES),
+                draw(st.booleans()),
+            )
+        )
+    return trades
+
+
 class TestContract(StrategyContract):
     strategy_id = SID
     warmup = 9  # the window of 10 trades is not full before
+    schema: ClassVar[dict[str, SpecRow]] = {
+        "cooldown_seconds": ("int", 300, 0, 86400),
+        "price_weight": ("float", 0.4, 0.0, 1.0),
+        "quantity_weight": ("float", 0.3, 0.0, 1.0),
+        "maker_weight": ("float", 0.3, 0.0, 1.0),
+        "buy_threshold": ("float", 0.7, 0.3, 1.0),
+        "sell_threshold": ("float", -0.7, -1.0, -0.3),
+        "min_quantity": ("float", 0.001, 0.0001, 1.0),
+        "base_confidence": ("float", 0.68, 0.5, 1.0),
+        "time_decay_seconds": ("int", 300, 60, 600),
+        "momentum_window": ("int", 10, 5, 50),
+        "hysteresis": ("bool", True, None, None),
+        "confirm_seconds": ("float", 1.0, 0.0, 600.0),
+        "rearm_margin": ("float", 0.2, 0.0, 1.0),
+    }
+    default_cooldown_ms = 300_000
+    consumed = (Trade,)
+    # built directly: cross-field-invalid sets (e.g. all weights 0) must not crash either
+    cross_field_valid = False
 
     def scenario(self) -> list[MarketEvent]:
         return list(series(RISING, step_ms=100))
+
+    def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return trade_streams()
+
+    def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
+        assert isinstance(event, Trade)
+        assert isinstance(params, TradeMomentumParams)
+        assert decision.price == decision.current_price == event.price
+        assert event.quantity >= params.min_quantity
+        indicators = decision.indicators
+        for name in ("momentum", "tick_score", "volume_score", "count_score"):
+            assert -1.0 - 1e-9 <= indicators[name] <= 1.0 + 1e-9, name
+        assert indicators["window_trades"] == params.momentum_window
+        if decision.action is Action.BUY:
+            assert indicators["momentum"] > params.buy_threshold
+        else:
+            assert indicators["momentum"] < params.sell_threshold
