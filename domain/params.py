@@ -105,6 +105,11 @@ def _type_error(spec: ParamSpec, value: object) -> FieldError | None:
     )
 
 
+def cross_field_error(message: str) -> FieldError:
+    """An error of a rule between fields (``__root__``, ``cross_field``)."""
+    return FieldError("__root__", "cross_field", message)
+
+
 def _range_error(spec: ParamSpec, value: ParamValue) -> FieldError | None:
     if spec.type == "bool":
         return None
@@ -151,6 +156,19 @@ class StrategyParams:
         )
         type.__setattr__(cls, "_schema_cache", specs)
         return specs
+
+    def below(self, lower: str, upper: str) -> list[FieldError]:
+        """The cross-field error, if any, of the rule "``lower`` is below ``upper``"."""
+        low, high = getattr(self, lower), getattr(self, upper)
+        if low < high:
+            return []
+        return [cross_field_error(f"{lower} ({low}) must be below {upper} ({high})")]
+
+    def some_weight(self, *weights: str) -> list[FieldError]:
+        """The cross-field error, if any, of the rule "the ``weights`` add up to more than 0"."""
+        if sum(getattr(self, name) for name in weights) > 0.0:
+            return []
+        return [cross_field_error(" + ".join(weights) + " must be > 0")]
 
     @classmethod
     def spec(cls, name: str) -> ParamSpec | None:

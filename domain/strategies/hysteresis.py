@@ -1,4 +1,5 @@
-"""Hysteresis and confirmation of the threshold strategies (pure, event time).
+"""Hysteresis and confirmation of the threshold strategies (pure, event time), and the
+parameters of their hysteresis (``hysteresis``, ``confirm_seconds``, ``rearm_margin``).
 
 ``orderbook_skew``, ``trade_momentum`` and ``ticker_velocity`` compare a metric with a buy
 and a sell threshold. Without memory, a metric hovering around a threshold would call for a
@@ -18,10 +19,50 @@ yet full) leaves the state as it is.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from domain.governance import Suppression
+from domain.params import param
 from domain.signal import Action
 from domain.strategies.base import Held
+
+
+def hysteresis_switch() -> Any:
+    """The ``hysteresis`` parameter of a threshold strategy (on by default)."""
+    return param(
+        True,
+        description=(
+            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
+            "event beyond a threshold calls for a signal."
+        ),
+    )
+
+
+def confirm_seconds_param(default: float, condition: str) -> Any:
+    """The ``confirm_seconds`` parameter: how long ``condition`` must hold before a side fires."""
+    return param(
+        default,
+        min=0.0,
+        max=600.0,
+        description=(
+            f"A side fires only once {condition} without interruption for this many "
+            "event-time seconds."
+        ),
+    )
+
+
+def rearm_margin_param(default: float, max: float, metric: str) -> Any:
+    """The ``rearm_margin`` parameter, in units of the strategy's ``metric``."""
+    return param(
+        default,
+        min=0.0,
+        max=max,
+        description=(
+            f"After firing, a side re-arms only once the {metric} is back below "
+            "buy_threshold - margin (buy) or above sell_threshold + margin (sell)."
+        ),
+    )
+
 
 _NEVER = -1
 """``since`` of a side whose condition is not currently true."""

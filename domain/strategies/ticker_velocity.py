@@ -14,7 +14,12 @@ from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
 from domain.state import items, mapping
 from domain.strategies.base import Decision, Held, Owns
-from domain.strategies.hysteresis import Hysteresis
+from domain.strategies.hysteresis import (
+    Hysteresis,
+    confirm_seconds_param,
+    hysteresis_switch,
+    rearm_margin_param,
+)
 
 _CONFIDENCE_CAP = 0.95
 _INF = math.inf
@@ -82,43 +87,14 @@ class TickerVelocityParams(CommonParams):
         max=2.0,
         description="Minimum rise of the 24h quote volume over the window, in percent.",
     )
-    hysteresis: bool = param(
-        True,
-        description=(
-            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
-            "event beyond a threshold calls for a signal."
-        ),
+    hysteresis: bool = hysteresis_switch()
+    confirm_seconds: float = confirm_seconds_param(
+        CONFIRM_SECONDS, "its condition (threshold, price change, volume) has held"
     )
-    confirm_seconds: float = param(
-        CONFIRM_SECONDS,
-        min=0.0,
-        max=600.0,
-        description=(
-            "A side fires only once its condition (threshold, price change, volume) has held "
-            "without interruption for this many event-time seconds."
-        ),
-    )
-    rearm_margin: float = param(
-        REARM_MARGIN,
-        min=0.0,
-        max=2.0,
-        description=(
-            "After firing, a side re-arms only once the velocity (% per minute) is back below "
-            "buy_threshold - margin (buy) or above sell_threshold + margin (sell)."
-        ),
-    )
+    rearm_margin: float = rearm_margin_param(REARM_MARGIN, 2.0, "velocity (% per minute)")
 
     def cross_field_errors(self) -> list[FieldError]:
-        if self.sell_threshold < self.buy_threshold:
-            return []
-        return [
-            FieldError(
-                "__root__",
-                "cross_field",
-                f"sell_threshold ({self.sell_threshold}) must be below "
-                f"buy_threshold ({self.buy_threshold})",
-            )
-        ]
+        return self.below("sell_threshold", "buy_threshold")
 
 
 class _Window:

@@ -13,7 +13,12 @@ from domain.params import CommonParams, FieldError, param
 from domain.signal import Action
 from domain.state import items, mapping, row
 from domain.strategies.base import Decision, Held, Owns
-from domain.strategies.hysteresis import Hysteresis
+from domain.strategies.hysteresis import (
+    Hysteresis,
+    confirm_seconds_param,
+    hysteresis_switch,
+    rearm_margin_param,
+)
 
 _CONFIDENCE_CAP = 0.95
 _INF = math.inf
@@ -73,52 +78,16 @@ class TradeMomentumParams(CommonParams):
         max=50,
         description="Number of most recent qualifying trades the momentum is computed over.",
     )
-    hysteresis: bool = param(
-        True,
-        description=(
-            "Fire once per threshold crossing (confirm_seconds, rearm_margin); false: every "
-            "event beyond a threshold calls for a signal."
-        ),
+    hysteresis: bool = hysteresis_switch()
+    confirm_seconds: float = confirm_seconds_param(
+        CONFIRM_SECONDS, "its threshold has been crossed"
     )
-    confirm_seconds: float = param(
-        CONFIRM_SECONDS,
-        min=0.0,
-        max=600.0,
-        description=(
-            "A side fires only once its threshold has been crossed without interruption for "
-            "this many event-time seconds."
-        ),
-    )
-    rearm_margin: float = param(
-        REARM_MARGIN,
-        min=0.0,
-        max=1.0,
-        description=(
-            "After firing, a side re-arms only once the momentum is back below buy_threshold - "
-            "margin (buy) or above sell_threshold + margin (sell)."
-        ),
-    )
+    rearm_margin: float = rearm_margin_param(REARM_MARGIN, 1.0, "momentum")
 
     def cross_field_errors(self) -> list[FieldError]:
-        errors: list[FieldError] = []
-        if not self.sell_threshold < self.buy_threshold:
-            errors.append(
-                FieldError(
-                    "__root__",
-                    "cross_field",
-                    f"sell_threshold ({self.sell_threshold}) must be below "
-                    f"buy_threshold ({self.buy_threshold})",
-                )
-            )
-        if not self.price_weight + self.quantity_weight + self.maker_weight > 0.0:
-            errors.append(
-                FieldError(
-                    "__root__",
-                    "cross_field",
-                    "price_weight + quantity_weight + maker_weight must be > 0",
-                )
-            )
-        return errors
+        return self.below("sell_threshold", "buy_threshold") + self.some_weight(
+            "price_weight", "quantity_weight", "maker_weight"
+        )
 
 
 class TradeMomentumStrategy:
