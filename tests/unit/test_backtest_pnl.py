@@ -99,6 +99,23 @@ CAPTURE = [
     trade(3100, 100.2),
 ]
 
+ONE_SIGNAL_PER_BOOK = [
+    "--set",
+    "trade_momentum.enabled=false",
+    "--set",
+    "orderbook_skew.cooldown_seconds=30",
+    # one signal per hand-made book: governance off (only the cooldown above)
+    "--set",
+    "orderbook_skew.reversal_cooldown_seconds=0",
+    "--set",
+    "orderbook_skew.hysteresis=false",
+    "--set",
+    "orderbook_skew.min_confidence=0",
+    "--set",
+    "governance.max_signals_per_symbol_per_hour=0",
+]
+"""The settings under which :data:`CAPTURE` gives one signal per signal book."""
+
 TP_LEVEL = 99.99 * 1.015  # 101.48985
 EXPECTED = [
     # (action, exit reason, entry, exit, gross bps, net bps after 10 bps per side)
@@ -123,19 +140,7 @@ def run_capture(tmp_path: Path, *extra: str) -> tuple[list[dict[str, Any]], dict
             str(out),
             "--no-progress",
             "--no-plot",
-            "--set",
-            "trade_momentum.enabled=false",
-            "--set",
-            "orderbook_skew.cooldown_seconds=30",
-            # one signal per hand-made book: governance off (only the cooldown above)
-            "--set",
-            "orderbook_skew.reversal_cooldown_seconds=0",
-            "--set",
-            "orderbook_skew.hysteresis=false",
-            "--set",
-            "orderbook_skew.min_confidence=0",
-            "--set",
-            "governance.max_signals_per_symbol_per_hour=0",
+            *ONE_SIGNAL_PER_BOOK,
             "--max-hold-seconds",
             "900",
             *extra,

@@ -17,24 +17,9 @@ from entrypoints.cli import main
 from entrypoints.sweep import parse_grid, run_task, validate
 from tests.contract.task_runner_contract import TaskRunnerContract
 from tests.unit.test_backtest_pnl import CAPTURE as HAND_MADE
+from tests.unit.test_backtest_pnl import ONE_SIGNAL_PER_BOOK
 
 pytestmark = pytest.mark.unit
-
-FIXED = [
-    "--set",
-    "trade_momentum.enabled=false",
-    "--set",
-    "orderbook_skew.cooldown_seconds=30",
-    # one signal per hand-made book: governance off (only the cooldown above)
-    "--set",
-    "orderbook_skew.reversal_cooldown_seconds=0",
-    "--set",
-    "orderbook_skew.hysteresis=false",
-    "--set",
-    "orderbook_skew.min_confidence=0",
-    "--set",
-    "governance.max_signals_per_symbol_per_hour=0",
-]
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +130,7 @@ def test_sweep_cli_writes_csv_markdown_and_heatmap(tmp_path: Path, capture: Path
             "orderbook_skew.stop_loss_percent=1.0,2.0",
             "--grid",
             "orderbook_skew.top_levels=5,99",
-            *FIXED,
+            *ONE_SIGNAL_PER_BOOK,
             "--max-hold-seconds",
             "900",
             "--jobs",
@@ -188,7 +173,16 @@ def test_sweep_cli_writes_csv_markdown_and_heatmap(tmp_path: Path, capture: Path
 
 def test_two_varying_parameters_draw_a_heatmap(tmp_path: Path, capture: Path) -> None:
     out = tmp_path / "out"
-    args = ["sweep", str(capture), "--out", str(out), "--no-progress", "--jobs", "1", *FIXED]
+    args = [
+        "sweep",
+        str(capture),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--jobs",
+        "1",
+        *ONE_SIGNAL_PER_BOOK,
+    ]
     args += ["--grid", "orderbook_skew.take_profit_percent=1.5,3.0"]
     args += ["--grid", "orderbook_skew.stop_loss_percent=1.0,2.0"]
     args += ["--grid", "orderbook_skew.top_levels=5"]
@@ -227,7 +221,7 @@ def test_walk_forward_split_reports_held_out_figures(tmp_path: Path, capture: Pa
             str(held_out),
             "--grid",
             "orderbook_skew.take_profit_percent=1.5,3.0",
-            *FIXED,
+            *ONE_SIGNAL_PER_BOOK,
             "--split",
             "1",
             "--jobs",
