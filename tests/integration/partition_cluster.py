@@ -30,6 +30,7 @@ import httpx
 import orjson
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
 
@@ -258,17 +259,7 @@ class Cluster:
 
 PARTITION_GOVERNANCE: dict[str, str] = {
     "MAX_SIGNALS_PER_SYMBOL_PER_HOUR": "0",
-    **{
-        f"{sid}_MIN_CONFIDENCE": "0"
-        for sid in (
-            "ORDERBOOK_SKEW",
-            "TRADE_MOMENTUM",
-            "TICKER_VELOCITY",
-            "BTC_DOMINANCE",
-            "CROSS_EXCHANGE_SPREAD",
-            "ONCHAIN_METRICS",
-        )
-    },
+    **NO_CONFIDENCE_FLOOR,
 }
 """Caps and the confidence floor off, so that every routing rule shows in the signals (the
 reference computes the same in this process)."""

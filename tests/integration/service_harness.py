@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
 
@@ -224,17 +225,7 @@ UNGOVERNED: dict[str, str] = {
     "ORDERBOOK_SKEW_COOLDOWN_SECONDS": "30",
     "TRADE_MOMENTUM_COOLDOWN_SECONDS": "30",
     "TICKER_VELOCITY_COOLDOWN_SECONDS": "60",
-    **{
-        f"{sid}_MIN_CONFIDENCE": "0"
-        for sid in (
-            "ORDERBOOK_SKEW",
-            "TRADE_MOMENTUM",
-            "TICKER_VELOCITY",
-            "BTC_DOMINANCE",
-            "CROSS_EXCHANGE_SPREAD",
-            "ONCHAIN_METRICS",
-        )
-    },
+    **NO_CONFIDENCE_FLOOR,
 }
 """The governance of the service before issue 9, as far as it still exists: no hysteresis,
 no reversal cooldown, no confidence floor, no rate caps, the old cooldowns."""

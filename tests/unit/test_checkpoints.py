@@ -36,22 +36,14 @@ from domain.metrics import Timeframe
 from entrypoints.container import Container, build_container, worker_state
 from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings
+from tests.environment import NO_CONFIDENCE_FLOOR
 
 pytestmark = pytest.mark.unit
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "LINKUSDT")
 PARTITIONS = 16
-UNGOVERNED = {
-    f"{sid}_MIN_CONFIDENCE": "0"
-    for sid in (
-        "ORDERBOOK_SKEW",
-        "TRADE_MOMENTUM",
-        "TICKER_VELOCITY",
-        "BTC_DOMINANCE",
-        "CROSS_EXCHANGE_SPREAD",
-        "ONCHAIN_METRICS",
-    )
-} | {  # ticker_velocity signals on the capture too (its windows are state worth checking)
+# ticker_velocity signals on the capture too (its windows are state worth checking)
+UNGOVERNED = NO_CONFIDENCE_FLOOR | {
     "TICKER_VELOCITY_BUY_THRESHOLD": "0.1",
     "TICKER_VELOCITY_SELL_THRESHOLD": "-0.1",
     "TICKER_VELOCITY_MIN_PRICE_CHANGE": "0.01",
