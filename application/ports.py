@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 from domain.config import AuditPosition, AuditRecord, ConfigDocument
 from domain.governance import PauseRecord
+from domain.live_outcomes import OutcomeRecord
 from domain.market import MarketEvent
 from domain.signal import Signal
 
@@ -70,6 +71,16 @@ class SignalGate(Protocol):
     holds back the signals of its takeover replay); consulted before every publish."""
 
     def admit(self, item: FeedItem, signal: Signal) -> bool: ...
+
+
+class MarketTap(Protocol):
+    """Sees what the run loop sees, in order: every market event before the strategies do,
+    then every signal once it is published (live outcome scoring, the preview buffer).
+    Called on the hot path: constant work per call, never I/O."""
+
+    def on_event(self, event: MarketEvent) -> None: ...
+
+    def on_published(self, signal: Signal) -> None: ...
 
 
 class RunObserver(Protocol):
@@ -244,6 +255,40 @@ class PauseStore(Protocol):
         """Store ``record`` unless its key is held at that version or a newer one; True if
         stored."""
         ...
+
+
+class OutcomeStore(Protocol):
+    """Persistence of published signals and their outcomes: one record per ``signal_id``,
+    replaced by every newer snapshot of it (``save`` is an idempotent upsert).
+
+    Reads are newest first (``signal_time_ms`` descending). Failures to reach the store
+    raise :class:`StoreUnavailableError`.
+    """
+
+    name: str
+
+    async def save(self, records: Sequence[OutcomeRecord]) -> None: ...
+
+    async def recent(
+        self, strategy_id: str | None, symbol: str | None, limit: int
+    ) -> list[OutcomeRecord]: ...
+
+    async def query(
+        self,
+        strategy_id: str,
+        symbol: str | None,
+        since_ms: int | None,
+        config_version: int | None,
+        limit: int,
+    ) -> list[OutcomeRecord]:
+        """The strategy's records (newest first) with ``signal_time_ms >= since_ms``."""
+        ...
+
+    async def purge(self, recorded_before_ms: int) -> int:
+        """Delete the records first recorded before ``recorded_before_ms`` (wall time)."""
+        ...
+
+    async def ping(self) -> None: ...
 
 
 class ConfigChangeNotifier(Protocol):

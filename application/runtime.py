@@ -7,8 +7,10 @@ item in order: one event at a time through :meth:`SignalEngine.process
 ``max_signal_age_seconds`` by the wall clock is processed with the ``stale`` hold, so that
 its signals are counted and not published), each signal past
 the optional :class:`~application.ports.SignalGate` and published (``await``ed, so a signal is
-handed to the sink before the next event is processed). A bad event or a failed publish
-costs that one item, never the loop.
+handed to the sink before the next event is processed). The optional
+:class:`~application.ports.MarketTap` s (live outcome scoring) see each event before the
+strategies do and each signal once published. A bad event or a failed publish costs that one
+item, never the loop.
 
 :meth:`ServiceRuntime.stop` is the service's half of a graceful shutdown, bounded by its
 timeout: stop taking new messages (drain the feed, which still hands over everything already
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -28,6 +30,7 @@ import structlog
 from application.ports import (
     FeedItem,
     MarketFeed,
+    MarketTap,
     MessageTracing,
     RunObserver,
     SignalGate,
@@ -71,6 +74,7 @@ class ServiceRuntime:
         heartbeat_extra: Callable[[], Mapping[str, object]] | None = None,
         wall_clock_ms: Callable[[], int] = wall_clock_ms,
         max_signal_age_seconds: float = 0.0,
+        taps: Sequence[MarketTap] = (),
     ) -> None:
         self.feed = feed
         self.engine = engine
@@ -82,6 +86,9 @@ class ServiceRuntime:
         self._wall_ms = wall_clock_ms
         self.max_signal_age_ms = int(max_signal_age_seconds * 1000)
         """The staleness gate: 0 turns it off (the backtest has no wall clock, so no gate)."""
+        self.taps = tuple(taps)
+        self._event_taps = tuple(tap.on_event for tap in self.taps)
+        self._published_taps = tuple(tap.on_published for tap in self.taps)
         self.counters = HeartbeatCounters()
         self.signals_published = 0
         self._finished = asyncio.Event()
@@ -103,6 +110,7 @@ class ServiceRuntime:
         publish = self._publish
         timer = time.perf_counter
         max_age_ms = self.max_signal_age_ms
+        event_taps = self._event_taps
         try:
             async for batch in self.feed.batches():
                 if not batch:
@@ -121,7 +129,10 @@ class ServiceRuntime:
                             continue
                     else:
                         try:
-                            signals = process(item.event, hold)
+                            event = item.event
+                            for tap in event_taps:  # the event first, as the backtest does
+                                tap(event)
+                            signals = process(event, hold)
                         except Exception:  # one event never stops the loop
                             self._processing_failed(item)
                             continue
@@ -143,6 +154,8 @@ class ServiceRuntime:
         produced signals, ``publish``; False if processing raised."""
         with tracing.message_span(carrier) as span:
             try:
+                for tap in self._event_taps:
+                    tap(item.event)
                 with span.stage("evaluate"):
                     signals = self.engine.process(item.event, hold)
             except Exception:  # one event never stops the loop
@@ -176,6 +189,12 @@ class ServiceRuntime:
         self.signals_published += 1
         if self.observer is not None:
             self.observer.signal_emitted(emitted)
+        for tap in self._published_taps:
+            try:
+                tap(emitted)
+            except Exception:  # scoring never costs a published signal anything
+                self.counters.consumer_errors += 1
+                log.exception("signal_tap_failed", signal_id=emitted.signal_id)
 
     # ------------------------------------------------------------------ shutdown
 

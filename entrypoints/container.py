@@ -52,6 +52,7 @@ from adapters.mcp.http import mount_mcp
 from adapters.mcp.tools import build_mcp_server
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.outcome_store import InMemoryOutcomeStore
 from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
@@ -62,6 +63,7 @@ from adapters.mongo.config_store import (
     MongoPauseStore,
     create_mongo_client,
 )
+from adapters.mongo.outcome_store import MongoOutcomeStore
 from adapters.nats.checkpoints import PartitionCheckpoints
 from adapters.nats.config_broadcast import NatsConfigChangeListener, NatsConfigChangeNotifier
 from adapters.nats.connection import NatsConnection
@@ -73,6 +75,7 @@ from adapters.nats.signal_sink import NatsSignalSink
 from adapters.observability.partition_metrics import RouterMetrics, register_partition_feed
 from adapters.observability.prometheus import PrometheusMetrics, ScrapeSources
 from adapters.observability.tracing import OpenTelemetryTracing
+from adapters.outcome_failover import FailoverOutcomeStore
 from adapters.sql.config_store import (
     SqlAuditLog,
     SqlConfigRepository,
@@ -80,10 +83,12 @@ from adapters.sql.config_store import (
     SqlPauseStore,
     create_sql_engine,
 )
+from adapters.sql.outcome_store import SqlOutcomeStore
 from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
+from adapters.wire.signals import signal_to_wire
 from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
 from application.checkpoints import StateHolder, WorkerState, state_fingerprint
 from application.config_admin import ConfigAdmin
@@ -91,14 +96,19 @@ from application.config_cache import EffectiveConfigCache
 from application.health import HealthService
 from application.live_signals import BroadcastingSignalSink, SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
+from application.outcomes import OutcomeQuery, OutcomeRecorder
 from application.partitioning import PartitionLayout
 from application.ports import SignalGate
+from application.preview import ConfigPreview
 from application.processing import timed
 from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
 from application.signal_pauses import SignalPauseAdmin
 from domain.engine import SignalEngine
 from domain.governance import Governance
+from domain.live_outcomes import LiveScorer
+from domain.market_window import MarketWindow
 from domain.metrics import MarketMetricsBook
+from domain.signal import JsonValue, Signal
 from domain.strategies.registry import (
     CONFIG_NAMES,
     CONFIG_PARAMS,
@@ -156,6 +166,22 @@ def sqlite_engine(settings: Settings) -> Any:
 
 def mongo_client(settings: Settings) -> Any:
     return create_mongo_client(settings.mongodb_uri.get_secret_value())
+
+
+def signal_payload(settings: Settings) -> Callable[[Signal], dict[str, JsonValue]]:
+    """The trade-engine JSON of a signal as this service publishes it (stored with its
+    outcome and served by ``/signals/recent``)."""
+    source = settings.signal_source
+
+    def payload(signal: Signal) -> dict[str, JsonValue]:
+        return signal_to_wire(signal, source)
+
+    return payload
+
+
+def strategy_ids(registry: Mapping[str, object]) -> Callable[[], tuple[str, ...]]:
+    ids = tuple(registry)
+    return lambda: ids
 
 
 def api_security(settings: Settings) -> ApiSecurity:
@@ -350,6 +376,20 @@ def delivery_stats(
         }
 
     return stats
+
+
+def heartbeat_fields(
+    *sources: Callable[[], Mapping[str, object]],
+) -> Callable[[], dict[str, object]]:
+    """The extra heartbeat (and ``service_stopped``) fields of several sources, merged."""
+
+    def fields() -> dict[str, object]:
+        merged: dict[str, object] = {}
+        for source in sources:
+            merged.update(source())
+        return merged
+
+    return fields
 
 
 def worker_api(
@@ -613,6 +653,22 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
+    # --- published signals and their outcomes (issue 14; same stores as the config) -------
+    mongo_outcomes = providers.Singleton(
+        MongoOutcomeStore, mongo, settings.provided.mongodb_database
+    )
+    mysql_outcomes = providers.Singleton(SqlOutcomeStore, mysql)
+    sqlite_outcomes = providers.Singleton(SqlOutcomeStore, sqlite)
+    memory_outcomes = providers.Singleton(InMemoryOutcomeStore)
+    outcome_store = providers.Selector(
+        settings.provided.config_store,
+        failover=providers.Singleton(FailoverOutcomeStore, mongo_outcomes, mysql_outcomes),
+        mongodb=mongo_outcomes,
+        mysql=mysql_outcomes,
+        sqlite=sqlite_outcomes,
+        memory=memory_outcomes,
+    )
+
     # --- decoding: one decoder per input, with the TRADING_SYMBOLS allow-list -----------
     decode_stats = providers.Singleton(DecodeStats)
     decoder = providers.Singleton(
@@ -780,6 +836,33 @@ class Container(containers.DeclarativeContainer):
         governance=governance,
     )
     tracing = providers.Singleton(OpenTelemetryTracing)
+    live_scorer = providers.Singleton(
+        LiveScorer, max_pending_per_symbol=settings.provided.signal_outcome_max_pending
+    )
+    outcome_recorder = providers.Singleton(
+        OutcomeRecorder,
+        live_scorer,
+        outcome_store,
+        providers.Callable(signal_payload, settings),
+        retention_days=settings.provided.signal_outcome_retention_days,
+        observer=prometheus,
+    )
+    outcome_query = providers.Singleton(
+        OutcomeQuery, outcome_store, providers.Callable(strategy_ids, strategy_params)
+    )
+    market_window = providers.Singleton(
+        MarketWindow,
+        settings.provided.preview_window_seconds,
+        settings.provided.preview_max_events,
+    )
+    config_preview = providers.Singleton(
+        ConfigPreview,
+        config_cache,
+        config_admin,
+        market_window,
+        home_venue=settings.provided.home_venue,
+        timeout_seconds=settings.provided.preview_timeout_seconds,
+    )
     runtime = providers.Singleton(
         ServiceRuntime,
         market_feed,
@@ -797,10 +880,19 @@ class Container(containers.DeclarativeContainer):
         ),
         heartbeat_extra=providers.Selector(
             mode,
-            service=providers.Callable(delivery_stats, nats_sink, nats),
-            worker=providers.Callable(delivery_stats, nats_sink, nats),
-            local=providers.Object(None),
+            service=providers.Callable(
+                heartbeat_fields,
+                providers.Callable(delivery_stats, nats_sink, nats),
+                outcome_recorder.provided.stats,
+            ),
+            worker=providers.Callable(
+                heartbeat_fields,
+                providers.Callable(delivery_stats, nats_sink, nats),
+                outcome_recorder.provided.stats,
+            ),
+            local=providers.Callable(heartbeat_fields, outcome_recorder.provided.stats),
         ),
+        taps=providers.List(outcome_recorder, market_window),
     )
 
     # --- API ------------------------------------------------------------------------------

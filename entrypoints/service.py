@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from adapters.mcp.http import run_session_manager
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository
+from adapters.mongo.outcome_store import MongoOutcomeStore
 from adapters.observability.tracing import RedactingSpanExporter, span_exporter
 from adapters.redaction import redact_value
 from adapters.sql.config_store import SqlConfigRepository
@@ -33,6 +35,7 @@ from entrypoints.settings import Settings, invalid_settings_message, known_secre
 log = structlog.get_logger("realtime_strategies.service")
 STORE_RETRY_SECONDS = 5.0
 STORE_MAINTENANCE_SECONDS = 2.0
+OUTCOME_SAVE_AT_STOP_SECONDS = 2.0
 
 
 def redacting_processor(secrets: Sequence[str]) -> Any:
@@ -119,7 +122,11 @@ async def prepare_stores(container: Container) -> None:
     store = container.settings().config_store
     pending: list[Any] = []
     if store in ("failover", "mongodb"):
-        pending += [container.mongo_repository(), container.mongo_audit()]
+        pending += [
+            container.mongo_repository(),
+            container.mongo_audit(),
+            container.mongo_outcomes(),
+        ]
     if store in ("failover", "mysql"):
         pending.append(container.mysql_repository())
     if store == "sqlite":
@@ -128,7 +135,7 @@ async def prepare_stores(container: Container) -> None:
     while pending:
         for target in list(pending):
             try:
-                if isinstance(target, MongoConfigRepository | MongoAuditLog):
+                if isinstance(target, MongoConfigRepository | MongoAuditLog | MongoOutcomeStore):
                     await target.ensure_indexes()
                 elif isinstance(target, SqlConfigRepository):
                     await migrate(target.engine)
@@ -183,6 +190,7 @@ def service_process(container: Container) -> Process:
     runtime = container.runtime()
     refresher = container.config_refresher()
     app = container.api()
+    outcomes = container.outcome_recorder()
     tasks: list[asyncio.Task[None]] = []
 
     async def start_stores() -> None:
@@ -195,6 +203,15 @@ def service_process(container: Container) -> Process:
             )
         )
         await asyncio.wait({prepared}, timeout=3.0)
+
+    async def save_outcomes() -> None:
+        """What was scored since the last write (the run loop has stopped), within
+        ``OUTCOME_SAVE_AT_STOP_SECONDS``: the grace period belongs to the signals."""
+        saved = False
+        with contextlib.suppress(TimeoutError):
+            saved = await asyncio.wait_for(outcomes.flush(), OUTCOME_SAVE_AT_STOP_SECONDS)
+        if not saved:
+            log.warning("outcomes_unsaved_at_stop", records=outcomes.unsaved)
 
     async def stop_stores() -> None:
         for task in tasks:
@@ -218,7 +235,7 @@ def service_process(container: Container) -> Process:
         if feed_connection is not None and feed_connection is not connection:
             shutdown.append(feed_connection.close)
     startup.append(refresher.first)
-    shutdown.append(stop_stores)
+    shutdown += [save_outcomes, container.config_preview().close, stop_stores]
     mcp_sessions = container.mcp_session_manager()  # mounts /mcp on the API
 
     async def serve_mcp() -> None:
@@ -230,7 +247,12 @@ def service_process(container: Container) -> Process:
         api=api_server(app, settings.fastapi_host, settings.fastapi_port),
         startup=startup,
         shutdown=shutdown,
-        background=[refresher.forever, serve_mcp],
+        background=[
+            refresher.forever,
+            serve_mcp,
+            outcomes.write_forever,
+            outcomes.purge_forever,
+        ],
         heartbeat=runtime.heartbeat,
         heartbeat_message="HEARTBEAT: Realtime Strategies Statistics",
         heartbeat_interval_seconds=settings.heartbeat_interval_seconds,

@@ -106,6 +106,35 @@ class Settings(BaseSettings):
         description="Bearer token for mutating endpoints; unset = allowed only on loopback.",
     )
 
+    # Live outcomes and what-if previews (issue 14)
+    signal_outcome_retention_days: float = Field(
+        30.0, gt=0, le=3650, description="Days a published signal and its outcome are kept."
+    )
+    signal_outcome_max_pending: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Signals per symbol followed at once for scoring; the oldest beyond it is "
+            "dropped and counted."
+        ),
+    )
+    preview_window_seconds: float = Field(
+        900.0,
+        ge=10,
+        le=3600,
+        description="Market data (event time) kept per symbol for config previews.",
+    )
+    preview_max_events: int = Field(
+        20_000,
+        ge=100,
+        le=1_000_000,
+        description="Most market events kept per symbol for previews (bounds memory).",
+    )
+    preview_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Time bound of one config preview."
+    )
+
     # Operations
     metrics_history_seconds: int = Field(
         3600, ge=60, le=86_400, description="Market-metrics history kept per symbol (event time)."

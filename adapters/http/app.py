@@ -39,7 +39,7 @@ from adapters.http.envelope import (
     failure,
     install_exception_handlers,
 )
-from adapters.http.routers import health, metrics, signals, strategies
+from adapters.http.routers import health, metrics, outcomes, signals, strategies
 from adapters.http.strict_query import reject_unknown_query_parameters
 
 log = structlog.get_logger("adapters.http")
@@ -60,6 +60,12 @@ OPENAPI_TAGS: list[dict[str, Any]] = [
         "name": "market metrics",
         "description": "Order-book depth analytics per symbol: pressure, liquidity, spread, "
         "support/resistance, pressure history by event time, market-wide sentiment.",
+    },
+    {
+        "name": "signals",
+        "description": "Published signals with their live outcome (returns at 1m/5m/15m/1h "
+        "and the simulated trade after costs) and each strategy's performance per config "
+        "version; what-if previews of a config change on the last minutes of market data.",
     },
     {"name": "operations", "description": "Liveness, readiness and Prometheus metrics."},
 ]
@@ -250,6 +256,7 @@ def create_app(
         docs_url="/docs",
         redoc_url="/redoc",
     )
+    app.include_router(outcomes.router)  # first: .../config/preview is not a symbol
     app.include_router(strategies.router)
     app.include_router(strategies.audit_router)
     app.include_router(signals.router)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -47,6 +47,7 @@ from prometheus_client.utils import floatToGoString
 
 from domain.engine import EngineStats
 from domain.governance import Suppression
+from domain.live_outcomes import TRADE, LiveOutcome, OutcomeChange
 from domain.signal import Signal
 
 log = structlog.get_logger("adapters.observability")
@@ -215,6 +216,27 @@ METRICS: tuple[MetricInfo, ...] = (
         (),
         "1 if the service reported ready at its last readiness check, else 0.",
     ),
+    # live outcomes of published signals (push, from the outcome recorder)
+    MetricInfo(
+        f"{PREFIX}_signal_outcomes_total",
+        "counter",
+        ("strategy", "horizon", "config_version", "result"),
+        "Published signals scored, by horizon (1m, 5m, 15m, 1h, trade) and config version; "
+        "result hit/miss at a horizon (moved the signal's way), win/loss/unfilled for the trade.",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signal_outcome_net_bps",
+        "histogram",
+        ("strategy", "horizon"),
+        "Net basis points after fees of scored signals, by horizon (and closed trade).",
+    ),
+    MetricInfo(
+        f"{PREFIX}_signal_outcome_net_bps_cumulative",
+        "gauge",
+        ("strategy", "horizon"),
+        "Running sum of the net basis points of scored signals (the histogram has negative "
+        "buckets, so it exports no _sum): mean = delta(this) / increase(histogram _count).",
+    ),
 )
 """Every metric the service exports. Names are as queried (counters with ``_total``;
 histograms expose ``_bucket``, ``_sum`` and ``_count`` series under the base name)."""
@@ -260,6 +282,20 @@ _LATENCY_LE: tuple[str, ...] = tuple(
 """The ``le`` labels of the latency buckets, formatted as prometheus_client does."""
 
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+OUTCOME_BPS_BUCKETS: tuple[float, ...] = (
+    -200.0,
+    -100.0,
+    -50.0,
+    -25.0,
+    -10.0,
+    0.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    200.0,
+)
+"""Net basis points of an outcome (a round trip costs ~20 bps in fees)."""
 """Confidence; 0.5 / 0.7 / 0.9 are the weak/medium/strong/extreme boundaries."""
 
 _EVENT_TYPE_LABELS = {
@@ -656,6 +692,25 @@ class PrometheusMetrics:
         )
         # label children cached per label values: the hot path is one dict lookup
         self._confidence_children: dict[str, Histogram] = {}
+        self._outcomes = Counter(
+            f"{PREFIX}_signal_outcomes_total",
+            _INFO[f"{PREFIX}_signal_outcomes_total"].help,
+            ["strategy", "horizon", "config_version", "result"],
+            registry=self.registry,
+        )
+        self._outcome_bps = Histogram(
+            f"{PREFIX}_signal_outcome_net_bps",
+            _INFO[f"{PREFIX}_signal_outcome_net_bps"].help,
+            ["strategy", "horizon"],
+            buckets=OUTCOME_BPS_BUCKETS,
+            registry=self.registry,
+        )
+        self._outcome_bps_sum = Gauge(
+            f"{PREFIX}_signal_outcome_net_bps_cumulative",
+            _INFO[f"{PREFIX}_signal_outcome_net_bps_cumulative"].help,
+            ["strategy", "horizon"],
+            registry=self.registry,
+        )
         self.registry.register(_ScrapeCollector(self))
 
     # -- ProcessingObserver ---------------------------------------------------------------
@@ -691,6 +746,31 @@ class PrometheusMetrics:
     def signal_emitted(self, signal: Signal) -> None:
         """Record one emitted signal's confidence (the run loop's ``RunObserver`` hook)."""
         self.signals_emitted((signal,))
+
+    def outcome_scored(self, outcome: LiveOutcome) -> None:
+        """Count what an outcome update adds: a horizon reached, a trade closed or unfilled
+        (the application's ``OutcomeObserver``; a few per signal, off the per-message path)."""
+        signal = outcome.signal
+        version = str(signal.config.version)
+        if outcome.change is OutcomeChange.HORIZON and outcome.changed_horizon is not None:
+            result = outcome.horizons[outcome.changed_horizon]
+            verdict = "hit" if result.is_hit else "miss"
+            self._outcomes.labels(
+                signal.strategy_id, outcome.changed_horizon, version, verdict
+            ).inc()
+            self._outcome_bps.labels(signal.strategy_id, outcome.changed_horizon).observe(
+                result.net_bps
+            )
+            self._outcome_bps_sum.labels(signal.strategy_id, outcome.changed_horizon).inc(
+                result.net_bps
+            )
+        elif outcome.change is OutcomeChange.TRADE and outcome.trade is not None:
+            verdict = "win" if outcome.trade.is_win else "loss"
+            self._outcomes.labels(signal.strategy_id, TRADE, version, verdict).inc()
+            self._outcome_bps.labels(signal.strategy_id, TRADE).observe(outcome.trade.net_bps)
+            self._outcome_bps_sum.labels(signal.strategy_id, TRADE).inc(outcome.trade.net_bps)
+        elif outcome.change is OutcomeChange.UNFILLED:
+            self._outcomes.labels(signal.strategy_id, TRADE, version, "unfilled").inc()
 
     def message_consumed(self, lag_seconds: float) -> None:
         """Per message: remember ``now − event time`` (one attribute store, no lock).

@@ -44,7 +44,10 @@ T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 180.0
+"""Generous: on a loaded machine the service's start-up (about 1.7 CPU-seconds of imports
+before its first log line, then the stores and NATS) can take far longer than its CPU time.
+A process that exits fails the wait at once, so the bound costs nothing when it works."""
 STOP_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 5.0
 _PR_SET_PDEATHSIG = 1
@@ -409,11 +412,26 @@ class ServiceProcess:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the (running) process has used so far (Linux), else None."""
+        if not self.running or self.process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def describe(self) -> str:
         state = "running" if self.running else f"exited {self.returncode}"
+        tail = self.log_tail()
+        if not tail:  # nothing logged yet: still importing, or starved of CPU, or stuck?
+            cpu = self.cpu_seconds()
+            used = "" if cpu is None else f", {cpu:.2f} CPU-s used"
+            tail = f"(empty log{used}; load average {os.getloadavg()[0]:.1f})"
         return (
             f"--- {self.name} ({state}, {self.base_url}); last log lines of "
-            f"{self.stderr_path}:\n{self.log_tail()}"
+            f"{self.stderr_path}:\n{tail}"
         )
 
     # --- HTTP -----------------------------------------------------------------------------

@@ -449,6 +449,7 @@ class TestSqlSchema:
                 "0001_initial",
                 "0002_strategy_sequences",
                 "0003_signal_pauses",
+                "0004_signal_outcomes",
             ]
             assert await migrate(engine) == []
             repository = SqlConfigRepository(engine)

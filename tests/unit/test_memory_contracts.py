@@ -7,11 +7,13 @@ import pytest
 from adapters.failover import FailoverConfigRepository, FailoverPauseStore
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.outcome_store import InMemoryOutcomeStore
 from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
-from application.ports import AuditLog, ConfigRepository, StoreUnavailableError
+from application.ports import AuditLog, ConfigRepository, OutcomeStore, StoreUnavailableError
 from tests.contract.audit_log_contract import AuditLogContract, make_record
 from tests.contract.config_repository_contract import ConfigRepositoryContract, make_document
+from tests.contract.outcome_store_contract import OutcomeStoreContract
 from tests.contract.pause_store_contract import PauseStoreContract, PauseStores, make_pause
 
 pytestmark = pytest.mark.unit
@@ -111,3 +113,9 @@ async def test_failover_pause_store_reconciles_a_pause_one_store_missed() -> Non
     clock[0] += 60
     with pytest.raises(StoreUnavailableError):
         await pauses.list()
+
+
+class TestInMemoryOutcomeStore(OutcomeStoreContract):
+    @pytest.fixture
+    async def store(self) -> OutcomeStore:
+        return InMemoryOutcomeStore()

@@ -344,3 +344,41 @@ async def test_events_older_than_the_max_age_are_processed_but_their_signals_hel
     assert len(sink.published) == 1  # the fresh one
     assert engine.stats.suppressed()["stale"] == 1
     assert runtime.heartbeat()["signals_suppressed"] == engine.stats.suppressed()
+
+
+@dataclass
+class RecordingTap:
+    seen: list[str] = field(default_factory=list)
+    fail_on_published: bool = False
+
+    def on_event(self, event: Any) -> None:
+        self.seen.append("event")
+
+    def on_published(self, signal: Any) -> None:
+        self.seen.append(signal.signal_id)
+        if self.fail_on_published:
+            raise RuntimeError("tap bug")
+
+
+class RefusingGate:
+    def admit(self, item: Any, signal: Any) -> bool:
+        return not signal.signal_id.endswith("b")
+
+
+async def test_taps_see_each_event_before_its_signals_and_only_published_signals(
+    counting_tracer: CountingTracer,
+) -> None:
+    tap = RecordingTap(fail_on_published=True)
+    sink = Sink()
+    service = ServiceRuntime(
+        Feed(ITEMS),
+        cast(Any, Engine()),
+        sink,
+        gate=RefusingGate(),
+        tracing=OpenTelemetryTracing(False, cast(Any, counting_tracer)),
+        taps=[tap],
+    )
+    await service.run()
+    assert tap.seen == ["event", "s1a", "event", "s2a", "event", "s3a"]
+    assert [signal_id for signal_id, _ in sink.published] == ["s1a", "s2a", "s3a"]
+    assert service.counters.consumer_errors == 3  # the tap's errors, counted, never fatal

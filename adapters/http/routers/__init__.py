@@ -1,7 +1,7 @@
 """FastAPI routers. Their use cases come from the dependency-injector container by name.
 
 The composition root must provide ``config_admin``, ``config_cache``, ``pause_admin``,
-``metrics_query``,
+``outcome_query``, ``config_preview``, ``metrics_query``,
 ``health``, ``api_security``, ``prometheus`` and ``signal_broadcast`` and wire
 :data:`WIRED_MODULES`::
 
@@ -39,5 +39,6 @@ WIRED_MODULES: tuple[str, ...] = (
     "adapters.http.routers.metrics",
     "adapters.http.routers.health",
     "adapters.http.console.router",
+    "adapters.http.routers.outcomes",
 )
 """Modules whose ``Provide[...]`` markers the container must wire."""

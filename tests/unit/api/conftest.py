@@ -22,6 +22,7 @@ from adapters.http.routers import WIRED_MODULES
 from adapters.http.security import ApiSecurity
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from adapters.memory.outcome_store import InMemoryOutcomeStore
 from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.observability.prometheus import PrometheusMetrics
@@ -29,10 +30,13 @@ from application.config_admin import ConfigAdmin
 from application.config_cache import EffectiveConfigCache
 from application.live_signals import SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
+from application.outcomes import OutcomeQuery
+from application.preview import ConfigPreview
 from application.signal_pauses import SignalPauseAdmin
 from domain.market import DepthSnapshot
+from domain.market_window import MarketWindow
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import CONFIG_NAMES, CONFIG_PARAMS
+from domain.strategies.registry import CONFIG_NAMES, CONFIG_PARAMS, STRATEGY_PARAMS
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -128,6 +132,18 @@ class ApiTestContainer(containers.DeclarativeContainer):
     api_security = providers.Singleton(ApiSecurity, token=TOKEN, bound_to_loopback=False)
     prometheus = providers.Singleton(PrometheusMetrics)
     signal_broadcast = providers.Singleton(SignalBroadcast)
+    outcome_store = providers.Singleton(InMemoryOutcomeStore)
+    market_window = providers.Singleton(MarketWindow, 900.0, 20_000)
+    config_preview = providers.Singleton(
+        ConfigPreview,
+        config_cache,
+        config_admin,
+        market_window,
+        timeout_seconds=30.0,
+    )
+    outcome_query = providers.Singleton(
+        OutcomeQuery, outcome_store, providers.Object(lambda: tuple(STRATEGY_PARAMS))
+    )
 
 
 @contextmanager

@@ -31,6 +31,7 @@ from adapters.observability.prometheus import (
     ScrapeSources,
 )
 from domain.engine import EngineStats
+from domain.live_outcomes import HorizonResult, LiveOutcome, OutcomeChange
 from domain.signal import Signal
 from tests.signals import a_signal
 from tests.unit.deploy.support import MONITORING, RUNBOOK, load_yaml, run, service_tool
@@ -113,6 +114,11 @@ def _populated_metrics() -> PrometheusMetrics:
     metrics.strategy_failed("trade_momentum", RuntimeError("boom"))
     metrics.signals_emitted([_signal("orderbook_skew", 0.75)])
     metrics.message_processed(0.0002)
+    signal = _signal("orderbook_skew", 0.75)
+    result = HorizonResult("1m", signal.price * 1.001, 10.0, -10.0)
+    metrics.outcome_scored(
+        LiveOutcome(signal, {"1m": result}, change=OutcomeChange.HORIZON, changed_horizon="1m")
+    )
     return metrics
 
 

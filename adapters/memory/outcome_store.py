@@ -1,0 +1,75 @@
+"""In-memory :class:`~application.ports.OutcomeStore` (tests, the backtest container)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from application.ports import StoreUnavailableError
+from domain.live_outcomes import OutcomeRecord
+
+
+class InMemoryOutcomeStore:
+    """Records by signal id; ``available = False`` makes every call fail like a dead store."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._records: dict[str, OutcomeRecord] = {}
+        self.available = True
+
+    def _check(self) -> None:
+        if not self.available:
+            raise StoreUnavailableError("memory outcome store switched off")
+
+    async def save(self, records: Sequence[OutcomeRecord]) -> None:
+        self._check()
+        for record in records:
+            kept = self._records.get(record.signal_id)
+            if kept is not None:  # the first recording time stays
+                record = replace(record, recorded_at_ms=kept.recorded_at_ms)
+            self._records[record.signal_id] = record
+
+    def _newest_first(self, records: list[OutcomeRecord]) -> list[OutcomeRecord]:
+        return sorted(records, key=lambda r: (r.signal_time_ms, r.signal_id), reverse=True)
+
+    async def recent(
+        self, strategy_id: str | None, symbol: str | None, limit: int
+    ) -> list[OutcomeRecord]:
+        self._check()
+        found = [
+            r
+            for r in self._records.values()
+            if (strategy_id is None or r.strategy_id == strategy_id)
+            and (symbol is None or r.symbol == symbol)
+        ]
+        return self._newest_first(found)[: max(limit, 0)]
+
+    async def query(
+        self,
+        strategy_id: str,
+        symbol: str | None,
+        since_ms: int | None,
+        config_version: int | None,
+        limit: int,
+    ) -> list[OutcomeRecord]:
+        self._check()
+        found = [
+            r
+            for r in self._records.values()
+            if r.strategy_id == strategy_id
+            and (symbol is None or r.symbol == symbol)
+            and (since_ms is None or r.signal_time_ms >= since_ms)
+            and (config_version is None or r.config_version == config_version)
+        ]
+        return self._newest_first(found)[: max(limit, 0)]
+
+    async def purge(self, recorded_before_ms: int) -> int:
+        self._check()
+        old = [k for k, r in self._records.items() if r.recorded_at_ms < recorded_before_ms]
+        for key in old:
+            del self._records[key]
+        return len(old)
+
+    async def ping(self) -> None:
+        self._check()
