@@ -196,3 +196,58 @@ def test_screenshots_for_the_readme_are_saved(page: Page, service: LocalService)
         assert made.is_file(), f"{made} was not written"
         assert made.stat().st_size > 10_000
         assert (REPO_ROOT / "docs" / "console" / f"{name}.png").is_file()
+
+
+def test_pause_and_resume_through_the_console(page: Page, service: LocalService) -> None:
+    sign_in(page, service, "ops-carol")
+    page.goto(f"{service.url}/console/pause")
+    expect(page.locator("h1")).to_contain_text("Pause switch")
+    expect(page.locator("#pauses tbody")).to_contain_text("No active pause")
+    page.select_option("#pause-strategy", "orderbook_skew")
+    page.fill("#pause-symbol", "btcusdt")
+    page.fill("#reason", "browser test: thin book")
+    page.click("#pause")
+    expect(page.locator("#result")).to_contain_text("paused")
+    row = page.locator("#pauses tbody tr.pause")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("BTCUSDT")
+    expect(row).to_contain_text("ops-carol")
+    shot(page, "pause")
+    listed = httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"]
+    assert [(p["strategy_id"], p["symbol"]) for p in listed] == [("orderbook_skew", "BTCUSDT")]
+
+    row.locator("button").click()
+    expect(page.locator("#result")).to_contain_text("resumed")
+    expect(page.locator("#pauses tbody")).to_contain_text("No active pause")
+    assert httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"] == []
+    audit = httpx.get(f"{service.url}/api/v1/audit?limit=5").json()["data"]
+    assert {r["action"] for r in audit} >= {"PAUSE", "RESUME"}
+
+
+def test_a_pause_without_a_session_is_refused_inline(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/pause")
+    page.fill("#reason", "not signed in")
+    page.fill("#changed-by", "mallory")
+    page.click("#pause")
+    expect(page.locator("#form-error")).to_contain_text("sign in")
+    assert httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"] == []
+
+
+def test_the_performance_page_shows_live_outcomes(page: Page, service: LocalService) -> None:
+    page.goto(f"{service.url}/console/performance?strategy_id=orderbook_skew")
+    expect(page.locator("h1")).to_contain_text("Live performance")
+    expect(page.locator("#performance-state")).to_contain_text("scored")
+    expect(page.locator("#horizons tbody tr")).to_have_count(4)  # 1m, 5m, 15m, 1h
+    expect(page.locator("#trades tbody tr").first).to_contain_text("closed trades")
+    shot(page, "performance")
+
+
+def test_a_preview_from_the_form_shows_both_sides(page: Page, service: LocalService) -> None:
+    sign_in(page, service, "ops-dave")
+    page.goto(f"{service.url}/console/strategies/orderbook_skew")
+    page.fill("#p-buy_threshold", "2.5")
+    page.click("#preview")
+    expect(page.locator("#preview-result")).to_contain_text("candidate")
+    shot(page, "preview")
+    config = httpx.get(f"{service.url}/api/v1/strategies/orderbook_skew/config").json()["data"]
+    assert config["effective"]["buy_threshold"] != 2.5  # a preview never writes

@@ -40,6 +40,7 @@ from application.errors import UnknownStrategyError
 from application.live_signals import SignalBroadcast
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
 from domain.signal import Signal
+from domain.strategies.registry import STRATEGIES
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -64,10 +65,16 @@ OptionalStrategy = Annotated[str, Query(pattern=STRATEGY_PATTERN, max_length=64)
 PAGES = (
     ("signals", "Live signals"),
     ("strategies", "Strategies"),
+    ("performance", "Performance"),
+    ("pause", "Pause"),
     ("audit", "Audit"),
     ("market", "Market"),
     ("health", "Health"),
 )
+PAUSE_API = "/api/v1/signals/pause"
+PERFORMANCE_API = "/api/v1/strategies/{strategy_id}/performance"
+PAGE_NEEDS = {"pause": PAUSE_API, "performance": PERFORMANCE_API}
+"""Pages that show an API of their own: listed only when the app serves it."""
 
 
 def _api_paths(request: Request) -> set[str]:
@@ -85,11 +92,13 @@ def _render(
 ) -> HTMLResponse:
     """A page with the navigation, the operator's session state and ``context``."""
     operator = security.session_name(request.cookies.get(CONSOLE_SESSION_COOKIE))
+    routes = _api_paths(request)
+    pages = [(key, label) for key, label in PAGES if PAGE_NEEDS.get(key, "") in routes | {""}]
     return templates.TemplateResponse(
         request,
         template,
         {
-            "pages": PAGES,
+            "pages": pages,
             "page": page,
             "operator": operator,
             "token_required": security.token_configured,
@@ -285,6 +294,57 @@ async def strategy_page(
         fields=form_fields(specs, view.effective, view.parameters),
         history=[r for r in records if r.symbol == layer_symbol],
         has_preview="/api/v1/strategies/{strategy_id}/config/preview" in routes,
+    )
+
+
+# --- pause switch and live performance (pages over their REST endpoints) ------------------------
+
+
+def _missing_api(request: Request, security: ApiSecurity, page: str, api: str) -> HTMLResponse:
+    return _render(
+        request, security, "missing.html", page, status_code=404, what=f"the API {api}"
+    )
+
+
+@router.get("/pause", response_class=HTMLResponse)
+@inject
+async def pause_page(request: Request, security: Security, service: Service) -> HTMLResponse:
+    """Active pauses, and the pause/resume form (sent to ``/api/v1/signals/...``)."""
+    if PAUSE_API not in _api_paths(request):
+        return _missing_api(request, security, "pause", PAUSE_API)
+    return _render(
+        request,
+        security,
+        "pause.html",
+        "pause",
+        strategies=await service.list_strategies(),
+    )
+
+
+@router.get("/performance", response_class=HTMLResponse)
+@inject
+async def performance_page(
+    request: Request,
+    security: Security,
+    service: Service,
+    strategy_id: OptionalStrategy = "",
+    symbol: OptionalSymbol = "",
+) -> HTMLResponse:
+    """Live outcomes of a strategy per horizon and per config version, and its recent
+    signals with their outcome (read from ``/api/v1/strategies/{id}/performance`` and
+    ``/api/v1/signals/recent`` by the page's script)."""
+    if PERFORMANCE_API not in _api_paths(request):
+        return _missing_api(request, security, "performance", PERFORMANCE_API)
+    strategies = [s for s in await service.list_strategies() if s.strategy_id in STRATEGIES]
+    chosen = strategy_id if strategy_id in STRATEGIES else strategies[0].strategy_id
+    return _render(
+        request,
+        security,
+        "performance.html",
+        "performance",
+        strategies=strategies,
+        strategy_id=chosen,
+        symbol=symbol.upper(),
     )
 
 

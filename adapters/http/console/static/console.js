@@ -208,6 +208,165 @@ function configForm() {
   }
 }
 
+// --- pause switch ---------------------------------------------------------------------------
+
+function cells(row, values) {
+  for (const value of values) row.appendChild(text("td", value === null || value === undefined ? "" : String(value)));
+  return row;
+}
+
+function pauseTarget(form) {
+  const strategy = form.querySelector("#pause-strategy").value;
+  const symbol = form.querySelector("#pause-symbol").value.trim().toUpperCase();
+  const target = {};
+  if (strategy) target.strategy_id = strategy;
+  if (symbol) target.symbol = symbol;
+  return target;
+}
+
+function pauseSwitch() {
+  const form = document.getElementById("pause-form");
+  const table = document.getElementById("pauses");
+  if (!form || !table) return;
+  const errorBox = document.getElementById("form-error");
+  const resultBox = document.getElementById("result");
+  const body = table.querySelector("tbody");
+
+  const send = async (verb, target) => {
+    errorBox.textContent = "";
+    resultBox.textContent = "";
+    const request = {
+      ...target,
+      changed_by: form.querySelector("#changed-by").value.trim(),
+      reason: form.querySelector("#reason").value.trim(),
+    };
+    const result = await api("POST", `/signals/${verb}`, request);
+    if (!result.ok) {
+      const error = result.payload && result.payload.error;
+      const details = error && Array.isArray(error.details)
+        ? error.details.map((d) => `${d.field}: ${d.message}`).join("; ") : "";
+      const hint = result.status === 401 || result.status === 403 ? " — sign in with the admin token." : "";
+      errorBox.textContent = `${result.status} ${error ? error.message : "request failed"}`
+        + (details ? ` — ${details}` : "") + hint;
+      return;
+    }
+    resultBox.textContent = `${result.payload.metadata.action}: `
+      + `${target.strategy_id || "every strategy"} / ${target.symbol || "every symbol"}`;
+    await load();
+  };
+
+  const load = async () => {
+    const result = await api("GET", table.dataset.api);
+    body.textContent = "";
+    if (!result.ok) {
+      body.appendChild(cells(document.createElement("tr"), [`${result.status}: could not read the pauses`]));
+      return;
+    }
+    const pauses = result.payload.data;
+    if (pauses.length === 0) {
+      const row = cells(document.createElement("tr"), ["No active pause: every signal that passes governance is published."]);
+      row.firstChild.colSpan = 7;
+      body.appendChild(row);
+      return;
+    }
+    for (const p of pauses) {
+      const row = cells(document.createElement("tr"), [
+        p.strategy_id || "(every strategy)", p.symbol || "(every symbol)", p.version,
+        p.updated_at, p.updated_by, p.reason,
+      ]);
+      row.className = "pause";
+      const cell = document.createElement("td");
+      const button = text("button", "Resume");
+      button.type = "button";
+      button.addEventListener("click", () => {
+        const target = {};
+        if (p.strategy_id) target.strategy_id = p.strategy_id;
+        if (p.symbol) target.symbol = p.symbol;
+        send("resume", target);
+      });
+      cell.appendChild(button);
+      row.appendChild(cell);
+      body.appendChild(row);
+    }
+  };
+
+  form.querySelector("#pause").addEventListener("click", () => send("pause", pauseTarget(form)));
+  form.querySelector("#resume").addEventListener("click", () => send("resume", pauseTarget(form)));
+  load();
+}
+
+// --- live performance -----------------------------------------------------------------------
+
+function fixed(value, digits) {
+  return value === null || value === undefined ? "–" : Number(value).toFixed(digits);
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : (100 * Number(value)).toFixed(1) + " %";
+}
+
+async function performance() {
+  const box = document.getElementById("performance");
+  if (!box) return;
+  const state = document.getElementById("performance-state");
+  const strategy = encodeURIComponent(box.dataset.strategy);
+  const symbol = box.dataset.symbol;
+  const query = symbol ? `?symbol=${encodeURIComponent(symbol)}` : "";
+  const [perf, recent] = await Promise.all([
+    api("GET", `/strategies/${strategy}/performance${query}`),
+    api("GET", `/signals/recent?strategy_id=${strategy}&limit=50` + (symbol ? `&symbol=${encodeURIComponent(symbol)}` : "")),
+  ]);
+  if (!perf.ok || !recent.ok) {
+    state.textContent = `could not read the outcomes (${perf.status} / ${recent.status})`;
+    state.className = "bad";
+    return;
+  }
+  const data = perf.payload.data;
+  state.textContent = `${data.signals} published signal(s) scored`;
+
+  const horizons = document.querySelector("#horizons tbody");
+  for (const [label, h] of Object.entries(data.horizons)) {
+    horizons.appendChild(cells(document.createElement("tr"), [
+      label, h.count, percent(h.hit_rate), fixed(h.mean_net_bps, 2), fixed(h.total_net_bps, 2),
+      fixed(h.mean_gross_bps, 2),
+    ]));
+  }
+
+  const trades = document.querySelector("#trades tbody");
+  const t = data.trades;
+  for (const [name, value] of [
+    ["closed trades", t.trades], ["wins", t.wins], ["hit rate", percent(t.hit_rate)],
+    ["net P&L (bps, sum)", fixed(t.net_pnl_bps, 2)], ["net P&L (USDT)", fixed(t.net_pnl_usdt, 4)],
+    ["max drawdown (bps)", fixed(t.max_drawdown_bps, 2)], ["open", t.open], ["unfilled", t.unfilled],
+  ]) {
+    trades.appendChild(cells(document.createElement("tr"), [name, value]));
+  }
+
+  const versions = document.querySelector("#versions tbody");
+  for (const [version, v] of Object.entries(data.by_config_version || {})) {
+    const five = v.horizons["5m"] || {};
+    versions.appendChild(cells(document.createElement("tr"), [
+      version, v.signals, `${v.buy} / ${v.sell}`, percent(five.hit_rate), fixed(five.mean_net_bps, 2),
+      v.trades.trades, fixed(v.trades.net_pnl_bps, 2),
+    ]));
+  }
+
+  const rows = document.querySelector("#recent tbody");
+  for (const r of recent.payload.data) {
+    const outcome = r.outcome || {};
+    const byHorizon = Object.entries(outcome.horizons || {})
+      .map(([label, h]) => `${label} ${fixed(h.net_bps, 1)}`).join(" · ");
+    const trade = outcome.trade
+      ? `${outcome.trade.exit_reason} ${fixed(outcome.trade.net_bps, 1)} bps`
+      : (outcome.trade_unfilled ? "unfilled" : "open");
+    const row = cells(document.createElement("tr"), [
+      new Date(r.signal_time_ms).toISOString(), r.symbol, r.action, r.config_version,
+      fixed(r.payload.confidence, 2), byHorizon || "pending", trade,
+    ]);
+    rows.appendChild(row);
+  }
+}
+
 function autoSubmit() {
   for (const select of document.querySelectorAll("select[data-autosubmit]")) {
     select.addEventListener("change", () => select.form.submit());
@@ -216,4 +375,6 @@ function autoSubmit() {
 
 liveSignals();
 configForm();
+pauseSwitch();
+performance();
 autoSubmit();
