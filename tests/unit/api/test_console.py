@@ -29,6 +29,7 @@ PAGES = [
     "/console/market/BTCUSDT?timeframe=1m",
     "/console/health",
     "/console/login",
+    "/console/pause",
 ]
 
 
@@ -156,3 +157,12 @@ async def test_sign_out_clears_the_cookie(client: httpx.AsyncClient) -> None:
     response = await client.post("/console/logout")
     assert response.status_code == 303
     assert f'{CONSOLE_SESSION_COOKIE}=""' in response.headers["set-cookie"]
+
+
+async def test_the_pause_page_lists_every_strategy_and_the_navigation_offers_it(
+    client: httpx.AsyncClient,
+) -> None:
+    page = (await client.get("/console/pause")).text
+    assert 'id="pause-form"' in page
+    assert 'value="orderbook_skew"' in page
+    assert 'href="/console/pause"' in (await client.get("/console/signals")).text
