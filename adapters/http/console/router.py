@@ -301,9 +301,7 @@ async def strategy_page(
 
 
 def _missing_api(request: Request, security: ApiSecurity, page: str, api: str) -> HTMLResponse:
-    return _render(
-        request, security, "missing.html", page, status_code=404, what=f"the API {api}"
-    )
+    return _render(request, security, "missing.html", page, status_code=404, what=f"the API {api}")
 
 
 @router.get("/pause", response_class=HTMLResponse)
