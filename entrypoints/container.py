@@ -905,6 +905,8 @@ class Container(containers.DeclarativeContainer):
         api_security,
         config_params,
         pauses=pause_admin,
+        outcomes=outcome_query,
+        preview=config_preview,
     )
     # /mcp on the service's API (every mode that serves it); the process runs the manager.
     mcp_session_manager = providers.Singleton(

@@ -24,6 +24,7 @@ validation, versioning and audit are the API's: there is no second implementatio
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -32,13 +33,16 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from adapters.http.envelope import ApiError, field_errors
+from adapters.http.routers.outcomes import recent_out
 from adapters.http.routers.signals import pause_out, switch_out
 from adapters.http.routers.strategies import audit_out, config_out, write_out
 from adapters.http.security import ApiSecurity
 from application.config_admin import ConfigAdmin
 from application.errors import ConfigNotFoundError, PauseNotFoundError, UnknownStrategyError
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
+from application.outcomes import OutcomeQuery
 from application.ports import StoreUnavailableError, VersionConflictError
+from application.preview import ConfigPreview, PreviewBusyError, PreviewTimeoutError
 from application.signal_pauses import SignalPauseAdmin
 from domain.params import CommonParams, ParamSpec, ParamValidationError
 
@@ -51,8 +55,12 @@ changed at run time. Read a strategy's schema (get_schema) and current configura
 layer or a symbol's override, validates, versions and audits the change; rollback restores
 an earlier version; get_audit shows who changed what. pause and resume stop and restart
 the publishing of signals (all, one strategy's, one symbol's); list_pauses shows the pauses
-in force. market_depth and market_summary read the live order-book metrics. Changes need the
-admin token on the connection.
+in force. Before changing a strategy, preview_config replays the recent market data
+through the current and the candidate configuration and compares them (nothing is stored);
+after a change, get_performance compares how each config version's published signals did
+(per horizon and as trades after costs) and recent_signals lists them with their outcomes.
+market_depth and market_summary read the live order-book metrics. Changes and previews need
+the admin token on the connection.
 """
 
 Symbol = Annotated[
@@ -177,6 +185,12 @@ def authorize(security: ApiSecurity, ctx: Context) -> None:
         raise _tool_error(error.code, error.message) from error
 
 
+def _epoch_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:  # naive: UTC, like every time of the API
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
 def _symbol(symbol: str | None) -> str | None:
     return None if symbol is None or not symbol.strip() else symbol.strip().upper()
 
@@ -188,6 +202,8 @@ def build_mcp_server(
     registry: Mapping[str, type[CommonParams]],
     extra_tools: Callable[[MCPServer], None] | None = None,
     pauses: SignalPauseAdmin | None = None,
+    outcomes: OutcomeQuery | None = None,
+    preview: ConfigPreview | None = None,
 ) -> MCPServer:
     """The MCP server of the admin tools (see the module doc)."""
     server: MCPServer = MCPServer(
@@ -363,6 +379,63 @@ def build_mcp_server(
             """The signal pauses in force: target, since when, by whom, why."""
             records = await answer(pauses.list_pauses())
             return {"pauses": [pause_out(record) for record in records]}
+
+    if outcomes is not None:
+
+        @server.tool(annotations=read_only)
+        async def recent_signals(
+            strategy_id: StrategyId | None = None,
+            symbol: Symbol = None,
+            limit: Annotated[int, Field(ge=1, le=1000)] = 50,
+        ) -> dict[str, Any]:
+            """The last published signals, newest first, each with its full payload, config
+            version and outcome so far (net bps at 1m/5m/15m/1h, the simulated trade)."""
+            records = await answer(outcomes.recent(strategy_id, _symbol(symbol), limit))
+            return {"signals": [recent_out(record) for record in records]}
+
+        @server.tool(annotations=read_only)
+        async def get_performance(
+            strategy_id: StrategyId,
+            symbol: Symbol = None,
+            since: Annotated[
+                datetime | None,
+                Field(description="Only signals at or after this ISO-8601 time (event time)."),
+            ] = None,
+            config_version: Annotated[int | None, Field(ge=0)] = None,
+        ) -> dict[str, Any]:
+            """How a strategy's published signals did: count, hit rate, mean and total net
+            bps per horizon, closed-trade P&L after costs, and the same per config version —
+            compare versions to judge a change."""
+            since_ms = None if since is None else _epoch_ms(since)
+            return await answer(
+                outcomes.performance(strategy_id, _symbol(symbol), since_ms, config_version)
+            )
+
+    if preview is not None:
+
+        @server.tool(annotations=read_only)
+        async def preview_config(
+            strategy_id: StrategyId,
+            parameters: Parameters,
+            ctx: Context,
+            symbol: Symbol = None,
+            reason: Reason = "",
+        ) -> dict[str, Any]:
+            """What-if: replay the recent market window through the current and the candidate
+            configuration (validated like a real change) and compare their signals,
+            suppressions and P&L. Nothing is stored, audited or published. Needs the admin
+            token (it is costly); one preview at a time."""
+            authorize(security, ctx)
+            try:
+                return await answer(
+                    preview.preview(
+                        strategy_id, _symbol(symbol), parameters, agent_identity(ctx), reason
+                    )
+                )
+            except PreviewBusyError as error:
+                raise _tool_error("preview_busy", str(error)) from error
+            except PreviewTimeoutError as error:
+                raise _tool_error("preview_timeout", str(error)) from error
 
     if extra_tools is not None:
         extra_tools(server)

@@ -39,6 +39,9 @@ TOOLS = {
     "pause",
     "resume",
     "list_pauses",
+    "recent_signals",
+    "get_performance",
+    "preview_config",
 }
 
 
@@ -196,6 +199,35 @@ async def test_pause_and_resume_are_the_api_s_switch_audited_as_the_agent(
         ("RESUME", "mcp:risk-bot", "risk on"),
         ("PAUSE", "mcp:risk-bot", "risk off"),
     ]
+
+
+async def test_an_agent_previews_a_change_then_reads_live_performance(
+    service: LocalService,
+) -> None:
+    before = rest(service, "/strategies/orderbook_skew/config")
+    async with http_client(service, token=service.token, agent="tuner") as client:
+        preview = data_of(
+            await client.call_tool(
+                "preview_config",
+                {"strategy_id": "orderbook_skew", "parameters": {"buy_threshold": 1.5}},
+            )
+        )
+        assert {"current", "candidate"} <= set(preview)
+        performance = data_of(
+            await client.call_tool("get_performance", {"strategy_id": "orderbook_skew"})
+        )
+        assert set(performance["horizons"]) == {"1m", "5m", "15m", "1h"}
+        assert "by_config_version" in performance
+        recent = data_of(await client.call_tool("recent_signals", {"limit": 5}))
+        assert len(recent["signals"]) <= 5
+        via_rest = rest(service, "/signals/recent?limit=5")
+        assert [s["signal_id"] for s in recent["signals"]] == [s["signal_id"] for s in via_rest]
+    assert rest(service, "/strategies/orderbook_skew/config") == before  # a preview never writes
+    async with http_client(service, token=None) as client:
+        refused = await client.call_tool(
+            "preview_config", {"strategy_id": "orderbook_skew", "parameters": {"top_levels": 3}}
+        )
+        assert error_of(refused)["code"] in ("unauthorized", "forbidden")
 
 
 async def test_rollback_and_delete_are_audited(service: LocalService) -> None:

@@ -32,7 +32,7 @@ from adapters.http.schemas import ConfigUpdateRequest, Envelope, ErrorEnvelope
 from adapters.wire.outcomes import outcome_document
 from application.outcomes import OutcomeQuery
 from application.preview import ConfigPreview, PreviewBusyError, PreviewTimeoutError
-from domain.live_outcomes import HORIZONS
+from domain.live_outcomes import HORIZONS, OutcomeRecord
 
 router = APIRouter(prefix="/api/v1", tags=["signals"])
 
@@ -45,6 +45,20 @@ _HORIZONS_DOC = ", ".join(label for label, _ in HORIZONS)
 
 def _symbol(symbol: str | None) -> str | None:
     return None if symbol is None else symbol.strip().upper()
+
+
+def recent_out(record: OutcomeRecord) -> dict[str, Any]:
+    """A published signal with its outcome so far, as the API (and the MCP tool) shows it."""
+    return {
+        "signal_id": record.signal_id,
+        "strategy_id": record.strategy_id,
+        "symbol": record.symbol,
+        "action": record.action.value,
+        "config_version": record.config_version,
+        "signal_time_ms": record.signal_time_ms,
+        "payload": dict(record.payload),
+        "outcome": outcome_document(record),
+    }
 
 
 @router.get(
@@ -67,20 +81,7 @@ async def recent_signals(
     limit: Annotated[int, Query(ge=1, le=1000, description="Most signals returned.")] = 50,
 ) -> dict[str, Any]:
     wanted = _symbol(symbol)
-    records = await outcomes.recent(strategy_id, wanted, limit)
-    data = [
-        {
-            "signal_id": r.signal_id,
-            "strategy_id": r.strategy_id,
-            "symbol": r.symbol,
-            "action": r.action.value,
-            "config_version": r.config_version,
-            "signal_time_ms": r.signal_time_ms,
-            "payload": dict(r.payload),
-            "outcome": outcome_document(r),
-        }
-        for r in records
-    ]
+    data = [recent_out(r) for r in await outcomes.recent(strategy_id, wanted, limit)]
     return success(
         data, {"strategy_id": strategy_id, "symbol": wanted, "limit": limit, "count": len(data)}
     )

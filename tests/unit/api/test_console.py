@@ -30,6 +30,8 @@ PAGES = [
     "/console/health",
     "/console/login",
     "/console/pause",
+    "/console/performance",
+    "/console/performance?strategy_id=trade_momentum&symbol=btcusdt",
 ]
 
 
@@ -166,3 +168,10 @@ async def test_the_pause_page_lists_every_strategy_and_the_navigation_offers_it(
     assert 'id="pause-form"' in page
     assert 'value="orderbook_skew"' in page
     assert 'href="/console/pause"' in (await client.get("/console/signals")).text
+
+
+async def test_the_performance_page_offers_the_strategies_only(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/console/performance?strategy_id=governance")).text
+    assert 'data-strategy="orderbook_skew"' in page  # not a strategy: the first one instead
+    assert 'value="governance"' not in page
+    assert 'href="/console/performance"' in page
