@@ -41,7 +41,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `bench` and `tests` impor
     sys.path.insert(0, str(ROOT))
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out  # noqa: E402
-from tests.integration.partition_cluster import Cluster, Proc, wait_until  # noqa: E402
+from tests.integration.partition_cluster import Cluster, Proc  # noqa: E402
+from tests.integration.service_harness import wait_until  # noqa: E402
 
 
 def _status(worker: Proc) -> dict[str, Any]:

@@ -13,18 +13,15 @@ its two halves.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -33,86 +30,22 @@ from bench.fanout import SYMBOLS_50, capture_lines, fan_out
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
-
-T = TypeVar("T")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV")
-
-
-def _die_with_parent() -> None:
-    """SIGKILL the child when the test process dies (Linux): nothing is left behind."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def wait_until(
-    condition: Callable[[], T | None],
-    timeout: float,
-    what: str,
-    *,
-    interval: float = 0.2,
-    context: Callable[[], str] | None = None,
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"\n{context()}" if context is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(interval)
+from tests.integration.service_harness import _INHERITED, ChildProcess, wait_until
 
 
 @dataclass
-class Proc:
-    """One ``realtime-strategies`` process."""
+class Proc(ChildProcess):
+    """One ``realtime-strategies`` process, both output streams in one log."""
 
-    name: str
-    args: tuple[str, ...]
-    env: dict[str, str]
-    log_dir: Path
-    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
-    starts: int = field(default=0, init=False)
-
-    @property
-    def port(self) -> int:
-        return int(self.env["FASTAPI_PORT"])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    args: tuple[str, ...] = ()
 
     @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def start(self) -> None:
-        assert not self.running, f"{self.name} is already running"
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                cli_command(*self.args),
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                cwd=self.log_dir,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self.starts += 1
-
-    def kill(self) -> None:
-        """SIGKILL (no drain, no flush: a crash)."""
-        if self.running:
-            assert self.process is not None
-            self.process.kill()
-            self.process.wait(timeout=10)
+            self._spawn(cli_command(*self.args), stdout=log, stderr=log)
 
     def terminate(self, timeout: float = 30.0) -> None:
         if not self.running:
@@ -122,8 +55,7 @@ class Proc:
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            self.kill()
 
     def get(self, path: str) -> httpx.Response | None:
         if self.process is not None and self.process.poll() is not None:
@@ -131,7 +63,7 @@ class Proc:
                 f"{self.name} exited with {self.process.returncode}\n{self.tail()}"
             )
         try:
-            return httpx.get(self.url + path, timeout=10.0)
+            return httpx.get(self.base_url + path, timeout=10.0)
         except httpx.HTTPError:
             return None
 
@@ -215,7 +147,7 @@ class Cluster:
         return env
 
     def add(self, name: str, args: Sequence[str], **extra: object) -> Proc:
-        proc = Proc(name, tuple(args), self.env(**extra), self.log_dir)
+        proc = Proc(name, self.env(**extra), self.log_dir, args=tuple(args))
         self.procs.append(proc)
         return proc
 

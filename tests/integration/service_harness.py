@@ -28,10 +28,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -273,13 +273,13 @@ def metric_sum(samples: Mapping[str, float], name: str) -> float:
 
 
 @dataclass
-class ServiceProcess:
-    """One ``realtime-strategies serve`` process."""
+class ChildProcess:
+    """A ``realtime-strategies`` process a test starts: its environment (``FASTAPI_PORT``
+    its API port), its logs under ``log_dir``; SIGKILLed if the test process dies."""
 
     name: str
     env: dict[str, str]
     log_dir: Path
-    command: tuple[str, ...] = tuple(cli_command("serve"))
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
 
@@ -290,6 +290,45 @@ class ServiceProcess:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def _spawn(self, command: Sequence[str], *, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        assert not self.running, f"{self.name} is already running"
+        self.process = subprocess.Popen(
+            list(command),
+            env=self.env,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=self.log_dir,
+            start_new_session=True,  # a Ctrl-C of the test run is not sent to it too
+            preexec_fn=_die_with_parent,
+        )
+        self.starts += 1
+
+    def kill(self) -> None:
+        """SIGKILL if still running (a crash, or teardown; never raises)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+@dataclass
+class ServiceProcess(ChildProcess):
+    """One ``realtime-strategies serve`` process."""
+
+    command: tuple[str, ...] = tuple(cli_command("serve"))
 
     @property
     def token(self) -> str:
@@ -303,31 +342,13 @@ class ServiceProcess:
     def stdout_path(self) -> Path:
         return self.log_dir / f"{self.name}.stdout.log"
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         assert not self.running, f"{self.name} is already running"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.stderr_path.open("ab") as err, self.stdout_path.open("ab") as out:
-            self.process = subprocess.Popen(
-                list(self.command),
-                env=self.env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                cwd=self.log_dir,
-                start_new_session=True,  # a Ctrl-C of the test run is not sent to it too
-                preexec_fn=_die_with_parent,
-            )
-        self.starts += 1
+            self._spawn(self.command, stdout=out, stderr=err)
 
     def _probe_ready(self) -> dict[str, Any] | None:
         """``/ready``'s body if it answers 200, else None; raises if the process exited."""
@@ -375,16 +396,6 @@ class ServiceProcess:
                 f"{self.name} did not exit within {timeout} s of SIGTERM (killed)\n"
                 f"{self.describe()}"
             ) from None
-
-    def kill(self) -> None:
-        """SIGKILL if still running (teardown; never raises)."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(OSError):
-            process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
 
     def _assert_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:

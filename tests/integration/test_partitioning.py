@@ -42,11 +42,11 @@ from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.integration.partition_cluster import (
     PARTITION_GOVERNANCE,
-    REPO_ROOT,
     Cluster,
     Proc,
     Workload,
 )
+from tests.integration.service_harness import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

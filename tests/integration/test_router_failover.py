@@ -21,7 +21,8 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
-from tests.integration.partition_cluster import Cluster, Proc, wait_until
+from tests.integration.partition_cluster import Cluster, Proc
+from tests.integration.service_harness import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
