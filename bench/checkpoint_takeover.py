@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import statistics
@@ -92,22 +91,6 @@ async def _publish(cluster: Cluster, lines: list[bytes], count: int) -> None:
     await client.close()
 
 
-async def _cleanup(cluster: Cluster) -> None:
-    client = await nats.connect(cluster.nats_url)
-    js = client.jetstream()
-    for name in (
-        cluster.market_stream,
-        cluster.signal_stream,
-        cluster.input_stream,
-        f"KV_{cluster.lease_bucket}",
-        f"KV_{cluster.position_bucket}",
-        f"OBJ_{cluster.checkpoint_bucket}",
-    ):
-        with contextlib.suppress(Exception):  # best effort
-            await js.delete_stream(name)
-    await client.close()
-
-
 def measure(history: int, runs: int, interval: float, nats_url: str) -> dict[str, Any]:
     lines = capture_lines()
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +122,7 @@ def measure(history: int, runs: int, interval: float, nats_url: str) -> dict[str
                     )
         finally:
             cluster.stop()
-            asyncio.run(_cleanup(cluster))
+            asyncio.run(cluster.delete_streams())
     return {"history": history, "checkpoint": sizes, "results": results}
 
 

@@ -347,8 +347,9 @@ def _layer_to_bson(document: ConfigDocument) -> MongoDocument:
     return raw
 
 
-class MongoConfigRepository:
-    """:class:`~application.ports.ConfigRepository` on MongoDB (``name = "mongodb"``)."""
+class _MongoStore:
+    """The client and collections of a store on MongoDB (``name = "mongodb"``); the client
+    is closed with the store when the store owns it."""
 
     name: str = SOURCE
 
@@ -362,8 +363,17 @@ class MongoConfigRepository:
         self._client = client
         self._owns_client = owns_client
         self._collections = _Collections(client, database)
-        self._global = self._collections.global_
-        self._symbol = self._collections.symbol
+
+    async def ping(self) -> None:
+        await _guard(self._client.admin.command("ping"))
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.close()
+
+
+class MongoConfigRepository(_MongoStore):
+    """:class:`~application.ports.ConfigRepository` on MongoDB (``name = "mongodb"``)."""
 
     @classmethod
     def from_uri(
@@ -386,12 +396,12 @@ class MongoConfigRepository:
     async def ensure_indexes(self) -> None:
         """Create the unique keys of both layer collections (idempotent)."""
         await _guard(
-            self._global.create_index(
+            self._collections.global_.create_index(
                 [("strategy_id", ASCENDING)], unique=True, name="uq_strategy_id"
             )
         )
         await _guard(
-            self._symbol.create_index(
+            self._collections.symbol.create_index(
                 [("strategy_id", ASCENDING), ("symbol", ASCENDING)],
                 unique=True,
                 name="uq_strategy_id_symbol",
@@ -449,13 +459,6 @@ class MongoConfigRepository:
                 f"{_describe(document)} is not at version {expected_version}"
             )
 
-    async def ping(self) -> None:
-        await _guard(self._client.admin.command("ping"))
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
-
 
 def _describe(document: ConfigDocument) -> str:
     layer = "global" if document.symbol is None else document.symbol
@@ -491,32 +494,18 @@ def _audit_from_bson(raw: MongoDocument) -> AuditRecord:
     )
 
 
-class MongoAuditLog:
+class MongoAuditLog(_MongoStore):
     """:class:`~application.ports.AuditLog` on the ``strategy_config_audit`` collection."""
-
-    name: str = SOURCE
-
-    def __init__(
-        self,
-        client: AsyncMongoClient[MongoDocument],
-        database: str = DEFAULT_DATABASE,
-        *,
-        owns_client: bool = False,
-    ) -> None:
-        self._client = client
-        self._owns_client = owns_client
-        self._collections = _Collections(client, database)
-        self._audit = self._collections.audit
 
     async def ensure_indexes(self) -> None:
         await _guard(
-            self._audit.create_index(
+            self._collections.audit.create_index(
                 [("strategy_id", ASCENDING), ("symbol", ASCENDING), ("changed_at", DESCENDING)],
                 name="ix_strategy_symbol_changed_at",
             )
         )
         await _guard(
-            self._audit.create_index(
+            self._collections.audit.create_index(
                 [("strategy_id", ASCENDING), ("version", ASCENDING)],
                 name="ix_strategy_version",
             )
@@ -562,20 +551,13 @@ class MongoAuditLog:
                 },
             ]
         cursor = (
-            self._audit.find(query, {"_id": 0})
+            self._collections.audit.find(query, {"_id": 0})
             .sort(
                 [("changed_at", DESCENDING), ("strategy_id", DESCENDING), ("version", DESCENDING)]
             )
             .limit(limit)
         )
         return [_audit_from_bson(raw) for raw in await _guard(cursor.to_list())]
-
-    async def ping(self) -> None:
-        await _guard(self._client.admin.command("ping"))
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.close()
 
 
 class _MongoTransaction:

@@ -26,8 +26,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import nats
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -37,6 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.mongo.config_store import create_mongo_client
 from adapters.sql.config_store import create_sql_engine
 from adapters.sql.migrations import TABLES, migrate
+
+if TYPE_CHECKING:
+    from tests.integration.partition_cluster import Cluster
+    from tests.integration.service_harness import ServiceHarness
 
 T = TypeVar("T")
 
@@ -381,3 +386,35 @@ async def mysql_engine_via_proxy(
     engine = create_sql_engine(url, connect_timeout_s=1.0)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
+    """The test's service processes; killed at teardown, their logs printed (shown on failure)."""
+    # imported here: the harness module imports this one
+    from tests.integration.service_harness import ServiceHarness
+
+    harness = ServiceHarness(tmp_path / "logs")
+    try:
+        yield harness
+    finally:
+        harness.close()
+        print(harness.describe())
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> Any:
+    """A NATS client of the test, drained at teardown."""
+    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
+    yield client
+    await client.drain()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
+    """The partitioned deployment of the test; every process killed at teardown."""
+    from tests.integration.partition_cluster import Cluster  # imports this module
+
+    c = Cluster(tmp_path, nats_url)
+    yield c
+    c.stop()

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import orjson
+from nats.js.errors import NotFoundError
 
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
 from tests.environment import NO_CONFIDENCE_FLOOR
@@ -187,6 +189,22 @@ class Cluster:
         for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.kill()
+
+    async def delete_streams(self) -> None:
+        """Delete the run's streams, key-value and object buckets (those that exist)."""
+        client = await nats.connect(self.nats_url)
+        names = (
+            self.market_stream,
+            self.signal_stream,
+            self.input_stream,
+            f"KV_{self.lease_bucket}",
+            f"KV_{self.position_bucket}",
+            f"OBJ_{self.checkpoint_bucket}",
+        )
+        for name in names:
+            with contextlib.suppress(NotFoundError):
+                await client.jetstream().delete_stream(name)
+        await client.close()
 
 
 PARTITION_GOVERNANCE: dict[str, str] = {

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -509,15 +509,6 @@ class ServiceHarness:
     def close(self) -> None:
         for service in self.services:
             service.kill()
-
-
-@contextlib.contextmanager
-def service_harness(log_dir: Path) -> Iterator[ServiceHarness]:
-    harness = ServiceHarness(log_dir)
-    try:
-        yield harness
-    finally:
-        harness.close()
 
 
 # --- a throwaway NATS server ------------------------------------------------------------------

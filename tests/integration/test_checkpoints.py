@@ -10,16 +10,11 @@ counted and logged.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import nats
 import orjson
 import pytest
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.nats.checkpoints import encode_snapshot, object_name
@@ -50,36 +45,10 @@ RETENTION_S = 20
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
-@pytest.fixture
-async def nc(nats_url: str) -> Any:
-    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
-    yield client
-    await client.drain()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, nats_url)
-    yield c
-    c.stop()
-
-
 @pytest.fixture(autouse=True)
-async def _delete_streams(cluster: Cluster, nats_url: str) -> Any:
+async def _delete_streams(cluster: Cluster) -> Any:
     yield
-    client = await nats.connect(nats_url)
-    names = (
-        cluster.market_stream,
-        cluster.signal_stream,
-        cluster.input_stream,
-        f"KV_{cluster.lease_bucket}",
-        f"KV_{cluster.position_bucket}",
-        f"OBJ_{cluster.checkpoint_bucket}",
-    )
-    for name in names:
-        with contextlib.suppress(NotFoundError):
-            await client.jetstream().delete_stream(name)
-    await client.close()
+    await cluster.delete_streams()
 
 
 async def reference(messages: Messages) -> dict[str, dict[str, Any]]:

@@ -7,7 +7,6 @@ import asyncio
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,16 +27,6 @@ from tests.integration.service_harness import (
 STRATEGY = "trade_momentum"
 CONFIG = f"/api/v1/strategies/{STRATEGY}/config"
 AUDIT = f"/api/v1/strategies/{STRATEGY}/audit?limit=1000"
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
-    harness = ServiceHarness(tmp_path / "logs")
-    try:
-        yield harness
-    finally:
-        harness.close()
-        print(harness.describe())
 
 
 @pytest.fixture(params=["mysql", "mongodb"])

@@ -356,15 +356,6 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
-    service_harness = ServiceHarness(tmp_path)
-    try:
-        yield service_harness
-    finally:
-        service_harness.close()
-
-
 def memory_service_env(nats_url: str, topics: Topics, **extra: str) -> dict[str, str]:
     """The harness environment on the in-memory config store (no MongoDB/MySQL needed);
     ``extra``: more variables (upper-cased), ``admin_api_token`` included."""

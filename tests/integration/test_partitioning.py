@@ -15,7 +15,6 @@ subscription.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 import time
@@ -25,14 +24,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import nats
 import orjson
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StreamConfig
-from nats.js.errors import NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.wire.signals import encode_signal
@@ -102,37 +99,10 @@ def reference(workload: Workload) -> Signals:
     return signals
 
 
-@pytest.fixture
-async def nc(nats_url: str) -> Any:
-    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
-    yield client
-    await client.drain()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, nats_url)
-    yield c
-    c.stop()
-
-
-async def delete_streams(nats_url: str, cluster: Cluster) -> None:
-    client = await nats.connect(nats_url)
-    kv = (
-        f"KV_{cluster.lease_bucket}",
-        f"KV_{cluster.position_bucket}",
-        f"OBJ_{cluster.checkpoint_bucket}",
-    )
-    for name in (cluster.market_stream, cluster.signal_stream, cluster.input_stream, *kv):
-        with contextlib.suppress(NotFoundError):
-            await client.jetstream().delete_stream(name)
-    await client.close()
-
-
 @pytest.fixture(autouse=True)
-async def _delete_streams(cluster: Cluster, nats_url: str) -> Any:
+async def _delete_streams(cluster: Cluster) -> Any:
     yield
-    await delete_streams(nats_url, cluster)
+    await cluster.delete_streams()
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -470,7 +440,7 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
         assert len({item["symbol"] for item in page["items"]}) == 50
     finally:
         cluster.stop()
-        await delete_streams(nats_url, cluster)
+        await cluster.delete_streams()
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)

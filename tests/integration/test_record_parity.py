@@ -32,7 +32,6 @@ from tests.integration.service_harness import (
 from tests.integration.test_service_end_to_end import (  # the fixtures too
     CAPTURE,
     capture_lines,
-    harness,  # noqa: F401
     nats_client,  # noqa: F401
     processed_total,
     subscribe_signals,
@@ -52,7 +51,7 @@ def recorded_lines(folder: Path) -> int:
 
 
 async def test_backtest_of_a_recording_gives_the_services_signals(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     nats_client: NatsClient,  # noqa: F811
     topics: Topics,  # noqa: F811
     tmp_path: Path,

@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -25,13 +23,6 @@ from tests.integration.partition_cluster import Cluster, Proc
 from tests.integration.service_harness import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, nats_url: str) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, nats_url)
-    yield c
-    c.stop()
 
 
 @pytest.fixture

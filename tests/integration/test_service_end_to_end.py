@@ -64,17 +64,6 @@ def capture_lines(count: int = CAPTURE_LINES) -> list[bytes]:
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
-    """The test's service processes; killed at teardown, their logs printed (shown on failure)."""
-    harness = ServiceHarness(tmp_path / "logs")
-    try:
-        yield harness
-    finally:
-        harness.close()
-        print(harness.describe())
-
-
-@pytest.fixture
 def mysql_uri() -> Iterator[str]:
     """A MariaDB database of this test's own, in the reference's ``mysql://`` form."""
     database = f"test_rs_e2e_{secrets.token_hex(6)}"

@@ -32,7 +32,6 @@ from tests.integration.service_harness import (
 from tests.integration.test_hostile_input import memory_service_env
 from tests.integration.test_service_end_to_end import depth_message as skewed_depth
 from tests.integration.test_service_end_to_end import (  # the fixtures too
-    harness,  # noqa: F401
     log_time,
     mysql_uri,  # noqa: F401
     nats_client,  # noqa: F401
@@ -84,7 +83,7 @@ def suppressed(service: ServiceProcess, reason: str) -> float:
 
 
 async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     nats_client: NatsClient,  # noqa: F811
     topics: Topics,  # noqa: F811
 ) -> None:
@@ -132,7 +131,7 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
 
 
 async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_second(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     topics: Topics,  # noqa: F811
     nats_client: NatsClient,  # noqa: F811
     secantus_uri: str,

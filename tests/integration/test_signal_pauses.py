@@ -27,7 +27,6 @@ from tests.integration.test_hostile_input import memory_service_env
 from tests.integration.test_service_end_to_end import (  # the fixtures too
     SignalInbox,
     depth_message,
-    harness,  # noqa: F401
     log_time,
     mysql_uri,  # noqa: F401
     nats_client,  # noqa: F401
@@ -107,7 +106,7 @@ def active_pauses(service: ServiceProcess) -> list[dict[str, Any]]:
 
 
 async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     nats_client: NatsClient,  # noqa: F811
     topics: Topics,  # noqa: F811
 ) -> None:
@@ -138,7 +137,7 @@ async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
 
 
 async def test_a_pause_survives_a_restart(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     nats_client: NatsClient,  # noqa: F811
     topics: Topics,  # noqa: F811
     tmp_path: Path,
@@ -168,7 +167,7 @@ async def test_a_pause_survives_a_restart(
 
 
 async def test_a_pause_reaches_a_second_replica_within_a_second(
-    harness: ServiceHarness,  # noqa: F811
+    harness: ServiceHarness,
     nats_client: NatsClient,  # noqa: F811
     topics: Topics,  # noqa: F811
     secantus_uri: str,

@@ -138,16 +138,6 @@ async def nats_client() -> AsyncIterator[NatsClient]:
     await client.drain()
 
 
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
-    harness = ServiceHarness(tmp_path / "logs")
-    try:
-        yield harness
-    finally:
-        harness.close()
-        print(harness.describe())
-
-
 def _memory_store_env(topics: Topics, **extra: str) -> dict[str, str]:
     env = service_env(
         topics,
