@@ -81,6 +81,41 @@ def sample_events(symbol: str, t: int = SAMPLE_TIME_MS) -> list[MarketEvent]:
     ]
 
 
+def trade_at(symbol: str, t: int, price: float, *, taker_sell: bool = False) -> Trade:
+    """A trade of 0.5 ``symbol`` at ``price``."""
+    return Trade(
+        symbol=symbol,
+        event_time_ms=t,
+        trade_id=1,
+        price=price,
+        quantity=0.5,
+        is_buyer_maker=taker_sell,
+    )
+
+
+def ticker_at(symbol: str, t: int, last: float) -> Ticker:
+    """A 24h ticker of ``symbol`` whose last price is ``last``, the rest consistent with it."""
+    return Ticker(
+        symbol=symbol,
+        event_time_ms=t,
+        last_price=last,
+        price_change=10.0,
+        price_change_percent=0.1,
+        open_price=last * 0.99,
+        high_price=last * 1.01,
+        low_price=last * 0.98,
+        volume=1_000.0,
+        quote_volume=last * 1_000.0,
+        best_bid=last * 0.9999,
+        best_ask=last * 1.0001,
+    )
+
+
+def depth_at(symbol: str, t: int, bid: float, ask: float) -> DepthSnapshot:
+    """A book of ``symbol`` with one level of quantity 1 a side."""
+    return DepthSnapshot(symbol=symbol, event_time_ms=t, bids=((bid, 1.0),), asks=((ask, 1.0),))
+
+
 # --- running a strategy --------------------------------------------------------------------
 
 

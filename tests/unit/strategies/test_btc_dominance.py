@@ -36,12 +36,15 @@ from tests.unit.strategies.support import (
     assert_decision_in_bounds,
     assert_one_cross_field_error,
     config_doc,
+    depth_at,
     engine_with,
     params_from_schema,
     property_settings,
     rejection,
     run,
     static_config,
+    ticker_at,
+    trade_at,
 )
 
 pytestmark = pytest.mark.unit
@@ -65,30 +68,15 @@ def dominance(t: int, value: float) -> DominanceObservation:
 
 
 def trade(t: int, price: float = BTC_PRICE, symbol: str = "BTCUSDT") -> Trade:
-    return Trade(
-        symbol=symbol, event_time_ms=t, trade_id=1, price=price, quantity=0.5, is_buyer_maker=False
-    )
+    return trade_at(symbol, t, price)
 
 
 def ticker(t: int, last: float, symbol: str = "BTCUSDT") -> Ticker:
-    return Ticker(
-        symbol=symbol,
-        event_time_ms=t,
-        last_price=last,
-        price_change=10.0,
-        price_change_percent=0.1,
-        open_price=last * 0.99,
-        high_price=last * 1.01,
-        low_price=last * 0.98,
-        volume=1_000.0,
-        quote_volume=last * 1_000.0,
-        best_bid=last * 0.9999,
-        best_ask=last * 1.0001,
-    )
+    return ticker_at(symbol, t, last)
 
 
 def depth(t: int, bid: float, ask: float, symbol: str = "BTCUSDT") -> DepthSnapshot:
-    return DepthSnapshot(symbol=symbol, event_time_ms=t, bids=((bid, 1.0),), asks=((ask, 1.0),))
+    return depth_at(symbol, t, bid, ask)
 
 
 def last_decision(

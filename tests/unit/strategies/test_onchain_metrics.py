@@ -31,11 +31,14 @@ from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
     SpecRow,
     config_doc,
+    depth_at,
     engine_with,
     params_from_schema,
     property_settings,
     run,
     static_config,
+    ticker_at,
+    trade_at,
 )
 
 pytestmark = pytest.mark.unit
@@ -59,35 +62,15 @@ def make_params(**values: ParamValue) -> OnchainMetricsParams:
 
 
 def trade(t: int, symbol: str, price: float | None = None) -> Trade:
-    return Trade(
-        symbol=symbol,
-        event_time_ms=t,
-        trade_id=7,
-        price=PRICES[symbol] if price is None else price,
-        quantity=0.25,
-        is_buyer_maker=True,
-    )
+    return trade_at(symbol, t, PRICES[symbol] if price is None else price, taker_sell=True)
 
 
 def ticker(t: int, symbol: str, last: float) -> Ticker:
-    return Ticker(
-        symbol=symbol,
-        event_time_ms=t,
-        last_price=last,
-        price_change=-1.0,
-        price_change_percent=-0.01,
-        open_price=last * 1.01,
-        high_price=last * 1.02,
-        low_price=last * 0.97,
-        volume=10.0,
-        quote_volume=last * 10.0,
-        best_bid=last * 0.9999,
-        best_ask=last * 1.0001,
-    )
+    return ticker_at(symbol, t, last)
 
 
 def depth(t: int, symbol: str, bid: float, ask: float) -> DepthSnapshot:
-    return DepthSnapshot(symbol=symbol, event_time_ms=t, bids=((bid, 1.0),), asks=((ask, 1.0),))
+    return depth_at(symbol, t, bid, ask)
 
 
 def whale(t: int, asset: str, amount: float, direction: FlowDirection) -> WhaleTransfer:
