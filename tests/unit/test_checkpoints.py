@@ -33,6 +33,7 @@ from application.checkpoints import (
 from bench import dominance_history
 from bench.fanout import capture_lines, fan_out
 from domain.metrics import Timeframe
+from domain.strategies.registry import STRATEGIES
 from entrypoints.container import Container, build_container, worker_state
 from entrypoints.partition_settings import PartitionSettings
 from entrypoints.settings import Settings
@@ -201,14 +202,7 @@ def uninterrupted() -> tuple[dict[str, Any], dict[str, Any]]:
     container = _container()
     signals = _run(container, WORKLOAD)
     strategies = {s["strategy_id"] for s in signals.values()}
-    assert strategies == {
-        "orderbook_skew",
-        "trade_momentum",
-        "ticker_velocity",
-        "btc_dominance",
-        "cross_exchange_spread",
-        "onchain_metrics",
-    }, strategies
+    assert strategies == set(STRATEGIES), strategies  # every strategy signals
     return signals, _metrics(container)
 
 
