@@ -51,7 +51,14 @@ REPO = SCRIPT.parents[1]
 if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
-from bench.common import free_port, git_commit, pin_to, sched_seconds, stop_process  # noqa: E402
+from bench.common import (  # noqa: E402
+    free_port,
+    git_commit,
+    latency_summary,
+    pin_to,
+    sched_seconds,
+    stop_process,
+)
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -66,24 +73,6 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of every thread of ``pid`` (the SQLite driver's thread too)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def summarize_latencies(values_ns: Sequence[int]) -> dict[str, float | int | None]:
-    if not values_ns:
-        return {"count": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
-    ordered = sorted(values_ns)
-    n = len(ordered)
-
-    def rank(q: float) -> float:
-        return round(ordered[min(n - 1, max(0, int(q * n + 0.999999) - 1))] / 1e6, 3)
-
-    return {
-        "count": n,
-        "p50_ms": rank(0.5),
-        "p90_ms": rank(0.9),
-        "p99_ms": rank(0.99),
-        "max_ms": round(ordered[-1] / 1e6, 3),
-    }
 
 
 class LocalService:
@@ -259,7 +248,7 @@ async def drive(
         "errors_by_kind": dict(errors),
         "late_starts_over_1ms": late_starts,
         "connections_opened": pool.opened,
-        "latency": summarize_latencies(latencies),
+        "latency": latency_summary(latencies),
     }
 
 

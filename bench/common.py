@@ -8,7 +8,7 @@ import os
 import platform
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,3 +95,24 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
+
+
+def latency_summary(
+    values_ns: Sequence[int], quantiles: Sequence[float] = (0.5, 0.9, 0.99)
+) -> dict[str, float | int | None]:
+    """``count``, the nearest-rank ``quantiles`` (``p50_ms``, ``p999_ms`` for 0.999, ...) and
+    ``max_ms`` of latencies in nanoseconds, in milliseconds; None but the count when empty."""
+    names = [f"p{str(q).removeprefix('0.').ljust(2, '0')}_ms" for q in quantiles]
+    if not values_ns:
+        return {"count": 0, **dict.fromkeys(names), "max_ms": None}
+    ordered = sorted(values_ns)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(n - 1, max(0, int(q * n + 0.999999) - 1))] / 1e6, 3)
+
+    return {
+        "count": n,
+        **{name: rank(q) for name, q in zip(names, quantiles, strict=True)},
+        "max_ms": round(ordered[-1] / 1e6, 3),
+    }

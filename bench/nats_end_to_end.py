@@ -86,6 +86,7 @@ from bench.common import (  # noqa: E402
     cpu_model,
     free_port,
     git_commit,
+    latency_summary,
     pin_to,
     rss_mb,
     sched_seconds,
@@ -119,27 +120,6 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())
-
-
-def percentiles(values_ns: Sequence[int]) -> dict[str, float | int | None]:
-    """count, p50/p90/p99/p999/max in milliseconds (nearest-rank)."""
-    if not values_ns:
-        return {"count": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "p999_ms": None}
-    ordered = sorted(values_ns)
-    n = len(ordered)
-
-    def rank(q: float) -> float:
-        index = min(n - 1, max(0, int(q * n + 0.999999) - 1))
-        return round(ordered[index] / 1e6, 3)
-
-    return {
-        "count": n,
-        "p50_ms": rank(0.50),
-        "p90_ms": rank(0.90),
-        "p99_ms": rank(0.99),
-        "p999_ms": rank(0.999),
-        "max_ms": round(ordered[-1] / 1e6, 3),
-    }
 
 
 def metric_sums(text: str) -> dict[str, float]:
@@ -809,7 +789,7 @@ class Bench:
             "target_msgs_per_s": rate,
             "published": counts.published,
             "achieved_msgs_per_s": round(counts.rate, 1),
-            "latency": percentiles(latencies),
+            "latency": latency_summary(latencies, (0.5, 0.9, 0.99, 0.999)),
             "signals_unmatched": unmatched,
             "service_cpu_share": round((cpu_after - cpu_before) / wall, 2),
             "service_cpu_wait_share": round((wait_after - wait_before) / wall, 2),
