@@ -47,7 +47,7 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import free_port, git_commit, sched_seconds
+from bench.common import free_port, git_commit, latency_summary, sched_seconds
 from bench.nats_end_to_end import (
     DEFAULT_CAPTURE,
     LoadGenerator,
@@ -56,7 +56,6 @@ from bench.nats_end_to_end import (
     Topics,
     load_templates,
     match_latencies,
-    percentiles,
     service_env,
 )
 
@@ -144,7 +143,7 @@ async def phase(
     result: dict[str, Any] = {
         "published": counts.published,
         "achieved_msgs_per_s": round(counts.rate, 1),
-        "latency": percentiles(latencies),
+        "latency": latency_summary(latencies, (0.5, 0.9, 0.99, 0.999)),
         "signals_unmatched": unmatched,
         "service_cpu_share": round((cpu_after - cpu_before) / wall, 2),
         "service_cpu_wait_share": round((wait_after - wait_before) / wall, 2),

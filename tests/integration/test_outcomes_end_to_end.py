@@ -30,7 +30,6 @@ from tests.integration.service_harness import (
 )
 from tests.integration.test_service_end_to_end import (
     capture_lines,
-    harness,
     mongo_database,
     mysql_uri,
     nats_client,
@@ -39,7 +38,7 @@ from tests.integration.test_service_end_to_end import (
     topics,
 )
 
-__all__ = ["harness", "mysql_uri", "nats_client", "topics"]  # fixtures shared with that module
+__all__ = ["mysql_uri", "nats_client", "topics"]  # fixtures shared with that module
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
