@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,11 @@ import nats
 import orjson
 from nats.js.errors import NotFoundError
 
+from adapters.wire.signals import encode_signal
+from adapters.wire.stats import Skip
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
@@ -330,3 +334,28 @@ class Workload:
         yield from self.phase2
         for raw in self.phase3:
             yield "binance", raw
+
+
+async def single_process_signals(messages: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """The single-process code path in this process: the composition root's decoders and
+    engine (in-memory config, :data:`PARTITION_GOVERNANCE`), ``(kind, raw)`` messages in
+    order; the signals as published. Every message must decode."""
+    settings = Settings(
+        config_store="memory",
+        trading_symbols="*",
+        max_signals_per_minute=0,
+        max_signals_per_symbol_per_hour=0,
+    )
+    container = build_container(settings)
+    container.environ.override(PARTITION_GOVERNANCE)
+    await container.config_cache().refresh()
+    decoders, engine = container.decoders(), container.engine()
+    signals: list[dict[str, Any]] = []
+    for kind, raw in messages:
+        result = decoders[kind](raw)
+        assert not isinstance(result, Skip), result
+        signals.extend(
+            orjson.loads(encode_signal(emitted, settings.signal_source))
+            for emitted in engine.process(result.event)
+        )
+    return signals

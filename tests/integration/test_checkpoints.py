@@ -18,15 +18,16 @@ from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.nats.checkpoints import encode_snapshot, object_name
-from adapters.wire.signals import encode_signal, format_timestamp_ms
-from adapters.wire.stats import Skip
+from adapters.wire.signals import format_timestamp_ms
 from application.checkpoints import PartitionSnapshot
 from application.partitioning import partition_of
 from bench import dominance_history
 from bench.fanout import capture_lines, fan_out
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
-from tests.integration.partition_cluster import PARTITION_GOVERNANCE, Cluster, Proc
+from tests.integration.partition_cluster import (
+    Cluster,
+    Proc,
+    single_process_signals,
+)
 from tests.integration.test_partitioning import (
     assert_same_signals,
     caught_up,
@@ -52,24 +53,8 @@ async def _delete_streams(cluster: Cluster) -> Any:
 
 
 async def reference(messages: Messages) -> dict[str, dict[str, Any]]:
-    """The single-process path in this process (as test_partitioning's reference)."""
-    settings = Settings(
-        config_store="memory",
-        trading_symbols="*",
-        max_signals_per_minute=0,
-        max_signals_per_symbol_per_hour=0,
-    )
-    container = build_container(settings)
-    container.environ.override(PARTITION_GOVERNANCE)
-    await container.config_cache().refresh()
-    decoders, engine = container.decoders(), container.engine()
-    signals: dict[str, dict[str, Any]] = {}
-    for kind, raw in messages:
-        result = decoders[kind](raw)
-        assert not isinstance(result, Skip), result
-        for signal in engine.process(result.event):
-            signals[signal.signal_id] = orjson.loads(encode_signal(signal, settings.signal_source))
-    return signals
+    """The single-process signals by id (as test_partitioning's reference)."""
+    return {s["signal_id"]: s for s in await single_process_signals(messages)}
 
 
 def _start_ms(lines: list[bytes]) -> int:

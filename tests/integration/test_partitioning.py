@@ -32,16 +32,12 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StreamConfig
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.wire.signals import encode_signal
-from adapters.wire.stats import Skip
 from application.partitioning import owner_of
-from entrypoints.container import build_container
-from entrypoints.settings import Settings
 from tests.integration.partition_cluster import (
-    PARTITION_GOVERNANCE,
     Cluster,
     Proc,
     Workload,
+    single_process_signals,
 )
 from tests.integration.service_harness import REPO_ROOT
 
@@ -66,28 +62,9 @@ def workload() -> Workload:
 def reference(workload: Workload) -> Signals:
     """The single-process code path in this process: the composition root's decoder and
     engine (in-memory config), every message in publication order."""
-    settings = Settings(
-        config_store="memory",
-        trading_symbols="*",
-        max_signals_per_minute=0,
-        max_signals_per_symbol_per_hour=0,
-    )
-    container = build_container(settings)
-    container.environ.override(PARTITION_GOVERNANCE)
-    asyncio.run(container.config_cache().refresh())
-    decoders = container.decoders()
-    engine = container.engine()
-    signals: Signals = {}
-    skipped = 0
-    for kind, raw in workload.messages():
-        result = decoders[kind](raw)
-        if isinstance(result, Skip):
-            skipped += 1
-            continue
-        for signal in engine.process(result.event):
-            assert signal.signal_id not in signals, "two signals with one id"
-            signals[signal.signal_id] = orjson.loads(encode_signal(signal, settings.signal_source))
-    assert skipped == 0
+    published = asyncio.run(single_process_signals(workload.messages()))
+    signals: Signals = {s["signal_id"]: s for s in published}
+    assert len(signals) == len(published), "two signals with one id"
     strategies = Counter(s["strategy_id"] for s in signals.values())
     # every routing rule is exercised: per-symbol data, dominance on BTCUSDT, on-chain on
     # <ASSET>USDT, quotes on their symbol
