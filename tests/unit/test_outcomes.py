@@ -151,3 +151,14 @@ async def test_query_refuses_unknown_strategies() -> None:
     query = OutcomeQuery(InMemoryOutcomeStore(), lambda: ("a",))
     with pytest.raises(UnknownStrategyError):
         await query.recent("b", None, 1)
+
+
+async def test_the_memory_store_keeps_the_newest_records_within_its_bound() -> None:
+    store = InMemoryOutcomeStore(max_records=3)
+    records = [make_outcome(i) for i in range(5)]
+    await store.save(records[:3])
+    await store.save([records[0]])  # an update keeps its place: still the oldest
+    await store.save(records[3:])
+    kept = await store.recent(None, None, 10)
+    assert {r.signal_id for r in kept} == {records[i].signal_id for i in (2, 3, 4)}
+    assert store.evicted == 2
