@@ -24,7 +24,7 @@ validation, versioning and audit are the API's: there is no second implementatio
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -33,7 +33,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model
 
 from adapters.http.envelope import ApiError, field_errors
-from adapters.http.routers.outcomes import recent_out
+from adapters.http.routers.outcomes import epoch_ms, recent_out
 from adapters.http.routers.signals import pause_out, switch_out
 from adapters.http.routers.strategies import audit_out, config_out, write_out
 from adapters.http.security import ApiSecurity
@@ -133,6 +133,8 @@ def as_tool_error(error: Exception) -> ToolError | None:
         (UnknownStrategyError, "unknown_strategy"),
         (ConfigNotFoundError, "config_not_found"),
         (PauseNotFoundError, "pause_not_found"),
+        (PreviewBusyError, "preview_busy"),
+        (PreviewTimeoutError, "preview_timeout"),
         (UnknownSymbolError, "unknown_symbol"),
         (InvalidQueryError, "invalid_query"),
     )
@@ -183,12 +185,6 @@ def authorize(security: ApiSecurity, ctx: Context) -> None:
         )
     except ApiError as error:
         raise _tool_error(error.code, error.message) from error
-
-
-def _epoch_ms(moment: datetime) -> int:
-    if moment.tzinfo is None:  # naive: UTC, like every time of the API
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _symbol(symbol: str | None) -> str | None:
@@ -406,7 +402,7 @@ def build_mcp_server(
             """How a strategy's published signals did: count, hit rate, mean and total net
             bps per horizon, closed-trade P&L after costs, and the same per config version —
             compare versions to judge a change."""
-            since_ms = None if since is None else _epoch_ms(since)
+            since_ms = None if since is None else epoch_ms(since)
             return await answer(
                 outcomes.performance(strategy_id, _symbol(symbol), since_ms, config_version)
             )
@@ -426,16 +422,11 @@ def build_mcp_server(
             suppressions and P&L. Nothing is stored, audited or published. Needs the admin
             token (it is costly); one preview at a time."""
             authorize(security, ctx)
-            try:
-                return await answer(
-                    preview.preview(
-                        strategy_id, _symbol(symbol), parameters, agent_identity(ctx), reason
-                    )
+            return await answer(
+                preview.preview(
+                    strategy_id, _symbol(symbol), parameters, agent_identity(ctx), reason
                 )
-            except PreviewBusyError as error:
-                raise _tool_error("preview_busy", str(error)) from error
-            except PreviewTimeoutError as error:
-                raise _tool_error("preview_timeout", str(error)) from error
+            )
 
     if extra_tools is not None:
         extra_tools(server)

@@ -110,7 +110,7 @@ async def performance(
     ] = None,
 ) -> dict[str, Any]:
     wanted = _symbol(symbol)
-    since_ms = None if since is None else _epoch_ms(since)
+    since_ms = None if since is None else epoch_ms(since)
     body = await outcomes.performance(strategy_id, wanted, since_ms, config_version)
     return success(
         body,
@@ -123,7 +123,8 @@ async def performance(
     )
 
 
-def _epoch_ms(moment: datetime) -> int:
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an API time (naive: UTC)."""
     if moment.tzinfo is None:  # naive: taken as UTC, like every time in this API
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
