@@ -112,10 +112,10 @@ def pnl_markdown(pnl: Mapping[str, Any]) -> list[str]:
         "",
         *pnl_table("symbol", pnl["by_symbol"].items()),
         "",
-        "By strategy, symbol and config version:",
+        "By strategy and symbol, then by strategy and config version:",
         "",
         *pnl_table(
-            "strategy / symbol / version",
+            "strategy / symbol or version",
             [
                 *(
                     (f"{strategy_id} / {symbol}", figures)
