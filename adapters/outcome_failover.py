@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from adapters.failover import DEFAULT_RETRY_INTERVAL_S, StoreState
-from application.ports import OutcomeStore, StoreUnavailableError
+from application.ports import OutcomeSelection, OutcomeStore, StoreUnavailableError
 from domain.live_outcomes import OutcomeRecord
 
 T = TypeVar("T")
@@ -153,17 +153,8 @@ class FailoverOutcomeStore:
     ) -> list[OutcomeRecord]:
         return await self._read(lambda store: store.recent(strategy_id, symbol, limit))
 
-    async def query(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        since_ms: int | None,
-        config_version: int | None,
-        limit: int,
-    ) -> list[OutcomeRecord]:
-        return await self._read(
-            lambda store: store.query(strategy_id, symbol, since_ms, config_version, limit)
-        )
+    async def query(self, selection: OutcomeSelection, limit: int) -> list[OutcomeRecord]:
+        return await self._read(lambda store: store.query(selection, limit))
 
     async def purge(self, recorded_before_ms: int) -> int:
         """Purge both stores (each as far as it answers); the larger count is returned."""

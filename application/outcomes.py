@@ -25,7 +25,7 @@ import structlog
 
 from application.backtest import pnl_dict
 from application.errors import UnknownStrategyError
-from application.ports import OutcomeStore, StoreUnavailableError
+from application.ports import OutcomeSelection, OutcomeStore, StoreUnavailableError
 from domain.live_outcomes import (
     HORIZON_LABELS,
     LiveOutcome,
@@ -283,7 +283,7 @@ class OutcomeQuery:
     ) -> dict[str, JsonValue]:
         self._check(strategy_id)
         records = await self._store.query(
-            strategy_id, symbol, since_ms, config_version, PERFORMANCE_LIMIT
+            OutcomeSelection(strategy_id, symbol, since_ms, config_version), PERFORMANCE_LIMIT
         )
         by_version: dict[int, list[OutcomeRecord]] = {}
         for record in records:

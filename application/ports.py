@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -257,6 +258,25 @@ class PauseStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OutcomeSelection:
+    """Which records :meth:`OutcomeStore.query` reads: one strategy's, and of those (where
+    given) one symbol's, signalled at or after ``since_ms``, under ``config_version``."""
+
+    strategy_id: str
+    symbol: str | None = None
+    since_ms: int | None = None
+    config_version: int | None = None
+
+    def matches(self, record: OutcomeRecord) -> bool:
+        return (
+            record.strategy_id == self.strategy_id
+            and (self.symbol is None or record.symbol == self.symbol)
+            and (self.since_ms is None or record.signal_time_ms >= self.since_ms)
+            and (self.config_version is None or record.config_version == self.config_version)
+        )
+
+
 class OutcomeStore(Protocol):
     """Persistence of published signals and their outcomes: one record per ``signal_id``,
     replaced by every newer snapshot of it (``save`` is an idempotent upsert).
@@ -273,15 +293,8 @@ class OutcomeStore(Protocol):
         self, strategy_id: str | None, symbol: str | None, limit: int
     ) -> list[OutcomeRecord]: ...
 
-    async def query(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        since_ms: int | None,
-        config_version: int | None,
-        limit: int,
-    ) -> list[OutcomeRecord]:
-        """The strategy's records (newest first) with ``signal_time_ms >= since_ms``."""
+    async def query(self, selection: OutcomeSelection, limit: int) -> list[OutcomeRecord]:
+        """The records ``selection`` matches, newest first."""
         ...
 
     async def purge(self, recorded_before_ms: int) -> int:

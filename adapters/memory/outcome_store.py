@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from application.ports import StoreUnavailableError
+from application.ports import OutcomeSelection, StoreUnavailableError
 from domain.live_outcomes import OutcomeRecord
 
 DEFAULT_MAX_RECORDS = 50_000
@@ -58,23 +58,9 @@ class InMemoryOutcomeStore:
         ]
         return self._newest_first(found)[: max(limit, 0)]
 
-    async def query(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        since_ms: int | None,
-        config_version: int | None,
-        limit: int,
-    ) -> list[OutcomeRecord]:
+    async def query(self, selection: OutcomeSelection, limit: int) -> list[OutcomeRecord]:
         self._check()
-        found = [
-            r
-            for r in self._records.values()
-            if r.strategy_id == strategy_id
-            and (symbol is None or r.symbol == symbol)
-            and (since_ms is None or r.signal_time_ms >= since_ms)
-            and (config_version is None or r.config_version == config_version)
-        ]
+        found = [r for r in self._records.values() if selection.matches(r)]
         return self._newest_first(found)[: max(limit, 0)]
 
     async def purge(self, recorded_before_ms: int) -> int:

@@ -15,6 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from adapters.mongo.config_store import DEFAULT_DATABASE, MongoDocument, _guard
 from adapters.wire.outcomes import outcome_from_document, outcome_to_document
+from application.ports import OutcomeSelection
 from domain.live_outcomes import OutcomeRecord
 
 OUTCOME_COLLECTION: Final = "signal_outcomes"
@@ -84,21 +85,14 @@ class MongoOutcomeStore:
             query["symbol"] = symbol
         return await self._find(query, limit)
 
-    async def query(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        since_ms: int | None,
-        config_version: int | None,
-        limit: int,
-    ) -> list[OutcomeRecord]:
-        query: MongoDocument = {"strategy_id": strategy_id}
-        if symbol is not None:
-            query["symbol"] = symbol
-        if since_ms is not None:
-            query["signal_time_ms"] = {"$gte": since_ms}
-        if config_version is not None:
-            query["config_version"] = config_version
+    async def query(self, selection: OutcomeSelection, limit: int) -> list[OutcomeRecord]:
+        query: MongoDocument = {"strategy_id": selection.strategy_id}
+        if selection.symbol is not None:
+            query["symbol"] = selection.symbol
+        if selection.since_ms is not None:
+            query["signal_time_ms"] = {"$gte": selection.since_ms}
+        if selection.config_version is not None:
+            query["config_version"] = selection.config_version
         return await self._find(query, limit)
 
     async def purge(self, recorded_before_ms: int) -> int:

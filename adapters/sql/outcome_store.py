@@ -19,6 +19,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from adapters.sql.config_store import _SqlStore
 from adapters.sql.migrations import is_mysql
 from adapters.wire.outcomes import outcome_from_document, outcome_to_document
+from application.ports import OutcomeSelection
 from domain.live_outcomes import OutcomeRecord
 
 OUTCOME_TABLE: Final = Table(
@@ -104,22 +105,17 @@ class SqlOutcomeStore(_SqlStore):
             query = query.where(t.c.symbol == symbol)
         return await self._select(query, limit)
 
-    async def query(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        since_ms: int | None,
-        config_version: int | None,
-        limit: int,
-    ) -> list[OutcomeRecord]:
+    async def query(self, selection: OutcomeSelection, limit: int) -> list[OutcomeRecord]:
         t = OUTCOME_TABLE
-        query = select(t.c.document, t.c.recorded_at_ms).where(t.c.strategy_id == strategy_id)
-        if symbol is not None:
-            query = query.where(t.c.symbol == symbol)
-        if since_ms is not None:
-            query = query.where(t.c.signal_time_ms >= since_ms)
-        if config_version is not None:
-            query = query.where(t.c.config_version == config_version)
+        query = select(t.c.document, t.c.recorded_at_ms).where(
+            t.c.strategy_id == selection.strategy_id
+        )
+        if selection.symbol is not None:
+            query = query.where(t.c.symbol == selection.symbol)
+        if selection.since_ms is not None:
+            query = query.where(t.c.signal_time_ms >= selection.since_ms)
+        if selection.config_version is not None:
+            query = query.where(t.c.config_version == selection.config_version)
         return await self._select(query, limit)
 
     async def purge(self, recorded_before_ms: int) -> int:

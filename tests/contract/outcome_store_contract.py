@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from application.ports import OutcomeStore
+from application.ports import OutcomeSelection, OutcomeStore
 from domain.live_outcomes import HorizonResult, OutcomeRecord
 from domain.signal import Action
 from domain.trade_model import ClosedTrade, ExitReason
@@ -122,18 +122,20 @@ class OutcomeStoreContract:
             [make_outcome(n, version=1 if n < 3 else 2) for n in range(6)]
             + [make_outcome(10, strategy_id=OTHER), make_outcome(11, symbol="ETHUSDT")]
         )
-        ids = [r.signal_id for r in await store.query(STRATEGY, "BTCUSDT", None, None, 100)]
+        ids = [r.signal_id for r in await store.query(OutcomeSelection(STRATEGY, "BTCUSDT"), 100)]
         assert ids == [f"{STRATEGY}-BTCUSDT-{n}" for n in (5, 4, 3, 2, 1, 0)]
-        since = await store.query(STRATEGY, None, T0 + 4000, None, 100)
+        since = await store.query(OutcomeSelection(STRATEGY, since_ms=T0 + 4000), 100)
         assert {r.signal_id for r in since} == {
             f"{STRATEGY}-BTCUSDT-4",
             f"{STRATEGY}-BTCUSDT-5",
             f"{STRATEGY}-ETHUSDT-11",
         }
-        version_one = await store.query(STRATEGY, "BTCUSDT", None, 1, 100)
+        version_one = await store.query(
+            OutcomeSelection(STRATEGY, "BTCUSDT", config_version=1), 100
+        )
         assert {r.config_version for r in version_one} == {1}
         assert len(version_one) == 3
-        assert len(await store.query(STRATEGY, None, None, None, 2)) == 2
+        assert len(await store.query(OutcomeSelection(STRATEGY), 2)) == 2
 
     async def test_purge_deletes_by_first_recording_time(self, store: OutcomeStore) -> None:
         await store.save([make_outcome(n, recorded_at_ms=T0 + n) for n in range(4)])
