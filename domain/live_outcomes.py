@@ -40,6 +40,9 @@ from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, JsonValue, Signal
 from domain.trade_model import ClosedTrade, TradeModelSettings, TradeSimulator, trade_pnl_bps
 
+_EXCHANGE_CLOCK: frozenset[type[MarketEvent]] = frozenset({Trade, DepthSnapshot, Ticker})
+"""The event kinds that carry the exchange's clock (horizons are reached on them)."""
+
 HORIZONS: tuple[tuple[str, int], ...] = (("1m", 60), ("5m", 300), ("15m", 900), ("1h", 3600))
 """(label, seconds) of every scoring horizon, shortest first."""
 HORIZON_LABELS: tuple[str, ...] = tuple(label for label, _ in HORIZONS)
@@ -179,12 +182,14 @@ class LiveScorer:
         if not self._by_id:
             return []
         updates = self._closed(closed) if closed else []
-        if isinstance(event, Trade | DepthSnapshot | Ticker):  # the exchange's clock
-            state = self._symbols.get(event.symbol)
+        kind = event.__class__
+        if kind in _EXCHANGE_CLOCK:
+            symbol: str = event.symbol  # type: ignore[union-attr]
+            state = self._symbols.get(symbol)
             if state is not None:
                 time_ms = event.event_time_ms
                 if time_ms > state.next_due_ms:
-                    updates.extend(self._advance(event.symbol, state, time_ms))
+                    updates.extend(self._advance(symbol, state, time_ms))
                 if isinstance(event, Trade) and time_ms >= state.last_trade_ms:
                     state.last_price = event.price
                     state.last_trade_ms = time_ms

@@ -62,6 +62,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import islice
 
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, Signal
@@ -216,8 +217,11 @@ class _Position:
         """An opposite signal came: close at the next fill."""
 
 
+_NEVER = 2**63
+
+
 class _SymbolState:
-    __slots__ = ("ask", "bid", "last_price", "now_ms", "positions")
+    __slots__ = ("ask", "bid", "expires_ms", "last_price", "now_ms", "positions")
 
     def __init__(self) -> None:
         self.last_price: float | None = None
@@ -225,6 +229,9 @@ class _SymbolState:
         self.ask: float | None = None
         self.now_ms = -1
         self.positions: deque[_Position] = deque()
+        self.expires_ms = _NEVER
+        """No position times out (or goes unfilled) while ``now_ms`` is at most this: a lower
+        bound of their deadlines, exact after each :meth:`TradeSimulator._advance` scan."""
 
 
 def signal_notional(signal: Signal) -> float:
@@ -326,6 +333,10 @@ class TradeSimulator:
             state.positions.popleft()
             self.dropped += 1
         state.positions.append(position)
+        expiry = (
+            position.deadline_ms if self._touch else position.signal_time_ms + self._max_hold_ms
+        )
+        state.expires_ms = min(state.expires_ms, expiry)
         self.opened += 1
         return closed
 
@@ -396,23 +407,31 @@ class TradeSimulator:
         if time_ms > state.now_ms:
             state.now_ms = time_ms
         now = state.now_ms
+        if now <= state.expires_ms:
+            return []
         closed: list[ClosedTrade] = []
         keep: deque[_Position] = deque()
         max_hold = self._max_hold_ms
+        expires_ms = _NEVER
         for position in state.positions:
             if position.entry_price is None:
-                if now > position.signal_time_ms + max_hold:
+                expiry = position.signal_time_ms + max_hold
+                if now > expiry:
                     self.unfilled += 1
                     continue
-            elif now > position.deadline_ms:
-                price = state.last_price if state.last_price is not None else position.entry_price
-                closed.append(
-                    self._close(position, price, position.deadline_ms, ExitReason.TIMEOUT)
-                )
-                continue
+            else:
+                expiry = position.deadline_ms
+                if now > expiry:
+                    price = (
+                        state.last_price if state.last_price is not None else position.entry_price
+                    )
+                    closed.append(self._close(position, price, expiry, ExitReason.TIMEOUT))
+                    continue
+            expires_ms = min(expires_ms, expiry)
             keep.append(position)
         if len(keep) != len(state.positions):
             state.positions = keep
+        state.expires_ms = expires_ms
         return closed
 
     def _on_depth(self, depth: DepthSnapshot) -> list[ClosedTrade]:
@@ -444,27 +463,33 @@ class TradeSimulator:
         closed = self._advance(state, trade.event_time_ms)
         price = trade.price
         time_ms = trade.event_time_ms
-        keep: deque[_Position] = deque()
-        for position in state.positions:
+        positions = state.positions
+        keep: deque[_Position] | None = None  # built when the first position leaves
+        for index, position in enumerate(positions):
             if position.entry_price is None:
                 self._fill(position, price, time_ms)
-                if position.closing:
-                    closed.append(self._close(position, price, time_ms, ExitReason.REVERSAL))
-                else:
-                    keep.append(position)
-                continue
-            side = 1.0 if position.is_buy else -1.0
-            if position.closing:
+                if not position.closing:
+                    if keep is not None:
+                        keep.append(position)
+                    continue
                 reason, exit_price = ExitReason.REVERSAL, price
-            elif side * (price - position.stop_loss) <= 0.0:
-                reason, exit_price = ExitReason.STOP_LOSS, price
-            elif side * (price - position.take_profit) >= 0.0:
-                reason, exit_price = ExitReason.TAKE_PROFIT, position.take_profit
             else:
-                keep.append(position)
-                continue
+                side = 1.0 if position.is_buy else -1.0
+                if position.closing:
+                    reason, exit_price = ExitReason.REVERSAL, price
+                elif side * (price - position.stop_loss) <= 0.0:
+                    reason, exit_price = ExitReason.STOP_LOSS, price
+                elif side * (price - position.take_profit) >= 0.0:
+                    reason, exit_price = ExitReason.TAKE_PROFIT, position.take_profit
+                else:
+                    if keep is not None:
+                        keep.append(position)
+                    continue
+            if keep is None:
+                keep = deque(islice(positions, index))
             closed.append(self._close(position, exit_price, time_ms, reason))
-        state.positions = keep
+        if keep is not None:
+            state.positions = keep
         state.last_price = price
         return closed
 
