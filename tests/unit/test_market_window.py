@@ -14,15 +14,8 @@ from collections import OrderedDict, deque
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.market import (
-    DepthSnapshot,
-    DominanceObservation,
-    ExchangeFlow,
-    MarketEvent,
-    Ticker,
-    Trade,
-    VenueQuote,
-)
+from domain import market
+from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.market_window import MarketWindow
 
 
@@ -72,10 +65,12 @@ def _depth(symbol: str, time_ms: int, bids: list[tuple[float, float]]) -> DepthS
 EVENTS = st.one_of(
     st.builds(_depth, SYMBOLS, TIMES, LEVELS),
     st.builds(Trade, SYMBOLS, TIMES, st.integers(0, 10**9), PRICES, PRICES, st.booleans()),
-    st.builds(Ticker, SYMBOLS, TIMES, PRICES, *[st.just(1.0)] * 2, *[PRICES] * 6, st.just(2.0)),
-    st.builds(VenueQuote, st.just("okx"), SYMBOLS, TIMES, st.just(1.0), PRICES),
-    st.builds(DominanceObservation, TIMES, st.floats(0.0, 100.0)),
-    st.builds(ExchangeFlow, st.just("BTC"), TIMES, PRICES, PRICES, st.integers(1, 3600)),
+    st.builds(
+        market.Ticker, SYMBOLS, TIMES, PRICES, *[st.just(1.0)] * 2, *[PRICES] * 6, st.just(2.0)
+    ),
+    st.builds(market.VenueQuote, st.just("okx"), SYMBOLS, TIMES, st.just(1.0), PRICES),
+    st.builds(market.DominanceObservation, TIMES, st.floats(0.0, 100.0)),
+    st.builds(market.ExchangeFlow, st.just("BTC"), TIMES, PRICES, PRICES, st.integers(1, 3600)),
 )
 
 
