@@ -32,8 +32,8 @@ the request id, which the client gets in ``metadata.request_id`` and ``X-Request
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import structlog
 from fastapi import FastAPI, Request
@@ -118,20 +118,14 @@ def request_id_of(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def error_response(
-    request: Request | None,
-    status_code: int,
-    code: str,
-    message: str,
-    details: object = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    request_id = request_id_of(request) if request is not None else None
+def error_response(request: Request, error: ApiError) -> JSONResponse:
+    """The error envelope of ``error``, with the request id in its metadata."""
+    request_id = request_id_of(request)
     metadata = {"request_id": request_id} if request_id else None
     return JSONResponse(
-        failure(code, message, details, metadata),
-        status_code=status_code,
-        headers=dict(headers) if headers else None,
+        failure(error.code, error.message, error.details, metadata),
+        status_code=error.status_code,
+        headers=error.headers or None,
     )
 
 
@@ -170,84 +164,82 @@ def _is_json_error(details: list[dict[str, object]]) -> bool:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+    return error_response(request, exc)
 
 
-async def _unknown_strategy(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, UnknownStrategyError)
-    return error_response(
-        request,
-        404,
-        "unknown_strategy",
-        str(exc),
-        {"strategy_id": exc.strategy_id},
-    )
+class _Answer(NamedTuple):
+    """How a use case's error is answered: status, ``error.code``, message (None: the
+    error's text), details and headers (both of the error)."""
+
+    status_code: int
+    code: str
+    message: str | None = None
+    details: Callable[[Any], object] = lambda _: None
+    headers: Callable[[Any], Mapping[str, str] | None] = lambda _: None
 
 
-async def _config_not_found(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ConfigNotFoundError)
-    return error_response(
-        request,
-        404,
-        "config_not_found",
-        str(exc),
-        {"strategy_id": exc.strategy_id, "symbol": exc.symbol},
-    )
+def _layer(exc: ConfigNotFoundError | PauseNotFoundError) -> dict[str, object]:
+    return {"strategy_id": exc.strategy_id, "symbol": exc.symbol}
 
 
-async def _pause_not_found(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PauseNotFoundError)
-    return error_response(
-        request,
-        404,
-        "pause_not_found",
-        str(exc),
-        {"strategy_id": exc.strategy_id, "symbol": exc.symbol},
-    )
+def _retry_after(exc: WritesOverloadedError) -> int:
+    return max(1, round(exc.retry_after_s))
 
 
-async def _unknown_symbol(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, UnknownSymbolError)
-    return error_response(request, 404, "unknown_symbol", str(exc), {"symbol": exc.symbol})
-
-
-async def _param_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ParamValidationError)
-    return error_response(
-        request,
-        422,
-        "validation_error",
-        "parameters are invalid",
-        field_errors(exc),
-    )
-
-
-async def _invalid_query(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidQueryError)
-    return error_response(
-        request,
+_ANSWERS: dict[type[Exception], _Answer] = {
+    UnknownStrategyError: _Answer(
+        404, "unknown_strategy", details=lambda exc: {"strategy_id": exc.strategy_id}
+    ),
+    ConfigNotFoundError: _Answer(404, "config_not_found", details=_layer),
+    PauseNotFoundError: _Answer(404, "pause_not_found", details=_layer),
+    UnknownSymbolError: _Answer(404, "unknown_symbol", details=lambda exc: {"symbol": exc.symbol}),
+    ParamValidationError: _Answer(422, "validation_error", "parameters are invalid", field_errors),
+    InvalidQueryError: _Answer(
         422,
         "invalid_query",
-        str(exc),
-        [{"field": exc.field, "code": "invalid", "message": exc.message}],
-    )
+        details=lambda exc: [{"field": exc.field, "code": "invalid", "message": exc.message}],
+    ),
+    WritesOverloadedError: _Answer(
+        429,
+        "too_many_writes",
+        "too many configuration writes at once; retry later",
+        details=lambda exc: {"retry_after_seconds": _retry_after(exc)},
+        headers=lambda exc: {"Retry-After": str(_retry_after(exc))},
+    ),
+}
+"""The use-case errors answered from their own fields alone (the module doc's table)."""
+
+
+def _answering(answer: _Answer) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        message = str(exc) if answer.message is None else answer.message
+        return error_response(
+            request,
+            ApiError(
+                answer.status_code, answer.code, message, answer.details(exc), answer.headers(exc)
+            ),
+        )
+
+    return handler
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     details = request_validation_details(exc.errors())
     if _is_json_error(details):
-        return error_response(request, 422, "invalid_json", "request body is not valid JSON")
-    return error_response(request, 422, "invalid_request", "request is invalid", details)
+        return error_response(
+            request, ApiError(422, "invalid_json", "request body is not valid JSON")
+        )
+    return error_response(request, ApiError(422, "invalid_request", "request is invalid", details))
 
 
 async def _version_conflict(request: Request, exc: Exception) -> JSONResponse:
     log.warning("config_version_conflict", request_id=request_id_of(request), error=str(exc))
     return error_response(
         request,
-        409,
-        "conflict",
-        "the configuration changed concurrently; read it again and retry",
+        ApiError(
+            409, "conflict", "the configuration changed concurrently; read it again and retry"
+        ),
     )
 
 
@@ -260,23 +252,12 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
     return error_response(
         request,
-        503,
-        "store_unavailable",
-        "the configuration store is unavailable; retry later",
-        headers={"Retry-After": "5"},
-    )
-
-
-async def _writes_overloaded(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, WritesOverloadedError)
-    retry_after = max(1, round(exc.retry_after_s))
-    return error_response(
-        request,
-        429,
-        "too_many_writes",
-        "too many configuration writes at once; retry later",
-        {"retry_after_seconds": retry_after},
-        headers={"Retry-After": str(retry_after)},
+        ApiError(
+            503,
+            "store_unavailable",
+            "the configuration store is unavailable; retry later",
+            headers={"Retry-After": "5"},
+        ),
     )
 
 
@@ -287,16 +268,20 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, BodyTooLargeError):
         return error_response(
             request,
-            413,
-            "payload_too_large",
-            f"request body exceeds {exc.limit} bytes",
-            {"max_bytes": exc.limit},
+            ApiError(
+                413,
+                "payload_too_large",
+                f"request body exceeds {exc.limit} bytes",
+                {"max_bytes": exc.limit},
+            ),
         )
     if status == 400 and exc.detail == "There was an error parsing the body":
         # FastAPI's answer to JSON that json.loads cannot build (e.g. nested too deeply).
-        return error_response(request, 422, "invalid_json", "request body is not valid JSON")
+        return error_response(
+            request, ApiError(422, "invalid_json", "request body is not valid JSON")
+        )
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return error_response(request, status, f"http_{status}", message, headers=headers)
+    return error_response(request, ApiError(status, f"http_{status}", message, headers=headers))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -309,21 +294,16 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         error_type=type(exc).__name__,
         exc_info=exc,
     )
-    return error_response(request, 500, "internal_error", "internal server error")
+    return error_response(request, ApiError(500, "internal_error", "internal server error"))
 
 
 def install_exception_handlers(app: FastAPI) -> None:
     """Register every mapping of the table in the module docstring."""
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(UnknownStrategyError, _unknown_strategy)
-    app.add_exception_handler(ConfigNotFoundError, _config_not_found)
-    app.add_exception_handler(PauseNotFoundError, _pause_not_found)
-    app.add_exception_handler(UnknownSymbolError, _unknown_symbol)
-    app.add_exception_handler(ParamValidationError, _param_validation)
-    app.add_exception_handler(InvalidQueryError, _invalid_query)
+    for kind, answer in _ANSWERS.items():
+        app.add_exception_handler(kind, _answering(answer))
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(VersionConflictError, _version_conflict)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
-    app.add_exception_handler(WritesOverloadedError, _writes_overloaded)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(Exception, unexpected_error)
