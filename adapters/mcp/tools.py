@@ -23,7 +23,8 @@ validation, versioning and audit are the API's: there is no second implementatio
 # their annotations, some of which are built per registry inside build_mcp_server.
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -150,26 +151,28 @@ def as_tool_error(error: Exception) -> ToolError | None:
     return None
 
 
-async def answer(call: Awaitable[T]) -> T:
-    """Await a use case; its errors become tool errors with the API's codes."""
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """Use case errors raised inside become tool errors with the API's codes."""
     try:
-        return await call
+        yield
     except Exception as error:
         mapped = as_tool_error(error)
         if mapped is None:
             raise
         raise mapped from error
+
+
+async def answer(call: Awaitable[T]) -> T:
+    """Await a use case; its errors become tool errors with the API's codes."""
+    with _tool_errors():
+        return await call
 
 
 def answer_now(call: Callable[[], T]) -> T:
     """:func:`answer` for a synchronous use case."""
-    try:
+    with _tool_errors():
         return call()
-    except Exception as error:
-        mapped = as_tool_error(error)
-        if mapped is None:
-            raise
-        raise mapped from error
 
 
 def authorize(security: ApiSecurity, ctx: Context) -> None:
@@ -222,6 +225,12 @@ def build_mcp_server(
         ),
     ]
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    async def as_agent(ctx: Context, call: Callable[[str], Awaitable[T]]) -> T:
+        """Authorize the request, then run ``call(changed_by)`` as the calling agent."""
+        authorize(security, ctx)
+        return await answer(call(agent_identity(ctx)))
+
     mutating = ToolAnnotations(destructive_hint=False, idempotent_hint=False)
 
     @server.tool(annotations=read_only)
@@ -265,11 +274,11 @@ def build_mcp_server(
     ) -> dict[str, Any]:
         """Change parameters of the global layer or a symbol's override: merged, validated
         on the result, versioned, audited (changed_by = this agent) and applied live."""
-        authorize(security, ctx)
-        result = await answer(
-            config_service.set_config(
-                strategy_id, _symbol(symbol), parameters, agent_identity(ctx), reason
-            )
+        result = await as_agent(
+            ctx,
+            lambda agent: config_service.set_config(
+                strategy_id, _symbol(symbol), parameters, agent, reason
+            ),
         )
         return write_out(result)
 
@@ -278,9 +287,9 @@ def build_mcp_server(
         strategy_id: StrategyId, ctx: Context, symbol: Symbol = None, reason: Reason = ""
     ) -> dict[str, Any]:
         """Remove a layer: the strategy (or symbol) falls back to the layers below it."""
-        authorize(security, ctx)
-        result = await answer(
-            config_service.delete_config(strategy_id, _symbol(symbol), agent_identity(ctx), reason)
+        result = await as_agent(
+            ctx,
+            lambda agent: config_service.delete_config(strategy_id, _symbol(symbol), agent, reason),
         )
         return write_out(result)
 
@@ -300,11 +309,11 @@ def build_mcp_server(
         reason: Reason = "",
     ) -> dict[str, Any]:
         """Restore a layer as it was at an earlier version (audited as ROLLBACK)."""
-        authorize(security, ctx)
-        result = await answer(
-            config_service.rollback(
-                strategy_id, _symbol(symbol), to_version, agent_identity(ctx), reason
-            )
+        result = await as_agent(
+            ctx,
+            lambda agent: config_service.rollback(
+                strategy_id, _symbol(symbol), to_version, agent, reason
+            ),
         )
         return write_out(result)
 
@@ -354,8 +363,9 @@ def build_mcp_server(
             """Stop publishing signals (all, one strategy's, one symbol's or both): the
             strategies keep evaluating, held signals are counted as paused. Audited and
             applied on every replica until resumed."""
-            authorize(security, ctx)
-            result = await answer(pauses.pause(strategy_id, symbol, agent_identity(ctx), reason))
+            result = await as_agent(
+                ctx, lambda agent: pauses.pause(strategy_id, symbol, agent, reason)
+            )
             return switch_out(result)
 
         @server.tool(annotations=mutating)
@@ -366,8 +376,9 @@ def build_mcp_server(
             reason: Reason = "",
         ) -> dict[str, Any]:
             """Lift the pause of exactly this target (omit both for the global pause)."""
-            authorize(security, ctx)
-            result = await answer(pauses.resume(strategy_id, symbol, agent_identity(ctx), reason))
+            result = await as_agent(
+                ctx, lambda agent: pauses.resume(strategy_id, symbol, agent, reason)
+            )
             return switch_out(result)
 
         @server.tool(annotations=read_only)
@@ -421,11 +432,11 @@ def build_mcp_server(
             configuration (validated like a real change) and compare their signals,
             suppressions and P&L. Nothing is stored, audited or published. Needs the admin
             token (it is costly); one preview at a time."""
-            authorize(security, ctx)
-            return await answer(
-                preview.preview(
-                    strategy_id, _symbol(symbol), parameters, agent_identity(ctx), reason
-                )
+            return await as_agent(
+                ctx,
+                lambda agent: preview.preview(
+                    strategy_id, _symbol(symbol), parameters, agent, reason
+                ),
             )
 
     if extra_tools is not None:
