@@ -62,7 +62,9 @@ def outcome_document(record: OutcomeRecord) -> dict[str, JsonValue]:
     }
 
 
-def outcome_to_document(record: OutcomeRecord) -> dict[str, JsonValue]:
+def signal_fields(record: OutcomeRecord) -> dict[str, JsonValue]:
+    """What identifies the record's signal: id, strategy, symbol, action, config version and
+    signal time (the start of the store's document and of the API's recent signal)."""
     return {
         "signal_id": record.signal_id,
         "strategy_id": record.strategy_id,
@@ -70,6 +72,12 @@ def outcome_to_document(record: OutcomeRecord) -> dict[str, JsonValue]:
         "action": record.action.value,
         "config_version": record.config_version,
         "signal_time_ms": record.signal_time_ms,
+    }
+
+
+def outcome_to_document(record: OutcomeRecord) -> dict[str, JsonValue]:
+    return {
+        **signal_fields(record),
         "price": record.price,
         "recorded_at_ms": record.recorded_at_ms,
         "payload": dict(record.payload),

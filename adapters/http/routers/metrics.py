@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from dependency_injector.wiring import inject
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from adapters.http.routers import AwaitedProvide
+from adapters.http.routers.strategies import Symbol
 from adapters.http.schemas import (
     AllMetricsResponse,
     DepthResponse,
@@ -31,18 +32,6 @@ from application.metrics_query import MAX_LIMIT, MAX_POINTS_LIMIT, MarketMetrics
 from domain.metrics import DEFAULT_MAX_POINTS, Interpretation, SortField
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["market metrics"])
-
-SYMBOL_PATTERN = r"^[A-Za-z0-9]{1,20}$"
-
-Symbol = Annotated[
-    str,
-    Path(
-        description="Trading symbol, alphanumeric, up to 20 characters; case-insensitive.",
-        pattern=SYMBOL_PATTERN,
-        max_length=20,
-        examples=["BTCUSDT"],
-    ),
-]
 
 MetricsQueryDep = Annotated[MarketMetricsQuery, Depends(AwaitedProvide["metrics_query"])]
 

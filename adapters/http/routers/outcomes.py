@@ -11,11 +11,13 @@ Use cases come from the container by name (``outcome_query``, ``config_preview``
 
 # No ``from __future__ import annotations`` in router modules (see strategies.py).
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from dependency_injector.wiring import inject
 from fastapi import APIRouter, Depends, Query
+from fastapi.types import DecoratedCallable
 
 from adapters.http.envelope import ApiError, success
 from adapters.http.routers import AwaitedProvide
@@ -29,7 +31,7 @@ from adapters.http.routers.strategies import (
     Symbol,
 )
 from adapters.http.schemas import ConfigUpdateRequest, Envelope, ErrorEnvelope
-from adapters.wire.outcomes import outcome_document
+from adapters.wire.outcomes import outcome_document, signal_fields
 from application.outcomes import OutcomeQuery
 from application.preview import ConfigPreview, PreviewBusyError, PreviewTimeoutError
 from domain.live_outcomes import HORIZONS, OutcomeRecord
@@ -50,12 +52,7 @@ def _symbol(symbol: str | None) -> str | None:
 def recent_out(record: OutcomeRecord) -> dict[str, Any]:
     """A published signal with its outcome so far, as the API (and the MCP tool) shows it."""
     return {
-        "signal_id": record.signal_id,
-        "strategy_id": record.strategy_id,
-        "symbol": record.symbol,
-        "action": record.action.value,
-        "config_version": record.config_version,
-        "signal_time_ms": record.signal_time_ms,
+        **signal_fields(record),
         "payload": dict(record.payload),
         "outcome": outcome_document(record),
     }
@@ -163,14 +160,19 @@ async def _run_preview(
     return success(data, {"stored": False, "published": False})
 
 
-@router.post(
-    "/strategies/{strategy_id}/config/preview",
-    summary="Preview a global config change",
-    description=_PREVIEW_DOC,
-    response_model=Envelope[dict[str, Any]],
-    responses=_PREVIEW_ERRORS,
-    dependencies=[Admin],
-)
+def _preview_route(path: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of a preview endpoint (the global layer's or a symbol's)."""
+    return router.post(
+        path,
+        summary=summary,
+        description=_PREVIEW_DOC,
+        response_model=Envelope[dict[str, Any]],
+        responses=_PREVIEW_ERRORS,
+        dependencies=[Admin],
+    )
+
+
+@_preview_route("/strategies/{strategy_id}/config/preview", "Preview a global config change")
 @inject
 async def preview_global_config(
     preview: Preview, strategy_id: StrategyId, body: ConfigUpdateRequest
@@ -178,13 +180,8 @@ async def preview_global_config(
     return await _run_preview(preview, strategy_id, None, body)
 
 
-@router.post(
-    "/strategies/{strategy_id}/config/{symbol}/preview",
-    summary="Preview a symbol config change",
-    description=_PREVIEW_DOC,
-    response_model=Envelope[dict[str, Any]],
-    responses=_PREVIEW_ERRORS,
-    dependencies=[Admin],
+@_preview_route(
+    "/strategies/{strategy_id}/config/{symbol}/preview", "Preview a symbol config change"
 )
 @inject
 async def preview_symbol_config(
