@@ -85,18 +85,19 @@ def _api_paths(request: Request) -> set[str]:
 def _render(
     request: Request,
     security: ApiSecurity,
-    template: str,
     page: str,
     status_code: int = 200,
+    template: str | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """A page with the navigation, the operator's session state and ``context``."""
+    """A page with the navigation, the operator's session state and ``context``; its
+    template is ``<page>.html`` unless ``template`` names another."""
     operator = security.session_name(request.cookies.get(CONSOLE_SESSION_COOKIE))
     routes = _api_paths(request)
     pages = [(key, label) for key, label in PAGES if PAGE_NEEDS.get(key, "") in routes | {""}]
     return templates.TemplateResponse(
         request,
-        template,
+        template or f"{page}.html",
         {
             "pages": pages,
             "page": page,
@@ -106,6 +107,11 @@ def _render(
         },
         status_code=status_code,
     )
+
+
+def _missing(request: Request, security: ApiSecurity, page: str, what: str) -> HTMLResponse:
+    """The 404 page of ``page``: ``what`` is not there."""
+    return _render(request, security, page, status_code=404, template="missing.html", what=what)
 
 
 @router.get("", response_class=RedirectResponse)
@@ -127,7 +133,7 @@ async def login_page(
     security: Security,
     next_page: Annotated[str, Query(alias="next", max_length=200)] = "/console",
 ) -> HTMLResponse:
-    return _render(request, security, "login.html", "login", next_page=_safe_next(next_page))
+    return _render(request, security, "login", next_page=_safe_next(next_page))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -151,7 +157,6 @@ async def login(
         return _render(
             request,
             security,
-            "login.html",
             "login",
             status_code=error.status_code,
             next_page=_safe_next(next_page),
@@ -202,7 +207,6 @@ async def signals_page(
     return _render(
         request,
         security,
-        "signals.html",
         "signals",
         strategies=strategies,
         filters={"strategy_id": strategy_id, "symbol": symbol.upper(), "action": action},
@@ -249,13 +253,7 @@ async def signal_stream(
 @router.get("/strategies", response_class=HTMLResponse)
 @inject
 async def strategies_page(request: Request, security: Security, service: Service) -> HTMLResponse:
-    return _render(
-        request,
-        security,
-        "strategies.html",
-        "strategies",
-        strategies=await service.list_strategies(),
-    )
+    return _render(request, security, "strategies", strategies=await service.list_strategies())
 
 
 @router.get("/strategies/{strategy_id}", response_class=HTMLResponse)
@@ -270,14 +268,7 @@ async def strategy_page(
     try:
         specs = await service.schema(strategy_id)
     except UnknownStrategyError:
-        return _render(
-            request,
-            security,
-            "missing.html",
-            "strategies",
-            status_code=404,
-            what=f"strategy {strategy_id!r}",
-        )
+        return _missing(request, security, "strategies", f"strategy {strategy_id!r}")
     layer_symbol = symbol.upper() or None
     view = await service.get_config(strategy_id, layer_symbol)
     summary = next(s for s in await service.list_strategies() if s.strategy_id == strategy_id)
@@ -286,8 +277,8 @@ async def strategy_page(
     return _render(
         request,
         security,
-        "strategy.html",
         "strategies",
+        template="strategy.html",
         strategy=summary,
         view=view,
         symbol=layer_symbol or "",
@@ -301,7 +292,7 @@ async def strategy_page(
 
 
 def _missing_api(request: Request, security: ApiSecurity, page: str, api: str) -> HTMLResponse:
-    return _render(request, security, "missing.html", page, status_code=404, what=f"the API {api}")
+    return _missing(request, security, page, f"the API {api}")
 
 
 @router.get("/pause", response_class=HTMLResponse)
@@ -310,13 +301,7 @@ async def pause_page(request: Request, security: Security, service: Service) -> 
     """Active pauses, and the pause/resume form (sent to ``/api/v1/signals/...``)."""
     if PAUSE_API not in _api_paths(request):
         return _missing_api(request, security, "pause", PAUSE_API)
-    return _render(
-        request,
-        security,
-        "pause.html",
-        "pause",
-        strategies=await service.list_strategies(),
-    )
+    return _render(request, security, "pause", strategies=await service.list_strategies())
 
 
 @router.get("/performance", response_class=HTMLResponse)
@@ -338,7 +323,6 @@ async def performance_page(
     return _render(
         request,
         security,
-        "performance.html",
         "performance",
         strategies=strategies,
         strategy_id=chosen,
@@ -368,7 +352,6 @@ async def audit_page(
     return _render(
         request,
         security,
-        "audit.html",
         "audit",
         strategies=strategies,
         filters={"strategy_id": strategy_id, "symbol": symbol.upper(), "limit": limit},
@@ -385,7 +368,6 @@ async def market_page(request: Request, security: Security, metrics: Metrics) ->
     return _render(
         request,
         security,
-        "market.html",
         "market",
         summary=metrics.summary(),
         symbols=metrics.all(
@@ -412,19 +394,12 @@ async def symbol_page(
         depth = metrics.depth(symbol.upper())
         pressure = metrics.pressure(symbol.upper(), timeframe, 200)
     except (UnknownSymbolError, InvalidQueryError):
-        return _render(
-            request,
-            security,
-            "missing.html",
-            "market",
-            status_code=404,
-            what=f"depth data for {symbol.upper()!r}",
-        )
+        return _missing(request, security, "market", f"depth data for {symbol.upper()!r}")
     return _render(
         request,
         security,
-        "symbol.html",
         "market",
+        template="symbol.html",
         symbol=symbol.upper(),
         timeframe=timeframe,
         depth=depth,
@@ -444,7 +419,6 @@ async def health_page(request: Request, security: Security, health: Health) -> H
     return _render(
         request,
         security,
-        "health.html",
         "health",
         ready=ready,
         readiness=redact_value(jsonable_encoder(body)),
