@@ -335,6 +335,15 @@ _TICKER_FIELDS: Final = ("c", "p", "P", "o", "h", "l", "v", "q", "b", "a")
 _STREAM_CACHE_MAX: Final = 4096
 
 
+def symbol_allow_list(symbols: Iterable[str] | str | None) -> frozenset[str] | None:
+    """The symbols a decoder accepts (a comma-separated string or an iterable, upper-cased),
+    or None when it accepts every symbol (``symbols`` None, or containing ``*``)."""
+    if isinstance(symbols, str):
+        symbols = symbols.split(",")
+    names = None if symbols is None else {s.strip().upper() for s in symbols} - {""}
+    return None if names is None or "*" in names else frozenset(names)
+
+
 class BinanceDecoder:
     """Decodes producer messages; keeps the per-(symbol, kind) last event time.
 
@@ -378,12 +387,7 @@ class BinanceDecoder:
         max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
         dedup_window: int = DEFAULT_DEDUP_WINDOW,
     ) -> None:
-        if isinstance(symbols, str):
-            symbols = symbols.split(",")
-        names = None if symbols is None else {s.strip().upper() for s in symbols} - {""}
-        self._allowed: frozenset[str] | None = (
-            None if names is None or "*" in names else frozenset(names)
-        )
+        self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
         self._tolerance = (
             _NO_ORDER_CHECK if out_of_order_tolerance_ms is None else out_of_order_tolerance_ms

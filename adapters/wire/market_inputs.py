@@ -29,7 +29,7 @@ from typing import Any, Final
 
 import orjson
 
-from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms
+from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms, symbol_allow_list
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import (
     DominanceObservation,
@@ -124,12 +124,7 @@ class MarketInputDecoder:
     def __init__(
         self, symbols: Iterable[str] | str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
-        if isinstance(symbols, str):
-            symbols = symbols.split(",")
-        names = None if symbols is None else {s.strip().upper() for s in symbols} - {""}
-        self._allowed: frozenset[str] | None = (
-            None if names is None or "*" in names else frozenset(names)
-        )
+        self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
         self._handlers: dict[str, Callable[[dict[str, Any]], MarketEvent]] = {
             InputKind.DOMINANCE: self._dominance,
