@@ -793,6 +793,16 @@ class JetStreamPartitionFeed(NatsSubscriber):
             self._check_replay_complete()
 
 
+def _replayed(signal: Signal, item: PartitionFeedItem) -> dict[str, object]:
+    """The log fields of a signal computed from a replayed item."""
+    return {
+        "signal_id": signal.signal_id,
+        "strategy_id": signal.strategy_id,
+        "symbol": signal.symbol,
+        "stream_seq": item.stream_seq,
+    }
+
+
 class ReplayGate:
     """The ``SignalGate`` of a worker: holds back signals computed from replayed messages.
 
@@ -821,10 +831,7 @@ class ReplayGate:
             replay.signals_suppressed_stale += 1
             _log.warning(
                 "replayed_signal_not_recovered_stale",
-                signal_id=signal.signal_id,
-                strategy_id=signal.strategy_id,
-                symbol=signal.symbol,
-                stream_seq=item.stream_seq,
+                **_replayed(signal, item),
                 stored_seconds_before_window=round(
                     (feed.recover_after_ns - item.stored_at_ns) / 1e9, 3
                 ),
@@ -832,11 +839,5 @@ class ReplayGate:
             return False
         feed.replay.signals_recovered += 1
         feed.published_ids.add(signal.signal_id)
-        _log.info(
-            "replayed_signal_recovered",
-            signal_id=signal.signal_id,
-            strategy_id=signal.strategy_id,
-            symbol=signal.symbol,
-            stream_seq=item.stream_seq,
-        )
+        _log.info("replayed_signal_recovered", **_replayed(signal, item))
         return True
