@@ -176,26 +176,15 @@ class NatsConfigChangeListener(NatsSubscriber):
         if origin == self.instance_id:
             self.ignored_own += 1
             return
+        log = _log.bind(strategy_id=strategy_id, symbol=symbol, version=version)
         try:
             reloaded = await self._on_change(strategy_id, symbol, version)
         except Exception as exc:
             self.handler_errors += 1
-            _log.error(
-                "config_change_handler_failed",
-                strategy_id=strategy_id,
-                symbol=symbol,
-                version=version,
-                error=repr(exc),
-            )
+            log.error("config_change_handler_failed", error=repr(exc))
             return
         if not reloaded:
             self.ignored_stale += 1
             return
         self.applied += 1
-        _log.info(
-            "config_change_applied",
-            strategy_id=strategy_id,
-            symbol=symbol,
-            version=version,
-            origin=origin,
-        )
+        log.info("config_change_applied", origin=origin)
