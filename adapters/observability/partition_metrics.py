@@ -20,12 +20,37 @@ from application.checkpoints import FALLBACK_RESULTS
 
 PREFIX = "realtime_strategies"
 
+_ROUTER_COUNTS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("received", f"{PREFIX}_router_messages_received_total", "Raw messages received.", None),
+    (
+        "routed",
+        f"{PREFIX}_router_messages_routed_total",
+        "Messages republished to a partition subject, by kind.",
+        "kind",
+    ),
+    (
+        "unroutable",
+        f"{PREFIX}_router_messages_unroutable_total",
+        "Messages that could not be routed, by reason (never silently dropped).",
+        "reason",
+    ),
+    (
+        "dead_lettered",
+        f"{PREFIX}_router_messages_dead_lettered_total",
+        "Unroutable messages dead-lettered.",
+        None,
+    ),
+    (
+        "publish_errors",
+        f"{PREFIX}_router_publish_errors_total",
+        "Partition publishes not stored by JetStream, by reason.",
+        "reason",
+    ),
+)
+"""The router's counters: (its stats key, metric name, help, label of a count by label)."""
+
 ROUTER_METRIC_NAMES = (
-    f"{PREFIX}_router_messages_received_total",
-    f"{PREFIX}_router_messages_routed_total",
-    f"{PREFIX}_router_messages_unroutable_total",
-    f"{PREFIX}_router_messages_dead_lettered_total",
-    f"{PREFIX}_router_publish_errors_total",
+    *(name for _, name, _, _ in _ROUTER_COUNTS),
     f"{PREFIX}_router_pending_acks",
     f"{PREFIX}_nats_connected",
 )
@@ -62,40 +87,21 @@ class _RouterCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         stats = self._stats()
-        received = _counter(f"{PREFIX}_router_messages_received_total", "Raw messages received.")
-        received.add_metric([], float(stats["received"]))
-        yield received
-        yield _labelled(
-            f"{PREFIX}_router_messages_routed_total",
-            "Messages republished to a partition subject, by kind.",
-            "kind",
-            stats["routed"],
+        for key, name, help_text, label in _ROUTER_COUNTS:
+            if label is None:
+                yield CounterMetricFamily(name, help_text, value=float(stats[key]))
+            else:
+                yield _labelled(name, help_text, label, stats[key])
+        yield GaugeMetricFamily(
+            f"{PREFIX}_router_pending_acks",
+            "Partition publishes awaiting the stream's ack.",
+            value=float(stats["pending_acks"]),
         )
-        yield _labelled(
-            f"{PREFIX}_router_messages_unroutable_total",
-            "Messages that could not be routed, by reason (never silently dropped).",
-            "reason",
-            stats["unroutable"],
+        yield GaugeMetricFamily(
+            f"{PREFIX}_nats_connected",
+            "1 while NATS is connected.",
+            value=1.0 if self._connected() else 0.0,
         )
-        dead = _counter(
-            f"{PREFIX}_router_messages_dead_lettered_total", "Unroutable messages dead-lettered."
-        )
-        dead.add_metric([], float(stats["dead_lettered"]))
-        yield dead
-        yield _labelled(
-            f"{PREFIX}_router_publish_errors_total",
-            "Partition publishes not stored by JetStream, by reason.",
-            "reason",
-            stats["publish_errors"],
-        )
-        pending = GaugeMetricFamily(
-            f"{PREFIX}_router_pending_acks", "Partition publishes awaiting the stream's ack."
-        )
-        pending.add_metric([], float(stats["pending_acks"]))
-        yield pending
-        connected = GaugeMetricFamily(f"{PREFIX}_nats_connected", "1 while NATS is connected.")
-        connected.add_metric([], 1.0 if self._connected() else 0.0)
-        yield connected
 
 
 class RouterMetrics:
@@ -116,15 +122,16 @@ class _FeedCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         feed = self._feed
-        owned = GaugeMetricFamily(f"{PREFIX}_partitions_owned", "Partitions this worker owns.")
-        owned.add_metric([], float(len(feed.partitions)))
-        yield owned
-        complete = GaugeMetricFamily(
+        yield GaugeMetricFamily(
+            f"{PREFIX}_partitions_owned",
+            "Partitions this worker owns.",
+            value=float(len(feed.partitions)),
+        )
+        yield GaugeMetricFamily(
             f"{PREFIX}_partition_replay_complete",
             "1 once the takeover replay of the owned partitions is processed.",
+            value=1.0 if feed.replay_complete else 0.0,
         )
-        complete.add_metric([], 1.0 if feed.replay_complete else 0.0)
-        yield complete
         replayed = _counter(
             f"{PREFIX}_partition_replay_messages_total",
             "Stream messages replayed (state rebuilt, signals gated), by partition.",
@@ -140,21 +147,21 @@ class _FeedCollector(Collector):
             live.add_metric([str(partition)], float(progress.live))
         yield replayed
         yield live
-        suppressed = _counter(
+        yield CounterMetricFamily(
             f"{PREFIX}_partition_replay_signals_suppressed_total",
             "Signals of replayed messages not published (already published or too old).",
+            value=float(feed.replay.signals_suppressed),
         )
-        suppressed.add_metric([], float(feed.replay.signals_suppressed))
-        yield suppressed
-        recovered = _counter(
+        yield CounterMetricFamily(
             f"{PREFIX}_partition_replay_signals_recovered_total",
             "Signals of replayed messages published because the signal stream lacked them.",
+            value=float(feed.replay.signals_recovered),
         )
-        recovered.add_metric([], float(feed.replay.signals_recovered))
-        yield recovered
-        depth = GaugeMetricFamily(f"{PREFIX}_partition_queue_depth", "Decoded items queued.")
-        depth.add_metric([], float(feed.queue_depth))
-        yield depth
+        yield GaugeMetricFamily(
+            f"{PREFIX}_partition_queue_depth",
+            "Decoded items queued.",
+            value=float(feed.queue_depth),
+        )
         checkpoints = getattr(feed, "checkpoints", None)
         if checkpoints is not None:
             yield from _checkpoint_metrics(checkpoints.stats, self._wall())
@@ -181,18 +188,17 @@ def _checkpoint_metrics(stats: Any, now: float) -> Iterable[Metric]:
     writes.add_metric(["error"], float(stats.write_errors))
     writes.add_metric(["deferred"], float(stats.deferred))
     yield writes
-    size = GaugeMetricFamily(
-        f"{PREFIX}_checkpoint_bytes", "Encoded size of the last checkpoint (all partitions)."
-    )
-    size.add_metric([], float(stats.last_bytes))
-    yield size
-    age = GaugeMetricFamily(
-        f"{PREFIX}_checkpoint_age_seconds",
-        "Seconds since the last successful checkpoint (NaN before the first).",
+    yield GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_bytes",
+        "Encoded size of the last checkpoint (all partitions).",
+        value=float(stats.last_bytes),
     )
     written = stats.last_written_at
-    age.add_metric([], float("nan") if written is None else max(0.0, now - written))
-    yield age
+    yield GaugeMetricFamily(
+        f"{PREFIX}_checkpoint_age_seconds",
+        "Seconds since the last successful checkpoint (NaN before the first).",
+        value=float("nan") if written is None else max(0.0, now - written),
+    )
 
 
 def register_partition_feed(registry: CollectorRegistry, feed: Any) -> None:
