@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -55,12 +53,11 @@ from domain.market import (
 )
 from domain.signal import Action, ConfigStamp, Signal, signal_id_for
 from tests.contract.market_feed_contract import capture_lines as contract_capture_lines
-from tests.integration.conftest import free_port
+from tests.integration.service_harness import NATS_SERVER_BIN, NatsServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-NATS_SERVER_BIN = "/usr/sbin/nats-server"
 DATA = Path("/work/shared/data")
 CAPTURE = DATA / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 WIRE_EXAMPLES = DATA / "producer-wire-examples.jsonl"
@@ -158,61 +155,12 @@ def make_signal(
     )
 
 
-def port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class ThrowawayNats:
-    """A private nats-server (JetStream on, store in a temp dir) we can kill and restart."""
-
-    def __init__(self, store_dir: Path) -> None:
-        self.port = free_port()
-        self.store_dir = store_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> None:
-        assert self.proc is None
-        self.proc = subprocess.Popen(
-            [
-                NATS_SERVER_BIN,
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(self.store_dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while not port_open(self.port):
-            if self.proc.poll() is not None:
-                raise AssertionError(f"nats-server exited with {self.proc.returncode}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nats-server did not open port {self.port}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.proc = None
-
-
 @pytest.fixture
-def throwaway_nats(tmp_path: Path) -> Iterator[ThrowawayNats]:
+def throwaway_nats(tmp_path: Path) -> Iterator[NatsServerProcess]:
+    """A private nats-server (JetStream on, store in a temp dir) we can kill and restart."""
     if not os.access(NATS_SERVER_BIN, os.X_OK):
         pytest.fail(f"{NATS_SERVER_BIN} missing (run scripts/ensure-services.sh)")
-    server = ThrowawayNats(tmp_path / "jetstream")
+    server = NatsServerProcess(tmp_path / "jetstream", tmp_path)
     try:
         yield server
     finally:
@@ -750,7 +698,7 @@ async def test_breaker_opens_on_jetstream_failures_and_recovers(
 
 
 async def test_sink_buffers_while_nats_is_down_and_delivers_in_order(
-    throwaway_nats: ThrowawayNats,
+    throwaway_nats: NatsServerProcess,
 ) -> None:
     throwaway_nats.start()
     conn = await open_connection(throwaway_nats.url)
@@ -813,7 +761,7 @@ async def test_sink_buffers_while_nats_is_down_and_delivers_in_order(
     assert ConnectionEvent.RECONNECTED in events
 
 
-async def test_full_buffer_evicts_oldest_and_counts_it(throwaway_nats: ThrowawayNats) -> None:
+async def test_full_buffer_evicts_oldest_and_counts_it(throwaway_nats: NatsServerProcess) -> None:
     throwaway_nats.start()
     conn = await open_connection(throwaway_nats.url)
     prefix = unique("test.rs.signals")
@@ -840,7 +788,7 @@ async def test_full_buffer_evicts_oldest_and_counts_it(throwaway_nats: Throwaway
     assert ids == [signal.signal_id for signal in signals[3:]], "the newest five, in order"
 
 
-async def test_service_starts_while_nats_is_down(throwaway_nats: ThrowawayNats) -> None:
+async def test_service_starts_while_nats_is_down(throwaway_nats: NatsServerProcess) -> None:
     conn = NatsConnection(throwaway_nats.url, reconnect_time_wait=0.05, max_reconnect_wait=0.2)
     prefix = unique("test.rs.signals")
     subject = unique("test.rs.binance")
@@ -970,7 +918,7 @@ async def test_config_listener_survives_bad_payloads_and_handler_errors(
     }
 
 
-async def test_notifier_does_not_raise_when_nats_is_down(throwaway_nats: ThrowawayNats) -> None:
+async def test_notifier_does_not_raise_when_nats_is_down(throwaway_nats: NatsServerProcess) -> None:
     conn = NatsConnection(throwaway_nats.url, reconnect_time_wait=0.05, max_reconnect_wait=0.2)
     await conn.start()
     notifier = NatsConfigChangeNotifier(conn, "replica-a")
@@ -984,7 +932,7 @@ async def test_notifier_does_not_raise_when_nats_is_down(throwaway_nats: Throwaw
 
 
 async def test_connection_close_is_idempotent_and_stops_retrying(
-    throwaway_nats: ThrowawayNats,
+    throwaway_nats: NatsServerProcess,
 ) -> None:
     conn = NatsConnection(throwaway_nats.url, reconnect_time_wait=0.05, max_reconnect_wait=0.2)
     await conn.start()
