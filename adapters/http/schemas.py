@@ -222,26 +222,26 @@ class ParamSpecOut(BaseModel):
     example: ParamValueOut
 
 
+_CONFIG_EXAMPLE: dict[str, Any] = {
+    "strategy_id": "orderbook_skew",
+    "symbol": "BTCUSDT",
+    "parameters": {"buy_threshold": 1.3},
+    "effective": {"enabled": True, "buy_threshold": 1.3, "top_levels": 5},
+    "version": 4,
+    "source": "mongodb",
+    "is_override": True,
+    "exists": True,
+    "layer_version": 4,
+    "updated_at": "2025-10-17T14:45:00Z",
+    "updated_by": "llm_agent_v1",
+}
+"""A symbol override as the API shows it (the examples of the config schemas)."""
+
+
 class ConfigOut(BaseModel):
     """A configuration layer and the effective configuration it results in."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "strategy_id": "orderbook_skew",
-                "symbol": "BTCUSDT",
-                "parameters": {"buy_threshold": 1.3},
-                "effective": {"enabled": True, "buy_threshold": 1.3, "top_levels": 5},
-                "version": 4,
-                "source": "mongodb",
-                "is_override": True,
-                "exists": True,
-                "layer_version": 4,
-                "updated_at": "2025-10-17T14:45:00Z",
-                "updated_by": "llm_agent_v1",
-            }
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"example": _CONFIG_EXAMPLE})
 
     strategy_id: str
     symbol: str | None = Field(description="None for the global config.")
@@ -277,17 +277,11 @@ class ConfigWriteEnvelope(BaseModel):
             "example": {
                 "success": True,
                 "data": {
-                    "strategy_id": "orderbook_skew",
+                    **_CONFIG_EXAMPLE,
                     "symbol": None,
-                    "parameters": {"buy_threshold": 1.3},
-                    "effective": {"enabled": True, "buy_threshold": 1.3, "top_levels": 5},
                     "version": 3,
-                    "source": "mongodb",
                     "is_override": False,
-                    "exists": True,
                     "layer_version": 3,
-                    "updated_at": "2025-10-17T14:45:00Z",
-                    "updated_by": "llm_agent_v1",
                 },
                 "error": None,
                 "metadata": {
