@@ -86,14 +86,16 @@ def classify_stream(stream: str) -> RouteResult:
     return RouteKey(symbol, route_kind)
 
 
-def _parse_object(raw: bytes) -> dict[str, object] | Unroutable:
+def _field(raw: bytes, name: str) -> object:
+    """The top-level field ``name`` of the JSON object ``raw`` (None if absent), or the
+    :class:`Unroutable` of a message that is no JSON object."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Unroutable(SkipReason.MALFORMED_JSON, str(exc)[:120])
     if not isinstance(obj, dict):
         return Unroutable(SkipReason.NOT_AN_OBJECT, f"message is a JSON {type(obj).__name__}")
-    return obj
+    return obj.get(name)
 
 
 class BinanceRouteKeys:
@@ -129,10 +131,9 @@ class BinanceRouteKeys:
 
     @staticmethod
     def _parse(raw: bytes) -> RouteResult:
-        obj = _parse_object(raw)
-        if isinstance(obj, Unroutable):
-            return obj
-        stream = obj.get("stream")
+        stream = _field(raw, "stream")
+        if isinstance(stream, Unroutable):
+            return stream
         if stream is None:
             return Unroutable(SkipReason.MISSING_FIELD, "no 'stream'")
         if not isinstance(stream, str):
@@ -147,10 +148,9 @@ def dominance_route(raw: bytes) -> RouteResult:
 
 
 def quote_route(raw: bytes) -> RouteResult:
-    obj = _parse_object(raw)
-    if isinstance(obj, Unroutable):
-        return obj
-    symbol = obj.get("symbol")
+    symbol = _field(raw, "symbol")
+    if isinstance(symbol, Unroutable):
+        return symbol
     if not isinstance(symbol, str):
         return Unroutable(MISSING_SYMBOL, "quote without a string 'symbol'")
     normalized = symbol.strip().upper().translate(_SEPARATORS)
@@ -160,10 +160,9 @@ def quote_route(raw: bytes) -> RouteResult:
 
 
 def onchain_route(raw: bytes) -> RouteResult:
-    obj = _parse_object(raw)
-    if isinstance(obj, Unroutable):
-        return obj
-    asset = obj.get("asset")
+    asset = _field(raw, "asset")
+    if isinstance(asset, Unroutable):
+        return asset
     if not isinstance(asset, str) or not asset.strip():
         return Unroutable(MISSING_SYMBOL, "on-chain event without a string 'asset'")
     symbol = onchain_symbol(asset)
