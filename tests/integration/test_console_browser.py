@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,12 +58,30 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def sign_in(page: Page, service: LocalService, name: str = "ops-alice") -> None:
-    page.goto(f"{service.url}/console/login?next=/console/strategies")
+def submit_login(page: Page, url: str, name: str, token: str) -> None:
+    """Open the login page at ``url`` and sign in as ``name`` with ``token``."""
+    page.goto(url)
     page.fill("input[name=name]", name)
-    page.fill("input[name=token]", service.token)
+    page.fill("input[name=token]", token)
     page.click("#login-form button[type=submit]")
+
+
+def sign_in(page: Page, service: LocalService, name: str = "ops-alice") -> None:
+    submit_login(page, f"{service.url}/console/login?next=/console/strategies", name, service.token)
     expect(page.locator("#operator")).to_have_text(name)
+
+
+def apply_form(page: Page, url: str, fields: dict[str, str]) -> None:
+    """Open the strategy page at ``url``, fill ``fields`` (selector → value), press Apply."""
+    page.goto(url)
+    for selector, value in fields.items():
+        page.fill(selector, value)
+    page.click("#apply")
+
+
+def api_data(service: LocalService, path: str) -> Any:
+    """The ``data`` of the API's answer to ``GET path``."""
+    return httpx.get(f"{service.url}{path}").json()["data"]
 
 
 def test_every_page_loads(page: Page, service: LocalService) -> None:
@@ -89,10 +108,7 @@ def test_every_page_loads(page: Page, service: LocalService) -> None:
 
 
 def test_a_wrong_token_is_refused_at_sign_in(page: Page, service: LocalService) -> None:
-    page.goto(f"{service.url}/console/login")
-    page.fill("input[name=name]", "mallory")
-    page.fill("input[name=token]", "not-the-token")
-    page.click("#login-form button[type=submit]")
+    submit_login(page, f"{service.url}/console/login", "mallory", "not-the-token")
     expect(page.locator("#login-error")).to_contain_text("invalid bearer token")
     expect(page.locator("#sign-in")).to_be_visible()
 
@@ -101,16 +117,17 @@ def test_a_change_through_the_form_reaches_the_audit_and_the_api(
     page: Page, service: LocalService
 ) -> None:
     sign_in(page, service)
-    page.goto(f"{service.url}/console/strategies/orderbook_skew")
-    page.fill("#p-buy_threshold", "1.35")
-    page.fill("#reason", "thin book in the browser test")
-    page.click("#apply")
+    apply_form(
+        page,
+        f"{service.url}/console/strategies/orderbook_skew",
+        {"#p-buy_threshold": "1.35", "#reason": "thin book in the browser test"},
+    )
     expect(page.locator("#result")).to_contain_text("Applied")
     page.wait_for_load_state("load")
     expect(page.locator("#history tbody tr").first).to_contain_text("ops-alice")
     shot(page, "strategy-after-change")
 
-    config = httpx.get(f"{service.url}/api/v1/strategies/orderbook_skew/config").json()["data"]
+    config = api_data(service, "/api/v1/strategies/orderbook_skew/config")
     assert config["parameters"]["buy_threshold"] == 1.35
     assert config["updated_by"] == "ops-alice"
 
@@ -127,25 +144,26 @@ def test_an_invalid_value_is_shown_inline_and_nothing_changes(
     page: Page, service: LocalService
 ) -> None:
     sign_in(page, service, "ops-bob")
-    before = httpx.get(f"{service.url}/api/v1/strategies/trade_momentum/config").json()["data"]
-    page.goto(f"{service.url}/console/strategies/trade_momentum")
-    page.fill("#p-momentum_window", "0")
-    page.click("#apply")
+    before = api_data(service, "/api/v1/strategies/trade_momentum/config")
+    apply_form(
+        page, f"{service.url}/console/strategies/trade_momentum", {"#p-momentum_window": "0"}
+    )
     error = page.locator('[data-error-for="momentum_window"]')
     expect(error).not_to_be_empty()
     expect(page.locator("#p-momentum_window")).to_have_attribute("aria-invalid", "true")
     shot(page, "strategy-422")
-    after = httpx.get(f"{service.url}/api/v1/strategies/trade_momentum/config").json()["data"]
+    after = api_data(service, "/api/v1/strategies/trade_momentum/config")
     assert after == before
 
 
 def test_a_change_without_a_session_is_refused_inline(page: Page, service: LocalService) -> None:
-    page.goto(f"{service.url}/console/strategies/ticker_velocity")
-    page.fill("#changed-by", "anonymous")
-    page.fill("#p-time_window", "90")
-    page.click("#apply")
+    apply_form(
+        page,
+        f"{service.url}/console/strategies/ticker_velocity",
+        {"#changed-by": "anonymous", "#p-time_window": "90"},
+    )
     expect(page.locator("#form-error")).to_contain_text("sign in")
-    config = httpx.get(f"{service.url}/api/v1/strategies/ticker_velocity/config").json()["data"]
+    config = api_data(service, "/api/v1/strategies/ticker_velocity/config")
     assert config["exists"] is False
 
 
@@ -155,9 +173,7 @@ def test_a_rollback_from_the_history_restores_the_earlier_version(
     sign_in(page, service, "ops-carol")
     url = f"{service.url}/console/strategies/orderbook_skew?symbol=ETHUSDT"
     for value in ("1.4", "1.6"):
-        page.goto(url)
-        page.fill("#p-buy_threshold", value)
-        page.click("#apply")
+        apply_form(page, url, {"#p-buy_threshold": value})
         expect(page.locator("#result")).to_contain_text("Applied")
         page.wait_for_load_state("load")
     page.goto(url)
@@ -213,14 +229,14 @@ def test_pause_and_resume_through_the_console(page: Page, service: LocalService)
     expect(row).to_contain_text("BTCUSDT")
     expect(row).to_contain_text("ops-carol")
     shot(page, "pause")
-    listed = httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"]
+    listed = api_data(service, "/api/v1/signals/pause")
     assert [(p["strategy_id"], p["symbol"]) for p in listed] == [("orderbook_skew", "BTCUSDT")]
 
     row.locator("button").click()
     expect(page.locator("#result")).to_contain_text("resumed")
     expect(page.locator("#pauses tbody")).to_contain_text("No active pause")
-    assert httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"] == []
-    audit = httpx.get(f"{service.url}/api/v1/audit?limit=5").json()["data"]
+    assert api_data(service, "/api/v1/signals/pause") == []
+    audit = api_data(service, "/api/v1/audit?limit=5")
     assert {r["action"] for r in audit} >= {"PAUSE", "RESUME"}
 
 
@@ -230,7 +246,7 @@ def test_a_pause_without_a_session_is_refused_inline(page: Page, service: LocalS
     page.fill("#changed-by", "mallory")
     page.click("#pause")
     expect(page.locator("#form-error")).to_contain_text("sign in")
-    assert httpx.get(f"{service.url}/api/v1/signals/pause").json()["data"] == []
+    assert api_data(service, "/api/v1/signals/pause") == []
 
 
 def test_the_performance_page_shows_live_outcomes(page: Page, service: LocalService) -> None:
@@ -249,5 +265,5 @@ def test_a_preview_from_the_form_shows_both_sides(page: Page, service: LocalServ
     page.click("#preview")
     expect(page.locator("#preview-result")).to_contain_text("candidate")
     shot(page, "preview")
-    config = httpx.get(f"{service.url}/api/v1/strategies/orderbook_skew/config").json()["data"]
+    config = api_data(service, "/api/v1/strategies/orderbook_skew/config")
     assert config["effective"]["buy_threshold"] != 2.5  # a preview never writes
