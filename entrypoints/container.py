@@ -348,6 +348,7 @@ def scrape_sources(container: Container) -> ScrapeSources:
         sink = container.nats_sink()
         sources.nats_connected = lambda: connection.is_connected
         sources.publish_errors = lambda: sink.publish_errors
+        sources.signal_duplicate_acks = lambda: sink.duplicates
         sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
         sources.signal_buffer_size = lambda: sink.buffered
         sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
@@ -372,6 +373,7 @@ def delivery_stats(
             "signals_buffered": sink.buffered,
             "signals_dropped": sink.dropped_buffer_full,
             "publish_failures": sink.publish_errors,
+            "signal_duplicate_acks": sink.duplicates,
             "nats_state": connection.state.value,
         }
 

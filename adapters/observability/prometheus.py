@@ -153,6 +153,13 @@ METRICS: tuple[MetricInfo, ...] = (
         "Failed attempts to publish a signal to NATS (each retried or buffered).",
     ),
     MetricInfo(
+        f"{PREFIX}_signal_publish_duplicates_total",
+        "counter",
+        (),
+        "Signal publishes the signal stream acknowledged as duplicates (re-sent after an "
+        "unacknowledged publish): stored once, delivered again to core NATS subscribers.",
+    ),
+    MetricInfo(
         f"{PREFIX}_signals_dropped_total",
         "counter",
         ("reason",),
@@ -330,8 +337,8 @@ class ScrapeSources:
     * ``message_errors``: messages that failed (invalid, by-design skips excluded, or
       processing raised) → ``messages_errors_total``.
     * ``last_event_time_ms``: exchange event time of the last message (→ consumer lag).
-    * ``publish_errors``, ``signals_dropped`` (``{reason: count}``), ``signal_buffer_size``:
-      the signal sink's counters.
+    * ``publish_errors``, ``signal_duplicate_acks``, ``signals_dropped`` (``{reason:
+      count}``), ``signal_buffer_size``: the signal sink's counters.
     * ``circuit_breakers``: ``{name: state}`` with state 0/1/2 (``BreakerState`` is an
       ``IntEnum``).
     * ``nats_connected``: truthy when connected.
@@ -348,6 +355,7 @@ class ScrapeSources:
     message_errors: ValueSource | None = None
     last_event_time_ms: ValueSource | None = None
     publish_errors: ValueSource | None = None
+    signal_duplicate_acks: ValueSource | None = None
     signals_dropped: CountsSource | None = None
     signal_buffer_size: ValueSource | None = None
     circuit_breakers: Callable[[], Mapping[str, int]] | None = None
@@ -479,6 +487,12 @@ def _scalar(name: str, source: ValueSource | None, *, counter: bool = False) -> 
 
 def _publish_errors(m: PrometheusMetrics) -> Metric | None:
     return _scalar(f"{PREFIX}_publish_errors_total", m.sources.publish_errors, counter=True)
+
+
+def _signal_duplicate_acks(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(
+        f"{PREFIX}_signal_publish_duplicates_total", m.sources.signal_duplicate_acks, counter=True
+    )
 
 
 def _signals_dropped(m: PrometheusMetrics) -> Metric | None:
@@ -622,6 +636,7 @@ _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] 
     (f"{PREFIX}_consumer_lag_seconds", _consumer_lag),
     (f"{PREFIX}_signals_generated_total", _signals_generated),
     (f"{PREFIX}_publish_errors_total", _publish_errors),
+    (f"{PREFIX}_signal_publish_duplicates_total", _signal_duplicate_acks),
     (f"{PREFIX}_signals_dropped_total", _signals_dropped),
     (f"{PREFIX}_signal_buffer_size", _signal_buffer_size),
     (f"{PREFIX}_circuit_breaker_state", _circuit_breakers),
