@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from adapters.compute.task_order import Completions, TaskOrderRunner
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class DaskTaskRunner:
+class DaskTaskRunner(TaskOrderRunner):
     """Runs tasks on the Dask cluster at ``address``; the first failing task is re-raised."""
 
     def __init__(self, address: str, *, connect_timeout: float = 30.0) -> None:
@@ -24,14 +26,7 @@ class DaskTaskRunner:
         self.address = address.strip()
         self.connect_timeout = connect_timeout
 
-    def map(
-        self,
-        function: Callable[[T], R],
-        tasks: Sequence[T],
-        on_done: Callable[[R], None] | None = None,
-    ) -> list[R]:
-        if not tasks:
-            return []
+    def _completed(self, function: Callable[[T], R], tasks: Sequence[T]) -> Completions[R]:
         # Imported here: the service and the local sweep never load Dask.
         from distributed import Client, as_completed
 
@@ -42,12 +37,8 @@ class DaskTaskRunner:
             # pure=False: every task is its own Dask task, even if two are equal.
             futures: list[Any] = client.map(function, list(tasks), pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
-            results: dict[int, R] = {}
             for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
                 result: R = future.result()  # re-raises a task's exception here
-                results[index[future.key]] = result
-                if on_done is not None:
-                    on_done(result)
-            return [results[i] for i in range(len(tasks))]
+                yield index[future.key], result
         finally:
             client.close()

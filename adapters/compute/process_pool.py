@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from typing import TypeVar
 
+from adapters.compute.task_order import Completions, TaskOrderRunner
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -20,7 +22,7 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class ProcessPoolTaskRunner:
+class ProcessPoolTaskRunner(TaskOrderRunner):
     """Runs tasks in ``jobs`` worker processes (``spawn``: a clean interpreter each, like a
     cluster worker, and safe whatever threads the parent runs). ``function`` must be a
     module-level callable and the tasks picklable. The first task that raises cancels the
@@ -31,21 +33,13 @@ class ProcessPoolTaskRunner:
             raise ValueError(f"jobs must be >= 1, got {jobs}")
         self.jobs = jobs or default_jobs()
 
-    def map(
-        self,
-        function: Callable[[T], R],
-        tasks: Sequence[T],
-        on_done: Callable[[R], None] | None = None,
-    ) -> list[R]:
-        if not tasks:
-            return []
+    def _completed(self, function: Callable[[T], R], tasks: Sequence[T]) -> Completions[R]:
         context = multiprocessing.get_context("spawn")
         workers = min(self.jobs, len(tasks))
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures: dict[Future[R], int] = {
                 pool.submit(function, task): index for index, task in enumerate(tasks)
             }
-            results: dict[int, R] = {}
             pending: set[Future[R]] = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
@@ -55,8 +49,4 @@ class ProcessPoolTaskRunner:
                         for other in pending:
                             other.cancel()
                         raise error
-                    result = future.result()
-                    results[futures[future]] = result
-                    if on_done is not None:
-                        on_done(result)
-        return [results[index] for index in range(len(tasks))]
+                    yield futures[future], future.result()

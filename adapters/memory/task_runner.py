@@ -5,23 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from adapters.compute.task_order import Completions, TaskOrderRunner
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class InProcessTaskRunner:
+class InProcessTaskRunner(TaskOrderRunner):
     """Calls ``function`` on each task in order, here."""
 
-    def map(
-        self,
-        function: Callable[[T], R],
-        tasks: Sequence[T],
-        on_done: Callable[[R], None] | None = None,
-    ) -> list[R]:
-        results = []
-        for task in tasks:
-            result = function(task)
-            results.append(result)
-            if on_done is not None:
-                on_done(result)
-        return results
+    def _completed(self, function: Callable[[T], R], tasks: Sequence[T]) -> Completions[R]:
+        for index, task in enumerate(tasks):
+            yield index, function(task)
