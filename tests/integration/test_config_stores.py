@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,27 +66,47 @@ def document(
     )
 
 
+def _every_operation(
+    repository: ConfigRepository, audit_log: AuditLog
+) -> tuple[Awaitable[object], ...]:
+    """One call of each operation of the repository and the audit log (not yet awaited)."""
+    return (
+        repository.ping(),
+        repository.get("store_alpha", None),
+        repository.list(),
+        repository.save(document(), 0),
+        audit_log.list("store_alpha"),
+        audit_log.append(
+            AuditRecord("store_alpha", None, AuditAction.CREATE, None, {}, "x", T0, "", 1)
+        ),
+    )
+
+
 # --- MongoDB (SecantusDB) -------------------------------------------------------------------
 
 
 @pytest.fixture
-async def mongo_repository(
+async def mongo_database(
     mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database_name: str
-) -> AsyncIterator[MongoConfigRepository]:
-    repository = MongoConfigRepository(mongo_client, mongo_database_name)
-    await repository.ensure_indexes()
-    yield repository
+) -> AsyncIterator[str]:
+    """The test's database name, its indexes created; the database is dropped after."""
+    await ensure_mongo_indexes(mongo_client, mongo_database_name)
+    yield mongo_database_name
     await mongo_client.drop_database(mongo_database_name)
 
 
 @pytest.fixture
-async def mongo_audit_log(
-    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database_name: str
-) -> AsyncIterator[MongoAuditLog]:
-    audit_log = MongoAuditLog(mongo_client, mongo_database_name)
-    await audit_log.ensure_indexes()
-    yield audit_log
-    await mongo_client.drop_database(mongo_database_name)
+def mongo_repository(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database: str
+) -> MongoConfigRepository:
+    return MongoConfigRepository(mongo_client, mongo_database)
+
+
+@pytest.fixture
+def mongo_audit_log(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database: str
+) -> MongoAuditLog:
+    return MongoAuditLog(mongo_client, mongo_database)
 
 
 class TestMongoConfigRepository(ConfigRepositoryContract):
@@ -103,16 +123,14 @@ class TestMongoAuditLog(AuditLogContract):
 
 class TestMongoPauseStore(PauseStoreContract):
     @pytest.fixture
-    async def stores(
-        self, mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database_name: str
-    ) -> AsyncIterator[PauseStores]:
-        await ensure_mongo_indexes(mongo_client, mongo_database_name)
-        yield PauseStores(
-            MongoPauseStore(mongo_client, mongo_database_name),
-            MongoConfigUnitOfWork(mongo_client, mongo_database_name),
-            MongoAuditLog(mongo_client, mongo_database_name),
+    def stores(
+        self, mongo_client: AsyncMongoClient[dict[str, Any]], mongo_database: str
+    ) -> PauseStores:
+        return PauseStores(
+            MongoPauseStore(mongo_client, mongo_database),
+            MongoConfigUnitOfWork(mongo_client, mongo_database),
+            MongoAuditLog(mongo_client, mongo_database),
         )
-        await mongo_client.drop_database(mongo_database_name)
 
 
 class TestMongoSpecifics:
@@ -242,14 +260,7 @@ class TestMongoSpecifics:
         audit_log = MongoAuditLog(client, "test_rs_nowhere")
         started = time.monotonic()
         try:
-            for call in (
-                repository.ping(),
-                repository.get("store_alpha", None),
-                repository.list(),
-                repository.save(document(), 0),
-                repository.ensure_indexes(),
-                audit_log.list("store_alpha"),
-            ):
+            for call in (*_every_operation(repository, audit_log), repository.ensure_indexes()):
                 with pytest.raises(StoreUnavailableError, match="mongodb"):
                     await call
         finally:
@@ -271,64 +282,36 @@ class TestMongoSpecifics:
         await cleanup.close()
 
 
-# --- MySQL (MariaDB) ------------------------------------------------------------------------
-
-
-class TestMySqlConfigRepository(ConfigRepositoryContract):
-    @pytest.fixture
-    async def repository(self, mysql_engine: AsyncEngine) -> ConfigRepository:
-        return MySqlConfigRepository(mysql_engine)
-
-
-class TestMySqlAuditLog(AuditLogContract):
-    @pytest.fixture
-    async def audit_log(self, mysql_engine: AsyncEngine) -> AuditLog:
-        return MySqlAuditLog(mysql_engine)
-
-
-class TestMySqlPauseStore(PauseStoreContract):
-    @pytest.fixture
-    async def stores(self, mysql_engine: AsyncEngine) -> PauseStores:
-        return PauseStores(
-            SqlPauseStore(mysql_engine),
-            SqlConfigUnitOfWork(mysql_engine),
-            MySqlAuditLog(mysql_engine),
-        )
-
-
-# --- SQLite ---------------------------------------------------------------------------------
-
-
-class TestSqliteConfigRepository(ConfigRepositoryContract):
-    @pytest.fixture
-    async def repository(self, sqlite_engine: AsyncEngine) -> ConfigRepository:
-        return SqlConfigRepository(sqlite_engine)
-
-
-class TestSqliteAuditLog(AuditLogContract):
-    @pytest.fixture
-    async def audit_log(self, sqlite_engine: AsyncEngine) -> AuditLog:
-        return SqlAuditLog(sqlite_engine)
-
-
-class TestSqlitePauseStore(PauseStoreContract):
-    @pytest.fixture
-    async def stores(self, sqlite_engine: AsyncEngine) -> PauseStores:
-        return PauseStores(
-            SqlPauseStore(sqlite_engine),
-            SqlConfigUnitOfWork(sqlite_engine),
-            SqlAuditLog(sqlite_engine),
-        )
-
-
-# --- Both SQL dialects ----------------------------------------------------------------------
+# --- MySQL (MariaDB) and SQLite ------------------------------------------------------------
 
 
 @pytest.fixture(params=["mysql", "sqlite"])
-async def sql_engine(
-    request: pytest.FixtureRequest, mysql_engine: AsyncEngine, sqlite_engine: AsyncEngine
-) -> AsyncEngine:
-    return mysql_engine if request.param == "mysql" else sqlite_engine
+def sql_engine(request: pytest.FixtureRequest) -> AsyncEngine:
+    """The ``mysql_engine`` or the ``sqlite_engine``: a test using it runs on both."""
+    engine: AsyncEngine = request.getfixturevalue(f"{request.param}_engine")
+    return engine
+
+
+class TestSqlConfigRepository(ConfigRepositoryContract):
+    @pytest.fixture
+    async def repository(self, sql_engine: AsyncEngine) -> ConfigRepository:
+        return SqlConfigRepository(sql_engine)
+
+
+class TestSqlAuditLog(AuditLogContract):
+    @pytest.fixture
+    async def audit_log(self, sql_engine: AsyncEngine) -> AuditLog:
+        return SqlAuditLog(sql_engine)
+
+
+class TestSqlPauseStore(PauseStoreContract):
+    @pytest.fixture
+    async def stores(self, sql_engine: AsyncEngine) -> PauseStores:
+        return PauseStores(
+            SqlPauseStore(sql_engine),
+            SqlConfigUnitOfWork(sql_engine),
+            SqlAuditLog(sql_engine),
+        )
 
 
 def _schema(sync_conn: Connection) -> dict[str, Any]:
@@ -504,16 +487,7 @@ class TestSqlSchema:
         audit_log = MySqlAuditLog.from_uri(url, connect_timeout_s=1.0)
         started = time.monotonic()
         try:
-            for call in (
-                repository.ping(),
-                repository.get("store_alpha", None),
-                repository.list(),
-                repository.save(document(), 0),
-                audit_log.list("store_alpha"),
-                audit_log.append(
-                    AuditRecord("store_alpha", None, AuditAction.CREATE, None, {}, "x", T0, "", 1)
-                ),
-            ):
+            for call in _every_operation(repository, audit_log):
                 with pytest.raises(StoreUnavailableError, match="mysql"):
                     await call
         finally:
