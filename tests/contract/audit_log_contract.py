@@ -23,22 +23,14 @@ import pytest
 from application.ports import AuditLog
 from domain.config import AuditAction, AuditPosition, AuditRecord
 from domain.params import ParamValue
-
-STRATEGY = "contract_alpha"
-OTHER_STRATEGY = "contract_beta"
-T0 = datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-TYPED_PARAMETERS: dict[str, ParamValue] = {
-    "enabled": True,
-    "volume_confirmation": False,
-    "cooldown_seconds": 60,
-    "zero_int": 0,
-    "big_int": 2**40,
-    "buy_threshold": 1.0,
-    "zero_float": 0.0,
-    "sell_threshold": -0.7,
-    "inexact": 0.1 + 0.2,
-}
+from tests.contract.config_repository_contract import (
+    OTHER_STRATEGY,
+    STRATEGY,
+    T0,
+    TYPED_PARAMETERS,
+    assert_same_parameters,
+    assert_utc,
+)
 
 
 def make_record(
@@ -66,25 +58,22 @@ def make_record(
     )
 
 
-def assert_same_parameters(
+def assert_same_optional_parameters(
     got: Mapping[str, ParamValue] | None, expected: Mapping[str, ParamValue] | None
 ) -> None:
     if expected is None:
         assert got is None
         return
     assert got is not None
-    assert dict(got) == dict(expected)
-    for name, value in expected.items():
-        assert type(got[name]) is type(value), (name, got[name], value)
+    assert_same_parameters(got, expected)
 
 
 def assert_same_record(got: AuditRecord, expected: AuditRecord) -> None:
     assert got == expected
     assert isinstance(got.action, AuditAction)
-    assert got.changed_at.tzinfo is not None
-    assert got.changed_at.utcoffset() == timedelta(0)
-    assert_same_parameters(got.old_parameters, expected.old_parameters)
-    assert_same_parameters(got.new_parameters, expected.new_parameters)
+    assert_utc(got.changed_at)
+    assert_same_optional_parameters(got.old_parameters, expected.old_parameters)
+    assert_same_optional_parameters(got.new_parameters, expected.new_parameters)
 
 
 class AuditLogContract:
