@@ -29,7 +29,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy import ColumnElement, Row, Table, and_, func, insert, or_, select, text, update
@@ -239,6 +239,14 @@ class _SqlStore:
         self._timeout = operation_timeout_s
         self.name: str = "mysql" if is_mysql(engine.dialect.name) else engine.dialect.name
 
+    @classmethod
+    def from_uri(
+        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
+    ) -> Self:
+        """A store on its own engine (disposed by :meth:`close`)."""
+        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
+        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
+
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
@@ -286,13 +294,6 @@ def _document_from_row(row: Row[Any], symbol: str | None, source: str) -> Config
 
 class SqlConfigRepository(_SqlStore):
     """:class:`~application.ports.ConfigRepository` on SQL (``name``: ``mysql``/``sqlite``)."""
-
-    @classmethod
-    def from_uri(
-        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
-    ) -> SqlConfigRepository:
-        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
-        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
 
     async def get(self, strategy_id: str, symbol: str | None) -> ConfigDocument | None:
         table, key = _layer_key(strategy_id, symbol)
@@ -442,13 +443,6 @@ def _load_optional(raw: str | None) -> dict[str, ParamValue] | None:
 class SqlAuditLog(_SqlStore):
     """:class:`~application.ports.AuditLog` on the ``strategy_config_audit`` table."""
 
-    @classmethod
-    def from_uri(
-        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
-    ) -> SqlAuditLog:
-        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
-        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
-
     async def append(self, record: AuditRecord) -> None:
         """Store ``record`` unless the strategy already has one with its version."""
         async with self._guarded(), self._engine.begin() as conn:
@@ -558,13 +552,6 @@ def _pause_from_row(row: Row[Any], source: str) -> PauseRecord:
 
 class SqlPauseStore(_SqlStore):
     """:class:`~application.ports.PauseStore` on the ``signal_pauses`` table."""
-
-    @classmethod
-    def from_uri(
-        cls, uri: str, *, connect_timeout_s: float = 2.0, operation_timeout_s: float = 5.0
-    ) -> SqlPauseStore:
-        engine = create_sql_engine(uri, connect_timeout_s=connect_timeout_s)
-        return cls(engine, owns_engine=True, operation_timeout_s=operation_timeout_s)
 
     async def list(self) -> list[PauseRecord]:
         async with self._guarded(), self._engine.connect() as conn:
