@@ -1,6 +1,7 @@
-"""The configuration stores against real servers: MongoDB (SecantusDB), MySQL (MariaDB) and
-SQLite (a temporary file). Each runs the shared port contracts, plus what is specific to it:
-the stored document shape, the shipped schema, and failures reported as unavailability."""
+"""The configuration stores against real servers: MongoDB (SecantusDB), MySQL (MariaDB),
+SQLite (a temporary file) and the failover pair of MongoDB and MySQL with both up. Each runs
+the shared port contracts, plus what is specific to it: the stored document shape, the
+shipped schema, and failures reported as unavailability."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.failover import FailoverAuditLog, FailoverConfigRepository
 from adapters.mongo import (
     AUDIT_COLLECTION,
     GLOBAL_COLLECTION,
@@ -312,6 +314,28 @@ class TestSqlPauseStore(PauseStoreContract):
             SqlConfigUnitOfWork(sql_engine),
             SqlAuditLog(sql_engine),
         )
+
+
+# --- MongoDB primary, MySQL fallback (both up) -----------------------------------------------
+
+
+class TestFailoverConfigRepository(ConfigRepositoryContract):
+    """With both stores up, the composite is a correct repository answered by MongoDB."""
+
+    @pytest.fixture
+    def repository(
+        self, mongo_repository: MongoConfigRepository, mysql_engine: AsyncEngine
+    ) -> ConfigRepository:
+        return FailoverConfigRepository(mongo_repository, MySqlConfigRepository(mysql_engine))
+
+    def expected_source(self, repository: ConfigRepository) -> str | None:
+        return "mongodb"
+
+
+class TestFailoverAuditLog(AuditLogContract):
+    @pytest.fixture
+    def audit_log(self, mongo_audit_log: MongoAuditLog, mysql_engine: AsyncEngine) -> AuditLog:
+        return FailoverAuditLog(mongo_audit_log, MySqlAuditLog(mysql_engine))
 
 
 def _schema(sync_conn: Connection) -> dict[str, Any]:

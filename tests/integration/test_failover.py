@@ -33,8 +33,6 @@ from application.ports import (
     VersionConflictError,
 )
 from domain.config import AuditAction, AuditRecord, ConfigDocument
-from tests.contract.audit_log_contract import AuditLogContract
-from tests.contract.config_repository_contract import ConfigRepositoryContract
 from tests.integration.conftest import SecantusServer, TcpProxy, start_secantus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -156,39 +154,6 @@ async def stack(
 
 
 # --- normal operation -----------------------------------------------------------------------
-
-
-class TestFailoverConfigRepositoryContract(ConfigRepositoryContract):
-    """With both stores up, the composite is a correct repository answered by MongoDB."""
-
-    @pytest.fixture
-    async def repository(
-        self,
-        mongo_client: AsyncMongoClient[dict[str, Any]],
-        mongo_database_name: str,
-        mysql_engine: AsyncEngine,
-    ) -> AsyncIterator[ConfigRepository]:
-        mongo = MongoConfigRepository(mongo_client, mongo_database_name)
-        await mongo.ensure_indexes()
-        yield FailoverConfigRepository(mongo, MySqlConfigRepository(mysql_engine))
-        await mongo_client.drop_database(mongo_database_name)
-
-    def expected_source(self, repository: ConfigRepository) -> str | None:
-        return "mongodb"
-
-
-class TestFailoverAuditLogContract(AuditLogContract):
-    @pytest.fixture
-    async def audit_log(
-        self,
-        mongo_client: AsyncMongoClient[dict[str, Any]],
-        mongo_database_name: str,
-        mysql_engine: AsyncEngine,
-    ) -> AsyncIterator[AuditLog]:
-        mongo = MongoAuditLog(mongo_client, mongo_database_name)
-        await mongo.ensure_indexes()
-        yield FailoverAuditLog(mongo, MySqlAuditLog(mysql_engine))
-        await mongo_client.drop_database(mongo_database_name)
 
 
 async def test_writes_land_in_both_stores(stack: Stack) -> None:
