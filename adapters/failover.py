@@ -339,28 +339,23 @@ class FailoverConfigRepository:
         await self.reconcile_if_needed()
         shared = self._shared
         if self._primary_serves():
-            try:
-                result = await _call(shared.primary, operation(self.primary))
-            except StoreUnavailableError:
-                pass
-            else:
-                self.name = self.primary.name
-                return result
+            with contextlib.suppress(StoreUnavailableError):
+                return await self._read_primary(operation)
         try:
             await self._flush_mirror()
             result = await _call(shared.fallback, operation(self.fallback))
         except StoreUnavailableError:
             if not self.primary_behind and not shared.primary.worth_trying():
                 # The primary was skipped as down; with the fallback gone, try it anyway.
-                try:
-                    result = await _call(shared.primary, operation(self.primary))
-                except StoreUnavailableError:
-                    pass
-                else:
-                    self.name = self.primary.name
-                    return result
+                with contextlib.suppress(StoreUnavailableError):
+                    return await self._read_primary(operation)
             raise _both_down(what, shared) from None
         self.name = self.fallback.name
+        return result
+
+    async def _read_primary(self, operation: Callable[[ConfigRepository], Awaitable[T]]) -> T:
+        result = await _call(self._shared.primary, operation(self.primary))
+        self.name = self.primary.name
         return result
 
     # --- writes ----------------------------------------------------------------------------
@@ -375,8 +370,7 @@ class FailoverConfigRepository:
                 except StoreUnavailableError:
                     pass
                 else:
-                    self.name = self.primary.name
-                    await self._mirror(document, expected_version)
+                    await self._acknowledged(document, expected_version, on_primary=True)
                     return
             # The primary is down (or behind): the fallback alone acknowledges the write.
             try:
@@ -384,14 +378,25 @@ class FailoverConfigRepository:
                 await _call(shared.fallback, self.fallback.save(document, expected_version))
             except StoreUnavailableError:
                 raise _both_down(f"save {_describe(_key(document))}", shared) from None
-            self.name = self.fallback.name
-            self._pending_reconcile[_key(document)] = document
-            _log.warning(
-                "config_write_on_fallback_only",
-                layer=_describe(_key(document)),
-                version=document.version,
-                pending=len(self._pending_reconcile),
-            )
+            await self._acknowledged(document, expected_version, on_primary=False)
+
+    async def _acknowledged(
+        self, document: ConfigDocument, expected_version: int, on_primary: bool
+    ) -> None:
+        """One store acknowledged ``document``: mirror it to the fallback, or leave it for
+        the primary's reconciliation. The caller holds the shared lock."""
+        if on_primary:
+            self.name = self.primary.name
+            await self._mirror(document, expected_version)
+            return
+        self.name = self.fallback.name
+        self._pending_reconcile[_key(document)] = document
+        _log.warning(
+            "config_write_on_fallback_only",
+            layer=_describe(_key(document)),
+            version=document.version,
+            pending=len(self._pending_reconcile),
+        )
 
     async def _mirror(self, document: ConfigDocument, expected_version: int) -> None:
         """Copy a write the primary acknowledged to the fallback; never fails the write."""
@@ -641,12 +646,7 @@ class FailoverAuditLog:
                     pass
                 else:
                     self.name = getattr(self.primary, "name", self.name)
-                    self._mirror_queue.append(record)
-                    if len(self._mirror_queue) > self._max_pending:
-                        self._dirty.add(self._mirror_queue.popleft().strategy_id)
-                    if shared.fallback.worth_trying():
-                        with contextlib.suppress(StoreUnavailableError):
-                            await self._flush_mirror()
+                    await self._acknowledged(record, on_primary=True)
                     return
             try:
                 await self._flush_mirror()
@@ -654,11 +654,11 @@ class FailoverAuditLog:
             except StoreUnavailableError:
                 raise _both_down(f"audit of {record.strategy_id}", shared) from None
             self.name = getattr(self.fallback, "name", self.name)
-            self._unreconciled[record.strategy_id] += 1
+            await self._acknowledged(record, on_primary=False)
 
     async def _acknowledged(self, record: AuditRecord, on_primary: bool) -> None:
-        """A unit of work stored ``record`` on one store: mirror it, or mark it for
-        reconciliation. The caller holds the shared lock."""
+        """One store acknowledged ``record``: mirror it, or mark it for reconciliation. The
+        caller holds the shared lock."""
         if not on_primary:
             self._unreconciled[record.strategy_id] += 1
             return
@@ -871,18 +871,7 @@ class FailoverConfigUnitOfWork:
         state.succeeded()
         async with shared.lock:
             for document, expected_version in transaction.saved:
-                if on_primary:
-                    repository.name = repository.primary.name
-                    await repository._mirror(document, expected_version)
-                else:
-                    repository.name = repository.fallback.name
-                    repository._pending_reconcile[_key(document)] = document
-                    _log.warning(
-                        "config_write_on_fallback_only",
-                        layer=_describe(_key(document)),
-                        version=document.version,
-                        pending=len(repository._pending_reconcile),
-                    )
+                await repository._acknowledged(document, expected_version, on_primary)
             for pause in transaction.pauses:
                 if self._pauses is not None:
                     await self._pauses.mirror(pause, on_primary)

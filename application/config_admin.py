@@ -18,7 +18,8 @@ import logging
 import random
 import unicodedata
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -459,6 +460,19 @@ class ConfigAdmin:
 
         return await self._commit(strategy_id, layer_symbol, changed_by, reason, build)
 
+    @asynccontextmanager
+    async def _admission(self, strategy_id: str) -> AsyncIterator[None]:
+        """A place in the bounded write queue, then the strategy's lock and a write slot."""
+        if self._admitted >= self._max_admitted:
+            self.stats.writes_refused_overload += 1
+            raise WritesOverloadedError(RETRY_AFTER_SECONDS)
+        self._admitted += 1
+        try:
+            async with self._strategy_locks[strategy_id], self._write_slots:
+                yield
+        finally:
+            self._admitted -= 1
+
     async def _commit(
         self,
         strategy_id: str,
@@ -468,32 +482,8 @@ class ConfigAdmin:
         build: _Build,
         validate_only: bool = False,
     ) -> ConfigWriteResult:
-        """Admit the write into the bounded queue, then :meth:`_write` it."""
-        self._cache.params_type(strategy_id)
-        symbol = normalise_symbol(symbol)
-        require_author(changed_by, reason)
-        if self._admitted >= self._max_admitted:
-            self.stats.writes_refused_overload += 1
-            raise WritesOverloadedError(RETRY_AFTER_SECONDS)
-        self._admitted += 1
-        try:
-            async with self._strategy_locks[strategy_id], self._write_slots:
-                return await self._write(
-                    strategy_id, symbol, changed_by, reason, build, validate_only
-                )
-        finally:
-            self._admitted -= 1
-
-    async def _write(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        changed_by: str,
-        reason: str,
-        build: _Build,
-        validate_only: bool,
-    ) -> ConfigWriteResult:
-        """Read, build, validate; save and audit in one unit of work; apply, notify.
+        """Admit the write (:meth:`_admission`); read, build, validate; save and audit in one
+        unit of work; apply, notify.
 
         Validation sees the layers as the unit of work read them, and the unit of work
         stores the write only if no other write of the strategy came in between (else
@@ -501,58 +491,61 @@ class ConfigAdmin:
         """
         cache = self._cache
         params_type = cache.params_type(strategy_id)
-        for attempt in range(CAS_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, CAS_BACKOFF_SECONDS * attempt))
-            started = cache.generation
-            try:
-                async with self._unit_of_work.write(strategy_id) as transaction:
-                    stored = await transaction.layers()
-                    layers = StrategyLayers.of(stored)
-                    current = layers.get(symbol)
-                    parameters, action = await build(current)
-                    now = _store_time(self._clock.now())
-                    document = ConfigDocument(
-                        strategy_id=strategy_id,
-                        symbol=symbol,
-                        parameters=parameters,
-                        version=await transaction.next_version(),
-                        updated_at=now,
-                        updated_by=changed_by,
-                        source=transaction.store_name,
-                    )
-                    after = layers.put(document)
-                    config = self._validate(params_type, strategy_id, symbol, layers, after)
-                    previous = live_parameters(current)
-                    result = ConfigWriteResult(
-                        action=action,
-                        applied=not validate_only,
-                        config=_view(strategy_id, symbol, document, config),
-                        previous=previous,
-                    )
-                    if validate_only:
-                        return result
-                    await transaction.save(document, 0 if current is None else current.version)
-                    await transaction.append(
-                        AuditRecord(
+        symbol = normalise_symbol(symbol)
+        require_author(changed_by, reason)
+        async with self._admission(strategy_id):
+            for attempt in range(CAS_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, CAS_BACKOFF_SECONDS * attempt))
+                started = cache.generation
+                try:
+                    async with self._unit_of_work.write(strategy_id) as transaction:
+                        stored = await transaction.layers()
+                        layers = StrategyLayers.of(stored)
+                        current = layers.get(symbol)
+                        parameters, action = await build(current)
+                        now = _store_time(self._clock.now())
+                        document = ConfigDocument(
                             strategy_id=strategy_id,
                             symbol=symbol,
-                            action=action,
-                            old_parameters=previous,
-                            new_parameters=None if document.is_deleted else dict(parameters),
-                            changed_by=changed_by,
-                            changed_at=now,
-                            reason=reason,
-                            version=document.version,
+                            parameters=parameters,
+                            version=await transaction.next_version(),
+                            updated_at=now,
+                            updated_by=changed_by,
+                            source=transaction.store_name,
                         )
-                    )
-            except VersionConflictError:
-                self.stats.version_conflicts += 1
-                continue
-            # The write, and the strategy's other layers as just read, go live here at once.
-            cache.install([*stored, document], (strategy_id,), started)
-            await self._notify(strategy_id, symbol, document.version)
-            return result
+                        after = layers.put(document)
+                        config = self._validate(params_type, strategy_id, symbol, layers, after)
+                        previous = live_parameters(current)
+                        result = ConfigWriteResult(
+                            action=action,
+                            applied=not validate_only,
+                            config=_view(strategy_id, symbol, document, config),
+                            previous=previous,
+                        )
+                        if validate_only:
+                            return result
+                        await transaction.save(document, 0 if current is None else current.version)
+                        await transaction.append(
+                            AuditRecord(
+                                strategy_id=strategy_id,
+                                symbol=symbol,
+                                action=action,
+                                old_parameters=previous,
+                                new_parameters=None if document.is_deleted else dict(parameters),
+                                changed_by=changed_by,
+                                changed_at=now,
+                                reason=reason,
+                                version=document.version,
+                            )
+                        )
+                except VersionConflictError:
+                    self.stats.version_conflicts += 1
+                    continue
+                # The write, and the strategy's other layers as just read, go live here at once.
+                cache.install([*stored, document], (strategy_id,), started)
+                await self._notify(strategy_id, symbol, document.version)
+                return result
         raise VersionConflictError(
             f"{strategy_id}/{symbol or 'global'}: still conflicting after {CAS_ATTEMPTS} attempts"
         )
