@@ -139,6 +139,9 @@ class CheckpointStats:
     write_errors: int = 0
     deferred: int = 0
     """Checkpoints due but not taken: a write was still in flight."""
+    intake_holds: int = 0
+    """Checkpoints for which the feed held its intake until what it had decoded was
+    processed (its queue had not emptied by itself)."""
     last_bytes: int = 0
     last_capture_seconds: float = 0.0
     last_write_seconds: float = 0.0
@@ -155,6 +158,7 @@ class CheckpointStats:
             "writes": self.writes,
             "write_errors": self.write_errors,
             "deferred": self.deferred,
+            "intake_holds": self.intake_holds,
             "last_bytes": self.last_bytes,
             "last_capture_seconds": round(self.last_capture_seconds, 4),
             "last_write_seconds": round(self.last_write_seconds, 4),

@@ -333,6 +333,10 @@ class JetStreamPartitionFeed(NatsSubscriber):
         self._replay_items_queued = 0
         self._replay_items_done = 0
         self._in_handler = 0
+        self._intake = asyncio.Event()
+        """Set while the readers may decode: cleared by a due checkpoint (see
+        :meth:`_checkpoint_if_due`)."""
+        self._intake.set()
 
     # ------------------------------------------------------------------ status
 
@@ -441,8 +445,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
                 try:
                     item = await asyncio.wait_for(queue.get(), checkpoints.seconds_until_due())
                 except TimeoutError:
-                    if checkpoints.due() and self._quiescent():
-                        checkpoints.capture(self.applied_sequences(), self.coverage)
+                    self._checkpoint_if_due()
                     continue
             else:
                 item = await queue.get()
@@ -458,12 +461,25 @@ class JetStreamPartitionFeed(NatsSubscriber):
             self._in_process = batch
             yield batch
             self._batch_done(batch)
-            checkpoints = self.checkpoints
-            if checkpoints is not None and checkpoints.due() and self._quiescent():
-                checkpoints.capture(self.applied_sequences(), self.coverage)
+            self._checkpoint_if_due()
             # A full queue never suspends ``get()``: let the socket reader and the other
             # tasks run, or the server sees a reader that stopped reading.
             await asyncio.sleep(0)
+
+    def _checkpoint_if_due(self) -> None:
+        """Checkpoint when one is due and the state is exactly that of the messages
+        delivered (:meth:`_quiescent`). A queue that never empties under load would never
+        be quiescent: a due checkpoint then holds the readers (the consumers' flow control
+        keeps the rest on the server) until what was decoded is processed."""
+        checkpoints = self.checkpoints
+        if checkpoints is None or not checkpoints.due():
+            return
+        if self._quiescent():
+            checkpoints.capture(self.applied_sequences(), self.coverage)
+            self._intake.set()
+        elif self._intake.is_set():
+            checkpoints.stats.intake_holds += 1
+            self._intake.clear()
 
     def _quiescent(self) -> bool:
         """Everything decoded has been processed: the state (decoders included) is exactly
@@ -515,6 +531,7 @@ class JetStreamPartitionFeed(NatsSubscriber):
         The consumer of ``batches()`` must keep consuming meanwhile.
         """
         self._draining = True
+        self._intake.set()  # what is buffered goes through; the drain ends with a checkpoint
         await self._cancel_setup()
         subs = list(self._subs.values())
         await unsubscribe_all(subs)  # no new deliveries; what was received stays buffered
@@ -713,6 +730,8 @@ class JetStreamPartitionFeed(NatsSubscriber):
         )
 
     async def _handle(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
+        if not self._intake.is_set():
+            await self._intake.wait()
         self._in_handler += 1
         try:
             await self._handle_one(key, partition, boundary, msg)
