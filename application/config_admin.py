@@ -84,6 +84,63 @@ class AdminStats:
     writes_refused_overload: int = 0
 
 
+async def broadcast_change(
+    notifier: ConfigChangeNotifier | None, channel: str, symbol: str | None, version: int
+) -> bool:
+    """Tell the other replicas that ``channel`` changed, within ``NOTIFY_TIMEOUT_SECONDS``;
+    False (logged) if that failed: they apply the change at their next refresh."""
+    if notifier is None:
+        return True
+    try:
+        async with asyncio.timeout(NOTIFY_TIMEOUT_SECONDS):
+            await notifier.notify(channel, symbol, version)
+    except Exception:
+        logger.exception(
+            "could not broadcast the change of %s/%s to version %d; other replicas "
+            "apply it at their next refresh",
+            channel,
+            symbol or "global",
+            version,
+        )
+        return False
+    return True
+
+
+class WriteAdmission:
+    """Admission of one replica's writes: one at a time per key (the store serialises
+    replicas), at most ``max_concurrent`` against the store at once and ``max_queued`` more
+    waiting; one more is refused with :class:`WritesOverloadedError` (after ``on_refused``).
+    """
+
+    def __init__(
+        self,
+        max_concurrent: int = MAX_CONCURRENT_WRITES,
+        max_queued: int = MAX_QUEUED_WRITES,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        if max_concurrent < 1 or max_queued < 0:
+            raise ValueError("max_concurrent_writes must be >= 1 and max_queued_writes >= 0")
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._admitted = 0
+        self._max_admitted = max_concurrent + max_queued
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._on_refused = on_refused
+
+    @asynccontextmanager
+    async def __call__(self, key: str) -> AsyncIterator[None]:
+        """Held while the write of ``key`` runs."""
+        if self._admitted >= self._max_admitted:
+            if self._on_refused is not None:
+                self._on_refused()
+            raise WritesOverloadedError(RETRY_AFTER_SECONDS)
+        self._admitted += 1
+        try:
+            async with self._locks[key], self._slots:
+                yield
+        finally:
+            self._admitted -= 1
+
+
 @dataclass(frozen=True, slots=True)
 class StrategySummary:
     """One entry of ``GET /strategies``."""
@@ -233,8 +290,6 @@ class ConfigAdmin:
         max_queued_writes: int = MAX_QUEUED_WRITES,
         names: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
-        if max_concurrent_writes < 1 or max_queued_writes < 0:
-            raise ValueError("max_concurrent_writes must be >= 1 and max_queued_writes >= 0")
         self._cache = cache
         self._unit_of_work = unit_of_work
         self._audit = audit
@@ -242,11 +297,9 @@ class ConfigAdmin:
         self._notifier = notifier
         self.stats = AdminStats()
         self._names = dict(names or {})
-        self._write_slots = asyncio.Semaphore(max_concurrent_writes)
-        self._admitted = 0
-        self._max_admitted = max_concurrent_writes + max_queued_writes
-        # One write per strategy at a time in this replica: the store serialises replicas.
-        self._strategy_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._admission = WriteAdmission(
+            max_concurrent_writes, max_queued_writes, on_refused=self._refused
+        )
 
     # --- discovery ----------------------------------------------------------------------------
 
@@ -460,18 +513,8 @@ class ConfigAdmin:
 
         return await self._commit(strategy_id, layer_symbol, changed_by, reason, build)
 
-    @asynccontextmanager
-    async def _admission(self, strategy_id: str) -> AsyncIterator[None]:
-        """A place in the bounded write queue, then the strategy's lock and a write slot."""
-        if self._admitted >= self._max_admitted:
-            self.stats.writes_refused_overload += 1
-            raise WritesOverloadedError(RETRY_AFTER_SECONDS)
-        self._admitted += 1
-        try:
-            async with self._strategy_locks[strategy_id], self._write_slots:
-                yield
-        finally:
-            self._admitted -= 1
+    def _refused(self) -> None:
+        self.stats.writes_refused_overload += 1
 
     async def _commit(
         self,
@@ -482,7 +525,7 @@ class ConfigAdmin:
         build: _Build,
         validate_only: bool = False,
     ) -> ConfigWriteResult:
-        """Admit the write (:meth:`_admission`); read, build, validate; save and audit in one
+        """Admit the write (:class:`WriteAdmission`); read, build, validate; save and audit in one
         unit of work; apply, notify.
 
         Validation sees the layers as the unit of work read them, and the unit of work
@@ -605,20 +648,8 @@ class ConfigAdmin:
         return config
 
     async def _notify(self, strategy_id: str, symbol: str | None, version: int) -> None:
-        if self._notifier is None:
-            return
-        try:
-            async with asyncio.timeout(NOTIFY_TIMEOUT_SECONDS):
-                await self._notifier.notify(strategy_id, symbol, version)
-        except Exception:
+        if not await broadcast_change(self._notifier, strategy_id, symbol, version):
             self.stats.notify_failures += 1
-            logger.exception(
-                "could not broadcast the change of %s/%s to version %d; other replicas "
-                "apply it at their next refresh",
-                strategy_id,
-                symbol or "global",
-                version,
-            )
 
 
 def _view(

@@ -16,9 +16,7 @@ Reads come from the cache.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -27,12 +25,12 @@ from application.config_admin import (
     CAS_BACKOFF_SECONDS,
     MAX_CONCURRENT_WRITES,
     MAX_QUEUED_WRITES,
-    NOTIFY_TIMEOUT_SECONDS,
-    RETRY_AFTER_SECONDS,
+    WriteAdmission,
+    broadcast_change,
     require_author,
 )
 from application.config_cache import GOVERNANCE_ID, PAUSE_CHANGE_PREFIX, EffectiveConfigCache
-from application.errors import PauseNotFoundError, WritesOverloadedError
+from application.errors import PauseNotFoundError
 from application.ports import (
     Clock,
     ConfigChangeNotifier,
@@ -43,8 +41,6 @@ from domain.config import AuditAction, AuditRecord
 from domain.governance import Pause, PauseRecord, pause_sequence_key
 from domain.params import FieldError, ParamValidationError
 from domain.symbol import is_symbol, normalise
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +69,7 @@ class SignalPauseAdmin:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._notifier = notifier
-        self._write_slots = asyncio.Semaphore(max_concurrent_writes)
-        self._admitted = 0
-        self._max_admitted = max_concurrent_writes + max_queued_writes
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._admission = WriteAdmission(max_concurrent_writes, max_queued_writes)
         self.notify_failures = 0
 
     @property
@@ -139,14 +132,8 @@ class SignalPauseAdmin:
     async def _switch(
         self, pause: Pause, active: bool, changed_by: str, reason: str
     ) -> PauseWriteResult:
-        if self._admitted >= self._max_admitted:
-            raise WritesOverloadedError(RETRY_AFTER_SECONDS)
-        self._admitted += 1
-        try:
-            async with self._locks[pause.label()], self._write_slots:
-                return await self._write(pause, active, changed_by, reason)
-        finally:
-            self._admitted -= 1
+        async with self._admission(pause.label()):
+            return await self._write(pause, active, changed_by, reason)
 
     async def _write(
         self, pause: Pause, active: bool, changed_by: str, reason: str
@@ -202,16 +189,5 @@ class SignalPauseAdmin:
         )
 
     async def _notify(self, channel: str, symbol: str | None, version: int) -> None:
-        if self._notifier is None:
-            return
-        try:
-            async with asyncio.timeout(NOTIFY_TIMEOUT_SECONDS):
-                await self._notifier.notify(channel, symbol, version)
-        except Exception:
+        if not await broadcast_change(self._notifier, channel, symbol, version):
             self.notify_failures += 1
-            logger.exception(
-                "could not broadcast the pause change %s to version %d; other replicas "
-                "apply it at their next refresh",
-                channel,
-                version,
-            )
