@@ -79,25 +79,30 @@ def _layer_columns() -> list[Column[Any]]:
     ]
 
 
-GLOBAL_TABLE: Final = Table(
+def _layer_table(name: str, unique_name: str, *key: Column[Any]) -> Table:
+    """A table of configuration layers: one row per ``key`` (unique together)."""
+    return Table(
+        name,
+        metadata,
+        _id(),
+        *key,
+        *_layer_columns(),
+        UniqueConstraint(*(column.name for column in key), name=unique_name),
+        **_MYSQL_TABLE_OPTIONS,
+    )
+
+
+GLOBAL_TABLE: Final = _layer_table(
     "strategy_configs_global",
-    metadata,
-    _id(),
+    "uq_strategy_configs_global_strategy_id",
     Column("strategy_id", String(100), nullable=False),
-    *_layer_columns(),
-    UniqueConstraint("strategy_id", name="uq_strategy_configs_global_strategy_id"),
-    **_MYSQL_TABLE_OPTIONS,
 )
 
-SYMBOL_TABLE: Final = Table(
+SYMBOL_TABLE: Final = _layer_table(
     "strategy_configs_symbol",
-    metadata,
-    _id(),
+    "uq_strategy_configs_symbol_strategy_id_symbol",
     Column("strategy_id", String(100), nullable=False),
     Column("symbol", String(32), nullable=False),
-    *_layer_columns(),
-    UniqueConstraint("strategy_id", "symbol", name="uq_strategy_configs_symbol_strategy_id_symbol"),
-    **_MYSQL_TABLE_OPTIONS,
 )
 
 AUDIT_TABLE: Final = Table(
