@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
 import platform
 import signal
@@ -58,6 +57,7 @@ from bench.common import (  # noqa: E402
     pin_to,
     sched_seconds,
     stop_process,
+    write_document,
 )
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
@@ -354,9 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "duration_s": round(time.monotonic() - started, 1),
         **body,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"api_latency-{document['date'].replace(':', '')}.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path = write_document(args.out, "api_latency", document)
     print(
         f"\nAPI latency - {document['date']} - commit {document['commit']} - run-local replaying "
         f"at {args.speed:g}x, load average {loadavg_start} -> {document['host']['loadavg_end']}"

@@ -1,15 +1,18 @@
-"""Helpers shared by the benchmark scripts: a free loopback port, the commit measured, CPU pinning,
-and what ``/proc`` says about a process (CPU and waiting time, memory) and the machine."""
+"""Helpers shared by the benchmark scripts: a free loopback port, the commit measured, the result
+file, CPU pinning, and what ``/proc`` says about a process (CPU and waiting time, memory) and
+the machine."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import socket
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,24 +41,26 @@ def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 30.0) -
 
 def git_commit() -> str:
     """The short commit of the tree being measured, ``+dirty`` with uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def write_document(out: Path, benchmark: str, document: Mapping[str, Any]) -> Path:
+    """Write ``document`` as ``<out>/<benchmark>-<its date, without colons>.json``; the path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{benchmark}-{document['date'].replace(':', '')}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
 
 
 def pin_to(cpu: int, nice: int = 0) -> Callable[[], None]:

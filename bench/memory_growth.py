@@ -55,7 +55,7 @@ from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_cache import EffectiveConfigCache  # noqa: E402
 from application.processing import timed  # noqa: E402
-from bench.common import git_commit, rss_mb  # noqa: E402
+from bench.common import git_commit, rss_mb, write_document  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
 from domain.metrics import MarketMetricsBook  # noqa: E402
@@ -294,9 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "target_growth_mb": TARGET_GROWTH_MB,
         "target_met": results["steady"]["growth_mb"] < TARGET_GROWTH_MB,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"memory_growth-{document['date'].replace(':', '')}.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path = write_document(args.out, "memory_growth", document)
     print_report(document)
     print(f"wrote {path} ({document['duration_s']} s)")
     return 0

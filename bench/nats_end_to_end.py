@@ -91,8 +91,9 @@ from bench.common import (  # noqa: E402
     rss_mb,
     sched_seconds,
     stop_process,
+    write_document,
 )
-from tests.integration.service_harness import UNGOVERNED  # noqa: E402
+from tests.integration.service_harness import UNGOVERNED, Topics  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
@@ -364,6 +365,29 @@ def match_latencies(
     return latencies, unmatched
 
 
+def phase_figures(
+    counts: PhaseCounts,
+    received: list[tuple[int, bytes]],
+    sent_at: dict[tuple[str, int], int],
+    cpu_before: tuple[float, float],
+    cpu_after: tuple[float, float],
+    wall: float,
+) -> dict[str, Any]:
+    """What a fixed-rate phase of ``wall`` seconds gave: messages published and the rate
+    achieved, the latency of every signal (``received``, matched to ``sent_at``), the signals
+    matched to no message, and the service's CPU and CPU-wait shares (:func:`sched_seconds`
+    before and after)."""
+    latencies, unmatched = match_latencies(received, sent_at)
+    return {
+        "published": counts.published,
+        "achieved_msgs_per_s": round(counts.rate, 1),
+        "latency": latency_summary(latencies, (0.5, 0.9, 0.99, 0.999)),
+        "signals_unmatched": unmatched,
+        "service_cpu_share": round((cpu_after[0] - cpu_before[0]) / wall, 2),
+        "service_cpu_wait_share": round((cpu_after[1] - cpu_before[1]) / wall, 2),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # processes: private nats-server, baseline subscriber, the service
 
@@ -562,14 +586,6 @@ class ServiceProcess:
 
 
 @dataclass
-class Topics:
-    run_id: str
-
-    def subject(self, name: str) -> str:
-        return f"bench.{self.run_id}.{name}"
-
-
-@dataclass
 class FanoutResult:
     symbols: int
     baseline: dict[str, Any] = field(default_factory=dict)
@@ -583,12 +599,12 @@ def service_env(topics: Topics, nats_url: str, port: int) -> dict[str, str]:
     env.update(
         {
             "NATS_URL": nats_url,
-            "NATS_CONSUMER_TOPIC": topics.subject("binance.websocket.data"),
-            "NATS_PUBLISHER_TOPIC": topics.subject("signals.trading"),
-            "NATS_CONFIG_CHANGE_TOPIC": topics.subject("strategies.config.changed"),
-            "NATS_DOMINANCE_TOPIC": topics.subject("market.dominance"),
-            "NATS_QUOTES_TOPIC": topics.subject("market.quotes"),
-            "NATS_ONCHAIN_TOPIC": topics.subject("onchain.events"),
+            "NATS_CONSUMER_TOPIC": topics.consumer,
+            "NATS_PUBLISHER_TOPIC": topics.signals,
+            "NATS_CONFIG_CHANGE_TOPIC": topics.config_changed,
+            "NATS_DOMINANCE_TOPIC": topics.dominance,
+            "NATS_QUOTES_TOPIC": topics.quotes,
+            "NATS_ONCHAIN_TOPIC": topics.onchain,
             "NATS_CONSUMER_NAME": f"bench-service-{topics.run_id}",
             "CONFIG_STORE": "memory",
             "TRADING_SYMBOLS": "*",
@@ -783,21 +799,16 @@ class Bench:
         """``rate`` msg/s for ``seconds``: latency of every signal, loss, CPU share."""
         slow_before = self.slow_consumers()
         generator.sent_at.clear()
-        cpu_before, wait_before = sched_seconds(service.pid)
+        cpu_before = sched_seconds(service.pid)
         counts = await generator.fixed_rate(rate, seconds, record=True)
         settled = await self.settle(service, generator)
-        cpu_after, wait_after = sched_seconds(service.pid)
+        cpu_after = sched_seconds(service.pid)
         wall = (time.time_ns() - counts.started_ns) / 1e9
         await asyncio.sleep(0.2)  # the last signals on their way
-        latencies, unmatched = match_latencies(collector.take(), generator.sent_at)
+        received = collector.take()
         return {
             "target_msgs_per_s": rate,
-            "published": counts.published,
-            "achieved_msgs_per_s": round(counts.rate, 1),
-            "latency": latency_summary(latencies, (0.5, 0.9, 0.99, 0.999)),
-            "signals_unmatched": unmatched,
-            "service_cpu_share": round((cpu_after - cpu_before) / wall, 2),
-            "service_cpu_wait_share": round((wait_after - wait_before) / wall, 2),
+            **phase_figures(counts, received, generator.sent_at, cpu_before, cpu_after, wall),
             "slow_consumers_server": self.delta(slow_before, self.slow_consumers()),
             **settled,
         }
@@ -879,7 +890,7 @@ class Bench:
         run_id = uuid.uuid4().hex[:12]
         results: list[dict[str, Any]] = []
         for symbols in self.args.symbols:
-            topics = Topics(f"{run_id}s{symbols}")
+            topics = Topics(f"{run_id}s{symbols}", root="bench")
             print(f"[{symbols} symbols] baseline subscriber ...", file=sys.stderr, flush=True)
             baseline = await self.run_baseline(symbols, topics)
             print(f"[{symbols} symbols] service ...", file=sys.stderr, flush=True)
@@ -1029,9 +1040,7 @@ async def amain(args: argparse.Namespace) -> int:
         **body,
     }
     document["summary"] = summarize(document["fanouts"], args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"nats_end_to_end-{document['date'].replace(':', '')}.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path = write_document(args.out, "nats_end_to_end", document)
     print_report(document)
     print(f"\nwrote {path} ({document['duration_s']} s)")
     return 0

@@ -47,29 +47,19 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import free_port, git_commit, latency_summary, sched_seconds
+from bench.common import free_port, git_commit, sched_seconds
 from bench.nats_end_to_end import (
     DEFAULT_CAPTURE,
     LoadGenerator,
     ServiceProcess,
     SignalCollector,
-    Topics,
     load_templates,
-    match_latencies,
+    phase_figures,
     service_env,
 )
+from tests.integration.service_harness import Topics
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "out" / "bench"
-_THRESHOLD_STRATEGIES = ("ORDERBOOK_SKEW", "TRADE_MOMENTUM", "TICKER_VELOCITY")
-UNGOVERNED: dict[str, str] = {
-    "MAX_SIGNALS_PER_SYMBOL_PER_HOUR": "0",
-    "MAX_SIGNALS_PER_MINUTE": "0",
-    **{f"{sid}_HYSTERESIS": "false" for sid in _THRESHOLD_STRATEGIES},
-    **{f"{sid}_REVERSAL_COOLDOWN_SECONDS": "0" for sid in _THRESHOLD_STRATEGIES},
-    **{f"{sid}_MIN_CONFIDENCE": "0" for sid in _THRESHOLD_STRATEGIES},
-}
-"""Governance off (issue 9): the latency is measured on signals, the default caps allow two
-per symbol and hour."""
 
 
 class PreviewLoop:
@@ -130,24 +120,16 @@ async def phase(
 ) -> dict[str, Any]:
     generator.sent_at.clear()
     collector.take()
-    cpu_before, wait_before = sched_seconds(service.pid)
+    cpu_before = sched_seconds(service.pid)
     if previews is not None:
         previews.start()
     counts = await generator.fixed_rate(rate, seconds, record=True)
     if previews is not None:
         previews.stop()
     await asyncio.sleep(0.5)  # the last signals on their way
-    cpu_after, wait_after = sched_seconds(service.pid)
+    cpu_after = sched_seconds(service.pid)
     wall = (time.time_ns() - counts.started_ns) / 1e9
-    latencies, unmatched = match_latencies(collector.take(), generator.sent_at)
-    result: dict[str, Any] = {
-        "published": counts.published,
-        "achieved_msgs_per_s": round(counts.rate, 1),
-        "latency": latency_summary(latencies, (0.5, 0.9, 0.99, 0.999)),
-        "signals_unmatched": unmatched,
-        "service_cpu_share": round((cpu_after - cpu_before) / wall, 2),
-        "service_cpu_wait_share": round((wait_after - wait_before) / wall, 2),
-    }
+    result = phase_figures(counts, collector.take(), generator.sent_at, cpu_before, cpu_after, wall)
     if previews is not None:
         result["previews"] = {
             "completed": len(previews.durations_s),
@@ -164,7 +146,7 @@ async def phase(
 
 async def amain(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {args.generator_cpu})
-    topics = Topics(uuid.uuid4().hex[:12])
+    topics = Topics(uuid.uuid4().hex[:12], root="bench")
     port = free_port()
     env = service_env(topics, args.nats_url, port)
     env.update(
@@ -172,7 +154,6 @@ async def amain(args: argparse.Namespace) -> int:
             "PREVIEW_WINDOW_SECONDS": str(args.window_seconds),
             "PREVIEW_MAX_EVENTS": str(args.max_events),
             "PREVIEW_TIMEOUT_SECONDS": "60",
-            **UNGOVERNED,
         }
     )
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-preview-{topics.run_id}"

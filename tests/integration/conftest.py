@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from sqlalchemy import delete
@@ -41,7 +42,7 @@ from adapters.sql.migrations import TABLES, migrate
 
 if TYPE_CHECKING:
     from tests.integration.partition_cluster import Cluster
-    from tests.integration.service_harness import ServiceHarness
+    from tests.integration.service_harness import ServiceHarness, Topics
 
 T = TypeVar("T")
 
@@ -256,6 +257,27 @@ def _mysql_admin(statement: str) -> None:
         ) from exc
 
 
+@pytest.fixture
+def mysql_uri() -> Iterator[str]:
+    """A MariaDB database of this test's own, in the reference's ``mysql://`` form."""
+    database = f"test_rs_e2e_{secrets.token_hex(6)}"
+    _mysql_admin(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    yield f"mysql://root:@127.0.0.1:3306/{database}"
+    _mysql_admin(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+@pytest.fixture
+def failover_stores(secantus_uri: str, mysql_uri: str, mongo_database_name: str) -> dict[str, Any]:
+    """The stores of a service on the failover config store (``service_env``'s keywords): a
+    database of the test's own on the session's SecantusDB as primary, ``mysql_uri`` as
+    fallback."""
+    return {
+        "mongodb_uri": secantus_uri,
+        "mongodb_database": mongo_database_name,
+        "mysql_uri": mysql_uri,
+    }
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """A SQLAlchemy URL of a fresh MariaDB database for this session (dropped at the end)."""
@@ -403,11 +425,25 @@ def harness(tmp_path: Path) -> Iterator[ServiceHarness]:
 
 
 @pytest.fixture
-async def nc(nats_url: str) -> Any:
-    """A NATS client of the test, drained at teardown."""
-    client = await nats.connect(nats_url, max_reconnect_attempts=-1)
+async def nats_client(nats_url: str) -> AsyncIterator[NatsClient]:
+    """A NATS client of the test (reconnecting without limit), drained at teardown."""
+    client = await nats.connect(nats_url, name="integration-test", max_reconnect_attempts=-1)
     yield client
     await client.drain()
+
+
+@pytest.fixture
+def nc(nats_client: NatsClient) -> NatsClient:
+    """:func:`nats_client` under its short name."""
+    return nats_client
+
+
+@pytest.fixture
+def topics() -> Topics:
+    """The test's own NATS subjects."""
+    from tests.integration.service_harness import Topics  # imports this module
+
+    return Topics.unique()
 
 
 @pytest.fixture

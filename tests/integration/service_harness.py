@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
-from tests.integration.conftest import free_port
+from tests.integration.conftest import NATS_URL, free_port
 
 T = TypeVar("T")
 
@@ -114,61 +114,51 @@ async def async_wait_until(
 # --- topics and environment -----------------------------------------------------------------
 
 
+class _Subject:
+    """A subject of the run, ``<root>.<run id>.<name>``, read as an attribute of :class:`Topics`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, topics: Topics, owner: type[Topics] | None = None) -> str:
+        return topics.subject(self.name)
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """NATS subjects of one test run, all under ``test.<run id>.``."""
+    """NATS subjects of one run, all under ``<root>.<run id>.`` (``test.`` for the tests)."""
 
     run_id: str
+    root: str = "test"
+
+    consumer = _Subject("binance.websocket.data")
+    signals = _Subject("signals.trading")  # the prefix: signals on ``<signals>.<strategy_id>``
+    config_changed = _Subject("strategies.config.changed")
+    dominance = _Subject("market.dominance")
+    quotes = _Subject("market.quotes")
+    onchain = _Subject("onchain.events")
+    dead_letter = _Subject("dead.letter")
 
     @classmethod
     def unique(cls) -> Topics:
         return cls(uuid.uuid4().hex[:12])
 
-    def _subject(self, name: str) -> str:
-        return f"test.{self.run_id}.{name}"
-
-    @property
-    def consumer(self) -> str:
-        return self._subject("binance.websocket.data")
-
-    @property
-    def signals(self) -> str:
-        """The signal prefix; signals arrive on ``<signals>.<strategy_id>``."""
-        return self._subject("signals.trading")
-
-    @property
-    def config_changed(self) -> str:
-        return self._subject("strategies.config.changed")
-
-    @property
-    def dominance(self) -> str:
-        return self._subject("market.dominance")
-
-    @property
-    def quotes(self) -> str:
-        return self._subject("market.quotes")
-
-    @property
-    def onchain(self) -> str:
-        return self._subject("onchain.events")
-
-    @property
-    def dead_letter(self) -> str:
-        return self._subject("dead.letter")
+    def subject(self, name: str) -> str:
+        return f"{self.root}.{self.run_id}.{name}"
 
     def consumer_of(self, instance: str) -> str:
         """A consumer subject of its own for one instance (to choose who sees what)."""
-        return self._subject(f"{instance}.binance.websocket.data")
+        return self.subject(f"{instance}.binance.websocket.data")
 
 
 def service_env(
     topics: Topics,
     *,
-    nats_url: str,
-    mongodb_uri: str,
-    mongodb_database: str,
-    mysql_uri: str,
-    admin_token: str,
+    nats_url: str = NATS_URL,
+    mongodb_uri: str = "mongodb://127.0.0.1:1",
+    mongodb_database: str = "unused",
+    mysql_uri: str = "mysql://unused:unused@127.0.0.1:1/unused",
+    admin_token: str | None = None,
     port: int | None = None,
     consumer_topic: str | None = None,
     governed: bool = False,
@@ -176,8 +166,10 @@ def service_env(
 ) -> dict[str, str]:
     """The environment of one service instance (``extra``: more variables, upper-cased).
 
-    Unless ``governed``, :data:`UNGOVERNED` lies under ``extra``: the tests written before
-    signal governance count one signal per qualifying message.
+    The config store is the failover one, on the stores given (the ``failover_stores``
+    fixture); without them, ``config_store="memory"`` (or ``"sqlite"``) needs none. Without
+    ``admin_token``, a new one. Unless ``governed``, :data:`UNGOVERNED` lies under ``extra``:
+    the tests written before signal governance count one signal per qualifying message.
     """
     env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
     env.update(
@@ -197,7 +189,7 @@ def service_env(
             "MONGODB_DATABASE": mongodb_database,
             "MYSQL_URI": mysql_uri,
             "TRADING_SYMBOLS": "*",
-            "ADMIN_API_TOKEN": admin_token,
+            "ADMIN_API_TOKEN": new_token() if admin_token is None else admin_token,
             "HEARTBEAT_INTERVAL_SECONDS": "1",
             # Recorded and synthetic events are old by the wall clock.
             "MAX_SIGNAL_AGE_SECONDS": "0",
@@ -502,6 +494,22 @@ class ServiceHarness:
         self.services.append(service)
         service.start()
         return service
+
+    async def start_replicas(
+        self, topics: Topics, names: Sequence[str], **options: Any
+    ) -> list[ServiceProcess]:
+        """Start one process per name on the same :func:`service_env` ``options``, each on a
+        consumer subject of its own (:meth:`Topics.consumer_of`); return them once all are
+        ready."""
+        services = [
+            self.start(
+                name, service_env(topics, consumer_topic=topics.consumer_of(name), **options)
+            )
+            for name in names
+        ]
+        for service in services:
+            await service.wait_ready_async()
+        return services
 
     def describe(self) -> str:
         return "\n".join(service.describe() for service in self.services)

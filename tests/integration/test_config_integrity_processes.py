@@ -21,7 +21,6 @@ from tests.integration.service_harness import (
     Topics,
     async_wait_until,
     new_token,
-    service_env,
 )
 
 STRATEGY = "trade_momentum"
@@ -30,7 +29,7 @@ AUDIT = f"/api/v1/strategies/{STRATEGY}/audit?limit=1000"
 
 
 @pytest.fixture(params=["mysql", "mongodb"])
-def store_env(request: pytest.FixtureRequest, secantus_uri: str) -> Iterator[dict[str, str]]:
+def store_env(request: pytest.FixtureRequest, secantus_uri: str) -> Iterator[dict[str, Any]]:
     """One store shared by every process of the test (its own database)."""
     database = f"test_rs_cfg_{secrets.token_hex(6)}"
     if request.param == "mysql":
@@ -46,28 +45,10 @@ def store_env(request: pytest.FixtureRequest, secantus_uri: str) -> Iterator[dic
 
 
 async def _start(
-    harness: ServiceHarness, names: list[str], store_env: dict[str, str], token: str
+    harness: ServiceHarness, names: list[str], store_env: dict[str, Any], token: str
 ) -> tuple[Topics, list[ServiceProcess]]:
     topics = Topics.unique()
-    services = [
-        harness.start(
-            name,
-            service_env(
-                topics,
-                nats_url=NATS_URL,
-                mongodb_uri=store_env["mongodb_uri"],
-                mongodb_database=store_env["mongodb_database"],
-                mysql_uri=store_env["mysql_uri"],
-                admin_token=token,
-                consumer_topic=topics.consumer_of(name),
-                config_store=store_env["config_store"],
-            ),
-        )
-        for name in names
-    ]
-    for service in services:
-        await service.wait_ready_async()
-    return topics, services
+    return topics, await harness.start_replicas(topics, names, admin_token=token, **store_env)
 
 
 @pytest.fixture
@@ -98,7 +79,7 @@ async def _fresh_json(http: httpx.AsyncClient, service: ServiceProcess, path: st
 
 
 async def test_cross_layer_race_between_processes(
-    harness: ServiceHarness, store_env: dict[str, str], http: httpx.AsyncClient
+    harness: ServiceHarness, store_env: dict[str, Any], http: httpx.AsyncClient
 ) -> None:
     _, (a, b) = await _start(harness, ["a", "b"], store_env, new_token())
     for round_ in range(8):
@@ -127,7 +108,7 @@ async def test_cross_layer_race_between_processes(
 
 
 async def test_200_concurrent_writes_over_three_layers_on_three_processes(
-    harness: ServiceHarness, store_env: dict[str, str], http: httpx.AsyncClient
+    harness: ServiceHarness, store_env: dict[str, Any], http: httpx.AsyncClient
 ) -> None:
     _, fleet = await _start(harness, ["a", "b", "c"], store_env, new_token())
     paths = [CONFIG, f"{CONFIG}/BTCUSDT", f"{CONFIG}/ETHUSDT"]
@@ -156,7 +137,7 @@ async def test_200_concurrent_writes_over_three_layers_on_three_processes(
 
 
 async def test_kill_9_during_a_burst_leaves_every_layer_version_audited(
-    harness: ServiceHarness, store_env: dict[str, str], http: httpx.AsyncClient
+    harness: ServiceHarness, store_env: dict[str, Any], http: httpx.AsyncClient
 ) -> None:
     token = new_token()
     _, (a, b) = await _start(harness, ["a", "b"], store_env, token)
@@ -200,7 +181,7 @@ async def test_kill_9_during_a_burst_leaves_every_layer_version_audited(
 
 
 async def test_forged_broadcast_flood_costs_a_bounded_number_of_store_reads(
-    harness: ServiceHarness, store_env: dict[str, str], http: httpx.AsyncClient
+    harness: ServiceHarness, store_env: dict[str, Any], http: httpx.AsyncClient
 ) -> None:
     topics, (a,) = await _start(harness, ["a"], store_env, new_token())
     flood = 20_000

@@ -359,17 +359,12 @@ def non_loopback_address() -> str | None:
 def memory_service_env(nats_url: str, topics: Topics, **extra: str) -> dict[str, str]:
     """The harness environment on the in-memory config store (no MongoDB/MySQL needed);
     ``extra``: more variables (upper-cased), ``admin_api_token`` included."""
-    env = service_env(
-        topics,
-        nats_url=nats_url,
-        mongodb_uri="mongodb://127.0.0.1:1",
-        mongodb_database="unused",
-        mysql_uri="mysql://unused:unused@127.0.0.1:1/unused",
-        admin_token=TOKEN,
-    )
-    env.update({"CONFIG_STORE": "memory", "HEARTBEAT_INTERVAL_SECONDS": "3600"})
-    env.update({key.upper(): value for key, value in extra.items()})
-    return env
+    options: dict[str, Any] = {
+        "config_store": "memory",
+        "heartbeat_interval_seconds": "3600",
+        **extra,
+    }
+    return service_env(topics, nats_url=nats_url, admin_token=TOKEN, **options)
 
 
 @pytest.mark.slow

@@ -18,27 +18,19 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
     metric_sum,
-    new_token,
     service_env,
 )
 from tests.integration.test_service_end_to_end import (
     capture_lines,
-    mongo_database,
-    mysql_uri,
-    nats_client,
     publish_all,
     subscribe_signals,
-    topics,
 )
-
-__all__ = ["mysql_uri", "nats_client", "topics"]  # fixtures shared with that module
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -127,19 +119,14 @@ async def test_outcomes_are_served_split_by_version_kept_across_restarts_and_pre
     harness: ServiceHarness,
     topics: Topics,
     nats_client: NatsClient,
-    secantus_uri: str,
-    mysql_uri: str,
+    failover_stores: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     env = service_env(
         topics,
-        nats_url=NATS_URL,
-        mongodb_uri=secantus_uri,
-        mongodb_database=mongo_database(),
-        mysql_uri=mysql_uri,
-        admin_token=new_token(),
         # The replay's worker runs at nice 19: on a loaded machine it waits for a CPU.
         preview_timeout_seconds="120",
+        **failover_stores,
     )
     service = harness.start("svc", env)
     await service.wait_ready_async()

@@ -20,22 +20,18 @@ from nats.aio.client import Client as NatsClient
 
 from entrypoints.cli import main
 from tests.integration.cli import cli_command
-from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
-    new_token,
     service_env,
 )
-from tests.integration.test_service_end_to_end import (  # the fixtures too
+from tests.integration.test_service_end_to_end import (
     CAPTURE,
     capture_lines,
-    nats_client,  # noqa: F401
     processed_total,
     subscribe_signals,
-    topics,  # noqa: F401
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -52,17 +48,12 @@ def recorded_lines(folder: Path) -> int:
 
 async def test_backtest_of_a_recording_gives_the_services_signals(
     harness: ServiceHarness,
-    nats_client: NatsClient,  # noqa: F811
-    topics: Topics,  # noqa: F811
+    nats_client: NatsClient,
+    topics: Topics,
     tmp_path: Path,
 ) -> None:
     env = service_env(
         topics,
-        nats_url=NATS_URL,
-        mongodb_uri="mongodb://unused",
-        mongodb_database="unused",
-        mysql_uri="mysql://unused@127.0.0.1:3306/unused",
-        admin_token=new_token(),
         config_store="sqlite",
         sqlite_path=str(tmp_path / "config.sqlite3"),
         governed=True,  # the backtest has no environment layer: defaults on both sides

@@ -13,7 +13,6 @@ import gzip
 import secrets
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from nats.js.api import StreamConfig
 
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository, create_mongo_client
 from adapters.wire.signals import validate_trade_engine_contract
-from tests.integration.conftest import NATS_URL, _mysql_admin, start_secantus
+from tests.integration.conftest import start_secantus
 from tests.integration.service_harness import (
     NatsServerProcess,
     ServiceHarness,
@@ -58,34 +57,6 @@ def capture_lines(count: int = CAPTURE_LINES) -> list[bytes]:
             if len(lines) == count:
                 break
     return lines
-
-
-# --- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mysql_uri() -> Iterator[str]:
-    """A MariaDB database of this test's own, in the reference's ``mysql://`` form."""
-    database = f"test_rs_e2e_{secrets.token_hex(6)}"
-    _mysql_admin(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    yield f"mysql://root:@127.0.0.1:3306/{database}"
-    _mysql_admin(f"DROP DATABASE IF EXISTS `{database}`")
-
-
-@pytest.fixture
-def topics() -> Topics:
-    return Topics.unique()
-
-
-@pytest.fixture
-async def nats_client() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL, name="e2e-test", max_reconnect_attempts=-1)
-    yield client
-    await client.drain()
-
-
-def mongo_database() -> str:
-    return f"test_rs_e2e_{secrets.token_hex(6)}"
 
 
 # --- signals as the trade engine receives them ------------------------------------------------
@@ -171,20 +142,9 @@ async def test_capture_in_signals_out_on_per_strategy_subjects(
     harness: ServiceHarness,
     topics: Topics,
     nats_client: NatsClient,
-    secantus_uri: str,
-    mysql_uri: str,
+    failover_stores: dict[str, Any],
 ) -> None:
-    service = harness.start(
-        "svc",
-        service_env(
-            topics,
-            nats_url=NATS_URL,
-            mongodb_uri=secantus_uri,
-            mongodb_database=mongo_database(),
-            mysql_uri=mysql_uri,
-            admin_token=new_token(),
-        ),
-    )
+    service = harness.start("svc", service_env(topics, **failover_stores))
     await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)
     lines = capture_lines()
@@ -289,32 +249,15 @@ def log_time(record: dict[str, Any]) -> float:
     return datetime.fromisoformat(str(record["timestamp"]).replace("Z", "+00:00")).timestamp()
 
 
-def shared_store_env(
-    topics: Topics, secantus_uri: str, mysql_uri: str, token: str, **extra: str
-) -> dict[str, Any]:
-    return {
-        "nats_url": NATS_URL,
-        "mongodb_uri": secantus_uri,
-        "mongodb_database": mongo_database(),
-        "mysql_uri": mysql_uri,
-        "admin_token": token,
-        **extra,
-    }
-
-
 async def test_config_change_reaches_other_replica_within_a_second(
     harness: ServiceHarness,
     topics: Topics,
     nats_client: NatsClient,
-    secantus_uri: str,
-    mysql_uri: str,
+    failover_stores: dict[str, Any],
 ) -> None:
-    token = new_token()
-    stores = shared_store_env(topics, secantus_uri, mysql_uri, token)
-    a = harness.start("a", service_env(topics, consumer_topic=topics.consumer_of("a"), **stores))
-    b = harness.start("b", service_env(topics, consumer_topic=topics.consumer_of("b"), **stores))
-    await a.wait_ready_async()
-    await b.wait_ready_async()
+    a, b = await harness.start_replicas(
+        topics, ["a", "b"], admin_token=new_token(), **failover_stores
+    )
     inbox = await subscribe_signals(nats_client, topics.signals)
     symbol = "BTCUSDT"
     now = datetime.now(UTC)
@@ -430,21 +373,17 @@ async def test_mongodb_outage_served_from_mysql_then_reconciled(
     topics: Topics,
     tmp_path: Path,
     mysql_uri: str,
+    mongo_database_name: str,
 ) -> None:
     # A SecantusDB of this test's own, with a data directory (a restarted mongod keeps its data).
     (tmp_path / "secantus").mkdir()
     mongo = start_secantus(tmp_path / "secantus", storage_path=str(tmp_path / "mongo-data"))
     try:
-        database = mongo_database()
+        database = mongo_database_name
         service = harness.start(
             "svc",
             service_env(
-                topics,
-                nats_url=NATS_URL,
-                mongodb_uri=mongo.uri,
-                mongodb_database=database,
-                mysql_uri=mysql_uri,
-                admin_token=new_token(),
+                topics, mongodb_uri=mongo.uri, mongodb_database=database, mysql_uri=mysql_uri
             ),
         )
         await service.wait_ready_async()
@@ -576,8 +515,7 @@ async def test_nats_restart_mid_stream_loses_no_signal(
     harness: ServiceHarness,
     topics: Topics,
     tmp_path: Path,
-    secantus_uri: str,
-    mysql_uri: str,
+    failover_stores: dict[str, Any],
 ) -> None:
     server = NatsServerProcess(tmp_path / "jetstream", tmp_path / "logs")
     server.start()
@@ -593,13 +531,7 @@ async def test_nats_restart_mid_stream_loses_no_signal(
         service = harness.start(
             "svc",
             service_env(
-                topics,
-                nats_url=server.url,
-                mongodb_uri=secantus_uri,
-                mongodb_database=mongo_database(),
-                mysql_uri=mysql_uri,
-                admin_token=new_token(),
-                nats_signal_jetstream="true",
+                topics, nats_url=server.url, nats_signal_jetstream="true", **failover_stores
             ),
         )
         await service.wait_ready_async()
@@ -700,21 +632,11 @@ async def test_sigterm_under_load_drains_and_delivers_everything(
     harness: ServiceHarness,
     topics: Topics,
     nats_client: NatsClient,
-    secantus_uri: str,
-    mysql_uri: str,
+    failover_stores: dict[str, Any],
 ) -> None:
     grace = 10.0
     service = harness.start(
-        "svc",
-        service_env(
-            topics,
-            nats_url=NATS_URL,
-            mongodb_uri=secantus_uri,
-            mongodb_database=mongo_database(),
-            mysql_uri=mysql_uri,
-            admin_token=new_token(),
-            shutdown_grace_seconds=str(grace),
-        ),
+        "svc", service_env(topics, shutdown_grace_seconds=str(grace), **failover_stores)
     )
     await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)

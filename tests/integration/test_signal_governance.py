@@ -14,6 +14,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -27,18 +28,13 @@ from tests.integration.service_harness import (
     async_wait_until,
     metric_sum,
     new_token,
-    service_env,
 )
 from tests.integration.test_hostile_input import memory_service_env
 from tests.integration.test_service_end_to_end import depth_message as skewed_depth
-from tests.integration.test_service_end_to_end import (  # the fixtures too
+from tests.integration.test_service_end_to_end import (
     log_time,
-    mysql_uri,  # noqa: F401
-    nats_client,  # noqa: F401
     publish_all,
-    shared_store_env,
     subscribe_signals,
-    topics,  # noqa: F401
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -84,8 +80,8 @@ def suppressed(service: ServiceProcess, reason: str) -> float:
 
 async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     harness: ServiceHarness,
-    nats_client: NatsClient,  # noqa: F811
-    topics: Topics,  # noqa: F811
+    nats_client: NatsClient,
+    topics: Topics,
 ) -> None:
     env = memory_service_env(
         NATS_URL,
@@ -132,19 +128,15 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
 
 async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_second(
     harness: ServiceHarness,
-    topics: Topics,  # noqa: F811
-    nats_client: NatsClient,  # noqa: F811
-    secantus_uri: str,
-    mysql_uri: str,  # noqa: F811
+    topics: Topics,
+    nats_client: NatsClient,
+    failover_stores: dict[str, Any],
 ) -> None:
     """The caps are runtime configuration: A's API sets ``max_signals_per_minute`` to 1, B
     applies the broadcast within a second and from then on publishes one signal a minute."""
-    token = new_token()
-    stores = shared_store_env(topics, secantus_uri, mysql_uri, token)
-    a = harness.start("a", service_env(topics, consumer_topic=topics.consumer_of("a"), **stores))
-    b = harness.start("b", service_env(topics, consumer_topic=topics.consumer_of("b"), **stores))
-    await a.wait_ready_async()
-    await b.wait_ready_async()
+    a, b = await harness.start_replicas(
+        topics, ["a", "b"], admin_token=new_token(), **failover_stores
+    )
     inbox = await subscribe_signals(nats_client, topics.signals)
     now = datetime.now(UTC)
 

@@ -21,19 +21,14 @@ from tests.integration.service_harness import (
     Topics,
     async_wait_until,
     new_token,
-    service_env,
 )
 from tests.integration.test_hostile_input import memory_service_env
-from tests.integration.test_service_end_to_end import (  # the fixtures too
+from tests.integration.test_service_end_to_end import (
     SignalInbox,
     depth_message,
     log_time,
-    mysql_uri,  # noqa: F401
-    nats_client,  # noqa: F401
     publish_all,
-    shared_store_env,
     subscribe_signals,
-    topics,  # noqa: F401
 )
 from tests.integration.test_signal_governance import suppressed
 
@@ -107,8 +102,8 @@ def active_pauses(service: ServiceProcess) -> list[dict[str, Any]]:
 
 async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
     harness: ServiceHarness,
-    nats_client: NatsClient,  # noqa: F811
-    topics: Topics,  # noqa: F811
+    nats_client: NatsClient,
+    topics: Topics,
 ) -> None:
     service = harness.start("paused", memory_service_env(NATS_URL, topics, **NO_COOLDOWN))
     await service.wait_ready_async()
@@ -138,8 +133,8 @@ async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
 
 async def test_a_pause_survives_a_restart(
     harness: ServiceHarness,
-    nats_client: NatsClient,  # noqa: F811
-    topics: Topics,  # noqa: F811
+    nats_client: NatsClient,
+    topics: Topics,
     tmp_path: Path,
 ) -> None:
     env = memory_service_env(
@@ -168,16 +163,13 @@ async def test_a_pause_survives_a_restart(
 
 async def test_a_pause_reaches_a_second_replica_within_a_second(
     harness: ServiceHarness,
-    nats_client: NatsClient,  # noqa: F811
-    topics: Topics,  # noqa: F811
-    secantus_uri: str,
-    mysql_uri: str,  # noqa: F811
+    nats_client: NatsClient,
+    topics: Topics,
+    failover_stores: dict[str, Any],
 ) -> None:
-    stores = shared_store_env(topics, secantus_uri, mysql_uri, new_token(), **NO_COOLDOWN)
-    a = harness.start("a", service_env(topics, consumer_topic=topics.consumer_of("a"), **stores))
-    b = harness.start("b", service_env(topics, consumer_topic=topics.consumer_of("b"), **stores))
-    await a.wait_ready_async()
-    await b.wait_ready_async()
+    a, b = await harness.start_replicas(
+        topics, ["a", "b"], admin_token=new_token(), **failover_stores, **NO_COOLDOWN
+    )
     inbox = await subscribe_signals(nats_client, topics.signals)
     feed_b = Feed(nats_client, topics.consumer_of("b"))
     await expect_signal(inbox, feed_b, b)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -31,12 +30,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tests.integration.cli import cli_command
-from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     Topics,
     async_wait_until,
-    new_token,
     service_env,
 )
 from tests.integration.test_service_end_to_end import depth_message
@@ -131,34 +128,14 @@ def otlp_receiver() -> Iterator[tuple[OtlpReceiver, int]]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-async def nats_client() -> AsyncIterator[NatsClient]:
-    client = await nats.connect(NATS_URL, name="telemetry-test")
-    yield client
-    await client.drain()
-
-
-def _memory_store_env(topics: Topics, **extra: str) -> dict[str, str]:
-    env = service_env(
-        topics,
-        nats_url=NATS_URL,
-        mongodb_uri="mongodb://127.0.0.1:1",
-        mongodb_database="unused",
-        mysql_uri="mysql://unused:unused@127.0.0.1:1/unused",
-        admin_token=new_token(),
-    )
-    env["CONFIG_STORE"] = "memory"
-    env.update({key.upper(): value for key, value in extra.items()})
-    return env
-
-
 async def test_otlp_spans_of_messages_and_api_requests_reach_the_receiver(
     otlp_receiver: tuple[OtlpReceiver, int], harness: ServiceHarness, nats_client: NatsClient
 ) -> None:
     receiver, port = otlp_receiver
     topics = Topics.unique()
-    env = _memory_store_env(
+    env = service_env(
         topics,
+        config_store="memory",
         otel_exporter="otlp",
         otel_exporter_otlp_endpoint=f"http://127.0.0.1:{port}",
         otel_exporter_otlp_headers=f"authorization=Bearer {OTLP_TOKEN}",
@@ -231,8 +208,9 @@ async def test_otlp_spans_of_messages_and_api_requests_reach_the_receiver(
 
 
 def test_a_misspelt_strategy_variable_stops_serve(tmp_path: Path) -> None:
-    env = _memory_store_env(
+    env = service_env(
         Topics.unique(),
+        config_store="memory",
         orderbook_skew_buy_threshld="1.3",
         strategy_enabled_ticker_velocty="false",
     )
