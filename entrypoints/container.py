@@ -98,7 +98,7 @@ from application.live_signals import BroadcastingSignalSink, SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from application.outcomes import OutcomeQuery, OutcomeRecorder
 from application.partitioning import PartitionLayout
-from application.ports import SignalGate
+from application.ports import Clock, SignalGate
 from application.preview import ConfigPreview
 from application.processing import timed
 from application.runtime import ConfigRefresher, ServiceRuntime, wall_clock_ms
@@ -573,7 +573,7 @@ class Container(containers.DeclarativeContainer):
     replay = providers.Dependency(instance_of=ReplayOptions)
     environ: providers.Provider[Mapping[str, str]] = providers.Object(os.environ)
 
-    clock = providers.Singleton(SystemClock)
+    clock: providers.Provider[Clock] = providers.Singleton(SystemClock)
     strategy_params = providers.Object(STRATEGY_PARAMS)
     strategy_env = providers.Singleton(strategy_environment, strategy_params, environ)
     # What the admin API configures: the strategies and the governance limits.

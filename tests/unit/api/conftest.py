@@ -1,8 +1,8 @@
 """A whole admin API in one process: real config use cases on in-memory stores, a metrics book fed
 with a few depth snapshots, a fake health reporter, Prometheus metrics in their own registry.
 
-The container is a small test DeclarativeContainer with exactly the provider names the routers
-ask for; it is wired to the router modules for the duration of one test.
+The container is the service's own, with fakes in place of a few providers; it is wired to the
+router modules for the duration of one test.
 """
 
 from __future__ import annotations
@@ -19,24 +19,13 @@ from fastapi import FastAPI
 
 from adapters.http.app import create_app
 from adapters.http.routers import WIRED_MODULES
-from adapters.http.security import ApiSecurity
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
-from adapters.memory.outcome_store import InMemoryOutcomeStore
-from adapters.memory.pause_store import InMemoryPauseStore
-from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.observability.prometheus import PrometheusMetrics
-from application.config_admin import ConfigAdmin
-from application.config_cache import EffectiveConfigCache
-from application.live_signals import SignalBroadcast
-from application.metrics_query import MarketMetricsQuery
-from application.outcomes import OutcomeQuery
-from application.preview import ConfigPreview
-from application.signal_pauses import SignalPauseAdmin
 from domain.market import DepthSnapshot
-from domain.market_window import MarketWindow
 from domain.metrics import MarketMetricsBook
-from domain.strategies.registry import CONFIG_NAMES, CONFIG_PARAMS, STRATEGY_PARAMS
+from entrypoints.container import Container, Mode
+from entrypoints.settings import Settings
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -100,50 +89,29 @@ def seeded_book() -> MarketMetricsBook:
     return book
 
 
-class ApiTestContainer(containers.DeclarativeContainer):
-    """The providers the routers use, plus what they are built from."""
+@containers.copy(Container)
+class ApiTestContainer(Container):
+    """The service's own container (:class:`~entrypoints.container.Container`) as ``run-local``
+    builds it on the in-memory stores, with the admin token set, a stepping clock, a seeded
+    metrics book and Prometheus metrics in their own registry (the ``container`` fixture adds
+    a :class:`FakeHealth`)."""
 
-    repository = providers.Singleton(InMemoryConfigRepository)
-    audit_log = providers.Singleton(InMemoryAuditLog)
-    pause_store = providers.Singleton(InMemoryPauseStore)
+    settings = providers.Dependency(
+        instance_of=Settings,
+        default=Settings(
+            config_store="memory",
+            admin_api_token=TOKEN,
+            fastapi_host="0.0.0.0",  # not loopback: the token is required
+            preview_window_seconds=900.0,
+            preview_max_events=20_000,
+            preview_timeout_seconds=30.0,
+        ),
+    )
+    mode = providers.Object(Mode.LOCAL.value)
+    environ = providers.Object({})  # no environment layer from the test runner's variables
     clock = providers.Singleton(SteppingClock)
-    config_cache = providers.Singleton(
-        EffectiveConfigCache,
-        registry=CONFIG_PARAMS,
-        repository=repository,
-        clock=clock,
-        pause_store=pause_store,
-    )
-    unit_of_work = providers.Singleton(InMemoryConfigUnitOfWork, repository, audit_log, pause_store)
-    config_admin = providers.Singleton(
-        ConfigAdmin,
-        cache=config_cache,
-        unit_of_work=unit_of_work,
-        audit=audit_log,
-        clock=clock,
-        names=CONFIG_NAMES,
-    )
-    pause_admin = providers.Singleton(
-        SignalPauseAdmin, cache=config_cache, unit_of_work=unit_of_work, clock=clock
-    )
-    book = providers.Singleton(seeded_book)
-    metrics_query = providers.Singleton(MarketMetricsQuery, book=book)
-    health = providers.Singleton(FakeHealth)
-    api_security = providers.Singleton(ApiSecurity, token=TOKEN, bound_to_loopback=False)
+    metrics_book = providers.Singleton(seeded_book)
     prometheus = providers.Singleton(PrometheusMetrics)
-    signal_broadcast = providers.Singleton(SignalBroadcast)
-    outcome_store = providers.Singleton(InMemoryOutcomeStore)
-    market_window = providers.Singleton(MarketWindow, 900.0, 20_000)
-    config_preview = providers.Singleton(
-        ConfigPreview,
-        config_cache,
-        config_admin,
-        market_window,
-        timeout_seconds=30.0,
-    )
-    outcome_query = providers.Singleton(
-        OutcomeQuery, outcome_store, providers.Object(lambda: tuple(STRATEGY_PARAMS))
-    )
 
 
 @contextmanager
@@ -157,7 +125,9 @@ def wired(container: ApiTestContainer) -> Iterator[ApiTestContainer]:
 
 @pytest.fixture
 def container() -> Iterator[ApiTestContainer]:
-    with wired(ApiTestContainer()) as wired_container:
+    api = ApiTestContainer()
+    api.health.override(providers.Singleton(FakeHealth))
+    with wired(api) as wired_container:
         yield wired_container
 
 
@@ -182,7 +152,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def repository(container: ApiTestContainer) -> InMemoryConfigRepository:
-    repo: InMemoryConfigRepository = container.repository()
+    repo: InMemoryConfigRepository = container.config_repository()
     return repo
 
 
@@ -194,7 +164,8 @@ def audit_log(container: ApiTestContainer) -> InMemoryAuditLog:
 
 @pytest.fixture
 def health(container: ApiTestContainer) -> FakeHealth:
-    reporter: FakeHealth = container.health()
+    reporter = container.health()
+    assert isinstance(reporter, FakeHealth)
     return reporter
 
 
