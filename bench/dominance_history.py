@@ -9,19 +9,13 @@ change over 24 h does signal (a ``dominance_change`` buy with the default parame
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import orjson
+from bench import market_inputs
 
 HOUR_MS = 3_600_000
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def observation(time_ms: int, dominance: float) -> bytes:
-    return orjson.dumps({"btc_dominance": dominance, "timestamp": _iso(time_ms)})
+    return market_inputs.dominance(dominance, market_inputs.iso(time_ms))
 
 
 def history(end_ms: int, hours: int = 30, start: float = 55.0, step: float = 0.25) -> list[bytes]:

@@ -86,7 +86,27 @@ def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return pool.submit(lambda: asyncio.run(coro_factory())).result()
 
 
-class SecantusServer:
+class ServerProcess:
+    """A server run as a child process on a loopback port, its output appended to
+    ``log_path``; it can be stopped and started again on the same port."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class SecantusServer(ServerProcess):
     """A SecantusDB process that can be stopped and started again on the same port.
 
     ``storage_path`` ``":memory:"`` loses the data at every stop (like a wiped mongod); a
@@ -94,18 +114,13 @@ class SecantusServer:
     """
 
     def __init__(self, log_dir: Path, storage_path: str = ":memory:", port: int = 0) -> None:
-        self.port = port or free_port()
+        port = port or free_port()
+        super().__init__(port, log_dir / f"secantus-{port}.log")
         self.storage_path = storage_path
-        self.log_path = log_dir / f"secantus-{self.port}.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
         if self.running:
@@ -125,7 +140,7 @@ class SecantusServer:
         ]
         log = self.log_path.open("ab")
         try:
-            self._process = subprocess.Popen(
+            self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, cwd=self.log_path.parent
             )
         finally:
@@ -138,7 +153,7 @@ class SecantusServer:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + SECANTUS_START_TIMEOUT_S
-        process = self._process
+        process = self.process
         assert process is not None
 
         async def ping() -> None:
@@ -170,7 +185,7 @@ class SecantusServer:
 
     def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 10 s) and wait for it."""
-        process, self._process = self._process, None
+        process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         process.terminate()
@@ -183,12 +198,6 @@ class SecantusServer:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def start_secantus(log_dir: Path, storage_path: str = ":memory:") -> SecantusServer:

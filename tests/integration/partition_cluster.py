@@ -19,7 +19,6 @@ import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from nats.js.errors import NotFoundError
 from adapters.wire.signals import encode_signal
 from adapters.wire.stats import Skip
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
+from bench.market_inputs import dominance, exchange_flow, iso, venue_quote, whale_transfer
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.environment import NO_CONFIDENCE_FLOOR
@@ -222,10 +222,6 @@ reference computes the same in this process)."""
 # --- the workload -------------------------------------------------------------------------------
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 @dataclass(frozen=True)
 class Workload:
     """What the tests publish, in three phases.
@@ -265,66 +261,18 @@ class Workload:
             if ask and last_ms:
                 break
         t = last_ms + 1
+        now = iso(t)
         inputs: list[tuple[str, bytes]] = [
-            ("dominance", orjson.dumps({"btc_dominance": 71.0, "timestamp": _iso(t - 2000)})),
-            ("dominance", orjson.dumps({"btc_dominance": 72.5, "timestamp": _iso(t)})),
-            (
-                "onchain",
-                orjson.dumps(
-                    {
-                        "type": "whale_transfer",
-                        "asset": "BTC",
-                        "amount": 250,
-                        "direction": "to_exchange",
-                        "timestamp": _iso(t),
-                    }
-                ),
-            ),
-            (
-                "onchain",
-                orjson.dumps(
-                    {
-                        "type": "whale_transfer",
-                        "asset": "ETH",
-                        "amount": 5000,
-                        "direction": "from_exchange",
-                        "timestamp": t,
-                    }
-                ),
-            ),
+            ("dominance", dominance(71.0, iso(t - 2000))),
+            ("dominance", dominance(72.5, now)),
+            ("onchain", whale_transfer("BTC", 250, "to_exchange", now)),
+            ("onchain", whale_transfer("ETH", 5000, "from_exchange", t)),
+            *(("onchain", exchange_flow(a, 900, 100, now)) for a in ("SOL", "XRP", "DOGE", "ADA")),
         ]
-        for asset in ("SOL", "XRP", "DOGE", "ADA"):
-            inputs.append(
-                (
-                    "onchain",
-                    orjson.dumps(
-                        {
-                            "type": "exchange_flow",
-                            "asset": asset,
-                            "inflow": 900,
-                            "outflow": 100,
-                            "period_seconds": 3600,
-                            "timestamp": _iso(t),
-                        }
-                    ),
-                )
-            )
+        bid = round(ask * 1.01, 2)
         for symbol in ("SOLUSDT", "LINKUSDT", "AVAXUSDT", "NEARUSDT", "KAVAUSDT"):
-            bid = round(ask * 1.01, 2)
-            inputs.append(
-                (
-                    "quotes",
-                    orjson.dumps(
-                        {
-                            "venue": "coinbase",
-                            "symbol": symbol[:-4] + "-USDT",
-                            "bid": bid,
-                            "ask": round(bid * 1.0002, 2),
-                            "timestamp": _iso(t),
-                        }
-                    ),
-                )
-            )
+            quote = venue_quote(symbol[:-4] + "-USDT", bid, round(bid * 1.0002, 2), now)
+            inputs.append(("quotes", quote))
         return cls(list(fan_out(first, symbols)), inputs, list(fan_out(second, symbols)))
 
     def messages(self) -> Iterator[tuple[str, bytes]]:

@@ -31,14 +31,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
-from tests.integration.conftest import NATS_URL, free_port
+from tests.integration.conftest import NATS_URL, ServerProcess, free_port
 
 T = TypeVar("T")
 
@@ -68,6 +68,36 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+class _Wait(Generic[T]):
+    """One bounded wait: :meth:`poll` asks the condition once."""
+
+    def __init__(
+        self,
+        condition: Callable[[], T | None],
+        timeout: float,
+        what: str,
+        context: Callable[[], str] | None,
+    ) -> None:
+        self.condition = condition
+        self.timeout = timeout
+        self.what = what
+        self.context = context
+        self.deadline = time.monotonic() + timeout
+
+    def poll(self) -> T | None:
+        """The condition's answer if truthy, else None (wait and poll again); AssertionError
+        once the time is up."""
+        last = self.condition()
+        if last:
+            return last
+        if time.monotonic() > self.deadline:
+            detail = f"\n{self.context()}" if self.context is not None else ""
+            raise AssertionError(
+                f"timed out after {self.timeout:.1f} s waiting for {self.what}{detail}"
+            )
+        return None
+
+
 def wait_until(
     condition: Callable[[], T | None],
     timeout: float,
@@ -77,15 +107,11 @@ def wait_until(
     context: Callable[[], str] | None = None,
 ) -> T:
     """Poll ``condition`` until it returns something truthy; AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = condition()
-    while not last:
-        if time.monotonic() > deadline:
-            detail = f"\n{context()}" if context is not None else ""
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+    wait = _Wait(condition, timeout, what, context)
+    last = wait.poll()
+    while last is None:
         time.sleep(interval)
-        last = condition()
-    assert last is not None
+        last = wait.poll()
     return last
 
 
@@ -99,15 +125,11 @@ async def async_wait_until(
 ) -> T:
     """:func:`wait_until` for async tests: sleeps with ``asyncio.sleep`` (``condition`` must be
     quick, e.g. one local HTTP request), so the test's own NATS client keeps running."""
-    deadline = time.monotonic() + timeout
-    last = condition()
-    while not last:
-        if time.monotonic() > deadline:
-            detail = f"\n{context()}" if context is not None else ""
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}{detail}")
+    wait = _Wait(condition, timeout, what, context)
+    last = wait.poll()
+    while last is None:
         await asyncio.sleep(interval)
-        last = condition()
-    assert last is not None
+        last = wait.poll()
     return last
 
 
@@ -522,23 +544,18 @@ class ServiceHarness:
 # --- a throwaway NATS server ------------------------------------------------------------------
 
 
-class NatsServerProcess:
+class NatsServerProcess(ServerProcess):
     """A private ``nats-server`` (JetStream, store in ``store_dir``): kill and restart it on the
     same port; the JetStream store survives restarts."""
 
     def __init__(self, store_dir: Path, log_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
+        port = port or free_port()
+        super().__init__(port, log_dir / f"nats-server-{port}.log")
         self.store_dir = store_dir
-        self.log_path = log_dir / f"nats-server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
         if not os.access(NATS_SERVER_BIN, os.X_OK):
@@ -582,9 +599,3 @@ class NatsServerProcess:
             return
         process.kill()
         process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"

@@ -265,6 +265,37 @@ async def ensure_signal_stream(js: JetStreamContext, cluster: Cluster) -> None:
     )
 
 
+async def route_workload(
+    nc: Client,
+    cluster: Cluster,
+    workload: Workload,
+    routers: list[Proc],
+    procs: list[Proc],
+    during_phase3: Callable[[list[Proc], list[Proc]], Awaitable[None]] | None = None,
+) -> None:
+    """Start the routers and workers, publish the workload phase by phase (each one stored in
+    the market-data stream before the next) and wait until every worker has caught up.
+    ``during_phase3(workers, routers)`` runs between the halves of phase 3."""
+    js = nc.jetstream()
+    for proc in [*routers, *procs]:
+        proc.start()
+    await ready([*routers, *procs], cluster)
+    published = await publish(nc, cluster, binance(workload.phase1))
+    await stream_holds(js, cluster, published)
+    published += await publish(nc, cluster, workload.phase2)
+    await stream_holds(js, cluster, published)
+    if during_phase3 is None:
+        published += await publish(nc, cluster, binance(workload.phase3))
+    else:
+        half = len(workload.phase3) // 2
+        published += await publish(nc, cluster, binance(workload.phase3[:half]))
+        await during_phase3(procs, routers)
+        published += await publish(nc, cluster, binance(workload.phase3[half:]))
+    assert published == workload.total
+    await stream_holds(js, cluster, published)
+    await caught_up(procs, cluster)
+
+
 async def run_partitioned(
     nc: Client,
     cluster: Cluster,
@@ -284,23 +315,7 @@ async def run_partitioned(
     names = ["router-a", "router-b"] if failover else ["router"]
     routers = [cluster.router(name, **cluster.failover_env()) for name in names]
     procs = [cluster.worker(i, workers) for i in range(workers)]
-    for proc in [*routers, *procs]:
-        proc.start()
-    await ready([*routers, *procs], cluster)
-    published = await publish(nc, cluster, binance(workload.phase1))
-    await stream_holds(js, cluster, published)
-    published += await publish(nc, cluster, workload.phase2)
-    await stream_holds(js, cluster, published)
-    if during_phase3 is None:
-        published += await publish(nc, cluster, binance(workload.phase3))
-    else:
-        half = len(workload.phase3) // 2
-        published += await publish(nc, cluster, binance(workload.phase3[:half]))
-        await during_phase3(procs, routers)
-        published += await publish(nc, cluster, binance(workload.phase3[half:]))
-    assert published == workload.total
-    await stream_holds(js, cluster, published)
-    await caught_up(procs, cluster)
+    await route_workload(nc, cluster, workload, routers, procs, during_phase3)
     for router in routers:
         if not router.running:
             continue  # killed by the test
@@ -380,16 +395,7 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
             cluster.worker(i, 3, FASTAPI_PORT=base + i, WORKER_URL_TEMPLATE=template)
             for i in range(3)
         ]
-        for proc in [*routers, *procs]:
-            proc.start()
-        await ready([*routers, *procs], cluster)
-        published = await publish(nc, cluster, binance(workload.phase1))
-        await stream_holds(js, cluster, published)
-        published += await publish(nc, cluster, workload.phase2)
-        await stream_holds(js, cluster, published)
-        published += await publish(nc, cluster, binance(workload.phase3))
-        await stream_holds(js, cluster, published)
-        await caught_up(procs, cluster)
+        await route_workload(nc, cluster, workload, routers, procs)
         assert_same_signals(await read_signals(js, cluster), reference)
         stats = [await http_json(r, "/api/v1/router", cluster) for r in routers]
         # each message stored once, by its shard: its last ack is either "stored" or, for a

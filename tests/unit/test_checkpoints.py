@@ -32,6 +32,7 @@ from application.checkpoints import (
 )
 from bench import dominance_history
 from bench.fanout import capture_lines, fan_out
+from bench.market_inputs import exchange_flow, venue_quote, whale_transfer
 from domain.metrics import Timeframe
 from domain.strategies.registry import STRATEGIES
 from entrypoints.container import Container, build_container, worker_state
@@ -79,50 +80,16 @@ def _workload() -> list[Message]:
         for line in reversed(lines[:half])
         if b'"asks"' in line
     )
+    bid = round(ask * 1.01, 2)
     inputs: list[Message] = [
         ("dominance", dominance_history.jump(middle)),
-        (
-            "onchain",
-            orjson.dumps(
-                {
-                    "type": "whale_transfer",
-                    "asset": "BTC",
-                    "amount": 250,
-                    "direction": "to_exchange",
-                    "timestamp": middle,
-                }
-            ),
-        ),
-        (
-            "onchain",
-            orjson.dumps(
-                {
-                    "type": "exchange_flow",
-                    "asset": "SOL",
-                    "inflow": 900,
-                    "outflow": 100,
-                    "period_seconds": 3600,
-                    "timestamp": middle,
-                }
-            ),
+        ("onchain", whale_transfer("BTC", 250, "to_exchange", middle)),
+        ("onchain", exchange_flow("SOL", 900, 100, middle)),
+        *(
+            ("quotes", venue_quote(symbol, bid, round(bid * 1.0002, 2), middle))
+            for symbol in ("SOLUSDT", "LINKUSDT")
         ),
     ]
-    for symbol in ("SOLUSDT", "LINKUSDT"):
-        bid = round(ask * 1.01, 2)
-        inputs.append(
-            (
-                "quotes",
-                orjson.dumps(
-                    {
-                        "venue": "coinbase",
-                        "symbol": symbol,
-                        "bid": bid,
-                        "ask": round(bid * 1.0002, 2),
-                        "timestamp": middle,
-                    }
-                ),
-            )
-        )
     history = [("dominance", raw) for raw in dominance_history.history(start - 60_000)]
     return [
         *history,

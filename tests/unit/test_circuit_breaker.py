@@ -37,6 +37,14 @@ def make(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
     )
 
 
+def opened(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
+    """A breaker (:func:`make`) opened by three consecutive failures at ``clock``'s time."""
+    breaker = make(clock, **kwargs)
+    for _ in range(3):
+        breaker.record_failure()
+    return breaker
+
+
 def test_starts_closed_and_allows_requests() -> None:
     breaker = make(FakeClock())
     assert state(breaker) is BreakerState.CLOSED
@@ -62,9 +70,7 @@ def test_opens_after_consecutive_failures_only() -> None:
 
 def test_half_open_after_timeout_then_closes_on_success() -> None:
     clock = FakeClock()
-    breaker = make(clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened(clock)
     clock.advance(4.0)
     assert breaker.retry_after() == pytest.approx(6.0)
     assert not breaker.allow_request()
@@ -82,9 +88,7 @@ def test_half_open_after_timeout_then_closes_on_success() -> None:
 
 def test_half_open_failure_reopens_and_restarts_timeout() -> None:
     clock = FakeClock()
-    breaker = make(clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened(clock)
     clock.advance(10.0)
     assert breaker.allow_request()
     breaker.record_failure()
@@ -98,9 +102,7 @@ def test_half_open_failure_reopens_and_restarts_timeout() -> None:
 
 def test_success_threshold_and_parallel_trials() -> None:
     clock = FakeClock()
-    breaker = make(clock, half_open_max_calls=2, success_threshold=2)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened(clock, half_open_max_calls=2, success_threshold=2)
     clock.advance(10.0)
     assert breaker.allow_request()
     assert breaker.allow_request()
@@ -113,9 +115,7 @@ def test_success_threshold_and_parallel_trials() -> None:
 
 def test_failure_while_open_restarts_timeout() -> None:
     clock = FakeClock()
-    breaker = make(clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened(clock)
     clock.advance(8.0)
     breaker.record_failure()
     clock.advance(8.0)
@@ -125,9 +125,7 @@ def test_failure_while_open_restarts_timeout() -> None:
 
 
 def test_probe_now_and_reset() -> None:
-    breaker = make(FakeClock())
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened(FakeClock())
     breaker.probe_now()
     assert state(breaker) is BreakerState.HALF_OPEN
     assert breaker.allow_request()

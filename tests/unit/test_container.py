@@ -17,6 +17,7 @@ from adapters.nats.signal_sink import NatsSignalSink
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from application.live_signals import BroadcastingSignalSink
 from application.runtime import ServiceRuntime
+from bench.market_inputs import dominance, venue_quote, whale_transfer
 from domain.governance import Suppression
 from domain.signal import Action
 from entrypoints.container import Mode, ReplayOptions, build_container
@@ -28,21 +29,11 @@ T_MS = 1_723_161_255_343
 
 
 def quote(symbol: str) -> bytes:
-    return orjson.dumps(
-        {"venue": "coinbase", "symbol": symbol, "bid": 1.0, "ask": 2.0, "timestamp": T_MS}
-    )
+    return venue_quote(symbol, 1.0, 2.0, T_MS)
 
 
 def whale(asset: str) -> bytes:
-    return orjson.dumps(
-        {
-            "type": "whale_transfer",
-            "asset": asset,
-            "amount": 5_000,
-            "direction": "from_exchange",
-            "timestamp": T_MS,
-        }
-    )
+    return whale_transfer(asset, 5_000, "from_exchange", T_MS)
 
 
 def trade(symbol: str) -> bytes:
@@ -63,7 +54,7 @@ def trade(symbol: str) -> bytes:
     )
 
 
-DOMINANCE = orjson.dumps({"btc_dominance": 56.2, "timestamp": T_MS})
+DOMINANCE = dominance(56.2, T_MS)
 
 
 def eth_only() -> Settings:
