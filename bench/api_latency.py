@@ -54,14 +54,13 @@ from bench.common import (  # noqa: E402
     free_port,
     git_commit,
     latency_summary,
-    pin_to,
     sched_seconds,
+    spawn_service,
     stop_process,
     write_document,
 )
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 ENDPOINTS = (
     "/api/v1/strategies/orderbook_skew/config",
     "/api/v1/metrics/depth/BTCUSDT",
@@ -99,30 +98,20 @@ class LocalService:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
         env["PYTHONUNBUFFERED"] = "1"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(SERVICE_BIN),
-                    "run-local",
-                    "--capture",
-                    str(self.capture),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--sqlite",
-                    str(self.workdir / "config.sqlite3"),
-                    "--speed",
-                    str(self.speed),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,  # the printed signals
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
-                preexec_fn=pin_to(self.cpu),
-                start_new_session=True,
-            )
+        args = [
+            "run-local",
+            "--capture",
+            str(self.capture),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--sqlite",
+            str(self.workdir / "config.sqlite3"),
+            "--speed",
+            str(self.speed),
+        ]
+        self.process = spawn_service(args, env, self.cpu, self.log_path)
 
     def wait_for_depth(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

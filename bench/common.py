@@ -1,6 +1,6 @@
-"""Helpers shared by the benchmark scripts: a free loopback port, the commit measured, the result
-file, CPU pinning, and what ``/proc`` says about a process (CPU and waiting time, memory) and
-the machine."""
+"""Helpers shared by the benchmark scripts: a free loopback port, the service as a pinned child
+process, the commit measured, the result file, CPU pinning, and what ``/proc`` says about a
+process (CPU and waiting time, memory) and the machine."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 
 
 def free_port() -> int:
@@ -37,6 +39,25 @@ def stop_process(process: subprocess.Popen[bytes] | None, grace: float = 30.0) -
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait(timeout=10)
+
+
+def spawn_service(
+    args: Sequence[str], env: Mapping[str, str], cpu: int, log_path: Path, nice: int = 0
+) -> subprocess.Popen[bytes]:
+    """``realtime-strategies <args>`` in ``log_path``'s folder and a session of its own, pinned
+    to ``cpu`` with niceness ``nice``: its stderr (the JSON log) appended to ``log_path``, its
+    stdout (printed signals) discarded."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [str(SERVICE_BIN), *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            cwd=log_path.parent,
+            preexec_fn=pin_to(cpu, nice),
+            start_new_session=True,
+        )
 
 
 def git_commit() -> str:

@@ -90,13 +90,13 @@ from bench.common import (  # noqa: E402
     pin_to,
     rss_mb,
     sched_seconds,
+    spawn_service,
     stop_process,
     write_document,
 )
 from tests.integration.service_harness import UNGOVERNED, Topics  # noqa: E402
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
 QUEUE_GROUP = "realtime-strategies-group"
 SUB_PENDING_MSGS = 500_000  # the service's NatsMarketFeed limits
@@ -505,17 +505,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.env['FASTAPI_PORT']}"
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(SERVICE_BIN), "serve"],
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                cwd=self.log_path.parent,
-                preexec_fn=pin_to(self.cpu, NICE),
-                start_new_session=True,
-            )
+        self.process = spawn_service(["serve"], self.env, self.cpu, self.log_path, NICE)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
