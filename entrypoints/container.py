@@ -865,6 +865,12 @@ class Container(containers.DeclarativeContainer):
         home_venue=settings.provided.home_venue,
         timeout_seconds=settings.provided.preview_timeout_seconds,
     )
+    # The heartbeat's extra fields where signals go to NATS: their delivery and the outcomes.
+    nats_heartbeat = providers.Callable(
+        heartbeat_fields,
+        providers.Callable(delivery_stats, nats_sink, nats),
+        outcome_recorder.provided.stats,
+    )
     runtime = providers.Singleton(
         ServiceRuntime,
         market_feed,
@@ -882,16 +888,8 @@ class Container(containers.DeclarativeContainer):
         ),
         heartbeat_extra=providers.Selector(
             mode,
-            service=providers.Callable(
-                heartbeat_fields,
-                providers.Callable(delivery_stats, nats_sink, nats),
-                outcome_recorder.provided.stats,
-            ),
-            worker=providers.Callable(
-                heartbeat_fields,
-                providers.Callable(delivery_stats, nats_sink, nats),
-                outcome_recorder.provided.stats,
-            ),
+            service=nats_heartbeat,
+            worker=nats_heartbeat,
             local=providers.Callable(heartbeat_fields, outcome_recorder.provided.stats),
         ),
         taps=providers.List(outcome_recorder, market_window),
