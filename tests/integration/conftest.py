@@ -87,12 +87,13 @@ def _run_in_thread(coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 class ServerProcess:
-    """A server run as a child process on a loopback port, its output appended to
-    ``log_path``; it can be stopped and started again on the same port."""
+    """A server run as a child process on a loopback port (``port``, or a free one), its
+    output appended to ``<log_dir>/<name>-<port>.log``; it can be stopped and started again
+    on the same port."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
-        self.port = port
-        self.log_path = log_path
+    def __init__(self, log_dir: Path, name: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_dir / f"{name}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,8 +115,7 @@ class SecantusServer(ServerProcess):
     """
 
     def __init__(self, log_dir: Path, storage_path: str = ":memory:", port: int = 0) -> None:
-        port = port or free_port()
-        super().__init__(port, log_dir / f"secantus-{port}.log")
+        super().__init__(log_dir, "secantus", port)
         self.storage_path = storage_path
 
     @property

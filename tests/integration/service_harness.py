@@ -549,8 +549,7 @@ class NatsServerProcess(ServerProcess):
     same port; the JetStream store survives restarts."""
 
     def __init__(self, store_dir: Path, log_dir: Path, port: int | None = None) -> None:
-        port = port or free_port()
-        super().__init__(port, log_dir / f"nats-server-{port}.log")
+        super().__init__(log_dir, "nats-server", port)
         self.store_dir = store_dir
 
     @property
