@@ -94,10 +94,13 @@ from bench.common import (  # noqa: E402
     stop_process,
     write_document,
 )
-from tests.integration.service_harness import UNGOVERNED, Topics  # noqa: E402
+from tests.integration.service_harness import (  # noqa: E402
+    UNGOVERNED,
+    Topics,
+    nats_server_command,
+)
 
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-NATS_SERVER_BIN = Path("/usr/sbin/nats-server")
 QUEUE_GROUP = "realtime-strategies-group"
 SUB_PENDING_MSGS = 500_000  # the service's NatsMarketFeed limits
 SUB_PENDING_BYTES = 256 * 1024 * 1024
@@ -406,15 +409,7 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [
-            str(NATS_SERVER_BIN),
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-m",
-            str(self.monitor_port),
-        ]
+        command = nats_server_command(self.port, "-m", str(self.monitor_port))
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -544,6 +544,11 @@ class ServiceHarness:
 # --- a throwaway NATS server ------------------------------------------------------------------
 
 
+def nats_server_command(port: int, *options: str) -> list[str]:
+    """The ``nats-server`` command line listening on 127.0.0.1:``port``, with ``options``."""
+    return [str(NATS_SERVER_BIN), "-a", "127.0.0.1", "-p", str(port), *options]
+
+
 class NatsServerProcess(ServerProcess):
     """A private ``nats-server`` (JetStream, store in ``store_dir``): kill and restart it on the
     same port; the JetStream store survives restarts."""
@@ -562,16 +567,7 @@ class NatsServerProcess(ServerProcess):
         assert not self.running
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(NATS_SERVER_BIN),
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-js",
-            "-sd",
-            str(self.store_dir),
-        ]
+        command = nats_server_command(self.port, "-js", "-sd", str(self.store_dir))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
