@@ -23,7 +23,7 @@ decoded events through ``batches()`` (the ``MarketFeed`` port):
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -78,7 +78,48 @@ def message_context(decoded: Decoded, msg: Msg) -> tuple[Mapping[str, str] | Non
     return trace_context, message_id
 
 
-class NatsMarketFeed(NatsSubscriber):
+class MarketSubscriber(NatsSubscriber):
+    """What both NATS market feeds keep (this module's feed and a worker's partition feed):
+    the subjects they subscribe, their decoders, the decode statistics, the dead letters of
+    what they skip and the limits of what nats-py buffers for them."""
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        subjects: Iterable[str],
+        decoders: Mapping[str, Decoder],
+        *,
+        stats: DecodeStats | None,
+        dead_letter_subject: str,
+        log_interval: float,
+        pending_msgs_limit: int,
+        pending_bytes_limit: int,
+    ) -> None:
+        super().__init__(connection)
+        self._subject_names = list(subjects)
+        self._decoders = dict(decoders)
+        self.decode_stats = stats if stats is not None else DecodeStats()
+        self.dead_letters = DeadLetters(
+            connection,
+            dead_letter_subject,
+            event="market_message_skipped",
+            log_interval=log_interval,
+        )
+        self._pending_msgs_limit = pending_msgs_limit
+        self._pending_bytes_limit = pending_bytes_limit
+
+    @property
+    def subjects(self) -> list[str]:
+        """The subjects subscribed (consumer filter subjects for the partition feed)."""
+        return list(self._subject_names)
+
+    @property
+    def decoders(self) -> Mapping[str, Decoder]:
+        """Subject (kind token of a partition subject for the partition feed) → its decoder."""
+        return MappingProxyType(self._decoders)
+
+
+class NatsMarketFeed(MarketSubscriber):
     """``MarketFeed`` over NATS core subscriptions (one per subject, each with its decoder)."""
 
     log_name = "nats_feed"
@@ -100,19 +141,18 @@ class NatsMarketFeed(NatsSubscriber):
     ) -> None:
         if not subjects:
             raise ValueError("NatsMarketFeed needs at least one subject")
-        super().__init__(connection)
-        self._subjects = dict(subjects)
+        super().__init__(
+            connection,
+            subjects,
+            subjects,
+            stats=stats,
+            dead_letter_subject=dead_letter_subject,
+            log_interval=log_interval,
+            pending_msgs_limit=pending_msgs_limit,
+            pending_bytes_limit=pending_bytes_limit,
+        )
         self._queue_group = queue_group or ""
         self._ungrouped = ungrouped_subjects
-        self.decode_stats = stats if stats is not None else DecodeStats()
-        self.dead_letters = DeadLetters(
-            connection,
-            dead_letter_subject,
-            event="market_message_skipped",
-            log_interval=log_interval,
-        )
-        self._pending_msgs_limit = pending_msgs_limit
-        self._pending_bytes_limit = pending_bytes_limit
         self._max_batch = max(1, max_batch)
         self.fast = fast_path_supported() if fast is None else fast
         """Whether the subscriptions deliver into one buffer read in the consumer's task
@@ -124,7 +164,7 @@ class NatsMarketFeed(NatsSubscriber):
 
         self.received = 0
         self.delivered = 0
-        self.received_by_subject: dict[str, int] = dict.fromkeys(self._subjects, 0)
+        self.received_by_subject: dict[str, int] = dict.fromkeys(self._decoders, 0)
         self.decoder_errors = 0
         self.slow_consumer_drops = 0
 
@@ -134,15 +174,6 @@ class NatsMarketFeed(NatsSubscriber):
     def queue_depth(self) -> int:
         """Messages received but not yet taken by the consumer."""
         return self._buffer.qsize()
-
-    @property
-    def subjects(self) -> list[str]:
-        return list(self._subjects)
-
-    @property
-    def decoders(self) -> Mapping[str, Decoder]:
-        """Subject → its decoder."""
-        return MappingProxyType(self._subjects)
 
     def stats(self) -> dict[str, int]:
         skipped = self.dead_letters.skipped
@@ -250,7 +281,7 @@ class NatsMarketFeed(NatsSubscriber):
         # far on reconnect, the rest are made on the next connection event.
         nc = self._connection.client
         subscribed = {sub.subject for sub in self._subs}
-        for subject, decoder in self._subjects.items():
+        for subject, decoder in self._decoders.items():
             if subject in subscribed:
                 continue
             self._subs.append(
@@ -266,7 +297,7 @@ class NatsMarketFeed(NatsSubscriber):
         await nc.flush()
         _log.info(
             "nats_feed_subscribed",
-            subjects=list(self._subjects),
+            subjects=self.subjects,
             queue_group=self._queue_group or None,
             dead_letter_subject=self.dead_letters.subject or None,
             fast_path=self.fast,

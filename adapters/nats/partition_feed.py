@@ -31,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 import structlog
@@ -47,10 +46,9 @@ from adapters.nats.client_internals import (
     take_pending,
 )
 from adapters.nats.connection import NatsConnection
-from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
-from adapters.nats.market_feed import DECODER_ERROR, message_context
-from adapters.nats.subscription import NatsSubscriber, unsubscribe_all
+from adapters.nats.market_feed import DECODER_ERROR, MarketSubscriber, message_context
+from adapters.nats.subscription import unsubscribe_all
 from adapters.wire.decoders import BINANCE, Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from application.partitioning import BINANCE_KINDS, PartitionLayout, RouteKind
@@ -240,7 +238,7 @@ async def load_published_signal_ids(
     return ids
 
 
-class JetStreamPartitionFeed(NatsSubscriber):
+class JetStreamPartitionFeed(MarketSubscriber):
     """``MarketFeed`` over ordered JetStream consumers of a worker's partitions (module doc)."""
 
     log_name = "partition_feed"
@@ -272,12 +270,22 @@ class JetStreamPartitionFeed(NatsSubscriber):
     ) -> None:
         if not partitions:
             raise ValueError("a worker feed needs at least one partition")
-        super().__init__(connection)
         self.layout = layout
         self.partitions = tuple(sorted(set(partitions)))
         for p in self.partitions:
             layout.partition_filter(p)  # validates the range
-        self._decoders = dict(decoders)
+        self.consumer_filters = consumer_filters(layout, self.partitions)
+        """Filter subject → the partitions its consumer carries."""
+        super().__init__(
+            connection,
+            self.consumer_filters,
+            decoders,
+            stats=stats,
+            dead_letter_subject=dead_letter_subject,
+            log_interval=log_interval,
+            pending_msgs_limit=pending_msgs_limit,
+            pending_bytes_limit=pending_bytes_limit,
+        )
         self._prefix_len = len(layout.prefix) + 1
         self.stream = stream
         self.replay_seconds = replay_seconds
@@ -285,15 +293,6 @@ class JetStreamPartitionFeed(NatsSubscriber):
         self.signal_stream = signal_stream
         self.create_signal_stream = create_signal_stream
         self.recover_seconds = recover_seconds
-        self.decode_stats = stats if stats is not None else DecodeStats()
-        self.dead_letters = DeadLetters(
-            connection,
-            dead_letter_subject,
-            event="market_message_skipped",
-            log_interval=log_interval,
-        )
-        self._pending_msgs_limit = pending_msgs_limit
-        self._pending_bytes_limit = pending_bytes_limit
         self._idle_heartbeat = idle_heartbeat
         self._wall = wall_clock
         self._fast = fast_path_supported() if fast is None else fast
@@ -308,8 +307,6 @@ class JetStreamPartitionFeed(NatsSubscriber):
 
         self._queue: asyncio.Queue[PartitionFeedItem | _End] = asyncio.Queue(maxsize=queue_size)
         self._max_batch = max(1, max_batch)
-        self.consumer_filters = consumer_filters(layout, self.partitions)
-        """Filter subject → the partitions its consumer carries."""
         self._subs: dict[str, Any] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._replay_done: dict[str, bool] = dict.fromkeys(self.consumer_filters, False)
@@ -352,15 +349,6 @@ class JetStreamPartitionFeed(NatsSubscriber):
     @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
-
-    @property
-    def subjects(self) -> list[str]:
-        return list(self.consumer_filters)
-
-    @property
-    def decoders(self) -> Mapping[str, Decoder]:
-        """Kind token of a partition subject → its decoder."""
-        return MappingProxyType(self._decoders)
 
     @property
     def idle(self) -> bool:
