@@ -85,14 +85,21 @@ def outcome_to_document(record: OutcomeRecord) -> dict[str, JsonValue]:
     }
 
 
-def _trade_from(raw: Mapping[str, Any], record: Mapping[str, Any]) -> ClosedTrade:
+def _signal_fields_from(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`signal_fields`: the typed identity of a document's signal."""
+    return {
+        "signal_id": str(raw["signal_id"]),
+        "strategy_id": str(raw["strategy_id"]),
+        "symbol": str(raw["symbol"]),
+        "action": Action(raw["action"]),
+        "config_version": int(raw["config_version"]),
+        "signal_time_ms": int(raw["signal_time_ms"]),
+    }
+
+
+def _trade_from(raw: Mapping[str, Any], signal: Mapping[str, Any]) -> ClosedTrade:
     return ClosedTrade(
-        signal_id=str(record["signal_id"]),
-        strategy_id=str(record["strategy_id"]),
-        symbol=str(record["symbol"]),
-        config_version=int(record["config_version"]),
-        action=Action(record["action"]),
-        signal_time_ms=int(record["signal_time_ms"]),
+        **signal,
         entry_time_ms=int(raw["entry_time_ms"]),
         entry_price=float(raw["entry_price"]),
         exit_time_ms=int(raw["exit_time_ms"]),
@@ -116,18 +123,14 @@ def outcome_from_document(raw: Mapping[str, Any]) -> OutcomeRecord:
         payload = raw.get("payload") or {}
         if not isinstance(payload, Mapping):
             raise TypeError("payload is not an object")
+        signal = _signal_fields_from(raw)
         return OutcomeRecord(
-            signal_id=str(raw["signal_id"]),
-            strategy_id=str(raw["strategy_id"]),
-            symbol=str(raw["symbol"]),
-            action=Action(raw["action"]),
-            config_version=int(raw["config_version"]),
-            signal_time_ms=int(raw["signal_time_ms"]),
+            **signal,
             price=float(raw["price"]),
             recorded_at_ms=int(raw["recorded_at_ms"]),
             payload=dict(payload),
             horizons=horizons,
-            trade=None if trade_raw is None else _trade_from(trade_raw, raw),
+            trade=None if trade_raw is None else _trade_from(trade_raw, signal),
             trade_unfilled=bool(raw.get("trade_unfilled", False)),
         )
     except (KeyError, TypeError, ValueError) as error:
