@@ -216,6 +216,24 @@ async def started_feed(feed: NatsMarketFeed) -> NatsMarketFeed:
     return feed
 
 
+async def binance_feed(
+    connection: NatsConnection, count: int, **options: Any
+) -> tuple[str, list[bytes], int, NatsMarketFeed]:
+    """A started feed (no queue group, ``options``) of a fresh Binance subject, ``count``
+    capture lines to publish there and how many of them decode."""
+    subject = unique("test.rs.binance")
+    lines = capture_lines(count)
+    feed = NatsMarketFeed(connection, {subject: BinanceDecoder().decode_envelope}, None, **options)
+    return subject, lines, len(decodable(lines)), await started_feed(feed)
+
+
+async def publish_all(connection: NatsConnection, subject: str, lines: list[bytes]) -> None:
+    """Publish ``lines`` on ``subject`` and flush."""
+    for line in lines:
+        await connection.client.publish(subject, line)
+    await connection.flush()
+
+
 # --------------------------------------------------------------------------------- market feed
 
 
@@ -496,9 +514,7 @@ async def test_two_feeds_in_one_queue_group_split_the_messages() -> None:
 
     tasks = [asyncio.create_task(consume(i)) for i in range(2)]
     try:
-        for line in lines:
-            await publisher.client.publish(subject, line)
-        await publisher.flush()
+        await publish_all(publisher, subject, lines)
         await eventually(
             lambda: len(got[0]) + len(got[1]) >= len(expected_ids), what="all messages"
         )
@@ -521,18 +537,9 @@ async def test_two_feeds_in_one_queue_group_split_the_messages() -> None:
 
 @pytest.mark.parametrize("fast", [True, False], ids=["shared-buffer", "callbacks"])
 async def test_a_late_consumer_loses_nothing(connection: NatsConnection, fast: bool) -> None:
-    subject = unique("test.rs.binance")
-    lines = capture_lines(200)
-    expected = len(decodable(lines))
-    feed = await started_feed(
-        NatsMarketFeed(
-            connection, {subject: BinanceDecoder().decode_envelope}, None, max_batch=3, fast=fast
-        )
-    )
+    subject, lines, expected, feed = await binance_feed(connection, 200, max_batch=3, fast=fast)
     try:
-        for line in lines:
-            await connection.client.publish(subject, line)
-        await connection.flush()
+        await publish_all(connection, subject, lines)
         await eventually(lambda: feed.queue_depth == len(lines), what="everything waiting")
         assert feed.delivered == 0
         batches = []
@@ -551,14 +558,7 @@ async def test_a_late_consumer_loses_nothing(connection: NatsConnection, fast: b
 async def test_drain_delivers_what_was_received_then_ends(
     connection: NatsConnection, fast: bool
 ) -> None:
-    subject = unique("test.rs.binance")
-    lines = capture_lines(50)
-    expected = len(decodable(lines))
-    feed = await started_feed(
-        NatsMarketFeed(
-            connection, {subject: BinanceDecoder().decode_envelope}, None, max_batch=5, fast=fast
-        )
-    )
+    subject, lines, expected, feed = await binance_feed(connection, 50, max_batch=5, fast=fast)
     got: list[FeedItem] = []
 
     async def consume() -> None:
@@ -567,9 +567,7 @@ async def test_drain_delivers_what_was_received_then_ends(
             await asyncio.sleep(0.001)
 
     consumer = asyncio.create_task(consume())
-    for line in lines:
-        await connection.client.publish(subject, line)
-    await connection.flush()
+    await publish_all(connection, subject, lines)
     await feed.drain(timeout=10.0)
     await asyncio.wait_for(consumer, 5.0)  # batches() ended by itself
     assert len(got) == expected
@@ -975,9 +973,7 @@ async def test_graceful_shutdown_sequence() -> None:
 
     service = asyncio.create_task(run_service())
     try:
-        for line in lines:
-            await watcher.client.publish(subject, line)
-        await watcher.flush()
+        await publish_all(watcher, subject, lines)
         await eventually(lambda: feed.received == len(lines), what="all received")
         await feed.drain(timeout=5.0)
         await asyncio.wait_for(service, 5.0)
