@@ -20,7 +20,7 @@ from adapters.wire.binance import BinanceDecoder
 from adapters.wire.binance_fast import parse_usual
 from adapters.wire.binance_streams import classify_stream
 from adapters.wire.stats import Decoded, Skip, SkipReason
-from domain.market import DepthSnapshot, Trade
+from domain.market import DepthSnapshot, MarketEvent, Trade
 
 pytestmark = pytest.mark.unit
 
@@ -53,6 +53,14 @@ def comparable(result: Decoded | Skip) -> object:
     return result
 
 
+def compiled_event(raw: bytes) -> MarketEvent:
+    """The event of ``raw``: the compiled path takes it and decodes it as the plain one does."""
+    assert compiled_takes(raw)
+    result = same_both_ways(raw)
+    assert isinstance(result, Decoded), result
+    return result.event
+
+
 def same_both_ways(raw: bytes) -> Decoded | Skip:
     compiled = BinanceDecoder(out_of_order_tolerance_ms=None).decode_envelope(raw)
     try:
@@ -83,10 +91,7 @@ def test_well_formed_books_take_the_compiled_path_and_match() -> None:
 
 def test_an_empty_side_takes_the_compiled_path() -> None:
     raw = spot(b"[]")
-    assert compiled_takes(raw)
-    assert same_both_ways(raw).event == DepthSnapshot(  # type: ignore[union-attr]
-        "BTCUSDT", 1723161255123, (), ((2.5, 1.0),)
-    )
+    assert compiled_event(raw) == DepthSnapshot("BTCUSDT", 1723161255123, (), ((2.5, 1.0),))
 
 
 def test_futures_book_takes_the_compiled_path() -> None:
@@ -94,8 +99,7 @@ def test_futures_book_takes_the_compiled_path() -> None:
         b'{"stream":"btcusdt@depth20@100ms","data":{"e":"depthUpdate","E":1723161255700,'
         b'"s":"BTCUSDT","b":[["61830.1","2.5"]],"a":[["61830.2","0.5"]]}}'
     )
-    assert compiled_takes(raw)
-    assert same_both_ways(raw).event == DepthSnapshot(  # type: ignore[union-attr]
+    assert compiled_event(raw) == DepthSnapshot(
         "BTCUSDT", 1723161255700, ((61830.1, 2.5),), ((61830.2, 0.5),)
     )
 
@@ -325,7 +329,4 @@ def test_the_compiled_path_builds_ordinary_domain_events() -> None:
         b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255700,"s":"BTCUSDT",'
         b'"t":7,"p":"61830.1","q":"0.5","T":1723161255700,"m":false,"M":true}}'
     )
-    assert compiled_takes(raw)
-    assert same_both_ways(raw).event == Trade(  # type: ignore[union-attr]
-        "BTCUSDT", 1723161255700, 7, 61830.1, 0.5, False
-    )
+    assert compiled_event(raw) == Trade("BTCUSDT", 1723161255700, 7, 61830.1, 0.5, False)
