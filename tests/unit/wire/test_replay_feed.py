@@ -54,22 +54,21 @@ def replay(path: Path, **options: object) -> tuple[list[MarketEvent], DecodeStat
     return list(feed.iter_events()), stats
 
 
-def test_plain_and_gzip_give_the_same_events(tmp_path: Path, capture_lines: list[bytes]) -> None:
+@pytest.mark.parametrize(
+    ("plain_name", "packed_name"),
+    [("a.jsonl", "a.jsonl.gz"), ("x.jsonl.gz", "y.jsonl")],
+    ids=["named-as-they-are", "gzip-detected-by-magic-bytes-not-by-name"],
+)
+def test_plain_and_gzip_give_the_same_events(
+    tmp_path: Path, capture_lines: list[bytes], plain_name: str, packed_name: str
+) -> None:
     lines = capture_lines[:500]
-    plain, plain_stats = replay(write(tmp_path / "a.jsonl", lines))
-    packed, packed_stats = replay(write(tmp_path / "a.jsonl.gz", lines, compress=True))
+    plain, plain_stats = replay(write(tmp_path / plain_name, lines))
+    packed, packed_stats = replay(write(tmp_path / packed_name, lines, compress=True))
     assert plain == packed
     assert len(plain) == 500
     assert plain_stats.by_type == packed_stats.by_type
     assert plain_stats.by_reason == {}
-
-
-def test_gzip_is_detected_by_magic_bytes(tmp_path: Path, capture_lines: list[bytes]) -> None:
-    lines = capture_lines[:50]
-    gz_named_plain, _ = replay(write(tmp_path / "x.jsonl.gz", lines))
-    plain_named_gz, _ = replay(write(tmp_path / "y.jsonl", lines, compress=True))
-    assert gz_named_plain == plain_named_gz
-    assert len(gz_named_plain) == 50
 
 
 def test_the_whole_capture(capture_lines: list[bytes]) -> None:
