@@ -36,7 +36,7 @@ from nats.errors import SlowConsumerError
 from adapters.nats.client_internals import CallbackBuffer, SharedBuffer, fast_path_supported
 from adapters.nats.connection import NatsConnection
 from adapters.nats.dead_letter import DeadLetters
-from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
+from adapters.nats.subscription import NatsSubscriber, unsubscribe_all
 from adapters.wire.decoders import Decoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip
 from domain.market import MarketEvent
@@ -250,16 +250,7 @@ class NatsMarketFeed(MarketSubscriber):
         cannot drain and this gives up after ``timeout``, discarding what nats-py still holds).
         """
         subs, self._subs = self._subs, []
-        if subs and self._connection.is_connected:
-            try:
-                errors = await drain_all(subs, timeout)
-            except TimeoutError:
-                _log.error("nats_feed_drain_timeout", timeout=timeout, queue_depth=self.queue_depth)
-            else:
-                for error in errors:
-                    _log.warning("nats_feed_drain_error", error=repr(error))
-        else:
-            await unsubscribe_all(subs)
+        await self._drain(subs, timeout, queue_depth=self.queue_depth)
         self._finish()
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from adapters.nats.connection import NatsConnection, RateLimiter
-from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
+from adapters.nats.subscription import NatsSubscriber, unsubscribe_all
 from adapters.wire.capture import RecordedMessage, encode_record
 
 _log = structlog.get_logger(__name__)
@@ -73,16 +73,7 @@ class NatsMarketRecorder(NatsSubscriber):
         """Stop receiving; every message already received is still written."""
         self._stop_listening()
         subs, self._subs = self._subs, []
-        if not self._connection.is_connected:
-            await unsubscribe_all(subs)
-            return
-        try:
-            errors = await drain_all(subs, timeout)
-        except TimeoutError:
-            _log.error("nats_recorder_drain_timeout", timeout=timeout)
-            return
-        for error in errors:
-            _log.warning("nats_recorder_drain_error", error=repr(error))
+        await self._drain(subs, timeout)
 
     async def _subscribe(self) -> bool:
         nc = self._connection.client

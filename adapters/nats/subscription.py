@@ -5,6 +5,7 @@ router, config-change listener).
 connected, else as soon as the connection first comes up (nats-py re-subscribes by itself
 after a reconnect); a failed attempt is logged and retried at the next connection event.
 ``is_subscribed`` / ``wait_subscribed()`` tell whether the subscriptions are in place;
+:meth:`NatsSubscriber._drain` drains its subscriptions and
 :meth:`NatsSubscriber._stop_listening` ends the lifecycle. A subclass says what to subscribe
 in ``_subscribe()``. :func:`drain_all` and :func:`unsubscribe_all` end subscriptions.
 """
@@ -72,6 +73,25 @@ class NatsSubscriber:
         """Create the subscriptions (raise to be retried on the next connection event);
         True if they are in place now, False if the subclass sets ``_subscribed`` later."""
         raise NotImplementedError
+
+    async def _drain(
+        self,
+        subs: list[Subscription],
+        timeout: float,  # noqa: ASYNC109
+        **context: object,
+    ) -> None:
+        """Drain ``subs`` within ``timeout`` (see :func:`drain_all`), or unsubscribe them when
+        not connected; a timeout (with ``context``) and the drain errors are logged."""
+        if not subs or not self._connection.is_connected:
+            await unsubscribe_all(subs)
+            return
+        try:
+            errors = await drain_all(subs, timeout)
+        except TimeoutError:
+            _log.error(f"{self.log_name}_drain_timeout", timeout=timeout, **context)
+            return
+        for error in errors:
+            _log.warning(f"{self.log_name}_drain_error", error=repr(error))
 
     def _stop_listening(self) -> None:
         """End the lifecycle: no more subscribing, not subscribed any more."""
