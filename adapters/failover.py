@@ -133,6 +133,16 @@ class StoreState:
         self.failures += 1
         self._retry_at = self._monotonic() + self.retry_interval_s
 
+    async def call(self, operation: Awaitable[T]) -> T:
+        """Await ``operation`` on this store, recording its success or unavailability."""
+        try:
+            result = await operation
+        except StoreUnavailableError as error:
+            self.failed(error)
+            raise
+        self.succeeded()
+        return result
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -190,17 +200,6 @@ class _Shared:
         self.fallback = StoreState("fallback", fallback_name, retry_interval_s, monotonic)
         # Serialises writes and reconciliation (of configuration and audit alike).
         self.lock = asyncio.Lock()
-
-
-async def _call(state: StoreState, operation: Awaitable[T]) -> T:
-    """Await ``operation`` on a store, recording success or unavailability in ``state``."""
-    try:
-        result = await operation
-    except StoreUnavailableError as error:
-        state.failed(error)
-        raise
-    state.succeeded()
-    return result
 
 
 def _both_down(what: str, shared: _Shared) -> StoreUnavailableError:
@@ -343,7 +342,7 @@ class FailoverConfigRepository:
                 return await self._read_primary(operation)
         try:
             await self._flush_mirror()
-            result = await _call(shared.fallback, operation(self.fallback))
+            result = await shared.fallback.call(operation(self.fallback))
         except StoreUnavailableError:
             if not self.primary_behind and not shared.primary.worth_trying():
                 # The primary was skipped as down; with the fallback gone, try it anyway.
@@ -354,7 +353,7 @@ class FailoverConfigRepository:
         return result
 
     async def _read_primary(self, operation: Callable[[ConfigRepository], Awaitable[T]]) -> T:
-        result = await _call(self._shared.primary, operation(self.primary))
+        result = await self._shared.primary.call(operation(self.primary))
         self.name = self.primary.name
         return result
 
@@ -366,7 +365,7 @@ class FailoverConfigRepository:
         async with shared.lock:
             if self._primary_serves():
                 try:
-                    await _call(shared.primary, self.primary.save(document, expected_version))
+                    await shared.primary.call(self.primary.save(document, expected_version))
                 except StoreUnavailableError:
                     pass
                 else:
@@ -375,7 +374,7 @@ class FailoverConfigRepository:
             # The primary is down (or behind): the fallback alone acknowledges the write.
             try:
                 await self._flush_mirror()
-                await _call(shared.fallback, self.fallback.save(document, expected_version))
+                await shared.fallback.call(self.fallback.save(document, expected_version))
             except StoreUnavailableError:
                 raise _both_down(f"save {_describe(_key(document))}", shared) from None
             await self._acknowledged(document, expected_version, on_primary=False)
@@ -413,7 +412,7 @@ class FailoverConfigRepository:
         try:
             try:
                 # Fast path: the fallback is at the version the primary was.
-                await _call(state, self.fallback.save(document, expected_version))
+                await state.call(self.fallback.save(document, expected_version))
             except VersionConflictError:
                 pass  # the fallback differs: left queued, installed by version below
             else:
@@ -445,14 +444,14 @@ class FailoverConfigRepository:
         re-read and retried if another writer moves it meanwhile.
         """
         for _ in range(_INSTALL_ATTEMPTS):
-            current = await _call(state, store.get(document.strategy_id, document.symbol))
+            current = await state.call(store.get(document.strategy_id, document.symbol))
             if current is not None and current.version >= document.version:
                 if current.version == document.version and not _same_content(current, document):
                     self._conflict(_key(document), document.version, state.role)
                 return False
             try:
                 expected = 0 if current is None else current.version
-                await _call(state, store.save(document, expected))
+                await state.call(store.save(document, expected))
             except VersionConflictError:
                 continue
             return True
@@ -521,12 +520,12 @@ class FailoverConfigRepository:
         shared = self._shared
         report = ReconcileReport(at=datetime.now(UTC))
         await self._flush_mirror()
-        primary_docs = {_key(d): d for d in await _call(shared.primary, self.primary.list())}
+        primary_docs = {_key(d): d for d in await shared.primary.call(self.primary.list())}
         # The primary answers; if it came back empty, its indexes went with the data.
         await self._ensure_schema(self.primary, shared.primary)
         if self._audit is not None:
             await self._ensure_schema(self._audit.primary, shared.primary)
-        fallback_docs = {_key(d): d for d in await _call(shared.fallback, self.fallback.list())}
+        fallback_docs = {_key(d): d for d in await shared.fallback.call(self.fallback.list())}
         diverged: set[str] = set()
         unsettled: set[_Key] = set()
         for key in sorted(primary_docs.keys() | fallback_docs.keys(), key=_describe):
@@ -641,7 +640,7 @@ class FailoverAuditLog:
         async with shared.lock:
             if self._primary_serves():
                 try:
-                    await _call(shared.primary, self.primary.append(record))
+                    await shared.primary.call(self.primary.append(record))
                 except StoreUnavailableError:
                     pass
                 else:
@@ -650,7 +649,7 @@ class FailoverAuditLog:
                     return
             try:
                 await self._flush_mirror()
-                await _call(shared.fallback, self.fallback.append(record))
+                await shared.fallback.call(self.fallback.append(record))
             except StoreUnavailableError:
                 raise _both_down(f"audit of {record.strategy_id}", shared) from None
             self.name = getattr(self.fallback, "name", self.name)
@@ -671,7 +670,7 @@ class FailoverAuditLog:
 
     async def _flush_mirror(self) -> None:
         while self._mirror_queue:
-            await _call(self._shared.fallback, self.fallback.append(self._mirror_queue[0]))
+            await self._shared.fallback.call(self.fallback.append(self._mirror_queue[0]))
             self._mirror_queue.popleft()
 
     async def list(
@@ -692,7 +691,7 @@ class FailoverAuditLog:
 
         if self._primary_serves():
             try:
-                result = await _call(shared.primary, query(self.primary))
+                result = await shared.primary.call(query(self.primary))
             except StoreUnavailableError:
                 pass
             else:
@@ -700,7 +699,7 @@ class FailoverAuditLog:
                 return result
         try:
             await self._flush_mirror()
-            result = await _call(shared.fallback, query(self.fallback))
+            result = await shared.fallback.call(query(self.fallback))
         except StoreUnavailableError:
             raise _both_down(f"audit of {strategy_id or 'every strategy'}", shared) from None
         self.name = getattr(self.fallback, "name", self.name)
@@ -750,11 +749,11 @@ class FailoverAuditLog:
 
     async def _sync_strategy(self, strategy_id: str) -> tuple[int, int]:
         shared = self._shared
-        in_primary = await _call(
-            shared.primary, self.primary.list(strategy_id, None, AUDIT_SYNC_LIMIT)
+        in_primary = await shared.primary.call(
+            self.primary.list(strategy_id, None, AUDIT_SYNC_LIMIT)
         )
-        in_fallback = await _call(
-            shared.fallback, self.fallback.list(strategy_id, None, AUDIT_SYNC_LIMIT)
+        in_fallback = await shared.fallback.call(
+            self.fallback.list(strategy_id, None, AUDIT_SYNC_LIMIT)
         )
         copied_to_primary = await self._copy_missing(
             in_fallback, in_primary, self.primary, shared.primary
@@ -786,7 +785,7 @@ class FailoverAuditLog:
                 continue
             # Idempotent per (strategy, version) in the store: a reconciler on another
             # replica copying the same record at the same time leaves one copy.
-            await _call(state, store.append(record))
+            await state.call(store.append(record))
             have.add(key)
             copied += 1
         return copied
@@ -910,7 +909,7 @@ class FailoverPauseStore:
             if not state.worth_trying():
                 continue
             try:
-                answers.append((store, state, await _call(state, store.list())))
+                answers.append((store, state, await state.call(store.list())))
             except StoreUnavailableError:
                 continue
         if not answers:
@@ -921,7 +920,7 @@ class FailoverPauseStore:
             for key, record in newest.items():
                 if held.get(key, 0) < record.version:
                     with contextlib.suppress(StoreUnavailableError):
-                        await _call(state, store.apply(record))
+                        await state.call(store.apply(record))
         self.name = answers[0][0].name
         return [newest[key] for key in sorted(newest)]
 
@@ -932,7 +931,7 @@ class FailoverPauseStore:
             if not state.worth_trying():
                 continue
             try:
-                stored = await _call(state, store.apply(record)) or stored
+                stored = await state.call(store.apply(record)) or stored
                 reached = True
             except StoreUnavailableError:
                 continue
@@ -951,6 +950,6 @@ class FailoverPauseStore:
         if not state.worth_trying():
             return
         try:
-            await _call(state, store.apply(record))
+            await state.call(store.apply(record))
         except StoreUnavailableError as error:
             _log.warning("signal_pause_not_mirrored", pause=record.key, error=str(error))

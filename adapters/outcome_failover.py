@@ -67,15 +67,6 @@ class FailoverOutcomeStore:
             "dropped": self.dropped,
         }
 
-    async def _call(self, state: StoreState, operation: Awaitable[T]) -> T:
-        try:
-            result = await operation
-        except StoreUnavailableError as error:
-            state.failed(error)
-            raise
-        state.succeeded()
-        return result
-
     def _queue(self, queue: OrderedDict[str, OutcomeRecord], records: Sequence[Any]) -> None:
         for record in records:
             queue.pop(record.signal_id, None)
@@ -92,7 +83,7 @@ class FailoverOutcomeStore:
             return
         batch = list(queue.values())
         try:
-            await self._call(state, store.save(batch))
+            await state.call(store.save(batch))
         except StoreUnavailableError:
             return
         for record in batch:
@@ -113,7 +104,7 @@ class FailoverOutcomeStore:
         await self._catch_up()
         if not self._for_primary and self.primary_state.worth_trying():
             try:
-                await self._call(self.primary_state, self.primary.save(records))
+                await self.primary_state.call(self.primary.save(records))
             except StoreUnavailableError:
                 pass
             else:
@@ -122,7 +113,7 @@ class FailoverOutcomeStore:
                 await self._replay(self._for_fallback, self.fallback, self.fallback_state)
                 return
         try:
-            await self._call(self.fallback_state, self.fallback.save(records))
+            await self.fallback_state.call(self.fallback.save(records))
         except StoreUnavailableError:
             raise StoreUnavailableError(
                 "outcomes: both stores are unavailable "
@@ -135,14 +126,14 @@ class FailoverOutcomeStore:
     async def _read(self, operation: Callable[[OutcomeStore], Awaitable[T]]) -> T:
         if not self._for_primary and self.primary_state.worth_trying():
             try:
-                result = await self._call(self.primary_state, operation(self.primary))
+                result = await self.primary_state.call(operation(self.primary))
             except StoreUnavailableError:
                 pass
             else:
                 self.name = self.primary.name
                 return result
         try:
-            result = await self._call(self.fallback_state, operation(self.fallback))
+            result = await self.fallback_state.call(operation(self.fallback))
         except StoreUnavailableError:
             raise StoreUnavailableError("outcomes: both stores are unavailable") from None
         self.name = self.fallback.name
@@ -165,7 +156,7 @@ class FailoverOutcomeStore:
             (self.fallback, self.fallback_state),
         ):
             try:
-                purged = max(purged, await self._call(state, store.purge(recorded_before_ms)))
+                purged = max(purged, await state.call(store.purge(recorded_before_ms)))
                 answered = True
             except StoreUnavailableError:
                 continue
