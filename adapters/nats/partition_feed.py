@@ -223,9 +223,13 @@ async def load_published_signal_ids(
         pending_msgs_limit=1_000_000,
     )
     try:
-        pending = (await sub.consumer_info()).num_pending
+        # What the consumer has to hand over: what it already pushed into this client's
+        # buffer plus what is still pending on the server (``num_pending`` alone is 0 once
+        # the server has pushed everything, before one message has been read here).
+        consumer = await sub.consumer_info()
+        pushed = consumer.delivered.consumer_seq if consumer.delivered is not None else 0
         deadline = time.monotonic() + max_wait
-        while pending:
+        while (pushed or 0) + (consumer.num_pending or 0):
             msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
             meta = _meta(msg)
             if msg.headers and MSG_ID_HEADER in msg.headers:

@@ -36,6 +36,7 @@ from adapters.nats.market_feed import (
     FeedItem,
     NatsMarketFeed,
 )
+from adapters.nats.partition_feed import load_published_signal_ids
 from adapters.nats.signal_sink import MSG_ID_HEADER, NatsSignalSink
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import market_decoders, subject_decoders
@@ -648,6 +649,32 @@ async def test_jetstream_stream_deduplicates_republished_signal(
     finally:
         await core.close()
         await acked.close()
+        await js.delete_stream(stream)
+
+
+async def test_a_successor_reads_every_published_signal_id_however_fast_they_arrive(
+    connection: NatsConnection,
+) -> None:
+    """The ids a taking-over worker loads (its replay gate holds back what they contain).
+    Read with a consumer that may have pushed everything before its first status: counting
+    only what was still pending on the server read nothing then, and the successor
+    re-published signals the stream already held."""
+    prefix = unique("test.rs.signals")
+    stream = f"RS_TEST_{uuid.uuid4().hex[:12].upper()}"
+    js = connection.jetstream()
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"], duplicate_window=60.0))
+    sink = NatsSignalSink(connection, subject_prefix=prefix, use_jetstream=True)
+    signals = [make_signal("orderbook_skew", n) for n in range(20)]
+    try:
+        for signal in signals:
+            await sink.publish(signal)
+        await eventually(lambda: sink.published == len(signals), what="acked publishes")
+        expected = {signal.signal_id for signal in signals}
+        for _ in range(20):
+            loaded = await load_published_signal_ids(js, stream, f"{prefix}.>", 3600.0)
+            assert loaded == expected
+    finally:
+        await sink.close()
         await js.delete_stream(stream)
 
 

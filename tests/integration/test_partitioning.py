@@ -322,8 +322,9 @@ async def run_partitioned(
         router_stats = await http_json(router, "/api/v1/router", cluster)
         assert router_stats["unroutable"] == {}
         assert router_stats["publish_errors"] == {}
-        if not failover:
-            assert router_stats["acked"] == workload.total
+        if not failover:  # stored once each; a re-sent copy is acknowledged as a duplicate
+            acked = router_stats["acked"]
+            assert acked <= workload.total <= acked + router_stats["duplicates"]
     return await read_signals(js, cluster), procs, routers
 
 
@@ -398,9 +399,11 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
         await route_workload(nc, cluster, workload, routers, procs)
         assert_same_signals(await read_signals(js, cluster), reference)
         stats = [await http_json(r, "/api/v1/router", cluster) for r in routers]
-        # each message stored once, by its shard: its last ack is either "stored" or, for a
-        # copy re-sent after an ack timeout whose first send was stored, "duplicate"
-        assert sum(s["acked"] + s["duplicates"] for s in stats) == workload.total
+        # each message stored once, by its shard: acknowledged as stored at most once, and
+        # every message acknowledged as stored or, re-sent (after an ack timeout, or read
+        # again from the input stream) once its first copy was stored, as a duplicate
+        acked = sum(s["acked"] for s in stats)
+        assert acked <= workload.total <= acked + sum(s["duplicates"] for s in stats)
         for index, s in enumerate(stats):
             assert s["shard"] == index
             assert s["role"] == "leader"
@@ -431,9 +434,6 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)
-# Known gap (README): under load, after a takeover from a checkpoint, a core subscriber has
-# seen a few signals twice (the signal stream holds each once). One rerun, for that only.
-# FLAKYOFF
 async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates(
     nc: Client, cluster: Cluster, workload: Workload, reference: Signals
 ) -> None:
