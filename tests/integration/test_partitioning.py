@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -296,6 +296,14 @@ async def route_workload(
     await caught_up(procs, cluster)
 
 
+def assert_stored_once(stats: Sequence[Mapping[str, Any]], total: int) -> None:
+    """Routers' acks of ``total`` messages, each stored once: acknowledged as stored at most
+    once, and each acknowledged as stored or, re-sent (after an ack timeout, or read again
+    from the input stream) once its first copy was stored, as a duplicate."""
+    acked = sum(s["acked"] for s in stats)
+    assert acked <= total <= acked + sum(s["duplicates"] for s in stats), stats
+
+
 async def run_partitioned(
     nc: Client,
     cluster: Cluster,
@@ -322,9 +330,8 @@ async def run_partitioned(
         router_stats = await http_json(router, "/api/v1/router", cluster)
         assert router_stats["unroutable"] == {}
         assert router_stats["publish_errors"] == {}
-        if not failover:  # stored once each; a re-sent copy is acknowledged as a duplicate
-            acked = router_stats["acked"]
-            assert acked <= workload.total <= acked + router_stats["duplicates"]
+        if not failover:
+            assert_stored_once([router_stats], workload.total)
     return await read_signals(js, cluster), procs, routers
 
 
@@ -399,11 +406,7 @@ async def test_two_sharded_routers_and_three_workers_give_the_single_process_sig
         await route_workload(nc, cluster, workload, routers, procs)
         assert_same_signals(await read_signals(js, cluster), reference)
         stats = [await http_json(r, "/api/v1/router", cluster) for r in routers]
-        # each message stored once, by its shard: acknowledged as stored at most once, and
-        # every message acknowledged as stored or, re-sent (after an ack timeout, or read
-        # again from the input stream) once its first copy was stored, as a duplicate
-        acked = sum(s["acked"] for s in stats)
-        assert acked <= workload.total <= acked + sum(s["duplicates"] for s in stats)
+        assert_stored_once(stats, workload.total)  # each by its shard
         for index, s in enumerate(stats):
             assert s["shard"] == index
             assert s["role"] == "leader"
@@ -470,9 +473,9 @@ async def test_a_killed_worker_resumes_its_partitions_without_loss_or_duplicates
         )
         for p in procs
     }
-    # A duplicate here is either a publish re-sent after its ack timed out (the stream flags
+    # A duplicate here would be a publish re-sent after its ack timed out (the stream flags
     # it: the workers' duplicate acks) or a republish by the successor; both carry the same
-    # payload. The failure message says which, for the known gap (README).
+    # payload. The failure message says which.
     assert all(len(copies) == 1 for copies in core.payloads.values())
     assert not core.duplicates, (
         f"core subscribers got duplicates: {list(core.duplicates.items())[:5]}; "
