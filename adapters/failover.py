@@ -60,7 +60,7 @@ from application.ports import (
     StoreUnavailableError,
     VersionConflictError,
 )
-from domain.config import AuditPosition, AuditRecord, ConfigDocument
+from domain.config import AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import PauseRecord, newest_pauses
 
 _log = structlog.get_logger(__name__)
@@ -673,25 +673,13 @@ class FailoverAuditLog:
             await self._shared.fallback.call(self.fallback.append(self._mirror_queue[0]))
             self._mirror_queue.popleft()
 
-    async def list(
-        self,
-        strategy_id: str | None,
-        symbol: str | None = None,
-        limit: int = 100,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after: AuditPosition | None = None,
-    ) -> builtins.list[AuditRecord]:
+    async def list(self, query: AuditQuery) -> builtins.list[AuditRecord]:
         await self.reconcile_if_needed()
         shared = self._shared
 
-        def query(store: AuditLog) -> Awaitable[builtins.list[AuditRecord]]:
-            return store.list(strategy_id, symbol, limit, since=since, until=until, after=after)
-
         if self._primary_serves():
             try:
-                result = await shared.primary.call(query(self.primary))
+                result = await shared.primary.call(self.primary.list(query))
             except StoreUnavailableError:
                 pass
             else:
@@ -699,9 +687,9 @@ class FailoverAuditLog:
                 return result
         try:
             await self._flush_mirror()
-            result = await shared.fallback.call(query(self.fallback))
+            result = await shared.fallback.call(self.fallback.list(query))
         except StoreUnavailableError:
-            raise _both_down(f"audit of {strategy_id or 'every strategy'}", shared) from None
+            raise _both_down(f"audit of {query.strategy_id or 'every strategy'}", shared) from None
         self.name = getattr(self.fallback, "name", self.name)
         return result
 
@@ -749,12 +737,9 @@ class FailoverAuditLog:
 
     async def _sync_strategy(self, strategy_id: str) -> tuple[int, int]:
         shared = self._shared
-        in_primary = await shared.primary.call(
-            self.primary.list(strategy_id, None, AUDIT_SYNC_LIMIT)
-        )
-        in_fallback = await shared.fallback.call(
-            self.fallback.list(strategy_id, None, AUDIT_SYNC_LIMIT)
-        )
+        query = AuditQuery(strategy_id, None, AUDIT_SYNC_LIMIT)
+        in_primary = await shared.primary.call(self.primary.list(query))
+        in_fallback = await shared.fallback.call(self.fallback.list(query))
         copied_to_primary = await self._copy_missing(
             in_fallback, in_primary, self.primary, shared.primary
         )

@@ -36,6 +36,7 @@ from domain.config import (
     LAYER_ACTIONS,
     AuditAction,
     AuditPosition,
+    AuditQuery,
     AuditRecord,
     ConfigDocument,
     EffectiveConfig,
@@ -386,7 +387,7 @@ class ConfigAdmin:
             )
         after = None if cursor is None else decode_cursor(cursor)
         records = await self._audit.list(
-            strategy_id, symbol, limit + 1, since=since, until=until, after=after
+            AuditQuery(strategy_id, symbol, limit + 1, since=since, until=until, after=after)
         )
         page, more = records[:limit], len(records) > limit
         next_cursor = encode_cursor(page[-1].position) if more else None
@@ -478,7 +479,9 @@ class ConfigAdmin:
         ) -> tuple[dict[str, ParamValue], AuditAction]:
             history = [
                 record
-                for record in await self._audit.list(strategy_id, layer_symbol, AUDIT_SEARCH_LIMIT)
+                for record in await self._audit.list(
+                    AuditQuery(strategy_id, layer_symbol, AUDIT_SEARCH_LIMIT)
+                )
                 if record.symbol == layer_symbol and record.action in LAYER_ACTIONS
             ]
             if not history:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from domain.config import AuditPosition, AuditRecord, ConfigDocument
+from domain.config import AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import PauseRecord
 from domain.live_outcomes import OutcomeRecord
 from domain.market import MarketEvent
@@ -174,22 +174,9 @@ class AuditLog(Protocol):
         """Store ``record``; a record of the same (strategy, version) already stored wins."""
         ...
 
-    async def list(
-        self,
-        strategy_id: str | None,
-        symbol: str | None = None,
-        limit: int = 100,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after: AuditPosition | None = None,
-    ) -> list[AuditRecord]:
-        """Newest first (:class:`~domain.config.AuditPosition` order), at most ``limit``.
-
-        ``strategy_id`` None: every strategy; ``symbol`` None: every layer. ``since``
-        (inclusive) and ``until`` (exclusive) bound ``changed_at``; ``after`` continues a
-        page: only records older than that position.
-        """
+    async def list(self, query: AuditQuery) -> list[AuditRecord]:
+        """The records ``query`` selects, newest first (:class:`~domain.config.AuditPosition`
+        order), at most ``query.limit``."""
         ...
 
 

@@ -14,7 +14,7 @@ document with no parameters and a new version) rather than forgetting the versio
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -160,6 +160,38 @@ class AuditPosition:
     changed_at: datetime
     strategy_id: str
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit records to list (:meth:`application.ports.AuditLog.list`), newest first.
+
+    ``strategy_id`` None: every strategy; ``symbol`` None: every layer. ``since`` (inclusive)
+    and ``until`` (exclusive) bound ``changed_at``; ``after`` continues a page strictly
+    after (older than) that position. At most ``limit`` records (0: none).
+    """
+
+    strategy_id: str | None = None
+    symbol: str | None = None
+    limit: int = 100
+    _: KW_ONLY
+    since: datetime | None = None
+    until: datetime | None = None
+    after: AuditPosition | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit < 0:
+            raise ValueError(f"an audit query's limit must be >= 0, got {self.limit}")
+
+    def matches(self, record: AuditRecord) -> bool:
+        """Whether ``record`` is one this query selects (the limit aside)."""
+        return (
+            (self.strategy_id is None or record.strategy_id == self.strategy_id)
+            and (self.symbol is None or record.symbol == self.symbol)
+            and (self.since is None or record.changed_at >= self.since)
+            and (self.until is None or record.changed_at < self.until)
+            and (self.after is None or record.position < self.after)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,10 @@ import asyncio
 import builtins
 import dataclasses
 from collections.abc import Mapping
-from datetime import datetime
 
 from adapters.memory.config_repository import to_store_time
 from application.ports import StoreUnavailableError
-from domain.config import AuditPosition, AuditRecord
+from domain.config import AuditQuery, AuditRecord
 from domain.params import ParamValue
 
 
@@ -48,26 +47,9 @@ class InMemoryAuditLog:
         )
         self._records.append((len(self._records), stored))
 
-    async def list(
-        self,
-        strategy_id: str | None,
-        symbol: str | None = None,
-        limit: int = 100,
-        *,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        after: AuditPosition | None = None,
-    ) -> builtins.list[AuditRecord]:
+    async def list(self, query: AuditQuery) -> builtins.list[AuditRecord]:
         await self._enter()
-        matching = [
-            record
-            for _, record in self._records
-            if (strategy_id is None or record.strategy_id == strategy_id)
-            and (symbol is None or record.symbol == symbol)
-            and (since is None or record.changed_at >= since)
-            and (until is None or record.changed_at < until)
-            and (after is None or record.position < after)
-        ]
+        matching = [record for _, record in self._records if query.matches(record)]
         matching.sort(key=lambda record: record.position, reverse=True)
         return [
             dataclasses.replace(
@@ -75,7 +57,7 @@ class InMemoryAuditLog:
                 old_parameters=_copy(record.old_parameters),
                 new_parameters=_copy(record.new_parameters),
             )
-            for record in matching[: max(limit, 0)]
+            for record in matching[: query.limit]
         ]
 
     async def _enter(self) -> None:

@@ -61,7 +61,7 @@ from pymongo.errors import (
 
 from adapters.redaction import redact
 from application.ports import StoreUnavailableError, VersionConflictError
-from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import Pause, PauseRecord
 from domain.params import ParamValue
 
@@ -515,33 +515,24 @@ class MongoAuditLog(_MongoStore):
         """Store ``record`` unless the strategy already has one with its version."""
         await self._collections.insert_audit(_audit_to_bson(record))
 
-    async def list(
-        self,
-        strategy_id: str | None,
-        symbol: str | None = None,
-        limit: int = 100,
-        *,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        after: AuditPosition | None = None,
-    ) -> list[AuditRecord]:
-        if limit <= 0:
+    async def list(self, query: AuditQuery) -> list[AuditRecord]:
+        if query.limit == 0:
             return []
-        query: MongoDocument = {}
-        if strategy_id is not None:
-            query["strategy_id"] = strategy_id
-        if symbol is not None:
-            query["symbol"] = symbol
+        selector: MongoDocument = {}
+        if query.strategy_id is not None:
+            selector["strategy_id"] = query.strategy_id
+        if query.symbol is not None:
+            selector["symbol"] = query.symbol
         bounds: MongoDocument = {}
-        if since is not None:
-            bounds["$gte"] = to_bson_datetime(since)
-        if until is not None:
-            bounds["$lt"] = to_bson_datetime(until)
+        if query.since is not None:
+            bounds["$gte"] = to_bson_datetime(query.since)
+        if query.until is not None:
+            bounds["$lt"] = to_bson_datetime(query.until)
         if bounds:
-            query["changed_at"] = bounds
-        if after is not None:
+            selector["changed_at"] = bounds
+        if (after := query.after) is not None:
             at = to_bson_datetime(after.changed_at)
-            query["$or"] = [
+            selector["$or"] = [
                 {"changed_at": {"$lt": at}},
                 {"changed_at": at, "strategy_id": {"$lt": after.strategy_id}},
                 {
@@ -551,11 +542,11 @@ class MongoAuditLog(_MongoStore):
                 },
             ]
         cursor = (
-            self._collections.audit.find(query, {"_id": 0})
+            self._collections.audit.find(selector, {"_id": 0})
             .sort(
                 [("changed_at", DESCENDING), ("strategy_id", DESCENDING), ("version", DESCENDING)]
             )
-            .limit(limit)
+            .limit(query.limit)
         )
         return [_audit_from_bson(raw) for raw in await _guard(cursor.to_list())]
 

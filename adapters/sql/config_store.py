@@ -55,7 +55,7 @@ from adapters.sql.migrations import (
     is_mysql,
 )
 from application.ports import StoreUnavailableError, VersionConflictError
-from domain.config import AuditAction, AuditPosition, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import Pause, PauseRecord
 from domain.params import ParamValue
 
@@ -449,31 +449,22 @@ class SqlAuditLog(_SqlStore):
             await _lock_strategy(conn, record.strategy_id)
             await _insert_audit(conn, record)
 
-    async def list(
-        self,
-        strategy_id: str | None,
-        symbol: str | None = None,
-        limit: int = 100,
-        *,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
-        after: AuditPosition | None = None,
-    ) -> list[AuditRecord]:
-        if limit <= 0:
+    async def list(self, query: AuditQuery) -> list[AuditRecord]:
+        if query.limit == 0:
             return []
         t = AUDIT_TABLE
-        query = select(t)
-        if strategy_id is not None:
-            query = query.where(t.c.strategy_id == strategy_id)
-        if symbol is not None:
-            query = query.where(t.c.symbol == symbol)
-        if since is not None:
-            query = query.where(t.c.changed_at >= to_db_datetime(since))
-        if until is not None:
-            query = query.where(t.c.changed_at < to_db_datetime(until))
-        if after is not None:
+        statement = select(t)
+        if query.strategy_id is not None:
+            statement = statement.where(t.c.strategy_id == query.strategy_id)
+        if query.symbol is not None:
+            statement = statement.where(t.c.symbol == query.symbol)
+        if query.since is not None:
+            statement = statement.where(t.c.changed_at >= to_db_datetime(query.since))
+        if query.until is not None:
+            statement = statement.where(t.c.changed_at < to_db_datetime(query.until))
+        if (after := query.after) is not None:
             at = to_db_datetime(after.changed_at)
-            query = query.where(
+            statement = statement.where(
                 or_(
                     t.c.changed_at < at,
                     and_(t.c.changed_at == at, t.c.strategy_id < after.strategy_id),
@@ -484,9 +475,11 @@ class SqlAuditLog(_SqlStore):
                     ),
                 )
             )
-        query = query.order_by(t.c.changed_at.desc(), t.c.strategy_id.desc(), t.c.version.desc())
+        statement = statement.order_by(
+            t.c.changed_at.desc(), t.c.strategy_id.desc(), t.c.version.desc()
+        )
         async with self._guarded(), self._engine.connect() as conn:
-            rows = (await conn.execute(query.limit(limit))).all()
+            rows = (await conn.execute(statement.limit(query.limit))).all()
         return [
             AuditRecord(
                 strategy_id=row.strategy_id,

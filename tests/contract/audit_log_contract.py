@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from application.ports import AuditLog
-from domain.config import AuditAction, AuditPosition, AuditRecord
+from domain.config import AuditAction, AuditPosition, AuditQuery, AuditRecord
 from domain.params import ParamValue
 from tests.contract.config_repository_contract import (
     OTHER_STRATEGY,
@@ -84,8 +84,8 @@ class AuditLogContract:
         raise NotImplementedError("subclasses provide an `audit_log` fixture over an empty store")
 
     async def test_list_of_empty_log_is_empty(self, audit_log: AuditLog) -> None:
-        assert await audit_log.list(STRATEGY) == []
-        assert await audit_log.list(STRATEGY, "BTCUSDT") == []
+        assert await audit_log.list(AuditQuery(STRATEGY)) == []
+        assert await audit_log.list(AuditQuery(STRATEGY, "BTCUSDT")) == []
 
     async def test_append_then_list_round_trips_every_field(self, audit_log: AuditLog) -> None:
         created = make_record(
@@ -97,7 +97,7 @@ class AuditLogContract:
             version=1,
         )
         await audit_log.append(created)
-        [got] = await audit_log.list(STRATEGY)
+        [got] = await audit_log.list(AuditQuery(STRATEGY))
         assert_same_record(got, created)
 
     async def test_every_action_round_trips(self, audit_log: AuditLog) -> None:
@@ -132,7 +132,7 @@ class AuditLogContract:
         ]
         for record in records:
             await audit_log.append(record)
-        listed = await audit_log.list(STRATEGY)
+        listed = await audit_log.list(AuditQuery(STRATEGY))
         assert len(listed) == len(records)
         for got, expected in zip(listed, reversed(records), strict=True):
             assert_same_record(got, expected)
@@ -140,7 +140,7 @@ class AuditLogContract:
     async def test_changed_at_is_utc_at_millisecond_precision(self, audit_log: AuditLog) -> None:
         with_micros = datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)
         await audit_log.append(make_record(changed_at=with_micros))
-        [got] = await audit_log.list(STRATEGY)
+        [got] = await audit_log.list(AuditQuery(STRATEGY))
         assert got.changed_at.utcoffset() == timedelta(0)
         assert abs(got.changed_at - with_micros) < timedelta(milliseconds=1)
 
@@ -149,13 +149,13 @@ class AuditLogContract:
             await audit_log.append(
                 make_record(changed_at=T0 + timedelta(seconds=offset), version=offset + 1)
             )
-        listed = await audit_log.list(STRATEGY)
+        listed = await audit_log.list(AuditQuery(STRATEGY))
         assert [r.version for r in listed] == [31, 21, 11, 1]
 
     async def test_equal_changed_at_lists_latest_appended_first(self, audit_log: AuditLog) -> None:
         for version in (1, 2, 3):
             await audit_log.append(make_record(changed_at=T0, version=version))
-        assert [r.version for r in await audit_log.list(STRATEGY)] == [3, 2, 1]
+        assert [r.version for r in await audit_log.list(AuditQuery(STRATEGY))] == [3, 2, 1]
 
     async def test_filter_by_symbol_and_none_means_all(self, audit_log: AuditLog) -> None:
         layout = [(None, 1), ("BTCUSDT", 2), ("ETHUSDT", 3), ("BTCUSDT", 4), (None, 5)]
@@ -166,15 +166,21 @@ class AuditLogContract:
         await audit_log.append(
             make_record(strategy_id=OTHER_STRATEGY, symbol="BTCUSDT", changed_at=T0, version=9)
         )
-        assert [r.version for r in await audit_log.list(STRATEGY)] == [5, 4, 3, 2, 1]
-        assert [r.version for r in await audit_log.list(STRATEGY, None)] == [5, 4, 3, 2, 1]
-        btc = await audit_log.list(STRATEGY, "BTCUSDT")
+        assert [r.version for r in await audit_log.list(AuditQuery(STRATEGY))] == [5, 4, 3, 2, 1]
+        assert [r.version for r in await audit_log.list(AuditQuery(STRATEGY, None))] == [
+            5,
+            4,
+            3,
+            2,
+            1,
+        ]
+        btc = await audit_log.list(AuditQuery(STRATEGY, "BTCUSDT"))
         assert [(r.symbol, r.version) for r in btc] == [("BTCUSDT", 4), ("BTCUSDT", 2)]
-        assert [r.version for r in await audit_log.list(STRATEGY, "ETHUSDT")] == [3]
-        assert await audit_log.list(STRATEGY, "SOLUSDT") == []
-        other = await audit_log.list(OTHER_STRATEGY)
+        assert [r.version for r in await audit_log.list(AuditQuery(STRATEGY, "ETHUSDT"))] == [3]
+        assert await audit_log.list(AuditQuery(STRATEGY, "SOLUSDT")) == []
+        other = await audit_log.list(AuditQuery(OTHER_STRATEGY))
         assert [(r.strategy_id, r.version) for r in other] == [(OTHER_STRATEGY, 9)]
-        assert await audit_log.list("contract_missing") == []
+        assert await audit_log.list(AuditQuery("contract_missing")) == []
 
     async def test_limit_keeps_the_newest(self, audit_log: AuditLog) -> None:
         for step in range(12):
@@ -185,21 +191,27 @@ class AuditLogContract:
                     version=step + 1,
                 )
             )
-        assert [r.version for r in await audit_log.list(STRATEGY, limit=3)] == [12, 11, 10]
-        assert [r.version for r in await audit_log.list(STRATEGY, "BTCUSDT", limit=2)] == [12, 10]
-        assert len(await audit_log.list(STRATEGY, limit=1)) == 1
-        assert len(await audit_log.list(STRATEGY, limit=100)) == 12
-        assert len(await audit_log.list(STRATEGY)) == 12  # default limit 100
+        assert [r.version for r in await audit_log.list(AuditQuery(STRATEGY, limit=3))] == [
+            12,
+            11,
+            10,
+        ]
+        assert [
+            r.version for r in await audit_log.list(AuditQuery(STRATEGY, "BTCUSDT", limit=2))
+        ] == [12, 10]
+        assert len(await audit_log.list(AuditQuery(STRATEGY, limit=1))) == 1
+        assert len(await audit_log.list(AuditQuery(STRATEGY, limit=100))) == 12
+        assert len(await audit_log.list(AuditQuery(STRATEGY))) == 12  # default limit 100
 
     async def test_one_record_per_strategy_and_version(self, audit_log: AuditLog) -> None:
         first = make_record(version=7, reason="first")
         await audit_log.append(first)
         await audit_log.append(make_record(version=7, reason="a copy", changed_by="other"))
         await audit_log.append(make_record(strategy_id=OTHER_STRATEGY, version=7))
-        [got] = await audit_log.list(STRATEGY)
+        [got] = await audit_log.list(AuditQuery(STRATEGY))
         assert_same_record(got, first)
         assert got.id == f"{STRATEGY}:7"
-        assert len(await audit_log.list(None)) == 2
+        assert len(await audit_log.list(AuditQuery(None))) == 2
 
     async def test_time_range_and_every_strategy(self, audit_log: AuditLog) -> None:
         for step in range(6):
@@ -209,7 +221,7 @@ class AuditLogContract:
                     strategy_id=strategy_id, changed_at=T0 + timedelta(seconds=step), version=step
                 )
             )
-        everything = await audit_log.list(None)
+        everything = await audit_log.list(AuditQuery(None))
         assert [(r.strategy_id, r.version) for r in everything] == [
             (STRATEGY, 5),
             (OTHER_STRATEGY, 4),
@@ -219,9 +231,9 @@ class AuditLogContract:
             (OTHER_STRATEGY, 0),
         ]
         since, until = T0 + timedelta(seconds=1), T0 + timedelta(seconds=4)
-        window = await audit_log.list(None, since=since, until=until)
+        window = await audit_log.list(AuditQuery(None, since=since, until=until))
         assert [r.version for r in window] == [3, 2, 1]  # since inclusive, until exclusive
-        mine = await audit_log.list(STRATEGY, since=since, until=until)
+        mine = await audit_log.list(AuditQuery(STRATEGY, since=since, until=until))
         assert [r.version for r in mine] == [3, 1]
 
     async def test_pages_continue_after_a_position(self, audit_log: AuditLog) -> None:
@@ -234,7 +246,7 @@ class AuditLogContract:
         seen: list[tuple[str, int]] = []
         after: AuditPosition | None = None
         while True:
-            page = await audit_log.list(None, limit=4, after=after)
+            page = await audit_log.list(AuditQuery(None, limit=4, after=after))
             if not page:
                 break
             seen += [(r.strategy_id, r.version) for r in page]

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from application.ports import AuditLog, ConfigUnitOfWork, PauseStore, VersionConflictError
-from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import EVERY_STRATEGY, Pause, PauseRecord
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -123,7 +123,7 @@ class PauseStoreContract:
         assert version == 1
         (held,) = await stores.pauses.list()
         assert replace(held, source="") == comparable(record)
-        (audited,) = await stores.audit_log.list(STRATEGY)
+        (audited,) = await stores.audit_log.list(AuditQuery(STRATEGY))
         assert (audited.id, audited.action, audited.symbol) == (
             f"{STRATEGY}:1",
             AuditAction.PAUSE,
@@ -185,4 +185,4 @@ class PauseStoreContract:
             await write()
         (held,) = await stores.pauses.list()
         assert (held.active, held.version) == (True, 3)
-        assert await stores.audit_log.list(None) == []
+        assert await stores.audit_log.list(AuditQuery(None)) == []

@@ -39,7 +39,7 @@ from adapters.system_clock import SystemClock
 from application.config_admin import ConfigAdmin, ConfigWriteResult
 from application.config_cache import EffectiveConfigCache
 from application.ports import AuditLog, ConfigRepository, ConfigUnitOfWork, VersionConflictError
-from domain.config import AuditAction, AuditRecord
+from domain.config import AuditAction, AuditQuery, AuditRecord
 from domain.params import ParamValidationError
 from domain.strategies.registry import STRATEGY_PARAMS
 
@@ -117,7 +117,7 @@ async def _outcome(write: Awaitable[ConfigWriteResult]) -> ConfigWriteResult | E
 
 
 async def _full_audit(replica: Replica) -> list[AuditRecord]:
-    return await replica.audit.list(STRATEGY, None, 100_000)
+    return await replica.audit.list(AuditQuery(STRATEGY, None, 100_000))
 
 
 async def test_cross_layer_race_acknowledges_exactly_one_of_each_conflicting_pair(
@@ -295,9 +295,9 @@ async def test_two_replicas_reconciling_at_once_copy_each_audit_record_once(
             pairs.append((repository, audit))
         await asyncio.gather(*(repository.reconcile() for repository, _ in pairs))
         mongo_records = await MongoAuditLog(clients[0], mongo_database_name).list(
-            STRATEGY, None, 100_000
+            AuditQuery(STRATEGY, None, 100_000)
         )
-        mysql_records = await mysql_audit.list(STRATEGY, None, 100_000)
+        mysql_records = await mysql_audit.list(AuditQuery(STRATEGY, None, 100_000))
         for records in (mongo_records, mysql_records):
             assert sorted(r.version for r in records) == list(range(1, 31))
         mongo_layers = await MongoConfigRepository(clients[0], mongo_database_name).list(STRATEGY)

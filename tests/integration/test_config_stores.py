@@ -44,7 +44,7 @@ from adapters.sql import (
 )
 from adapters.sql.migrations import SCHEMA_MIGRATIONS, shipped_migrations
 from application.ports import AuditLog, ConfigRepository, StoreUnavailableError
-from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from tests.contract.audit_log_contract import AuditLogContract
 from tests.contract.config_repository_contract import ConfigRepositoryContract
 from tests.contract.pause_store_contract import PauseStoreContract, PauseStores
@@ -77,7 +77,7 @@ def _every_operation(
         repository.get("store_alpha", None),
         repository.list(),
         repository.save(document(), 0),
-        audit_log.list("store_alpha"),
+        audit_log.list(AuditQuery("store_alpha")),
         audit_log.append(
             AuditRecord("store_alpha", None, AuditAction.CREATE, None, {}, "x", T0, "", 1)
         ),
@@ -501,7 +501,7 @@ class TestSqlSchema:
             with pytest.raises(StoreUnavailableError, match="sqlite"):
                 await SqlConfigRepository(engine).get("store_alpha", None)
             with pytest.raises(StoreUnavailableError):
-                await SqlAuditLog(engine).list("store_alpha")
+                await SqlAuditLog(engine).list(AuditQuery("store_alpha"))
         finally:
             await engine.dispose()
 

@@ -32,7 +32,7 @@ from application.ports import (
     StoreUnavailableError,
     VersionConflictError,
 )
-from domain.config import AuditAction, AuditRecord, ConfigDocument
+from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from tests.integration.conftest import SecantusServer, TcpProxy, start_secantus
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -106,7 +106,7 @@ class Stack:
         return {d.symbol: d.version for d in await store.list(STRATEGY)}
 
     async def audit_versions(self, log: AuditLog) -> list[int]:
-        return [r.version for r in await log.list(STRATEGY, limit=1000)]
+        return [r.version for r in await log.list(AuditQuery(STRATEGY, limit=1000))]
 
 
 async def build_stack(
@@ -219,8 +219,10 @@ async def test_mongo_down_then_back_is_reconciled(stack: Stack) -> None:
     assert health["primary"]["behind"] is True
     listed = await bounded(stack.repo.list(STRATEGY))
     assert {d.source for d in listed} == {"mysql"}
-    assert await bounded(stack.audit.list(STRATEGY)) == await stack.mysql_audit.list(STRATEGY)
-    assert [r.version for r in await stack.audit.list(STRATEGY)] == [5, 4, 3, 2, 1]
+    assert await bounded(stack.audit.list(AuditQuery(STRATEGY))) == await stack.mysql_audit.list(
+        AuditQuery(STRATEGY)
+    )
+    assert [r.version for r in await stack.audit.list(AuditQuery(STRATEGY))] == [5, 4, 3, 2, 1]
     await bounded(stack.repo.ping())  # ready: one store answers
 
     # MongoDB returns: reconciliation copies everything it missed.
@@ -371,7 +373,7 @@ async def test_both_down_is_unavailable_and_nothing_acknowledged_is_lost(stack: 
         lambda: stack.repo.list(),
         lambda: stack.repo.save(doc(3), 1),
         lambda: stack.audit.append(record(3)),
-        lambda: stack.audit.list(STRATEGY),
+        lambda: stack.audit.list(AuditQuery(STRATEGY)),
         lambda: stack.repo.ping(),
     ]
     for call in calls:
@@ -559,9 +561,9 @@ class TestFailoverLogic:
         primary.available = False
         await audit.append(record(2))
         assert audit.pending_reconcile == 1
-        assert [r.version for r in await audit.list(STRATEGY)] == [2, 1]
+        assert [r.version for r in await audit.list(AuditQuery(STRATEGY))] == [2, 1]
         primary.available = True
         assert await audit.reconcile() == (1, 0)
-        assert [r.version for r in await primary.list(STRATEGY)] == [2, 1]
+        assert [r.version for r in await primary.list(AuditQuery(STRATEGY))] == [2, 1]
         assert audit.needs_reconcile is False
         assert await audit.reconcile([STRATEGY]) == (0, 0)  # idempotent: no duplicates

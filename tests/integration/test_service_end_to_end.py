@@ -27,6 +27,7 @@ from nats.js.api import StreamConfig
 
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository, create_mongo_client
 from adapters.wire.signals import validate_trade_engine_contract
+from domain.config import AuditQuery
 from tests.integration.conftest import start_secantus
 from tests.integration.service_harness import (
     NatsServerProcess,
@@ -362,7 +363,7 @@ async def mongo_contents(uri: str, database: str) -> tuple[list[Any], list[Any]]
     client = create_mongo_client(uri)
     try:
         layers = await MongoConfigRepository(client, database).list("orderbook_skew")
-        audit = await MongoAuditLog(client, database).list("orderbook_skew", None, 1000)
+        audit = await MongoAuditLog(client, database).list(AuditQuery("orderbook_skew", None, 1000))
     finally:
         await client.close()
     return layers, audit

@@ -23,7 +23,7 @@ from application.config_admin import ConfigAdmin
 from application.config_cache import EffectiveConfigCache
 from application.errors import ConfigNotFoundError, UnknownStrategyError, WritesOverloadedError
 from application.ports import StoreUnavailableError, VersionConflictError
-from domain.config import AuditAction, ConfigDocument, resolve
+from domain.config import AuditAction, AuditQuery, ConfigDocument, resolve
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, param
 
 pytestmark = pytest.mark.unit
@@ -451,7 +451,7 @@ async def test_validate_only_writes_nothing_and_returns_the_would_be_config(h: H
     assert result.config.is_override is True
     assert result.config.version == 2  # the version it would get
     assert await h.repository.get("demo", "BTCUSDT") is None
-    assert len(await h.audit.list("demo")) == 1
+    assert len(await h.audit.list(AuditQuery("demo"))) == 1
     assert h.notifier.calls == [("demo", None, 1)]
     assert h.cache.effective("demo", "BTCUSDT") is before_effective
 
@@ -485,7 +485,7 @@ async def test_field_errors_are_reported_together(h: Harness) -> None:
         ("volume_confirmation", "wrong_type"),
     }
     assert await h.repository.list() == []
-    assert await h.audit.list("demo") == []
+    assert await h.audit.list(AuditQuery("demo")) == []
 
 
 async def test_removing_an_unknown_parameter_is_an_error(h: Harness) -> None:
@@ -814,7 +814,7 @@ async def test_lost_compare_and_set_race_is_retried_on_fresh_state() -> None:
     assert result.previous == {"window": 42}
     assert result.config.parameters == {"window": 42, "cooldown_seconds": 5}
     assert result.config.layer_version == 2
-    [record] = await h.audit.list("demo")
+    [record] = await h.audit.list(AuditQuery("demo"))
     assert record.version == 2
 
 
@@ -823,7 +823,7 @@ async def test_compare_and_set_gives_up_after_repeated_conflicts() -> None:
     with pytest.raises(VersionConflictError):
         await h.admin.set_config("demo", None, {"cooldown_seconds": 5}, "t", "r")
     assert h.admin.stats.version_conflicts == config_admin_module.CAS_ATTEMPTS
-    assert await h.audit.list("demo") == []
+    assert await h.audit.list(AuditQuery("demo")) == []
 
 
 async def test_concurrent_writers_on_one_layer_both_land() -> None:
@@ -837,7 +837,10 @@ async def test_concurrent_writers_on_one_layer_both_land() -> None:
     assert stored is not None
     assert stored.parameters == {"cooldown_seconds": 5, "window": 20}
     assert stored.version == 2
-    assert sorted(r.version for r in await a.audit.list("demo") + await b.audit.list("demo")) == [
+    assert sorted(
+        r.version
+        for r in await a.audit.list(AuditQuery("demo")) + await b.audit.list(AuditQuery("demo"))
+    ) == [
         1,
         2,
     ]
@@ -927,7 +930,7 @@ async def test_a_write_that_could_not_be_audited_leaves_rollback_working(
     h.audit.available = True
     result = await h.admin.rollback("demo", None, None, "ops", "undo")
     assert result.config.exists is False  # undid version 1, the latest stored change
-    assert [r.version for r in await h.audit.list("demo")] == [2, 1]
+    assert [r.version for r in await h.audit.list(AuditQuery("demo"))] == [2, 1]
 
 
 async def test_rollback_refuses_when_the_audit_trail_missed_the_latest_change(
@@ -978,7 +981,7 @@ async def _check_invariants(h: Harness) -> None:
         assert served.version == expected.version
         assert served.is_override == expected.is_override
     assert h.cache.stats.invalid_stored_configs == 0
-    records = await h.audit.list("demo", limit=1000)
+    records = await h.audit.list(AuditQuery("demo", limit=1000))
     assert len({r.version for r in records}) == len(records)
     assert max((d.version for d in stored), default=0) == len(records)
 

@@ -11,6 +11,7 @@ from adapters.memory.outcome_store import InMemoryOutcomeStore
 from adapters.memory.pause_store import InMemoryPauseStore
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from application.ports import AuditLog, ConfigRepository, OutcomeStore, StoreUnavailableError
+from domain.config import AuditQuery
 from tests.contract.audit_log_contract import AuditLogContract, make_record
 from tests.contract.config_repository_contract import ConfigRepositoryContract, make_document
 from tests.contract.outcome_store_contract import OutcomeStoreContract
@@ -75,9 +76,9 @@ async def test_unavailable_audit_log_raises_on_every_call() -> None:
     with pytest.raises(StoreUnavailableError):
         await audit_log.append(make_record())
     with pytest.raises(StoreUnavailableError):
-        await audit_log.list("contract_alpha")
+        await audit_log.list(AuditQuery("contract_alpha"))
     audit_log.available = True
-    assert await audit_log.list("contract_alpha") == []
+    assert await audit_log.list(AuditQuery("contract_alpha")) == []
 
 
 async def test_repository_can_be_seeded_and_returns_copies() -> None:

@@ -15,7 +15,7 @@ from application.config_cache import PAUSE_CHANGE_PREFIX, EffectiveConfigCache
 from application.errors import PauseNotFoundError
 from application.ports import StoreUnavailableError
 from application.signal_pauses import SignalPauseAdmin
-from domain.config import AuditAction
+from domain.config import AuditAction, AuditQuery
 from domain.governance import Governance, Pause, Suppression
 from domain.params import ParamValidationError
 from domain.signal import Action
@@ -112,7 +112,7 @@ async def test_each_switch_is_audited_once_on_the_strategy_sequence(store: Store
     assert not again.applied
     assert again.record == paused.record
     assert written.config.layer_version == 4
-    records = await store.audit.list("demo")
+    records = await store.audit.list(AuditQuery("demo"))
     assert [(r.version, r.action, r.symbol) for r in records] == [
         (4, AuditAction.UPDATE, None),
         (3, AuditAction.RESUME, "BTCUSDT"),
@@ -133,7 +133,7 @@ async def test_each_switch_is_audited_once_on_the_strategy_sequence(store: Store
     store.clock.advance(1)
     everything = await replica.admin.pause(None, None, "ops", "all")
     assert (everything.record.version, everything.record.sequence_key) == (1, "*")
-    assert [r.id for r in await store.audit.list(None)][:1] == ["*:1"]
+    assert [r.id for r in await store.audit.list(AuditQuery(None))][:1] == ["*:1"]
     undone = await replica.config.rollback("demo", None, None, "ops", "undo")
     assert undone.config.parameters == {"window": 20}
 
@@ -167,7 +167,7 @@ async def test_invalid_requests_are_422_and_change_nothing(
             await call(strategy_id, symbol, changed_by, reason)
         assert {e.field for e in raised.value.errors} == fields
     assert await store.pauses.list() == []
-    assert await store.audit.list(None) == []
+    assert await store.audit.list(AuditQuery(None)) == []
 
 
 async def test_a_pause_survives_a_restart(store: Store) -> None:

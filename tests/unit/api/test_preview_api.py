@@ -13,6 +13,7 @@ import pytest
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.wire.binance import decode
+from domain.config import AuditQuery
 from domain.governance import Suppression
 from domain.market import MarketEvent
 from domain.market_window import MarketWindow
@@ -83,7 +84,7 @@ async def test_a_lower_buy_threshold_previews_more_signals_and_changes_nothing(
     assert caps.status_code == 200, caps.text
     changed = await client.post(f"{URL}/BTCUSDT", json=CURRENT, headers=AUTH)
     assert changed.status_code == 200
-    stored, trail = await repository.list(), await audit_log.list("orderbook_skew")
+    stored, trail = await repository.list(), await audit_log.list(AuditQuery("orderbook_skew"))
     response = await client.post(f"{URL}/BTCUSDT/preview", json=BODY, headers=AUTH)
     assert response.status_code == 200, response.text
     data = response.json()["data"]
@@ -101,7 +102,7 @@ async def test_a_lower_buy_threshold_previews_more_signals_and_changes_nothing(
     assert {s["config_version"] for s in candidate["signals"]} == {2}
     assert data["candidate_parameters"]["buy_threshold"] == 2.0
     assert await repository.list() == stored
-    assert await audit_log.list("orderbook_skew") == trail
+    assert await audit_log.list(AuditQuery("orderbook_skew")) == trail
     config = await client.get(f"{URL}/BTCUSDT")
     assert config.json()["data"]["parameters"] == CURRENT["parameters"]
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from adapters.http.app import create_app
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
+from domain.config import AuditQuery
 from domain.strategies.registry import CONFIG_PARAMS, STRATEGIES, STRATEGY_PARAMS
 from tests.unit.api.conftest import AUTH, ApiTestContainer, make_client, wired
 
@@ -280,7 +281,7 @@ async def test_validate_only_writes_nothing(
     assert payload["metadata"]["changes_applied"] is False
     assert payload["data"]["effective"]["buy_threshold"] == 1.9
     assert await repository.list() == []
-    assert await audit_log.list("orderbook_skew") == []
+    assert await audit_log.list(AuditQuery("orderbook_skew")) == []
     assert (await client.get(f"{SKEW}/config")).json()["data"]["exists"] is False
 
 
@@ -298,7 +299,7 @@ async def test_validate_only_in_the_query_is_422_and_writes_nothing(
         assert detail["field"] == "validate_only"
         assert detail["code"] == "unknown_query_parameter"
     assert await repository.list() == []
-    assert await audit_log.list("orderbook_skew") == []
+    assert await audit_log.list(AuditQuery("orderbook_skew")) == []
 
 
 @pytest.mark.parametrize(
@@ -359,7 +360,7 @@ async def test_control_and_bidi_characters_in_who_and_why_are_422(
         f"{SKEW}/config", params={"changed_by": f"ops {text} end"}, headers=AUTH
     )
     assert response.status_code == 422
-    assert await audit_log.list("orderbook_skew") == []
+    assert await audit_log.list(AuditQuery("orderbook_skew")) == []
 
 
 async def test_printable_unicode_in_who_and_why_is_kept(
@@ -369,7 +370,7 @@ async def test_printable_unicode_in_who_and_why_is_kept(
     payload["changed_by"] = "agent ✓ Zoë"
     payload["reason"] = "Marché plus volatil — ajuster (מבחן)"
     assert (await client.post(f"{SKEW}/config", json=payload, headers=AUTH)).status_code == 200
-    [record] = await audit_log.list("orderbook_skew")
+    [record] = await audit_log.list(AuditQuery("orderbook_skew"))
     assert (record.changed_by, record.reason) == (payload["changed_by"], payload["reason"])
 
 
