@@ -47,6 +47,7 @@ from domain.governance import (
     newest_pauses,
 )
 from domain.params import FieldError, ParamValidationError, ParamValue, StrategyParams
+from domain.symbol import MAX_SYMBOL_LENGTH, from_input
 
 GOVERNANCE_ID = GovernanceParams.strategy_id
 _DEFAULT_LIMITS = GovernanceParams()
@@ -80,13 +81,22 @@ class CacheStats:
 
 
 def normalise_symbol(symbol: str | None) -> str | None:
-    """Upper-case ``symbol``; a 422 (:class:`ParamValidationError`) unless alphanumeric."""
+    """A caller's symbol by the one rule (:func:`domain.symbol.from_input`: ``" btcusdt "`` →
+    ``"BTCUSDT"``); a 422 (:class:`ParamValidationError`) when it breaks it. None stays None
+    (the global layer)."""
     if symbol is None:
         return None
-    normalised = symbol.strip().upper()
-    if not normalised or not normalised.isalnum() or not normalised.isascii():
+    normalised = from_input(symbol)
+    if normalised is None:
         raise ParamValidationError(
-            [FieldError("symbol", "invalid_symbol", f"symbol must be alphanumeric, got {symbol!r}")]
+            [
+                FieldError(
+                    "symbol",
+                    "invalid_symbol",
+                    f"symbol must be 1..{MAX_SYMBOL_LENGTH} ASCII letters and digits, "
+                    f"got {symbol!r}",
+                )
+            ]
         )
     return normalised
 

@@ -29,7 +29,12 @@ from application.config_admin import (
     broadcast_change,
     require_author,
 )
-from application.config_cache import GOVERNANCE_ID, PAUSE_CHANGE_PREFIX, EffectiveConfigCache
+from application.config_cache import (
+    GOVERNANCE_ID,
+    PAUSE_CHANGE_PREFIX,
+    EffectiveConfigCache,
+    normalise_symbol,
+)
 from application.errors import PauseNotFoundError
 from application.ports import (
     Clock,
@@ -40,7 +45,6 @@ from application.ports import (
 from domain.config import AuditAction, AuditRecord
 from domain.governance import Pause, PauseRecord, pause_sequence_key
 from domain.params import FieldError, ParamValidationError
-from domain.symbol import is_symbol, normalise
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +115,10 @@ class SignalPauseAdmin:
             errors.append(
                 FieldError("strategy_id", "unknown_strategy", f"unknown strategy {strategy_id!r}")
             )
-        if symbol is not None:
-            symbol = normalise(symbol)
-            if not is_symbol(symbol):
-                errors.append(
-                    FieldError(
-                        "symbol",
-                        "invalid_symbol",
-                        "symbol must be 1-32 ASCII letters and digits",
-                    )
-                )
+        try:
+            symbol = normalise_symbol(symbol)
+        except ParamValidationError as error:
+            errors.extend(error.errors)
         try:
             require_author(changed_by, reason)
         except ParamValidationError as error:

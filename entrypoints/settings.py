@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.redaction import header_secrets, redact, url_secrets
 from domain.governance import GovernanceParams
 from domain.params import CommonParams, FieldError, ParamValidationError, ParamValue, parse_text
-from domain.symbol import is_symbol, normalise
+from domain.symbol import MAX_SYMBOL_LENGTH, from_input
 
 
 class Settings(BaseSettings):
@@ -202,12 +202,15 @@ class Settings(BaseSettings):
         items = [s.strip() for s in value.split(",") if s.strip()]
         if not items:
             raise ValueError("TRADING_SYMBOLS must list at least one symbol or be `*`")
-        if items != ["*"] and not all(is_symbol(normalise(s)) for s in items):
+        if items == ["*"]:
+            return "*"
+        symbols = [from_input(s) for s in items]
+        if None in symbols:
             raise ValueError(
                 "TRADING_SYMBOLS must be comma-separated symbols (ASCII letters and digits, "
-                "at most 32) or `*`"
+                f"at most {MAX_SYMBOL_LENGTH}) or `*`"
             )
-        return ",".join(s.upper() for s in items)
+        return ",".join(s for s in symbols if s)
 
     def symbols(self) -> frozenset[str] | None:
         """The symbol allow-list, or None for every symbol seen (`*`)."""

@@ -38,9 +38,10 @@ from adapters.http.strict_query import reject_unknown_query_parameters
 from adapters.redaction import redact_value
 from application.partitioning import owner_of
 from domain.metrics import interpret
+from domain.symbol import INPUT_TEXT
 
 PROXIED_HEADER = "x-rs-proxied"
-_SYMBOL_PATH = re.compile(r"^/api/v1/metrics/(depth|pressure)/([A-Za-z0-9]{1,20})$")
+_SYMBOL_PATH = re.compile(f"^/api/v1/metrics/(depth|pressure)/({INPUT_TEXT})$")
 _SUMMARY_PATH = "/api/v1/metrics/summary"
 _ALL_PATH = "/api/v1/metrics/all"
 MAX_LIMIT = 1000
@@ -216,7 +217,7 @@ class OwnerProxyMiddleware:
             return
         path: str = scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
-        match = _SYMBOL_PATH.match(path)
+        match = _SYMBOL_PATH.fullmatch(path)
         response: Response | None = None
         if match:
             owner = owner_of(match.group(2).upper(), self.partitions, self.count)

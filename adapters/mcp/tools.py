@@ -46,6 +46,7 @@ from application.ports import StoreUnavailableError, VersionConflictError
 from application.preview import ConfigPreview, PreviewBusyError, PreviewTimeoutError
 from application.signal_pauses import SignalPauseAdmin
 from domain.params import CommonParams, ParamSpec, ParamValidationError
+from domain.symbol import INPUT_PATTERN
 
 T = TypeVar("T")
 
@@ -68,7 +69,7 @@ Symbol = Annotated[
     str | None,
     Field(
         description="Symbol override layer (e.g. BTCUSDT); omit for the global layer.",
-        pattern=r"^[A-Za-z0-9]{1,20}$",
+        pattern=INPUT_PATTERN,
     ),
 ]
 Reason = Annotated[str, Field(max_length=500, description="Why (kept in the audit).")]
@@ -329,7 +330,7 @@ def build_mcp_server(
 
     @server.tool(annotations=read_only)
     async def market_depth(
-        symbol: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,20}$", description="e.g. BTCUSDT")],
+        symbol: Annotated[str, Field(pattern=INPUT_PATTERN, description="e.g. BTCUSDT")],
     ) -> dict[str, Any]:
         """Order-book metrics of a symbol now: pressure, imbalance, liquidity, spread, levels."""
         return answer_now(lambda: metrics_query.depth(symbol.upper()))

@@ -339,6 +339,19 @@ async def test_symbols_are_normalised_and_checked(h: Harness) -> None:
     assert caught.value.errors[0].field == "symbol"
 
 
+@pytest.mark.parametrize("symbol", ["A" * 33, "ß", "BTCUSDTÉ", "ＢＴＣ", " "])
+async def test_config_symbols_follow_the_one_symbol_rule(h: Harness, symbol: str) -> None:
+    """The domain rule (1..32 ASCII letters and digits), not an alphanumeric check of its own:
+    33 characters, or ``"ß"`` (upper-cased ``"SS"``), were stored layers before."""
+    with pytest.raises(ParamValidationError) as caught:
+        await put(h, {"window": 20}, symbol)
+    assert [(e.field, e.code) for e in caught.value.errors] == [("symbol", "invalid_symbol")]
+    with pytest.raises(ParamValidationError):
+        await h.admin.get_config("demo", symbol)
+    await put(h, {"window": 20}, "a" * 32)
+    assert (await h.repository.get("demo", "A" * 32)) is not None
+
+
 # --- versions ---------------------------------------------------------------------------------
 
 

@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from fastapi.responses import JSONResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.types import Receive, Scope, Send
 
-from adapters.http.partition_api import SORT_PATHS, merge_all_pages, merge_summaries
+from adapters.http.partition_api import (
+    SORT_PATHS,
+    OwnerProxyMiddleware,
+    merge_all_pages,
+    merge_summaries,
+)
 from adapters.nats.partition_feed import (
     PartitionFeedItem,
     ReplayGate,
@@ -571,6 +579,47 @@ def test_gathered_metrics_equal_one_book(
     want_avg = want["market_sentiment"].pop("avg_net_pressure")
     assert got_avg == pytest.approx(want_avg)
     assert {k: summary[k] for k in want} == want
+
+
+def _symbol_owned_by(owner: int, length: int, workers: int) -> str:
+    return next(s for i in range(1000) if owner_of(s := f"{i:0{length}d}", 16, workers) == owner)
+
+
+@pytest.mark.parametrize("length", [7, 25, 32])
+def test_the_proxy_forwards_every_symbol_to_its_owner(length: int) -> None:
+    """The proxy's path pattern is the one symbol rule (1..32): a 25-character symbol was
+    answered by whichever worker got the request instead of by its owner."""
+    asked: list[str] = []
+
+    async def fetch(url: str, headers: Mapping[str, str], seconds: float) -> tuple[int, bytes, str]:
+        asked.append(url)
+        return 200, b'{"owner": 1}', "application/json"
+
+    async def local(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"owner": 0})(scope, receive, send)
+
+    proxy = OwnerProxyMiddleware(
+        local,
+        worker_index=0,
+        worker_count=2,
+        partitions=16,
+        url_template="http://w{index}",
+        fetch=fetch,
+    )
+
+    async def get(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=proxy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w0") as client:
+            return await client.get(path)
+
+    theirs = _symbol_owned_by(1, length, 2)
+    mine = _symbol_owned_by(0, length, 2)
+    response = asyncio.run(get(f"/api/v1/metrics/depth/{theirs}"))
+    assert (response.json(), response.headers["x-rs-owner"]) == ({"owner": 1}, "1")
+    assert asked == [f"http://w1/api/v1/metrics/depth/{theirs}"]
+    assert asyncio.run(get(f"/api/v1/metrics/pressure/{mine}")).json() == {"owner": 0}
+    assert asyncio.run(get(f"/api/v1/metrics/depth/{'1' * 33}")).json() == {"owner": 0}
+    assert len(asked) == 1
 
 
 def test_sort_paths_cover_every_sort_field() -> None:

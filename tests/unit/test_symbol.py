@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from typing import Annotated
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import Field, TypeAdapter, ValidationError
 
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.stats import Skip, SkipReason
+from application.config_cache import normalise_symbol
 from domain.config import ConfigDocument
 from domain.market import Trade
-from domain.symbol import MAX_SYMBOL_LENGTH, Symbol, is_symbol, normalise
+from domain.params import ParamValidationError
+from domain.symbol import (
+    INPUT_PATTERN,
+    MAX_SYMBOL_LENGTH,
+    Symbol,
+    from_input,
+    is_symbol,
+    normalise,
+)
 from entrypoints.settings import Settings
 
 pytestmark = pytest.mark.unit
 
 NOT_SYMBOLS = ["", "btcusdt", "BTC-USDT", "BTC USDT", "BTCUSDTÉ", "ＢＴＣ", "٣", "A" * 33]
+NOT_INPUTS = [s for s in NOT_SYMBOLS if s != "btcusdt"] + [" ", "ß", "ﬁ", "btc\n1"]
+"""What a caller may not send for a symbol (lower case may: it is upper-cased)."""
+_PATTERN_FIELD = TypeAdapter(Annotated[str, Field(pattern=INPUT_PATTERN)])
 
 
 @pytest.mark.parametrize("text", ["BTCUSDT", "1000SHIBUSDT", "A", "9" * MAX_SYMBOL_LENGTH])
@@ -35,9 +50,36 @@ def test_not_symbols(text: str) -> None:
 
 def test_parse_normalises_what_a_caller_sends() -> None:
     assert Symbol.parse(" btcusdt ") == Symbol("BTCUSDT")
+    assert from_input(" btcusdt ") == "BTCUSDT"
     assert normalise(" ethUSDT\n") == "ETHUSDT"
     with pytest.raises(ValueError, match="symbol must be"):
         Symbol.parse("btc-usdt")
+    with pytest.raises(ValueError, match="'ß'"):
+        Symbol.parse("ß")
+
+
+@pytest.mark.parametrize("text", NOT_INPUTS)
+def test_every_input_boundary_refuses_what_the_rule_refuses(text: str) -> None:
+    assert from_input(text) is None
+    assert re.fullmatch(INPUT_PATTERN, text) is None
+    with pytest.raises(ValidationError):
+        _PATTERN_FIELD.validate_python(text)
+    with pytest.raises(ParamValidationError):
+        normalise_symbol(text)
+
+
+@given(st.text(max_size=40))
+def test_the_input_pattern_is_the_rule_before_upper_casing(text: str) -> None:
+    """:data:`INPUT_PATTERN` (HTTP paths and schemas, the partition proxy) and
+    :func:`from_input` (the use cases) accept the same texts (blanks aside)."""
+    accepted = from_input(text) is not None and text == text.strip()
+    assert (re.fullmatch(INPUT_PATTERN, text) is not None) is accepted
+    try:
+        _PATTERN_FIELD.validate_python(text)
+    except ValidationError:
+        assert not accepted
+    else:
+        assert accepted
 
 
 def test_non_strings_are_not_symbols() -> None:

@@ -41,14 +41,16 @@ from application.live_signals import SignalBroadcast
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
 from domain.signal import Signal
 from domain.strategies.registry import STRATEGIES
+from domain.symbol import INPUT_TEXT, MAX_SYMBOL_LENGTH
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals["symbol_max_length"] = MAX_SYMBOL_LENGTH
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9]{0,20}$"
+SYMBOL_PATTERN = f"^(?:{INPUT_TEXT})?$"
 STRATEGY_PATTERN = r"^[a-z0-9_]{0,64}$"
 KEEPALIVE_SECONDS = 15.0
 AUDIT_PER_STRATEGY = 200
@@ -59,7 +61,7 @@ Security = Annotated[ApiSecurity, Depends(AwaitedProvide["api_security"])]
 Broadcast = Annotated[SignalBroadcast, Depends(AwaitedProvide["signal_broadcast"])]
 Health = Annotated[HealthReporter, Depends(AwaitedProvide["health"])]
 
-OptionalSymbol = Annotated[str, Query(pattern=SYMBOL_PATTERN, max_length=20)]
+OptionalSymbol = Annotated[str, Query(pattern=SYMBOL_PATTERN, max_length=MAX_SYMBOL_LENGTH)]
 OptionalStrategy = Annotated[str, Query(pattern=STRATEGY_PATTERN, max_length=64)]
 
 PAGES = (

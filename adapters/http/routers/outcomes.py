@@ -25,10 +25,12 @@ from adapters.http.routers.strategies import (
     _AUTH_ERRORS,
     _ERRORS,
     STRATEGY_ID_PATTERN,
-    SYMBOL_PATTERN,
     Admin,
     StrategyId,
     Symbol,
+)
+from adapters.http.routers.strategies import (
+    AuditSymbol as SymbolQuery,
 )
 from adapters.http.schemas import ConfigUpdateRequest, Envelope, ErrorEnvelope
 from adapters.wire.outcomes import outcome_document, signal_fields
@@ -39,9 +41,6 @@ from domain.live_outcomes import HORIZONS, OutcomeRecord
 router = APIRouter(prefix="/api/v1", tags=["signals"])
 
 Outcomes = Annotated[OutcomeQuery, Depends(AwaitedProvide["outcome_query"])]
-SymbolQuery = Annotated[
-    str | None, Query(pattern=SYMBOL_PATTERN, max_length=20, description="Only this symbol.")
-]
 _HORIZONS_DOC = ", ".join(label for label, _ in HORIZONS)
 
 

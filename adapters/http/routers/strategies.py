@@ -34,12 +34,13 @@ from application.config_admin import ConfigAdmin, ConfigView, ConfigWriteResult
 from application.config_cache import EffectiveConfigCache
 from domain.config import AuditAction, AuditRecord
 from domain.params import ParamValue
+from domain.symbol import INPUT_PATTERN, MAX_SYMBOL_LENGTH
 
 router = APIRouter(prefix="/api/v1/strategies", tags=["strategies"])
 audit_router = APIRouter(prefix="/api/v1/audit", tags=["strategies"])
 
 STRATEGY_ID_PATTERN = r"^[a-z0-9_]{1,64}$"
-SYMBOL_PATTERN = r"^[A-Za-z0-9]{1,20}$"
+SYMBOL_PATTERN = INPUT_PATTERN
 
 StrategyId = Annotated[
     str,
@@ -52,9 +53,10 @@ StrategyId = Annotated[
 Symbol = Annotated[
     str,
     Path(
-        description="Trading symbol, alphanumeric, up to 20 characters; case-insensitive.",
+        description=f"Trading symbol, ASCII letters and digits, up to {MAX_SYMBOL_LENGTH} "
+        "characters; case-insensitive.",
         pattern=SYMBOL_PATTERN,
-        max_length=20,
+        max_length=MAX_SYMBOL_LENGTH,
         examples=["BTCUSDT"],
     ),
 ]
@@ -95,7 +97,8 @@ async def require_admin(
 Admin = Depends(require_admin)
 
 AuditSymbol = Annotated[
-    str | None, Query(pattern=SYMBOL_PATTERN, max_length=20, description="Only this symbol.")
+    str | None,
+    Query(pattern=SYMBOL_PATTERN, max_length=MAX_SYMBOL_LENGTH, description="Only this symbol."),
 ]
 Since = Annotated[
     datetime | None,

@@ -55,7 +55,17 @@ async def test_unknown_symbol_is_404(client: httpx.AsyncClient, path: str) -> No
     assert error["details"] == {"symbol": "DOGEUSDT"}
 
 
-@pytest.mark.parametrize("symbol", ["BTC-USDT", "X" * 21, "BTC%24", "%20"])
+@pytest.mark.parametrize("path", ["depth", "pressure"])
+async def test_symbols_up_to_32_characters_are_symbols(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """The one symbol rule (1..32): 21..32 characters were 422 by a pattern of its own."""
+    response = await client.get(f"{METRICS}/{path}/{'x' * 32}")
+    assert response.status_code == 404, response.text
+    assert envelope_error(response)["details"] == {"symbol": "X" * 32}
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USDT", "X" * 33, "BTC%24", "%20", "%C3%9F"])
 async def test_invalid_symbol_is_422(client: httpx.AsyncClient, symbol: str) -> None:
     for path in ("depth", "pressure"):
         response = await client.get(f"{METRICS}/{path}/{symbol}")

@@ -491,7 +491,14 @@ async def test_empty_parameters_is_422(client: httpx.AsyncClient) -> None:
     assert detail_codes(response) == {"parameters": "empty_patch"}
 
 
-@pytest.mark.parametrize("symbol", ["BTC-USDT", "B" * 21, "BTC%20USDT", "btc_usdt"])
+async def test_symbols_up_to_32_characters_are_symbols(client: httpx.AsyncClient) -> None:
+    """The one symbol rule (1..32): 21..32 characters were 422 by a pattern of its own."""
+    response = await client.get(f"{SKEW}/config/{'b' * 32}")
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["symbol"] == "B" * 32
+
+
+@pytest.mark.parametrize("symbol", ["BTC-USDT", "B" * 33, "BTC%20USDT", "btc_usdt", "%C3%9F"])
 async def test_invalid_symbol_is_422(client: httpx.AsyncClient, symbol: str) -> None:
     read = await client.get(f"{SKEW}/config/{symbol}")
     assert read.status_code == 422
