@@ -65,6 +65,11 @@ MAX_CONFIDENCE = 0.95
 # --- events ---------------------------------------------------------------------------------
 
 SAMPLE_TIME_MS = 1_723_161_600_000
+"""2024-08-09T00:00:00Z, where the tests' event times start unless a module needs another."""
+SECOND = 1_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+"""Units of event time (milliseconds)."""
 
 
 def sample_events(symbol: str, t: int = SAMPLE_TIME_MS) -> list[MarketEvent]:
@@ -129,6 +134,12 @@ def run(
     """
     p = params if params is not None else cast(P, ungoverned(strategy.params_type))
     return [_decision(strategy.on_event(e, p)) for e in events]
+
+
+def judged_alone(params_type: type[P]) -> P:
+    """The defaults of ``params_type`` without hysteresis: each event judged on its own
+    (hysteresis is tested in ``tests/unit/test_governance.py``)."""
+    return params_type.from_mapping({"hysteresis": False})
 
 
 def ungoverned_values(params_type: type[CommonParams]) -> dict[str, ParamValue]:

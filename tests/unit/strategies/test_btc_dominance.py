@@ -32,6 +32,9 @@ from domain.strategies.btc_dominance import (
 )
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
+    HOUR,
+    SAMPLE_TIME_MS,
+    SECOND,
     SpecRow,
     assert_decision_in_bounds,
     assert_one_cross_field_error,
@@ -50,9 +53,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "btc_dominance"
-T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
-SECOND = 1_000
-HOUR = 3_600_000
+T0 = SAMPLE_TIME_MS  # 2024-08-09T00:00:00Z
 BTC_PRICE = 60_000.0
 
 

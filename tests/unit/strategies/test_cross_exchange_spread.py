@@ -29,6 +29,9 @@ from domain.strategies.cross_exchange_spread import (
 )
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
+    MINUTE,
+    SAMPLE_TIME_MS,
+    SECOND,
     SpecRow,
     config_doc,
     engine_with,
@@ -41,10 +44,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "cross_exchange_spread"
-T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
-MS = 1
-SECOND = 1_000
-MINUTE = 60_000
+T0 = SAMPLE_TIME_MS  # 2024-08-09T00:00:00Z
 
 
 # --- builders ------------------------------------------------------------------------------
@@ -277,10 +277,10 @@ def test_min_signal_interval_suppresses_a_repeat_until_it_has_passed() -> None:
         return [s.action for s in engine.process(event)]
 
     assert feed(quote("coinbase", T0, 100.7, 100.8)) == []
-    assert feed(book(T0 + 100 * MS, 99.9, 100.0)) == [Action.BUY]
-    assert feed(book(T0 + 200 * MS, 99.9, 100.0)) == []  # same opportunity, inside 300 s
+    assert feed(book(T0 + 100, 99.9, 100.0)) == [Action.BUY]
+    assert feed(book(T0 + 200, 99.9, 100.0)) == []  # same opportunity, inside 300 s
     assert feed(quote("coinbase", T0 + 299 * SECOND, 100.7, 100.8)) == []
-    assert feed(book(T0 + 300 * SECOND + 100 * MS, 99.9, 100.0)) == [Action.BUY]
+    assert feed(book(T0 + 300 * SECOND + 100, 99.9, 100.0)) == [Action.BUY]
 
 
 def test_signal_from_the_engine_uses_the_strategy_quantity() -> None:

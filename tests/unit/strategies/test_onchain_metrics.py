@@ -29,6 +29,10 @@ from domain.strategies.base import Decision
 from domain.strategies.onchain_metrics import OnchainMetricsParams, OnchainMetricsStrategy
 from tests.unit.strategies.contract import StrategyContract
 from tests.unit.strategies.support import (
+    HOUR,
+    MINUTE,
+    SAMPLE_TIME_MS,
+    SECOND,
     SpecRow,
     config_doc,
     depth_at,
@@ -44,10 +48,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "onchain_metrics"
-T0 = 1_723_161_600_000  # 2024-08-09T00:00:00Z
-SECOND = 1_000
-MINUTE = 60_000
-HOUR = 3_600_000
+T0 = SAMPLE_TIME_MS  # 2024-08-09T00:00:00Z
 PRICES = {"BTCUSDT": 60_000.0, "ETHUSDT": 2_500.0, "SOLUSDT": 150.0}
 
 TO = FlowDirection.TO_EXCHANGE

@@ -23,6 +23,7 @@ from tests.unit.strategies.support import (
     config_doc,
     decide,
     engine_with,
+    judged_alone,
     property_settings,
     rejection,
 )
@@ -30,8 +31,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "orderbook_skew"
-DEFAULTS = OrderbookSkewParams(hysteresis=False)
-"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
+DEFAULTS = judged_alone(OrderbookSkewParams)
 T0 = 1_723_161_255_000
 
 

@@ -21,6 +21,7 @@ from tests.unit.strategies.support import (
     config_doc,
     decide,
     engine_with,
+    judged_alone,
     property_settings,
     run,
 )
@@ -28,8 +29,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "ticker_velocity"
-DEFAULTS = TickerVelocityParams(hysteresis=False)
-"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
+DEFAULTS = judged_alone(TickerVelocityParams)
 T0 = 1_723_161_256_000
 QV0 = 1_000_000_000.0  # 24h quote volume at the start
 

@@ -22,6 +22,7 @@ from tests.unit.strategies.support import (
     config_doc,
     decide,
     engine_with,
+    judged_alone,
     property_settings,
     rejection,
     run,
@@ -30,8 +31,7 @@ from tests.unit.strategies.support import (
 pytestmark = pytest.mark.unit
 
 SID = "trade_momentum"
-DEFAULTS = TradeMomentumParams(hysteresis=False)
-"""The defaults without hysteresis: each event judged on its own (hysteresis: test_hysteresis)."""
+DEFAULTS = judged_alone(TradeMomentumParams)
 T0 = 1_723_161_255_000
 
 BUY = False  # is_buyer_maker False: the taker bought
