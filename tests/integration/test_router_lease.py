@@ -12,16 +12,9 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
+from tests.clock import ManualSeconds
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -73,7 +66,7 @@ async def test_the_leader_fences_itself_before_the_lease_can_expire(
     js: Any, bucket_name: str
 ) -> None:
     bucket = await ensure_bucket(js, bucket_name, ttl=30.0)
-    clock = Clock()
+    clock = ManualSeconds()
     lease = KvLease(bucket, "shard-1", "a", 30.0, clock=clock)
     assert await lease.try_acquire()
     clock.now += 22.0  # renewals failed (NATS away) for 0.73 x TTL: still leading

@@ -5,19 +5,9 @@ from __future__ import annotations
 import pytest
 
 from adapters.nats.circuit_breaker import BreakerState, CircuitBreaker
+from tests.clock import ManualSeconds
 
 pytestmark = pytest.mark.unit
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -25,7 +15,7 @@ def state(breaker: CircuitBreaker) -> BreakerState:
     return breaker.state
 
 
-def make(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
+def make(clock: ManualSeconds, **kwargs: int | float) -> CircuitBreaker:
     params: dict[str, int | float] = {"failure_threshold": 3, "reset_timeout": 10.0}
     params.update(kwargs)
     return CircuitBreaker(
@@ -37,7 +27,7 @@ def make(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
     )
 
 
-def opened(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
+def opened(clock: ManualSeconds, **kwargs: int | float) -> CircuitBreaker:
     """A breaker (:func:`make`) opened by three consecutive failures at ``clock``'s time."""
     breaker = make(clock, **kwargs)
     for _ in range(3):
@@ -46,7 +36,7 @@ def opened(clock: FakeClock, **kwargs: int | float) -> CircuitBreaker:
 
 
 def test_starts_closed_and_allows_requests() -> None:
-    breaker = make(FakeClock())
+    breaker = make(ManualSeconds())
     assert state(breaker) is BreakerState.CLOSED
     assert int(breaker.state) == 0
     assert breaker.allow_request()
@@ -54,7 +44,7 @@ def test_starts_closed_and_allows_requests() -> None:
 
 
 def test_opens_after_consecutive_failures_only() -> None:
-    breaker = make(FakeClock())
+    breaker = make(ManualSeconds())
     breaker.record_failure()
     breaker.record_failure()
     breaker.record_success()  # resets the consecutive count
@@ -69,7 +59,7 @@ def test_opens_after_consecutive_failures_only() -> None:
 
 
 def test_half_open_after_timeout_then_closes_on_success() -> None:
-    clock = FakeClock()
+    clock = ManualSeconds()
     breaker = opened(clock)
     clock.advance(4.0)
     assert breaker.retry_after() == pytest.approx(6.0)
@@ -87,7 +77,7 @@ def test_half_open_after_timeout_then_closes_on_success() -> None:
 
 
 def test_half_open_failure_reopens_and_restarts_timeout() -> None:
-    clock = FakeClock()
+    clock = ManualSeconds()
     breaker = opened(clock)
     clock.advance(10.0)
     assert breaker.allow_request()
@@ -101,7 +91,7 @@ def test_half_open_failure_reopens_and_restarts_timeout() -> None:
 
 
 def test_success_threshold_and_parallel_trials() -> None:
-    clock = FakeClock()
+    clock = ManualSeconds()
     breaker = opened(clock, half_open_max_calls=2, success_threshold=2)
     clock.advance(10.0)
     assert breaker.allow_request()
@@ -114,7 +104,7 @@ def test_success_threshold_and_parallel_trials() -> None:
 
 
 def test_failure_while_open_restarts_timeout() -> None:
-    clock = FakeClock()
+    clock = ManualSeconds()
     breaker = opened(clock)
     clock.advance(8.0)
     breaker.record_failure()
@@ -125,7 +115,7 @@ def test_failure_while_open_restarts_timeout() -> None:
 
 
 def test_probe_now_and_reset() -> None:
-    breaker = opened(FakeClock())
+    breaker = opened(ManualSeconds())
     breaker.probe_now()
     assert state(breaker) is BreakerState.HALF_OPEN
     assert breaker.allow_request()
@@ -147,4 +137,4 @@ def test_probe_now_and_reset() -> None:
 )
 def test_rejects_bad_thresholds(kwargs: dict[str, int | float]) -> None:
     with pytest.raises(ValueError, match="must be"):
-        make(FakeClock(), **kwargs)
+        make(ManualSeconds(), **kwargs)

@@ -24,7 +24,8 @@ from adapters.observability.prometheus import (
 from application.health import ComponentStatus, HealthService
 from application.ports import ProcessingObserver
 from domain.engine import EngineStats
-from domain.signal import Action, ConfigStamp, Signal
+from tests.clock import ManualSeconds
+from tests.signals import a_signal
 from tests.unit.api.conftest import ApiTestContainer, FakeHealth, SteppingClock, make_client
 
 pytestmark = pytest.mark.unit
@@ -109,31 +110,6 @@ async def test_real_health_service_satisfies_the_protocol(
 # --- /metrics ---------------------------------------------------------------------------------
 
 
-def _signal(strategy: str, confidence: float) -> Signal:
-    return Signal(
-        signal_id="s1",
-        strategy_id=strategy,
-        symbol="BTCUSDT",
-        action=Action.BUY,
-        confidence=confidence,
-        price=50_000.0,
-        quantity=0.002,
-        current_price=50_000.0,
-        stop_loss=49_500.0,
-        take_profit=50_750.0,
-        event_time_ms=1,
-        config=ConfigStamp(version=1, parameters={}, source="default", is_override=False),
-    )
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fully_sourced_metrics() -> PrometheusMetrics:
     stats = EngineStats()
     stats.events_by_type.update({"DepthSnapshot": 10, "Trade": 5})
@@ -155,13 +131,13 @@ def fully_sourced_metrics() -> PrometheusMetrics:
         signal_pauses=lambda: 1,
         ready=lambda: True,
     )
-    metrics = PrometheusMetrics(sources, clock=_Clock(1_002.5))
+    metrics = PrometheusMetrics(sources, clock=ManualSeconds(1_002.5))
     observer: ProcessingObserver = metrics
     observer.strategy_evaluated("orderbook_skew", "signal", 0.00002)
     observer.strategy_evaluated("orderbook_skew", "cooldown", 0.00001)
     observer.strategy_evaluated("trade_momentum", "no_signal", 0.00003)
     observer.strategy_failed("ticker_velocity", RuntimeError("boom"))
-    metrics.signals_emitted([_signal("orderbook_skew", 0.82)])
+    metrics.signals_emitted([a_signal(strategy_id="orderbook_skew", confidence=0.82)])
     metrics.message_processed(0.0004)
     return metrics
 
@@ -270,14 +246,14 @@ def test_absent_sources_are_not_exported_and_lag_can_be_pushed() -> None:
     assert pushed.registry.get_sample_value("realtime_strategies_ready") == 0
     pushed.message_consumed(-0.2)  # event time slightly ahead of the local clock
     assert pushed.registry.get_sample_value("realtime_strategies_consumer_lag_seconds") == 0
-    pushed.signal_emitted(_signal("trade_momentum", 0.55))
+    pushed.signal_emitted(a_signal(strategy_id="trade_momentum", confidence=0.55))
     confidence = "realtime_strategies_signal_confidence_count"
     assert pushed.registry.get_sample_value(confidence, {"strategy": "trade_momentum"}) == 1
 
 
 def test_lag_is_never_negative() -> None:
     metrics = PrometheusMetrics(
-        ScrapeSources(last_event_time_ms=lambda: 5_000_000), clock=_Clock(1_000.0)
+        ScrapeSources(last_event_time_ms=lambda: 5_000_000), clock=ManualSeconds(1_000.0)
     )
     assert metrics.consumer_lag_seconds() == 0.0
 
