@@ -51,6 +51,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
 from bench.common import (  # noqa: E402
+    DEFAULT_CAPTURE,
     free_port,
     git_commit,
     latency_summary,
@@ -60,7 +61,6 @@ from bench.common import (  # noqa: E402
     write_document,
 )
 
-DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 ENDPOINTS = (
     "/api/v1/strategies/orderbook_skew/config",
     "/api/v1/metrics/depth/BTCUSDT",

@@ -1,6 +1,6 @@
 """Helpers shared by the benchmark scripts: a free loopback port, the service as a pinned child
 process, the commit measured, the result file, CPU pinning, and what ``/proc`` says about a
-process (CPU and waiting time, memory) and the machine."""
+process (CPU and waiting time, memory) and the machine, and where the bundled capture is."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
+"""The bundled capture (BTCUSDT trades, tickers and depth20 of 2024-08-08) the benches replay."""
 SERVICE_BIN = Path(sys.executable).parent / "realtime-strategies"
 
 

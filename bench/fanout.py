@@ -14,8 +14,7 @@ import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-CAPTURE = ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
+from bench.common import DEFAULT_CAPTURE
 
 SYMBOLS_50: tuple[str, ...] = (
     "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "TRXUSDT",
@@ -31,7 +30,7 @@ _STREAM = b'"stream":"btcusdt@'
 _SYMBOL = b'"s":"BTCUSDT"'
 
 
-def capture_lines(path: Path = CAPTURE) -> list[bytes]:
+def capture_lines(path: Path = DEFAULT_CAPTURE) -> list[bytes]:
     with gzip.open(path, "rb") as handle:
         return [line.strip() for line in handle if line.strip()]
 

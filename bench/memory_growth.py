@@ -55,13 +55,12 @@ from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_cache import EffectiveConfigCache  # noqa: E402
 from application.processing import timed  # noqa: E402
-from bench.common import git_commit, rss_mb, write_document  # noqa: E402
+from bench.common import DEFAULT_CAPTURE, git_commit, rss_mb, write_document  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
 from domain.metrics import MarketMetricsBook  # noqa: E402
 from domain.strategies.registry import STRATEGY_PARAMS, build_strategies  # noqa: E402
 
-DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 TARGET_GROWTH_MB = 50.0
 
 

@@ -83,6 +83,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
 from bench.common import (  # noqa: E402
+    DEFAULT_CAPTURE,
     cpu_model,
     free_port,
     git_commit,
@@ -100,7 +101,6 @@ from tests.integration.service_harness import (  # noqa: E402
     nats_server_command,
 )
 
-DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 QUEUE_GROUP = "realtime-strategies-group"
 SUB_PENDING_MSGS = 500_000  # the service's NatsMarketFeed limits
 SUB_PENDING_BYTES = 256 * 1024 * 1024

@@ -47,9 +47,8 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import free_port, git_commit, sched_seconds
+from bench.common import DEFAULT_CAPTURE, free_port, git_commit, sched_seconds
 from bench.nats_end_to_end import (
-    DEFAULT_CAPTURE,
     LoadGenerator,
     ServiceProcess,
     SignalCollector,

@@ -34,7 +34,8 @@ if str(REPO) not in sys.path:
 
 from adapters.nats.market_feed import FeedItem  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
-from bench.nats_end_to_end import DEFAULT_CAPTURE, LoadGenerator, load_templates  # noqa: E402
+from bench.common import DEFAULT_CAPTURE  # noqa: E402
+from bench.nats_end_to_end import LoadGenerator, load_templates  # noqa: E402
 from entrypoints.container import build_container  # noqa: E402
 from entrypoints.settings import Settings  # noqa: E402
 
