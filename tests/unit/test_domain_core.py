@@ -3,6 +3,7 @@ signal construction and evaluation (the engine walk is in ``test_engine.py``).""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -12,7 +13,7 @@ import pytest
 from domain.config import ConfigDocument, EffectiveConfig, merge_patch, next_version, resolve
 from domain.engine import build_signal
 from domain.evaluation import PriceSeries, forward_returns, horizon_stats
-from domain.params import CommonParams, ParamValidationError, param, parse_text
+from domain.params import CommonParams, ParamValidationError, ParamValue, param, parse_text
 from domain.signal import Action, Signal, Strength, signal_id_for
 from domain.strategies.base import Decision
 
@@ -38,6 +39,16 @@ class DemoParams(CommonParams):
 
 def doc(symbol: str | None, version: int, **parameters: float | int | bool) -> ConfigDocument:
     return ConfigDocument("demo", symbol, parameters, version, T0, "test", "memory")
+
+
+def resolve_demo(
+    symbol: str,
+    env: Mapping[str, ParamValue] | None = None,
+    global_doc: ConfigDocument | None = None,
+    symbol_doc: ConfigDocument | None = None,
+) -> EffectiveConfig[DemoParams]:
+    """:func:`resolve` of :class:`DemoParams` for ``symbol`` over the given layers."""
+    return resolve(DemoParams, "demo", symbol, env, global_doc, symbol_doc)
 
 
 # --- parameters -------------------------------------------------------------------------
@@ -107,13 +118,8 @@ def test_cooldown_ms_is_the_larger_of_cooldown_and_min_signal_interval() -> None
 
 def test_resolution_merges_field_by_field_most_specific_last() -> None:
     env = {"window": 7, "buy_threshold": 1.5}
-    effective = resolve(
-        DemoParams,
-        "demo",
-        "BTCUSDT",
-        env,
-        doc(None, 3, buy_threshold=2.0),
-        doc("BTCUSDT", 4, window=9),
+    effective = resolve_demo(
+        "BTCUSDT", env, doc(None, 3, buy_threshold=2.0), doc("BTCUSDT", 4, window=9)
     )
     assert effective.params.buy_threshold == 2.0  # global beats env
     assert effective.params.window == 9  # symbol beats env
@@ -122,23 +128,16 @@ def test_resolution_merges_field_by_field_most_specific_last() -> None:
 
 
 def test_resolution_sources() -> None:
-    assert resolve(DemoParams, "demo", "X").source == "default"
-    assert resolve(DemoParams, "demo", "X", {"window": 3}).source == "environment"
+    assert resolve_demo("X").source == "default"
+    assert resolve_demo("X", {"window": 3}).source == "environment"
     tomb = doc("X", 5)
-    effective = resolve(DemoParams, "demo", "X", None, doc(None, 2, window=4), tomb)
+    effective = resolve_demo("X", None, doc(None, 2, window=4), tomb)
     assert (effective.is_override, effective.version, effective.params.window) == (False, 5, 4)
 
 
 def test_override_cannot_break_a_cross_field_rule_with_global_values() -> None:
     with pytest.raises(ParamValidationError):
-        resolve(
-            DemoParams,
-            "demo",
-            "X",
-            None,
-            doc(None, 1, buy_threshold=1.0),
-            doc("X", 2, sell_threshold=1.0),
-        )
+        resolve_demo("X", None, doc(None, 1, buy_threshold=1.0), doc("X", 2, sell_threshold=1.0))
 
 
 def test_merge_patch_and_next_version() -> None:

@@ -102,14 +102,14 @@ def test_strongest_level_ties_go_to_the_level_nearest_the_touch() -> None:
     assert m.strongest_resistance == PriceLevel(101.0, 1.0)
 
 
+def pressure(m: DepthMetrics) -> tuple[float, float, float, float]:
+    """Buy, sell and net pressure and the imbalance of ``m``."""
+    return (m.buy_pressure, m.sell_pressure, m.net_pressure, m.imbalance)
+
+
 def test_empty_ask_side_gives_defined_values() -> None:
     m = DepthMetrics.of(snap(bids=[(100.0, 2.0)]))
-    assert (m.buy_pressure, m.sell_pressure, m.net_pressure, m.imbalance) == (
-        100.0,
-        0.0,
-        100.0,
-        1.0,
-    )
+    assert pressure(m) == (100.0, 0.0, 100.0, 1.0)
     assert m.interpretation is Interpretation.BULLISH
     assert m.bid_ask_ratio is None
     assert (m.best_bid, m.best_ask, m.mid, m.spread, m.spread_bps) == (
@@ -127,12 +127,7 @@ def test_empty_ask_side_gives_defined_values() -> None:
 def test_empty_book_and_zero_quantities_are_neutral() -> None:
     for s in (snap(), snap(bids=[(100.0, 0.0)], asks=[(101.0, 0.0)])):
         m = DepthMetrics.of(s)
-        assert (m.buy_pressure, m.sell_pressure, m.net_pressure, m.imbalance) == (
-            50.0,
-            50.0,
-            0.0,
-            0.0,
-        )
+        assert pressure(m) == (50.0, 50.0, 0.0, 0.0)
         assert m.interpretation is Interpretation.NEUTRAL
         assert (m.vwap_bid, m.vwap_ask, m.bid_ask_ratio) == (None, None, None)
         assert (m.strongest_support, m.strongest_resistance) == (None, None)

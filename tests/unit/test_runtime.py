@@ -105,17 +105,6 @@ def counting_tracer() -> CountingTracer:
     return CountingTracer(OpenTelemetryTracing().tracer)
 
 
-def make_runtime(
-    items: list[Item], sink: Sink, tracing: bool | None, tracer: CountingTracer
-) -> ServiceRuntime:
-    return ServiceRuntime(
-        Feed(items),
-        cast(Any, Engine()),
-        sink,
-        tracing=OpenTelemetryTracing(tracing, cast(Any, tracer)),
-    )
-
-
 ITEMS = [
     Item(Event(), None),
     Item(Event(), {"traceparent": TRACEPARENT}),
@@ -123,12 +112,23 @@ ITEMS = [
 ]
 
 
+async def run_items(tracing: bool | None, tracer: CountingTracer) -> tuple[ServiceRuntime, Sink]:
+    """A runtime that has run :data:`ITEMS` to the end with ``tracing``, and its sink."""
+    sink = Sink()
+    service = ServiceRuntime(
+        Feed(ITEMS),
+        cast(Any, Engine()),
+        sink,
+        tracing=OpenTelemetryTracing(tracing, cast(Any, tracer)),
+    )
+    await service.run()
+    return service, sink
+
+
 async def test_no_span_without_context_when_tracing_is_off(
     counting_tracer: CountingTracer,
 ) -> None:
-    sink = Sink()
-    service = make_runtime(ITEMS, sink, False, counting_tracer)
-    await service.run()
+    service, sink = await run_items(False, counting_tracer)
     assert counting_tracer.spans == 1  # only the message that carries a trace context
     contexts = [context for _, context in sink.published]
     assert [contexts[i] for i in (0, 1, 4, 5)] == [None, None, None, None]
@@ -147,9 +147,7 @@ async def test_no_span_without_context_when_tracing_is_off(
 
 
 async def test_a_span_per_message_when_tracing_is_on(counting_tracer: CountingTracer) -> None:
-    sink = Sink()
-    service = make_runtime(ITEMS, sink, True, counting_tracer)
-    await service.run()
+    service, sink = await run_items(True, counting_tracer)
     assert counting_tracer.spans == 3
     assert counting_tracer.stages == 6  # evaluate and publish of each
     assert service.signals_published == 6
@@ -161,9 +159,7 @@ async def test_a_span_per_message_when_tracing_is_on(counting_tracer: CountingTr
 async def test_default_follows_the_installed_tracer_provider(
     counting_tracer: CountingTracer,
 ) -> None:
-    sink = Sink()
-    service = make_runtime(ITEMS, sink, None, counting_tracer)
-    await service.run()
+    await run_items(None, counting_tracer)
     assert counting_tracer.spans == (3 if tracing_enabled() else 1)
 
 
