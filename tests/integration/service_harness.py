@@ -431,6 +431,27 @@ class ServiceProcess(ChildProcess):
     def events(self, event: str) -> list[dict[str, Any]]:
         return [record for record in self.logs() if record.get("event") == event]
 
+    async def config_applied(
+        self,
+        version: int,
+        what: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """The ``config_change_applied`` log record of ``version`` whose ``fields`` match (e.g.
+        ``strategy_id``), once this process has logged it; AssertionError after ``timeout``."""
+
+        def applied() -> dict[str, Any] | None:
+            for record in self.events("config_change_applied"):
+                if record.get("version") == version and all(
+                    record.get(key) == value for key, value in fields.items()
+                ):
+                    return record
+            return None
+
+        return await async_wait_until(applied, timeout, what, context=self.describe)
+
     def non_json_lines(self) -> list[str]:
         return [str(r["raw"]) for r in self.logs() if r.get("event") is None and "raw" in r]
 

@@ -297,15 +297,7 @@ async def test_config_change_reaches_other_replica_within_a_second(
 
     # B applies the broadcast (B's own log says when); nothing on B is asked meanwhile, so
     # neither a read through B's API nor the 60 s cache TTL can be what delivered it.
-    def applied_on_b() -> dict[str, Any] | None:
-        for record in b.events("config_change_applied"):
-            if record.get("version") == new_version and record.get("symbol") == symbol:
-                return record
-        return None
-
-    applied = await async_wait_until(
-        applied_on_b, 5, "config_change_applied on B", context=b.describe
-    )
+    applied = await b.config_applied(new_version, "config_change_applied on B", symbol=symbol)
     delay = log_time(applied) - posted_at
     print(
         f"config propagation A -> B: {delay * 1000:.0f} ms after the POST was sent "

@@ -161,13 +161,7 @@ async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_seco
     assert response.status_code == 200, response.text
     version = response.json()["data"]["version"]
 
-    def applied_on_b() -> dict[str, object] | None:
-        for record in b.events("config_change_applied"):
-            if record.get("strategy_id") == "governance" and record.get("version") == version:
-                return record
-        return None
-
-    applied = await async_wait_until(applied_on_b, 5, "the cap on B", context=b.describe)
+    applied = await b.config_applied(version, "the cap on B", strategy_id="governance")
     assert log_time(applied) - posted_at < 1.0
 
     # Capped: of two more symbols within the minute, one signal; the other counted.

@@ -178,13 +178,7 @@ async def test_a_pause_reaches_a_second_replica_within_a_second(
     paused = switch(a, "pause")
     version = paused["data"]["version"]
 
-    def applied_on_b() -> dict[str, Any] | None:
-        for record in b.events("config_change_applied"):
-            if record.get("strategy_id") == "pause:*" and record.get("version") == version:
-                return record
-        return None
-
-    applied = await async_wait_until(applied_on_b, 5, "the pause applied on B", context=b.describe)
+    applied = await b.config_applied(version, "the pause applied on B", strategy_id="pause:*")
     delay = log_time(applied) - posted_at
     print(f"pause propagation A -> B: {delay * 1000:.0f} ms after the POST was sent")
     assert delay < 1.0
