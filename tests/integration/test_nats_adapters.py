@@ -19,6 +19,7 @@ import orjson
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 
 from adapters.nats.circuit_breaker import BreakerState
 from adapters.nats.config_broadcast import (
@@ -185,6 +186,29 @@ async def connection() -> AsyncIterator[NatsConnection]:
         yield conn
     finally:
         await conn.close()
+
+
+class SignalStream:
+    """Signal subjects unique to one test and the name of a JetStream stream to capture them
+    (``create``); the stream, if created, is deleted after the test."""
+
+    def __init__(self, connection: NatsConnection) -> None:
+        self.js = connection.jetstream()
+        self.prefix = unique("test.rs.signals")
+        self.name = f"RS_TEST_{uuid.uuid4().hex[:12].upper()}"
+
+    async def create(self, **options: Any) -> None:
+        await self.js.add_stream(
+            StreamConfig(name=self.name, subjects=[f"{self.prefix}.>"], **options)
+        )
+
+
+@pytest.fixture
+async def signal_stream(connection: NatsConnection) -> AsyncIterator[SignalStream]:
+    stream = SignalStream(connection)
+    yield stream
+    with contextlib.suppress(NotFoundError):
+        await stream.js.delete_stream(stream.name)
 
 
 class Inbox:
@@ -623,12 +647,10 @@ async def test_sink_publishes_per_strategy_subject_with_msg_id(
 
 
 async def test_jetstream_stream_deduplicates_republished_signal(
-    connection: NatsConnection,
+    connection: NatsConnection, signal_stream: SignalStream
 ) -> None:
-    prefix = unique("test.rs.signals")
-    stream = f"RS_TEST_{uuid.uuid4().hex[:12].upper()}"
-    js = connection.jetstream()
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"], duplicate_window=60.0))
+    js, prefix, stream = signal_stream.js, signal_stream.prefix, signal_stream.name
+    await signal_stream.create(duplicate_window=60.0)
     core = NatsSignalSink(connection, subject_prefix=prefix)
     acked = NatsSignalSink(connection, subject_prefix=prefix, use_jetstream=True)
     signal = make_signal("orderbook_skew", 7)
@@ -649,20 +671,17 @@ async def test_jetstream_stream_deduplicates_republished_signal(
     finally:
         await core.close()
         await acked.close()
-        await js.delete_stream(stream)
 
 
 async def test_a_successor_reads_every_published_signal_id_however_fast_they_arrive(
-    connection: NatsConnection,
+    connection: NatsConnection, signal_stream: SignalStream
 ) -> None:
     """The ids a taking-over worker loads (its replay gate holds back what they contain).
     Read with a consumer that may have pushed everything before its first status: counting
     only what was still pending on the server read nothing then, and the successor
     re-published signals the stream already held."""
-    prefix = unique("test.rs.signals")
-    stream = f"RS_TEST_{uuid.uuid4().hex[:12].upper()}"
-    js = connection.jetstream()
-    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"], duplicate_window=60.0))
+    js, prefix, stream = signal_stream.js, signal_stream.prefix, signal_stream.name
+    await signal_stream.create(duplicate_window=60.0)
     sink = NatsSignalSink(connection, subject_prefix=prefix, use_jetstream=True)
     signals = [make_signal("orderbook_skew", n) for n in range(20)]
     try:
@@ -675,15 +694,12 @@ async def test_a_successor_reads_every_published_signal_id_however_fast_they_arr
             assert loaded == expected
     finally:
         await sink.close()
-        await js.delete_stream(stream)
 
 
 async def test_breaker_opens_on_jetstream_failures_and_recovers(
-    connection: NatsConnection,
+    connection: NatsConnection, signal_stream: SignalStream
 ) -> None:
-    prefix = unique("test.rs.signals")
-    stream = f"RS_TEST_{uuid.uuid4().hex[:12].upper()}"
-    js = connection.jetstream()
+    js, prefix, stream = signal_stream.js, signal_stream.prefix, signal_stream.name
     # No stream captures the subject yet: every acknowledged publish fails (no responders).
     sink = NatsSignalSink(
         connection,
@@ -704,7 +720,7 @@ async def test_breaker_opens_on_jetstream_failures_and_recovers(
         )
         assert sink.buffered == 3
         assert sink.publish_errors >= 2
-        await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.>"]))
+        await signal_stream.create()
         # After reset_timeout a trial call goes through, closes the circuit, drains in order.
         await sink.flush(timeout=10.0)
         assert sink.buffered == 0
@@ -714,8 +730,6 @@ async def test_breaker_opens_on_jetstream_failures_and_recovers(
         stored = [await js.get_msg(stream, seq=seq) for seq in (1, 2, 3)]
     finally:
         await sink.close()
-        with contextlib.suppress(Exception):
-            await js.delete_stream(stream)
     assert [msg.headers[MSG_ID_HEADER] for msg in stored if msg.headers] == [
         signal.signal_id for signal in signals
     ]
