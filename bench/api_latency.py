@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -52,9 +50,10 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
 
 from bench.common import (  # noqa: E402
     DEFAULT_CAPTURE,
+    document_head,
     free_port,
-    git_commit,
     latency_summary,
+    load_average,
     sched_seconds,
     spawn_service,
     stop_process,
@@ -319,19 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
-    loadavg_start = [round(x, 2) for x in os.getloadavg()]
+    loadavg_start = load_average()
     started = time.monotonic()
     body = asyncio.run(run(args))
     document: dict[str, Any] = {
-        "benchmark": "api_latency",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
-        "host": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "loadavg_start": loadavg_start,
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        **document_head("api_latency", loadavg_start=loadavg_start, loadavg_end=load_average()),
         "config": {
             "rate": args.rate,
             "seconds": args.seconds,

@@ -5,6 +5,7 @@ process (CPU and waiting time, memory) and the machine, and where the bundled ca
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import platform
@@ -76,6 +77,22 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, to two places."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def document_head(benchmark: str, **host: Any) -> dict[str, Any]:
+    """What every result document starts with: ``benchmark``, the UTC date to the second,
+    the commit measured (:func:`git_commit`) and the host (CPUs, Python version, ``host``)."""
+    return {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": git_commit(),
+        "host": {"cpus": os.cpu_count(), "python": platform.python_version(), **host},
+    }
 
 
 def write_document(out: Path, benchmark: str, document: Mapping[str, Any]) -> Path:

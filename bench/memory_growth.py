@@ -33,8 +33,6 @@ import asyncio
 import datetime as dt
 import gc
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -55,7 +53,7 @@ from adapters.wire.signals import encode_signal  # noqa: E402
 from adapters.wire.stats import Skip  # noqa: E402
 from application.config_cache import EffectiveConfigCache  # noqa: E402
 from application.processing import timed  # noqa: E402
-from bench.common import DEFAULT_CAPTURE, git_commit, rss_mb, write_document  # noqa: E402
+from bench.common import DEFAULT_CAPTURE, document_head, rss_mb, write_document  # noqa: E402
 from bench.nats_end_to_end import IsoClock, Template, load_templates  # noqa: E402
 from domain.engine import SignalEngine  # noqa: E402
 from domain.metrics import MarketMetricsBook  # noqa: E402
@@ -277,10 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     results = {name: run() for name, run in runs.items()}
     document: dict[str, Any] = {
-        "benchmark": "memory_growth",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
-        "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        **document_head("memory_growth"),
         "config": {
             "capture": str(args.capture),
             "messages": args.messages,

@@ -55,7 +55,6 @@ import datetime as dt
 import gzip
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -85,9 +84,10 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
 from bench.common import (  # noqa: E402
     DEFAULT_CAPTURE,
     cpu_model,
+    document_head,
     free_port,
-    git_commit,
     latency_summary,
+    load_average,
     pin_to,
     rss_mb,
     sched_seconds,
@@ -996,16 +996,12 @@ async def amain(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     document: dict[str, Any] = {
-        "benchmark": "nats_end_to_end",
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": git_commit(),
-        "host": {
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python": platform.python_version(),
-            "loadavg_start": args.loadavg_start,
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        **document_head(
+            "nats_end_to_end",
+            cpu_model=cpu_model(),
+            loadavg_start=args.loadavg_start,
+            loadavg_end=load_average(),
+        ),
         "config": {
             "capture": str(args.capture),
             "symbols": args.symbols,
@@ -1070,7 +1066,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", type=Path, default=None, help="py-spy the service at full speed into DIR"
     )
     args = parser.parse_args(argv)
-    args.loadavg_start = [round(x, 2) for x in os.getloadavg()]
+    args.loadavg_start = load_average()
     return args
 
 
