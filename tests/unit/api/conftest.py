@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -134,6 +135,15 @@ def container() -> Iterator[ApiTestContainer]:
 @pytest.fixture
 def app(container: ApiTestContainer) -> FastAPI:
     return create_app(title="realtime-strategies", version="test")
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The ``error`` of ``response``'s failure envelope (``success`` false, ``data`` null)."""
+    payload = response.json()
+    assert payload["success"] is False
+    assert payload["data"] is None
+    error: dict[str, Any] = payload["error"]
+    return error
 
 
 def make_client(

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
+
+from tests.unit.api.conftest import error_of
 
 pytestmark = pytest.mark.unit
 
 METRICS = "/api/v1/metrics"
-
-
-def envelope_error(response: httpx.Response) -> dict[str, Any]:
-    payload = response.json()
-    assert payload["success"] is False
-    error: dict[str, Any] = payload["error"]
-    return error
 
 
 async def test_depth_keeps_reference_shape(client: httpx.AsyncClient) -> None:
@@ -50,7 +43,7 @@ async def test_depth_symbol_is_case_insensitive(client: httpx.AsyncClient) -> No
 async def test_unknown_symbol_is_404(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(f"{METRICS}/{path}")
     assert response.status_code == 404
-    error = envelope_error(response)
+    error = error_of(response)
     assert error["code"] == "unknown_symbol"
     assert error["details"] == {"symbol": "DOGEUSDT"}
 
@@ -62,7 +55,7 @@ async def test_symbols_up_to_32_characters_are_symbols(
     """The one symbol rule (1..32): 21..32 characters were 422 by a pattern of its own."""
     response = await client.get(f"{METRICS}/{path}/{'x' * 32}")
     assert response.status_code == 404, response.text
-    assert envelope_error(response)["details"] == {"symbol": "X" * 32}
+    assert error_of(response)["details"] == {"symbol": "X" * 32}
 
 
 @pytest.mark.parametrize("symbol", ["BTC-USDT", "X" * 33, "BTC%24", "%20", "%C3%9F"])
@@ -70,7 +63,7 @@ async def test_invalid_symbol_is_422(client: httpx.AsyncClient, symbol: str) -> 
     for path in ("depth", "pressure"):
         response = await client.get(f"{METRICS}/{path}/{symbol}")
         assert response.status_code == 422, response.text
-        assert envelope_error(response)["code"] == "invalid_request"
+        assert error_of(response)["code"] == "invalid_request"
 
 
 async def test_pressure_default_timeframe_is_5m(client: httpx.AsyncClient) -> None:
@@ -104,13 +97,13 @@ async def test_pressure_points_are_downsampled(client: httpx.AsyncClient) -> Non
 async def test_bad_timeframe_is_422(client: httpx.AsyncClient, timeframe: str) -> None:
     response = await client.get(f"{METRICS}/pressure/BTCUSDT", params={"timeframe": timeframe})
     assert response.status_code == 422
-    assert envelope_error(response)["code"] in {"invalid_query", "invalid_request"}
+    assert error_of(response)["code"] in {"invalid_query", "invalid_request"}
 
 
 async def test_bad_timeframe_is_422_even_for_unknown_symbol(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{METRICS}/pressure/DOGEUSDT", params={"timeframe": "7m"})
     assert response.status_code == 422
-    error = envelope_error(response)
+    error = error_of(response)
     assert error["code"] == "invalid_query"
     assert error["details"][0]["field"] == "timeframe"
 
@@ -190,7 +183,7 @@ async def test_all_filters_sort_and_paginate(client: httpx.AsyncClient) -> None:
 async def test_all_bad_query_is_422(client: httpx.AsyncClient, params: dict[str, str]) -> None:
     response = await client.get(f"{METRICS}/all", params=params)
     assert response.status_code == 422, response.text
-    assert envelope_error(response)["code"] in {"invalid_request", "invalid_query"}
+    assert error_of(response)["code"] in {"invalid_request", "invalid_query"}
 
 
 async def test_openapi_documents_metrics_responses(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,7 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from domain.config import AuditQuery
 from domain.strategies.registry import CONFIG_PARAMS, STRATEGIES, STRATEGY_PARAMS
-from tests.unit.api.conftest import AUTH, ApiTestContainer, make_client, wired
+from tests.unit.api.conftest import AUTH, ApiTestContainer, error_of, make_client, wired
 
 pytestmark = pytest.mark.unit
 
@@ -27,14 +27,6 @@ SKEW = f"{BASE}/orderbook_skew"
 
 def body(parameters: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"parameters": parameters, "changed_by": "llm_agent_v1", "reason": "test", **extra}
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    payload = response.json()
-    assert payload["success"] is False
-    assert payload["data"] is None
-    error: dict[str, Any] = payload["error"]
-    return error
 
 
 def detail_codes(response: httpx.Response) -> dict[str, str]:
