@@ -3,19 +3,28 @@
 Validates what an API caller sends, looks symbols up case-insensitively and returns
 JSON-ready dicts. The HTTP adapter maps :class:`UnknownSymbolError` to 404 and
 :class:`InvalidQueryError` (including :class:`InvalidTimeframeError`) to 422.
+
+In the partitioned deployment every worker holds the book of its own symbols;
+:func:`merge_pages` and :func:`merge_summaries` combine the workers' answers of
+:meth:`MarketMetricsQuery.all` and :meth:`MarketMetricsQuery.summary` into what one book over
+all their symbols answers (the proxy in ``adapters/http/partition_api.py`` only does HTTP).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from domain.metrics import (
     DEFAULT_MAX_POINTS,
     Interpretation,
     MarketMetricsBook,
+    MarketSummary,
     SortField,
     Timeframe,
+    in_page_order,
 )
 from domain.symbol import normalise
 
@@ -62,6 +71,40 @@ def parse_timeframe(timeframe: str) -> Timeframe:
         raise InvalidTimeframeError(timeframe) from None
 
 
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """Which page of every symbol's metrics a caller asks for (:meth:`MarketMetricsQuery.all`),
+    checked by :meth:`of`."""
+
+    sort_by: SortField
+    descending: bool
+    offset: int
+    limit: int
+
+    @classmethod
+    def of(cls, sort_by: str, descending: bool, offset: int, limit: int) -> PageQuery:
+        """:class:`InvalidQueryError` unless ``sort_by`` is one of :data:`SORT_FIELDS`,
+        ``offset`` ≥ 0 and ``limit`` in 1..:data:`MAX_LIMIT`."""
+        try:
+            field = SortField(sort_by.strip().lower())
+        except ValueError:
+            raise InvalidQueryError(
+                "sort_by", f"must be one of {', '.join(SORT_FIELDS)}, got {sort_by!r}"
+            ) from None
+        if isinstance(offset, bool) or offset < 0:
+            raise InvalidQueryError("offset", f"must be an integer >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidQueryError("limit", f"must be an integer in 1..{MAX_LIMIT}, got {limit!r}")
+        return cls(field, descending, offset, limit)
+
+    @property
+    def worker_limit(self) -> int:
+        """The page size to ask each worker for (from offset 0) so that :func:`merge_pages`
+        holds this page: every worker's first ``offset + limit`` items (at most
+        :data:`MAX_LIMIT`)."""
+        return min(self.offset + self.limit, MAX_LIMIT)
+
+
 class MarketMetricsQuery:
     """Read side of the metrics API over a :class:`MarketMetricsBook`."""
 
@@ -99,10 +142,9 @@ class MarketMetricsQuery:
 
     def summary(self) -> dict[str, Any]:
         """Market sentiment across every tracked symbol, plus book counters."""
-        result = self.book.summary().as_dict()
-        result["stale_events"] = self.book.stale_events
-        result["evicted_symbols"] = self.book.evicted_symbols
-        return result
+        return _with_counters(
+            self.book.summary().as_dict(), self.book.stale_events, self.book.evicted_symbols
+        )
 
     def all(
         self,
@@ -136,25 +178,55 @@ class MarketMetricsQuery:
             raise InvalidQueryError(
                 "min_liquidity", f"must be a finite number >= 0, got {min_liquidity!r}"
             )
-        try:
-            field = SortField(sort_by.strip().lower())
-        except ValueError:
-            raise InvalidQueryError(
-                "sort_by", f"must be one of {', '.join(SORT_FIELDS)}, got {sort_by!r}"
-            ) from None
-        if isinstance(offset, bool) or offset < 0:
-            raise InvalidQueryError("offset", f"must be an integer >= 0, got {offset!r}")
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-            raise InvalidQueryError("limit", f"must be an integer in 1..{MAX_LIMIT}, got {limit!r}")
+        query = PageQuery.of(sort_by, descending, offset, limit)
         page = self.book.all(
             interpretation=wanted,
             min_liquidity=min_liquidity,
-            sort_by=field,
+            sort_by=query.sort_by,
             descending=descending,
             offset=offset,
             limit=limit,
         )
-        result = page.as_dict()
-        result["sort_by"] = field.value
-        result["descending"] = descending
-        return result
+        return _page_answer(page.as_dict(), query)
+
+
+def _page_answer(page: dict[str, Any], query: PageQuery) -> dict[str, Any]:
+    return page | {"sort_by": query.sort_by.value, "descending": query.descending}
+
+
+def merge_pages(pages: Sequence[Mapping[str, Any]], query: PageQuery) -> dict[str, Any]:
+    """The :meth:`MarketMetricsQuery.all` answer of one book over the workers' symbols, from
+    the workers' answers (each from offset 0, :attr:`PageQuery.worker_limit` items, same
+    filters): their items in :func:`domain.metrics.in_page_order`, ``total`` their totals."""
+    items = in_page_order(
+        (item for page in pages for item in page.get("items", [])),
+        query.sort_by,
+        query.descending,
+        lambda item: str(item.get("symbol")),
+        query.sort_by.value_in,
+    )
+    chosen = items[query.offset : query.offset + query.limit]
+    page = {
+        "total": sum(int(page.get("total", 0)) for page in pages),
+        "offset": query.offset,
+        "limit": query.limit,
+        "count": len(chosen),
+        "items": chosen,
+    }
+    return _page_answer(page, query)
+
+
+def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The :meth:`MarketMetricsQuery.summary` answer of one book over the workers' symbols,
+    from the workers' answers (:meth:`domain.metrics.MarketSummary.combine`; the book
+    counters add)."""
+    combined = MarketSummary.combine(MarketSummary.from_dict(s) for s in summaries)
+    return _with_counters(
+        combined.as_dict(),
+        sum(int(s.get("stale_events", 0)) for s in summaries),
+        sum(int(s.get("evicted_symbols", 0)) for s in summaries),
+    )
+
+
+def _with_counters(summary: dict[str, Any], stale: int, evicted: int) -> dict[str, Any]:
+    return summary | {"stale_events": stale, "evicted_symbols": evicted}

@@ -28,11 +28,11 @@ import math
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 from domain.market import DepthSnapshot, Level
 from domain.state import items, row
@@ -49,6 +49,8 @@ DEFAULT_MAX_POINTS = 300
 
 _COMPACT_MIN = 1024
 _qty = itemgetter(1)
+_symbol_of = attrgetter("symbol")
+_Item = TypeVar("_Item")
 
 
 class Interpretation(StrEnum):
@@ -455,6 +457,23 @@ class SymbolPressure:
     def as_dict(self) -> dict[str, Any]:
         return {"symbol": self.symbol, "net_pressure": self.net_pressure}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SymbolPressure | None:
+        """What :meth:`as_dict` gave (None stays None)."""
+        if not data:
+            return None
+        return cls(str(data["symbol"]), float(data["net_pressure"]))
+
+
+def _most_bullish(candidates: Iterable[SymbolPressure]) -> SymbolPressure | None:
+    """The highest net pressure (ties → alphabetical first)."""
+    return min(candidates, key=lambda p: (-p.net_pressure, p.symbol), default=None)
+
+
+def _most_bearish(candidates: Iterable[SymbolPressure]) -> SymbolPressure | None:
+    """The lowest net pressure (ties → alphabetical first)."""
+    return min(candidates, key=lambda p: (p.net_pressure, p.symbol), default=None)
+
 
 @dataclass(frozen=True, slots=True)
 class MarketSummary:
@@ -476,6 +495,77 @@ class MarketSummary:
     most_bullish: SymbolPressure | None
     most_bearish: SymbolPressure | None
     latest_event_time_ms: int | None
+
+    @classmethod
+    def of(cls, metrics: DepthMetrics) -> MarketSummary:
+        """The summary of a market of one symbol."""
+        side = metrics.interpretation
+        extreme = SymbolPressure(metrics.symbol, metrics.net_pressure)
+        return cls(
+            symbols=1,
+            bullish_symbols=int(side is Interpretation.BULLISH),
+            bearish_symbols=int(side is Interpretation.BEARISH),
+            neutral_symbols=int(side is Interpretation.NEUTRAL),
+            avg_net_pressure=metrics.net_pressure,
+            sentiment=side,
+            most_bullish=extreme if side is Interpretation.BULLISH else None,
+            most_bearish=extreme if side is Interpretation.BEARISH else None,
+            latest_event_time_ms=metrics.event_time_ms,
+        )
+
+    @classmethod
+    def combine(cls, parts: Iterable[MarketSummary]) -> MarketSummary:
+        """The summary of the union of disjoint markets from theirs (each worker's, or each
+        symbol's): counts add, the average is weighted by symbols, the extremes are the
+        extremes of theirs, the latest event time the latest of theirs."""
+        symbols = bullish = bearish = neutral = 0
+        weighted = 0.0
+        tops: list[SymbolPressure] = []
+        bottoms: list[SymbolPressure] = []
+        latest: list[int] = []
+        for part in parts:
+            symbols += part.symbols
+            bullish += part.bullish_symbols
+            bearish += part.bearish_symbols
+            neutral += part.neutral_symbols
+            if part.symbols and part.avg_net_pressure is not None:
+                weighted += part.avg_net_pressure * part.symbols
+            if part.most_bullish is not None:
+                tops.append(part.most_bullish)
+            if part.most_bearish is not None:
+                bottoms.append(part.most_bearish)
+            if part.latest_event_time_ms is not None:
+                latest.append(part.latest_event_time_ms)
+        avg = weighted / symbols if symbols else None
+        return cls(
+            symbols=symbols,
+            bullish_symbols=bullish,
+            bearish_symbols=bearish,
+            neutral_symbols=neutral,
+            avg_net_pressure=avg,
+            sentiment=None if avg is None else interpret(avg),
+            most_bullish=_most_bullish(tops),
+            most_bearish=_most_bearish(bottoms),
+            latest_event_time_ms=max(latest, default=None),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MarketSummary:
+        """What :meth:`as_dict` gave (e.g. another worker's answer)."""
+        sentiment = data.get("market_sentiment") or {}
+        avg = sentiment.get("avg_net_pressure")
+        latest = data.get("latest_event_time_ms")
+        return cls(
+            symbols=int(data.get("symbols", 0)),
+            bullish_symbols=int(sentiment.get("bullish_symbols", 0)),
+            bearish_symbols=int(sentiment.get("bearish_symbols", 0)),
+            neutral_symbols=int(sentiment.get("neutral_symbols", 0)),
+            avg_net_pressure=None if avg is None else float(avg),
+            sentiment=None if avg is None else interpret(float(avg)),
+            most_bullish=SymbolPressure.from_dict(data.get("most_bullish")),
+            most_bearish=SymbolPressure.from_dict(data.get("most_bearish")),
+            latest_event_time_ms=None if latest is None else int(latest),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -502,6 +592,45 @@ class SortField(StrEnum):
     TOTAL_LIQUIDITY = "total_liquidity"
     TOTAL_LIQUIDITY_QUOTE = "total_liquidity_quote"
     IMBALANCE = "imbalance"
+
+    def value_in(self, item: Mapping[str, Any]) -> Any:
+        """The field's value in a :meth:`DepthMetrics.as_dict` item (None if absent)."""
+        value: Any = item
+        for key in _SORT_PATHS[self]:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return value
+
+
+_SORT_PATHS = {
+    SortField.SYMBOL: ("symbol",),
+    SortField.NET_PRESSURE: ("pressure", "net_pressure"),
+    SortField.SPREAD_BPS: ("spread", "spread_bps"),
+    SortField.TOTAL_LIQUIDITY: ("liquidity", "total_liquidity"),
+    SortField.TOTAL_LIQUIDITY_QUOTE: ("liquidity", "total_liquidity_quote"),
+    SortField.IMBALANCE: ("imbalance", "imbalance"),
+}
+
+
+def in_page_order(
+    items: Iterable[_Item],
+    sort_by: SortField,
+    descending: bool,
+    symbol_of: Callable[[_Item], str],
+    value_of: Callable[[_Item], Any],
+) -> list[_Item]:
+    """The order of :meth:`MarketMetricsBook.all`: by ``value_of`` (``descending`` flips it),
+    ties by symbol ascending, ``None`` values always last; by symbol alone for
+    :attr:`SortField.SYMBOL`."""
+    ordered = sorted(items, key=symbol_of)
+    if sort_by is SortField.SYMBOL:
+        if descending:
+            ordered.reverse()
+        return ordered
+    keyed = [(value_of(item), item) for item in ordered]
+    present = [(value, item) for value, item in keyed if value is not None]
+    # stable sort keeps the symbol order among equal values in both directions
+    present.sort(key=lambda pair: -pair[0] if descending else pair[0])
+    return [item for _, item in present] + [item for value, item in keyed if value is None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -769,29 +898,8 @@ class MarketMetricsBook:
 
     def summary(self) -> MarketSummary:
         """Sentiment across all symbols (see :class:`MarketSummary`)."""
-        metrics = [self._metrics(state) for state in self._states.values()]
-        if not metrics:
-            return MarketSummary(0, 0, 0, 0, None, None, None, None, None)
-        counts = dict.fromkeys(Interpretation, 0)
-        for m in metrics:
-            counts[m.interpretation] += 1
-        avg_net = sum(m.net_pressure for m in metrics) / len(metrics)
-        bullish = [m for m in metrics if m.interpretation is Interpretation.BULLISH]
-        bearish = [m for m in metrics if m.interpretation is Interpretation.BEARISH]
-        top = min(bullish, key=lambda m: (-m.net_pressure, m.symbol), default=None)
-        bottom = min(bearish, key=lambda m: (m.net_pressure, m.symbol), default=None)
-        return MarketSummary(
-            symbols=len(metrics),
-            bullish_symbols=counts[Interpretation.BULLISH],
-            bearish_symbols=counts[Interpretation.BEARISH],
-            neutral_symbols=counts[Interpretation.NEUTRAL],
-            avg_net_pressure=avg_net,
-            sentiment=interpret(avg_net),
-            most_bullish=None if top is None else SymbolPressure(top.symbol, top.net_pressure),
-            most_bearish=(
-                None if bottom is None else SymbolPressure(bottom.symbol, bottom.net_pressure)
-            ),
-            latest_event_time_ms=max(m.event_time_ms for m in metrics),
+        return MarketSummary.combine(
+            MarketSummary.of(self._metrics(state)) for state in self._states.values()
         )
 
     def all(
@@ -820,17 +928,7 @@ class MarketMetricsBook:
             items = [m for m in items if m.interpretation is interpretation]
         if min_liquidity is not None:
             items = [m for m in items if m.total_liquidity_quote >= min_liquidity]
-        items.sort(key=lambda m: m.symbol)
-        if sort_by is SortField.SYMBOL:
-            if descending:
-                items.reverse()
-        else:
-            field = sort_by.value
-            present = [m for m in items if getattr(m, field) is not None]
-            missing = [m for m in items if getattr(m, field) is None]
-            # stable sort keeps the symbol order among equal values in both directions
-            present.sort(key=lambda m: -getattr(m, field) if descending else getattr(m, field))
-            items = present + missing
+        items = in_page_order(items, sort_by, descending, _symbol_of, attrgetter(sort_by.value))
         return MetricsPage(
             total=len(items),
             offset=offset,

@@ -9,9 +9,11 @@
   symbol another worker owns is forwarded to it (``WORKER_URL_TEMPLATE`` with ``{index}``, e.g.
   ``http://realtime-strategies-{index}.realtime-strategies-headless:8080``) and its answer
   relayed as is. Market-wide reads (``/summary``, ``/all``) are gathered from every worker and
-  merged with the book's own rules. A forwarded request carries ``X-Rs-Proxied`` and is always
-  answered locally (no loops). An owner that does not answer gives 503 with the error envelope.
-  Why a proxy and not a shared view: docs/adr/0010-symbol-partitioning.md.
+  merged by the metrics query's rules (:func:`application.metrics_query.merge_pages`,
+  :func:`~application.metrics_query.merge_summaries`); this module only does HTTP. A
+  forwarded request carries ``X-Rs-Proxied`` and is always answered locally (no loops). An
+  owner that does not answer gives 503 with the error envelope. Why a proxy and not a shared
+  view: docs/adr/0010-symbol-partitioning.md.
 - :func:`create_router_app`: the router process's ``/healthz``, ``/ready`` and ``/metrics``.
 
 The HTTP client is the standard library's (``urllib`` in a thread): these are low-rate admin
@@ -26,7 +28,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -34,27 +36,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.http.routers.metrics import metrics_response
 from adapters.http.strict_query import reject_unknown_query_parameters
 from adapters.redaction import redact_value
+from application.metrics_query import PageQuery, merge_pages, merge_summaries
 from application.partitioning import owner_of
-from domain.metrics import interpret
 from domain.symbol import INPUT_TEXT
 
 PROXIED_HEADER = "x-rs-proxied"
 _SYMBOL_PATH = re.compile(f"^/api/v1/metrics/(depth|pressure)/({INPUT_TEXT})$")
 _SUMMARY_PATH = "/api/v1/metrics/summary"
 _ALL_PATH = "/api/v1/metrics/all"
-MAX_LIMIT = 1000
-
-SORT_PATHS: dict[str, tuple[str, ...]] = {
-    "symbol": ("symbol",),
-    "net_pressure": ("pressure", "net_pressure"),
-    "spread_bps": ("spread", "spread_bps"),
-    "total_liquidity": ("liquidity", "total_liquidity"),
-    "total_liquidity_quote": ("liquidity", "total_liquidity_quote"),
-    "imbalance": ("imbalance", "imbalance"),
-}
-"""Where each ``sort_by`` field of ``/all`` sits in an item (DepthMetrics.as_dict)."""
 
 Fetch = Callable[[str, Mapping[str, str], float], Awaitable[tuple[int, bytes, str]]]
 
@@ -106,76 +98,6 @@ def _unavailable(message: str, request_id: str | None = None) -> JSONResponse:
         },
         status_code=503,
     )
-
-
-def _sort_value(item: Mapping[str, Any], field: str) -> Any:
-    value: Any = item
-    for key in SORT_PATHS[field]:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
-def merge_all_pages(
-    pages: Sequence[Mapping[str, Any]], sort_by: str, descending: bool, offset: int, limit: int
-) -> dict[str, Any]:
-    """Merge workers' ``/all`` pages (each from offset 0) as one book would have paged them:
-    sorted by ``sort_by`` (``descending`` flips), ties by symbol ascending, None values last."""
-    items = [item for page in pages for item in page.get("items", [])]
-    total = sum(int(page.get("total", 0)) for page in pages)
-    items.sort(key=lambda item: str(item.get("symbol")))
-    if sort_by == "symbol":
-        if descending:
-            items.reverse()
-    else:
-        present = [i for i in items if _sort_value(i, sort_by) is not None]
-        missing = [i for i in items if _sort_value(i, sort_by) is None]
-        present.sort(
-            key=lambda i: -_sort_value(i, sort_by) if descending else _sort_value(i, sort_by)
-        )
-        items = present + missing
-    page = items[offset : offset + limit]
-    return {"total": total, "offset": offset, "limit": limit, "count": len(page), "items": page}
-
-
-def merge_summaries(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge workers' ``/summary`` answers as one book over all their symbols would answer."""
-    symbols = sum(int(s.get("symbols", 0)) for s in summaries)
-    counts = {"bullish_symbols": 0, "bearish_symbols": 0, "neutral_symbols": 0}
-    weighted = 0.0
-    bullish: list[Mapping[str, Any]] = []
-    bearish: list[Mapping[str, Any]] = []
-    latest: list[int] = []
-    stale = evicted = 0
-    for s in summaries:
-        sentiment = s.get("market_sentiment") or {}
-        for key in counts:
-            counts[key] += int(sentiment.get(key, 0))
-        if s.get("symbols") and sentiment.get("avg_net_pressure") is not None:
-            weighted += float(sentiment["avg_net_pressure"]) * int(s["symbols"])
-        if s.get("most_bullish"):
-            bullish.append(s["most_bullish"])
-        if s.get("most_bearish"):
-            bearish.append(s["most_bearish"])
-        if s.get("latest_event_time_ms") is not None:
-            latest.append(int(s["latest_event_time_ms"]))
-        stale += int(s.get("stale_events", 0))
-        evicted += int(s.get("evicted_symbols", 0))
-    avg = weighted / symbols if symbols else None
-    top = min(bullish, key=lambda p: (-float(p["net_pressure"]), str(p["symbol"])), default=None)
-    bottom = min(bearish, key=lambda p: (float(p["net_pressure"]), str(p["symbol"])), default=None)
-    return {
-        "market_sentiment": {
-            **counts,
-            "avg_net_pressure": avg,
-            "sentiment": interpret(avg).value if avg is not None else None,
-        },
-        "symbols": symbols,
-        "most_bullish": top,
-        "most_bearish": bottom,
-        "latest_event_time_ms": max(latest) if latest else None,
-        "stale_events": stale,
-        "evicted_symbols": evicted,
-    }
 
 
 class OwnerProxyMiddleware:
@@ -284,40 +206,26 @@ class OwnerProxyMiddleware:
         bodies = await self._gather(_SUMMARY_PATH, "", headers)
         if isinstance(bodies, Response):
             return bodies
-        merged = merge_summaries(bodies)
-        return JSONResponse(
-            {"success": True, "error": None, "metadata": {"workers": self.count}, **merged}
-        )
+        return metrics_response(merge_summaries(bodies), {"workers": self.count})
 
     async def _gather_all(self, query: str, headers: Headers) -> Response | None:
         """None: the query is invalid, let the local handler answer its 422."""
         params = dict(urllib.parse.parse_qsl(query))
-        try:
-            offset = int(params.get("offset", "0"))
-            limit = int(params.get("limit", "100"))
+        order = params.get("order", "asc")
+        try:  # InvalidQueryError is a ValueError
+            page = PageQuery.of(
+                params.get("sort_by", "symbol"),
+                order == "desc",
+                int(params.get("offset", "0")),
+                int(params.get("limit", "100")),
+            )
         except ValueError:
             return None
-        if offset < 0 or not 1 <= limit <= MAX_LIMIT:
-            return None
-        sort_by = params.get("sort_by", "symbol").strip().lower()
-        if sort_by not in SORT_PATHS:
-            return None
-        order = params.get("order", "asc")
-        inner = {**params, "offset": "0", "limit": str(min(offset + limit, MAX_LIMIT))}
+        inner = {**params, "offset": "0", "limit": str(page.worker_limit)}
         bodies = await self._gather(_ALL_PATH, urllib.parse.urlencode(inner), headers)
         if isinstance(bodies, Response):
             return bodies
-        merged = merge_all_pages(bodies, sort_by, order == "desc", offset, limit)
-        merged["sort_by"] = sort_by
-        merged["descending"] = order == "desc"
-        return JSONResponse(
-            {
-                "success": True,
-                "error": None,
-                "metadata": {"order": order, "workers": self.count},
-                **merged,
-            }
-        )
+        return metrics_response(merge_pages(bodies, page), {"order": order, "workers": self.count})
 
 
 def create_router_app(

@@ -1,4 +1,5 @@
-"""The metrics query use case (application/metrics_query.py): validation, lookup, shape."""
+"""The metrics query use case (application/metrics_query.py): validation, lookup, shape, and
+the merge of the partitioned workers' answers."""
 
 from __future__ import annotations
 
@@ -7,16 +8,23 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from application.metrics_query import (
     MAX_LIMIT,
     InvalidQueryError,
     InvalidTimeframeError,
     MarketMetricsQuery,
+    PageQuery,
     UnknownSymbolError,
+    merge_pages,
+    merge_summaries,
 )
+from application.partitioning import owner_of
+from bench.fanout import SYMBOLS_50
 from domain.market import DepthSnapshot
-from domain.metrics import MarketMetricsBook
+from domain.metrics import MarketMetricsBook, SortField
 
 pytestmark = pytest.mark.unit
 
@@ -144,3 +152,102 @@ def test_empty_book_queries() -> None:
     assert _json(query.all())["items"] == []
     with pytest.raises(UnknownSymbolError):
         query.depth("BTCUSDT")
+
+
+# --- the partitioned workers' answers merged ------------------------------------------------
+
+
+def _snapshot(symbol: str, time_ms: int, bid_qty: float, ask_qty: float) -> DepthSnapshot:
+    return DepthSnapshot(
+        symbol, time_ms, ((100.0, bid_qty), (99.0, bid_qty)), ((101.0, ask_qty), (102.0, 1.0))
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    quantities=st.lists(
+        st.tuples(st.floats(0.1, 50), st.floats(0.1, 50), st.booleans()), min_size=1, max_size=12
+    ),
+    workers=st.integers(1, 4),
+    sort_by=st.sampled_from(list(SortField)),
+    descending=st.booleans(),
+    offset=st.integers(0, 5),
+    limit=st.integers(1, 7),
+)
+def test_merged_worker_answers_equal_one_book(
+    quantities: list[tuple[float, float, bool]],
+    workers: int,
+    sort_by: SortField,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> None:
+    """What the proxy answers from the workers' JSON is what one book over every symbol
+    answers (one-sided books put None values in the sort)."""
+    whole = MarketMetricsQuery(MarketMetricsBook())
+    parts = [MarketMetricsQuery(MarketMetricsBook()) for _ in range(workers)]
+    for i, (bid, ask, one_sided) in enumerate(quantities):
+        snapshot = _snapshot(SYMBOLS_50[i], 1_000 + i, bid, ask)
+        if one_sided:
+            snapshot = DepthSnapshot(snapshot.symbol, snapshot.event_time_ms, snapshot.bids, ())
+        whole.book.on_depth(snapshot)
+        parts[owner_of(snapshot.symbol, 16, workers)].book.on_depth(snapshot)
+    page = PageQuery.of(f" {sort_by.value.upper()} ", descending, offset, limit)
+    expected = whole.all(sort_by=sort_by.value, descending=descending, offset=offset, limit=limit)
+    answers = [
+        _json(p.all(sort_by=sort_by.value, descending=descending, limit=page.worker_limit))
+        for p in parts
+    ]
+    assert merge_pages(answers, page) == _json(expected)
+    summary = merge_summaries([_json(p.summary()) for p in parts])
+    want = _json(whole.summary())
+    got_avg = summary["market_sentiment"].pop("avg_net_pressure")
+    want_avg = want["market_sentiment"].pop("avg_net_pressure")
+    assert got_avg == pytest.approx(want_avg)
+    assert summary == want
+
+
+def test_merged_counters_add_and_no_workers_is_an_empty_market() -> None:
+    one, two = MarketMetricsBook(), MarketMetricsBook()
+    one.on_depth(flat("BTCUSDT", 2_000, 8.0, 2.0))
+    one.on_depth(flat("BTCUSDT", 1_000, 8.0, 2.0))  # stale
+    two.on_depth(flat("ETHUSDT", 3_000, 2.0, 8.0))
+    merged = merge_summaries([MarketMetricsQuery(b).summary() for b in (one, two)])
+    assert (merged["stale_events"], merged["evicted_symbols"]) == (1, 0)
+    assert merged["most_bullish"]["symbol"] == "BTCUSDT"
+    assert merged["most_bearish"]["symbol"] == "ETHUSDT"
+    assert merged["latest_event_time_ms"] == 3_000
+    assert merge_summaries([]) == MarketMetricsQuery(MarketMetricsBook()).summary()
+    page = PageQuery.of("symbol", False, 0, 100)
+    assert merge_pages([], page) == MarketMetricsQuery(MarketMetricsBook()).all()
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "offset", "limit", "field"),
+    [
+        ("price", 0, 1, "sort_by"),
+        ("symbol", -1, 1, "offset"),
+        ("symbol", 0, MAX_LIMIT + 1, "limit"),
+    ],
+)
+def test_page_query_rejects_what_all_rejects(
+    query: MarketMetricsQuery, sort_by: str, offset: int, limit: int, field: str
+) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        PageQuery.of(sort_by, False, offset, limit)
+    assert caught.value.field == field
+    with pytest.raises(InvalidQueryError) as again:
+        query.all(sort_by=sort_by, offset=offset, limit=limit)
+    assert str(again.value) == str(caught.value)
+
+
+def test_each_worker_is_asked_for_the_page_s_end_at_most_max_limit() -> None:
+    assert PageQuery.of("symbol", False, 5, 7).worker_limit == 12
+    assert PageQuery.of("symbol", False, MAX_LIMIT, MAX_LIMIT).worker_limit == MAX_LIMIT
+
+
+def test_sort_fields_are_read_where_depth_metrics_put_them(query: MarketMetricsQuery) -> None:
+    for item in query.all()["items"]:
+        metrics = query.book.depth(item["symbol"])
+        for field in SortField:
+            assert field.value_in(item) == getattr(metrics, field.value)

@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.types import Receive, Scope, Send
 
-from adapters.http.partition_api import (
-    SORT_PATHS,
-    OwnerProxyMiddleware,
-    merge_all_pages,
-    merge_summaries,
-)
+from adapters.http.partition_api import OwnerProxyMiddleware
 from adapters.nats.partition_feed import (
     PartitionFeedItem,
     ReplayGate,
@@ -46,6 +42,7 @@ from adapters.wire.routing_keys import (
     quote_route,
 )
 from adapters.wire.stats import Decoded, SkipReason
+from application.metrics_query import MarketMetricsQuery
 from application.partitioning import (
     DOMINANCE_SYMBOL,
     ONCHAIN_QUOTE_ASSET,
@@ -58,7 +55,7 @@ from application.partitioning import (
 )
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out_line
 from domain.market import DepthSnapshot, event_symbol
-from domain.metrics import MarketMetricsBook, SortField
+from domain.metrics import MarketMetricsBook
 from domain.signal import Signal
 from domain.strategies import btc_dominance, onchain_metrics
 from domain.symbol import is_symbol
@@ -532,53 +529,7 @@ def test_replay_gate_without_a_signal_stream_suppresses_every_replayed_signal() 
     assert feed.replay.signals_suppressed == 1
 
 
-# --- merged metrics reads ---------------------------------------------------------------------
-
-
-def _snapshot(symbol: str, time_ms: int, bid_qty: float, ask_qty: float) -> DepthSnapshot:
-    return DepthSnapshot(
-        symbol, time_ms, ((100.0, bid_qty), (99.0, bid_qty)), ((101.0, ask_qty), (102.0, 1.0))
-    )
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    quantities=st.lists(st.tuples(st.floats(0.1, 50), st.floats(0.1, 50)), min_size=1, max_size=12),
-    workers=st.integers(1, 4),
-    sort_by=st.sampled_from(list(SortField)),
-    descending=st.booleans(),
-    offset=st.integers(0, 5),
-    limit=st.integers(1, 7),
-)
-def test_gathered_metrics_equal_one_book(
-    quantities: list[tuple[float, float]],
-    workers: int,
-    sort_by: SortField,
-    descending: bool,
-    offset: int,
-    limit: int,
-) -> None:
-    whole = MarketMetricsBook()
-    books = [MarketMetricsBook() for _ in range(workers)]
-    for i, (bid, ask) in enumerate(quantities):
-        snapshot = _snapshot(SYMBOLS_50[i], 1_000 + i, bid, ask)
-        whole.on_depth(snapshot)
-        books[owner_of(snapshot.symbol, 16, workers)].on_depth(snapshot)
-    expected = whole.all(sort_by=sort_by, descending=descending, offset=offset, limit=limit)
-    pages = [
-        b.all(sort_by=sort_by, descending=descending, offset=0, limit=offset + limit).as_dict()
-        for b in books
-    ]
-    merged = merge_all_pages(pages, sort_by.value, descending, offset, limit)
-    assert merged == expected.as_dict()
-    summary = merge_summaries(
-        [{**b.summary().as_dict(), "stale_events": 0, "evicted_symbols": 0} for b in books]
-    )
-    want = whole.summary().as_dict()
-    got_avg = summary["market_sentiment"].pop("avg_net_pressure")
-    want_avg = want["market_sentiment"].pop("avg_net_pressure")
-    assert got_avg == pytest.approx(want_avg)
-    assert {k: summary[k] for k in want} == want
+# --- the owner proxy ------------------------------------------------------------------------
 
 
 def _symbol_owned_by(owner: int, length: int, workers: int) -> str:
@@ -622,8 +573,64 @@ def test_the_proxy_forwards_every_symbol_to_its_owner(length: int) -> None:
     assert len(asked) == 1
 
 
-def test_sort_paths_cover_every_sort_field() -> None:
-    assert set(SORT_PATHS) == {field.value for field in SortField}
+def test_the_proxy_answers_market_wide_reads_as_one_book() -> None:
+    """``/summary`` and ``/all`` gathered from the workers are one book's answers; a query the
+    metrics API refuses is left to the local handler (its 422)."""
+    whole = MarketMetricsQuery(MarketMetricsBook())
+    parts = [MarketMetricsQuery(MarketMetricsBook()) for _ in range(3)]
+    for i, symbol in enumerate(SYMBOLS_50[:20]):
+        snapshot = DepthSnapshot(symbol, 1_000 + i, ((100.0, 1.0 + i),), ((101.0, 20.0 - i),))
+        whole.book.on_depth(snapshot)
+        parts[owner_of(symbol, 16, 3)].book.on_depth(snapshot)
+
+    async def fetch(url: str, headers: Mapping[str, str], seconds: float) -> tuple[int, bytes, str]:
+        parsed = urllib.parse.urlsplit(url)
+        worker = parts[int(parsed.netloc.removeprefix("w"))]
+        q = dict(urllib.parse.parse_qsl(parsed.query))
+        answer = (
+            worker.summary()
+            if parsed.path.endswith("/summary")
+            else worker.all(
+                sort_by=q["sort_by"], descending=q["order"] == "desc", limit=int(q["limit"])
+            )
+        )
+        return 200, orjson.dumps({"success": True, **answer}), "application/json"
+
+    async def local(scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"local": True}, status_code=422)(scope, receive, send)
+
+    proxy = OwnerProxyMiddleware(
+        local,
+        worker_index=0,
+        worker_count=3,
+        partitions=16,
+        url_template="http://w{index}",
+        fetch=fetch,
+    )
+
+    async def get(path: str) -> Any:
+        transport = httpx.ASGITransport(app=proxy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w0") as client:
+            return (await client.get(path)).json()
+
+    summary = asyncio.run(get("/api/v1/metrics/summary"))
+    assert summary.pop("metadata") == {"workers": 3}
+    want = orjson.loads(orjson.dumps(whole.summary()))
+    assert summary.pop("market_sentiment")["avg_net_pressure"] == pytest.approx(
+        want.pop("market_sentiment")["avg_net_pressure"]
+    )
+    assert {k: v for k, v in summary.items() if k in want} == want
+    page = asyncio.run(get("/api/v1/metrics/all?sort_by=Net_Pressure&order=desc&offset=3&limit=5"))
+    assert page.pop("metadata") == {"order": "desc", "workers": 3}
+    assert page == {
+        "success": True,
+        "error": None,
+        **orjson.loads(
+            orjson.dumps(whole.all(sort_by="net_pressure", descending=True, offset=3, limit=5))
+        ),
+    }
+    for query in ("limit=0", "offset=-1", "sort_by=price", "limit=x"):
+        assert asyncio.run(get(f"/api/v1/metrics/all?{query}")) == {"local": True}
 
 
 # --- settings ---------------------------------------------------------------------------------
