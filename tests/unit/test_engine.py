@@ -97,6 +97,18 @@ def test_engine_isolates_a_failing_strategy_and_counts() -> None:
     assert (engine.stats.events, engine.stats.signals) == (1, 1)
 
 
+def test_a_decision_that_cannot_be_built_into_a_signal_records_nothing_in_governance() -> None:
+    """A forged trade at 1e-307 makes a sell no signal can carry (its quantity overflows):
+    it is counted as the strategy's error and takes neither a cooldown nor a rate-cap slot,
+    so the next real decision is published."""
+    governance = Governance(GovernanceParams(max_signals_per_symbol_per_hour=1))
+    engine = engine_of(DemoStrategy(), governance=governance)
+    assert engine.process(trade(1e-307, 0)) == []
+    assert engine.stats.strategy_errors["demo"] == 1
+    [signal] = engine.process(trade(40.0, 1_000))
+    assert (signal.action, signal.price) == (Action.SELL, 40.0)
+
+
 def test_engine_feeds_depth_to_the_depth_observer_only() -> None:
     seen: list[DepthSnapshot] = []
 
