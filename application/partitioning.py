@@ -1,7 +1,7 @@
 """Symbol partitioning: which partition a symbol's messages go to, and which worker owns it.
 
-Pure and standard-library only (``zlib``), so every process — routers, workers, the API proxy,
-tests, the benchmark — computes the same answer (see docs/adr/0010-symbol-partitioning.md):
+Pure (``zlib`` and the domain), so every process — routers, workers, the API proxy, tests, the
+benchmark — computes the same answer (see docs/adr/0010-symbol-partitioning.md):
 
 - ``partition_of(symbol, P) = crc32(symbol as UTF-8) mod P``. CRC-32 is fixed by the standard
   (the zlib/PNG/Ethernet polynomial): unlike Python's ``hash()`` it does not change between
@@ -9,46 +9,28 @@ tests, the benchmark — computes the same answer (see docs/adr/0010-symbol-part
   deployment: changing it moves symbols between partitions.
 - worker ``i`` of ``W`` owns partitions ``{p : p mod W == i}``; a symbol's owner is therefore
   ``partition_of(symbol, P) mod W``.
-- partition subjects: ``<prefix>.<partition>.<SYMBOL>.<kind>`` (e.g.
-  ``marketdata.7.BTCUSDT.trade``); a worker consumes ``<prefix>.<p>.>`` for each owned ``p``.
 
 Cross-symbol inputs are keyed by the symbol whose state they need: BTC dominance by
 ``BTCUSDT`` (btc_dominance needs BTCUSDT's price), on-chain events of asset ``X`` by ``XUSDT``,
-venue quotes by their own symbol.
+venue quotes by their own symbol. The NATS subjects the partitions travel on are the NATS
+adapter's (``adapters/nats/partition_subjects.py``); which worker a pod is, the entry point's
+(``entrypoints/partition_settings.py``).
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final
+
+from domain.strategies import btc_dominance, onchain_metrics
 
 DEFAULT_PARTITION_COUNT: Final = 16
 MAX_PARTITION_COUNT: Final = 4096
 
-DOMINANCE_SYMBOL: Final = "BTCUSDT"
+DOMINANCE_SYMBOL: Final = btc_dominance.SYMBOL
 """BTC dominance observations live with BTCUSDT (the btc_dominance strategy's symbol)."""
-ONCHAIN_QUOTE_ASSET: Final = "USDT"
+ONCHAIN_QUOTE_ASSET: Final = onchain_metrics.QUOTE_ASSET
 """On-chain events of asset ``X`` live with ``X`` + this (the onchain_metrics symbol)."""
-
-
-class RouteKind(StrEnum):
-    """The last token of a partition subject: what the payload is, so a worker picks the
-    decoder without parsing (Binance stream types, then the market-logic input subjects)."""
-
-    TRADE = "trade"
-    AGG_TRADE = "aggtrade"
-    TICKER = "ticker"
-    DEPTH = "depth"
-    DOMINANCE = "dominance"
-    QUOTES = "quotes"
-    ONCHAIN = "onchain"
-
-
-BINANCE_KINDS: Final = frozenset(
-    {RouteKind.TRADE, RouteKind.AGG_TRADE, RouteKind.TICKER, RouteKind.DEPTH}
-)
 
 
 def check_partition_count(partitions: int) -> int:
@@ -85,52 +67,3 @@ def owner_of(symbol: str, partitions: int, worker_count: int) -> int:
 def onchain_symbol(asset: str) -> str:
     """The symbol whose partition holds on-chain events of ``asset`` (``eth`` → ``ETHUSDT``)."""
     return asset.strip().upper() + ONCHAIN_QUOTE_ASSET
-
-
-def _check_prefix(prefix: str) -> str:
-    prefix = prefix.strip()
-    tokens = prefix.split(".")
-    if not prefix or any(not t or set(t) & set(" \t\r\n*>") for t in tokens):
-        raise ValueError(f"invalid partition subject prefix {prefix!r}")
-    return prefix
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionLayout:
-    """Subject layout and partition count of one deployment."""
-
-    prefix: str = "marketdata"
-    partitions: int = DEFAULT_PARTITION_COUNT
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prefix", _check_prefix(self.prefix))
-        check_partition_count(self.partitions)
-
-    def partition(self, symbol: str) -> int:
-        return partition_of(symbol, self.partitions)
-
-    def subject(self, symbol: str, kind: RouteKind | str) -> str:
-        """``<prefix>.<partition>.<SYMBOL>.<kind>`` (``symbol`` must be a symbol:
-        :func:`domain.symbol.is_symbol`)."""
-        return f"{self.prefix}.{partition_of(symbol, self.partitions)}.{symbol}.{kind}"
-
-    def partition_filter(self, partition: int) -> str:
-        """Everything of one partition: ``<prefix>.<partition>.>``."""
-        if not 0 <= partition < self.partitions:
-            raise ValueError(f"partition {partition} not in 0..{self.partitions - 1}")
-        return f"{self.prefix}.{partition}.>"
-
-    @property
-    def stream_subject(self) -> str:
-        """Everything of every partition (the stream's subject): ``<prefix>.>``."""
-        return f"{self.prefix}.>"
-
-    def parse(self, subject: str) -> tuple[int, str, str] | None:
-        """``<prefix>.<p>.<SYMBOL>.<kind>`` → (p, SYMBOL, kind); None if it is not one."""
-        head = self.prefix + "."
-        if not subject.startswith(head):
-            return None
-        parts = subject[len(head) :].split(".")
-        if len(parts) != 3 or not parts[0].isdigit():
-            return None
-        return int(parts[0]), parts[1], parts[2]

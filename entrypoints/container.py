@@ -71,6 +71,7 @@ from adapters.nats.jetstream_streams import StreamSpec, market_data_stream, sign
 from adapters.nats.market_feed import NatsMarketFeed
 from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate, kind_decoders
 from adapters.nats.partition_router import NatsPartitionRouter, router_routes
+from adapters.nats.partition_subjects import PartitionLayout
 from adapters.nats.signal_sink import NatsSignalSink
 from adapters.observability.partition_metrics import RouterMetrics, register_partition_feed
 from adapters.observability.prometheus import PrometheusMetrics, ScrapeSources
@@ -97,7 +98,6 @@ from application.health import HealthService
 from application.live_signals import BroadcastingSignalSink, SignalBroadcast
 from application.metrics_query import MarketMetricsQuery
 from application.outcomes import OutcomeQuery, OutcomeRecorder
-from application.partitioning import PartitionLayout
 from application.ports import Clock, SignalGate
 from application.preview import ConfigPreview
 from application.processing import timed

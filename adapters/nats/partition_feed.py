@@ -48,10 +48,11 @@ from adapters.nats.client_internals import (
 from adapters.nats.connection import NatsConnection
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
 from adapters.nats.market_feed import DECODER_ERROR, MarketSubscriber, message_context
+from adapters.nats.partition_subjects import PartitionLayout
 from adapters.nats.subscription import unsubscribe_all
 from adapters.wire.decoders import BINANCE, Decoder
+from adapters.wire.routing_keys import BINANCE_KINDS, RouteKind
 from adapters.wire.stats import Decoded, DecodeStats, Skip
-from application.partitioning import BINANCE_KINDS, PartitionLayout, RouteKind
 from application.ports import FeedItem
 from domain.market import MarketEvent
 from domain.signal import Signal
@@ -290,7 +291,6 @@ class JetStreamPartitionFeed(MarketSubscriber):
             pending_msgs_limit=pending_msgs_limit,
             pending_bytes_limit=pending_bytes_limit,
         )
-        self._prefix_len = len(layout.prefix) + 1
         self.stream = stream
         self.replay_seconds = replay_seconds
         self.create_stream = create_stream
@@ -737,8 +737,7 @@ class JetStreamPartitionFeed(MarketSubscriber):
         replay = meta.stream_seq <= boundary
         subject = msg.subject
         if partition is None:  # a consumer carrying several partitions: from the subject
-            start = self._prefix_len
-            partition = int(subject[start : subject.index(".", start)])
+            partition = self.layout.partition_in(subject)
         if self._restored_seq and meta.stream_seq <= self._restored_seq.get(partition, 0):
             # Already in the restored snapshot (a consumer carrying several partitions
             # starts at the earliest of theirs).
@@ -748,7 +747,7 @@ class JetStreamPartitionFeed(MarketSubscriber):
                 self._check_replay_complete()
             return
         progress = self.progress[partition]
-        kind = subject.rpartition(".")[2]
+        kind = self.layout.kind_in(subject)
         decoder = self._decoders.get(kind)
         result: Decoded | Skip
         if decoder is None:

@@ -69,6 +69,7 @@ from adapters.nats.client_internals import fast_path_supported, take_pending
 from adapters.nats.connection import NatsConnection, RateLimiter
 from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
+from adapters.nats.partition_subjects import PartitionLayout
 from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
 from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import BINANCE
@@ -76,6 +77,7 @@ from adapters.wire.market_inputs import InputKind
 from adapters.wire.routing_keys import (
     BinanceRouteKeys,
     RouteKey,
+    RouteKind,
     RouteResult,
     Unroutable,
     dominance_route,
@@ -83,7 +85,6 @@ from adapters.wire.routing_keys import (
     quote_route,
 )
 from adapters.wire.stats import SkipReason
-from application.partitioning import PartitionLayout, RouteKind
 
 _log = structlog.get_logger(__name__)
 
@@ -523,7 +524,6 @@ class NatsPartitionRouter(NatsSubscriber):
         assert self.input_stream is not None
         info = await js.stream_info(self.stream.name)
         prefix = f"{self.input_stream.name}-"
-        start = len(self.layout.prefix) + 1
         seq, first, looked = info.state.last_seq, max(info.state.first_seq, 1), 0
         while seq >= first and looked < _FRONTIER_LOOKBACK:
             looked += 1
@@ -537,7 +537,7 @@ class NatsPartitionRouter(NatsSubscriber):
             if not msg_id.startswith(prefix):
                 continue
             subject = msg.subject or ""
-            partition = int(subject[start : subject.index(".", start)])
+            partition = self.layout.partition_in(subject)
             if self.shards and partition % self.shards != self.shard_index:
                 continue
             return int(msg_id[len(prefix) :])

@@ -24,6 +24,7 @@ a reason (the skip reasons of ``adapters.wire.stats`` where one applies).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 import orjson
@@ -36,7 +37,7 @@ from adapters.wire.binance_streams import (
 )
 from adapters.wire.binance_streams import classify_stream as classify_binance_stream
 from adapters.wire.stats import SkipReason
-from application.partitioning import DOMINANCE_SYMBOL, RouteKind, onchain_symbol
+from application.partitioning import DOMINANCE_SYMBOL, onchain_symbol
 from domain.symbol import is_symbol
 
 _STREAM_KEY: Final = b'"stream":"'
@@ -46,6 +47,25 @@ first); anything else takes the parse path."""
 _MAX_STREAM_NAME: Final = 96
 _CACHE_MAX: Final = 8192
 _SEPARATORS: Final = str.maketrans("", "", "-/_")
+
+
+class RouteKind(StrEnum):
+    """What a routed payload is, so a worker picks the decoder without parsing (the last token
+    of a partition subject: ``adapters/nats/partition_subjects.py``): the Binance stream
+    types, then the market-logic inputs."""
+
+    TRADE = "trade"
+    AGG_TRADE = "aggtrade"
+    TICKER = "ticker"
+    DEPTH = "depth"
+    DOMINANCE = "dominance"
+    QUOTES = "quotes"
+    ONCHAIN = "onchain"
+
+
+BINANCE_KINDS: Final = frozenset(
+    {RouteKind.TRADE, RouteKind.AGG_TRADE, RouteKind.TICKER, RouteKind.DEPTH}
+)
 
 MISSING_SYMBOL: Final = "missing_symbol"
 """Skip reason of a message whose routing symbol is absent or not a symbol."""

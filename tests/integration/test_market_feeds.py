@@ -14,12 +14,12 @@ from adapters.nats.connection import NatsConnection
 from adapters.nats.jetstream_streams import ensure_stream, market_data_stream
 from adapters.nats.market_feed import NatsMarketFeed
 from adapters.nats.partition_feed import JetStreamPartitionFeed, kind_decoders
+from adapters.nats.partition_subjects import PartitionLayout
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import market_decoders
 from adapters.wire.market_inputs import MarketInputDecoder
-from adapters.wire.routing_keys import BinanceRouteKeys, RouteKey
+from adapters.wire.routing_keys import BinanceRouteKeys, RouteKey, RouteKind
 from adapters.wire.stats import DecodeStats
-from application.partitioning import PartitionLayout, RouteKind
 from tests.contract.market_feed_contract import Fed, MarketFeedContract
 from tests.integration.conftest import NATS_URL
 

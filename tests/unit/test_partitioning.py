@@ -29,12 +29,14 @@ from adapters.nats.partition_feed import (
     consumer_filters,
 )
 from adapters.nats.partition_router import NatsPartitionRouter
+from adapters.nats.partition_subjects import PartitionLayout
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.routing_keys import (
     MISSING_SYMBOL,
     BinanceRouteKeys,
     RouteKey,
+    RouteKind,
     Unroutable,
     classify_stream,
     dominance_route,
@@ -46,8 +48,6 @@ from application.metrics_query import MarketMetricsQuery
 from application.partitioning import (
     DOMINANCE_SYMBOL,
     ONCHAIN_QUOTE_ASSET,
-    PartitionLayout,
-    RouteKind,
     onchain_symbol,
     owned_partitions,
     owner_of,
@@ -194,6 +194,7 @@ def test_subject_round_trips(symbol: str, kind: RouteKind, partitions: int) -> N
     subject = layout.subject(symbol, kind)
     assert layout.parse(subject) == (partition_of(symbol, partitions), symbol, kind.value)
     p = partition_of(symbol, partitions)
+    assert (layout.partition_in(subject), layout.kind_in(subject)) == (p, kind.value)
     assert subject.startswith(layout.partition_filter(p).removesuffix(">"))
 
 
