@@ -98,11 +98,13 @@ class PageQuery:
         return cls(field, descending, offset, limit)
 
     @property
-    def worker_limit(self) -> int:
-        """The page size to ask each worker for (from offset 0) so that :func:`merge_pages`
-        holds this page: every worker's first ``offset + limit`` items (at most
-        :data:`MAX_LIMIT`)."""
-        return min(self.offset + self.limit, MAX_LIMIT)
+    def worker_pages(self) -> tuple[tuple[int, int], ...]:
+        """The ``(offset, limit)`` pages to ask each worker for, in order, so that
+        :func:`merge_pages` holds this page: every worker's first ``offset + limit`` items,
+        in pages of at most :data:`MAX_LIMIT` (a worker whose total is reached needs no
+        more)."""
+        end = self.offset + self.limit
+        return tuple((start, min(MAX_LIMIT, end - start)) for start in range(0, end, MAX_LIMIT))
 
 
 class MarketMetricsQuery:
@@ -196,8 +198,9 @@ def _page_answer(page: dict[str, Any], query: PageQuery) -> dict[str, Any]:
 
 def merge_pages(pages: Sequence[Mapping[str, Any]], query: PageQuery) -> dict[str, Any]:
     """The :meth:`MarketMetricsQuery.all` answer of one book over the workers' symbols, from
-    the workers' answers (each from offset 0, :attr:`PageQuery.worker_limit` items, same
-    filters): their items in :func:`domain.metrics.in_page_order`, ``total`` their totals."""
+    the workers' answers (each worker's first ``offset + limit`` items, from
+    :attr:`PageQuery.worker_pages`, same filters): their items in
+    :func:`domain.metrics.in_page_order`, ``total`` their totals."""
     items = in_page_order(
         (item for page in pages for item in page.get("items", [])),
         query.sort_by,

@@ -28,7 +28,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -182,17 +182,18 @@ class OwnerProxyMiddleware:
         )
 
     async def _gather(
-        self, path: str, query: str, headers: Headers
+        self, path: str, query: str, headers: Headers, workers: Sequence[int] | None = None
     ) -> list[dict[str, Any]] | Response:
+        """Every worker's (or those of ``workers``) JSON answer, in order, or the first
+        failure as the response."""
+        asked = range(self.count) if workers is None else workers
         try:
-            answers = await asyncio.gather(
-                *(self._get(i, path, query, headers) for i in range(self.count))
-            )
+            answers = await asyncio.gather(*(self._get(i, path, query, headers) for i in asked))
         except Exception as exc:
             self.proxy_errors += 1
             return _unavailable(f"a worker did not answer: {exc}")
         bodies: list[dict[str, Any]] = []
-        for index, (status, body, content_type) in enumerate(answers):
+        for index, (status, body, content_type) in zip(asked, answers, strict=True):
             if status != 200:
                 return Response(
                     body,
@@ -221,11 +222,25 @@ class OwnerProxyMiddleware:
             )
         except ValueError:
             return None
-        inner = {**params, "offset": "0", "limit": str(page.worker_limit)}
-        bodies = await self._gather(_ALL_PATH, urllib.parse.urlencode(inner), headers)
-        if isinstance(bodies, Response):
-            return bodies
-        return metrics_response(merge_pages(bodies, page), {"order": order, "workers": self.count})
+        gathered: list[dict[str, Any]] = [{"total": 0, "items": []} for _ in range(self.count)]
+        seen: list[set[str]] = [set() for _ in range(self.count)]
+        for offset, limit in page.worker_pages:
+            workers = [i for i in range(self.count) if offset == 0 or gathered[i]["total"] > offset]
+            if not workers:
+                break
+            inner = {**params, "offset": str(offset), "limit": str(limit)}
+            bodies = await self._gather(_ALL_PATH, urllib.parse.urlencode(inner), headers, workers)
+            if isinstance(bodies, Response):
+                return bodies
+            for index, body in zip(workers, bodies, strict=True):
+                gathered[index]["total"] = int(body.get("total", 0))
+                for item in body.get("items", []):
+                    # A live book can reorder between two pages: keep a symbol's first item.
+                    if (symbol := str(item.get("symbol"))) not in seen[index]:
+                        seen[index].add(symbol)
+                        gathered[index]["items"].append(item)
+        merged = merge_pages(gathered, page)
+        return metrics_response(merged, {"order": order, "workers": self.count})
 
 
 def create_router_app(

@@ -194,8 +194,9 @@ def test_merged_worker_answers_equal_one_book(
         parts[owner_of(snapshot.symbol, 16, workers)].book.on_depth(snapshot)
     page = PageQuery.of(f" {sort_by.value.upper()} ", descending, offset, limit)
     expected = whole.all(sort_by=sort_by.value, descending=descending, offset=offset, limit=limit)
+    [(_, worker_limit)] = page.worker_pages
     answers = [
-        _json(p.all(sort_by=sort_by.value, descending=descending, limit=page.worker_limit))
+        _json(p.all(sort_by=sort_by.value, descending=descending, limit=worker_limit))
         for p in parts
     ]
     assert merge_pages(answers, page) == _json(expected)
@@ -241,9 +242,17 @@ def test_page_query_rejects_what_all_rejects(
     assert str(again.value) == str(caught.value)
 
 
-def test_each_worker_is_asked_for_the_page_s_end_at_most_max_limit() -> None:
-    assert PageQuery.of("symbol", False, 5, 7).worker_limit == 12
-    assert PageQuery.of("symbol", False, MAX_LIMIT, MAX_LIMIT).worker_limit == MAX_LIMIT
+def test_each_worker_is_asked_for_the_page_s_end_in_pages_of_at_most_max_limit() -> None:
+    assert PageQuery.of("symbol", False, 5, 7).worker_pages == ((0, 12),)
+    assert PageQuery.of("symbol", False, MAX_LIMIT, MAX_LIMIT).worker_pages == (
+        (0, MAX_LIMIT),
+        (MAX_LIMIT, MAX_LIMIT),
+    )
+    assert PageQuery.of("symbol", False, 1_990, 20).worker_pages == (
+        (0, 1_000),
+        (1_000, 1_000),
+        (2_000, 10),
+    )
 
 
 def test_sort_fields_are_read_where_depth_metrics_put_them(query: MarketMetricsQuery) -> None:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -574,64 +574,96 @@ def test_the_proxy_forwards_every_symbol_to_its_owner(length: int) -> None:
     assert len(asked) == 1
 
 
-def test_the_proxy_answers_market_wide_reads_as_one_book() -> None:
-    """``/summary`` and ``/all`` gathered from the workers are one book's answers; a query the
-    metrics API refuses is left to the local handler (its 422)."""
-    whole = MarketMetricsQuery(MarketMetricsBook())
-    parts = [MarketMetricsQuery(MarketMetricsBook()) for _ in range(3)]
-    for i, symbol in enumerate(SYMBOLS_50[:20]):
-        snapshot = DepthSnapshot(symbol, 1_000 + i, ((100.0, 1.0 + i),), ((101.0, 20.0 - i),))
-        whole.book.on_depth(snapshot)
-        parts[owner_of(symbol, 16, 3)].book.on_depth(snapshot)
+class _Workers:
+    """A proxy over ``count`` in-process metrics books, beside one book with every symbol."""
 
-    async def fetch(url: str, headers: Mapping[str, str], seconds: float) -> tuple[int, bytes, str]:
+    def __init__(self, count: int, symbols: Sequence[str]) -> None:
+        self.whole = MarketMetricsQuery(MarketMetricsBook(max_symbols=len(symbols) + 1))
+        self.parts = [
+            MarketMetricsQuery(MarketMetricsBook(max_symbols=len(symbols) + 1))
+            for _ in range(count)
+        ]
+        self.asked: list[str] = []
+        for i, symbol in enumerate(symbols):
+            bid, ask = 1.0 + i % 19, 20.0 - i % 19
+            snapshot = DepthSnapshot(symbol, 1_000 + i, ((100.0, bid),), ((101.0, ask),))
+            self.whole.book.on_depth(snapshot)
+            self.parts[owner_of(symbol, 16, count)].book.on_depth(snapshot)
+
+        async def local(scope: Scope, receive: Receive, send: Send) -> None:
+            await JSONResponse({"local": True}, status_code=422)(scope, receive, send)
+
+        self.proxy = OwnerProxyMiddleware(
+            local,
+            worker_index=0,
+            worker_count=count,
+            partitions=16,
+            url_template="http://w{index}",
+            fetch=self.fetch,
+        )
+
+    async def fetch(
+        self, url: str, headers: Mapping[str, str], seconds: float
+    ) -> tuple[int, bytes, str]:
+        self.asked.append(url)
         parsed = urllib.parse.urlsplit(url)
-        worker = parts[int(parsed.netloc.removeprefix("w"))]
+        worker = self.parts[int(parsed.netloc.removeprefix("w"))]
         q = dict(urllib.parse.parse_qsl(parsed.query))
         answer = (
             worker.summary()
             if parsed.path.endswith("/summary")
             else worker.all(
-                sort_by=q["sort_by"], descending=q["order"] == "desc", limit=int(q["limit"])
+                sort_by=q["sort_by"],
+                descending=q.get("order") == "desc",
+                offset=int(q["offset"]),
+                limit=int(q["limit"]),
             )
         )
         return 200, orjson.dumps({"success": True, **answer}), "application/json"
 
-    async def local(scope: Scope, receive: Receive, send: Send) -> None:
-        await JSONResponse({"local": True}, status_code=422)(scope, receive, send)
+    def get(self, path: str) -> Any:
+        async def get() -> Any:
+            transport = httpx.ASGITransport(app=self.proxy)
+            async with httpx.AsyncClient(transport=transport, base_url="http://w0") as client:
+                return (await client.get(path)).json()
 
-    proxy = OwnerProxyMiddleware(
-        local,
-        worker_index=0,
-        worker_count=3,
-        partitions=16,
-        url_template="http://w{index}",
-        fetch=fetch,
-    )
+        return asyncio.run(get())
 
-    async def get(path: str) -> Any:
-        transport = httpx.ASGITransport(app=proxy)
-        async with httpx.AsyncClient(transport=transport, base_url="http://w0") as client:
-            return (await client.get(path)).json()
+    def one_book_page(self, sort_by: str, descending: bool, offset: int, limit: int) -> Any:
+        page = self.whole.all(sort_by=sort_by, descending=descending, offset=offset, limit=limit)
+        return {"success": True, "error": None, **orjson.loads(orjson.dumps(page))}
 
-    summary = asyncio.run(get("/api/v1/metrics/summary"))
+
+def test_the_proxy_answers_market_wide_reads_as_one_book() -> None:
+    """``/summary`` and ``/all`` gathered from the workers are one book's answers; a query the
+    metrics API refuses is left to the local handler (its 422)."""
+    workers = _Workers(3, SYMBOLS_50[:20])
+    whole, get = workers.whole, workers.get
+
+    summary = get("/api/v1/metrics/summary")
     assert summary.pop("metadata") == {"workers": 3}
     want = orjson.loads(orjson.dumps(whole.summary()))
     assert summary.pop("market_sentiment")["avg_net_pressure"] == pytest.approx(
         want.pop("market_sentiment")["avg_net_pressure"]
     )
     assert {k: v for k, v in summary.items() if k in want} == want
-    page = asyncio.run(get("/api/v1/metrics/all?sort_by=Net_Pressure&order=desc&offset=3&limit=5"))
+    page = get("/api/v1/metrics/all?sort_by=Net_Pressure&order=desc&offset=3&limit=5")
     assert page.pop("metadata") == {"order": "desc", "workers": 3}
-    assert page == {
-        "success": True,
-        "error": None,
-        **orjson.loads(
-            orjson.dumps(whole.all(sort_by="net_pressure", descending=True, offset=3, limit=5))
-        ),
-    }
+    assert page == workers.one_book_page("net_pressure", True, 3, 5)
     for query in ("limit=0", "offset=-1", "sort_by=price", "limit=x"):
-        assert asyncio.run(get(f"/api/v1/metrics/all?{query}")) == {"local": True}
+        assert get(f"/api/v1/metrics/all?{query}") == {"local": True}
+
+
+@pytest.mark.parametrize(("offset", "limit"), [(1_990, 20), (2_400, 1_000), (0, 1_000)])
+def test_the_proxy_pages_through_each_worker_beyond_max_limit(offset: int, limit: int) -> None:
+    """A page past the 1,000th item of the merged order: each worker was asked for its first
+    1,000 items only, so items a worker held beyond its 1,000th were missing."""
+    symbols = [f"S{i:04d}USDT" for i in range(2_500)]
+    workers = _Workers(2, symbols)
+    page = workers.get(f"/api/v1/metrics/all?sort_by=symbol&offset={offset}&limit={limit}")
+    page.pop("metadata")
+    assert page == workers.one_book_page("symbol", False, offset, limit)
+    assert page["count"] == min(limit, len(symbols) - offset)
 
 
 # --- settings ---------------------------------------------------------------------------------
