@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from adapters.memory.replay_feed import LinePosition, decode_lines
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.signals import DEFAULT_SOURCE, encode_signal
-from adapters.wire.stats import DecodeStats, Skip
+from adapters.wire.stats import DecodeStats
 from application.backtest import BacktestResult, run_backtest
 from domain.engine import SignalEngine
 from domain.market import MarketEvent
@@ -113,21 +114,8 @@ def build_pipeline(home_venue: str) -> Pipeline:
 def decoded_events(
     lines: Iterable[bytes], decoder: BinanceDecoder, stats: DecodeStats
 ) -> Iterator[MarketEvent]:
-    """The per-line loop of ``ReplayMarketFeed._pass`` without the file: decode, count, yield.
-
-    Kept line for line in step with the feed so that the benchmark measures its work.
-    """
-    decode = decoder.decode
-    record = stats.record
-    line_no = 0
-    for line in lines:
-        line_no += 1
-        if len(line) <= 2 and not line.strip():
-            continue  # blank line: not a message
-        result = decode(line)
-        record(result, line_no)
-        if result.__class__ is not Skip:
-            yield result  # type: ignore[misc]
+    """The per-line loop of ``ReplayMarketFeed`` (:func:`decode_lines`) without the file."""
+    return decode_lines(lines, decoder, stats, LinePosition())
 
 
 def signals_digest(signals: Sequence[Signal]) -> str:

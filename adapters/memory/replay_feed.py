@@ -16,7 +16,7 @@ import io
 import itertools
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Protocol
@@ -37,6 +37,37 @@ class LineDecoder(Protocol):
     """
 
     def decode(self, raw: bytes) -> MarketEvent | Skip: ...
+
+
+class LinePosition:
+    """How many lines :func:`decode_lines` has read (blank ones included), kept when the
+    reading stops with an error."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: int = 0) -> None:
+        self.line = line
+
+
+def decode_lines(
+    lines: Iterable[bytes], decoder: LineDecoder, stats: DecodeStats, position: LinePosition
+) -> Iterator[MarketEvent]:
+    """Decode each line, record it in ``stats`` under its line number (counted on from
+    ``position``), yield the events; blank lines are not messages."""
+    decode = decoder.decode
+    record = stats.record
+    line_no = position.line
+    try:
+        for line in lines:
+            line_no += 1
+            if len(line) <= 2 and not line.strip():
+                continue
+            result = decode(line)
+            record(result, line_no)
+            if result.__class__ is not Skip:
+                yield result  # type: ignore[misc]
+    finally:
+        position.line = line_no
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,34 +207,20 @@ class ReplayMarketFeed:
 
     def _pass(self) -> Iterator[MarketEvent]:
         """One pass over the file: decode, count, yield events."""
-        decode = self.decoder.decode
-        record = self.stats.record
-        line_no = 0
+        position = LinePosition()
         try:
             with _open(self.path) as stream:
-                for line in stream:
-                    line_no += 1
-                    if len(line) <= 2 and not line.strip():
-                        continue  # blank line: not a message
-                    result = decode(line)
-                    record(result, line_no)
-                    if result.__class__ is not Skip:
-                        yield result  # type: ignore[misc]
+                yield from decode_lines(stream, self.decoder, self.stats, position)
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             # The buffered reader lost what it had decompressed past the last line it
             # returned: recover the complete lines up to the damage, then count the damage.
             self.truncated = True
-            for line in itertools.islice(_salvage_gzip_lines(self.path), line_no, None):
-                line_no += 1
-                if len(line) <= 1 and not line.strip():
-                    continue
-                result = decode(line)
-                record(result, line_no)
-                if result.__class__ is not Skip:
-                    yield result  # type: ignore[misc]
-            record(Skip(SkipReason.TRUNCATED_FILE, f"{self.path.name}: {exc}"), line_no + 1)
+            salvaged = itertools.islice(_salvage_gzip_lines(self.path), position.line, None)
+            yield from decode_lines(salvaged, self.decoder, self.stats, position)
+            truncated = Skip(SkipReason.TRUNCATED_FILE, f"{self.path.name}: {exc}")
+            self.stats.record(truncated, position.line + 1)
         finally:
-            self.lines_read += line_no
+            self.lines_read += position.line
 
     # -- async ------------------------------------------------------------------------------
 
