@@ -258,18 +258,22 @@ async def test_async_feed_does_not_starve_the_loop(tmp_path: Path) -> None:
 
 
 async def test_pacing_follows_event_time(tmp_path: Path) -> None:
-    path = write(tmp_path / "p.jsonl", [trade_line(1000), trade_line(1500), trade_line(3000)])
-    feed = ReplayMarketFeed(path, BinanceDecoder(), pace=True, speed=10.0)
+    """100 s of event time at 1,000x: released no earlier than 0.05 s and 0.1 s of wall time,
+    in event-time proportions. Were ``speed`` ignored, the replay would take the whole 100 s:
+    the guard, a tenth of that, is far from both it and the expected 0.1 s."""
+    event_span_s = 100.0
+    times = [1_000, 51_000, 101_000]
+    path = write(tmp_path / "p.jsonl", [trade_line(t) for t in times])
+    feed = ReplayMarketFeed(path, BinanceDecoder(), pace=True, speed=1_000.0)
     loop = asyncio.get_running_loop()
     start = loop.time()
     arrivals: list[tuple[int, float]] = []
-    async for batch in feed.batches():
-        arrivals.extend((item.event.event_time_ms, loop.time() - start) for item in batch)
-    assert [t for t, _ in arrivals] == [1000, 1500, 3000]
-    # 2 s of event time at 10x: about 0.2 s of wall time, in event-time proportions.
+    async with asyncio.timeout(event_span_s / 10):
+        async for batch in feed.batches():
+            arrivals.extend((item.event.event_time_ms, loop.time() - start) for item in batch)
+    assert [t for t, _ in arrivals] == times
     assert arrivals[1][1] >= 0.045
-    assert arrivals[2][1] >= 0.19
-    assert arrivals[2][1] < 2.0
+    assert arrivals[2][1] >= 0.095
 
 
 async def test_drain_stops_the_async_feed(tmp_path: Path) -> None:
