@@ -186,6 +186,7 @@ def service_process(container: Container) -> Process:
     start-up (stores, NATS, feed, config listener, first config load), the run loop, the
     API, heartbeat and config refresh; shut-down (sink, listener, connection, stores)."""
     settings = container.settings()
+    container.health()  # built now: the liveness uptime counts from the service's start
     feed = container.market_feed()
     runtime = container.runtime()
     refresher = container.config_refresher()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from dependency_injector import providers
 
 from adapters.console import ConsoleSignalSink
 from adapters.memory.replay_feed import ReplayMarketFeed
@@ -22,7 +23,9 @@ from domain.governance import Suppression
 from domain.signal import Action
 from entrypoints.container import Mode, ReplayOptions, build_container
 from entrypoints.partition_settings import PartitionSettings
+from entrypoints.service import service_process
 from entrypoints.settings import Settings
+from tests.unit.test_config_use_cases import ManualClock
 from tests.unit.wire.test_replay_feed import CAPTURE
 
 T_MS = 1_723_161_255_343
@@ -195,3 +198,16 @@ async def test_the_governance_gate_runs_on_the_limits_in_force() -> None:
     )
     assert governance.admit("s", "SYM9", Action.SELL, 70_000, None) == Suppression.RATE_CAP
     assert governance.admit("s", "SYM8", Action.SELL, 70_000, None) is None
+
+
+def test_liveness_uptime_counts_from_the_service_s_start() -> None:
+    """``/healthz`` reported the seconds since its first request (the health reporter was
+    built then), not since the service started."""
+    clock = ManualClock()
+    container = build_container(
+        Settings(config_store="memory"), mode=Mode.LOCAL, replay=ReplayOptions(CAPTURE)
+    )
+    container.clock.override(providers.Object(clock))
+    service_process(container)
+    clock.advance(42.0)
+    assert container.health().liveness()["uptime_seconds"] == 42.0
