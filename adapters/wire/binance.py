@@ -31,8 +31,7 @@ two equal.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -47,6 +46,17 @@ from adapters.wire.binance_streams import (
     STREAM_UNSUPPORTED,
     classify_stream,
 )
+from adapters.wire.integrity import (
+    DEFAULT_DEDUP_WINDOW,
+    DEFAULT_FUTURE_TOLERANCE_MS,
+    DEFAULT_MAX_FORWARD_JUMP_MS,
+    DEFAULT_MAX_TRACKED,
+    DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
+    DEFAULT_REANCHOR_AFTER,
+    RecentIds,
+    TimeLines,
+)
+from adapters.wire.integrity import Rejected as _Reject
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
 from domain.symbol import is_symbol
@@ -67,25 +77,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES: Final = 1 << 20
 """Messages larger than this (1 MiB) are skipped as ``too_large`` without being parsed."""
-DEFAULT_OUT_OF_ORDER_TOLERANCE_MS: Final = 0
-"""How far (ms) an event may go back in time per (symbol, kind) before it is out of order
-(None disables the check)."""
-_NO_ORDER_CHECK: Final = 1 << 62
-DEFAULT_REANCHOR_AFTER: Final = 50
-"""After this many out-of-order events of one (symbol, kind) with no run of as many in-order
-ones in between, accept the next one and follow the new time line (a producer restart, or
-bogus future timestamps, must not silence a symbol forever)."""
-DEFAULT_MAX_TRACKED: Final = 10_000
-"""Bound of the per-kind last-seen-time maps (oldest entries are evicted first)."""
-DEFAULT_FUTURE_TOLERANCE_MS: Final = 5_000
-"""With a wall clock: an event stamped more than this after now is ``future_dated``."""
-DEFAULT_MAX_FORWARD_JUMP_MS: Final = 86_400_000
-"""Without a wall clock (replay): an event more than this (a day) ahead of its (symbol, kind)
-time line is ``future_dated`` and does not advance it, unless ``reanchor_after`` such events
-come in a row (a real jump: the next capture of a concatenated replay)."""
-DEFAULT_DEDUP_WINDOW: Final = 65_536
-"""How many recent message ids, and (symbol, trade id) pairs, duplicates are detected among."""
-
 _INF: Final = math.inf
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
@@ -178,14 +169,6 @@ def parse_timestamp_ms(value: object) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # Field helpers (the slow, exact path). Failures raise _Reject, turned into a Skip at the top.
-
-
-class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes the codec
-    __slots__ = ("detail", "reason")
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
 
 
 def _short(value: object) -> str:
@@ -353,23 +336,24 @@ class BinanceDecoder:
     """
 
     __slots__ = (
+        "_accept",
         "_allowed",
         "_clock_ms",
         "_future_ms",
-        "_in_order_streak",
+        "_id_order",
         "_jumps",
-        "_last",
+        "_lines",
         "_max_bytes",
         "_max_jump",
         "_max_tracked",
-        "_reanchor_after",
+        "_message_ids",
         "_rejects",
+        "_remember_trade",
         "_seen_ids",
-        "_seen_order",
         "_seen_trades",
         "_streams",
-        "_tolerance",
-        "_trade_order",
+        "_trade_times",
+        "_trades",
         "_valid_symbols",
         "_window",
     )
@@ -389,32 +373,36 @@ class BinanceDecoder:
     ) -> None:
         self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
-        self._tolerance = (
-            _NO_ORDER_CHECK if out_of_order_tolerance_ms is None else out_of_order_tolerance_ms
-        )
-        self._reanchor_after = reanchor_after
         self._max_tracked = max(1, max_tracked)
         self._streams: dict[str, tuple[int, str]] = {}
         self._valid_symbols: set[str] = set()
-        # Last-seen event time per symbol, one map per kind, indexed by the stream kind
-        # (trade and aggTrade share one map).
-        trades: dict[str, int] = {}
-        self._last: tuple[dict[str, int], ...] = (trades, trades, {}, {})
-        self._rejects: dict[tuple[int, str], int] = {}
-        # Future-dated input: against the wall clock when there is one, else against the
-        # (symbol, kind) time line (``_jumps`` counts consecutive far-ahead events).
+        # The time line of each (kind, symbol): trade and aggTrade share the trade kind.
+        self._lines = TimeLines(
+            (STREAM_TRADE, STREAM_TICKER, STREAM_DEPTH),
+            tolerance_ms=out_of_order_tolerance_ms,
+            reanchor_after=reanchor_after,
+            max_tracked=max_tracked,
+            clock_ms=clock_ms,
+            future_tolerance_ms=future_tolerance_ms,
+            max_forward_jump_ms=max_forward_jump_ms,
+        )
+        self._accept = self._lines.accept
+        # What the trade path's inline copy of accept's usual case reads (the same objects).
+        self._trade_times = self._lines.last[STREAM_TRADE]
+        self._rejects = self._lines.rejects
+        self._jumps = self._lines.jumps
+        self._max_jump = self._lines.max_jump
         self._clock_ms = clock_ms
         self._future_ms = future_tolerance_ms
-        no_clock_check = clock_ms is None and out_of_order_tolerance_ms is not None
-        self._max_jump = max_forward_jump_ms if no_clock_check else _NO_ORDER_CHECK
-        self._jumps: dict[tuple[int, str], int] = {}
-        self._in_order_streak: dict[tuple[int, str], int] = {}
-        # Duplicates: bounded windows of recent message ids and (kind, symbol, trade id).
+        # Duplicates: bounded windows of recent message ids and (kind, symbol, trade id) (their
+        # sets bound once: one test per message, on the hot path).
         self._window = max(0, dedup_window)
-        self._seen_ids: set[str] = set()
-        self._seen_order: deque[str] = deque()
-        self._seen_trades: set[tuple[int, str, int]] = set()
-        self._trade_order: deque[tuple[int, str, int]] = deque()
+        self._message_ids: RecentIds[str] = RecentIds(self._window)
+        self._seen_ids = self._message_ids.ids
+        self._id_order = self._message_ids.order
+        self._trades: RecentIds[tuple[int, str, int]] = RecentIds(self._window)
+        self._seen_trades = self._trades.ids
+        self._remember_trade = self._trades.remember
 
     @property
     def symbols(self) -> frozenset[str] | None:
@@ -423,15 +411,9 @@ class BinanceDecoder:
 
     def reset(self) -> None:
         """Forget the last-seen event times (e.g. before replaying a file again)."""
-        for last in self._last:
-            last.clear()
-        self._rejects.clear()
-        self._in_order_streak.clear()
-        self._jumps.clear()
-        self._seen_ids.clear()
-        self._seen_order.clear()
-        self._seen_trades.clear()
-        self._trade_order.clear()
+        self._lines.clear()
+        self._message_ids.clear()
+        self._trades.clear()
 
     # -- state snapshots (partition checkpoints) ---------------------------------------------
 
@@ -440,27 +422,23 @@ class BinanceDecoder:
         each (kind, symbol) time line with its reject/jump/in-order counts, and the recent
         trade ids in the order they were accepted. Recent ``message_id``s are not included
         (they name no symbol; the market-data stream deduplicates by ``Nats-Msg-Id``)."""
-        trades, _, tickers, depths = self._last
+        lines = self._lines
         last = [
             [kind, symbol, time_ms]
-            for kind, seen in (
-                (STREAM_TRADE, trades),
-                (STREAM_TICKER, tickers),
-                (STREAM_DEPTH, depths),
-            )
+            for kind, seen in lines.last.items()
             for symbol, time_ms in seen.items()
-            if owns(symbol)
+            if owns(symbol)  # type: ignore[arg-type]
         ]
 
-        def counts(table: dict[tuple[int, str], int]) -> list[list[object]]:
-            return [[kind, symbol, n] for (kind, symbol), n in table.items() if owns(symbol)]
+        def counts(table: dict[tuple[Hashable, Hashable], int]) -> list[list[object]]:
+            return [[kind, symbol, n] for (kind, symbol), n in table.items() if owns(symbol)]  # type: ignore[arg-type]
 
         return {
             "last": last,
-            "rejects": counts(self._rejects),
-            "jumps": counts(self._jumps),
-            "streaks": counts(self._in_order_streak),
-            "trades": [list(key) for key in self._trade_order if owns(key[1])],
+            "rejects": counts(lines.rejects),
+            "jumps": counts(lines.jumps),
+            "streaks": counts(lines.streaks),
+            "trades": [list(key) for key in self._trades if owns(key[1])],
         }
 
     def merge_state(self, state: Mapping[str, object]) -> None:
@@ -482,19 +460,19 @@ class BinanceDecoder:
 
         last, rejects = rows("last"), rows("rejects")
         jumps, streaks, trades = rows("jumps"), rows("streaks"), rows("trades")
+        lines = self._lines
         for kind, symbol, time_ms in last:
-            self._last[kind][symbol] = time_ms
+            lines.last[STREAM_TRADE if kind == STREAM_AGG_TRADE else kind][symbol] = time_ms
         for table, loaded in (
-            (self._rejects, rejects),
-            (self._jumps, jumps),
-            (self._in_order_streak, streaks),
+            (lines.rejects, rejects),
+            (lines.jumps, jumps),
+            (lines.streaks, streaks),
         ):
             for kind, symbol, n in loaded:
                 table[(kind, symbol)] = n
-        if self._window:
-            for key in trades:
-                if key not in self._seen_trades:
-                    self._remember_trade(key)
+        for key in trades:
+            if key not in self._seen_trades:
+                self._remember_trade(key)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -564,8 +542,9 @@ class BinanceDecoder:
                 )
             event = self._dispatch_stream(envelope, trusted_book)
             if event.__class__ is not Skip:
+                # RecentIds.remember, inline (one per message; a test holds the two equal)
                 self._seen_ids.add(message_id)
-                order = self._seen_order
+                order = self._id_order
                 order.append(message_id)
                 if len(order) > self._window:
                     self._seen_ids.discard(order.popleft())
@@ -623,81 +602,6 @@ class BinanceDecoder:
             self._valid_symbols.add(symbol)
         return symbol
 
-    def _in_order(self, kind: int, symbol: str, time_ms: int) -> None:
-        """Accept ``time_ms`` for (kind, symbol) or raise future_dated / out_of_order.
-
-        A rejected event never moves the (kind, symbol) time line, so no single message, and
-        no sparse run of them, can make the real ones look out of order: only
-        ``reanchor_after`` rejected events *in a row* re-anchor the time line on the next one.
-        """
-        if time_ms < 0:
-            raise _Reject(SkipReason.INVALID_VALUE, f"negative event time {time_ms}")
-        clock = self._clock_ms
-        if clock is not None and time_ms > clock() + self._future_ms:
-            raise _Reject(
-                SkipReason.FUTURE_DATED,
-                f"{symbol} event time {time_ms} is more than {self._future_ms} ms in the future",
-            )
-        last_seen = self._last[kind]
-        last = last_seen.get(symbol)
-        if last is None:
-            if len(last_seen) >= self._max_tracked:
-                del last_seen[next(iter(last_seen))]
-            last_seen[symbol] = time_ms
-            return
-        key = (kind, symbol)
-        if time_ms - last > self._max_jump:
-            count = self._jumps.get(key, 0) + 1
-            if self._reanchor_after is not None and count > self._reanchor_after:
-                self._jumps.pop(key, None)
-                self._rejects.pop(key, None)
-                self._in_order_streak.pop(key, None)
-                last_seen[symbol] = time_ms
-                return
-            if key not in self._jumps and len(self._jumps) >= self._max_tracked:
-                del self._jumps[next(iter(self._jumps))]
-            self._jumps[key] = count
-            raise _Reject(
-                SkipReason.FUTURE_DATED,
-                f"{symbol} event time {time_ms} is {time_ms - last} ms ahead of {last}",
-            )
-        if self._jumps:
-            self._jumps.pop(key, None)
-        if time_ms >= last - self._tolerance:
-            if time_ms > last:
-                last_seen[symbol] = time_ms
-            if self._rejects and key in self._rejects:
-                # Forget the rejects only after a run of in-order events: a sparse run of
-                # events on a bogus time line must not keep resetting the re-anchor count.
-                streak = self._in_order_streak.get(key, 0) + 1
-                if self._reanchor_after is None or streak >= self._reanchor_after:
-                    self._rejects.pop(key, None)
-                    self._in_order_streak.pop(key, None)
-                else:
-                    self._in_order_streak[key] = streak
-        else:
-            count = self._rejects.get(key, 0) + 1
-            self._in_order_streak.pop(key, None)
-            if self._reanchor_after is not None and count > self._reanchor_after:
-                self._rejects.pop(key, None)
-                last_seen[symbol] = time_ms
-                return
-            if key not in self._rejects and len(self._rejects) >= self._max_tracked:
-                del self._rejects[next(iter(self._rejects))]
-            self._rejects[key] = count
-            raise _Reject(
-                SkipReason.OUT_OF_ORDER,
-                f"{symbol} event time {time_ms} is {last - time_ms} ms before {last}",
-            )
-
-    def _remember_trade(self, key: tuple[int, str, int]) -> None:
-        """Remember an accepted (kind, symbol, trade id) in the bounded window."""
-        self._seen_trades.add(key)
-        order = self._trade_order
-        order.append(key)
-        if len(order) > self._window:
-            self._seen_trades.discard(order.popleft())
-
     def _trade(self, envelope: dict[str, Any], data: dict[str, Any], id_key: str) -> Trade:
         try:
             symbol = data["s"]
@@ -735,8 +639,10 @@ class BinanceDecoder:
         trade_key = (STREAM_TRADE if id_key == "t" else STREAM_AGG_TRADE, symbol, trade_id)
         if trade_key in self._seen_trades:
             raise _Reject(SkipReason.DUPLICATE, f"{symbol} trade id {trade_id} seen already")
-        last_seen = self._last[STREAM_TRADE]
-        last = last_seen.get(symbol)
+        # TimeLines.accept's usual case, inline (trades are most of the traffic; a test holds
+        # the two equal): in order, within the forward jump, nothing pending, not future.
+        trade_times = self._trade_times
+        last = trade_times.get(symbol)
         if (
             last is not None
             and last <= time_ms <= last + self._max_jump
@@ -744,9 +650,9 @@ class BinanceDecoder:
             and not self._jumps
             and (self._clock_ms is None or time_ms <= self._clock_ms() + self._future_ms)
         ):
-            last_seen[symbol] = time_ms  # in order: the common case, inline
+            trade_times[symbol] = time_ms
         else:
-            self._in_order(STREAM_TRADE, symbol, time_ms)
+            self._accept(STREAM_TRADE, symbol, time_ms)
         if self._window:  # only an accepted trade: a forged one cannot shadow the real one
             self._remember_trade(trade_key)
         return _make_trade(symbol, time_ms, trade_id, price, qty, maker)
@@ -783,7 +689,7 @@ class BinanceDecoder:
         time_ms = data.get("E")
         if time_ms.__class__ is not int:
             time_ms = _event_time(data, envelope)
-        self._in_order(STREAM_DEPTH, symbol, time_ms)
+        self._accept(STREAM_DEPTH, symbol, time_ms)
         return _make_depth(symbol, time_ms, bids, asks)
 
     def _ticker(self, envelope: dict[str, Any], data: dict[str, Any]) -> Ticker:
@@ -828,7 +734,7 @@ class BinanceDecoder:
         ticker.best_bid = bid
         ticker.best_ask = ask
         ticker.__class__ = Ticker  # type: ignore[assignment]  # see _TradeBuilder
-        self._in_order(STREAM_TICKER, symbol, time_ms)
+        self._accept(STREAM_TICKER, symbol, time_ms)
         return ticker  # type: ignore[return-value]
 
 

@@ -607,7 +607,7 @@ def test_order_state_is_bounded() -> None:
     for i in range(100):
         symbol = f"SYM{i}USDT"
         decoder.decode(envelope(f"{symbol.lower()}@trade", trade_data(s=symbol, E=1000)))
-    trades = decoder._last[0]
+    trades = decoder._lines.last[0]
     assert len(trades) <= 10
     assert "SYM99USDT" in trades
 
