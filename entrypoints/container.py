@@ -288,8 +288,9 @@ def worker_state(
     settings: Settings,
 ) -> WorkerState:
     """What a worker checkpoints per partition: the engine (strategies and governance), the
-    market-metrics book and the Binance decoder's order/duplicate memory (the other inputs'
-    decoder keeps none). A snapshot is tried on fresh copies first (``scratch``)."""
+    market-metrics book and the Binance decoder's order/duplicate memory (the market-input
+    decoder's is not checkpointed: a worker that takes over starts its time lines afresh). A
+    snapshot is tried on fresh copies first (``scratch``)."""
     holders: dict[str, StateHolder] = {"engine": engine, "metrics": book, "decoder": decoder}
 
     def scratch() -> dict[str, StateHolder]:
@@ -684,6 +685,8 @@ class Container(containers.DeclarativeContainer):
         MarketInputDecoder,
         symbols=settings.provided.symbols.call(),
         max_bytes=settings.provided.max_message_bytes,
+        clock_ms=providers.Object(wall_clock_ms),  # the same integrity rule as Binance's
+        future_tolerance_ms=settings.provided.future_tolerance_ms,
     )
     decoders = providers.Singleton(market_decoders, decoder, input_decoder)
 

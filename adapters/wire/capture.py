@@ -129,6 +129,7 @@ class CaptureLineDecoder:
 
     def reset(self) -> None:
         self.binance.reset()
+        self.inputs.reset()
 
     def decode(self, line: bytes) -> MarketEvent | Skip:
         if not line.startswith(RECORD_PREFIX):

@@ -18,18 +18,37 @@ an ISO-8601 string (``Z`` or offset; naive means UTC) or epoch **milliseconds**.
 Binance codec, every method returns an event or a :class:`Skip` and never raises; the
 envelope fields ``message_id`` and ``_otel_trace_context`` are honoured by
 :meth:`MarketInputDecoder.decode_envelope`.
+
+Input integrity is the Binance codec's rule (:mod:`adapters.wire.integrity`), on one time line
+per input: dominance one (it is market-wide), quotes one per (venue, symbol), on-chain events
+one per (type, asset). An event stamped more than ``future_tolerance_ms`` after the wall clock
+(or, replaying without one, more than a day ahead of its time line) is ``future_dated``, one
+going back is ``out_of_order``; a ``message_id`` — or a whale transfer's ``tx_hash`` with the
+same asset, direction and amount — seen among the recent ones is a ``duplicate``. None of them
+moves a time line.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from enum import StrEnum
 from typing import Any, Final
 
 import orjson
 
 from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms, symbol_allow_list
+from adapters.wire.integrity import (
+    DEFAULT_DEDUP_WINDOW,
+    DEFAULT_FUTURE_TOLERANCE_MS,
+    DEFAULT_MAX_FORWARD_JUMP_MS,
+    DEFAULT_MAX_TRACKED,
+    DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
+    DEFAULT_REANCHOR_AFTER,
+    RecentIds,
+    TimeLines,
+)
+from adapters.wire.integrity import Rejected as _Reject
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import (
     DominanceObservation,
@@ -53,13 +72,34 @@ class InputKind(StrEnum):
 WHALE_TRANSFER: Final = "whale_transfer"
 EXCHANGE_FLOW: Final = "exchange_flow"
 _SYMBOL_SEPARATORS: Final = str.maketrans("", "", "-/_")
+DOMINANCE_LINE: Final = "BTC"
+"""The key of the one dominance time line (dominance is market-wide: no symbol)."""
+_TIME_LINE_KINDS: Final = (InputKind.DOMINANCE, InputKind.QUOTES, WHALE_TRANSFER, EXCHANGE_FLOW)
 
 
-class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes the codec
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+def time_line(event: MarketEvent) -> tuple[str, Hashable]:
+    """The (kind, key) time line of a market-logic input event: dominance one, quotes per
+    (venue, symbol), on-chain events per (type, asset)."""
+    if isinstance(event, VenueQuote):
+        return InputKind.QUOTES, (event.venue, event.symbol)
+    if isinstance(event, DominanceObservation):
+        return InputKind.DOMINANCE, DOMINANCE_LINE
+    if isinstance(event, WhaleTransfer):
+        return WHALE_TRANSFER, event.asset
+    if isinstance(event, ExchangeFlow):
+        return EXCHANGE_FLOW, event.asset
+    raise TypeError(f"not a market-logic input event: {type(event).__name__}")
+
+
+def _transfer_id(event: MarketEvent, obj: dict[str, Any]) -> tuple[str, str, str, float] | None:
+    """A whale transfer's natural id: its ``tx_hash`` (when it has one) with the asset,
+    direction and amount (one transaction can move several amounts)."""
+    if not isinstance(event, WhaleTransfer):
+        return None
+    tx_hash = obj.get("tx_hash")
+    if tx_hash.__class__ is not str or not tx_hash:
+        return None
+    return tx_hash, event.asset, event.direction.value, event.amount
 
 
 def _short(value: object) -> str:
@@ -116,13 +156,26 @@ class MarketInputDecoder:
 
     ``symbols``: allow-list (as for :class:`BinanceDecoder`) applied to quote symbols and to
     the ``<ASSET>USDT`` symbol of on-chain events; dominance is market-wide and never
-    filtered. Stateless apart from its configuration.
+    filtered. The integrity options are the Binance decoder's (:mod:`adapters.wire.integrity`):
+    ``clock_ms`` is the wall clock (None when replaying), ``dedup_window`` 0 and
+    ``out_of_order_tolerance_ms`` None turn the checks off. Not thread-safe: use one instance
+    per consumer.
     """
 
-    __slots__ = ("_allowed", "_handlers", "_max_bytes")
+    __slots__ = ("_allowed", "_handlers", "_lines", "_max_bytes", "_message_ids", "_transfers")
 
     def __init__(
-        self, symbols: Iterable[str] | str | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        symbols: Iterable[str] | str | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
+        reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
+        max_tracked: int = DEFAULT_MAX_TRACKED,
+        clock_ms: Callable[[], int] | None = None,
+        future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
+        max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
+        dedup_window: int = DEFAULT_DEDUP_WINDOW,
     ) -> None:
         self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
@@ -131,6 +184,23 @@ class MarketInputDecoder:
             InputKind.QUOTES: self._quote,
             InputKind.ONCHAIN: self._onchain,
         }
+        self._lines = TimeLines(
+            _TIME_LINE_KINDS,
+            tolerance_ms=out_of_order_tolerance_ms,
+            reanchor_after=reanchor_after,
+            max_tracked=max_tracked,
+            clock_ms=clock_ms,
+            future_tolerance_ms=future_tolerance_ms,
+            max_forward_jump_ms=max_forward_jump_ms,
+        )
+        self._message_ids: RecentIds[str] = RecentIds(dedup_window)
+        self._transfers: RecentIds[tuple[str, str, str, float]] = RecentIds(dedup_window)
+
+    def reset(self) -> None:
+        """Forget the time lines and recent ids (e.g. before replaying a file again)."""
+        self._lines.clear()
+        self._message_ids.clear()
+        self._transfers.clear()
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -185,15 +255,30 @@ class MarketInputDecoder:
                 return Skip(SkipReason.MALFORMED_JSON, str(exc)[:120], stream)
             if obj.__class__ is not dict:
                 return Skip(SkipReason.NOT_AN_OBJECT, f"message is a {type(obj).__name__}", stream)
+            message_id = obj.get("message_id")
+            if message_id.__class__ is not str:
+                message_id = None
+            elif message_id in self._message_ids:
+                return Skip(SkipReason.DUPLICATE, f"message_id {_short(message_id)}", stream)
             try:
                 event = handler(obj)
+                symbol = event_symbol(event)
+                if self._allowed is not None and symbol is not None and symbol not in self._allowed:
+                    raise _Reject(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded")
+                transfer = _transfer_id(event, obj)
+                if transfer is not None and transfer in self._transfers:
+                    raise _Reject(SkipReason.DUPLICATE, f"transfer {_short(transfer[0])} seen")
+                kind, key = time_line(event)
+                self._lines.accept(kind, key, event.event_time_ms)
             except _Reject as rejected:
                 return Skip(rejected.reason, rejected.detail, stream)
             except ValueError as exc:  # the domain constructor said no
                 return Skip(SkipReason.INVALID_VALUE, str(exc)[:200], stream)
-            symbol = event_symbol(event)
-            if self._allowed is not None and symbol is not None and symbol not in self._allowed:
-                return Skip(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded", stream)
+            # Only an accepted message is remembered: a rejected forgery shadows nothing.
+            if message_id is not None:
+                self._message_ids.remember(message_id)
+            if transfer is not None:
+                self._transfers.remember(transfer)
             return event, obj
         except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
             return Skip(

@@ -1,5 +1,8 @@
 """Signal governance and input integrity over real NATS (issue 9).
 
+Market-logic inputs: forged (dated 2100) and repeated dominance and quote messages around
+real ones neither silence btc_dominance / cross_exchange_spread nor trigger them.
+
 One ``realtime-strategies serve`` (in-memory config store, staleness gate at 60 s) receives,
 in this order: a stale skewed depth message (10 minutes old), a forged one dated 2100, a fresh
 one, the fresh one again (same message id), sparse forgeries between fresh messages. The
@@ -121,6 +124,94 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     assert invalid(service, "duplicate") == 1
     assert invalid(service, "out_of_order") == 0
     assert suppressed(service, "stale") == 1
+
+
+def dominance_message(time_ms: int, value: float, message_id: str) -> bytes:
+    return orjson.dumps({"btc_dominance": value, "timestamp": time_ms, "message_id": message_id})
+
+
+def quote_message(time_ms: int, bid: float, message_id: str) -> bytes:
+    """A kraken BTCUSDT quote (the home venue's leg is the depth of ``depth_message``)."""
+    fields = {"venue": "kraken", "symbol": "BTCUSDT", "bid": bid, "ask": bid + 1.0}
+    return orjson.dumps({**fields, "timestamp": time_ms, "message_id": message_id})
+
+
+async def test_forged_and_duplicated_dominance_and_quotes_neither_silence_nor_trigger(
+    harness: ServiceHarness,
+    nats_client: NatsClient,
+    topics: Topics,
+) -> None:
+    """The market-logic inputs have the Binance input's integrity. A dominance observation
+    and a kraken quote dated 2100 used to be the newest of their strategies (btc_dominance
+    ignores older observations, cross_exchange_spread keeps a venue's newest quote): the real
+    ones after them were silenced, and a second forged dominance triggered a buy dated 2100.
+    Now the forgeries are ``future_dated``, the repeats ``duplicate``, and the real messages
+    give one btc_dominance and one cross_exchange_spread signal."""
+    env = memory_service_env(NATS_URL, topics, max_signal_age_seconds="60", log_level="WARNING")
+    service = harness.start("inputs", env)
+    await asyncio.to_thread(service.wait_ready)
+    inbox = await subscribe_signals(nats_client, topics.signals)
+
+    now = int(time.time() * 1000)
+    # the BTCUSDT price and the home venue's leg (best bid 61830.10, ask 61830.20)
+    await publish_all(nats_client, topics.consumer, [depth_message(now - 3_000, "depth-1")])
+    await async_wait_until(
+        lambda: metric_sum(service.metrics(), "realtime_strategies_messages_processed_total") >= 1,
+        30,
+        "the depth message",
+        context=service.describe,
+    )
+    dominance = [
+        dominance_message(now - 2_000, 60.0, "dom-1"),
+        dominance_message(now - 1_000, 68.0, "dom-2"),
+    ]
+    quote = quote_message(now - 1_000, 62_400.0, "quote-1")  # 0.9 % above the home ask
+    await publish_all(
+        nats_client,
+        topics.dominance,
+        [
+            dominance_message(YEAR_2100_MS, 90.0, "dom-forged-1"),
+            dominance[0],
+            dominance[0],  # the same message again
+            dominance_message(YEAR_2100_MS + 1, 95.0, "dom-forged-2"),
+            dominance[1],  # +8 points: a buy
+            dominance[1],
+        ],
+    )
+    await publish_all(
+        nats_client,
+        topics.quotes,
+        [quote_message(YEAR_2100_MS, 70_000.0, "quote-forged"), quote, quote],
+    )
+
+    await async_wait_until(
+        lambda: invalid(service, "duplicate") >= 3, 30, "the duplicates", context=service.describe
+    )
+    # the home venue's next book: the spread strategy compares it with the fresh quotes
+    await publish_all(nats_client, topics.consumer, [depth_message(now - 500, "depth-2")])
+
+    def of(strategy: str) -> list[str]:
+        return [
+            str(s.payload["timestamp"])
+            for s in inbox.signals
+            if s.payload["strategy_id"] == strategy
+        ]
+
+    await async_wait_until(
+        lambda: of("btc_dominance") and of("cross_exchange_spread"),
+        30,
+        "a dominance and a spread signal",
+        context=service.describe,
+    )
+    await asyncio.sleep(0.5)  # anything else would have arrived by now
+    year = str(datetime.now(UTC).year)
+    for strategy in ("btc_dominance", "cross_exchange_spread"):
+        times = of(strategy)
+        assert len(times) == 1, (strategy, times)
+        assert times[0].startswith(year), (strategy, times)
+    assert invalid(service, "future_dated") == 3
+    assert invalid(service, "duplicate") == 3
+    assert invalid(service, "out_of_order") == 0
 
 
 async def test_a_rate_cap_changed_on_one_replica_governs_the_other(

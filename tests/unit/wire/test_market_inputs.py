@@ -22,8 +22,9 @@ from domain.market import (
 
 pytestmark = pytest.mark.unit
 
-ANY_SYMBOL = MarketInputDecoder()
-"""Every symbol accepted, the default size limit."""
+ANY_SYMBOL = MarketInputDecoder(out_of_order_tolerance_ms=None, dedup_window=0)
+"""Every symbol accepted, the default size limit, no order or duplicate memory (the format
+tests share it; integrity: tests/unit/wire/test_market_input_integrity.py)."""
 decode_dominance = ANY_SYMBOL.decode_dominance
 decode_quote = ANY_SYMBOL.decode_quote
 decode_onchain = ANY_SYMBOL.decode_onchain
@@ -47,7 +48,7 @@ def event_of(result: Decoded | Skip) -> MarketEvent:
     return result.event
 
 
-DECODER = MarketInputDecoder()
+DECODER = ANY_SYMBOL
 
 
 # ------------------------------------------------------------------------------ dominance
