@@ -88,6 +88,7 @@ from adapters.sql.outcome_store import SqlOutcomeStore
 from adapters.system_clock import SystemClock
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.decoders import BINANCE, Decoder, market_decoders, subject_decoders
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.signals import signal_to_wire
 from adapters.wire.stats import INTENDED_SKIPS, DecodeStats
@@ -674,19 +675,23 @@ class Container(containers.DeclarativeContainer):
 
     # --- decoding: one decoder per input, with the TRADING_SYMBOLS allow-list -----------
     decode_stats = providers.Singleton(DecodeStats)
+    # One integrity rule for every input: future-dated input is judged by the wall clock.
+    integrity = providers.Singleton(
+        IntegrityOptions,
+        clock_ms=providers.Object(wall_clock_ms),
+        future_tolerance_ms=settings.provided.future_tolerance_ms,
+    )
     decoder = providers.Singleton(
         BinanceDecoder,
         symbols=settings.provided.symbols.call(),
         max_bytes=settings.provided.max_message_bytes,
-        clock_ms=providers.Object(wall_clock_ms),  # future-dated input is rejected
-        future_tolerance_ms=settings.provided.future_tolerance_ms,
+        integrity=integrity,
     )
     input_decoder = providers.Singleton(
         MarketInputDecoder,
         symbols=settings.provided.symbols.call(),
         max_bytes=settings.provided.max_message_bytes,
-        clock_ms=providers.Object(wall_clock_ms),  # the same integrity rule as Binance's
-        future_tolerance_ms=settings.provided.future_tolerance_ms,
+        integrity=integrity,
     )
     decoders = providers.Singleton(market_decoders, decoder, input_decoder)
 

@@ -47,12 +47,9 @@ from adapters.wire.binance_streams import (
     classify_stream,
 )
 from adapters.wire.integrity import (
-    DEFAULT_DEDUP_WINDOW,
-    DEFAULT_FUTURE_TOLERANCE_MS,
-    DEFAULT_MAX_FORWARD_JUMP_MS,
-    DEFAULT_MAX_TRACKED,
-    DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
-    DEFAULT_REANCHOR_AFTER,
+    DEFAULT_INTEGRITY,
+    UNCHECKED,
+    IntegrityOptions,
     RecentIds,
     TimeLines,
 )
@@ -63,7 +60,6 @@ from domain.symbol import is_symbol
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "DEFAULT_OUT_OF_ORDER_TOLERANCE_MS",
     "BinanceDecoder",
     "Decoded",
     "Skip",
@@ -331,8 +327,9 @@ class BinanceDecoder:
     """Decodes producer messages; keeps the per-(symbol, kind) last event time.
 
     ``symbols``: allow-list of symbols (upper-cased); None, ``"*"`` or an iterable containing
-    ``"*"`` accept every symbol; a string is split on commas. Not thread-safe: use one
-    instance per consumer.
+    ``"*"`` accept every symbol; a string is split on commas. ``integrity``: the order,
+    future-dated and duplicate checks (:class:`~adapters.wire.integrity.IntegrityOptions`).
+    Not thread-safe: use one instance per consumer.
     """
 
     __slots__ = (
@@ -363,40 +360,26 @@ class BinanceDecoder:
         symbols: Iterable[str] | str | None = None,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
-        reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
-        max_tracked: int = DEFAULT_MAX_TRACKED,
-        clock_ms: Callable[[], int] | None = None,
-        future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
-        max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
-        dedup_window: int = DEFAULT_DEDUP_WINDOW,
+        integrity: IntegrityOptions = DEFAULT_INTEGRITY,
     ) -> None:
         self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
-        self._max_tracked = max(1, max_tracked)
+        self._max_tracked = max(1, integrity.max_tracked)
         self._streams: dict[str, tuple[int, str]] = {}
         self._valid_symbols: set[str] = set()
         # The time line of each (kind, symbol): trade and aggTrade share the trade kind.
-        self._lines = TimeLines(
-            (STREAM_TRADE, STREAM_TICKER, STREAM_DEPTH),
-            tolerance_ms=out_of_order_tolerance_ms,
-            reanchor_after=reanchor_after,
-            max_tracked=max_tracked,
-            clock_ms=clock_ms,
-            future_tolerance_ms=future_tolerance_ms,
-            max_forward_jump_ms=max_forward_jump_ms,
-        )
+        self._lines = TimeLines((STREAM_TRADE, STREAM_TICKER, STREAM_DEPTH), integrity)
         self._accept = self._lines.accept
         # What the trade path's inline copy of accept's usual case reads (the same objects).
         self._trade_times = self._lines.last[STREAM_TRADE]
         self._rejects = self._lines.rejects
         self._jumps = self._lines.jumps
         self._max_jump = self._lines.max_jump
-        self._clock_ms = clock_ms
-        self._future_ms = future_tolerance_ms
+        self._clock_ms = integrity.clock_ms
+        self._future_ms = integrity.future_tolerance_ms
         # Duplicates: bounded windows of recent message ids and (kind, symbol, trade id) (their
         # sets bound once: one test per message, on the hot path).
-        self._window = max(0, dedup_window)
+        self._window = max(0, integrity.dedup_window)
         self._message_ids: RecentIds[str] = RecentIds(self._window)
         self._seen_ids = self._message_ids.ids
         self._id_order = self._message_ids.order
@@ -742,7 +725,7 @@ class BinanceDecoder:
 # messages decode the same way however often they are decoded), every symbol, default size
 # limit. Services that want the
 # out-of-order check or an allow-list use their own BinanceDecoder instance.
-_STATELESS: Final = BinanceDecoder(out_of_order_tolerance_ms=None, dedup_window=0)
+_STATELESS: Final = BinanceDecoder(integrity=UNCHECKED)
 
 
 def decode(raw: bytes | str) -> MarketEvent | Skip:

@@ -7,11 +7,11 @@ components (the Binance codec per (symbol, kind), the market-input codec per inp
 - :class:`TimeLines`: the event time line of each (kind, key). An event is ``future_dated``
   when it is stamped more than ``future_tolerance_ms`` after the wall clock or — without a
   wall clock (replay) — more than ``max_forward_jump_ms`` ahead of its time line; it is
-  ``out_of_order`` when it goes back more than ``tolerance_ms``. A rejected event never moves
-  its time line, so no single message, and no sparse run of them, can make the real ones look
-  out of order: only ``reanchor_after`` rejected events *in a row* (with no run of as many
-  in-order ones between them) re-anchor the time line on the next one (a producer restart, or
-  the next capture of a concatenated replay).
+  ``out_of_order`` when it goes back more than ``out_of_order_tolerance_ms``. A rejected
+  event never moves its time line, so no single message, and no sparse run of them, can make
+  the real ones look out of order: only ``reanchor_after`` rejected events *in a row* (with
+  no run of as many in-order ones between them) re-anchor the time line on the next one (a
+  producer restart, or the next capture of a concatenated replay).
 - :class:`RecentIds`: the ids accepted recently (a bounded window, oldest forgotten first):
   an id seen again is a ``duplicate``. An id is remembered only once its message is accepted,
   so a rejected forgery cannot shadow the real message.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from adapters.wire.stats import SkipReason
@@ -31,10 +32,13 @@ from adapters.wire.stats import SkipReason
 __all__ = [
     "DEFAULT_DEDUP_WINDOW",
     "DEFAULT_FUTURE_TOLERANCE_MS",
+    "DEFAULT_INTEGRITY",
     "DEFAULT_MAX_FORWARD_JUMP_MS",
     "DEFAULT_MAX_TRACKED",
     "DEFAULT_OUT_OF_ORDER_TOLERANCE_MS",
     "DEFAULT_REANCHOR_AFTER",
+    "UNCHECKED",
+    "IntegrityOptions",
     "RecentIds",
     "Rejected",
     "TimeLines",
@@ -62,6 +66,31 @@ NO_ORDER_CHECK: Final = 1 << 62
 """A tolerance (and a forward jump) no event time reaches: the check is off."""
 
 
+@dataclass(frozen=True, slots=True)
+class IntegrityOptions:
+    """How a decoder checks its input's integrity (every decoder takes the same options).
+
+    ``out_of_order_tolerance_ms`` None disables the order checks (and the forward-jump
+    check); ``clock_ms`` is the wall clock (None when replaying: future-dated input is then
+    judged against its time line, ``max_forward_jump_ms`` ahead); ``dedup_window`` 0
+    disables duplicate detection; ``max_tracked`` bounds each kind's time lines.
+    """
+
+    out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS
+    reanchor_after: int | None = DEFAULT_REANCHOR_AFTER
+    max_tracked: int = DEFAULT_MAX_TRACKED
+    clock_ms: Callable[[], int] | None = None
+    future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS
+    max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS
+    dedup_window: int = DEFAULT_DEDUP_WINDOW
+
+
+DEFAULT_INTEGRITY: Final = IntegrityOptions()
+"""Every check on, with the defaults above, and no wall clock (replay)."""
+UNCHECKED: Final = IntegrityOptions(out_of_order_tolerance_ms=None, dedup_window=0)
+"""No order, future-dated or duplicate check: each message judged on its own."""
+
+
 class Rejected(Exception):  # noqa: N818 - internal control flow, never escapes a codec
     """A message a codec rejects: ``reason`` (a :class:`SkipReason` value) and ``detail``."""
 
@@ -77,8 +106,8 @@ class TimeLines:
 
     ``kinds``: the kinds, each with its own map of keys (bounded by ``max_tracked``, oldest
     evicted first); ``last[kind]`` is that map (key → last accepted event time, ms).
-    ``tolerance_ms`` None disables the order checks (and the forward-jump check); the
-    forward-jump check applies only without ``clock_ms`` (replay). Not thread-safe.
+    The rule's settings are ``options`` (:class:`IntegrityOptions`; ``dedup_window`` is
+    not the time lines' concern). Not thread-safe.
     """
 
     __slots__ = (
@@ -95,26 +124,19 @@ class TimeLines:
     )
 
     def __init__(
-        self,
-        kinds: Iterable[Hashable],
-        *,
-        tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
-        reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
-        max_tracked: int = DEFAULT_MAX_TRACKED,
-        clock_ms: Callable[[], int] | None = None,
-        future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
-        max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
+        self, kinds: Iterable[Hashable], options: IntegrityOptions = DEFAULT_INTEGRITY
     ) -> None:
         self.last: dict[Hashable, dict[Hashable, int]] = {kind: {} for kind in kinds}
+        tolerance_ms = options.out_of_order_tolerance_ms
         self._tolerance = NO_ORDER_CHECK if tolerance_ms is None else tolerance_ms
-        self._reanchor_after = reanchor_after
-        self._max_tracked = max(1, max_tracked)
+        self._reanchor_after = options.reanchor_after
+        self._max_tracked = max(1, options.max_tracked)
         # Future-dated input: against the wall clock when there is one, else against the
         # (kind, key) time line (``jumps`` counts consecutive far-ahead events).
-        self._clock_ms = clock_ms
-        self._future_ms = future_tolerance_ms
-        against_line = clock_ms is None and tolerance_ms is not None
-        self.max_jump: Final = max_forward_jump_ms if against_line else NO_ORDER_CHECK
+        self._clock_ms = options.clock_ms
+        self._future_ms = options.future_tolerance_ms
+        against_line = options.clock_ms is None and tolerance_ms is not None
+        self.max_jump: Final = options.max_forward_jump_ms if against_line else NO_ORDER_CHECK
         """How far (ms) an event may be ahead of its time line (replay only: else no limit)."""
         self.rejects: dict[tuple[Hashable, Hashable], int] = {}
         """Consecutive out-of-order events per (kind, key)."""

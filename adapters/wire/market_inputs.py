@@ -39,12 +39,8 @@ import orjson
 
 from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms, symbol_allow_list
 from adapters.wire.integrity import (
-    DEFAULT_DEDUP_WINDOW,
-    DEFAULT_FUTURE_TOLERANCE_MS,
-    DEFAULT_MAX_FORWARD_JUMP_MS,
-    DEFAULT_MAX_TRACKED,
-    DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
-    DEFAULT_REANCHOR_AFTER,
+    DEFAULT_INTEGRITY,
+    IntegrityOptions,
     RecentIds,
     TimeLines,
 )
@@ -156,10 +152,8 @@ class MarketInputDecoder:
 
     ``symbols``: allow-list (as for :class:`BinanceDecoder`) applied to quote symbols and to
     the ``<ASSET>USDT`` symbol of on-chain events; dominance is market-wide and never
-    filtered. The integrity options are the Binance decoder's (:mod:`adapters.wire.integrity`):
-    ``clock_ms`` is the wall clock (None when replaying), ``dedup_window`` 0 and
-    ``out_of_order_tolerance_ms`` None turn the checks off. Not thread-safe: use one instance
-    per consumer.
+    filtered. ``integrity``: the same :class:`~adapters.wire.integrity.IntegrityOptions` as
+    the Binance decoder's. Not thread-safe: use one instance per consumer.
     """
 
     __slots__ = ("_allowed", "_handlers", "_lines", "_max_bytes", "_message_ids", "_transfers")
@@ -169,13 +163,7 @@ class MarketInputDecoder:
         symbols: Iterable[str] | str | None = None,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
-        out_of_order_tolerance_ms: int | None = DEFAULT_OUT_OF_ORDER_TOLERANCE_MS,
-        reanchor_after: int | None = DEFAULT_REANCHOR_AFTER,
-        max_tracked: int = DEFAULT_MAX_TRACKED,
-        clock_ms: Callable[[], int] | None = None,
-        future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
-        max_forward_jump_ms: int = DEFAULT_MAX_FORWARD_JUMP_MS,
-        dedup_window: int = DEFAULT_DEDUP_WINDOW,
+        integrity: IntegrityOptions = DEFAULT_INTEGRITY,
     ) -> None:
         self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
@@ -184,17 +172,9 @@ class MarketInputDecoder:
             InputKind.QUOTES: self._quote,
             InputKind.ONCHAIN: self._onchain,
         }
-        self._lines = TimeLines(
-            _TIME_LINE_KINDS,
-            tolerance_ms=out_of_order_tolerance_ms,
-            reanchor_after=reanchor_after,
-            max_tracked=max_tracked,
-            clock_ms=clock_ms,
-            future_tolerance_ms=future_tolerance_ms,
-            max_forward_jump_ms=max_forward_jump_ms,
-        )
-        self._message_ids: RecentIds[str] = RecentIds(dedup_window)
-        self._transfers: RecentIds[tuple[str, str, str, float]] = RecentIds(dedup_window)
+        self._lines = TimeLines(_TIME_LINE_KINDS, integrity)
+        self._message_ids: RecentIds[str] = RecentIds(integrity.dedup_window)
+        self._transfers: RecentIds[tuple[str, str, str, float]] = RecentIds(integrity.dedup_window)
 
     def reset(self) -> None:
         """Forget the time lines and recent ids (e.g. before replaying a file again)."""

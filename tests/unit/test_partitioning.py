@@ -31,6 +31,7 @@ from adapters.nats.partition_feed import (
 from adapters.nats.partition_router import NatsPartitionRouter
 from adapters.nats.partition_subjects import PartitionLayout
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.routing_keys import (
     MISSING_SYMBOL,
@@ -220,7 +221,7 @@ def test_consumer_filters() -> None:
 
 def test_every_capture_line_routes_by_the_fast_path_to_the_decoded_symbol() -> None:
     keys = BinanceRouteKeys()
-    decoder = BinanceDecoder(out_of_order_tolerance_ms=None)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None))
     lines = capture_lines()[:400]
     for symbol in ("BTCUSDT", "ETHUSDT", "1000SATSUSDT"):
         for line in lines:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import Field, TypeAdapter, ValidationError
 
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import Skip, SkipReason
 from application.config_cache import normalise_symbol
 from domain.config import ConfigDocument
@@ -106,7 +107,7 @@ def test_every_boundary_refuses_what_the_rule_refuses(text: str) -> None:
         b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"%s","t":1,'
         b'"p":"1.5","q":"2","m":true}}' % text.encode()
     )
-    result = BinanceDecoder(out_of_order_tolerance_ms=None).decode(raw)
+    result = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None)).decode(raw)
     assert isinstance(result, Skip)
     assert result.reason == SkipReason.INVALID_VALUE
 

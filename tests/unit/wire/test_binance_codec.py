@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from adapters.wire import binance
 from adapters.wire.binance import BinanceDecoder, decode, decode_envelope, iso_to_epoch_ms
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import (
     ALL_SKIP_REASONS,
     Decoded,
@@ -229,8 +230,8 @@ def test_whole_capture_via_decode_envelope(capture_lines: list[bytes]) -> None:
 def test_depth_fast_path_equals_exact_path_on_capture(capture_lines: list[bytes]) -> None:
     """Bytes take the unquote-and-parse shortcut, str the float() path: same events."""
     depth = [line for line in capture_lines if b"@depth" in line]
-    fast = BinanceDecoder(out_of_order_tolerance_ms=None)
-    exact = BinanceDecoder(out_of_order_tolerance_ms=None)
+    fast = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None))
+    exact = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None))
     for line in depth:
         assert fast.decode(line) == exact.decode(line.decode())
 
@@ -578,24 +579,24 @@ def test_out_of_order_per_symbol_and_kind() -> None:
 
 
 def test_out_of_order_tolerance_and_disabled_check() -> None:
-    tolerant = BinanceDecoder(out_of_order_tolerance_ms=100)
+    tolerant = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=100))
     assert isinstance(tolerant.decode(envelope("btcusdt@trade", trade_data(E=5000))), Trade)
     assert isinstance(tolerant.decode(envelope("btcusdt@trade", trade_data(E=4900))), Trade)
     # The reference stays the latest time seen, not the late event's.
     assert isinstance(tolerant.decode(envelope("btcusdt@trade", trade_data(E=4950))), Trade)
     late = tolerant.decode(envelope("btcusdt@trade", trade_data(E=4899)))
     assert skip_reason(late) == SkipReason.OUT_OF_ORDER
-    unchecked = BinanceDecoder(out_of_order_tolerance_ms=None)
+    unchecked = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None))
     for t in (5000, 1, 3000):
         assert isinstance(unchecked.decode(envelope("btcusdt@trade", trade_data(E=t))), Trade)
 
 
 def test_out_of_order_reanchors_after_consecutive_rejections() -> None:
-    decoder = BinanceDecoder(reanchor_after=3)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(reanchor_after=3))
     assert isinstance(decoder.decode(envelope("btcusdt@trade", trade_data(E=10**13))), Trade)
     results = [decoder.decode(envelope("btcusdt@trade", trade_data(E=1000 + i))) for i in range(5)]
     assert [isinstance(r, Trade) for r in results] == [False, False, False, True, True]
-    never = BinanceDecoder(reanchor_after=None)
+    never = BinanceDecoder(integrity=IntegrityOptions(reanchor_after=None))
     never.decode(envelope("btcusdt@trade", trade_data(E=10**13)))
     for i in range(100):
         result = never.decode(envelope("btcusdt@trade", trade_data(E=1000 + i)))
@@ -603,7 +604,7 @@ def test_out_of_order_reanchors_after_consecutive_rejections() -> None:
 
 
 def test_order_state_is_bounded() -> None:
-    decoder = BinanceDecoder(max_tracked=10)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(max_tracked=10))
     for i in range(100):
         symbol = f"SYM{i}USDT"
         decoder.decode(envelope(f"{symbol.lower()}@trade", trade_data(s=symbol, E=1000)))
@@ -863,8 +864,8 @@ def assert_same_outcome(raw: bytes) -> None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return
-    fast = BinanceDecoder(out_of_order_tolerance_ms=None).decode(raw)
-    exact = BinanceDecoder(out_of_order_tolerance_ms=None).decode(text)
+    fast = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None)).decode(raw)
+    exact = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None)).decode(text)
     if isinstance(fast, Skip) or isinstance(exact, Skip):
         assert isinstance(fast, Skip)
         assert isinstance(exact, Skip)

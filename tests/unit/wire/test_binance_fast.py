@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.binance_fast import parse_usual
 from adapters.wire.binance_streams import classify_stream
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
 
@@ -62,16 +63,20 @@ def compiled_event(raw: bytes) -> MarketEvent:
 
 
 def same_both_ways(raw: bytes) -> Decoded | Skip:
-    compiled = BinanceDecoder(out_of_order_tolerance_ms=None).decode_envelope(raw)
+    compiled = BinanceDecoder(
+        integrity=IntegrityOptions(out_of_order_tolerance_ms=None)
+    ).decode_envelope(raw)
     try:
         text = raw.decode()
     except UnicodeDecodeError:
         assert isinstance(compiled, Skip), raw
         assert compiled.reason == SkipReason.MALFORMED_JSON
         return compiled
-    plain = BinanceDecoder(out_of_order_tolerance_ms=None).decode_envelope(text)
+    plain = BinanceDecoder(
+        integrity=IntegrityOptions(out_of_order_tolerance_ms=None)
+    ).decode_envelope(text)
     assert comparable(compiled) == comparable(plain), raw
-    event = BinanceDecoder(out_of_order_tolerance_ms=None).decode(raw)
+    event = BinanceDecoder(integrity=IntegrityOptions(out_of_order_tolerance_ms=None)).decode(raw)
     assert event == (compiled.event if isinstance(compiled, Decoded) else compiled), raw
     return compiled
 

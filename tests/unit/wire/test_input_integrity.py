@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import Skip, SkipReason
 from domain.engine import SignalEngine
 from domain.market import DepthSnapshot, MarketEvent
@@ -74,7 +75,7 @@ def signals_of(events: list[MarketEvent]) -> list[Signal]:
 def test_with_a_wall_clock_a_year_2100_event_is_rejected_and_blocks_nothing(
     lines: list[bytes],
 ) -> None:
-    decoder = BinanceDecoder(clock_ms=lambda: NOW_MS)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(clock_ms=lambda: NOW_MS))
     depth = next(i for i, line in enumerate(lines) if b"@depth" in line)
     raw = [forged(lines[depth], 0), *lines]
     events, skipped = decode_all(decoder, raw)
@@ -117,7 +118,9 @@ def test_sparse_forged_depth_cannot_starve_the_symbol(lines: list[bytes]) -> Non
     forged_count = len(raw) - len(lines)
     assert real_depth > 3000
     # Live (wall clock): every forgery is future_dated, every real message is accepted.
-    events, skipped = decode_all(BinanceDecoder(clock_ms=lambda: NOW_MS), raw)
+    events, skipped = decode_all(
+        BinanceDecoder(integrity=IntegrityOptions(clock_ms=lambda: NOW_MS)), raw
+    )
     assert skipped == Counter({SkipReason.FUTURE_DATED: forged_count})
     assert sum(1 for e in events if isinstance(e, DepthSnapshot)) == real_depth
     # Replay (no wall clock): the very first depth message is a forgery, so it anchors the
@@ -154,7 +157,7 @@ def test_the_same_trade_id_under_a_new_message_id_is_a_duplicate(lines: list[byt
 def test_a_rejected_forgery_does_not_shadow_the_real_trade_id(lines: list[bytes]) -> None:
     """A forged future trade carrying a real trade id is rejected without remembering it."""
     first, second = [line for line in lines if b"@trade" in line][:2]
-    decoder = BinanceDecoder(clock_ms=lambda: NOW_MS)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(clock_ms=lambda: NOW_MS))
     assert not isinstance(decoder.decode(first), Skip)
     fake = orjson.loads(second)
     fake["message_id"] = "forged"
@@ -167,7 +170,7 @@ def test_a_rejected_forgery_does_not_shadow_the_real_trade_id(lines: list[bytes]
 
 def test_a_real_jump_ahead_re_anchors_after_a_run() -> None:
     """Replaying two captures days apart: the jump is followed after ``reanchor_after`` events."""
-    decoder = BinanceDecoder(reanchor_after=3)
+    decoder = BinanceDecoder(integrity=IntegrityOptions(reanchor_after=3))
 
     def trade(time_ms: int, trade_id: int) -> bytes:
         data: dict[str, object] = {

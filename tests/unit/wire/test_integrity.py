@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.binance_streams import STREAM_TRADE
-from adapters.wire.integrity import RecentIds, Rejected, TimeLines
+from adapters.wire.integrity import IntegrityOptions, RecentIds, Rejected, TimeLines
 from adapters.wire.stats import Skip, SkipReason
 
 pytestmark = pytest.mark.unit
@@ -65,14 +65,15 @@ def test_trade_fast_path_and_accept_agree_with_the_full_rule(
     tolerance: int | None,
 ) -> None:
     clock = (lambda: NOW_MS) if with_clock else None
-    options = {
-        "reanchor_after": reanchor_after,
-        "clock_ms": clock,
-        "max_forward_jump_ms": DAY_MS,
-    }
-    decoder = BinanceDecoder(out_of_order_tolerance_ms=tolerance, **options)  # type: ignore[arg-type]
-    fast = TimeLines([STREAM_TRADE], tolerance_ms=tolerance, **options)  # type: ignore[arg-type]
-    full = TimeLines([STREAM_TRADE], tolerance_ms=tolerance, **options)  # type: ignore[arg-type]
+    options = IntegrityOptions(
+        out_of_order_tolerance_ms=tolerance,
+        reanchor_after=reanchor_after,
+        clock_ms=clock,
+        max_forward_jump_ms=DAY_MS,
+    )
+    decoder = BinanceDecoder(integrity=options)
+    fast = TimeLines([STREAM_TRADE], options)
+    full = TimeLines([STREAM_TRADE], options)
     times = dict.fromkeys(SYMBOLS, NOW_MS - DAY_MS)
     for trade_id, (symbol, step) in enumerate(events):
         time_ms = 4_102_444_800_000 if step is None else times[symbol] + step
@@ -98,7 +99,9 @@ def test_trade_fast_path_and_accept_agree_with_the_full_rule(
 @given(st.lists(st.integers(min_value=0, max_value=12), max_size=80), st.integers(0, 6))
 def test_message_id_check_agrees_with_recent_ids(ids: list[int], window: int) -> None:
     """The codec's inline message-id window is :meth:`RecentIds.remember`."""
-    decoder = BinanceDecoder(dedup_window=window, out_of_order_tolerance_ms=None)
+    decoder = BinanceDecoder(
+        integrity=IntegrityOptions(dedup_window=window, out_of_order_tolerance_ms=None)
+    )
     recent: RecentIds[str] = RecentIds(window)
     for trade_id, number in enumerate(ids):
         message_id = f"id-{number}"

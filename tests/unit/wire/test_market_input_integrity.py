@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import Decoded, DecodeStats, Skip, SkipReason
 from entrypoints.backtest_container import BacktestParts
@@ -94,7 +95,7 @@ def run(decoder: MarketInputDecoder, name: str, raws: list[bytes]) -> list[str]:
 
 
 def live() -> MarketInputDecoder:
-    return MarketInputDecoder(clock_ms=lambda: NOW_MS)
+    return MarketInputDecoder(integrity=IntegrityOptions(clock_ms=lambda: NOW_MS))
 
 
 # --- future-dated against the wall clock ----------------------------------------------------
@@ -153,7 +154,7 @@ def test_in_replay_a_far_future_first_message_costs_at_most_one_re_anchoring_run
 
 
 def test_in_replay_a_real_jump_ahead_is_followed_after_a_run() -> None:
-    decoder = MarketInputDecoder(reanchor_after=3)
+    decoder = MarketInputDecoder(integrity=IntegrityOptions(reanchor_after=3))
     later = NOW_MS + 3 * 86_400_000
     raws = [message("dominance", NOW_MS), *(message("dominance", later + i) for i in range(5))]
     assert run(decoder, "dominance", raws) == [
@@ -278,7 +279,7 @@ def test_after_50_in_a_row_the_time_line_re_anchors(name: str) -> None:
         "accepted",
         "accepted",
     ]
-    never = MarketInputDecoder(reanchor_after=None)
+    never = MarketInputDecoder(integrity=IntegrityOptions(reanchor_after=None))
     assert set(run(never, name, raws[:1] + raws[1:] * 2)[1:]) == {SkipReason.OUT_OF_ORDER}
 
 

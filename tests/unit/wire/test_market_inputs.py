@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.wire.integrity import UNCHECKED
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import ALL_SKIP_REASONS, Decoded, DecodeStats, Skip, SkipReason
 from domain.market import (
@@ -22,7 +23,7 @@ from domain.market import (
 
 pytestmark = pytest.mark.unit
 
-ANY_SYMBOL = MarketInputDecoder(out_of_order_tolerance_ms=None, dedup_window=0)
+ANY_SYMBOL = MarketInputDecoder(integrity=UNCHECKED)
 """Every symbol accepted, the default size limit, no order or duplicate memory (the format
 tests share it; integrity: tests/unit/wire/test_market_input_integrity.py)."""
 decode_dominance = ANY_SYMBOL.decode_dominance
