@@ -799,8 +799,8 @@ class _RecordingTransaction:
         await self._inner.save(document, expected_version)
         self.saved.append((document, expected_version))
 
-    async def save_pause(self, record: PauseRecord) -> None:
-        await self._inner.save_pause(record)
+    async def save_pause(self, record: PauseRecord, expected_version: int) -> None:
+        await self._inner.save_pause(record, expected_version)
         self.pauses.append(record)
 
     async def append(self, record: AuditRecord) -> None:

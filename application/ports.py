@@ -200,10 +200,11 @@ class ConfigTransaction(Protocol):
         """Store the layer (compare-and-set on the layer's ``expected_version``, 0 = none)."""
         ...
 
-    async def save_pause(self, record: PauseRecord) -> None:
-        """Store a pause switch (replacing its key's older record); stored together with
-        the audit record. Raises :class:`VersionConflictError` if its key holds that
-        version or a newer one."""
+    async def save_pause(self, record: PauseRecord, expected_version: int) -> None:
+        """Store a pause switch, stored together with the audit record: compare-and-set on
+        the version of its key's stored record, like a layer (``expected_version`` 0 = no
+        record for the key). Raises :class:`VersionConflictError` if the key's record is
+        not at ``expected_version`` (or ``record`` is not newer than it)."""
         ...
 
     async def append(self, record: AuditRecord) -> None:

@@ -11,6 +11,13 @@ sequence, ``*`` for pauses of every strategy) are stored together, then the chan
 in this replica's :class:`~application.config_cache.EffectiveConfigCache` at once and is
 broadcast to the others (strategy id ``pause:<strategy or *>``), which reload the pauses.
 Reads come from the cache.
+
+The write is a compare-and-set on the record of the target it was decided on (its version,
+0 = none), like a layer write: when another replica wrote the same target in between, the
+write conflicts and is decided again on the state the store now holds. Two replicas pausing
+at once store one ``PAUSE`` (the other answers ``applied=False``), and a resume racing a
+pause is decided against the state it actually follows, so every audit record's old state is
+the new state of the target's record before it.
 """
 
 from __future__ import annotations
@@ -163,7 +170,9 @@ class SignalPauseAdmin:
                         reason=reason,
                         source=transaction.store_name,
                     )
-                    await transaction.save_pause(record)
+                    # Compare-and-set on the record decided on: a write of the key since
+                    # (another replica's pause or resume) conflicts and is decided again.
+                    await transaction.save_pause(record, 0 if held is None else held.version)
                     await transaction.append(
                         AuditRecord(
                             strategy_id=key,

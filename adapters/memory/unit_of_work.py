@@ -1,9 +1,9 @@
 """In-memory :class:`application.ports.ConfigUnitOfWork` (tests, backtests, ``memory`` store).
 
-Atomic like the real stores: one write at a time; when the block ends, the layer and its
-audit record are stored together (no other coroutine runs in between), or neither when
-either store is unavailable or the layer's compare-and-set fails. Versions come from one
-sequence per strategy (its layers and its pause switches).
+Atomic like the real stores: one write at a time; when the block ends, the layer (or pause)
+and its audit record are stored together (no other coroutine runs in between), or neither
+when either store is unavailable or the layer's (or pause's) compare-and-set fails. Versions
+come from one sequence per strategy (its layers and its pause switches).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class _Transaction:
         self._strategy_id = strategy_id
         self._sequence = sequence
         self.saves: builtins.list[tuple[ConfigDocument, int]] = []
-        self.pauses: builtins.list[PauseRecord] = []
+        self.pauses: builtins.list[tuple[PauseRecord, int]] = []
         self.records: builtins.list[AuditRecord] = []
 
     @property
@@ -48,12 +48,12 @@ class _Transaction:
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         self.saves.append((document, expected_version))
 
-    async def save_pause(self, record: PauseRecord) -> None:
-        self.pauses.append(record)
+    async def save_pause(self, record: PauseRecord, expected_version: int) -> None:
+        self.pauses.append((record, expected_version))
 
     @property
     def highest_version(self) -> int:
-        versions = [d.version for d, _ in self.saves] + [p.version for p in self.pauses]
+        versions = [d.version for d, _ in self.saves] + [p.version for p, _ in self.pauses]
         return max(versions, default=0)
 
     async def append(self, record: AuditRecord) -> None:
@@ -88,13 +88,15 @@ class InMemoryConfigUnitOfWork:
                 self._repository.available and self._audit.available and self._pauses.available
             ):
                 raise StoreUnavailableError("in-memory configuration store is unavailable")
-            for pause in transaction.pauses:
+            for pause, expected_version in transaction.pauses:
                 held = self._pauses.version_of(pause.key)
-                if held >= pause.version:
-                    raise VersionConflictError(f"pause {pause.key} is at version {held}")
+                if held != expected_version or pause.version <= held:
+                    raise VersionConflictError(
+                        f"pause {pause.key} is at version {held}, not {expected_version}"
+                    )
             for document, expected_version in transaction.saves:
                 self._repository.put(document, expected_version)
-            for pause in transaction.pauses:
+            for pause, _ in transaction.pauses:
                 self._pauses.put(pause)
             for record in transaction.records:
                 self._audit.add(record)

@@ -30,7 +30,9 @@ start-up refresh). Audit records are stored at most once per (strategy, version)
 Signal pause switches live in ``signal_pauses`` (``_id`` = the pause key, ``{strategy_id,
 symbol, active, version, updated_at, updated_by, reason}``) and are written the same way:
 the outbox of the paused strategy's sequence (``*`` for every strategy) carries the pause
-instead of a layer.
+instead of a layer. The pause's compare-and-set on its key's version (the state the use case
+decided on) is checked after the sequence is read, so the sequence compare-and-set at commit
+makes it exact: any other write of the key moves the sequence in between.
 
 Datetimes are BSON dates (millisecond precision, UTC); the client is built with
 ``tz_aware=True`` so they come back as aware UTC datetimes. Every failure to reach or use
@@ -574,11 +576,16 @@ class _MongoTransaction:
     async def save(self, document: ConfigDocument, expected_version: int) -> None:
         self.document = document  # the sequence compare-and-set covers every layer
 
-    async def save_pause(self, record: PauseRecord) -> None:
-        held = await _guard(self._collections.pauses.find_one({"_id": record.key}, {"version": 1}))
-        if held is not None and int(held["version"]) >= record.version:
-            raise VersionConflictError(f"pause {record.key} is at version {held['version']}")
-        self.pause = record  # the sequence compare-and-set covers it
+    async def save_pause(self, record: PauseRecord, expected_version: int) -> None:
+        """Compare-and-set on the key's stored version: read after the sequence, so the
+        sequence compare-and-set at commit covers the read (as it covers the layers)."""
+        raw = await _guard(self._collections.pauses.find_one({"_id": record.key}, {"version": 1}))
+        held = 0 if raw is None else int(raw["version"])
+        if held != expected_version or record.version <= held:
+            raise VersionConflictError(
+                f"pause {record.key} is at version {held}, not {expected_version}"
+            )
+        self.pause = record
 
     async def append(self, record: AuditRecord) -> None:
         self.record = record

@@ -10,7 +10,8 @@ SQLite (``sqlite+aiosqlite:///path``, the embedded default). Tables and their co
   back as aware UTC datetimes.
 - ``save`` is a compare-and-set: ``UPDATE ... WHERE version = :expected`` must match one row
   (SQLAlchemy's MySQL dialects count matched, not changed, rows), and ``expected_version ==
-  0`` is an ``INSERT`` that the unique key rejects when the layer exists.
+  0`` is an ``INSERT`` that the unique key rejects when the layer exists. A pause written
+  through the unit of work is a compare-and-set on its key's version the same way.
 - Every write of a strategy (a layer, an audit record, or both through
   :class:`SqlConfigUnitOfWork`) runs in one transaction that first locks the strategy's row
   in ``strategy_config_sequences`` (``UPDATE ... SET version = version``: a row lock on
@@ -496,18 +497,34 @@ class SqlAuditLog(_SqlStore):
         ]
 
 
-async def _apply_pause(conn: AsyncConnection, record: PauseRecord) -> bool:
-    """Upsert ``record`` unless its key is held at that version or newer; True if stored."""
-    t = PAUSE_TABLE
-    fields: dict[str, Any] = {
+def _pause_fields(record: PauseRecord) -> dict[str, Any]:
+    """The columns a newer record of a pause key replaces."""
+    return {
         "active": 1 if record.active else 0,
         "version": record.version,
         "updated_at": to_db_datetime(record.updated_at),
         "updated_by": record.updated_by,
         "reason": record.reason,
     }
+
+
+def _pause_row(record: PauseRecord) -> dict[str, Any]:
+    """Every column of a pause key's row."""
+    return {
+        **_pause_fields(record),
+        "pause_key": record.key,
+        "strategy_id": record.pause.strategy_id,
+        "symbol": record.pause.symbol,
+    }
+
+
+async def _apply_pause(conn: AsyncConnection, record: PauseRecord) -> bool:
+    """Upsert ``record`` unless its key is held at that version or newer; True if stored."""
+    t = PAUSE_TABLE
     updated = await conn.execute(
-        update(t).where(t.c.pause_key == record.key, t.c.version < record.version).values(**fields)
+        update(t)
+        .where(t.c.pause_key == record.key, t.c.version < record.version)
+        .values(**_pause_fields(record))
     )
     if updated.rowcount == 1:
         return True
@@ -516,19 +533,40 @@ async def _apply_pause(conn: AsyncConnection, record: PauseRecord) -> bool:
     )
     if exists:
         return False
-    values = {
-        **fields,
-        "pause_key": record.key,
-        "strategy_id": record.pause.strategy_id,
-        "symbol": record.pause.symbol,
-    }
     try:  # the caller holds the sequence lock: a duplicate means a writer without it
-        await conn.execute(insert(t).values(**values))
+        await conn.execute(insert(t).values(**_pause_row(record)))
     except IntegrityError as exc:
         if _is_duplicate_key(exc):
             return False
         raise
     return True
+
+
+async def _save_pause(conn: AsyncConnection, record: PauseRecord, expected_version: int) -> None:
+    """Compare-and-set ``record`` on its key's stored version (0 = no record), like
+    :func:`_save_layer`; the caller holds the sequence lock."""
+    if record.version <= expected_version:
+        raise VersionConflictError(
+            f"pause {record.key}: version {record.version} is not newer than {expected_version}"
+        )
+    t = PAUSE_TABLE
+    if expected_version == 0:
+        try:
+            await conn.execute(insert(t).values(**_pause_row(record)))
+        except IntegrityError as exc:
+            if _is_duplicate_key(exc):
+                raise VersionConflictError(
+                    f"pause {record.key} already exists (expected no record)"
+                ) from exc
+            raise
+        return
+    result = await conn.execute(
+        update(t)
+        .where(t.c.pause_key == record.key, t.c.version == expected_version)
+        .values(**_pause_fields(record))
+    )
+    if result.rowcount != 1:
+        raise VersionConflictError(f"pause {record.key} is not at version {expected_version}")
 
 
 def _pause_from_row(row: Row[Any], source: str) -> PauseRecord:
@@ -584,11 +622,8 @@ class _SqlTransaction:
         await _save_layer(self._conn, document, expected_version)
         self.highest_version = max(self.highest_version, document.version)
 
-    async def save_pause(self, record: PauseRecord) -> None:
-        if not await _apply_pause(self._conn, record):
-            raise VersionConflictError(
-                f"pause {record.key} is at version {record.version} or newer"
-            )
+    async def save_pause(self, record: PauseRecord, expected_version: int) -> None:
+        await _save_pause(self._conn, record, expected_version)
         self.highest_version = max(self.highest_version, record.version)
 
     async def append(self, record: AuditRecord) -> None:

@@ -118,7 +118,7 @@ class PauseStoreContract:
         async with stores.unit_of_work.write(STRATEGY) as transaction:
             version = await transaction.next_version()
             record = make_pause(STRATEGY, "BTCUSDT", version=version)
-            await transaction.save_pause(record)
+            await transaction.save_pause(record, 0)
             await transaction.append(audit_of(record))
         assert version == 1
         (held,) = await stores.pauses.list()
@@ -133,7 +133,7 @@ class PauseStoreContract:
     async def test_pauses_and_layers_share_the_strategy_sequence(self, stores: PauseStores) -> None:
         async with stores.unit_of_work.write(STRATEGY) as transaction:
             record = make_pause(STRATEGY, version=await transaction.next_version())
-            await transaction.save_pause(record)
+            await transaction.save_pause(record, 0)
             await transaction.append(audit_of(record))
         async with stores.unit_of_work.write(STRATEGY) as transaction:
             version = await transaction.next_version()
@@ -170,19 +170,69 @@ class PauseStoreContract:
         async with stores.unit_of_work.write(STRATEGY) as transaction:
             assert await transaction.next_version() == 8
 
-    async def test_saving_an_older_version_conflicts_and_stores_nothing(
+    async def _write(self, stores: PauseStores, record: PauseRecord, expected: int) -> None:
+        async with stores.unit_of_work.write(record.sequence_key) as transaction:
+            await transaction.save_pause(record, expected)
+            await transaction.append(audit_of(record))
+
+    async def _assert_unchanged(
+        self, stores: PauseStores, held: PauseRecord, audited: int = 0
+    ) -> None:
+        assert [replace(r, source="") for r in await stores.pauses.list()] == [comparable(held)]
+        assert len(await stores.audit_log.list(AuditQuery(None))) == audited
+
+    async def test_saving_a_version_not_newer_than_the_held_one_conflicts(
         self, stores: PauseStores
     ) -> None:
-        await stores.pauses.apply(make_pause(None, None, version=3))
-        record = make_pause(None, None, active=False, version=3)
-
-        async def write() -> None:
-            async with stores.unit_of_work.write(EVERY_STRATEGY) as transaction:
-                await transaction.save_pause(record)
-                await transaction.append(audit_of(record))
-
+        held = make_pause(None, None, version=3)
+        await stores.pauses.apply(held)
         with pytest.raises(VersionConflictError):
-            await write()
-        (held,) = await stores.pauses.list()
-        assert (held.active, held.version) == (True, 3)
-        assert await stores.audit_log.list(AuditQuery(None)) == []
+            await self._write(stores, make_pause(None, None, active=False, version=3), 3)
+        await self._assert_unchanged(stores, held)
+
+    async def test_a_first_record_of_a_key_held_by_another_writer_conflicts(
+        self, stores: PauseStores
+    ) -> None:
+        held = make_pause(STRATEGY, "BTCUSDT", version=1)
+        await self._write(stores, held, 0)
+        # Another writer decided on "no record" too: its write must not replace this one.
+        with pytest.raises(VersionConflictError):
+            await self._write(stores, make_pause(STRATEGY, "BTCUSDT", version=2, reason="b"), 0)
+        await self._assert_unchanged(stores, held, audited=1)
+
+    async def test_a_write_decided_on_an_older_record_of_its_key_conflicts(
+        self, stores: PauseStores
+    ) -> None:
+        await self._write(stores, make_pause(STRATEGY, version=1), 0)
+        held = make_pause(STRATEGY, active=False, version=2)
+        await self._write(stores, held, 1)
+        with pytest.raises(VersionConflictError):  # decided on version 1: a second RESUME
+            await self._write(stores, make_pause(STRATEGY, active=False, version=3), 1)
+        await self._assert_unchanged(stores, held, audited=2)
+
+    async def test_a_write_expecting_a_record_the_key_lacks_conflicts(
+        self, stores: PauseStores
+    ) -> None:
+        held = make_pause(None, "ETHUSDT", version=1)
+        await self._write(stores, held, 0)  # same sequence, another key
+        with pytest.raises(VersionConflictError):
+            await self._write(stores, make_pause(None, None, version=2), 1)
+        await self._assert_unchanged(stores, held, audited=1)
+
+    async def test_a_write_at_the_held_version_replaces_the_record(
+        self, stores: PauseStores
+    ) -> None:
+        await self._write(stores, make_pause(STRATEGY, "BTCUSDT", version=1), 0)
+        await self._write(stores, make_pause(STRATEGY, "ETHUSDT", version=2), 0)  # other key
+        await self._write(stores, make_pause(STRATEGY, "BTCUSDT", active=False, version=3), 1)
+        listed = {r.key: (r.active, r.version) for r in await stores.pauses.list()}
+        assert listed == {
+            f"{STRATEGY}/BTCUSDT": (False, 3),
+            f"{STRATEGY}/ETHUSDT": (True, 2),
+        }
+        records = await stores.audit_log.list(AuditQuery(STRATEGY))
+        assert [(r.version, r.action) for r in records] == [
+            (3, AuditAction.RESUME),
+            (2, AuditAction.PAUSE),
+            (1, AuditAction.PAUSE),
+        ]

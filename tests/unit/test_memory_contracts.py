@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.failover import FailoverConfigRepository, FailoverPauseStore
+from adapters.failover import (
+    FailoverAuditLog,
+    FailoverConfigRepository,
+    FailoverConfigUnitOfWork,
+    FailoverPauseStore,
+)
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.outcome_store import InMemoryOutcomeStore
@@ -37,6 +42,28 @@ class TestInMemoryPauseStore(PauseStoreContract):
     async def stores(self) -> PauseStores:
         audit_log, pauses = InMemoryAuditLog(), InMemoryPauseStore()
         unit_of_work = InMemoryConfigUnitOfWork(InMemoryConfigRepository(), audit_log, pauses)
+        return PauseStores(pauses, unit_of_work, audit_log)
+
+
+class TestFailoverPauseStore(PauseStoreContract):
+    """The failover pair of two in-memory stores, both up: writes through its unit of work."""
+
+    @pytest.fixture
+    async def stores(self) -> PauseStores:
+        memories = [
+            (InMemoryConfigRepository(), InMemoryAuditLog(), InMemoryPauseStore()) for _ in range(2)
+        ]
+        (repo_a, audit_a, pauses_a), (repo_b, audit_b, pauses_b) = memories
+        repository = FailoverConfigRepository(repo_a, repo_b)
+        audit_log = FailoverAuditLog(audit_a, audit_b, repository=repository)
+        pauses = FailoverPauseStore(pauses_a, pauses_b, repository)
+        unit_of_work = FailoverConfigUnitOfWork(
+            repository,
+            audit_log,
+            InMemoryConfigUnitOfWork(repo_a, audit_a, pauses_a),
+            InMemoryConfigUnitOfWork(repo_b, audit_b, pauses_b),
+            pauses,
+        )
         return PauseStores(pauses, unit_of_work, audit_log)
 
 

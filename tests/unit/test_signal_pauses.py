@@ -1,11 +1,22 @@
 """The pause switch use cases (application.signal_pauses) over the in-memory store: validation,
 audit, versions on the paused strategy's sequence, the cache and its listeners, broadcasts
-and their handling on another replica, and the governance gate holding paused signals."""
+and their handling on another replica, the governance gate holding paused signals, and
+replicas racing to switch one target (also over the failover pair; on real stores in
+``tests/integration/test_config_integrity.py``)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Sequence
+
 import pytest
 
+from adapters.failover import (
+    FailoverAuditLog,
+    FailoverConfigRepository,
+    FailoverConfigUnitOfWork,
+    FailoverPauseStore,
+)
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.pause_store import InMemoryPauseStore
@@ -13,9 +24,9 @@ from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from application.config_admin import ConfigAdmin
 from application.config_cache import PAUSE_CHANGE_PREFIX, EffectiveConfigCache
 from application.errors import PauseNotFoundError
-from application.ports import StoreUnavailableError
-from application.signal_pauses import SignalPauseAdmin
-from domain.config import AuditAction, AuditQuery
+from application.ports import AuditLog, StoreUnavailableError
+from application.signal_pauses import PauseWriteResult, SignalPauseAdmin
+from domain.config import AuditAction, AuditQuery, AuditRecord
 from domain.governance import Governance, Pause, Suppression
 from domain.params import ParamValidationError
 from domain.signal import Action
@@ -221,3 +232,125 @@ async def test_a_store_outage_is_503_and_the_last_pauses_stay(store: Store) -> N
     assert replica.governance.pauses == (Pause(),)
     store.pauses.available = True
     assert (await replica.admin.resume(None, None, "ops", "over")).applied
+
+
+# --- replicas racing to switch one target ------------------------------------------------
+
+
+async def switch_outcome(
+    call: Awaitable[PauseWriteResult],
+) -> PauseWriteResult | PauseNotFoundError:
+    """A switch's result, or the 404 of a resume that found nothing to lift."""
+    try:
+        return await call
+    except PauseNotFoundError as error:
+        return error
+
+
+async def race_pauses(
+    admins: Sequence[SignalPauseAdmin], strategy_id: str | None, symbol: str | None, count: int
+) -> list[PauseWriteResult]:
+    """``count`` pauses of one target at once, spread over ``admins`` (replicas)."""
+    return await asyncio.gather(
+        *(
+            admins[i % len(admins)].pause(strategy_id, symbol, f"ops-{i}", f"race {i}")
+            for i in range(count)
+        )
+    )
+
+
+async def race_switches(
+    admins: Sequence[SignalPauseAdmin], strategy_id: str | None, symbol: str | None, count: int
+) -> list[PauseWriteResult | PauseNotFoundError]:
+    """``count`` pauses and resumes of one target at once, each replica sending both."""
+    calls = []
+    for i in range(count):
+        admin = admins[i % len(admins)]
+        switch = admin.pause if (i // len(admins)) % 2 == 0 else admin.resume
+        calls.append(switch_outcome(switch(strategy_id, symbol, f"ops-{i}", f"race {i}")))
+    return await asyncio.gather(*calls)
+
+
+async def target_trail(
+    audit: AuditLog, strategy_id: str | None, symbol: str | None
+) -> list[AuditRecord]:
+    """The audit records of one pause target, oldest first."""
+    records = await audit.list(AuditQuery(strategy_id or "*", symbol, 100_000))
+    return sorted((r for r in records if r.symbol == symbol), key=lambda r: r.version)
+
+
+def assert_one_pause_won(results: Sequence[PauseWriteResult], trail: Sequence[AuditRecord]) -> None:
+    """Exactly one of racing pauses was applied and audited; the others changed nothing."""
+    applied = [r for r in results if r.applied]
+    assert len(applied) == 1, [(r.applied, r.record.version) for r in results]
+    assert {r.record.version for r in results} == {applied[0].record.version}
+    assert [(r.action, r.version) for r in trail] == [
+        (AuditAction.PAUSE, applied[0].record.version)
+    ]
+
+
+def assert_trail_is_chained(trail: Sequence[AuditRecord]) -> None:
+    """Every record's old state is the previous record's new state (the first: unpaused)."""
+    paused = False
+    for record in trail:
+        assert record.old_parameters == {"paused": paused}, [
+            (r.version, r.action.value, r.old_parameters) for r in trail
+        ]
+        paused = not paused
+        assert record.new_parameters == {"paused": paused}
+        assert record.action == (AuditAction.PAUSE if paused else AuditAction.RESUME)
+
+
+@pytest.fixture(params=["memory", "failover"])
+def fleet(request: pytest.FixtureRequest) -> tuple[list[SignalPauseAdmin], AuditLog]:
+    """Two replicas' pause use cases over one shared store (or one failover pair of two
+    in-memory stores, each replica with its own failover wrappers), and the audit log."""
+    clock = ManualClock()
+    stores = [
+        (InMemoryConfigRepository(), InMemoryAuditLog(), InMemoryPauseStore()) for _ in range(2)
+    ]
+    units = [InMemoryConfigUnitOfWork(*store) for store in stores]
+    admins = []
+    for _ in range(2):
+        if request.param == "memory":
+            repository, _, pauses = stores[0]
+            admins.append(
+                SignalPauseAdmin(
+                    EffectiveConfigCache(REGISTRY, repository, clock, pause_store=pauses),
+                    units[0],
+                    clock,
+                )
+            )
+            continue
+        (repo_a, audit_a, pauses_a), (repo_b, audit_b, pauses_b) = stores
+        failover = FailoverConfigRepository(repo_a, repo_b)
+        failover_audit = FailoverAuditLog(audit_a, audit_b, repository=failover)
+        failover_pauses = FailoverPauseStore(pauses_a, pauses_b, failover)
+        unit = FailoverConfigUnitOfWork(
+            failover, failover_audit, units[0], units[1], failover_pauses
+        )
+        cache = EffectiveConfigCache(REGISTRY, failover, clock, pause_store=failover_pauses)
+        admins.append(SignalPauseAdmin(cache, unit, clock))
+    return admins, stores[0][1]
+
+
+async def test_racing_pauses_of_one_target_store_one_pause(
+    fleet: tuple[list[SignalPauseAdmin], AuditLog],
+) -> None:
+    admins, audit = fleet
+    for strategy_id, symbol in [("demo", "BTCUSDT"), (None, None), ("other", None)]:
+        results = await race_pauses(admins, strategy_id, symbol, 10)
+        assert_one_pause_won(results, await target_trail(audit, strategy_id, symbol))
+
+
+async def test_racing_pauses_and_resumes_leave_a_chained_audit_trail(
+    fleet: tuple[list[SignalPauseAdmin], AuditLog],
+) -> None:
+    admins, audit = fleet
+    applied = 0
+    for _ in range(5):
+        outcomes = await race_switches(admins, "demo", None, 8)
+        applied += sum(isinstance(o, PauseWriteResult) and o.applied for o in outcomes)
+    trail = await target_trail(audit, "demo", None)
+    assert len(trail) == applied
+    assert_trail_is_chained(trail)
