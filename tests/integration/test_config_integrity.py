@@ -1,9 +1,9 @@
 """Issue 10: configuration store integrity under concurrency and faults, on real stores.
 
-Every "replica" here is a cache + admin use cases over its **own** engine or client (its own
-connection pool), as separate service processes would have, on one real MariaDB database,
-one SQLite file or one SecantusDB (Mongo wire) database. The multi-process versions over the
-running service are in ``test_config_integrity_processes.py``.
+Every "replica" here is a cache + the config and pause use cases over its **own** engine or
+client (its own connection pool), as separate service processes would have, on one real
+MariaDB database, one SQLite file or one SecantusDB (Mongo wire) database. The
+multi-process versions over the running service are in ``test_config_integrity_processes.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from adapters.mongo.config_store import (
     MongoAuditLog,
     MongoConfigRepository,
     MongoConfigUnitOfWork,
+    MongoPauseStore,
     create_mongo_client,
     ensure_indexes,
 )
@@ -32,16 +33,32 @@ from adapters.sql.config_store import (
     SqlAuditLog,
     SqlConfigRepository,
     SqlConfigUnitOfWork,
+    SqlPauseStore,
     create_sql_engine,
 )
 from adapters.sql.migrations import migrate
 from adapters.system_clock import SystemClock
 from application.config_admin import ConfigAdmin, ConfigWriteResult
 from application.config_cache import EffectiveConfigCache
-from application.ports import AuditLog, ConfigRepository, ConfigUnitOfWork, VersionConflictError
+from application.ports import (
+    AuditLog,
+    ConfigRepository,
+    ConfigUnitOfWork,
+    PauseStore,
+    VersionConflictError,
+)
+from application.signal_pauses import PauseWriteResult, SignalPauseAdmin
 from domain.config import AuditAction, AuditQuery, AuditRecord
+from domain.governance import Pause
 from domain.params import ParamValidationError
 from domain.strategies.registry import STRATEGY_PARAMS
+from tests.unit.test_signal_pauses import (
+    assert_one_pause_won,
+    assert_trail_is_chained,
+    race_pauses,
+    race_switches,
+    target_trail,
+)
 
 STRATEGY = "trade_momentum"
 
@@ -52,15 +69,27 @@ class Replica:
     audit: AuditLog
     cache: EffectiveConfigCache
     admin: ConfigAdmin
+    pauses: SignalPauseAdmin
 
 
 ReplicaFactory = Callable[[], Awaitable[Replica]]
 
 
-def _replica(repository: ConfigRepository, audit: AuditLog, uow: ConfigUnitOfWork) -> Replica:
+def _replica(
+    repository: ConfigRepository,
+    audit: AuditLog,
+    uow: ConfigUnitOfWork,
+    pauses: PauseStore | None = None,
+) -> Replica:
     clock = SystemClock()
-    cache = EffectiveConfigCache(STRATEGY_PARAMS, repository, clock)
-    return Replica(repository, audit, cache, ConfigAdmin(cache, uow, audit, clock))
+    cache = EffectiveConfigCache(STRATEGY_PARAMS, repository, clock, pause_store=pauses)
+    return Replica(
+        repository,
+        audit,
+        cache,
+        ConfigAdmin(cache, uow, audit, clock),
+        SignalPauseAdmin(cache, uow, clock),
+    )
 
 
 @pytest.fixture(params=["mysql", "sqlite", "mongodb"])
@@ -93,11 +122,15 @@ async def replicas(
                 MongoConfigRepository(mongo, mongo_database_name),
                 MongoAuditLog(mongo, mongo_database_name),
                 MongoConfigUnitOfWork(mongo, mongo_database_name),
+                MongoPauseStore(mongo, mongo_database_name),
             )
         engine = create_sql_engine(mysql_url if store == "mysql" else str(sqlite_path))
         closers.append(engine.dispose)
         return _replica(
-            SqlConfigRepository(engine), SqlAuditLog(engine), SqlConfigUnitOfWork(engine)
+            SqlConfigRepository(engine),
+            SqlAuditLog(engine),
+            SqlConfigUnitOfWork(engine),
+            SqlPauseStore(engine),
         )
 
     yield build
@@ -199,6 +232,40 @@ async def test_every_stored_layer_version_has_exactly_one_audit_record(
     for document in await replica.repository.list(STRATEGY):
         assert audited[document.version] == 1
     assert sorted(audited) == [1, 2, 3, 4]
+
+
+async def test_racing_pauses_of_one_target_on_four_replicas_store_one_pause(
+    replicas: ReplicaFactory,
+) -> None:
+    fleet = [await replicas() for _ in range(4)]
+    admins = [replica.pauses for replica in fleet]
+    targets = [(STRATEGY, "BTCUSDT"), (None, None), (STRATEGY, None), (None, "ETHUSDT")]
+    for i, (strategy_id, symbol) in enumerate(targets):
+        # Some sent at once, some while others commit (the old bug's two windows).
+        results = await race_pauses(admins, strategy_id, symbol, 12, stagger_s=0.001 * i)
+        assert_one_pause_won(results, await target_trail(fleet[0].audit, strategy_id, symbol))
+
+
+async def test_racing_pauses_and_resumes_on_four_replicas_leave_a_chained_audit_trail(
+    replicas: ReplicaFactory,
+) -> None:
+    fleet = [await replicas() for _ in range(4)]
+    admins = [replica.pauses for replica in fleet]
+    applied = 0
+    for _ in range(4):
+        outcomes = await race_switches(admins, STRATEGY, "ETHUSDT", 16)
+        applied += sum(isinstance(o, PauseWriteResult) and o.applied for o in outcomes)
+    trail = await target_trail(fleet[0].audit, STRATEGY, "ETHUSDT")
+    assert len(trail) == applied
+    assert_trail_is_chained(trail)
+    reader = fleet[-1].cache
+    await reader.load_pauses()
+    stored = reader.pause_record(Pause(STRATEGY, "ETHUSDT"))
+    assert stored is not None
+    assert (stored.version, {"paused": stored.active}) == (
+        trail[-1].version,
+        trail[-1].new_parameters,
+    )
 
 
 async def test_appending_an_audit_record_twice_stores_it_once(replicas: ReplicaFactory) -> None:

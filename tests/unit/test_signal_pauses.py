@@ -248,15 +248,20 @@ async def switch_outcome(
 
 
 async def race_pauses(
-    admins: Sequence[SignalPauseAdmin], strategy_id: str | None, symbol: str | None, count: int
+    admins: Sequence[SignalPauseAdmin],
+    strategy_id: str | None,
+    symbol: str | None,
+    count: int,
+    stagger_s: float = 0.0,
 ) -> list[PauseWriteResult]:
-    """``count`` pauses of one target at once, spread over ``admins`` (replicas)."""
-    return await asyncio.gather(
-        *(
-            admins[i % len(admins)].pause(strategy_id, symbol, f"ops-{i}", f"race {i}")
-            for i in range(count)
-        )
-    )
+    """``count`` pauses of one target at once, spread over ``admins`` (replicas); the i-th
+    sent ``i * stagger_s`` seconds after the first (so some decide while others commit)."""
+
+    async def pause(i: int) -> PauseWriteResult:
+        await asyncio.sleep(i * stagger_s)
+        return await admins[i % len(admins)].pause(strategy_id, symbol, f"ops-{i}", f"race {i}")
+
+    return await asyncio.gather(*(pause(i) for i in range(count)))
 
 
 async def race_switches(
