@@ -42,7 +42,10 @@ log = structlog.get_logger("realtime_strategies.outcomes")
 DEFAULT_MAX_UNSAVED = 50_000
 DEFAULT_WRITE_INTERVAL_S = 0.5
 SAVE_BATCH = 250
-"""Records per store write: a bounded slice of the run loop's time per write."""
+"""Records per store write."""
+BUILD_SLICE = 16
+"""Records built between two turns of the event loop while flushing (a bounded slice of the
+run loop's time)."""
 DEFAULT_PURGE_INTERVAL_S = 3600.0
 PERFORMANCE_LIMIT = 200_000
 """Most records one performance query aggregates (the newest first)."""
@@ -137,12 +140,19 @@ class OutcomeRecorder:
         return len(self._unsaved)
 
     async def flush(self) -> bool:
-        """Save what is buffered, ``SAVE_BATCH`` records per write (the run loop runs in
-        between); False (the rest kept) when the store does not answer."""
+        """Save what is buffered, ``SAVE_BATCH`` records per write; False (the rest kept)
+        when the store does not answer. The records are built ``BUILD_SLICE`` at a time with
+        the run loop running in between: building a whole batch at once (~40 µs a record,
+        with its payload) stalled the loop for ~10 ms, the publish→signal p99 at 2,000 msg/s
+        with many signals."""
         while self._unsaved:
             batch = list(itertools.islice(self._unsaved.values(), SAVE_BATCH))
+            records: list[OutcomeRecord] = []
+            for start in range(0, len(batch), BUILD_SLICE):
+                records.extend(self._record(o) for o in batch[start : start + BUILD_SLICE])
+                await asyncio.sleep(0)
             try:
-                await self.store.save([self._record(outcome) for outcome in batch])
+                await self.store.save(records)
             except StoreUnavailableError as error:
                 self.save_failures += 1
                 log.warning("outcome_save_failed", error=str(error), records=len(batch))

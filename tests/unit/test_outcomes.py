@@ -3,12 +3,20 @@ the failover store on in-memory stores, and the performance report."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from adapters.memory.outcome_store import InMemoryOutcomeStore
 from adapters.outcome_failover import FailoverOutcomeStore
 from adapters.wire.signals import signal_to_wire
-from application.outcomes import OutcomeQuery, OutcomeRecorder, performance_block
+from application.outcomes import (
+    BUILD_SLICE,
+    SAVE_BATCH,
+    OutcomeQuery,
+    OutcomeRecorder,
+    performance_block,
+)
 from application.ports import StoreUnavailableError
 from domain.live_outcomes import LiveOutcome, LiveScorer, OutcomeChange
 from domain.signal import Action
@@ -59,6 +67,23 @@ async def test_published_signals_are_saved_with_their_payload_and_grow_in_place(
     assert observed.changes == [OutcomeChange.HORIZON]
     assert outcomes.saved == 2
     assert outcomes.unsaved == 0
+
+
+async def test_a_flush_lets_the_run_loop_in_every_build_slice() -> None:
+    """Building a whole save batch at once held the event loop for ~10 ms (the publish →
+    signal p99 at 2,000 msg/s); the records of a batch are built a slice at a time."""
+    store = InMemoryOutcomeStore()
+    outcomes = recorder(store, [0])
+    for t in range(SAVE_BATCH):
+        outcomes.on_published(make_signal(Action.BUY, 1_000 + t, 100.0, strategy_id=f"s{t}"))
+    turns = 0
+    flushing = asyncio.create_task(outcomes.flush())
+    while not flushing.done():
+        turns += 1
+        await asyncio.sleep(0)
+    assert await flushing
+    assert len(await store.recent(None, None, SAVE_BATCH)) == SAVE_BATCH
+    assert turns >= SAVE_BATCH // BUILD_SLICE
 
 
 async def test_a_store_that_is_down_keeps_the_records_for_the_next_attempt() -> None:
