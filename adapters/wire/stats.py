@@ -197,7 +197,9 @@ class DecodeStats:
         by_type[name] = by_type.get(name, 0) + 1
 
     def record_skip(self, skip: Skip, line: int | None = None) -> None:
-        reason = skip.reason
+        # Counted by the reason's plain text: a SkipReason member (a StrEnum) is not a dict
+        # key every JSON encoder takes (orjson refused the backtest report with one).
+        reason = str(skip.reason)
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
         if reason == SkipReason.UNSUPPORTED_STREAM:
             kind = stream_kind(skip.stream)

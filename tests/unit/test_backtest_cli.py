@@ -182,6 +182,23 @@ def test_bad_overrides_are_rejected_with_exit_2(tmp_path: Path, bad: str) -> Non
     assert not (out / "report.json").exists()
 
 
+def test_a_capture_with_hostile_lines_reports_its_skips(tmp_path: Path) -> None:
+    """Out-of-order, duplicate and far-future trades are counted skips in the report (the
+    report could not be written: the skip reasons were not plain-text JSON keys)."""
+
+    def trade(time_ms: int, trade_id: int) -> bytes:
+        data = {"e": "trade", "E": time_ms, "s": "BTCUSDT", "t": trade_id, "p": "1", "q": "1"}
+        return orjson.dumps({"stream": "btcusdt@trade", "data": data | {"T": time_ms, "m": False}})
+
+    t = 1_723_161_255_000
+    lines = [trade(t, 1), trade(t - 5, 2), trade(t + 10, 1), trade(t + 3 * 86_400_000, 3)]
+    capture = tmp_path / "hostile.jsonl"
+    capture.write_bytes(b"\n".join([*lines, trade(t + 20, 4)]) + b"\n")
+    out = tmp_path / "out"
+    assert main(["backtest", str(capture), "--out", str(out), "--no-progress", "--no-plot"]) == 0
+    assert report(out)["skipped"] == {"duplicate": 1, "future_dated": 1, "out_of_order": 1}
+
+
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     assert main(["backtest", str(tmp_path / "missing.jsonl"), "--no-progress"]) == 2
 
