@@ -17,6 +17,11 @@ Two formats are replayed, line by line, and may be mixed in one file:
   ``data_b64`` (standard base64). A recording line always starts with ``{"subject":``, which
   is how the decoder tells the formats apart without parsing twice.
 
+A recording line's message is judged as the live service judged it when it arrived:
+future-dated against its ``received_at`` (:class:`ReceiveClock`, the wall clock of the
+recording) instead of against the replay's time line, so a forged message the service
+rejected is rejected by the backtest too.
+
 Bad lines are :class:`Skip` s (``bad_record`` for a broken wrapper, the codec's reasons for a
 bad message inside one): counted by the replay, never raised.
 """
@@ -112,17 +117,47 @@ def decode_record(line: bytes) -> RecordedMessage:
     return RecordedMessage(subject, input_, data, at)
 
 
+class ReceiveClock:
+    """The receive time (ms) of the recording line being decoded, as a decoder's
+    ``clock_ms``: the wall clock the live service had when that message arrived."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedDecoders:
+    """The codecs of recording lines: their integrity options' ``clock_ms`` is ``clock``."""
+
+    binance: BinanceDecoder
+    inputs: MarketInputDecoder
+    clock: ReceiveClock
+
+
 class CaptureLineDecoder:
     """Decodes a capture line of either format into a market event or a :class:`Skip`.
 
     Producer-format lines go straight to the Binance codec (the backtest's fast path);
-    recording lines are unwrapped and their message decoded by the codec of their ``input``.
+    recording lines are unwrapped and their message decoded by the codec of their ``input``:
+    those of ``recorded`` at the line's receive time when given (each format then keeps its
+    own time lines and recent ids), else the producer lines' codecs.
     Implements the replay feed's ``LineDecoder`` (``decode``, ``reset``).
     """
 
-    def __init__(self, binance: BinanceDecoder, inputs: MarketInputDecoder | None = None) -> None:
+    def __init__(
+        self,
+        binance: BinanceDecoder,
+        inputs: MarketInputDecoder | None = None,
+        recorded: RecordedDecoders | None = None,
+    ) -> None:
         self.binance = binance
         self.inputs = inputs if inputs is not None else MarketInputDecoder()
+        self.recorded = recorded
         self._decode_producer = binance.decode
         self.records = 0
         """Recording-format lines seen."""
@@ -130,6 +165,9 @@ class CaptureLineDecoder:
     def reset(self) -> None:
         self.binance.reset()
         self.inputs.reset()
+        if self.recorded is not None:
+            self.recorded.binance.reset()
+            self.recorded.inputs.reset()
 
     def decode(self, line: bytes) -> MarketEvent | Skip:
         if not line.startswith(RECORD_PREFIX):
@@ -139,10 +177,14 @@ class CaptureLineDecoder:
             message = decode_record(line)
         except BadRecordError as error:
             return Skip(SkipReason.BAD_RECORD, str(error))
+        binance, inputs, recorded = self.binance, self.inputs, self.recorded
+        if recorded is not None:
+            recorded.clock.ms = message.received_at_ns // 1_000_000
+            binance, inputs = recorded.binance, recorded.inputs
         if message.input == BINANCE_INPUT:
-            return self.binance.decode(message.data)
+            return binance.decode(message.data)
         if message.input in _INPUT_KINDS:
-            return self.inputs.decode(_INPUT_KINDS[message.input], message.data)
+            return inputs.decode(_INPUT_KINDS[message.input], message.data)
         return Skip(
             SkipReason.UNSUPPORTED_STREAM,
             f"recorded input {message.input[:40]!r} is not one of {', '.join(RECORD_INPUTS)}",

@@ -210,8 +210,9 @@ def test_a_recording_folder_replays_to_the_same_signals(tmp_path: Path, default_
 
     with gzip.open(CAPTURE, "rb") as handle:
         lines = handle.read().splitlines()
+    received_ns = 1_723_161_660_000_000_000  # 2024-08-09T00:01Z, after the capture's last event
     records = [
-        encode_record(RecordedMessage("binance.websocket.data", "binance", line, i))
+        encode_record(RecordedMessage("binance.websocket.data", "binance", line, received_ns + i))
         for i, line in enumerate(lines)
     ]
     folder = tmp_path / "recording"

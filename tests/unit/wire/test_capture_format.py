@@ -24,6 +24,7 @@ from adapters.wire.capture import (
 )
 from adapters.wire.stats import DecodeStats, Skip, SkipReason
 from domain.market import DepthSnapshot, DominanceObservation, Ticker, Trade, VenueQuote
+from entrypoints.backtest_container import BacktestParts
 
 pytestmark = pytest.mark.unit
 
@@ -147,3 +148,42 @@ def test_a_mixed_file_replays_the_same_events(tmp_path: Path, producer_lines: li
     for a, b in itertools.zip_longest(plain, again):
         assert a == b
     assert stats.skipped == {SkipReason.MALFORMED_JSON: 1, SkipReason.BAD_RECORD: 1}
+
+
+def _trade_at(time_ms: int, trade_id: int) -> bytes:
+    data = {"e": "trade", "E": time_ms, "s": "BTCUSDT", "t": trade_id, "p": "60000.0"}
+    return orjson.dumps(
+        {"stream": "btcusdt@trade", "data": data | {"q": "0.1", "T": time_ms, "m": False}}
+    )
+
+
+def _dominance_at(time_ms: int, percent: float) -> bytes:
+    return orjson.dumps({"btc_dominance": percent, "timestamp": time_ms})
+
+
+def test_a_backtest_judges_recorded_messages_at_their_receive_time() -> None:
+    """A forged trade stamped an hour ahead, which the live service rejected as future-dated
+    when it arrived, is rejected by the backtest of the recording too. Judged against the
+    replay's time line instead (it is less than a day ahead), it was accepted, and the real
+    trades after it were skipped as out of order."""
+    decoder = BacktestParts().decoder()
+    t = 1_723_161_255_000
+    hour = 3_600_000
+
+    def received(data: bytes, at_ms: int, input_: str = "binance") -> object:
+        line = encode_record(RecordedMessage("s", input_, data, at_ms * 1_000_000))
+        return decoder.decode(line)
+
+    assert isinstance(received(_trade_at(t, 1), t + 10), Trade)
+    forged = received(_trade_at(t + hour, 2), t + 1_000)
+    assert isinstance(forged, Skip)
+    assert forged.reason == SkipReason.FUTURE_DATED
+    for n in (3, 4):
+        assert isinstance(received(_trade_at(t + n * 1_000, n), t + n * 1_000 + 10), Trade)
+    forged_dominance = received(_dominance_at(t + hour, 99.0), t + 5_000, "dominance")
+    assert isinstance(forged_dominance, Skip)
+    assert forged_dominance.reason == SkipReason.FUTURE_DATED
+    real = received(_dominance_at(t + 5_000, 56.2), t + 5_010, "dominance")
+    assert real == DominanceObservation(t + 5_000, 56.2)
+    # The producer lines of the same replay keep the time-line rule (no receive time).
+    assert isinstance(decoder.decode(_trade_at(t + hour, 5)), Trade)
