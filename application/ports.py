@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Protocol, TypeVar
 
 from domain.config import AuditQuery, AuditRecord, ConfigDocument
@@ -67,11 +68,23 @@ class SignalSink(Protocol):
     async def flush(self) -> None: ...
 
 
+class Admission(Enum):
+    """What a :class:`SignalGate` decides for a signal."""
+
+    PUBLISH = "publish"
+    """Publish it (then the taps see it)."""
+    PUBLISHED_BEFORE = "published_before"
+    """Not again: it was published already (a takeover replay regenerated it); the taps see
+    it, so that its outcome is scored on."""
+    HOLD = "hold"
+    """Neither published nor seen by the taps."""
+
+
 class SignalGate(Protocol):
     """Decides whether a signal computed from ``item`` is published (a partitioned worker
     holds back the signals of its takeover replay); consulted before every publish."""
 
-    def admit(self, item: FeedItem, signal: Signal) -> bool: ...
+    def admit(self, item: FeedItem, signal: Signal) -> Admission: ...
 
 
 class MarketTap(Protocol):

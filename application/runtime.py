@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from application.ports import (
+    Admission,
     FeedItem,
     MarketFeed,
     MarketTap,
@@ -178,8 +179,12 @@ class ServiceRuntime:
         self, item: FeedItem, emitted: Signal, trace_context: Mapping[str, str] | None
     ) -> None:
         gate = self.gate
-        if gate is not None and not gate.admit(item, emitted):
-            return
+        if gate is not None:
+            admission = gate.admit(item, emitted)
+            if admission is not Admission.PUBLISH:
+                if admission is Admission.PUBLISHED_BEFORE:
+                    self._tap_published(emitted)
+                return
         try:
             await self.sink.publish(emitted, trace_context)
         except Exception:  # the sink buffers and retries; an error here is counted and logged
@@ -189,6 +194,9 @@ class ServiceRuntime:
         self.signals_published += 1
         if self.observer is not None:
             self.observer.signal_emitted(emitted)
+        self._tap_published(emitted)
+
+    def _tap_published(self, emitted: Signal) -> None:
         for tap in self._published_taps:
             try:
                 tap(emitted)

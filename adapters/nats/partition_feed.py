@@ -53,7 +53,7 @@ from adapters.nats.subscription import unsubscribe_all
 from adapters.wire.decoders import BINANCE, Decoder
 from adapters.wire.routing_keys import BINANCE_KINDS, RouteKind
 from adapters.wire.stats import Decoded, DecodeStats, Skip
-from application.ports import FeedItem
+from application.ports import Admission, FeedItem
 from domain.market import MarketEvent
 from domain.signal import Signal
 
@@ -818,24 +818,26 @@ class ReplayGate:
 
     A replayed item's signal is admitted only if the signal stream does not have its id and
     the item was stored within the recovery window (its previous owner died between
-    computing and publishing it); otherwise it is counted as suppressed. Live signals pass.
+    computing and publishing it); otherwise it is counted as suppressed. One the stream has
+    is :attr:`~application.ports.Admission.PUBLISHED_BEFORE`: not sent again, but scored on
+    (its live outcome continues with the replayed market). Live signals pass.
     """
 
     def __init__(self, feed: JetStreamPartitionFeed) -> None:
         self.feed = feed
 
-    def admit(self, item: FeedItem, signal: Signal) -> bool:
+    def admit(self, item: FeedItem, signal: Signal) -> Admission:
         if not isinstance(item, PartitionFeedItem) or not item.replay:
-            return True
+            return Admission.PUBLISH
         feed = self.feed
         replay = feed.replay
         if feed.signal_stream is None:
             replay.signals_suppressed += 1
-            return False
+            return Admission.HOLD
         if signal.signal_id in feed.published_ids:
             replay.signals_suppressed += 1
             replay.signals_suppressed_published += 1
-            return False
+            return Admission.PUBLISHED_BEFORE
         if item.stored_at_ns < feed.recover_after_ns:
             replay.signals_suppressed += 1
             replay.signals_suppressed_stale += 1
@@ -846,8 +848,8 @@ class ReplayGate:
                     (feed.recover_after_ns - item.stored_at_ns) / 1e9, 3
                 ),
             )
-            return False
+            return Admission.HOLD
         feed.replay.signals_recovered += 1
         feed.published_ids.add(signal.signal_id)
         _log.info("replayed_signal_recovered", **_replayed(signal, item))
-        return True
+        return Admission.PUBLISH

@@ -54,6 +54,7 @@ from application.partitioning import (
     owner_of,
     partition_of,
 )
+from application.ports import Admission
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out_line
 from domain.market import DepthSnapshot, event_symbol
 from domain.metrics import MarketMetricsBook
@@ -516,10 +517,12 @@ def test_replay_gate() -> None:
         gate.admit(recent, _signal("missing")),  # replayed, recent, missing: recovered
         gate.admit(recent, _signal("missing")),  # ...once
         gate.admit(old, _signal("old")),  # replayed, before the recovery window
+        gate.admit(old, _signal("already")),  # published: scored on, however old
     ]
-    assert admitted == [True, False, True, False, False]
-    assert feed.replay.signals_suppressed == 3
-    assert feed.replay.signals_suppressed_published == 2
+    publish, before, hold = Admission.PUBLISH, Admission.PUBLISHED_BEFORE, Admission.HOLD
+    assert admitted == [publish, before, publish, before, hold, before]
+    assert feed.replay.signals_suppressed == 4
+    assert feed.replay.signals_suppressed_published == 3
     assert feed.replay.signals_suppressed_stale == 1  # counted and logged, never silent
     assert feed.replay.signals_recovered == 1
 
@@ -527,7 +530,8 @@ def test_replay_gate() -> None:
 def test_replay_gate_without_a_signal_stream_suppresses_every_replayed_signal() -> None:
     feed = _Feed(signal_stream=False)
     gate = ReplayGate(feed)  # type: ignore[arg-type]
-    assert not gate.admit(_item(replay=True, stored_at_ns=5_000), _signal("missing"))
+    replayed = _item(replay=True, stored_at_ns=5_000)
+    assert gate.admit(replayed, _signal("missing")) is Admission.HOLD
     assert feed.replay.signals_suppressed == 1
 
 

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from adapters.observability.tracing import SPAN_NAME, OpenTelemetryTracing, tracing_enabled
+from application.ports import Admission
 from application.runtime import ServiceRuntime
 from domain.market import DepthSnapshot
 from domain.strategies.orderbook_skew import OrderbookSkewStrategy
@@ -187,9 +188,9 @@ class HoldBack:
         self.first = first
         self.asked = 0
 
-    def admit(self, item: Any, signal: Any) -> bool:
+    def admit(self, item: Any, signal: Any) -> Admission:
         self.asked += 1
-        return item is self.first
+        return Admission.PUBLISH if item is self.first else Admission.HOLD
 
 
 async def test_a_failing_event_or_publish_costs_that_one_only() -> None:
@@ -357,8 +358,37 @@ class RecordingTap:
 
 
 class RefusingGate:
-    def admit(self, item: Any, signal: Any) -> bool:
-        return not signal.signal_id.endswith("b")
+    """Publishes the ``…a`` signals, holds the ``…b`` ones, and the ``…c`` ones were
+    published before (a takeover replay): the taps see those."""
+
+    def admit(self, item: Any, signal: Any) -> Admission:
+        if signal.signal_id.endswith("b"):
+            return Admission.HOLD
+        if signal.signal_id.endswith("c"):
+            return Admission.PUBLISHED_BEFORE
+        return Admission.PUBLISH
+
+
+class ReplayEngine(Engine):
+    """A published signal, a held one and one published before (a takeover replay)."""
+
+    def process(self, event: Any, hold: str | None = None) -> list[FakeSignal]:
+        self.handled += 1
+        return [FakeSignal(f"s{self.handled}{kind}") for kind in "abc"]
+
+
+async def test_a_signal_published_before_is_scored_on_but_not_sent_again() -> None:
+    """A takeover replay regenerates signals its predecessor published: not sent again, but
+    the taps see them, so that their live outcomes are scored on (they were not)."""
+    tap = RecordingTap()
+    sink = Sink()
+    service = ServiceRuntime(
+        Feed(ITEMS[:2]), cast(Any, ReplayEngine()), sink, gate=RefusingGate(), taps=[tap]
+    )
+    await service.run()
+    assert tap.seen == ["event", "s1a", "s1c", "event", "s2a", "s2c"]
+    assert [signal_id for signal_id, _ in sink.published] == ["s1a", "s2a"]
+    assert service.signals_published == 2
 
 
 async def test_taps_see_each_event_before_its_signals_and_only_published_signals(
