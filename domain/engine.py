@@ -446,17 +446,20 @@ def _admit(
     """The confidence floor, then pauses, the caller's hold and the rate caps: a
     suppression reason, or SIGNAL with the signal built from ``decision`` (then recorded).
 
-    The signal is built before governance records it: a decision no signal can carry (e.g.
-    a forged price so small that the quantity overflows) raises here, counted as the
-    strategy's error, without taking a cooldown or a rate-cap slot from real signals.
+    The signal is built between governance's check and its record: a decision no signal
+    can carry (e.g. a forged price so small that the quantity overflows) raises there,
+    counted as the strategy's error, without taking a cooldown or a rate-cap slot from real
+    signals; a held decision is not built at all.
     """
     confidence = decision.confidence
     if confidence < config.params.min_confidence:
         return _HELD[Suppression.CONFIDENCE]
-    signal = build_signal(strategy_id, decision, time_ms, config)
-    reason = governance.admit(strategy_id, decision.symbol, decision.action, time_ms, hold)
+    symbol = decision.symbol
+    reason = governance.blocked(strategy_id, symbol, time_ms, hold)
     if reason is not None:
         return _HELD[reason]
+    signal = build_signal(strategy_id, decision, time_ms, config)
+    governance.record(strategy_id, symbol, decision.action, time_ms)
     return Outcome.SIGNAL, signal
 
 

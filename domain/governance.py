@@ -256,19 +256,33 @@ class Governance:
         self, strategy_id: str, symbol: str, action: Action, time_ms: int, hold: str | None
     ) -> str | None:
         """Rules 4-6; None when the signal is published (and recorded), else the reason."""
+        reason = self.blocked(strategy_id, symbol, time_ms, hold)
+        if reason is None:
+            self.record(strategy_id, symbol, action, time_ms)
+        return reason
+
+    def blocked(self, strategy_id: str, symbol: str, time_ms: int, hold: str | None) -> str | None:
+        """Rules 4-6 without recording anything: the reason a signal is held, or None."""
         if self._pauses and self.paused(strategy_id, symbol):
             return Suppression.PAUSED
         if hold is not None:
             return hold
         limits = self.limits if self._limits_for is None else self._limits_for(symbol)
-        per_hour = limits.max_signals_per_symbol_per_hour
         times = self._per_symbol.get(symbol)
-        if times is not None and _capped(times, per_hour, _HOUR_MS, time_ms):
+        if times is not None and _capped(
+            times, limits.max_signals_per_symbol_per_hour, _HOUR_MS, time_ms
+        ):
             return Suppression.RATE_CAP
+        if _capped(self._global, limits.max_signals_per_minute, _MINUTE_MS, time_ms):
+            return Suppression.RATE_CAP
+        return None
+
+    def record(self, strategy_id: str, symbol: str, action: Action, time_ms: int) -> None:
+        """Record a published signal: its cooldown and its place in the rate windows."""
+        limits = self.limits if self._limits_for is None else self._limits_for(symbol)
+        per_hour = limits.max_signals_per_symbol_per_hour
         per_minute = limits.max_signals_per_minute
-        if _capped(self._global, per_minute, _MINUTE_MS, time_ms):
-            return Suppression.RATE_CAP
-        # Recorded.
+        times = self._per_symbol.get(symbol)
         per_symbol = self._last.get(symbol)
         if per_symbol is None:
             per_symbol = self._last[symbol] = {}
@@ -283,7 +297,6 @@ class Governance:
             self._global.append(time_ms)
             while len(self._global) > per_minute:
                 self._global.popleft()
-        return None
 
     # --- bounded state ------------------------------------------------------------------------
 
