@@ -191,16 +191,11 @@ class TimeLines:
         pair = (kind, key)
         jumps = self.jumps
         if time_ms - last > self.max_jump:
-            count = jumps.get(pair, 0) + 1
-            if self._reanchor_after is not None and count > self._reanchor_after:
-                jumps.pop(pair, None)
+            if self._reanchored(jumps, pair):
                 self.rejects.pop(pair, None)
                 self.streaks.pop(pair, None)
                 line[key] = time_ms
                 return
-            if pair not in jumps and len(jumps) >= self._max_tracked:
-                del jumps[next(iter(jumps))]
-            jumps[pair] = count
             raise Rejected(
                 SkipReason.FUTURE_DATED,
                 f"{key} event time {time_ms} is {time_ms - last} ms ahead of {last}",
@@ -221,19 +216,29 @@ class TimeLines:
                 else:
                     self.streaks[pair] = streak
             return
-        count = rejects.get(pair, 0) + 1
         self.streaks.pop(pair, None)
-        if self._reanchor_after is not None and count > self._reanchor_after:
-            rejects.pop(pair, None)
+        if self._reanchored(rejects, pair):
             line[key] = time_ms
             return
-        if pair not in rejects and len(rejects) >= self._max_tracked:
-            del rejects[next(iter(rejects))]
-        rejects[pair] = count
         raise Rejected(
             SkipReason.OUT_OF_ORDER,
             f"{key} event time {time_ms} is {last - time_ms} ms before {last}",
         )
+
+    def _reanchored(
+        self, counts: dict[tuple[Hashable, Hashable], int], pair: tuple[Hashable, Hashable]
+    ) -> bool:
+        """Count one more rejected event of ``pair`` in a row (``counts``: out-of-order or
+        far-ahead ones); True, with the count forgotten, once more than ``reanchor_after``
+        came: the caller then follows the new time line. The table is bounded."""
+        count = counts.get(pair, 0) + 1
+        if self._reanchor_after is not None and count > self._reanchor_after:
+            counts.pop(pair, None)
+            return True
+        if pair not in counts and len(counts) >= self._max_tracked:
+            del counts[next(iter(counts))]
+        counts[pair] = count
+        return False
 
 
 _T = TypeVar("_T", bound=Hashable)
