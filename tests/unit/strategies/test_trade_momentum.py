@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import pytest
 from hypothesis import given
@@ -80,8 +80,18 @@ def series(
     ]
 
 
-def reference_momentum(trades: Sequence[Trade], params: TradeMomentumParams) -> float:
-    """Straight transcription of the SPEC formula, for comparison."""
+class Scores(NamedTuple):
+    """The scores of a window, named as the decision's indicators."""
+
+    momentum: float
+    tick_score: float
+    volume_score: float
+    count_score: float
+
+
+def reference_scores(trades: Sequence[Trade], params: TradeMomentumParams) -> Scores:
+    """Straight transcription of the SPEC formula over ``trades`` (the window, oldest
+    first, the current trade last), for comparison."""
     now = trades[-1].event_time_ms
     tau_ms = params.time_decay_seconds * 1000.0
     w = [math.exp(-max(0, now - t.event_time_ms) / tau_ms) for t in trades]
@@ -97,9 +107,10 @@ def reference_momentum(trades: Sequence[Trade], params: TradeMomentumParams) -> 
     )
     count = sum(wi * si for wi, si in zip(w, s, strict=True)) / sum(w)
     weights = params.price_weight + params.quantity_weight + params.maker_weight
-    return (
+    momentum = (
         params.price_weight * tick + params.quantity_weight * volume + params.maker_weight * count
     ) / weights
+    return Scores(momentum, tick, volume, count)
 
 
 # --- protocol -------------------------------------------------------------------------
@@ -190,7 +201,7 @@ def test_momentum_matches_the_reference_formula_with_decay_and_sizes() -> None:
         {"hysteresis": False, "momentum_window": 5, "buy_threshold": 0.3, "time_decay_seconds": 60}
     )
     decision = run(TradeMomentumStrategy(), trades, params)[-1]
-    expected = reference_momentum(trades, params)
+    expected = reference_scores(trades, params).momentum
     assert expected > 0.3
     assert decision is not None
     assert decision.indicators["momentum"] == pytest.approx(expected)
@@ -356,7 +367,7 @@ def test_momentum_equals_the_reference_formula(
         time_ms += gaps[i]
         trades.append(Trade("BTCUSDT", time_ms, i, prices[i], quantities[i], sides[i]))
     decision = run(TradeMomentumStrategy(), trades, params)[-1]
-    expected = reference_momentum(trades, params)
+    expected = reference_scores(trades, params).momentum
     if decision is None:
         assert -0.3 <= expected <= 0.3
     else:

@@ -1,16 +1,16 @@
-"""trade_momentum gives bit-for-bit the results of the straightforward per-trade loop.
+"""trade_momentum against an independent model of its rules, trade by trade.
 
-The strategy computes the weights with map() in C and the tick sum from directions stored
-when each trade enters the window. ``reference_momentum`` below is the plain loop it
-replaced (the specification, written out); every float of every proposal must be equal, on
-streams with bursts in one millisecond, flat ticks, trades stamped out of order, and
-configuration changes (window size, minimum quantity, decay) between trades.
+``SpecMomentum`` keeps each symbol's window as a plain list, as the strategy's docstring
+states the rules (a trade below ``min_quantity`` is ignored; the others enter the last
+``momentum_window`` trades; a smaller window forgets the older ones; nothing is decided until
+the window holds ``momentum_window`` trades that all still qualify), and scores it with the
+SPEC formula of ``test_trade_momentum`` (lists, divisions by the decay time), not with the
+strategy's single accumulating loop. Every decision must agree to rounding, and so must the
+trades that give none, on streams with bursts in one millisecond, flat ticks, trades stamped
+out of order, and configuration changes (window size, minimum quantity, decay) between trades.
 """
 
 from __future__ import annotations
-
-import math
-from collections import deque
 
 import pytest
 from hypothesis import given, settings
@@ -18,70 +18,55 @@ from hypothesis import strategies as st
 
 from domain.market import Trade
 from domain.strategies.trade_momentum import TradeMomentumParams, TradeMomentumStrategy
+from tests.unit.strategies.test_trade_momentum import Scores, reference_scores
 
 pytestmark = pytest.mark.unit
 
-_Entry = tuple[int, float, float, float]
 
-
-class ReferenceMomentum:
-    """The original implementation: one Python loop over (time, price, quantity, side)."""
+class SpecMomentum:
+    """The window rules over plain lists, scored by :func:`reference_scores`."""
 
     def __init__(self) -> None:
-        self.windows: dict[str, deque[_Entry]] = {}
+        self.windows: dict[str, list[Trade]] = {}
 
-    def momentum(
-        self, event: Trade, params: TradeMomentumParams
-    ) -> tuple[float, float, float, float, int] | None:
-        min_quantity = params.min_quantity
-        quantity = event.quantity
-        if quantity < min_quantity:
+    def scores(self, event: Trade, params: TradeMomentumParams) -> Scores | None:
+        """The scores of ``event``'s window after it, None while there is no full window."""
+        if event.quantity < params.min_quantity:
             return None
         size = params.momentum_window
-        window = self.windows.get(event.symbol)
-        if window is None or window.maxlen != size:
-            window = deque(window or (), maxlen=size)
-            self.windows[event.symbol] = window
-        now = event.event_time_ms
-        window.append((now, event.price, quantity, -1.0 if event.is_buyer_maker else 1.0))
-        if len(window) < size:
+        window = [*self.windows.get(event.symbol, []), event][-size:]
+        self.windows[event.symbol] = window
+        if len(window) < size or any(t.quantity < params.min_quantity for t in window):
             return None
-        decay_ms = params.time_decay_seconds * 1000.0
-        inv_decay = 1.0 / decay_ms if decay_ms > 0.0 else math.inf
-        count = 0
-        w_sum = signed_count = q_sum = signed_q = pair_w = tick = 0.0
-        prev_price = -1.0
-        for t, p, q, side in window:
-            if q < min_quantity:
-                continue
-            count += 1
-            age = now - t
-            w = math.exp(-age * inv_decay) if age > 0 else 1.0
-            w_sum += w
-            signed_count += w * side
-            wq = w * q
-            q_sum += wq
-            signed_q += wq * side
-            if prev_price > 0.0:
-                pair_w += w
-                if p > prev_price:
-                    tick += w
-                elif p < prev_price:
-                    tick -= w
-            prev_price = p
-        if count < size:
-            return None
-        tick_score = tick / pair_w if pair_w > 0.0 else 0.0
-        volume_score = signed_q / q_sum if 0.0 < q_sum < math.inf else 0.0
-        count_score = signed_count / w_sum if w_sum > 0.0 else 0.0
-        wp, wv, wc = params.price_weight, params.quantity_weight, params.maker_weight
-        momentum = (wp * tick_score + wv * volume_score + wc * count_score) / (wp + wv + wc)
-        return momentum, tick_score, volume_score, count_score, count
+        return reference_scores(window, params)
 
 
-def signature(value: float) -> str:
-    """Bit-exact comparison (also tells 0.0 from -0.0)."""
-    return value.hex()
+def check(
+    strategy: TradeMomentumStrategy, spec: SpecMomentum, event: Trade, params: TradeMomentumParams
+) -> bool:
+    """Offer ``event`` to both; the strategy must decide what the spec's scores call for: a
+    decision with the same scores (to rounding) when the momentum is past a threshold, none
+    when it is not (a momentum within rounding of a threshold may go either way). Whether
+    the spec called for a decision."""
+    expected = spec.scores(event, params)
+    decision = strategy.on_event(event, params)
+    assert not isinstance(decision, str)  # no hysteresis
+    if expected is None:
+        assert decision is None
+        return False
+    momentum = expected.momentum
+    if min(abs(momentum - params.buy_threshold), abs(momentum - params.sell_threshold)) < 1e-9:
+        return False
+    if not (momentum > params.buy_threshold or momentum < params.sell_threshold):
+        assert decision is None
+        return False
+    assert decision is not None
+    indicators = decision.indicators
+    assert [indicators[name] for name in Scores._fields] == pytest.approx(
+        list(expected), rel=1e-9, abs=1e-12
+    )
+    assert indicators["window_trades"] == params.momentum_window
+    return True
 
 
 params_strategy = st.builds(
@@ -110,37 +95,22 @@ params_strategy = st.builds(
     ),
     configs=st.lists(params_strategy, min_size=3, max_size=3),
 )
-def test_same_momentum_as_the_reference_loop(
+def test_same_momentum_as_the_spec_on_any_stream(
     trades: list[tuple[float, float, bool, int, int]], configs: list[TradeMomentumParams]
 ) -> None:
     strategy = TradeMomentumStrategy()
-    reference = ReferenceMomentum()
+    spec = SpecMomentum()
     t = 1_723_161_600_000
     for i, (price, quantity, maker, step, config_index) in enumerate(trades):
         t = max(0, t + step)
         event = Trade("BTCUSDT", t, i, price, quantity, maker)
-        params = configs[config_index]
-        expected = reference.momentum(event, params)
-        proposal = strategy.propose(event, params)
-        assert not isinstance(proposal, str)  # no hysteresis
-        if proposal is None:
-            assert expected is None or not (
-                expected[0] > params.buy_threshold or expected[0] < params.sell_threshold
-            )
-            continue
-        assert expected is not None
-        momentum, tick_score, volume_score, count_score, count = expected
-        assert signature(proposal.momentum) == signature(momentum)
-        assert signature(proposal.tick_score) == signature(tick_score)
-        assert signature(proposal.volume_score) == signature(volume_score)
-        assert signature(proposal.count_score) == signature(count_score)
-        assert proposal.window_trades == count
+        check(strategy, spec, event, configs[config_index])
 
 
-def test_every_trade_decides_like_the_reference_on_a_long_stream() -> None:
-    """Also the None answers: momentum inside the thresholds gives no proposal either way."""
+def test_every_trade_decides_like_the_spec_on_a_long_stream() -> None:
+    """Also the None answers: momentum inside the thresholds gives no decision either way."""
     strategy = TradeMomentumStrategy()
-    reference = ReferenceMomentum()
+    spec = SpecMomentum()
     params = TradeMomentumParams(
         hysteresis=False, momentum_window=5, buy_threshold=0.3, sell_threshold=-0.3
     )
@@ -150,13 +120,5 @@ def test_every_trade_decides_like_the_reference_on_a_long_stream() -> None:
         event = Trade(
             "BTCUSDT", 1_000_000 + i * 37 - (i % 5) * 11, i, price, 0.01 + i % 3, i % 2 == 0
         )
-        expected = reference.momentum(event, params)
-        proposal = strategy.propose(event, params)
-        assert not isinstance(proposal, str)  # no hysteresis
-        if expected is not None and (expected[0] > 0.3 or expected[0] < -0.3):
-            assert proposal is not None
-            assert signature(proposal.momentum) == signature(expected[0])
-            seen += 1
-        else:
-            assert proposal is None
+        seen += check(strategy, spec, event, params)
     assert seen > 100
