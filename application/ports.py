@@ -111,12 +111,11 @@ class RunObserver(Protocol):
 
 
 class ProcessingObserver(Protocol):
-    """Where each strategy evaluation's outcome and latency, and each failure, are reported
-    (Prometheus; see :func:`application.processing.timed`)."""
+    """Where the latency of each strategy evaluation is reported (Prometheus; see
+    :func:`application.processing.timed`). Outcomes and failures are the engine's own counts
+    (:class:`~domain.engine.EngineStats`), read from there: they are counted once."""
 
-    def strategy_evaluated(self, strategy_id: str, outcome: str, seconds: float) -> None: ...
-
-    def strategy_failed(self, strategy_id: str, error: BaseException) -> None: ...
+    def strategy_evaluated(self, strategy_id: str, seconds: float) -> None: ...
 
 
 class TraceSpan(Protocol):

@@ -1,4 +1,4 @@
-"""Operational view of the engine walk: per-evaluation latency, outcomes and failures.
+"""Operational view of the engine walk: the latency of each strategy evaluation.
 
 The walk itself is :meth:`domain.engine.SignalEngine.process`, the same in the service, the
 partition workers, the backtest and the tests. Timing reads the clock, so it is not domain:
@@ -19,22 +19,17 @@ from domain.market import MarketEvent
 def timed(observer: ProcessingObserver) -> Instrument:
     """An instrument that times every evaluation (config lookup included) for ``observer``.
 
-    A failing evaluation is reported to ``observer.strategy_failed`` and re-raised for the
-    engine to isolate and count.
+    A failing evaluation is not timed: the exception goes on to the engine, which isolates
+    and counts it (:attr:`~domain.engine.EngineStats.strategy_errors`).
     """
 
     def instrument(strategy_id: str, evaluation: Evaluation) -> Evaluation:
         evaluated = observer.strategy_evaluated
-        failed = observer.strategy_failed
 
         def timed_evaluation(event: MarketEvent, symbol: str) -> Result:
             started = perf_counter()
-            try:
-                result = evaluation(event, symbol)
-            except Exception as error:
-                failed(strategy_id, error)
-                raise
-            evaluated(strategy_id, result[0], perf_counter() - started)
+            result = evaluation(event, symbol)
+            evaluated(strategy_id, perf_counter() - started)
             return result
 
         return timed_evaluation

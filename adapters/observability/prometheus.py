@@ -2,17 +2,19 @@
 
 Two kinds of metrics:
 
-* **Hot-path metrics** updated as things happen: per-strategy latency histogram, executions by
-  outcome, errors, cooldown suppressions (all through :class:`ProcessingObserver`), the
-  signal confidence histogram (:meth:`PrometheusMetrics.signal_emitted`), the consumer lag
+* **Hot-path metrics** updated as things happen: the per-strategy latency histogram
+  (through :class:`ProcessingObserver`), the signal confidence histogram
+  (:meth:`PrometheusMetrics.signals_emitted`), the consumer lag
   (:meth:`PrometheusMetrics.message_consumed`, one attribute store per batch) and the
   per-message processing latency (:meth:`PrometheusMetrics.message_processed`). The
-  per-evaluation ones (latency, executions, cooldown suppressions: one or more updates per
-  message) are plain counters exported at scrape time — a bisect and a few increments, no
-  lock, about a quarter of a prometheus-client update; the rest are prometheus-client
-  objects whose label children are cached.
+  latency histograms (one or more updates per message) are plain bucket counts exported at
+  scrape time — a bisect and two increments, no lock, about a quarter of a
+  prometheus-client update; the rest are prometheus-client objects whose label children are
+  cached.
 * **Scrape-time metrics** read from plain counters other objects already keep (processing
   stats, decode stats, the signal sink, the NATS connection, the config service, health):
+  evaluations by result, errors and suppressions are the engine's own counts
+  (:class:`~domain.engine.EngineStats`), counted once;
   the constructor takes small callables (:class:`ScrapeSources`) and a custom collector calls
   them only when ``/metrics`` is scraped, so they cost nothing per message. A source that
   raises is skipped for that scrape (and logged), it never breaks the exposition.
@@ -28,7 +30,6 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -251,7 +252,6 @@ histograms expose ``_bucket``, ``_sum`` and ``_count`` series under the base nam
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 
 _INFO = {m.name: m for m in METRICS}
-_SUPPRESSED = frozenset(Suppression.ALL)
 
 LATENCY_BUCKETS: tuple[float, ...] = (
     1e-6,
@@ -429,12 +429,16 @@ def _labelled_counts(name: str, counts: Mapping[str, float]) -> CounterMetricFam
     return family
 
 
+def _engine_stats(m: PrometheusMetrics) -> EngineStats | None:
+    return m.sources.processing() if m.sources.processing is not None else None
+
+
 def _messages_processed(m: PrometheusMetrics) -> Metric | None:
     name = f"{PREFIX}_messages_processed_total"
     source = m.sources.messages_by_type
     if source is not None:
         return _labelled_counts(name, source())
-    stats = m.sources.processing() if m.sources.processing is not None else None
+    stats = _engine_stats(m)
     if stats is None:
         return None
     counts: dict[str, float] = {}
@@ -456,7 +460,7 @@ def _message_errors(m: PrometheusMetrics) -> Metric | None:
 
 
 def _signals_generated(m: PrometheusMetrics) -> Metric | None:
-    stats = m.sources.processing() if m.sources.processing is not None else None
+    stats = _engine_stats(m)
     if stats is None:
         return None
     family = _counter(f"{PREFIX}_signals_generated_total")
@@ -604,22 +608,47 @@ def _processing_latency(m: PrometheusMetrics) -> Metric | None:
 
 
 def _strategy_executions(m: PrometheusMetrics) -> Metric | None:
+    stats = _engine_stats(m)
+    if stats is None:
+        return None
     family = _counter(f"{PREFIX}_strategy_executions_total")
-    for (strategy, result), count in sorted(m.executions.items()):
+    results = stats.outcomes
+    for strategy, count in stats.strategy_errors.items():
+        if count:
+            results[(strategy, "error")] = count
+    for (strategy, result), count in sorted(results.items()):
         family.add_metric([strategy, result], count)
     return family
 
 
+def _strategy_errors(m: PrometheusMetrics) -> Metric | None:
+    stats = _engine_stats(m)
+    if stats is None:
+        return None
+    family = _counter(f"{PREFIX}_strategy_errors_total")
+    for strategy, count in sorted(stats.strategy_errors.items()):
+        if count:
+            family.add_metric([strategy], count)
+    return family
+
+
 def _cooldown_suppressed(m: PrometheusMetrics) -> Metric | None:
+    stats = _engine_stats(m)
+    if stats is None:
+        return None
     family = _counter(f"{PREFIX}_cooldown_suppressed_total")
-    for strategy, count in sorted(m.cooldown_suppressed.items()):
-        family.add_metric([strategy], count)
+    for (strategy, reason), count in sorted(stats.suppressed_by_strategy().items()):
+        if reason == Suppression.COOLDOWN:
+            family.add_metric([strategy], count)
     return family
 
 
 def _signals_suppressed(m: PrometheusMetrics) -> Metric | None:
+    stats = _engine_stats(m)
+    if stats is None:
+        return None
     family = _counter(f"{PREFIX}_signals_suppressed_total")
-    for (strategy, reason), count in sorted(m.suppressed.items()):
+    for (strategy, reason), count in sorted(stats.suppressed_by_strategy().items()):
         family.add_metric([strategy, reason], count)
     return family
 
@@ -628,6 +657,7 @@ _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] 
     (f"{PREFIX}_strategy_latency_seconds", _strategy_latency),
     (f"{PREFIX}_processing_latency_seconds", _processing_latency),
     (f"{PREFIX}_strategy_executions_total", _strategy_executions),
+    (f"{PREFIX}_strategy_errors_total", _strategy_errors),
     (f"{PREFIX}_cooldown_suppressed_total", _cooldown_suppressed),
     (f"{PREFIX}_signals_suppressed_total", _signals_suppressed),
     (f"{PREFIX}_messages_processed_total", _messages_processed),
@@ -683,21 +713,12 @@ class PrometheusMetrics:
         self._lag_seconds: float | None = None
         self.scrape_errors = 0
 
-        # Per-evaluation metrics are plain counters (a bisect and three increments per
+        # The latency histograms are plain bucket counts (a bisect and two increments per
         # evaluation, no lock: everything runs on the event loop), exported by the scrape
         # collector; prometheus_client objects cost about four times as much on the hot path.
         self.latency_bounds: tuple[float, ...] = LATENCY_BOUNDS
         self.latency_histograms: dict[str, _Histogram] = {}
-        self.executions: Tally[tuple[str, str]] = Tally()
-        self.cooldown_suppressed: Tally[str] = Tally()
         self.processing_histogram = _Histogram(len(PROCESSING_BOUNDS))
-        self.suppressed: Tally[tuple[str, str]] = Tally()
-        self._errors = Counter(
-            f"{PREFIX}_strategy_errors_total",
-            _INFO[f"{PREFIX}_strategy_errors_total"].help,
-            ["strategy"],
-            registry=self.registry,
-        )
         self._confidence = Histogram(
             f"{PREFIX}_signal_confidence",
             _INFO[f"{PREFIX}_signal_confidence"].help,
@@ -730,21 +751,12 @@ class PrometheusMetrics:
 
     # -- ProcessingObserver ---------------------------------------------------------------
 
-    def strategy_evaluated(self, strategy_id: str, outcome: str, seconds: float) -> None:
+    def strategy_evaluated(self, strategy_id: str, seconds: float) -> None:
         histogram = self.latency_histograms.get(strategy_id)
         if histogram is None:
             histogram = self.latency_histograms[strategy_id] = _Histogram(len(self.latency_bounds))
         histogram.counts[bisect_left(self.latency_bounds, seconds)] += 1
         histogram.sum += seconds
-        self.executions[(strategy_id, outcome)] += 1
-        if outcome in _SUPPRESSED:
-            self.suppressed[(strategy_id, outcome)] += 1
-            if outcome == "cooldown":
-                self.cooldown_suppressed[strategy_id] += 1
-
-    def strategy_failed(self, strategy_id: str, error: BaseException) -> None:
-        self._errors.labels(strategy_id).inc()
-        self.executions[(strategy_id, "error")] += 1
 
     # -- other push-style updates ---------------------------------------------------------
 

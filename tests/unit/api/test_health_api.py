@@ -114,6 +114,9 @@ def fully_sourced_metrics() -> PrometheusMetrics:
     stats = EngineStats()
     stats.events_by_type.update({"DepthSnapshot": 10, "Trade": 5})
     stats.signals_by_strategy_action[("orderbook_skew", "buy")] += 2
+    stats.outcome_counter("orderbook_skew").update(signal=1, cooldown=1)
+    stats.outcome_counter("trade_momentum")["no_signal"] += 1
+    stats.strategy_errors["ticker_velocity"] += 1
     sources = ScrapeSources(
         processing=lambda: stats,
         invalid_by_reason=lambda: {"malformed_json": 3, "crossed_book": 1},
@@ -133,10 +136,9 @@ def fully_sourced_metrics() -> PrometheusMetrics:
     )
     metrics = PrometheusMetrics(sources, clock=ManualSeconds(1_002.5))
     observer: ProcessingObserver = metrics
-    observer.strategy_evaluated("orderbook_skew", "signal", 0.00002)
-    observer.strategy_evaluated("orderbook_skew", "cooldown", 0.00001)
-    observer.strategy_evaluated("trade_momentum", "no_signal", 0.00003)
-    observer.strategy_failed("ticker_velocity", RuntimeError("boom"))
+    observer.strategy_evaluated("orderbook_skew", 0.00002)
+    observer.strategy_evaluated("orderbook_skew", 0.00001)
+    observer.strategy_evaluated("trade_momentum", 0.00003)
     metrics.signals_emitted([a_signal(strategy_id="orderbook_skew", confidence=0.82)])
     metrics.message_processed(0.0004)
     return metrics
@@ -200,6 +202,11 @@ def test_observer_metrics() -> None:
     assert value(errors, {"strategy": "ticker_velocity"}) == 1
     cooldown = "realtime_strategies_cooldown_suppressed_total"
     assert value(cooldown, {"strategy": "orderbook_skew"}) == 1
+    suppressed = "realtime_strategies_signals_suppressed_total"
+    assert value(suppressed, {"strategy": "orderbook_skew", "reason": "cooldown"}) == 1
+    assert value(suppressed, {"strategy": "orderbook_skew", "reason": "reversal"}) is None
+    assert value(executions, {"strategy": "trade_momentum", "result": "no_signal"}) == 1
+    assert value(executions, {"strategy": "trade_momentum", "result": "signal"}) is None
     processing = "realtime_strategies_processing_latency_seconds"
     assert value(f"{processing}_count") == 1
     assert value(f"{processing}_sum") == pytest.approx(0.0004)
@@ -213,9 +220,9 @@ def test_observer_metrics() -> None:
 
 def test_registries_are_independent() -> None:
     first, second = PrometheusMetrics(), PrometheusMetrics()
-    first.strategy_evaluated("orderbook_skew", "signal", 0.001)
-    labels = {"strategy": "orderbook_skew", "result": "signal"}
-    name = "realtime_strategies_strategy_executions_total"
+    first.strategy_evaluated("orderbook_skew", 0.001)
+    labels = {"strategy": "orderbook_skew"}
+    name = "realtime_strategies_strategy_latency_seconds_count"
     assert first.registry.get_sample_value(name, labels) == 1
     assert second.registry.get_sample_value(name, labels) is None
 
@@ -266,15 +273,19 @@ def test_event_type_labels() -> None:
 
 async def test_metrics_endpoint(client: httpx.AsyncClient, prometheus: PrometheusMetrics) -> None:
     stats = EngineStats(events_by_type=Counter({"Trade": 3}))
+    stats.outcome_counter("orderbook_skew")["no_signal"] += 1
     prometheus.sources.processing = lambda: stats
-    prometheus.strategy_evaluated("orderbook_skew", "no_signal", 0.0001)
+    prometheus.strategy_evaluated("orderbook_skew", 0.0001)
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert 'realtime_strategies_messages_processed_total{type="trade"} 3.0' in text
     assert "realtime_strategies_strategy_latency_seconds_bucket" in text
-    assert "realtime_strategies_strategy_executions_total" in text
+    assert (
+        'realtime_strategies_strategy_executions_total{result="no_signal",strategy="orderbook_skew"}'
+        " 1.0" in text
+    )
 
 
 async def test_metrics_endpoint_openmetrics(client: httpx.AsyncClient) -> None:

@@ -82,11 +82,18 @@ def _signal(strategy_id: str, confidence: float) -> Signal:
     )
 
 
-SOURCE_VALUES: dict[str, Callable[[], Any]] = {
-    "processing": lambda: EngineStats(
+def _engine_stats() -> EngineStats:
+    stats = EngineStats(
         events_by_type=Counter({"DepthSnapshot": 10, "Trade": 5}),
         signals_by_strategy_action=Counter({("orderbook_skew", "buy"): 2}),
-    ),
+        strategy_errors=Counter({"trade_momentum": 1}),
+    )
+    stats.outcome_counter("orderbook_skew").update(signal=1, cooldown=1)
+    return stats
+
+
+SOURCE_VALUES: dict[str, Callable[[], Any]] = {
+    "processing": _engine_stats,
     "messages_by_type": lambda: {"depth": 10, "trade": 5, "kline": 1},
     "invalid_by_reason": lambda: {"bad_json": 1},
     "message_errors": lambda: 1,
@@ -110,9 +117,8 @@ def _populated_metrics() -> PrometheusMetrics:
     assert not missing, f"populate the new ScrapeSources fields in this test: {missing}"
     sources = ScrapeSources(**SOURCE_VALUES)
     metrics = PrometheusMetrics(sources, clock=lambda: 1_723_075_201.0)
-    metrics.strategy_evaluated("orderbook_skew", "signal", 0.0001)
-    metrics.strategy_evaluated("orderbook_skew", "cooldown", 0.0001)
-    metrics.strategy_failed("trade_momentum", RuntimeError("boom"))
+    metrics.strategy_evaluated("orderbook_skew", 0.0001)
+    metrics.strategy_evaluated("orderbook_skew", 0.0001)
     metrics.signals_emitted([_signal("orderbook_skew", 0.75)])
     metrics.message_processed(0.0002)
     signal = _signal("orderbook_skew", 0.75)
