@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from domain.config import ConfigDocument, ConfigLookup, EffectiveConfig, resolve
+from domain.config import ConfigDocument, EffectiveConfig, resolve
 from domain.engine import SignalEngine
 from domain.governance import Governance, GovernanceParams
 from domain.market import (
@@ -196,19 +196,21 @@ def config_doc(
     )
 
 
-def lookup_with(
-    params_type: type[CommonParams],
+def engine_with(
+    strategy: Strategy[P],
     symbol_docs: Mapping[str, ConfigDocument] | None = None,
     *,
     global_doc: ConfigDocument | None = None,
     governed: bool = False,
-) -> ConfigLookup:
-    """A configuration lookup that resolves ``params_type`` from the given layers.
+) -> SignalEngine:
+    """An engine running ``strategy`` alone, its parameters resolved from the given layers.
 
     ``symbol_docs`` maps a symbol to its override; symbols without one get the global layer
     (if any) over the defaults. Asking for another strategy fails the test. Unless
-    ``governed``, :func:`ungoverned_values` replace the resolved values.
+    ``governed``, :func:`ungoverned_values` replace the resolved values and there are no
+    rate caps either.
     """
+    params_type = strategy.params_type
     docs = dict(symbol_docs or {})
     loosened = {} if governed else ungoverned_values(params_type)
 
@@ -222,21 +224,6 @@ def lookup_with(
         loose = dataclasses.replace(config.params, **loosened)  # type: ignore[arg-type]
         return dataclasses.replace(config, params=loose)
 
-    return lookup
-
-
-def engine_with(
-    strategy: Strategy[P],
-    symbol_docs: Mapping[str, ConfigDocument] | None = None,
-    *,
-    global_doc: ConfigDocument | None = None,
-    governed: bool = False,
-) -> SignalEngine:
-    """An engine running ``strategy`` alone, with its parameters looked up as
-    :func:`lookup_with` does; unless ``governed``, without rate caps either."""
-    lookup = lookup_with(
-        strategy.params_type, symbol_docs, global_doc=global_doc, governed=governed
-    )
     limits = None if governed else GovernanceParams(0, 0)
     return SignalEngine(
         [cast(Strategy[CommonParams], strategy)], lookup, governance=Governance(limits)
