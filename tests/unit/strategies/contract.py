@@ -24,6 +24,9 @@ suite then checks, through the one engine walk (:meth:`SignalEngine.process`):
   in-range parameters (cross-field-valid ones only if ``cross_field_valid``): nothing
   raises, a held-back decision names a hysteresis reason, every decision is in bounds
   (confidence from ``min_confidence``) and passes the subclass's ``check_decision``.
+
+A threshold strategy subclasses :class:`ThresholdStrategyContract` instead, which adds the
+family's rules (a ``metric`` against ``buy_threshold`` and ``sell_threshold``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import ClassVar, cast
+from typing import ClassVar, Protocol, cast
 
 import hypothesis
 import pytest
@@ -49,6 +52,7 @@ from tests.unit.strategies.support import (
     MAX_CONFIDENCE,
     SpecRow,
     assert_decision_in_bounds,
+    assert_one_cross_field_error,
     assert_schema_documented,
     config_doc,
     engine_with,
@@ -292,8 +296,15 @@ class StrategyContract:
             if decision is None:
                 continue
             hypothesis.event(f"decision: {decision.action.value}")
-            assert_decision_in_bounds(decision, min_confidence=self.min_confidence)
-            self.check_decision(decision, event, params)
+            self.assert_decision_keeps_the_rules(decision, event, params)
+
+    def assert_decision_keeps_the_rules(
+        self, decision: Decision, event: MarketEvent, params: CommonParams
+    ) -> None:
+        """What every decision on any events must keep: in bounds, and the subclass's
+        ``check_decision`` (a family of strategies adds its rules here)."""
+        assert_decision_in_bounds(decision, min_confidence=self.min_confidence)
+        self.check_decision(decision, event, params)
 
     def test_any_events_never_raise_and_decisions_keep_the_rules(self) -> None:
         params_type = STRATEGIES[self.strategy_id].params_type
@@ -319,3 +330,51 @@ class StrategyContract:
             assert decision in ("unconfirmed", "not_rearmed")
         elif decision is not None:
             assert 0.0 <= decision.confidence <= MAX_CONFIDENCE
+
+
+class Thresholds(Protocol):
+    """The parameters of a threshold strategy that the family rules read."""
+
+    @property
+    def buy_threshold(self) -> float: ...
+
+    @property
+    def sell_threshold(self) -> float: ...
+
+
+class ThresholdStrategyContract(StrategyContract):
+    """The suite of a threshold strategy (``orderbook_skew``, ``trade_momentum``,
+    ``ticker_velocity``): it buys when its ``metric`` (an indicator of each decision) is
+    above ``buy_threshold`` and sells when it is below ``sell_threshold``, and refuses a
+    ``sell_threshold`` that is not below ``buy_threshold``."""
+
+    metric: ClassVar[str]
+    """The indicator compared with the thresholds."""
+
+    def assert_decision_keeps_the_rules(
+        self, decision: Decision, event: MarketEvent, params: CommonParams
+    ) -> None:
+        super().assert_decision_keeps_the_rules(decision, event, params)
+        thresholds = cast(Thresholds, params)
+        value = decision.indicators[self.metric]
+        if decision.action is Action.BUY:
+            assert value > thresholds.buy_threshold
+        else:
+            assert value < thresholds.sell_threshold
+
+    def test_sell_threshold_must_be_below_buy_threshold(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        defaults = params_type()
+        buy = cast(Thresholds, defaults).buy_threshold
+        for sell in (buy, buy + 0.1):  # the rule holds on any instance, in range or not
+            inverted = dataclasses.replace(defaults, sell_threshold=sell)
+            assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
+        below = dataclasses.replace(defaults, sell_threshold=math.nextafter(buy, -math.inf))
+        assert below.cross_field_errors() == []
+        table = schema_table(params_type)
+        lowest_buy, highest_sell = table["buy_threshold"][2], table["sell_threshold"][3]
+        assert lowest_buy is not None
+        assert highest_sell is not None
+        if lowest_buy <= highest_sell:  # an inverted pair in range: validation refuses it
+            both = {"buy_threshold": lowest_buy, "sell_threshold": lowest_buy}
+            assert_one_cross_field_error(rejection(params_type, both), "sell_threshold")

@@ -16,7 +16,7 @@ from domain.params import CommonParams, ParamValidationError
 from domain.signal import Action, Signal
 from domain.strategies.base import Decision
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
-from tests.unit.strategies.contract import StrategyContract
+from tests.unit.strategies.contract import ThresholdStrategyContract
 from tests.unit.strategies.support import (
     SpecRow,
     assert_one_cross_field_error,
@@ -319,14 +319,6 @@ def test_global_config_and_disabled_symbol() -> None:
 # --- parameters -----------------------------------------------------------------------
 
 
-def test_cross_field_sell_must_be_below_buy() -> None:
-    errors = rejection(OrderbookSkewParams, {"buy_threshold": 1.0, "sell_threshold": 1.0})
-    assert_one_cross_field_error(errors, "sell_threshold")
-    assert OrderbookSkewParams.from_mapping(
-        {"hysteresis": False, "buy_threshold": 1.0, "sell_threshold": 0.99}
-    )
-
-
 def test_cross_field_weights_must_not_both_be_zero() -> None:
     errors = rejection(OrderbookSkewParams, {"imbalance_weight": 0.0, "spread_weight": 0.0})
     assert_one_cross_field_error(errors, "weight")
@@ -407,8 +399,9 @@ def test_signals_through_the_engine_on_realistic_books(
         assert 0.70 <= signal.confidence <= 0.95
 
 
-class TestContract(StrategyContract):
+class TestContract(ThresholdStrategyContract):
     strategy_id = SID
+    metric = "ratio"
     schema: ClassVar[dict[str, SpecRow]] = {
         "cooldown_seconds": ("int", 300, 0, 86400),
         "top_levels": ("int", 5, 1, 20),
@@ -443,9 +436,4 @@ class TestContract(StrategyContract):
         assert event.best_ask is not None
         expected_price = event.best_bid if decision.action is Action.BUY else event.best_ask
         assert decision.price == expected_price
-        ratio = decision.indicators["ratio"]
-        if decision.action is Action.BUY:
-            assert ratio > params.buy_threshold
-        else:
-            assert ratio < params.sell_threshold
         assert decision.indicators["spread_percent"] <= params.min_spread_percent

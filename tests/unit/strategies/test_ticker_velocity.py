@@ -14,10 +14,9 @@ from domain.params import CommonParams, ParamValue
 from domain.signal import Action, Signal
 from domain.strategies.base import Decision
 from domain.strategies.ticker_velocity import TickerVelocityParams, TickerVelocityStrategy
-from tests.unit.strategies.contract import StrategyContract
+from tests.unit.strategies.contract import ThresholdStrategyContract
 from tests.unit.strategies.support import (
     SpecRow,
-    assert_one_cross_field_error,
     config_doc,
     decide,
     engine_with,
@@ -338,18 +337,6 @@ def test_symbol_override_changes_only_that_symbol() -> None:
     assert eth[0].config.parameters["time_window"] == 60
 
 
-# --- parameters -----------------------------------------------------------------------
-
-
-def test_cross_field_sell_must_be_below_buy() -> None:
-    # unreachable within the ranges, but the rule is enforced on any instance
-    inverted = TickerVelocityParams(hysteresis=False, buy_threshold=0.2, sell_threshold=0.3)
-    assert_one_cross_field_error(inverted.cross_field_errors(), "sell_threshold")
-    assert TickerVelocityParams(
-        hysteresis=False, buy_threshold=0.3, sell_threshold=0.3
-    ).cross_field_errors()
-
-
 # --- properties -----------------------------------------------------------------------
 
 
@@ -404,8 +391,9 @@ def ticker_streams(draw: st.DrawFn) -> list[MarketEvent]:
     return tickers
 
 
-class TestContract(StrategyContract):
+class TestContract(ThresholdStrategyContract):
     strategy_id = SID
+    metric = "velocity"
     warmup = 30  # half the 60 s window
     schema: ClassVar[dict[str, SpecRow]] = {
         "cooldown_seconds": ("int", 300, 0, 86400),
@@ -440,7 +428,3 @@ class TestContract(StrategyContract):
         assert abs(indicators["price_change_percent"]) >= params.min_price_change
         if params.volume_confirmation:
             assert indicators["volume_change_percent"] >= params.min_volume_change
-        if decision.action is Action.BUY:
-            assert indicators["velocity"] > params.buy_threshold
-        else:
-            assert indicators["velocity"] < params.sell_threshold
