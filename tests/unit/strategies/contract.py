@@ -25,8 +25,10 @@ suite then checks, through the one engine walk (:meth:`SignalEngine.process`):
   raises, a held-back decision names a hysteresis reason, every decision is in bounds
   (confidence from ``min_confidence``) and passes the subclass's ``check_decision``.
 
-A threshold strategy subclasses :class:`ThresholdStrategyContract` instead, which adds the
-family's rules (a ``metric`` against ``buy_threshold`` and ``sell_threshold``).
+A strategy of one of the two families subclasses its suite instead, which adds the family's
+rules: :class:`ThresholdStrategyContract` (a ``metric`` against ``buy_threshold`` and
+``sell_threshold``) and :class:`IntervalStrategyContract` (a ``min_signal_interval``, every
+decision a valid signal, ``extreme_event_streams()``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.engine import SignalEngine
+from domain.engine import SignalEngine, build_signal
 from domain.market import MarketEvent
 from domain.params import CommonParams
 from domain.signal import Action, Signal
@@ -62,6 +64,7 @@ from tests.unit.strategies.support import (
     rejection,
     sample_events,
     schema_table,
+    static_config,
     ungoverned,
 )
 
@@ -378,3 +381,51 @@ class ThresholdStrategyContract(StrategyContract):
         if lowest_buy <= highest_sell:  # an inverted pair in range: validation refuses it
             both = {"buy_threshold": lowest_buy, "sell_threshold": lowest_buy}
             assert_one_cross_field_error(rejection(params_type, both), "sell_threshold")
+
+
+class IntervalStrategyContract(StrategyContract):
+    """The suite of a strategy with a ``min_signal_interval`` (``btc_dominance``,
+    ``cross_exchange_spread``, ``onchain_metrics``): its cooldown is the larger of that
+    interval and ``cooldown_seconds``, no decision has a confidence below 0.5, and every
+    decision, on any events with any valid parameters, builds a valid signal — also on the
+    extreme but valid values of ``extreme_event_streams()``."""
+
+    min_confidence = 0.5
+
+    def extreme_event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        """Lists of events with extreme but valid values (prices, amounts)."""
+        raise NotImplementedError
+
+    def assert_decision_keeps_the_rules(
+        self, decision: Decision, event: MarketEvent, params: CommonParams
+    ) -> None:
+        super().assert_decision_keeps_the_rules(decision, event, params)
+        build_signal(self.strategy_id, decision, event.event_time_ms, static_config(params))
+
+    def test_cooldown_is_the_larger_of_interval_and_cooldown_seconds(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        table = schema_table(params_type)
+        shortest, longest = (int(b) for b in table["min_signal_interval"][2:] if b is not None)
+        longest_cooldown = table["cooldown_seconds"][3]
+        assert longest_cooldown is not None
+        assert longest_cooldown > shortest
+        for seconds, cooldown_seconds in (
+            (shortest, 0),  # the interval alone
+            (longest, 0),
+            (shortest, int(longest_cooldown)),  # cooldown_seconds above the interval
+            (longest, shortest),  # cooldown_seconds below it
+        ):
+            values = {"min_signal_interval": seconds, "cooldown_seconds": cooldown_seconds}
+            params = params_type.from_mapping(values)
+            assert params.cooldown_ms == max(seconds, cooldown_seconds) * 1000, values
+
+    def test_extreme_but_valid_values_never_raise(self) -> None:
+        params_type = STRATEGIES[self.strategy_id].params_type
+        any_params = params_from_schema(params_type, cross_field_valid=True)
+
+        @property_settings(200)
+        @given(events=self.extreme_event_streams(), params=any_params)
+        def check(events: list[MarketEvent], params: CommonParams) -> None:
+            self.assert_events_keep_the_rules(events, params)
+
+        check()

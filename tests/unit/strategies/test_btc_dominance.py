@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.config import ConfigDocument
-from domain.engine import build_signal
 from domain.market import (
     DepthSnapshot,
     DominanceObservation,
@@ -30,7 +29,7 @@ from domain.strategies.btc_dominance import (
     BtcDominanceParams,
     BtcDominanceStrategy,
 )
-from tests.unit.strategies.contract import StrategyContract
+from tests.unit.strategies.contract import IntervalStrategyContract
 from tests.unit.strategies.support import (
     HOUR,
     SAMPLE_TIME_MS,
@@ -45,7 +44,6 @@ from tests.unit.strategies.support import (
     property_settings,
     rejection,
     run,
-    static_config,
     ticker_at,
     trade_at,
 )
@@ -339,12 +337,6 @@ def test_a_signal_carries_the_symbol_override_it_was_computed_with() -> None:
 # --- schema and validation -----------------------------------------------------------------
 
 
-def test_effective_cooldown_is_the_larger_of_interval_and_cooldown_seconds() -> None:
-    assert make_params().cooldown_ms == 14_400_000
-    assert make_params(cooldown_seconds=20_000).cooldown_ms == 20_000_000
-    assert make_params(min_signal_interval=60, cooldown_seconds=0).cooldown_ms == 60_000
-
-
 @pytest.mark.parametrize(
     ("low", "high"), [(60.0, 55.0), (55.0, 55.0), (60.0, 50.0)], ids=["above", "equal", "edges"]
 )
@@ -367,45 +359,49 @@ _prices = st.floats(min_value=1e-6, max_value=1e7, allow_nan=False, allow_infini
 VALID_PARAMS = params_from_schema(BtcDominanceParams, cross_field_valid=True)
 
 
-@st.composite
-def _depth(draw: st.DrawFn, symbol: str) -> DepthSnapshot:
-    bid = draw(_prices)
-    ask = bid * (1.0 + draw(st.floats(1e-6, 0.1)))
-    bids = ((bid, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
-    asks = ((ask, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
-    return DepthSnapshot(symbol=symbol, event_time_ms=draw(_times), bids=bids, asks=asks)
-
-
 _symbols = st.sampled_from(["BTCUSDT", "ETHUSDT"])
-_events: st.SearchStrategy[MarketEvent] = st.one_of(
-    st.builds(DominanceObservation, event_time_ms=_times, btc_dominance=st.floats(0.0, 100.0)),
-    st.builds(trade, _times, _prices, _symbols),
-    st.builds(ticker, _times, _prices, _symbols),
-    _symbols.flatmap(_depth),
-    st.builds(
-        VenueQuote,
-        venue=st.just("coinbase"),
-        symbol=_symbols,
-        event_time_ms=_times,
-        bid=st.just(1.0),
-        ask=st.just(1.5),
-    ),
-    st.builds(
-        WhaleTransfer,
-        asset=st.just("BTC"),
-        event_time_ms=_times,
-        amount=_prices,
-        direction=st.sampled_from(FlowDirection),
-    ),
-    st.builds(
-        ExchangeFlow,
-        asset=st.just("BTC"),
-        event_time_ms=_times,
-        inflow=st.floats(0.0, 1e6),
-        outflow=st.floats(0.0, 1e6),
-        period_seconds=st.just(3600),
-    ),
-)
+
+
+def _events(prices: st.SearchStrategy[float]) -> st.SearchStrategy[MarketEvent]:
+    """Events of every type, priced by ``prices``."""
+
+    @st.composite
+    def depth(draw: st.DrawFn) -> DepthSnapshot:
+        bid = draw(prices)
+        ask = bid * (1.0 + draw(st.floats(1e-6, 0.1)))
+        bids = ((bid, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
+        asks = ((ask, draw(st.floats(0.0, 100.0))),) if draw(st.booleans()) else ()
+        return DepthSnapshot(draw(_symbols), draw(_times), bids, asks)
+
+    return st.one_of(
+        st.builds(DominanceObservation, event_time_ms=_times, btc_dominance=st.floats(0.0, 100.0)),
+        st.builds(trade, _times, prices, _symbols),
+        st.builds(ticker, _times, prices, _symbols),
+        depth(),
+        st.builds(
+            VenueQuote,
+            venue=st.just("coinbase"),
+            symbol=_symbols,
+            event_time_ms=_times,
+            bid=st.just(1.0),
+            ask=st.just(1.5),
+        ),
+        st.builds(
+            WhaleTransfer,
+            asset=st.just("BTC"),
+            event_time_ms=_times,
+            amount=prices,
+            direction=st.sampled_from(FlowDirection),
+        ),
+        st.builds(
+            ExchangeFlow,
+            asset=st.just("BTC"),
+            event_time_ms=_times,
+            inflow=st.floats(0.0, 1e6),
+            outflow=st.floats(0.0, 1e6),
+            period_seconds=st.just(3600),
+        ),
+    )
 
 
 @property_settings(200)
@@ -438,7 +434,7 @@ def test_ordered_dominance_series_signal_only_per_the_rules(
             assert value < params.low_threshold or -change >= params.change_threshold
 
 
-class TestContract(StrategyContract):
+class TestContract(IntervalStrategyContract):
     strategy_id = SID
     warmup = 2  # a price and a first observation
     schema: ClassVar[dict[str, SpecRow]] = {
@@ -450,14 +446,15 @@ class TestContract(StrategyContract):
         "cooldown_seconds": ("int", 0, 0, 86400),
     }
     default_cooldown_ms = 14_400_000
-    min_confidence = 0.5
 
     def scenario(self) -> list[MarketEvent]:
         return [trade(T0), dominance(T0, 68.0), dominance(T0 + HOUR, 72.0)]
 
     def event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
-        return st.lists(_events, max_size=40)
+        return st.lists(_events(_prices), max_size=40)
+
+    def extreme_event_streams(self) -> st.SearchStrategy[list[MarketEvent]]:
+        return st.lists(_events(st.floats(1e-300, 1e300)), max_size=30)
 
     def check_decision(self, decision: Decision, event: MarketEvent, params: CommonParams) -> None:
         assert decision.symbol == "BTCUSDT"
-        build_signal(SID, decision, event.event_time_ms, static_config(params))
