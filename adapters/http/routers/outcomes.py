@@ -24,9 +24,9 @@ from adapters.http.routers import AwaitedProvide
 from adapters.http.routers.strategies import (
     _AUTH_ERRORS,
     _ERRORS,
-    STRATEGY_ID_PATTERN,
     Admin,
     StrategyId,
+    StrategyQuery,
     Symbol,
 )
 from adapters.http.routers.strategies import (
@@ -65,14 +65,12 @@ def recent_out(record: OutcomeRecord) -> dict[str, Any]:
     f"outcome so far: price, gross and net bps at {_HORIZONS_DOC}, and the simulated trade "
     "once closed (backtest trade model, ADR 11).",
     response_model=Envelope[list[dict[str, Any]]],
-    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+    responses=_ERRORS,
 )
 @inject
 async def recent_signals(
     outcomes: Outcomes,
-    strategy_id: Annotated[
-        str | None, Query(pattern=STRATEGY_ID_PATTERN, description="Only this strategy.")
-    ] = None,
+    strategy_id: StrategyQuery = None,
     symbol: SymbolQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most signals returned.")] = 50,
 ) -> dict[str, Any]:
@@ -91,7 +89,7 @@ async def recent_signals(
     "costs, and the same per config version (``by_config_version``) so a change can be read "
     "before/after. ``since``: only signals at or after this time (event time, ISO-8601).",
     response_model=Envelope[dict[str, Any]],
-    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+    responses=_ERRORS,
 )
 @inject
 async def performance(

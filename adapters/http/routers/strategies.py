@@ -95,7 +95,20 @@ async def require_admin(
 
 
 Admin = Depends(require_admin)
+_CONFIG_WRITE: dict[str, Any] = {
+    "response_model": ConfigWriteEnvelope,
+    "responses": {**_ERRORS, **_AUTH_ERRORS},
+    "dependencies": [Admin],
+}
+"""The route options of every configuration write: its envelope, errors and the admin check."""
 
+ChangedBy = Annotated[
+    str, Query(min_length=1, max_length=100, description="Who deletes it (required).")
+]
+Reason = Annotated[str, Query(max_length=500)]
+StrategyQuery = Annotated[
+    str | None, Query(pattern=STRATEGY_ID_PATTERN, description="Only this strategy.")
+]
 AuditSymbol = Annotated[
     str | None,
     Query(pattern=SYMBOL_PATTERN, max_length=MAX_SYMBOL_LENGTH, description="Only this symbol."),
@@ -266,9 +279,7 @@ async def get_global_config(
     description="Merge ``parameters`` into the global layer (``null`` removes one). "
     "Validated on the merged result, saved with a new version, audited and broadcast to "
     "every replica. ``validate_only`` is a dry run.",
-    response_model=ConfigWriteEnvelope,
-    responses={**_ERRORS, **_AUTH_ERRORS},
-    dependencies=[Admin],
+    **_CONFIG_WRITE,
 )
 @inject
 async def set_global_config(
@@ -276,28 +287,21 @@ async def set_global_config(
     strategy_id: StrategyId,
     body: ConfigUpdateRequest,
 ) -> dict[str, Any]:
-    result = await service.set_config(
-        strategy_id, None, body.parameters, body.changed_by, body.reason, body.validate_only
-    )
-    return write_out(result)
+    return await _set_config(service, strategy_id, None, body)
 
 
 @router.delete(
     "/{strategy_id}/config",
     summary="Delete global config",
     description="Remove the global layer: the strategy falls back to environment and defaults.",
-    response_model=ConfigWriteEnvelope,
-    responses={**_ERRORS, **_AUTH_ERRORS},
-    dependencies=[Admin],
+    **_CONFIG_WRITE,
 )
 @inject
 async def delete_global_config(
     service: Service,
     strategy_id: StrategyId,
-    changed_by: Annotated[
-        str, Query(min_length=1, max_length=100, description="Who deletes it (required).")
-    ],
-    reason: Annotated[str, Query(max_length=500)] = "",
+    changed_by: ChangedBy,
+    reason: Reason = "",
 ) -> dict[str, Any]:
     return write_out(await service.delete_config(strategy_id, None, changed_by, reason))
 
@@ -311,7 +315,7 @@ async def delete_global_config(
     description="The stored override of the symbol (``exists`` false when none) and the "
     "effective configuration the strategy runs with on that symbol.",
     response_model=Envelope[ConfigOut],
-    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+    responses=_ERRORS,
 )
 @inject
 async def get_symbol_config(
@@ -327,9 +331,7 @@ async def get_symbol_config(
     summary="Update symbol config",
     description="Merge ``parameters`` into the symbol's override; parameters it does not set "
     "are inherited from the global config. Validated on the merged result.",
-    response_model=ConfigWriteEnvelope,
-    responses={**_ERRORS, **_AUTH_ERRORS},
-    dependencies=[Admin],
+    **_CONFIG_WRITE,
 )
 @inject
 async def set_symbol_config(
@@ -338,13 +340,14 @@ async def set_symbol_config(
     symbol: Symbol,
     body: ConfigUpdateRequest,
 ) -> dict[str, Any]:
+    return await _set_config(service, strategy_id, _symbol(symbol), body)
+
+
+async def _set_config(
+    service: ConfigAdmin, strategy_id: str, symbol: str | None, body: ConfigUpdateRequest
+) -> dict[str, Any]:
     result = await service.set_config(
-        strategy_id,
-        _symbol(symbol),
-        body.parameters,
-        body.changed_by,
-        body.reason,
-        body.validate_only,
+        strategy_id, symbol, body.parameters, body.changed_by, body.reason, body.validate_only
     )
     return write_out(result)
 
@@ -353,19 +356,15 @@ async def set_symbol_config(
     "/{strategy_id}/config/{symbol}",
     summary="Delete symbol config",
     description="Remove the symbol's override: the symbol inherits the global config again.",
-    response_model=ConfigWriteEnvelope,
-    responses={**_ERRORS, **_AUTH_ERRORS},
-    dependencies=[Admin],
+    **_CONFIG_WRITE,
 )
 @inject
 async def delete_symbol_config(
     service: Service,
     strategy_id: StrategyId,
     symbol: Symbol,
-    changed_by: Annotated[
-        str, Query(min_length=1, max_length=100, description="Who deletes it (required).")
-    ],
-    reason: Annotated[str, Query(max_length=500)] = "",
+    changed_by: ChangedBy,
+    reason: Reason = "",
 ) -> dict[str, Any]:
     result = await service.delete_config(strategy_id, _symbol(symbol), changed_by, reason)
     return write_out(result)
@@ -380,7 +379,7 @@ async def delete_symbol_config(
     description="Configuration changes of the strategy, newest first (``symbol``: one layer's; "
     "without it, every layer's).",
     response_model=Envelope[list[AuditOut]],
-    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+    responses=_ERRORS,
 )
 @inject
 async def get_audit(
@@ -426,15 +425,12 @@ async def _audit_page(
     description="Configuration changes of every strategy (or ``strategy_id``'s), newest "
     "first, with the same filters and cursor paging as the per-strategy trail.",
     response_model=Envelope[list[AuditOut]],
-    responses={404: _ERRORS[404], 422: _ERRORS[422], 503: _ERRORS[503]},
+    responses=_ERRORS,
 )
 @inject
 async def get_audit_of_every_strategy(
     service: Service,
-    strategy_id: Annotated[
-        str | None,
-        Query(pattern=STRATEGY_ID_PATTERN, description="Only this strategy."),
-    ] = None,
+    strategy_id: StrategyQuery = None,
     symbol: AuditSymbol = None,
     since: Since = None,
     until: Until = None,
@@ -450,9 +446,7 @@ async def get_audit_of_every_strategy(
     description="Restore the global layer (or ``symbol``'s override) as it was right after "
     "``to_version``'s change; ``to_version`` null undoes the latest change. Validated and "
     "audited as ROLLBACK with a new version.",
-    response_model=ConfigWriteEnvelope,
-    responses={**_ERRORS, **_AUTH_ERRORS},
-    dependencies=[Admin],
+    **_CONFIG_WRITE,
 )
 @inject
 async def rollback(
