@@ -73,6 +73,7 @@ Symbol = Annotated[
     ),
 ]
 Reason = Annotated[str, Field(max_length=500, description="Why (kept in the audit).")]
+Limit = Annotated[int, Field(ge=1, le=1000)]
 
 _JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean"}
 
@@ -322,7 +323,7 @@ def build_mcp_server(
     async def get_audit(
         strategy_id: StrategyId,
         symbol: Symbol = None,
-        limit: Annotated[int, Field(ge=1, le=1000)] = 50,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """Configuration changes of a strategy, newest first: who, when, why, before/after."""
         records = await answer(config_service.audit(strategy_id, _symbol(symbol), limit))
@@ -394,7 +395,7 @@ def build_mcp_server(
         async def recent_signals(
             strategy_id: StrategyId | None = None,
             symbol: Symbol = None,
-            limit: Annotated[int, Field(ge=1, le=1000)] = 50,
+            limit: Limit = 50,
         ) -> dict[str, Any]:
             """The last published signals, newest first, each with its full payload, config
             version and outcome so far (net bps at 1m/5m/15m/1h, the simulated trade)."""
