@@ -300,7 +300,8 @@ def _make_depth(
     return snapshot  # type: ignore[return-value]
 
 
-def _trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
+def trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
+    """The envelope's ``_otel_trace_context`` if it is a non-empty object of strings."""
     context = envelope.get("_otel_trace_context")
     if context.__class__ is not dict or not context:
         return None
@@ -461,32 +462,32 @@ class BinanceDecoder:
 
     def decode(self, raw: bytes | str) -> MarketEvent | Skip:
         """One message → a domain event or a Skip. Never raises."""
-        try:
-            parsed = self._parse(raw)
-            if parsed.__class__ is Skip:
-                return parsed
-            envelope, trusted_book = parsed  # type: ignore[misc]
-            return self._dispatch(envelope, trusted_book)
-        except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
-            return Skip(SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}")
+        result = self._decode(raw)
+        return result if result.__class__ is Skip else result[0]  # type: ignore[index]
 
     def decode_envelope(self, raw: bytes | str) -> Decoded | Skip:
         """Like :meth:`decode`, with the envelope's ``message_id`` and trace context."""
+        result = self._decode(raw)
+        if result.__class__ is Skip:
+            return result
+        event, envelope = result  # type: ignore[misc]
+        message_id = envelope.get("message_id")
+        return Decoded(
+            event,
+            message_id if message_id.__class__ is str else None,
+            trace_context(envelope),
+            envelope.get("stream"),
+        )
+
+    def _decode(self, raw: bytes | str) -> tuple[MarketEvent, dict[str, Any]] | Skip:
+        """(event, envelope) or a Skip. Never raises."""
         try:
             parsed = self._parse(raw)
             if parsed.__class__ is Skip:
                 return parsed
             envelope, trusted_book = parsed  # type: ignore[misc]
             event = self._dispatch(envelope, trusted_book)
-            if event.__class__ is Skip:
-                return event
-            message_id = envelope.get("message_id")
-            return Decoded(
-                event,  # type: ignore[arg-type]
-                message_id if message_id.__class__ is str else None,
-                _trace_context(envelope),
-                envelope.get("stream"),
-            )
+            return event if event.__class__ is Skip else (event, envelope)  # type: ignore[return-value]
         except Exception as exc:  # pragma: no cover - defensive: the codec must not raise
             return Skip(SkipReason.INVALID_VALUE, f"internal error {type(exc).__name__}: {exc}")
 

@@ -37,7 +37,14 @@ from typing import Any, Final
 
 import orjson
 
-from adapters.wire.binance import DEFAULT_MAX_BYTES, parse_timestamp_ms, symbol_allow_list
+from adapters.wire.binance import (
+    DEFAULT_MAX_BYTES,
+    _short,
+    parse_timestamp_ms,
+    symbol_allow_list,
+    to_float,
+    trace_context,
+)
 from adapters.wire.integrity import (
     DEFAULT_INTEGRITY,
     IntegrityOptions,
@@ -98,11 +105,6 @@ def _transfer_id(event: MarketEvent, obj: dict[str, Any]) -> tuple[str, str, str
     return tx_hash, event.asset, event.direction.value, event.amount
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _required(obj: dict[str, Any], name: str) -> Any:
     value = obj.get(name)
     if value is None:
@@ -111,14 +113,7 @@ def _required(obj: dict[str, Any], name: str) -> Any:
 
 
 def _number(obj: dict[str, Any], name: str) -> float:
-    value = _required(obj, name)
-    cls = value.__class__
-    if cls is int or cls is float or cls is str:
-        try:
-            return float(value)
-        except (ValueError, OverflowError):
-            pass
-    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not numeric: {_short(value)}")
+    return to_float(_required(obj, name), name)
 
 
 def _text(obj: dict[str, Any], name: str) -> str:
@@ -136,15 +131,6 @@ def _timestamp(obj: dict[str, Any]) -> int:
         return parse_timestamp_ms(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(value)}: {exc}") from None
-
-
-def _trace_context(obj: dict[str, Any]) -> dict[str, str] | None:
-    context = obj.get("_otel_trace_context")
-    if context.__class__ is not dict or not context:
-        return None
-    if all(k.__class__ is str and v.__class__ is str for k, v in context.items()):
-        return context
-    return None
 
 
 class MarketInputDecoder:
@@ -199,7 +185,7 @@ class MarketInputDecoder:
         return Decoded(
             event,
             message_id if message_id.__class__ is str else None,
-            _trace_context(obj),
+            trace_context(obj),
             str(kind),
         )
 
