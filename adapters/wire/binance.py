@@ -229,45 +229,21 @@ def _levels_exact(side: object, name: str) -> tuple[Level, ...]:
 # Event construction for input the codec has validated with the domain's own rules.
 
 # Frozen dataclasses set every field through object.__setattr__ (~90 ns a call, argument
-# parsing included). The builders below have the exact slot layout of Trade / Ticker /
-# DepthSnapshot and no frozen __setattr__: the fields are stored as plain slot writes, then the
-# object becomes the domain type by __class__ assignment, which CPython allows only between
-# types of identical layout (it raises TypeError otherwise; a unit test holds the layouts
-# equal). The result is an ordinary domain event, equal to one built by its constructor.
+# parsing included). The builders below are plain classes made with the slots of Trade / Ticker
+# / DepthSnapshot, so with their exact layout and no frozen __setattr__: the fields are stored
+# as plain slot writes, then the object becomes the domain type by __class__ assignment, which
+# CPython allows only between types of identical layout (it raises TypeError otherwise). The
+# result is an ordinary domain event, equal to one built by its constructor.
 
 
-class _TradeBuilder:
-    __slots__ = Trade.__slots__
-    symbol: str
-    event_time_ms: int
-    trade_id: int
-    price: float
-    quantity: float
-    is_buyer_maker: bool
+def _builder(event_type: type[Trade | Ticker | DepthSnapshot]) -> type:
+    """A plain class with ``event_type``'s slots: its instances take the same fields."""
+    return type(f"_{event_type.__name__}Builder", (), {"__slots__": event_type.__slots__})
 
 
-class _TickerBuilder:
-    __slots__ = Ticker.__slots__
-    symbol: str
-    event_time_ms: int
-    last_price: float
-    price_change: float
-    price_change_percent: float
-    open_price: float
-    high_price: float
-    low_price: float
-    volume: float
-    quote_volume: float
-    best_bid: float
-    best_ask: float
-
-
-class _DepthBuilder:
-    __slots__ = DepthSnapshot.__slots__
-    symbol: str
-    event_time_ms: int
-    bids: tuple[Level, ...]
-    asks: tuple[Level, ...]
+_TradeBuilder: Final = _builder(Trade)
+_TickerBuilder: Final = _builder(Ticker)
+_DepthBuilder: Final = _builder(DepthSnapshot)
 
 
 def _make_trade(
@@ -282,8 +258,8 @@ def _make_trade(
     trade.price = price
     trade.quantity = qty
     trade.is_buyer_maker = maker
-    trade.__class__ = Trade  # type: ignore[assignment]
-    return trade  # type: ignore[return-value]
+    trade.__class__ = Trade
+    return trade  # type: ignore[no-any-return]
 
 
 def _make_depth(
@@ -296,8 +272,8 @@ def _make_depth(
     snapshot.event_time_ms = time_ms
     snapshot.bids = bids
     snapshot.asks = asks
-    snapshot.__class__ = DepthSnapshot  # type: ignore[assignment]
-    return snapshot  # type: ignore[return-value]
+    snapshot.__class__ = DepthSnapshot
+    return snapshot  # type: ignore[no-any-return]
 
 
 def trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
@@ -717,9 +693,9 @@ class BinanceDecoder:
         ticker.quote_volume = quote_volume
         ticker.best_bid = bid
         ticker.best_ask = ask
-        ticker.__class__ = Ticker  # type: ignore[assignment]  # see _TradeBuilder
+        ticker.__class__ = Ticker  # see _builder
         self._accept(STREAM_TICKER, symbol, time_ms)
-        return ticker  # type: ignore[return-value]
+        return ticker  # type: ignore[no-any-return]
 
 
 # Stateless module-level codec: no ordering check and no duplicate detection (so the same

@@ -7,15 +7,9 @@ import dataclasses
 import pytest
 
 from adapters.wire import binance
-from domain.market import DepthSnapshot, Ticker, Trade
+from domain.market import DepthSnapshot, Trade
 
 pytestmark = pytest.mark.unit
-
-
-def test_builders_have_the_slot_layout_of_the_domain_types() -> None:
-    assert binance._TradeBuilder.__slots__ == Trade.__slots__
-    assert binance._DepthBuilder.__slots__ == DepthSnapshot.__slots__
-    assert binance._TickerBuilder.__slots__ == Ticker.__slots__
 
 
 def test_built_events_are_the_domain_types_and_stay_frozen() -> None:
