@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,9 @@ from bench.common import (  # noqa: E402
     load_average,
     sched_seconds,
     spawn_service,
+    start_py_spy,
     stop_process,
+    stop_py_spy,
     write_document,
 )
 
@@ -240,30 +241,6 @@ async def drive(
     }
 
 
-async def start_profiler(
-    directory: Path | None, pid: int, path: str
-) -> asyncio.subprocess.Process | None:
-    """``py-spy record`` (collapsed stacks) of the service while ``path`` is driven."""
-    if directory is None:
-        return None
-    name = path.strip("/").replace("/", "_")
-    return await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("py-spy")),
-        "record",
-        "--pid",
-        str(pid),
-        "--rate",
-        "100",
-        "--nonblocking",
-        "--format",
-        "raw",
-        "--output",
-        str(directory / f"{name}.txt"),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, {args.client_cpu})
     workdir = Path(tempfile.mkdtemp(prefix="bench-api-"))
@@ -280,7 +257,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     await pool.get(request)
             for path in ENDPOINTS:
                 print(f"{path} at {args.rate:g} req/s for {args.seconds:g} s ...", file=sys.stderr)
-                profiler = await start_profiler(args.profile, service.pid, path)
+                name = path.strip("/").replace("/", "_")
+                profiler = await start_py_spy(args.profile, service.pid, name)
                 cpu0, wait0 = sched_seconds(service.pid)
                 all0 = process_cpu_seconds(service.pid)
                 started = time.monotonic()
@@ -290,9 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["service_cpu_share_all_threads"] = round(
                     (process_cpu_seconds(service.pid) - all0) / wall, 2
                 )
-                if profiler is not None:
-                    profiler.send_signal(signal.SIGINT)
-                    await profiler.wait()
+                await stop_py_spy(profiler)
                 result["service_cpu_share"] = round((cpu1 - cpu0) / wall, 2)
                 result["service_cpu_wait_share"] = round((wait1 - wait0) / wall, 2)
                 results.append(result)

@@ -4,11 +4,13 @@ process (CPU and waiting time, memory) and the machine, and where the bundled ca
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +63,38 @@ def spawn_service(
             preexec_fn=pin_to(cpu, nice),
             start_new_session=True,
         )
+
+
+async def start_py_spy(
+    directory: Path | None, pid: int, name: str
+) -> asyncio.subprocess.Process | None:
+    """``py-spy record`` of ``pid`` (raw collapsed stacks, 100 samples/s, not pausing it) into
+    ``<directory>/<name>.txt`` (the folder must exist) until :func:`stop_py_spy`; None without
+    a ``directory``."""
+    if directory is None:
+        return None
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "100",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(directory / f"{name}.txt"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def stop_py_spy(profiler: asyncio.subprocess.Process | None) -> None:
+    """End a :func:`start_py_spy` recording (SIGINT: py-spy writes its file), if one runs."""
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        await profiler.wait()
 
 
 def git_commit() -> str:

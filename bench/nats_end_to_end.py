@@ -55,7 +55,6 @@ import datetime as dt
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -92,7 +91,9 @@ from bench.common import (  # noqa: E402
     rss_mb,
     sched_seconds,
     spawn_service,
+    start_py_spy,
     stop_process,
+    stop_py_spy,
     write_document,
 )
 from tests.integration.service_harness import (  # noqa: E402
@@ -664,31 +665,6 @@ class Bench:
             ),
         }
 
-    async def start_profiler(
-        self, service: ServiceProcess, label: str
-    ) -> asyncio.subprocess.Process | None:
-        """``py-spy record`` of the service during the full-speed phase (``--profile DIR``)."""
-        if self.args.profile is None:
-            return None
-        self.args.profile.mkdir(parents=True, exist_ok=True)
-        target = self.args.profile / f"service-{label}.txt"
-        command = [
-            str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "--pid",
-            str(service.pid),
-            "--rate",
-            "100",
-            "--nonblocking",
-            "--format",
-            "raw",
-            "--output",
-            str(target),
-        ]
-        return await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-
     async def wait_processed(
         self, service: ServiceProcess, expected: int, limit_s: float = 60.0
     ) -> int:
@@ -815,7 +791,10 @@ class Bench:
         await generator.publish_marker(start_marker)
         first = await collector.wait_marker(start_marker, 30)
         cpu_before, wait_before = sched_seconds(service.pid)
-        profiler = await self.start_profiler(service, f"{generator.symbols}-{label}")
+        # py-spy of the service during the full-speed phase (--profile DIR)
+        profiler = await start_py_spy(
+            self.args.profile, service.pid, f"service-{generator.symbols}-{label}"
+        )
         watching = asyncio.Event()
         watcher = asyncio.create_task(self.watch_server_backlog(service, watching))
         counts = await generator.full_speed(burst)
@@ -825,9 +804,7 @@ class Bench:
         cpu = cpu_after - cpu_before
         watching.set()
         server_backlog = await watcher
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            await profiler.wait()
+        await stop_py_spy(profiler)
         settled = await self.settle(service, generator)
         collector.take()
         seconds = None if first is None or last is None else (last - first) / 1e9
@@ -1066,6 +1043,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", type=Path, default=None, help="py-spy the service at full speed into DIR"
     )
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     args.loadavg_start = load_average()
     return args
 
