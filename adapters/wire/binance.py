@@ -276,6 +276,17 @@ def _make_depth(
     return snapshot  # type: ignore[no-any-return]
 
 
+def decoded(event: MarketEvent, envelope: dict[str, Any], stream: str | None) -> Decoded:
+    """``event`` with its envelope's ``message_id`` (if a string) and trace context."""
+    message_id = envelope.get("message_id")
+    return Decoded(
+        event,
+        message_id if message_id.__class__ is str else None,
+        trace_context(envelope),
+        stream,
+    )
+
+
 def trace_context(envelope: dict[str, Any]) -> dict[str, str] | None:
     """The envelope's ``_otel_trace_context`` if it is a non-empty object of strings."""
     context = envelope.get("_otel_trace_context")
@@ -447,13 +458,7 @@ class BinanceDecoder:
         if result.__class__ is Skip:
             return result
         event, envelope = result  # type: ignore[misc]
-        message_id = envelope.get("message_id")
-        return Decoded(
-            event,
-            message_id if message_id.__class__ is str else None,
-            trace_context(envelope),
-            envelope.get("stream"),
-        )
+        return decoded(event, envelope, envelope.get("stream"))
 
     def _decode(self, raw: bytes | str) -> tuple[MarketEvent, dict[str, Any]] | Skip:
         """(event, envelope) or a Skip. Never raises."""

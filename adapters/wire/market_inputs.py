@@ -40,10 +40,10 @@ import orjson
 from adapters.wire.binance import (
     DEFAULT_MAX_BYTES,
     _short,
+    decoded,
     parse_timestamp_ms,
     symbol_allow_list,
     to_float,
-    trace_context,
 )
 from adapters.wire.integrity import (
     DEFAULT_INTEGRITY,
@@ -181,13 +181,7 @@ class MarketInputDecoder:
         if result.__class__ is Skip:
             return result
         event, obj = result  # type: ignore[misc]
-        message_id = obj.get("message_id")
-        return Decoded(
-            event,
-            message_id if message_id.__class__ is str else None,
-            trace_context(obj),
-            str(kind),
-        )
+        return decoded(event, obj, str(kind))
 
     # Subject handlers (``raw -> Decoded | Skip``, the shape the NATS feed takes per subject).
 
