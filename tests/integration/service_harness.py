@@ -11,7 +11,10 @@ the processes of one test and kills whatever is still running at teardown.
 :class:`NatsServerProcess` is a throwaway ``nats-server`` (JetStream on, store in a temp
 dir) a test can kill and restart on the same port. :func:`service_env` builds the
 environment of one instance: unique NATS subjects under ``test.<run id>.``, a free API port,
-the failover config store, a short heartbeat.
+the failover config store, a short heartbeat (:func:`memory_service_env`: on the in-memory
+store). What the tests send and read over NATS (the bundled capture, skewed depth messages,
+a :class:`SignalInbox`) and the counters they read from ``/metrics`` are here too, for every
+test module.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gzip
 import json
 import os
 import secrets
@@ -30,11 +34,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 import httpx
+import orjson
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.environment import NO_CONFIDENCE_FLOOR
@@ -254,6 +261,17 @@ UNGOVERNED: dict[str, str] = {
 }
 """The governance of the service before issue 9, as far as it still exists: no hysteresis,
 no reversal cooldown, no confidence floor, no rate caps, the old cooldowns."""
+
+
+def memory_service_env(nats_url: str, topics: Topics, **extra: str) -> dict[str, str]:
+    """The harness environment on the in-memory config store (no MongoDB/MySQL needed);
+    ``extra``: more variables (upper-cased), ``admin_api_token`` included."""
+    options: dict[str, Any] = {
+        "config_store": "memory",
+        "heartbeat_interval_seconds": "3600",
+        **extra,
+    }
+    return service_env(topics, nats_url=nats_url, **options)
 
 
 def new_token() -> str:
@@ -574,6 +592,130 @@ class ServiceHarness:
     def close(self) -> None:
         for service in self.services:
             service.kill()
+
+
+# --- over NATS: market data in, signals out -------------------------------------------------
+
+
+CAPTURE = REPO_ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
+CAPTURE_LINES = 2_000
+
+
+def capture_lines(count: int = CAPTURE_LINES) -> list[bytes]:
+    """The first ``count`` lines of the bundled capture, as the producer published them."""
+    lines: list[bytes] = []
+    with gzip.open(CAPTURE, "rb") as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                lines.append(line)
+            if len(lines) == count:
+                break
+    return lines
+
+
+def depth_message(
+    symbol: str,
+    event_time: datetime,
+    ratio: float,
+    update_id: int,
+    *,
+    mid: float = 60_000.0,
+    levels: int = 20,
+) -> bytes:
+    """A spot depth20 message whose top-5 bid volume is ``ratio`` times the ask volume."""
+    ask_qty = 1.0
+    bid_qty = ask_qty * ratio
+    bids = [[f"{mid - 0.05 - 0.1 * i:.2f}", f"{bid_qty:.6f}"] for i in range(levels)]
+    asks = [[f"{mid + 0.05 + 0.1 * i:.2f}", f"{ask_qty:.6f}"] for i in range(levels)]
+    return orjson.dumps(
+        {
+            "stream": f"{symbol.lower()}@depth20@100ms",
+            "data": {"lastUpdateId": update_id, "bids": bids, "asks": asks},
+            "timestamp": event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "message_id": secrets.token_hex(16),
+            "source": "binance-websocket",
+            "version": "1.0",
+        }
+    )
+
+
+async def publish_all(client: NatsClient, subject: str, lines: list[bytes]) -> None:
+    for line in lines:
+        await client.publish(subject, line)
+    await client.flush()
+
+
+@dataclass
+class ReceivedSignal:
+    subject: str
+    headers: dict[str, str]
+    payload: dict[str, Any]
+    received_at: float
+
+    @property
+    def signal_id(self) -> str:
+        return str(self.payload["signal_id"])
+
+
+@dataclass
+class SignalInbox:
+    """Everything published under ``<prefix>.>`` (and, separately, on the bare prefix)."""
+
+    prefix: str
+    signals: list[ReceivedSignal] = field(default_factory=list)
+    bare: list[Msg] = field(default_factory=list)
+
+    async def on_signal(self, msg: Msg) -> None:
+        self.signals.append(
+            ReceivedSignal(
+                msg.subject, dict(msg.headers or {}), orjson.loads(msg.data), time.time()
+            )
+        )
+
+    async def on_bare(self, msg: Msg) -> None:
+        self.bare.append(msg)
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.signal_id for s in self.signals]
+
+
+async def subscribe_signals(client: NatsClient, prefix: str) -> SignalInbox:
+    inbox = SignalInbox(prefix)
+    await client.subscribe(f"{prefix}.>", cb=inbox.on_signal)
+    await client.subscribe(prefix, cb=inbox.on_bare)
+    await client.flush()
+    return inbox
+
+
+# --- what the service counted --------------------------------------------------------------
+
+
+def processed_total(service: ServiceProcess) -> tuple[float, float, float]:
+    """(messages processed, messages invalid, signals generated) from ``/metrics``."""
+    samples = service.metrics()
+    return (
+        metric_sum(samples, "realtime_strategies_messages_processed_total"),
+        metric_sum(samples, "realtime_strategies_messages_invalid_total"),
+        metric_sum(samples, "realtime_strategies_signals_generated_total"),
+    )
+
+
+def reason_total(service: ServiceProcess, name: str, reason: str) -> float:
+    """Sum of the samples of counter ``name`` labelled ``reason``."""
+    samples = service.metrics()
+    return metric_sum({k: v for k, v in samples.items() if f"reason={reason}" in k}, name)
+
+
+def invalid(service: ServiceProcess, reason: str) -> float:
+    """Messages the service rejected for ``reason`` (``future_dated``, ``duplicate``, ...)."""
+    return reason_total(service, "realtime_strategies_messages_invalid_total", reason)
+
+
+def suppressed(service: ServiceProcess, reason: str) -> float:
+    """Signals the service held back for ``reason`` (``stale``, ``paused``, ``rate_cap``, ...)."""
+    return reason_total(service, "realtime_strategies_signals_suppressed_total", reason)
 
 
 # --- a throwaway NATS server ------------------------------------------------------------------

@@ -46,10 +46,10 @@ from entrypoints.container import Container, Mode, ReplayOptions, build_containe
 from entrypoints.settings import Settings
 from tests.integration.service_harness import (
     ServiceHarness,
-    ServiceProcess,
     Topics,
+    invalid,
+    memory_service_env,
     metric_sum,
-    service_env,
     wait_until,
 )
 
@@ -356,17 +356,6 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def memory_service_env(nats_url: str, topics: Topics, **extra: str) -> dict[str, str]:
-    """The harness environment on the in-memory config store (no MongoDB/MySQL needed);
-    ``extra``: more variables (upper-cased), ``admin_api_token`` included."""
-    options: dict[str, Any] = {
-        "config_store": "memory",
-        "heartbeat_interval_seconds": "3600",
-        **extra,
-    }
-    return service_env(topics, nats_url=nats_url, admin_token=TOKEN, **options)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("token", [TOKEN, ""], ids=["token", "no-token"])
 def test_forwarded_for_loopback_from_outside_is_rejected(
@@ -458,13 +447,6 @@ async def publish_flood(nats_url: str, subject: str, start: int, count: int, pre
         await nc.close()
 
 
-def unknown_symbol_count(service: ServiceProcess) -> float:
-    return metric_sum(
-        {k: v for k, v in service.metrics().items() if "unknown_symbol" in k},
-        "realtime_strategies_messages_invalid_total",
-    )
-
-
 @pytest.mark.slow
 async def test_unknown_symbol_flood_keeps_memory_flat(
     nats_url: str, harness: ServiceHarness
@@ -478,13 +460,13 @@ async def test_unknown_symbol_flood_keeps_memory_flat(
         log_level="WARNING",
     )
     service = harness.start("flood", env)
-    await asyncio.to_thread(service.wait_ready)
+    await service.wait_ready_async()
     assert service.process is not None
     pid = service.process.pid
     prefix = "Q" + uuid.uuid4().hex[:4].upper()
 
     def counted(expected: int) -> bool:
-        return unknown_symbol_count(service) >= expected
+        return invalid(service, "unknown_symbol") >= expected
 
     await publish_flood(nats_url, topics.consumer, 0, FLOOD_WARMUP, prefix)
     await asyncio.to_thread(
@@ -506,7 +488,7 @@ async def test_unknown_symbol_flood_keeps_memory_flat(
     )
     rss_after = rss_mb(pid)
     metrics = service.metrics()
-    assert unknown_symbol_count(service) == FLOOD_WARMUP + FLOOD
+    assert invalid(service, "unknown_symbol") == FLOOD_WARMUP + FLOOD
     assert metric_sum(metrics, "realtime_strategies_messages_processed_total") == 0
     assert metric_sum(metrics, "realtime_strategies_signals_generated_total") == 0
     assert rss_after - rss_before < FLOOD_MAX_GROWTH_MB, (

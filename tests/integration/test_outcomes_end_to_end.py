@@ -23,12 +23,10 @@ from tests.integration.service_harness import (
     ServiceProcess,
     Topics,
     async_wait_until,
-    metric_sum,
-    service_env,
-)
-from tests.integration.test_service_end_to_end import (
     capture_lines,
+    processed_total,
     publish_all,
+    service_env,
     subscribe_signals,
 )
 
@@ -96,10 +94,9 @@ async def outcomes_saved(service: ServiceProcess) -> None:
 
 
 def processed(service: ServiceProcess) -> float:
-    samples = service.metrics()
-    return metric_sum(samples, "realtime_strategies_messages_processed_total") + metric_sum(
-        samples, "realtime_strategies_messages_invalid_total"
-    )
+    """Messages accounted for: processed or counted invalid."""
+    handled, invalid, _ = processed_total(service)
+    return handled + invalid
 
 
 async def feed(

@@ -21,16 +21,14 @@ from nats.aio.client import Client as NatsClient
 from entrypoints.cli import main
 from tests.integration.cli import cli_command
 from tests.integration.service_harness import (
+    CAPTURE,
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
-    service_env,
-)
-from tests.integration.test_service_end_to_end import (
-    CAPTURE,
     capture_lines,
     processed_total,
+    service_env,
     subscribe_signals,
 )
 

@@ -9,11 +9,9 @@ REST API, ``/ready``, ``/metrics`` and the JSON log.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import secrets
 import signal
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,80 +29,28 @@ from domain.config import AuditQuery
 from tests.integration.conftest import start_secantus
 from tests.integration.service_harness import (
     NatsServerProcess,
+    ReceivedSignal,
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
+    capture_lines,
+    depth_message,
     log_time,
     metric_sum,
     new_token,
+    processed_total,
+    publish_all,
     service_env,
+    subscribe_signals,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-CAPTURE = Path("/work/shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
-CAPTURE_LINES = 2_000
 MSG_ID = "Nats-Msg-Id"
 
 
-def capture_lines(count: int = CAPTURE_LINES) -> list[bytes]:
-    """The first ``count`` lines of the bundled capture, as the producer published them."""
-    lines: list[bytes] = []
-    with gzip.open(CAPTURE, "rb") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                lines.append(line)
-            if len(lines) == count:
-                break
-    return lines
-
-
 # --- signals as the trade engine receives them ------------------------------------------------
-
-
-@dataclass
-class ReceivedSignal:
-    subject: str
-    headers: dict[str, str]
-    payload: dict[str, Any]
-    received_at: float
-
-    @property
-    def signal_id(self) -> str:
-        return str(self.payload["signal_id"])
-
-
-@dataclass
-class SignalInbox:
-    """Everything published under ``<prefix>.>`` (and, separately, on the bare prefix)."""
-
-    prefix: str
-    signals: list[ReceivedSignal] = field(default_factory=list)
-    bare: list[Msg] = field(default_factory=list)
-
-    async def on_signal(self, msg: Msg) -> None:
-        self.signals.append(
-            ReceivedSignal(
-                msg.subject, dict(msg.headers or {}), orjson.loads(msg.data), time.time()
-            )
-        )
-
-    async def on_bare(self, msg: Msg) -> None:
-        self.bare.append(msg)
-
-    @property
-    def ids(self) -> list[str]:
-        return [s.signal_id for s in self.signals]
-
-
-async def subscribe_signals(client: NatsClient, prefix: str) -> SignalInbox:
-    inbox = SignalInbox(prefix)
-    await client.subscribe(f"{prefix}.>", cb=inbox.on_signal)
-    await client.subscribe(prefix, cb=inbox.on_bare)
-    await client.flush()
-    return inbox
 
 
 def contract_problems(signal: ReceivedSignal, now: datetime | None = None) -> list[str]:
@@ -119,22 +65,6 @@ def contract_problems(signal: ReceivedSignal, now: datetime | None = None) -> li
             f"signal_id {signal.payload.get('signal_id')!r}"
         )
     return problems
-
-
-async def publish_all(client: NatsClient, subject: str, lines: list[bytes]) -> None:
-    for line in lines:
-        await client.publish(subject, line)
-    await client.flush()
-
-
-def processed_total(service: ServiceProcess) -> tuple[float, float, float]:
-    """(messages processed, messages invalid, signals generated) from ``/metrics``."""
-    samples = service.metrics()
-    return (
-        metric_sum(samples, "realtime_strategies_messages_processed_total"),
-        metric_sum(samples, "realtime_strategies_messages_invalid_total"),
-        metric_sum(samples, "realtime_strategies_signals_generated_total"),
-    )
 
 
 # --- 1. live capture in, contract-valid signals out ---------------------------------------------
@@ -219,32 +149,6 @@ async def test_capture_in_signals_out_on_per_strategy_subjects(
 
 
 # --- 2. a config change on one replica reaches another within a second ------------------------
-
-
-def depth_message(
-    symbol: str,
-    event_time: datetime,
-    ratio: float,
-    update_id: int,
-    *,
-    mid: float = 60_000.0,
-    levels: int = 20,
-) -> bytes:
-    """A spot depth20 message whose top-5 bid volume is ``ratio`` times the ask volume."""
-    ask_qty = 1.0
-    bid_qty = ask_qty * ratio
-    bids = [[f"{mid - 0.05 - 0.1 * i:.2f}", f"{bid_qty:.6f}"] for i in range(levels)]
-    asks = [[f"{mid + 0.05 + 0.1 * i:.2f}", f"{ask_qty:.6f}"] for i in range(levels)]
-    return orjson.dumps(
-        {
-            "stream": f"{symbol.lower()}@depth20@100ms",
-            "data": {"lastUpdateId": update_id, "bids": bids, "asks": asks},
-            "timestamp": event_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "message_id": secrets.token_hex(16),
-            "source": "binance-websocket",
-            "version": "1.0",
-        }
-    )
 
 
 async def test_config_change_reaches_other_replica_by_its_broadcast(

@@ -26,16 +26,18 @@ from nats.aio.client import Client as NatsClient
 from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
-    ServiceProcess,
     Topics,
     async_wait_until,
+    invalid,
     log_time,
+    memory_service_env,
     metric_sum,
     new_token,
+    publish_all,
+    subscribe_signals,
+    suppressed,
 )
-from tests.integration.test_hostile_input import memory_service_env
-from tests.integration.test_service_end_to_end import depth_message as skewed_depth
-from tests.integration.test_service_end_to_end import publish_all, subscribe_signals
+from tests.integration.service_harness import depth_message as skewed_depth
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -62,22 +64,6 @@ def depth_message(time_ms: int, message_id: str | None = None) -> bytes:
     )
 
 
-def invalid(service: ServiceProcess, reason: str) -> float:
-    samples = service.metrics()
-    return metric_sum(
-        {k: v for k, v in samples.items() if f'reason="{reason}"' in k or f"reason={reason}" in k},
-        "realtime_strategies_messages_invalid_total",
-    )
-
-
-def suppressed(service: ServiceProcess, reason: str) -> float:
-    samples = service.metrics()
-    return metric_sum(
-        {k: v for k, v in samples.items() if f"reason={reason}" in k},
-        "realtime_strategies_signals_suppressed_total",
-    )
-
-
 async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     harness: ServiceHarness,
     nats_client: NatsClient,
@@ -91,7 +77,7 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
         log_level="WARNING",
     )
     service = harness.start("governed", env)
-    await asyncio.to_thread(service.wait_ready)
+    await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)
 
     now = int(time.time() * 1000)
@@ -149,7 +135,7 @@ async def test_forged_and_duplicated_dominance_and_quotes_neither_silence_nor_tr
     give one btc_dominance and one cross_exchange_spread signal."""
     env = memory_service_env(NATS_URL, topics, max_signal_age_seconds="60", log_level="WARNING")
     service = harness.start("inputs", env)
-    await asyncio.to_thread(service.wait_ready)
+    await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)
 
     now = int(time.time() * 1000)

@@ -18,19 +18,17 @@ from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
+    SignalInbox,
     Topics,
     async_wait_until,
-    log_time,
-    new_token,
-)
-from tests.integration.test_hostile_input import memory_service_env
-from tests.integration.test_service_end_to_end import (
-    SignalInbox,
     depth_message,
+    log_time,
+    memory_service_env,
+    new_token,
     publish_all,
     subscribe_signals,
+    suppressed,
 )
-from tests.integration.test_signal_governance import suppressed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -34,9 +34,9 @@ from tests.integration.service_harness import (
     ServiceHarness,
     Topics,
     async_wait_until,
+    depth_message,
     service_env,
 )
-from tests.integration.test_service_end_to_end import depth_message
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
