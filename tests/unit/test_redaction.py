@@ -44,6 +44,10 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+-.:;=@[]^_{
         ),
         # MongoDB: replica set hosts, secret query parameters.
         (
+            "mongodb://admin:s3cr3t@h1:27017,h2:27017/petrosa",
+            "mongodb://admin:***@h1:27017,h2:27017/petrosa",
+        ),
+        (
             "mongodb://admin:s3cr3t@h1:27017,h2:27017/petrosa?replicaSet=rs0",
             "mongodb://admin:***@h1:27017,h2:27017/petrosa?replicaSet=rs0",
         ),
@@ -52,12 +56,18 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+-.:;=@[]^_{
             "mongodb://h1/db?authSource=admin&tlsCertificateKeyFilePassword=***",
         ),
         ("mongodb://reader@h1:27017", "mongodb://reader@h1:27017"),  # a user name, no secret
-        # MySQL: the last @ ends the password.
+        # MySQL (MYSQL_URI): the last @ ends the password; no password, nothing to hide.
+        ("mysql://user:secret@host:3306/db", "mysql://user:***@host:3306/db"),
+        ("mysql+aiomysql://user:secret@host/db", "mysql+aiomysql://user:***@host/db"),
         ("mysql://user:p@ss/w@host:3306/db", "mysql://user:***@host:3306/db"),
+        ("mysql://root@127.0.0.1:3306/test", "mysql://root@127.0.0.1:3306/test"),
+        ("mysql://127.0.0.1:3306/test", "mysql://127.0.0.1:3306/test"),
+        ("sqlite+aiosqlite:///var/lib/rs/config.db", "sqlite+aiosqlite:///var/lib/rs/config.db"),
         ("error: mysql://root:pw@db:3306/x failed", "error: mysql://root:***@db:3306/x failed"),
         # OTLP endpoint with credentials.
         ("https://key:tok@otlp.example:4318", "https://key:***@otlp.example:4318"),
         ("no url here", "no url here"),
+        ("not a uri", "not a uri"),
         ("", ""),
     ],
 )
@@ -80,6 +90,11 @@ def test_no_password_survives(
     redacted = redact(text)
     assert password not in redacted
     assert f"{scheme}://{user}:{MASK}@" in redacted
+
+
+@pytest.mark.parametrize("password", ["secret", "p@ss", "p/ss", "with space", "a:b", "%41bc"])
+def test_redacted_never_shows_the_password(password: str) -> None:
+    assert password not in redact(f"mysql://user:{password}@dbhost:3306/db")
 
 
 def test_known_secrets_are_masked_wherever_they_appear() -> None:
