@@ -263,15 +263,15 @@ UNGOVERNED: dict[str, str] = {
 no reversal cooldown, no confidence floor, no rate caps, the old cooldowns."""
 
 
-def memory_service_env(nats_url: str, topics: Topics, **extra: str) -> dict[str, str]:
-    """The harness environment on the in-memory config store (no MongoDB/MySQL needed);
-    ``extra``: more variables (upper-cased), ``admin_api_token`` included."""
+def memory_service_env(topics: Topics, **extra: str) -> dict[str, str]:
+    """The harness environment on the in-memory config store (no MongoDB/MySQL needed), one
+    heartbeat an hour; ``extra``: more variables (upper-cased), ``admin_api_token`` included."""
     options: dict[str, Any] = {
         "config_store": "memory",
         "heartbeat_interval_seconds": "3600",
         **extra,
     }
-    return service_env(topics, nats_url=nats_url, **options)
+    return service_env(topics, **options)
 
 
 def new_token() -> str:

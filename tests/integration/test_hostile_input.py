@@ -359,11 +359,9 @@ def non_loopback_address() -> str | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("token", [TOKEN, ""], ids=["token", "no-token"])
 def test_forwarded_for_loopback_from_outside_is_rejected(
-    token: str, nats_url: str, harness: ServiceHarness
+    token: str, harness: ServiceHarness
 ) -> None:
-    env = memory_service_env(
-        nats_url, Topics.unique(), fastapi_host="0.0.0.0", admin_api_token=token
-    )
+    env = memory_service_env(Topics.unique(), fastapi_host="0.0.0.0", admin_api_token=token)
     service = harness.start("api", env)
     service.wait_ready()
     hosts = ["127.0.0.1"]
@@ -453,7 +451,6 @@ async def test_unknown_symbol_flood_keeps_memory_flat(
 ) -> None:
     topics = Topics.unique()
     env = memory_service_env(
-        nats_url,
         topics,
         trading_symbols="BTCUSDT,ETHUSDT,BNBUSDT",
         nats_dead_letter_topic="",

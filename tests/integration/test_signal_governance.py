@@ -23,7 +23,6 @@ import orjson
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     Topics,
@@ -70,7 +69,6 @@ async def test_stale_forged_and_duplicated_messages_neither_block_nor_trigger(
     topics: Topics,
 ) -> None:
     env = memory_service_env(
-        NATS_URL,
         topics,
         max_signal_age_seconds="60",
         orderbook_skew_cooldown_seconds="0",
@@ -133,7 +131,7 @@ async def test_forged_and_duplicated_dominance_and_quotes_neither_silence_nor_tr
     ones after them were silenced, and a second forged dominance triggered a buy dated 2100.
     Now the forgeries are ``future_dated``, the repeats ``duplicate``, and the real messages
     give one btc_dominance and one cross_exchange_spread signal."""
-    env = memory_service_env(NATS_URL, topics, max_signal_age_seconds="60", log_level="WARNING")
+    env = memory_service_env(topics, max_signal_age_seconds="60", log_level="WARNING")
     service = harness.start("inputs", env)
     await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)

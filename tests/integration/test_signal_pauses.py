@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.integration.conftest import NATS_URL
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
@@ -103,7 +102,7 @@ async def test_a_global_pause_stops_every_signal_and_resume_brings_them_back(
     nats_client: NatsClient,
     topics: Topics,
 ) -> None:
-    service = harness.start("paused", memory_service_env(NATS_URL, topics, **NO_COOLDOWN))
+    service = harness.start("paused", memory_service_env(topics, **NO_COOLDOWN))
     await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)
     feed = Feed(nats_client, topics.consumer)
@@ -136,7 +135,6 @@ async def test_a_pause_survives_a_restart(
     tmp_path: Path,
 ) -> None:
     env = memory_service_env(
-        NATS_URL,
         topics,
         config_store="sqlite",
         sqlite_path=str(tmp_path / "config.sqlite3"),
