@@ -287,6 +287,13 @@ def failover_stores(secantus_uri: str, mysql_uri: str, mongo_database_name: str)
     }
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> dict[str, Any]:
+    """The config store of a service on a SQLite file of the test's own (``service_env``'s
+    keywords): it outlives the process, so a restarted service finds what was written."""
+    return {"config_store": "sqlite", "sqlite_path": str(tmp_path / "config.sqlite3")}
+
+
 @pytest.fixture(scope="session")
 def mysql_url() -> Iterator[str]:
     """A SQLAlchemy URL of a fresh MariaDB database for this session (dropped at the end)."""

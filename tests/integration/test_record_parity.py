@@ -49,13 +49,10 @@ async def test_backtest_of_a_recording_gives_the_services_signals(
     nats_client: NatsClient,
     topics: Topics,
     tmp_path: Path,
+    sqlite_store: dict[str, Any],
 ) -> None:
-    env = service_env(
-        topics,
-        config_store="sqlite",
-        sqlite_path=str(tmp_path / "config.sqlite3"),
-        governed=True,  # the backtest has no environment layer: defaults on both sides
-    )
+    # governed: the backtest has no environment layer, defaults on both sides
+    env = service_env(topics, governed=True, **sqlite_store)
     service = harness.start("svc", env)
     recording = tmp_path / "recording"
     recorder = ServiceProcess(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,14 +131,9 @@ async def test_a_pause_survives_a_restart(
     harness: ServiceHarness,
     nats_client: NatsClient,
     topics: Topics,
-    tmp_path: Path,
+    sqlite_store: dict[str, Any],
 ) -> None:
-    env = memory_service_env(
-        topics,
-        config_store="sqlite",
-        sqlite_path=str(tmp_path / "config.sqlite3"),
-        **NO_COOLDOWN,
-    )
+    env = memory_service_env(topics, **sqlite_store, **NO_COOLDOWN)
     first = harness.start("before-restart", env)
     await first.wait_ready_async()
     switch(first, "pause", strategy_id="orderbook_skew", symbol="btcusdt")
