@@ -21,22 +21,20 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.stats import Decoded, DecodeStats, SkipReason
 from application.ports import FeedItem, MarketFeed
+from tests.data import CAPTURE
 
-CAPTURE = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-CAPTURE_FILE = CAPTURE / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 def capture_lines(count: int) -> list[bytes]:
     lines: list[bytes] = []
-    with gzip.open(CAPTURE_FILE, "rb") as handle:
+    with gzip.open(CAPTURE, "rb") as handle:
         for line in handle:
             if line.strip():
                 lines.append(line.rstrip(b"\n"))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.data import CAPTURE
 from tests.integration.cli import cli_command
 from tests.integration.conftest import free_port
 from tests.integration.service_harness import (
@@ -27,7 +28,6 @@ from tests.integration.service_harness import (
     wait_until,
 )
 
-CAPTURE = REPO_ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 ADMIN_TOKEN = "console-test-token-5b1f"
 _INHERITED = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
 

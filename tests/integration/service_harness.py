@@ -44,6 +44,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.data import CAPTURE
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import NATS_URL, ServerProcess, free_port
@@ -597,7 +598,6 @@ class ServiceHarness:
 # --- over NATS: market data in, signals out -------------------------------------------------
 
 
-CAPTURE = REPO_ROOT.parent / "shared" / "data" / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 CAPTURE_LINES = 2_000
 
 

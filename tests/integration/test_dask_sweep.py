@@ -16,12 +16,12 @@ from adapters.compute.dask_cluster import DaskTaskRunner
 from application.ports import TaskRunner
 from entrypoints.cli import main
 from tests.contract.task_runner_contract import TaskRunnerContract
+from tests.data import CAPTURE
 from tests.integration.conftest import free_port
 from tests.integration.service_harness import REPO_ROOT, port_open, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-CAPTURE = REPO_ROOT.parent / "shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz"
 DASK = Path(sys.executable).with_name("dask")
 
 

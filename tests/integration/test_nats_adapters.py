@@ -55,14 +55,12 @@ from domain.market import (
 )
 from domain.signal import Action, ConfigStamp, Signal, signal_id_for
 from tests.contract.market_feed_contract import capture_lines as contract_capture_lines
+from tests.data import WIRE_EXAMPLES
 from tests.integration.service_harness import NATS_SERVER_BIN, NatsServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
-DATA = Path("/work/shared/data")
-CAPTURE = DATA / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-WIRE_EXAMPLES = DATA / "producer-wire-examples.jsonl"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 # ------------------------------------------------------------------------------------ helpers

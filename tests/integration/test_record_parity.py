@@ -19,9 +19,9 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from entrypoints.cli import main
+from tests.data import CAPTURE
 from tests.integration.cli import cli_command
 from tests.integration.service_harness import (
-    CAPTURE,
     ServiceHarness,
     ServiceProcess,
     Topics,

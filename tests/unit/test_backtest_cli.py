@@ -10,12 +10,9 @@ import pytest
 
 from adapters.wire.signals import validate_trade_engine_contract
 from entrypoints.cli import main
+from tests.data import CAPTURE
 
 pytestmark = pytest.mark.unit
-
-CAPTURE = (
-    Path(__file__).resolve().parents[3] / "shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz"
-)
 
 
 def run(tmp_path: Path, name: str, *extra: str) -> tuple[int, Path]:

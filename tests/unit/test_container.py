@@ -25,8 +25,8 @@ from entrypoints.container import Mode, ReplayOptions, build_container
 from entrypoints.partition_settings import PartitionSettings
 from entrypoints.service import service_process
 from entrypoints.settings import Settings
+from tests.data import CAPTURE
 from tests.unit.test_config_use_cases import ManualClock
-from tests.unit.wire.test_replay_feed import CAPTURE
 
 T_MS = 1_723_161_255_343
 

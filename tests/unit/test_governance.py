@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +17,11 @@ from domain.strategies.hysteresis import Hysteresis
 from domain.strategies.orderbook_skew import OrderbookSkewParams, OrderbookSkewStrategy
 from domain.strategies.registry import STRATEGY_PARAMS
 from entrypoints.backtest_container import BacktestParts
+from tests.data import CAPTURE
 from tests.unit.strategies.support import config_doc, engine_with
 
 pytestmark = pytest.mark.unit
 
-CAPTURE = (
-    Path(__file__).resolve().parents[2] / "../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz"
-)
 T0 = 1_723_161_600_000
 HOUR_MS = 3_600_000
 

@@ -25,10 +25,9 @@ from domain.metrics import (
     pressures,
     summarize,
 )
+from tests.data import CAPTURE
 
 pytestmark = pytest.mark.unit
-
-CAPTURE = Path("/work/shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
 
 
 def snap(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,11 +16,11 @@ from domain.config import AuditQuery
 from domain.governance import Suppression
 from domain.market import MarketEvent
 from domain.market_window import MarketWindow
+from tests.data import CAPTURE
 from tests.unit.api.conftest import AUTH, ApiTestContainer
 
 pytestmark = pytest.mark.unit
 
-CAPTURE = Path("/work/shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz")
 URL = "/api/v1/strategies/orderbook_skew/config"
 BODY = {"parameters": {"buy_threshold": 2.0}, "changed_by": "agent", "reason": "what if"}
 # On the capture the book is so bid-heavy that buys at the defaults fire at every cooldown

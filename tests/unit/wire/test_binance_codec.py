@@ -7,7 +7,6 @@ import gzip
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,12 +27,9 @@ from adapters.wire.stats import (
     stream_kind,
 )
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
+from tests.data import CAPTURE, WIRE_EXAMPLES
 
 pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-CAPTURE = DATA / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
-WIRE_EXAMPLES = DATA / "producer-wire-examples.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -22,11 +21,10 @@ from adapters.wire.binance_streams import classify_stream
 from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
+from tests.data import CAPTURE
 
 pytestmark = pytest.mark.unit
 
-CAPTURE = Path(__file__).parents[3] / ".." / "shared" / "data"
-CAPTURE_FILE = CAPTURE / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 
 HEAD = b'{"stream":"btcusdt@depth20@100ms","timestamp":"2024-08-08T23:54:15.123Z","data":{'
 TAIL = b"}}"
@@ -110,7 +108,7 @@ def test_futures_book_takes_the_compiled_path() -> None:
 
 
 def test_every_message_of_the_bundled_capture_takes_the_compiled_path_and_matches() -> None:
-    with gzip.open(CAPTURE_FILE, "rb") as handle:
+    with gzip.open(CAPTURE, "rb") as handle:
         lines = [line for line in handle if line.strip()][:3000]
     assert all(compiled_takes(line) for line in lines)
     for line in lines:
@@ -302,7 +300,7 @@ def test_fuzzed_trades_decode_like_the_plain_path(
 
 
 def _capture_samples() -> list[bytes]:
-    with gzip.open(CAPTURE_FILE, "rb") as handle:
+    with gzip.open(CAPTURE, "rb") as handle:
         lines = [line.rstrip(b"\n") for line in handle if line.strip()]
     by_kind: dict[bytes, bytes] = {}
     for line in lines:

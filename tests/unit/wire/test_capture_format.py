@@ -25,12 +25,9 @@ from adapters.wire.capture import (
 from adapters.wire.stats import DecodeStats, Skip, SkipReason
 from domain.market import DepthSnapshot, DominanceObservation, Ticker, Trade, VenueQuote
 from entrypoints.backtest_container import BacktestParts
+from tests.data import CAPTURE
 
 pytestmark = pytest.mark.unit
-
-CAPTURE = (
-    Path(__file__).resolve().parents[4] / "shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz"
-)
 
 
 @pytest.fixture(scope="module")

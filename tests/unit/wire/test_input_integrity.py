@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
@@ -20,12 +19,10 @@ from domain.engine import SignalEngine
 from domain.market import DepthSnapshot, MarketEvent
 from domain.signal import Signal
 from entrypoints.backtest_container import BacktestParts
+from tests.data import CAPTURE
 
 pytestmark = pytest.mark.unit
 
-CAPTURE = (
-    Path(__file__).resolve().parents[3] / "../shared/data/binance-spot-btcusdt-2024-08-08.jsonl.gz"
-)
 YEAR_2100_MS = 4_102_444_800_000
 NOW_MS = 1_723_161_700_000  # a wall clock shortly after the capture
 

@@ -21,12 +21,10 @@ from adapters.wire.stats import DecodeStats, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
 from domain.signal import Signal
 from tests.contract.market_feed_contract import Fed, MarketFeedContract
+from tests.data import CAPTURE
 from tests.signals import a_signal
 
 pytestmark = pytest.mark.unit
-
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
-CAPTURE = DATA / "binance-spot-btcusdt-2024-08-08.jsonl.gz"
 
 
 @pytest.fixture(scope="module")
