@@ -16,7 +16,6 @@ Use it from an adapter's test module::
 
 from __future__ import annotations
 
-import gzip
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -27,20 +26,9 @@ import orjson
 from adapters.wire.binance import BinanceDecoder
 from adapters.wire.stats import Decoded, DecodeStats, SkipReason
 from application.ports import FeedItem, MarketFeed
-from tests.data import CAPTURE
+from tests.data import capture_lines
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def capture_lines(count: int) -> list[bytes]:
-    lines: list[bytes] = []
-    with gzip.open(CAPTURE, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                lines.append(line.rstrip(b"\n"))
-            if len(lines) == count:
-                break
-    return lines
 
 
 def expected_events(messages: Sequence[bytes]) -> list[Decoded]:

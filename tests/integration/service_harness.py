@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gzip
 import json
 import os
 import secrets
@@ -44,7 +43,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.data import CAPTURE
 from tests.environment import NO_CONFIDENCE_FLOOR
 from tests.integration.cli import cli_command
 from tests.integration.conftest import NATS_URL, ServerProcess, free_port
@@ -596,22 +594,6 @@ class ServiceHarness:
 
 
 # --- over NATS: market data in, signals out -------------------------------------------------
-
-
-CAPTURE_LINES = 2_000
-
-
-def capture_lines(count: int = CAPTURE_LINES) -> list[bytes]:
-    """The first ``count`` lines of the bundled capture, as the producer published them."""
-    lines: list[bytes] = []
-    with gzip.open(CAPTURE, "rb") as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                lines.append(line)
-            if len(lines) == count:
-                break
-    return lines
 
 
 def depth_message(

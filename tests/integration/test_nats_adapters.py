@@ -54,8 +54,7 @@ from domain.market import (
     WhaleTransfer,
 )
 from domain.signal import Action, ConfigStamp, Signal, signal_id_for
-from tests.contract.market_feed_contract import capture_lines as contract_capture_lines
-from tests.data import WIRE_EXAMPLES
+from tests.data import WIRE_EXAMPLES, capture_lines
 from tests.integration.service_harness import NATS_SERVER_BIN, NatsServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -68,12 +67,6 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 def unique(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:12]}"
-
-
-def capture_lines(count: int = 200) -> list[bytes]:
-    lines = contract_capture_lines(count)
-    assert len(lines) == count
-    return lines
 
 
 def wire_example(stream_suffix: str) -> bytes:

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from nats.aio.client import Client as NatsClient
 
+from tests.data import capture_lines
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
-    capture_lines,
     processed_total,
     publish_all,
     service_env,

@@ -19,14 +19,13 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from entrypoints.cli import main
-from tests.data import CAPTURE
+from tests.data import CAPTURE, capture_lines
 from tests.integration.cli import cli_command
 from tests.integration.service_harness import (
     ServiceHarness,
     ServiceProcess,
     Topics,
     async_wait_until,
-    capture_lines,
     processed_total,
     service_env,
     subscribe_signals,
@@ -72,7 +71,7 @@ async def test_backtest_of_a_recording_gives_the_services_signals(
     )
     inbox = await subscribe_signals(nats_client, topics.signals)
 
-    lines = capture_lines(count=10**9)  # the whole capture
+    lines = capture_lines()  # the whole capture
     assert CAPTURE.exists()
     for line in lines:
         await nats_client.publish(topics.consumer, line)

@@ -26,6 +26,7 @@ from nats.js.api import StreamConfig
 from adapters.mongo.config_store import MongoAuditLog, MongoConfigRepository, create_mongo_client
 from adapters.wire.signals import validate_trade_engine_contract
 from domain.config import AuditQuery
+from tests.data import capture_lines
 from tests.integration.conftest import start_secantus
 from tests.integration.service_harness import (
     NatsServerProcess,
@@ -34,7 +35,6 @@ from tests.integration.service_harness import (
     ServiceProcess,
     Topics,
     async_wait_until,
-    capture_lines,
     depth_message,
     log_time,
     metric_sum,
@@ -79,7 +79,7 @@ async def test_capture_in_signals_out_on_per_strategy_subjects(
     service = harness.start("svc", service_env(topics, **failover_stores))
     await service.wait_ready_async()
     inbox = await subscribe_signals(nats_client, topics.signals)
-    lines = capture_lines()
+    lines = capture_lines(2_000)
 
     await publish_all(nats_client, topics.consumer, lines)
 

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.wire.signals import validate_trade_engine_contract
 from entrypoints.cli import main
-from tests.data import CAPTURE
+from tests.data import CAPTURE, capture_lines
 
 pytestmark = pytest.mark.unit
 
@@ -205,8 +205,7 @@ def test_a_recording_folder_replays_to_the_same_signals(tmp_path: Path, default_
     the backtest reads the folder in name order as one stream, with the same signals."""
     from adapters.wire.capture import RecordedMessage, encode_record
 
-    with gzip.open(CAPTURE, "rb") as handle:
-        lines = handle.read().splitlines()
+    lines = capture_lines()
     received_ns = 1_723_161_660_000_000_000  # 2024-08-09T00:01Z, after the capture's last event
     records = [
         encode_record(RecordedMessage("binance.websocket.data", "binance", line, received_ns + i))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -27,15 +26,9 @@ from adapters.wire.stats import (
     stream_kind,
 )
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
-from tests.data import CAPTURE, WIRE_EXAMPLES
+from tests.data import WIRE_EXAMPLES
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(scope="module")
-def capture_lines() -> list[bytes]:
-    with gzip.open(CAPTURE, "rb") as handle:
-        return handle.read().splitlines()
 
 
 @pytest.fixture(scope="module")

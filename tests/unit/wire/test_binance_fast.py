@@ -21,7 +21,7 @@ from adapters.wire.binance_streams import classify_stream
 from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, MarketEvent, Trade
-from tests.data import CAPTURE
+from tests.data import CAPTURE, capture_lines
 
 pytestmark = pytest.mark.unit
 
@@ -300,8 +300,7 @@ def test_fuzzed_trades_decode_like_the_plain_path(
 
 
 def _capture_samples() -> list[bytes]:
-    with gzip.open(CAPTURE, "rb") as handle:
-        lines = [line.rstrip(b"\n") for line in handle if line.strip()]
+    lines = capture_lines()
     by_kind: dict[bytes, bytes] = {}
     for line in lines:
         by_kind.setdefault(line[: line.find(b'","data"')], line)

@@ -25,15 +25,14 @@ from adapters.wire.capture import (
 from adapters.wire.stats import DecodeStats, Skip, SkipReason
 from domain.market import DepthSnapshot, DominanceObservation, Ticker, Trade, VenueQuote
 from entrypoints.backtest_container import BacktestParts
-from tests.data import CAPTURE
+from tests.data import capture_lines
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
 def producer_lines() -> list[bytes]:
-    with gzip.open(CAPTURE, "rb") as handle:
-        return handle.read().splitlines()[:3000]
+    return capture_lines(3000)
 
 
 def record(data: bytes, input_: str = "binance", subject: str = "binance.websocket.data") -> bytes:

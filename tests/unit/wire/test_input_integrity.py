@@ -6,7 +6,6 @@ duplicated messages must not block, silence or trigger anything.
 
 from __future__ import annotations
 
-import gzip
 from collections import Counter
 
 import orjson
@@ -19,7 +18,7 @@ from domain.engine import SignalEngine
 from domain.market import DepthSnapshot, MarketEvent
 from domain.signal import Signal
 from entrypoints.backtest_container import BacktestParts
-from tests.data import CAPTURE
+from tests.data import CAPTURE, capture_lines
 
 pytestmark = pytest.mark.unit
 
@@ -31,8 +30,7 @@ NOW_MS = 1_723_161_700_000  # a wall clock shortly after the capture
 def lines() -> list[bytes]:
     if not CAPTURE.exists():
         pytest.skip(f"bundled capture missing: {CAPTURE}")
-    with gzip.open(CAPTURE, "rb") as handle:
-        return [line.rstrip(b"\n") for line in handle if line.strip()]
+    return capture_lines()
 
 
 def forged(line: bytes, index: int) -> bytes:

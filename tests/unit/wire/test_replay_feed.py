@@ -27,12 +27,6 @@ from tests.signals import a_signal
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def capture_lines() -> list[bytes]:
-    with gzip.open(CAPTURE, "rb") as handle:
-        return handle.read().splitlines()
-
-
 def trade_line(t: int, trade_id: int | None = None, price: str = "100.0") -> bytes:
     """A trade at event time ``t``; its trade id is ``t`` unless given (repeats are dropped)."""
     tid = t if trade_id is None else trade_id
