@@ -322,6 +322,7 @@ class BinanceDecoder:
 
     __slots__ = (
         "_accept",
+        "_accept_in_full",
         "_allowed",
         "_clock_ms",
         "_future_ms",
@@ -358,6 +359,7 @@ class BinanceDecoder:
         # The time line of each (kind, symbol): trade and aggTrade share the trade kind.
         self._lines = TimeLines((STREAM_TRADE, STREAM_TICKER, STREAM_DEPTH), integrity)
         self._accept = self._lines.accept
+        self._accept_in_full = self._lines.accept_in_full
         # What the trade path's inline copy of accept's usual case reads (the same objects).
         self._trade_times = self._lines.last[STREAM_TRADE]
         self._rejects = self._lines.rejects
@@ -617,7 +619,7 @@ class BinanceDecoder:
         ):
             trade_times[symbol] = time_ms
         else:
-            self._accept(STREAM_TRADE, symbol, time_ms)
+            self._accept_in_full(STREAM_TRADE, symbol, time_ms)
         if self._window:  # only an accepted trade: a forged one cannot shadow the real one
             self._remember_trade(trade_key)
         return _make_trade(symbol, time_ms, trade_id, price, qty, maker)

@@ -170,6 +170,11 @@ class TimeLines:
             return
         self._accept(line, kind, key, time_ms)
 
+    def accept_in_full(self, kind: Hashable, key: Hashable, time_ms: int) -> None:
+        """:meth:`accept` without its usual-case shortcut, for a caller that has just
+        checked that case inline and found it does not hold."""
+        self._accept(self.last[kind], kind, key, time_ms)
+
     def _accept(
         self, line: dict[Hashable, int], kind: Hashable, key: Hashable, time_ms: int
     ) -> None:

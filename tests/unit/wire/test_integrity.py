@@ -82,8 +82,7 @@ def test_trade_fast_path_and_accept_agree_with_the_full_rule(
             time_ms = -1
         got = outcome(lambda: decoder.decode(trade(symbol, time_ms, trade_id)))  # noqa: B023
         via_accept = outcome(lambda: fast.accept(STREAM_TRADE, symbol, time_ms))  # noqa: B023
-        line = full.last[STREAM_TRADE]
-        reference = outcome(lambda: full._accept(line, STREAM_TRADE, symbol, time_ms))  # noqa: B023
+        reference = outcome(lambda: full.accept_in_full(STREAM_TRADE, symbol, time_ms))  # noqa: B023
         assert got == via_accept == reference, (trade_id, symbol, time_ms)
     lines = decoder._lines
     for other in (fast, full):
