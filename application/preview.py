@@ -276,22 +276,19 @@ class ConfigPreview:
             raise PreviewBusyError("a preview is already running; retry when it is done")
         self._running = True
         try:
-            symbol = None if symbol is None else symbol.strip().upper()
             dry_run = await self._admin.set_config(
                 strategy_id, symbol, patch, changed_by, reason, validate_only=True
             )
-            return await self._compare(strategy_id, symbol, dry_run.config, params_type)
+            return await self._compare(strategy_id, dry_run.config, params_type)
         finally:
             self._running = False
 
     async def _compare(
-        self,
-        strategy_id: str,
-        symbol: str | None,
-        candidate: ConfigView,
-        params_type: type[CommonParams],
+        self, strategy_id: str, candidate: ConfigView, params_type: type[CommonParams]
     ) -> dict[str, JsonValue]:
-        """Replay the window through the current and the ``candidate`` configuration."""
+        """Replay the window through the current and the ``candidate`` configuration (of
+        ``candidate.symbol``, normalised by the write's symbol rule; None: every symbol)."""
+        symbol = candidate.symbol
         symbols = [symbol] if symbol is not None else self._window.symbols()
         # One block per symbol, not merged: per-symbol strategies, cooldowns and trades are
         # independent of other symbols' events, and a merge would cost the run loop.

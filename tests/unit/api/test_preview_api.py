@@ -124,6 +124,19 @@ async def test_each_side_reports_what_governance_suppressed_by_reason(
     assert sum(data["candidate"]["suppressed"].values()) > 0
 
 
+async def test_a_symbol_is_previewed_by_the_one_symbol_rule(
+    client: httpx.AsyncClient, window: MarketWindow
+) -> None:
+    """A lower-case symbol in the path previews the same symbol as its canonical spelling
+    (the write's own rule normalises it)."""
+    canonical = await client.post(f"{URL}/BTCUSDT/preview", json=BODY, headers=AUTH)
+    lower = await client.post(f"{URL}/btcusdt/preview", json=BODY, headers=AUTH)
+    assert canonical.status_code == lower.status_code == 200, lower.text
+    assert lower.json()["data"] == canonical.json()["data"]
+    assert lower.json()["data"]["window"]["symbols"] == ["BTCUSDT"]
+    assert lower.json()["data"]["window"]["events"] > 0
+
+
 async def test_the_governance_config_is_not_previewed(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/strategies/governance/config/preview", json=NO_RATE_CAPS, headers=AUTH
