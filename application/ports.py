@@ -158,6 +158,16 @@ class VersionConflictError(Exception):
     """A write lost a compare-and-set race: the layer's version moved underneath it."""
 
 
+def check_pause_version(record: PauseRecord, held: int, expected_version: int) -> None:
+    """The pause compare-and-set rule of a store that reads the stored version ``held``
+    itself: ``record`` may replace it only when ``held`` is ``expected_version`` and
+    ``record`` is newer; else :class:`VersionConflictError`."""
+    if held != expected_version or record.version <= held:
+        raise VersionConflictError(
+            f"pause {record.key} is at version {held}, not {expected_version}"
+        )
+
+
 class ConfigRepository(Protocol):
     """Persistence of configuration layers (global and per symbol) for all strategies.
 

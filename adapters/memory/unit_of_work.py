@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.pause_store import InMemoryPauseStore
-from application.ports import StoreUnavailableError, VersionConflictError
+from application.ports import StoreUnavailableError, check_pause_version
 from domain.config import AuditRecord, ConfigDocument, next_version
 from domain.governance import PauseRecord
 
@@ -89,11 +89,7 @@ class InMemoryConfigUnitOfWork:
             ):
                 raise StoreUnavailableError("in-memory configuration store is unavailable")
             for pause, expected_version in transaction.pauses:
-                held = self._pauses.version_of(pause.key)
-                if held != expected_version or pause.version <= held:
-                    raise VersionConflictError(
-                        f"pause {pause.key} is at version {held}, not {expected_version}"
-                    )
+                check_pause_version(pause, self._pauses.version_of(pause.key), expected_version)
             for document, expected_version in transaction.saves:
                 self._repository.put(document, expected_version)
             for pause, _ in transaction.pauses:

@@ -62,7 +62,7 @@ from pymongo.errors import (
 )
 
 from adapters.redaction import redact
-from application.ports import StoreUnavailableError, VersionConflictError
+from application.ports import StoreUnavailableError, VersionConflictError, check_pause_version
 from domain.config import AuditAction, AuditQuery, AuditRecord, ConfigDocument
 from domain.governance import Pause, PauseRecord
 from domain.params import ParamValue
@@ -580,11 +580,7 @@ class _MongoTransaction:
         """Compare-and-set on the key's stored version: read after the sequence, so the
         sequence compare-and-set at commit covers the read (as it covers the layers)."""
         raw = await _guard(self._collections.pauses.find_one({"_id": record.key}, {"version": 1}))
-        held = 0 if raw is None else int(raw["version"])
-        if held != expected_version or record.version <= held:
-            raise VersionConflictError(
-                f"pause {record.key} is at version {held}, not {expected_version}"
-            )
+        check_pause_version(record, 0 if raw is None else int(raw["version"]), expected_version)
         self.pause = record
 
     async def append(self, record: AuditRecord) -> None:
