@@ -167,7 +167,8 @@ def parse_timestamp_ms(value: object) -> int:
 # Field helpers (the slow, exact path). Failures raise _Reject, turned into a Skip at the top.
 
 
-def _short(value: object) -> str:
+def short_repr(value: object) -> str:
+    """``repr(value)``, cut to 60 characters (for skip details)."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -180,7 +181,7 @@ def to_float(value: object, name: str) -> float:
             return float(value)  # type: ignore[arg-type]
         except (ValueError, OverflowError):
             pass
-    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not numeric: {_short(value)}")
+    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not numeric: {short_repr(value)}")
 
 
 def to_int(value: object, name: str) -> int:
@@ -191,7 +192,7 @@ def to_int(value: object, name: str) -> int:
         return int(value)
     if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         return int(value)
-    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not an integer: {_short(value)}")
+    raise _Reject(SkipReason.NON_NUMERIC, f"{name} is not an integer: {short_repr(value)}")
 
 
 def _event_time(data: dict[str, Any], envelope: dict[str, Any]) -> int:
@@ -202,20 +203,30 @@ def _event_time(data: dict[str, Any], envelope: dict[str, Any]) -> int:
     stamp = envelope.get("timestamp")
     if stamp is None:
         raise _Reject(SkipReason.MISSING_FIELD, "no event time: neither 'E' nor 'timestamp'")
+    return to_timestamp(stamp)
+
+
+def to_timestamp(value: object) -> int:
+    """A message's ``timestamp`` (ISO-8601 or epoch ms, :func:`parse_timestamp_ms`) as epoch
+    ms; anything else is ``invalid_value``."""
     try:
-        return parse_timestamp_ms(stamp)
+        return parse_timestamp_ms(value)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(stamp)}: {exc}") from None
+        raise _Reject(
+            SkipReason.INVALID_VALUE, f"bad timestamp {short_repr(value)}: {exc}"
+        ) from None
 
 
 def _levels_exact(side: object, name: str) -> tuple[Level, ...]:
     """Book levels from ``[[price, qty], ...]`` (strings or numbers); zero quantities dropped."""
     if side.__class__ is not list:
-        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a list: {_short(side)}")
+        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a list: {short_repr(side)}")
     out: list[Level] = []
     for level in side:
         if level.__class__ is not list or len(level) < 2:
-            raise _Reject(SkipReason.INVALID_VALUE, f"{name} level is not a pair: {_short(level)}")
+            raise _Reject(
+                SkipReason.INVALID_VALUE, f"{name} level is not a pair: {short_repr(level)}"
+            )
         price = to_float(level[0], f"{name} price")
         qty = to_float(level[1], f"{name} quantity")
         if not (0.0 < price < _INF and 0.0 <= qty < _INF):
@@ -505,7 +516,9 @@ class BinanceDecoder:
         if message_id.__class__ is str and self._window:
             if message_id in self._seen_ids:
                 return Skip(
-                    SkipReason.DUPLICATE, f"message_id {_short(message_id)}", envelope.get("stream")
+                    SkipReason.DUPLICATE,
+                    f"message_id {short_repr(message_id)}",
+                    envelope.get("stream"),
                 )
             event = self._dispatch_stream(envelope, trusted_book)
             if event.__class__ is not Skip:
@@ -523,7 +536,7 @@ class BinanceDecoder:
         if stream.__class__ is not str:
             if stream is None:
                 return Skip(SkipReason.MISSING_FIELD, "no 'stream'")
-            return Skip(SkipReason.INVALID_VALUE, f"'stream' is not a string: {_short(stream)}")
+            return Skip(SkipReason.INVALID_VALUE, f"'stream' is not a string: {short_repr(stream)}")
         kind, prefix = self._stream_kind(stream)
         if kind == STREAM_UNSUPPORTED:
             return Skip(SkipReason.UNSUPPORTED_STREAM, stream, stream)
@@ -557,13 +570,13 @@ class BinanceDecoder:
 
     def _symbol(self, symbol: object) -> str:
         if symbol.__class__ is not str:
-            raise _Reject(SkipReason.INVALID_VALUE, f"symbol is not a string: {_short(symbol)}")
+            raise _Reject(SkipReason.INVALID_VALUE, f"symbol is not a string: {short_repr(symbol)}")
         allowed = self._allowed
         if allowed is not None and symbol not in allowed:
             raise _Reject(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded")
         if symbol not in self._valid_symbols:
             if not is_symbol(symbol):
-                raise _Reject(SkipReason.INVALID_VALUE, f"bad symbol {_short(symbol)}")
+                raise _Reject(SkipReason.INVALID_VALUE, f"bad symbol {short_repr(symbol)}")
             if len(self._valid_symbols) >= self._max_tracked:
                 self._valid_symbols.clear()
             self._valid_symbols.add(symbol)
@@ -602,7 +615,7 @@ class BinanceDecoder:
         if trade_id.__class__ is not int:
             trade_id = to_int(trade_id, id_key)
         if maker.__class__ is not bool:
-            raise _Reject(SkipReason.INVALID_VALUE, f"'m' is not a boolean: {_short(maker)}")
+            raise _Reject(SkipReason.INVALID_VALUE, f"'m' is not a boolean: {short_repr(maker)}")
         trade_key = (STREAM_TRADE if id_key == "t" else STREAM_AGG_TRADE, symbol, trade_id)
         if trade_key in self._seen_trades:
             raise _Reject(SkipReason.DUPLICATE, f"{symbol} trade id {trade_id} seen already")

@@ -39,11 +39,11 @@ import orjson
 
 from adapters.wire.binance import (
     DEFAULT_MAX_BYTES,
-    _short,
     decoded,
-    parse_timestamp_ms,
+    short_repr,
     symbol_allow_list,
     to_float,
+    to_timestamp,
 )
 from adapters.wire.integrity import (
     DEFAULT_INTEGRITY,
@@ -119,18 +119,12 @@ def _number(obj: dict[str, Any], name: str) -> float:
 def _text(obj: dict[str, Any], name: str) -> str:
     value = _required(obj, name)
     if value.__class__ is not str:
-        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a string: {_short(value)}")
+        raise _Reject(SkipReason.INVALID_VALUE, f"{name} is not a string: {short_repr(value)}")
     return value.strip()
 
 
 def _timestamp(obj: dict[str, Any]) -> int:
-    value = _required(obj, "timestamp")
-    if value.__class__ is bool:
-        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(value)}")
-    try:
-        return parse_timestamp_ms(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise _Reject(SkipReason.INVALID_VALUE, f"bad timestamp {_short(value)}: {exc}") from None
+    return to_timestamp(_required(obj, "timestamp"))  # a bool is not an int here: invalid
 
 
 class MarketInputDecoder:
@@ -219,7 +213,7 @@ class MarketInputDecoder:
             if message_id.__class__ is not str:
                 message_id = None
             elif message_id in self._message_ids:
-                return Skip(SkipReason.DUPLICATE, f"message_id {_short(message_id)}", stream)
+                return Skip(SkipReason.DUPLICATE, f"message_id {short_repr(message_id)}", stream)
             try:
                 event = handler(obj)
                 symbol = event_symbol(event)
@@ -227,7 +221,7 @@ class MarketInputDecoder:
                     raise _Reject(SkipReason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not traded")
                 transfer = _transfer_id(event, obj)
                 if transfer is not None and transfer in self._transfers:
-                    raise _Reject(SkipReason.DUPLICATE, f"transfer {_short(transfer[0])} seen")
+                    raise _Reject(SkipReason.DUPLICATE, f"transfer {short_repr(transfer[0])} seen")
                 kind, key = time_line(event)
                 self._lines.accept(kind, key, event.event_time_ms)
             except _Reject as rejected:
@@ -270,7 +264,7 @@ class MarketInputDecoder:
         kind = _text(obj, "type")
         if kind != WHALE_TRANSFER and kind != EXCHANGE_FLOW:
             raise _Reject(
-                SkipReason.UNSUPPORTED_TYPE, f"unknown on-chain event type {_short(kind)}"
+                SkipReason.UNSUPPORTED_TYPE, f"unknown on-chain event type {short_repr(kind)}"
             )
         asset = _text(obj, "asset").upper()
         if kind == WHALE_TRANSFER:
@@ -281,7 +275,7 @@ class MarketInputDecoder:
             except ValueError:
                 raise _Reject(
                     SkipReason.INVALID_VALUE,
-                    f"direction must be to_exchange or from_exchange, got {_short(direction)}",
+                    f"direction must be to_exchange or from_exchange, got {short_repr(direction)}",
                 ) from None
             if not 0.0 < amount < math.inf:
                 raise _Reject(SkipReason.INVALID_VALUE, f"whale amount {amount} is not > 0")
