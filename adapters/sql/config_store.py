@@ -380,28 +380,51 @@ async def _save_layer(
         "updated_by": document.updated_by,
     }
     layer = "global" if document.symbol is None else document.symbol
-    where = f"config {document.strategy_id}/{layer}"
+    values = {
+        **fields,
+        "strategy_id": document.strategy_id,
+        "created_at": updated_at,
+        "created_by": document.updated_by,
+        "metadata": "{}",
+    }
+    if document.symbol is not None:
+        values["symbol"] = document.symbol
+    await _compare_and_set(
+        conn,
+        table,
+        key,
+        expected_version,
+        values,
+        fields,
+        where=f"config {document.strategy_id}/{layer}",
+        absent="no document",
+    )
+
+
+async def _compare_and_set(
+    conn: AsyncConnection,
+    table: Table,
+    key: ColumnElement[bool],
+    expected_version: int,
+    new_row: dict[str, Any],
+    changed: dict[str, Any],
+    *,
+    where: str,
+    absent: str,
+) -> None:
+    """Insert ``new_row`` when ``expected_version`` is 0 (a duplicate key is a conflict),
+    else update the row at ``key`` to ``changed`` only if it is still at that version;
+    :class:`VersionConflictError` (naming ``where``) when it is not."""
     if expected_version == 0:
-        values = {
-            **fields,
-            "strategy_id": document.strategy_id,
-            "created_at": updated_at,
-            "created_by": document.updated_by,
-            "metadata": "{}",
-        }
-        if document.symbol is not None:
-            values["symbol"] = document.symbol
         try:
-            await conn.execute(insert(table).values(**values))
+            await conn.execute(insert(table).values(**new_row))
         except IntegrityError as exc:
             if _is_duplicate_key(exc):
-                raise VersionConflictError(
-                    f"{where} already exists (expected no document)"
-                ) from exc
+                raise VersionConflictError(f"{where} already exists (expected {absent})") from exc
             raise
         return
     result = await conn.execute(
-        update(table).where(key, table.c.version == expected_version).values(**fields)
+        update(table).where(key, table.c.version == expected_version).values(**changed)
     )
     if result.rowcount != 1:
         raise VersionConflictError(f"{where} is not at version {expected_version}")
@@ -550,23 +573,16 @@ async def _save_pause(conn: AsyncConnection, record: PauseRecord, expected_versi
             f"pause {record.key}: version {record.version} is not newer than {expected_version}"
         )
     t = PAUSE_TABLE
-    if expected_version == 0:
-        try:
-            await conn.execute(insert(t).values(**_pause_row(record)))
-        except IntegrityError as exc:
-            if _is_duplicate_key(exc):
-                raise VersionConflictError(
-                    f"pause {record.key} already exists (expected no record)"
-                ) from exc
-            raise
-        return
-    result = await conn.execute(
-        update(t)
-        .where(t.c.pause_key == record.key, t.c.version == expected_version)
-        .values(**_pause_fields(record))
+    await _compare_and_set(
+        conn,
+        t,
+        t.c.pause_key == record.key,
+        expected_version,
+        _pause_row(record),
+        _pause_fields(record),
+        where=f"pause {record.key}",
+        absent="no record",
     )
-    if result.rowcount != 1:
-        raise VersionConflictError(f"pause {record.key} is not at version {expected_version}")
 
 
 def _pause_from_row(row: Row[Any], source: str) -> PauseRecord:
