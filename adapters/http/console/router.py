@@ -47,6 +47,8 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["symbol_max_length"] = MAX_SYMBOL_LENGTH
+# HTML pattern: the whole value must match, and an empty optional field is not checked.
+templates.env.globals["symbol_pattern"] = INPUT_TEXT
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

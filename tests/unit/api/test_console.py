@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from adapters.http.security import CONSOLE_SESSION_COOKIE, ApiSecurity
+from domain.symbol import INPUT_TEXT, MAX_SYMBOL_LENGTH
 from tests.unit.api.conftest import TOKEN, FakeHealth, make_client
 
 pytestmark = pytest.mark.unit
@@ -168,6 +169,17 @@ async def test_the_pause_page_lists_every_strategy_and_the_navigation_offers_it(
     assert 'id="pause-form"' in page
     assert 'value="orderbook_skew"' in page
     assert 'href="/console/pause"' in (await client.get("/console/signals")).text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/console/pause", "/console/strategies/orderbook_skew", "/console/performance"],
+)
+async def test_symbol_inputs_check_the_one_symbol_rule(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    page = (await client.get(path)).text
+    assert f'maxlength="{MAX_SYMBOL_LENGTH}" pattern="{INPUT_TEXT}"' in page
 
 
 async def test_the_performance_page_offers_the_strategies_only(client: httpx.AsyncClient) -> None:
