@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.symbol import INPUT_PATTERN, MAX_SYMBOL_LENGTH
+
 T = TypeVar("T")
 
 MAX_PARAMETERS = 100
@@ -48,9 +50,10 @@ Reason = Annotated[str, StringConstraints(max_length=500)]
 SymbolIn = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=20, pattern=r"^[A-Za-z0-9]+$"
+        strip_whitespace=True, min_length=1, max_length=MAX_SYMBOL_LENGTH, pattern=INPUT_PATTERN
     ),
 ]
+"""A symbol in a request body: the one symbol rule (:mod:`domain.symbol`) before upper-casing."""
 
 
 # --- envelope ---------------------------------------------------------------------------------

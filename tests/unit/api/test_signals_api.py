@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from domain.symbol import MAX_SYMBOL_LENGTH
 from tests.unit.api.conftest import AUTH, ApiTestContainer
 
 pytestmark = pytest.mark.unit
@@ -69,6 +70,21 @@ async def test_pause_list_resume_and_audit(
     assert [a["action"] for a in strategy_audit["data"]] == ["PAUSE"]
     cache = container.config_cache()
     assert [record.key for record in cache.pauses] == ["trade_momentum/ETHUSDT"]
+
+
+async def test_a_symbol_of_the_one_rules_full_length_can_be_paused_and_resumed(
+    client: httpx.AsyncClient,
+) -> None:
+    """The body takes the symbols every other input takes: 1..32 characters (it took 20)."""
+    longest = "a" * MAX_SYMBOL_LENGTH
+    paused = await client.post(PAUSE, json=body(symbol=longest), headers=AUTH)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["data"]["symbol"] == longest.upper()
+    resumed = await client.post(RESUME, json=body(symbol=longest), headers=AUTH)
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["metadata"]["action"] == "resumed"
+    too_long = await client.post(PAUSE, json=body(symbol=longest + "A"), headers=AUTH)
+    assert too_long.status_code == 422
 
 
 async def test_nothing_to_resume_is_404(client: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ from adapters.memory.audit_log import InMemoryAuditLog
 from adapters.memory.config_repository import InMemoryConfigRepository
 from domain.config import AuditQuery
 from domain.strategies.registry import CONFIG_PARAMS, STRATEGIES, STRATEGY_PARAMS
+from domain.symbol import MAX_SYMBOL_LENGTH
 from tests.unit.api.conftest import AUTH, ApiTestContainer, error_of, make_client, wired
 
 pytestmark = pytest.mark.unit
@@ -633,6 +634,28 @@ async def test_rollback_latest_change_of_symbol_layer(client: httpx.AsyncClient)
     data = response.json()["data"]
     assert data["symbol"] == "ETHUSDT"
     assert data["parameters"] == {"top_levels": 3}
+
+
+async def test_rollback_of_a_layer_whose_symbol_has_the_full_length(
+    client: httpx.AsyncClient,
+) -> None:
+    """The body's symbol takes what the path took when the layer was written (1..32; it took
+    only 20)."""
+    longest = "E" * MAX_SYMBOL_LENGTH
+    for top_levels in (3, 4):
+        written = await client.post(
+            f"{SKEW}/config/{longest}", json=body({"top_levels": top_levels}), headers=AUTH
+        )
+        assert written.status_code == 200, written.text
+    response = await client.post(
+        f"{SKEW}/rollback", json={"symbol": longest.lower(), "changed_by": "ops"}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["parameters"] == {"top_levels": 3}
+    too_long = await client.post(
+        f"{SKEW}/rollback", json={"symbol": longest + "E", "changed_by": "ops"}, headers=AUTH
+    )
+    assert too_long.status_code == 422
 
 
 async def test_rollback_to_unknown_version_is_404(client: httpx.AsyncClient) -> None:
