@@ -42,7 +42,8 @@ unit: $(STAMP)
 integration: $(STAMP) services
 	$(BIN)/pytest -q tests/integration
 
-## Start NATS (JetStream) and MariaDB if they are not running; install them if absent.
+## Start NATS (JetStream) and MariaDB if they are not running; install them if absent, and
+## promtool and chromium for the deploy and console browser tests (scripts/ensure-services.sh).
 services:
 	bash scripts/ensure-services.sh
 
