@@ -16,8 +16,7 @@ from adapters.memory.config_repository import InMemoryConfigRepository
 from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.memory.unit_of_work import InMemoryConfigUnitOfWork
 from adapters.wire.binance import BinanceDecoder
-from adapters.wire.capture import CaptureLineDecoder, ReceiveClock, RecordedDecoders
-from adapters.wire.integrity import IntegrityOptions
+from adapters.wire.capture import CaptureLineDecoder, RecordedDecoders
 from adapters.wire.market_inputs import MarketInputDecoder
 from adapters.wire.stats import DecodeStats
 from application.config_admin import ConfigAdmin
@@ -58,19 +57,12 @@ class BacktestParts(containers.DeclarativeContainer):
         clock,
     )
     binance_decoder = providers.Singleton(BinanceDecoder, symbols=symbols)
-    # A recording's messages are judged at their receive time, as the service judged them.
-    receive_clock = providers.Singleton(ReceiveClock)
-    recorded_integrity = providers.Singleton(IntegrityOptions, clock_ms=receive_clock)
     decoder = providers.Singleton(
         CaptureLineDecoder,
         binance_decoder,
         providers.Singleton(MarketInputDecoder, symbols=symbols),
-        providers.Singleton(
-            RecordedDecoders,
-            providers.Singleton(BinanceDecoder, symbols=symbols, integrity=recorded_integrity),
-            providers.Singleton(MarketInputDecoder, symbols=symbols, integrity=recorded_integrity),
-            receive_clock,
-        ),
+        # A recording's messages are judged at their receive time, as the service judged them.
+        providers.Singleton(RecordedDecoders, symbols),
     )
     feed = providers.Factory(ReplayMarketFeed, decoder=decoder, stats=decode_stats)
     metrics_book = providers.Singleton(MarketMetricsBook)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -38,6 +38,7 @@ from typing import Final
 import orjson
 
 from adapters.wire.binance import BinanceDecoder
+from adapters.wire.integrity import IntegrityOptions
 from adapters.wire.market_inputs import InputKind, MarketInputDecoder
 from adapters.wire.stats import Skip, SkipReason
 from domain.market import MarketEvent
@@ -130,13 +131,18 @@ class ReceiveClock:
         return self.ms
 
 
-@dataclass(frozen=True, slots=True)
 class RecordedDecoders:
-    """The codecs of recording lines: their integrity options' ``clock_ms`` is ``clock``."""
+    """The codecs of recording lines, judged at the line's receive time: both decoders'
+    integrity options' ``clock_ms`` is ``clock``, which the line decoder sets to each
+    line's receive time. ``symbols``: the allow-list, as for :class:`BinanceDecoder`."""
 
-    binance: BinanceDecoder
-    inputs: MarketInputDecoder
-    clock: ReceiveClock
+    __slots__ = ("binance", "clock", "inputs")
+
+    def __init__(self, symbols: Iterable[str] | str | None = None) -> None:
+        self.clock = ReceiveClock()
+        integrity = IntegrityOptions(clock_ms=self.clock)
+        self.binance = BinanceDecoder(symbols, integrity=integrity)
+        self.inputs = MarketInputDecoder(symbols, integrity=integrity)
 
 
 class CaptureLineDecoder:
