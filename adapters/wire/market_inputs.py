@@ -31,7 +31,7 @@ moves a time line.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Final
 
@@ -77,21 +77,23 @@ EXCHANGE_FLOW: Final = "exchange_flow"
 _SYMBOL_SEPARATORS: Final = str.maketrans("", "", "-/_")
 DOMINANCE_LINE: Final = "BTC"
 """The key of the one dominance time line (dominance is market-wide: no symbol)."""
-_TIME_LINE_KINDS: Final = (InputKind.DOMINANCE, InputKind.QUOTES, WHALE_TRANSFER, EXCHANGE_FLOW)
+_TIME_LINES: Final[Mapping[type, tuple[str, Callable[[Any], Hashable]]]] = {
+    DominanceObservation: (InputKind.DOMINANCE, lambda event: DOMINANCE_LINE),
+    VenueQuote: (InputKind.QUOTES, lambda event: (event.venue, event.symbol)),
+    WhaleTransfer: (WHALE_TRANSFER, lambda event: event.asset),
+    ExchangeFlow: (EXCHANGE_FLOW, lambda event: event.asset),
+}
+"""Per market-logic input event class, its time lines' kind and an event's key in it."""
 
 
 def time_line(event: MarketEvent) -> tuple[str, Hashable]:
     """The (kind, key) time line of a market-logic input event: dominance one, quotes per
     (venue, symbol), on-chain events per (type, asset)."""
-    if isinstance(event, VenueQuote):
-        return InputKind.QUOTES, (event.venue, event.symbol)
-    if isinstance(event, DominanceObservation):
-        return InputKind.DOMINANCE, DOMINANCE_LINE
-    if isinstance(event, WhaleTransfer):
-        return WHALE_TRANSFER, event.asset
-    if isinstance(event, ExchangeFlow):
-        return EXCHANGE_FLOW, event.asset
-    raise TypeError(f"not a market-logic input event: {type(event).__name__}")
+    line = _TIME_LINES.get(type(event))
+    if line is None:
+        raise TypeError(f"not a market-logic input event: {type(event).__name__}")
+    kind, key = line
+    return kind, key(event)
 
 
 def _transfer_id(event: MarketEvent, obj: dict[str, Any]) -> tuple[str, str, str, float] | None:
@@ -152,7 +154,7 @@ class MarketInputDecoder:
             InputKind.QUOTES: self._quote,
             InputKind.ONCHAIN: self._onchain,
         }
-        self._lines = TimeLines(_TIME_LINE_KINDS, integrity)
+        self._lines = TimeLines((kind for kind, _ in _TIME_LINES.values()), integrity)
         self._message_ids: RecentIds[str] = RecentIds(integrity.dedup_window)
         self._transfers: RecentIds[tuple[str, str, str, float]] = RecentIds(integrity.dedup_window)
 
