@@ -364,11 +364,11 @@ class BinanceDecoder:
     ) -> None:
         self._allowed = symbol_allow_list(symbols)
         self._max_bytes = max_bytes
-        self._max_tracked = max(1, integrity.max_tracked)
         self._streams: dict[str, tuple[int, str]] = {}
         self._valid_symbols: set[str] = set()
         # The time line of each (kind, symbol): trade and aggTrade share the trade kind.
         self._lines = TimeLines((STREAM_TRADE, STREAM_TICKER, STREAM_DEPTH), integrity)
+        self._max_tracked = self._lines.max_tracked
         self._accept = self._lines.accept
         self._accept_in_full = self._lines.accept_in_full
         # What the trade path's inline copy of accept's usual case reads (the same objects).
@@ -380,11 +380,11 @@ class BinanceDecoder:
         self._future_ms = integrity.future_tolerance_ms
         # Duplicates: bounded windows of recent message ids and (kind, symbol, trade id) (their
         # sets bound once: one test per message, on the hot path).
-        self._window = max(0, integrity.dedup_window)
-        self._message_ids: RecentIds[str] = RecentIds(self._window)
+        self._message_ids: RecentIds[str] = RecentIds(integrity.dedup_window)
+        self._window = self._message_ids.window
         self._seen_ids = self._message_ids.ids
         self._id_order = self._message_ids.order
-        self._trades: RecentIds[tuple[int, str, int]] = RecentIds(self._window)
+        self._trades: RecentIds[tuple[int, str, int]] = RecentIds(integrity.dedup_window)
         self._seen_trades = self._trades.ids
         self._remember_trade = self._trades.remember
 

@@ -113,12 +113,12 @@ class TimeLines:
     __slots__ = (
         "_clock_ms",
         "_future_ms",
-        "_max_tracked",
         "_reanchor_after",
         "_tolerance",
         "jumps",
         "last",
         "max_jump",
+        "max_tracked",
         "rejects",
         "streaks",
     )
@@ -130,7 +130,8 @@ class TimeLines:
         tolerance_ms = options.out_of_order_tolerance_ms
         self._tolerance = NO_ORDER_CHECK if tolerance_ms is None else tolerance_ms
         self._reanchor_after = options.reanchor_after
-        self._max_tracked = max(1, options.max_tracked)
+        self.max_tracked: Final = max(1, options.max_tracked)
+        """How many keys each kind's time lines (and each table of counts) keep, at least one."""
         # Future-dated input: against the wall clock when there is one, else against the
         # (kind, key) time line (``jumps`` counts consecutive far-ahead events).
         self._clock_ms = options.clock_ms
@@ -189,7 +190,7 @@ class TimeLines:
             )
         last = line.get(key)
         if last is None:
-            if len(line) >= self._max_tracked:
+            if len(line) >= self.max_tracked:
                 del line[next(iter(line))]
             line[key] = time_ms
             return
@@ -240,7 +241,7 @@ class TimeLines:
         if self._reanchor_after is not None and count > self._reanchor_after:
             counts.pop(pair, None)
             return True
-        if pair not in counts and len(counts) >= self._max_tracked:
+        if pair not in counts and len(counts) >= self.max_tracked:
             del counts[next(iter(counts))]
         counts[pair] = count
         return False
