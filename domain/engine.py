@@ -455,11 +455,11 @@ def _admit(
     if confidence < config.params.min_confidence:
         return _HELD[Suppression.CONFIDENCE]
     symbol = decision.symbol
-    reason = governance.blocked(strategy_id, symbol, time_ms, hold)
-    if reason is not None:
-        return _HELD[reason]
+    verdict = governance.check(strategy_id, symbol, time_ms, hold)
+    if isinstance(verdict, str):
+        return _HELD[verdict]
     signal = build_signal(strategy_id, decision, time_ms, config)
-    governance.record(strategy_id, symbol, decision.action, time_ms)
+    governance.record(strategy_id, symbol, decision.action, time_ms, verdict)
     return Outcome.SIGNAL, signal
 
 

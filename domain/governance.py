@@ -256,13 +256,17 @@ class Governance:
         self, strategy_id: str, symbol: str, action: Action, time_ms: int, hold: str | None
     ) -> str | None:
         """Rules 4-6; None when the signal is published (and recorded), else the reason."""
-        reason = self.blocked(strategy_id, symbol, time_ms, hold)
-        if reason is None:
-            self.record(strategy_id, symbol, action, time_ms)
-        return reason
+        verdict = self.check(strategy_id, symbol, time_ms, hold)
+        if isinstance(verdict, str):
+            return verdict
+        self.record(strategy_id, symbol, action, time_ms, verdict)
+        return None
 
-    def blocked(self, strategy_id: str, symbol: str, time_ms: int, hold: str | None) -> str | None:
-        """Rules 4-6 without recording anything: the reason a signal is held, or None."""
+    def check(
+        self, strategy_id: str, symbol: str, time_ms: int, hold: str | None
+    ) -> str | GovernanceParams:
+        """Rules 4-6 without recording anything: the reason a signal is held, or — when it
+        may be published — the limits in force for ``symbol``, which :meth:`record` takes."""
         if self._pauses and self.paused(strategy_id, symbol):
             return Suppression.PAUSED
         if hold is not None:
@@ -275,11 +279,13 @@ class Governance:
             return Suppression.RATE_CAP
         if _capped(self._global, limits.max_signals_per_minute, _MINUTE_MS, time_ms):
             return Suppression.RATE_CAP
-        return None
+        return limits
 
-    def record(self, strategy_id: str, symbol: str, action: Action, time_ms: int) -> None:
-        """Record a published signal: its cooldown and its place in the rate windows."""
-        limits = self.limits if self._limits_for is None else self._limits_for(symbol)
+    def record(
+        self, strategy_id: str, symbol: str, action: Action, time_ms: int, limits: GovernanceParams
+    ) -> None:
+        """Record a published signal: its cooldown and its place in the rate windows (kept
+        as long as ``limits``, what :meth:`check` returned for it, needs)."""
         per_hour = limits.max_signals_per_symbol_per_hour
         per_minute = limits.max_signals_per_minute
         times = self._per_symbol.get(symbol)
