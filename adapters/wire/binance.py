@@ -31,7 +31,7 @@ two equal.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -56,6 +56,7 @@ from adapters.wire.integrity import (
 from adapters.wire.integrity import Rejected as _Reject
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from domain.market import DepthSnapshot, Level, MarketEvent, Ticker, Trade
+from domain.state import row
 from domain.symbol import is_symbol
 
 __all__ = [
@@ -313,6 +314,16 @@ _TICKER_FIELDS: Final = ("c", "p", "P", "o", "h", "l", "v", "q", "b", "a")
 _STREAM_CACHE_MAX: Final = 4096
 
 
+def _trade_key(entry: object) -> tuple[int, str, int]:
+    """A recent trade id of :meth:`BinanceDecoder.to_state` back from plain data."""
+    kind, symbol, trade_id = row(entry, 3, "decoder trades")
+    if kind not in (STREAM_TRADE, STREAM_AGG_TRADE) or kind.__class__ is not int:
+        raise ValueError(f"decoder state: unknown trade kind {kind!r:.40}")
+    if symbol.__class__ is not str or trade_id.__class__ is not int:
+        raise ValueError(f"decoder state: bad trade id {entry!r:.80}")
+    return kind, symbol, trade_id
+
+
 def symbol_allow_list(symbols: Iterable[str] | str | None) -> frozenset[str] | None:
     """The symbols a decoder accepts (a comma-separated string or an iterable, upper-cased),
     or None when it accepts every symbol (``symbols`` None, or containing ``*``)."""
@@ -403,60 +414,20 @@ class BinanceDecoder:
 
     def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
         """The order and duplicate memory of the symbols ``owns`` accepts, as plain data:
-        each (kind, symbol) time line with its reject/jump/in-order counts, and the recent
-        trade ids in the order they were accepted. Recent ``message_id``s are not included
-        (they name no symbol; the market-data stream deduplicates by ``Nats-Msg-Id``)."""
-        lines = self._lines
-        last = [
-            [kind, symbol, time_ms]
-            for kind, seen in lines.last.items()
-            for symbol, time_ms in seen.items()
-            if owns(symbol)  # type: ignore[arg-type]
-        ]
-
-        def counts(table: dict[tuple[Hashable, Hashable], int]) -> list[list[object]]:
-            return [[kind, symbol, n] for (kind, symbol), n in table.items() if owns(symbol)]  # type: ignore[arg-type]
-
-        return {
-            "last": last,
-            "rejects": counts(lines.rejects),
-            "jumps": counts(lines.jumps),
-            "streaks": counts(lines.streaks),
-            "trades": [list(key) for key in self._trades if owns(key[1])],
-        }
+        each (kind, symbol) time line with its reject/jump/in-order counts
+        (:meth:`TimeLines.to_state`), and the recent trade ids in the order they were accepted
+        (``trades``). Recent ``message_id``s are not included (they name no symbol; the
+        market-data stream deduplicates by ``Nats-Msg-Id``)."""
+        state = self._lines.to_state(lambda kind, symbol: owns(symbol))  # type: ignore[arg-type]
+        state["trades"] = self._trades.to_state(lambda key: owns(key[1]))
+        return state
 
     def merge_state(self, state: Mapping[str, object]) -> None:
-        """Restore what :meth:`to_state` returned, keeping the other symbols."""
-
-        def rows(key: str) -> list[tuple[int, str, int]]:
-            value = state.get(key)
-            if not isinstance(value, list):
-                raise ValueError(f"decoder state: {key!r} must be a list")
-            out = []
-            for entry in value:
-                if not isinstance(entry, list | tuple) or len(entry) != 3:
-                    raise ValueError(f"decoder state: bad {key!r} entry {entry!r:.80}")
-                kind, symbol, number = entry
-                if kind not in (STREAM_TRADE, STREAM_AGG_TRADE, STREAM_TICKER, STREAM_DEPTH):
-                    raise ValueError(f"decoder state: unknown stream kind {kind!r}")
-                out.append((int(kind), str(symbol), int(number)))
-            return out
-
-        last, rejects = rows("last"), rows("rejects")
-        jumps, streaks, trades = rows("jumps"), rows("streaks"), rows("trades")
-        lines = self._lines
-        for kind, symbol, time_ms in last:
-            lines.last[STREAM_TRADE if kind == STREAM_AGG_TRADE else kind][symbol] = time_ms
-        for table, loaded in (
-            (lines.rejects, rejects),
-            (lines.jumps, jumps),
-            (lines.streaks, streaks),
-        ):
-            for kind, symbol, n in loaded:
-                table[(kind, symbol)] = n
-        for key in trades:
-            if key not in self._seen_trades:
-                self._remember_trade(key)
+        """Restore what :meth:`to_state` returned, keeping the other symbols (``ValueError``
+        on a malformed state, which may then be merged in part: a checkpoint is restored into
+        a fresh decoder first)."""
+        self._lines.merge_state(state)
+        self._trades.merge_state(state.get("trades"), _trade_key)
 
     # -- entry points ----------------------------------------------------------------------
 

@@ -17,17 +17,21 @@ components (the Binance codec per (symbol, kind), the market-input codec per inp
   so a rejected forgery cannot shadow the real message.
 
 Both raise / report through :class:`Rejected`, the codecs' internal rejection (turned into a
-:class:`~adapters.wire.stats.Skip` at their top).
+:class:`~adapters.wire.stats.Skip` at their top). Both give their memory as plain data for a
+partition checkpoint (``to_state(keep)``, only the entries ``keep`` accepts) and merge it back
+(``merge_state``): every codec's checkpoint of its integrity memory is these two
+(docs/adr/0022-partition-state-checkpoints.md).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
 from adapters.wire.stats import SkipReason
+from domain.state import items, row
 
 __all__ = [
     "DEFAULT_DEDUP_WINDOW",
@@ -153,6 +157,48 @@ class TimeLines:
         self.rejects.clear()
         self.jumps.clear()
         self.streaks.clear()
+
+    def _tables(self) -> dict[str, dict[tuple[Hashable, Hashable], int]]:
+        """The counts per (kind, key), by their name in :meth:`to_state`."""
+        return {"rejects": self.rejects, "jumps": self.jumps, "streaks": self.streaks}
+
+    def to_state(self, keep: Callable[[Hashable, Hashable], bool]) -> dict[str, object]:
+        """The time lines ``keep(kind, key)`` accepts, as plain data: ``last`` the
+        ``[kind, key, time_ms]`` of each, ``rejects``/``jumps``/``streaks`` its
+        ``[kind, key, count]`` (a tuple key as a list)."""
+        state: dict[str, object] = {
+            "last": [
+                [kind, _plain(key), time_ms]
+                for kind, line in self.last.items()
+                for key, time_ms in line.items()
+                if keep(kind, key)
+            ]
+        }
+        for name, table in self._tables().items():
+            state[name] = [
+                [kind, _plain(key), n] for (kind, key), n in table.items() if keep(kind, key)
+            ]
+        return state
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other time lines; ``ValueError``
+        (nothing changed) on a kind this instance does not have or a malformed entry."""
+        tables = self._tables()
+        loaded = {name: self._rows(state, name) for name in ("last", *tables)}
+        for kind, key, time_ms in loaded["last"]:
+            self.last[kind][key] = time_ms
+        for name, table in tables.items():
+            for kind, key, n in loaded[name]:
+                table[(kind, key)] = n
+
+    def _rows(self, state: Mapping[str, object], name: str) -> list[tuple[Hashable, Hashable, int]]:
+        out: list[tuple[Hashable, Hashable, int]] = []
+        for entry in items(state, name, "time lines"):
+            kind, key, number = row(entry, 3, "time lines")
+            if kind.__class__ not in (int, str) or kind not in self.last:
+                raise ValueError(f"time lines state: unknown kind {kind!r:.40}")
+            out.append((kind, _key(key), int(number)))
+        return out
 
     def accept(self, kind: Hashable, key: Hashable, time_ms: int) -> None:
         """Accept ``time_ms`` on the time line of (kind, key), or raise :class:`Rejected`
@@ -288,3 +334,32 @@ class RecentIds(Generic[_T]):
     def clear(self) -> None:
         self.ids.clear()
         self.order.clear()
+
+    def to_state(self, keep: Callable[[_T], bool]) -> list[object]:
+        """The ids ``keep`` accepts, oldest first, as plain data (a tuple id as a list)."""
+        return [_plain(item) for item in self.order if keep(item)]
+
+    def merge_state(self, state: object, parse: Callable[[object], _T]) -> None:
+        """Remember the ids :meth:`to_state` returned (``state``, each turned back into an id
+        by ``parse``, which raises ``ValueError`` on a malformed one) after the ones remembered
+        already; ``ValueError`` (nothing changed) if any is malformed."""
+        if not isinstance(state, list | tuple):
+            raise ValueError(f"recent ids state: expected a list, got {type(state).__name__}")
+        loaded = [parse(entry) for entry in state]
+        for item in loaded:
+            if item not in self.ids:
+                self.remember(item)
+
+
+def _plain(key: object) -> object:
+    """A key or id as plain data: a tuple as a list."""
+    return list(key) if isinstance(key, tuple) else key
+
+
+def _key(value: object) -> Hashable:
+    """A time line's key back from plain data: a string, or a list of strings (a tuple)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
+        return tuple(value)
+    raise ValueError(f"time lines state: bad key {value!r:.80}")
