@@ -2,13 +2,13 @@
 
 A partitioned worker (docs/adr/0010-symbol-partitioning.md) holds per-symbol state in a few
 objects — the :class:`~domain.engine.SignalEngine` (strategies and governance), the
-market-metrics book, the wire decoder's order and duplicate memory. Each is a
-:class:`StateHolder`: ``to_state(owns)`` gives the state of the symbols ``owns`` accepts as
-plain data, ``merge_state(state)`` restores it. :class:`WorkerState` names the holders and
-cuts their state by partition (``owns = partition_of(symbol) == p``), so that a snapshot of
-partition ``p`` can be restored by whichever worker owns ``p`` next, whatever the worker
-count. Encoding and storage are adapters' work (``adapters/nats/checkpoints.py``,
-docs/adr/0022-partition-state-checkpoints.md).
+market-metrics book, the wire decoders' order and duplicate memory (Binance and the
+market-logic inputs). Each is a :class:`StateHolder`: ``to_state(owns)`` gives the state of
+the symbols ``owns`` accepts as plain data, ``merge_state(state)`` restores it.
+:class:`WorkerState` names the holders and cuts their state by partition (``owns =
+partition_of(symbol) == p``), so that a snapshot of partition ``p`` can be restored by
+whichever worker owns ``p`` next, whatever the worker count. Encoding and storage are
+adapters' work (``adapters/nats/checkpoints.py``, docs/adr/0022-partition-state-checkpoints.md).
 
 A snapshot is only as good as the code that reads it: :func:`state_fingerprint` names the
 format version, the holders and every strategy's parameter fields, and a snapshot with
@@ -27,8 +27,11 @@ from typing import Protocol
 from domain.params import CommonParams
 from domain.strategies.base import Strategy
 
-FORMAT_VERSION = 1
-"""Version of the snapshot layout; a change of any holder's ``to_state`` shape bumps it."""
+FORMAT_VERSION = 2
+"""Version of the snapshot layout; a change of any holder's ``to_state`` shape, or of the set
+of holders, bumps it (a snapshot of another version is refused as ``incompatible``: the
+worker replays that partition instead). 2: the market-input decoder's memory
+(``market_inputs``) joined the holders."""
 
 
 class StateHolder(Protocol):

@@ -285,14 +285,20 @@ def worker_state(
     engine: SignalEngine,
     book: MarketMetricsBook,
     decoder: BinanceDecoder,
+    input_decoder: MarketInputDecoder,
     part: PartitionSettings,
     settings: Settings,
 ) -> WorkerState:
     """What a worker checkpoints per partition: the engine (strategies and governance), the
-    market-metrics book and the Binance decoder's order/duplicate memory (the market-input
-    decoder's is not checkpointed: a worker that takes over starts its time lines afresh). A
-    snapshot is tried on fresh copies first (``scratch``)."""
-    holders: dict[str, StateHolder] = {"engine": engine, "metrics": book, "decoder": decoder}
+    market-metrics book, and the order/duplicate memory of the Binance decoder and of the
+    market-input decoder (dominance, quotes, on-chain events). A snapshot is tried on fresh
+    copies first (``scratch``)."""
+    holders: dict[str, StateHolder] = {
+        "engine": engine,
+        "metrics": book,
+        "decoder": decoder,
+        "market_inputs": input_decoder,
+    }
 
     def scratch() -> dict[str, StateHolder]:
         return {
@@ -305,6 +311,7 @@ def worker_state(
                 history_seconds=book.history_seconds, max_symbols=book.max_symbols
             ),
             "decoder": BinanceDecoder(),
+            "market_inputs": MarketInputDecoder(),
         }
 
     return WorkerState(
@@ -746,6 +753,7 @@ class Container(containers.DeclarativeContainer):
             providers.Callable(lambda c: c.engine(), __self__),
             providers.Callable(lambda c: c.metrics_book(), __self__),
             decoder,
+            input_decoder,
             partitions,
             settings,
         ),

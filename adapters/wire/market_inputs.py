@@ -26,6 +26,11 @@ one per (type, asset). An event stamped more than ``future_tolerance_ms`` after 
 going back is ``out_of_order``; a ``message_id`` — or a whale transfer's ``tx_hash`` with the
 same asset, direction and amount — seen among the recent ones is a ``duplicate``. None of them
 moves a time line.
+
+That memory is checkpointed with a worker's partitions (:meth:`MarketInputDecoder.to_state`):
+each entry goes with the partition its message is routed to (the partition router's rule,
+:mod:`adapters.wire.routing_keys`), so the worker that consumes that partition next rejects
+what this one rejected.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from adapters.wire.integrity import (
 )
 from adapters.wire.integrity import Rejected as _Reject
 from adapters.wire.stats import Decoded, Skip, SkipReason
+from application.partitioning import DOMINANCE_SYMBOL, onchain_symbol
 from domain.market import (
     DominanceObservation,
     ExchangeFlow,
@@ -62,6 +68,7 @@ from domain.market import (
     WhaleTransfer,
     event_symbol,
 )
+from domain.state import items, row
 
 
 class InputKind(StrEnum):
@@ -77,13 +84,23 @@ EXCHANGE_FLOW: Final = "exchange_flow"
 _SYMBOL_SEPARATORS: Final = str.maketrans("", "", "-/_")
 DOMINANCE_LINE: Final = "BTC"
 """The key of the one dominance time line (dominance is market-wide: no symbol)."""
-_TIME_LINES: Final[Mapping[type, tuple[str, Callable[[Any], Hashable]]]] = {
-    DominanceObservation: (InputKind.DOMINANCE, lambda event: DOMINANCE_LINE),
-    VenueQuote: (InputKind.QUOTES, lambda event: (event.venue, event.symbol)),
-    WhaleTransfer: (WHALE_TRANSFER, lambda event: event.asset),
-    ExchangeFlow: (EXCHANGE_FLOW, lambda event: event.asset),
+_TIME_LINES: Final[Mapping[type, tuple[str, Callable[[Any], Hashable], Callable[[Any], str]]]] = {
+    DominanceObservation: (
+        InputKind.DOMINANCE,
+        lambda event: DOMINANCE_LINE,
+        lambda key: DOMINANCE_SYMBOL,
+    ),
+    VenueQuote: (InputKind.QUOTES, lambda event: (event.venue, event.symbol), lambda key: key[1]),
+    WhaleTransfer: (WHALE_TRANSFER, lambda event: event.asset, onchain_symbol),
+    ExchangeFlow: (EXCHANGE_FLOW, lambda event: event.asset, onchain_symbol),
 }
-"""Per market-logic input event class, its time lines' kind and an event's key in it."""
+"""Per market-logic input event class, its time lines' kind, an event's key in it, and the
+symbol a key's messages are routed by (:mod:`adapters.wire.routing_keys`: dominance
+``BTCUSDT``, a quote its symbol, an on-chain event ``<ASSET>USDT``)."""
+_LINE_SYMBOL: Final[Mapping[Hashable, Callable[[Any], str]]] = {
+    kind: symbol for kind, _, symbol in _TIME_LINES.values()
+}
+"""Time line kind → the routing symbol of one of its keys."""
 
 
 def time_line(event: MarketEvent) -> tuple[str, Hashable]:
@@ -92,8 +109,29 @@ def time_line(event: MarketEvent) -> tuple[str, Hashable]:
     line = _TIME_LINES.get(type(event))
     if line is None:
         raise TypeError(f"not a market-logic input event: {type(event).__name__}")
-    kind, key = line
+    kind, key, _ = line
     return kind, key(event)
+
+
+def _message_id(entry: object) -> tuple[str, str]:
+    """A recent ``[symbol, message_id]`` of :meth:`MarketInputDecoder.to_state`."""
+    symbol, message_id = row(entry, 2, "market inputs message_ids")
+    if symbol.__class__ is not str or message_id.__class__ is not str:
+        raise ValueError(f"market inputs state: bad message id {entry!r:.80}")
+    return symbol, message_id
+
+
+def _transfer(entry: object) -> tuple[str, str, str, float]:
+    """A recent whale transfer id ``[tx_hash, asset, direction, amount]``."""
+    tx_hash, asset, direction, amount = row(entry, 4, "market inputs transfers")
+    if not (
+        tx_hash.__class__ is str
+        and asset.__class__ is str
+        and direction.__class__ is str
+        and amount.__class__ is float
+    ):
+        raise ValueError(f"market inputs state: bad transfer id {entry!r:.80}")
+    return tx_hash, asset, direction, amount
 
 
 def _transfer_id(event: MarketEvent, obj: dict[str, Any]) -> tuple[str, str, str, float] | None:
@@ -138,7 +176,15 @@ class MarketInputDecoder:
     the Binance decoder's. Not thread-safe: use one instance per consumer.
     """
 
-    __slots__ = ("_allowed", "_handlers", "_lines", "_max_bytes", "_message_ids", "_transfers")
+    __slots__ = (
+        "_allowed",
+        "_handlers",
+        "_lines",
+        "_max_bytes",
+        "_message_ids",
+        "_message_symbols",
+        "_transfers",
+    )
 
     def __init__(
         self,
@@ -154,15 +200,70 @@ class MarketInputDecoder:
             InputKind.QUOTES: self._quote,
             InputKind.ONCHAIN: self._onchain,
         }
-        self._lines = TimeLines((kind for kind, _ in _TIME_LINES.values()), integrity)
+        self._lines = TimeLines((kind for kind, _, _ in _TIME_LINES.values()), integrity)
         self._message_ids: RecentIds[str] = RecentIds(integrity.dedup_window)
+        self._message_symbols: dict[str, str] = {}
+        """The routing symbol of each recent message id's message (for checkpoints); may
+        hold forgotten ids too, up to twice the window, pruned to the recent ones."""
         self._transfers: RecentIds[tuple[str, str, str, float]] = RecentIds(integrity.dedup_window)
 
     def reset(self) -> None:
         """Forget the time lines and recent ids (e.g. before replaying a file again)."""
         self._lines.clear()
         self._message_ids.clear()
+        self._message_symbols.clear()
         self._transfers.clear()
+
+    # -- state snapshots (partition checkpoints) ---------------------------------------------
+
+    def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
+        """The order and duplicate memory of the partitions ``owns`` accepts the symbols of,
+        as plain data: the time lines with their reject/jump/in-order counts
+        (:meth:`TimeLines.to_state`), the recent ``message_id``s with their message's symbol
+        (``message_ids``: ``[symbol, id]``) and the recent whale transfer ids (``transfers``),
+        oldest first.
+
+        Each entry goes with the symbol its messages are routed by, so it is saved with the
+        partition that consumes them (``application/partitioning.py``, the router's
+        ``adapters/wire/routing_keys.py``): a quote's time line and ids with its symbol; the
+        dominance time line — dominance has no symbol — with ``BTCUSDT``, where the router
+        sends every dominance observation (btc_dominance's symbol); an on-chain event's
+        (type, asset) time line and its ids with ``<ASSET>USDT``, where the router sends
+        that asset's events. Unlike the Binance decoder's, the recent ``message_id``s are
+        saved: each is remembered with its message's symbol, and for these inputs they are
+        the only duplicate check of a message at its time line's latest time.
+        """
+        lines = self._lines.to_state(lambda kind, key: owns(_LINE_SYMBOL[kind](key)))
+        symbols = self._message_symbols
+        lines["message_ids"] = [
+            [symbols[message_id], message_id]
+            for message_id in self._message_ids
+            if owns(symbols[message_id])
+        ]
+        lines["transfers"] = self._transfers.to_state(lambda t: owns(onchain_symbol(t[1])))
+        return lines
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other partitions' entries
+        (``ValueError`` on a malformed state, which may then be merged in part: a checkpoint
+        is restored into a fresh decoder first)."""
+        owned = [_message_id(entry) for entry in items(state, "message_ids", "market inputs")]
+        self._lines.merge_state(state)
+        self._transfers.merge_state(state.get("transfers"), _transfer)
+        for symbol, message_id in owned:
+            if message_id not in self._message_ids:
+                self._remember_message(message_id, symbol)
+
+    def _remember_message(self, message_id: str, symbol: str) -> None:
+        """Remember an accepted message's id (and its routing symbol, for checkpoints)."""
+        ids = self._message_ids
+        if not ids.window:
+            return
+        ids.remember(message_id)
+        symbols = self._message_symbols
+        symbols[message_id] = symbol
+        if len(symbols) > 2 * ids.window:
+            self._message_symbols = {kept: symbols[kept] for kept in ids}
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -232,7 +333,7 @@ class MarketInputDecoder:
                 return Skip(SkipReason.INVALID_VALUE, str(exc)[:200], stream)
             # Only an accepted message is remembered: a rejected forgery shadows nothing.
             if message_id is not None:
-                self._message_ids.remember(message_id)
+                self._remember_message(message_id, _LINE_SYMBOL[kind](key))
             if transfer is not None:
                 self._transfers.remember(transfer)
             return event, obj

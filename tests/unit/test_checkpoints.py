@@ -114,6 +114,7 @@ def _state(container: Container) -> WorkerState:
         container.engine(),
         container.metrics_book(),
         container.decoder(),
+        container.input_decoder(),
         PartitionSettings(worker_count=1, partition_count=PARTITIONS),
         SETTINGS,
     )
@@ -221,6 +222,22 @@ def test_a_partition_snapshot_holds_only_its_symbols_and_dominance_goes_with_btc
         assert {entry["symbol"] for entry in book["symbols"]} == {
             s for s in SYMBOLS if partition_of(s) == p
         }
+        # the market-input decoder's time lines go where the router sends their messages:
+        # dominance with BTCUSDT, on-chain events of X with XUSDT, quotes with their symbol
+        inputs = captured["market_inputs"]
+        assert isinstance(inputs, dict)
+        lines = {(kind, key if isinstance(key, str) else key[1]) for kind, key, _ in inputs["last"]}
+        assert lines == {
+            (kind, key)
+            for kind, key, symbol in [
+                ("dominance", "BTC", "BTCUSDT"),
+                ("whale_transfer", "BTC", "BTCUSDT"),
+                ("exchange_flow", "SOL", "SOLUSDT"),
+                ("quotes", "SOLUSDT", "SOLUSDT"),
+                ("quotes", "LINKUSDT", "LINKUSDT"),
+            ]
+            if partition_of(symbol) == p
+        }
 
 
 def _one_snapshot(**changes: Any) -> tuple[WorkerState, PartitionSnapshot]:
@@ -269,6 +286,23 @@ def test_an_unreadable_snapshot_is_refused_with_its_reason(
 )
 def test_a_snapshot_of_another_layout_is_refused_as_incompatible(changes: dict[str, Any]) -> None:
     _, snapshot = _one_snapshot(**changes)
+    _refused_as_incompatible(snapshot)
+
+
+@pytest.mark.parametrize("version", [1, FORMAT_VERSION])
+def test_a_snapshot_without_the_market_input_decoder_is_refused(version: int) -> None:
+    """Layout 2 added the market-input decoder's memory: a snapshot written by a worker of
+    layout 1 (no ``market_inputs``) is refused as incompatible — the worker replays that
+    partition instead of restoring it without that memory — and so would one of this layout
+    that lacked it, whatever its fingerprint says."""
+    assert FORMAT_VERSION == 2
+    _, snapshot = _one_snapshot(version=version)
+    without = {name: part for name, part in snapshot.state.items() if name != "market_inputs"}
+    assert set(without) == {"engine", "metrics", "decoder"}  # what layout 1 held
+    _refused_as_incompatible(dataclasses.replace(snapshot, state=without))
+
+
+def _refused_as_incompatible(snapshot: PartitionSnapshot) -> None:
     fresh = _state(_container())
     with pytest.raises(SnapshotRejectedError) as refused:
         fresh.restore(decode_snapshot(encode_snapshot(snapshot)))
