@@ -4,12 +4,15 @@ A worker snapshots its partitions into a JetStream Object Store; its successor r
 and replays only what follows. Here the market-data stream keeps 20 s (production: an hour),
 so a day and a half of BTC dominance is gone from the stream by the time the worker is
 SIGKILLed: only the snapshot still has it, and the successor's btc_dominance signals must be
-those of an uninterrupted run. A corrupt and an incompatible snapshot fall back to replay,
+those of an uninterrupted run; the dominance and on-chain messages its predecessor had
+accepted, sent again, it rejects as its predecessor would have (the market-input decoder's
+memory is in the snapshot). A corrupt and an incompatible snapshot fall back to replay,
 counted and logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -21,7 +24,7 @@ from adapters.nats.checkpoints import encode_snapshot, object_name
 from adapters.wire.signals import format_timestamp_ms
 from application.checkpoints import PartitionSnapshot
 from application.partitioning import partition_of
-from bench import dominance_history
+from bench import dominance_history, market_inputs
 from bench.fanout import capture_lines, fan_out
 from tests.integration.partition_cluster import (
     Cluster,
@@ -87,13 +90,35 @@ async def _checkpointed(worker: Proc, cluster: Cluster, partitions: set[int]) ->
 
 
 def _metric(worker: Proc, name: str, **labels: str) -> float:
+    value = _sample(worker, name, **labels)
+    if value is None:
+        raise AssertionError(f"no sample {name}{labels}")
+    return value
+
+
+def _sample(worker: Proc, name: str, **labels: str) -> float | None:
     text = worker.get("/metrics")
     assert text is not None
     for family in text_string_to_metric_families(text.text):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
-    raise AssertionError(f"no sample {name}{labels}")
+    return None
+
+
+def _invalid(worker: Proc) -> dict[str, float]:
+    """The worker's rejected input messages by reason (0 where none)."""
+    name = "realtime_strategies_messages_invalid_total"
+    reasons = ("duplicate", "out_of_order", "future_dated")
+    return {reason: _sample(worker, name, reason=reason) or 0.0 for reason in reasons}
+
+
+def _whale(time_ms: int, message_id: str, tx_hash: str | None = None) -> bytes:
+    """A BTC whale transfer far below the threshold (no signal), routed with BTCUSDT."""
+    fields = orjson.loads(market_inputs.whale_transfer("BTC", 1.5, "to_exchange", time_ms))
+    if tx_hash is not None:
+        fields["tx_hash"] = tx_hash
+    return orjson.dumps({**fields, "message_id": message_id})
 
 
 @pytest.mark.timeout(600)
@@ -106,7 +131,21 @@ async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_h
     market: Messages = [("binance", raw) for raw in fan_out(lines, SYMBOLS)]
     history: Messages = [("dominance", raw) for raw in dominance_history.history(start - 60_000)]
     jump: Messages = [("dominance", dominance_history.jump(start - 60_000))]
-    expected = await reference([*market, *history, *jump])
+    whales: Messages = [
+        ("onchain", _whale(start - 62_000, "whale-1")),
+        ("onchain", _whale(start - 61_000, "whale-2", tx_hash="0xfeed")),
+    ]
+    # Sent again after the takeover: the predecessor rejected each of them, so must the
+    # successor: the first whale (its message id: its time is the time line's latest but one),
+    # the second under a new id (its transfer), an hour-old dominance observation (out of
+    # order). Before the market-input decoder's memory was in the snapshot, all three were
+    # accepted.
+    replays: Messages = [
+        whales[0],
+        ("onchain", _whale(start - 61_000, "whale-2-again", tx_hash="0xfeed")),
+        history[-2],
+    ]
+    expected = await reference([*market, *history, *whales, *jump])  # the replays rejected
     dominance = [s for s in expected.values() if s["strategy_id"] == "btc_dominance"]
     # The history alone signals (its 24 h change passes the threshold from its 21st hour,
     # then once per 4 h cooldown), and so does the jump, measured against a reference a day
@@ -124,7 +163,7 @@ async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_h
     await ready([router, worker], cluster)
     sent = await publish(nc, cluster, market)
     await stream_holds(js, cluster, sent)
-    sent += await publish(nc, cluster, history)
+    sent += await publish(nc, cluster, [*history, *whales])
     await stream_holds(js, cluster, sent)
     await caught_up([worker], cluster)
     btc = partition_of("BTCUSDT", cluster.partitions)
@@ -137,10 +176,14 @@ async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_h
     worker.kill()
     worker.start()
     await ready([worker], cluster)
-    sent += await publish(nc, cluster, jump)
+    sent += await publish(nc, cluster, [*replays, *jump])
     await stream_holds(js, cluster, sent)
     await caught_up([worker], cluster)
 
+    async def replays_rejected() -> bool:
+        return sum((await asyncio.to_thread(_invalid, worker)).values()) >= len(replays)
+
+    await wait_for(replays_rejected, 60.0, "the replayed market inputs rejected", cluster)
     status = await http_json(worker, "/api/v1/partitions", cluster)
     checkpoints = status["checkpoints"]
     print(f"restarted worker: checkpoints {checkpoints}, replay {status['replay']}")
@@ -149,6 +192,8 @@ async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_h
     assert status["replay"]["messages"] == 0  # nothing left to replay: all from the snapshot
     assert _metric(worker, "realtime_strategies_checkpoint_restore_total", result="restored") == 2
     assert_same_signals(await read_signals(js, cluster), expected)
+    # the message id, the transfer, the out-of-order observation
+    assert _invalid(worker) == {"duplicate": 2, "out_of_order": 1, "future_dated": 0}
 
 
 @pytest.mark.timeout(600)
