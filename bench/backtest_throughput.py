@@ -54,6 +54,7 @@ from domain.market import MarketEvent
 from domain.signal import Signal
 from entrypoints.backtest import apply_overrides
 from entrypoints.backtest_container import BacktestParts
+from entrypoints.lifecycle import settle_garbage_collector
 
 if TYPE_CHECKING:
     from pyinstrument.frame import Frame
@@ -386,6 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     pinned = pin_to_cpu(args.cpu)
     capture = load_capture(args.capture)
+    settle_garbage_collector()  # as `realtime-strategies backtest` does before it replays
     repeats = [measure_once(capture.lines, args.home_venue) for _ in range(args.repeat)]
     report(capture, repeats, pinned)
     problems = check_digests(repeats, args.expect_signals)

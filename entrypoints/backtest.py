@@ -42,6 +42,7 @@ from domain.signal import JsonValue
 from domain.strategies.registry import STRATEGY_PARAMS
 from domain.trade_model import FillRule, TradeModelSettings
 from entrypoints.backtest_container import BacktestParts
+from entrypoints.lifecycle import settle_garbage_collector
 
 
 class UsageError(Exception):
@@ -328,6 +329,7 @@ def main(args: argparse.Namespace) -> int:
     first: Path = args.files[0]
     name = first.name.removesuffix(".gz").removesuffix(".jsonl")
     out: Path = args.out or Path("out") / name
+    settle_garbage_collector()
     with tqdm(
         unit=" msg", desc=name, disable=args.no_progress, file=sys.stderr, mininterval=0.5
     ) as bar:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal as os_signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import structlog
 import uvicorn
@@ -24,6 +25,34 @@ import uvicorn
 log = structlog.get_logger("realtime_strategies.lifecycle")
 
 Hook = Callable[[], Awaitable[object]]
+
+YOUNG_COLLECTION_THRESHOLD: Final = 100_000
+"""Net new container objects (allocations minus deallocations) between two collections of the
+garbage collector's young generation; CPython's default is 700."""
+
+
+def settle_garbage_collector() -> None:
+    """Tune the garbage collector for a long run (``serve``, ``route``, ``backtest``), once
+    everything is built.
+
+    Everything built so far (modules, the app, the container: ~125,000 objects) is collected
+    once and frozen: a full collection traverses every tracked object and stops the event loop
+    meanwhile (about 90 ms with them, next to nothing without); they live as long as the
+    process anyway. Then the young generation is collected only after
+    :data:`YOUNG_COLLECTION_THRESHOLD` net new objects instead of 700. The run loop's garbage
+    has no cycles (reference counting frees a message's objects as soon as it is handled), so
+    what trips the default threshold is the strategies' and metrics' state growing, and every
+    young collection that promotes it brings the next full traversal of the whole state
+    closer. Measured over 100,000 messages of the 50-symbol fan-out (``bench/service_path.py``
+    with collection callbacks): 1,525 young, 138 middle and 5 full collections, 226 ms in
+    all, the longest 25 ms, against none. The backtest, whose state only grows, gains the
+    most. Cyclic garbage (an exception's traceback) now waits for at most that many objects,
+    a few MB.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
 
 
 class Job(Protocol):

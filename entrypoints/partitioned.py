@@ -16,7 +16,7 @@ import sys
 from pydantic import ValidationError
 
 from entrypoints.container import Container, build_container
-from entrypoints.lifecycle import Process, api_server, run_process
+from entrypoints.lifecycle import Process, api_server, run_process, settle_garbage_collector
 from entrypoints.partition_settings import PartitionSettings
 from entrypoints.service import configure_logging
 from entrypoints.settings import Settings, invalid_settings_message
@@ -54,5 +54,7 @@ def route() -> int:
         print(f"realtime-strategies: {error}", file=sys.stderr)
         return 2
     container = build_container(settings, partitions=partitions)
-    asyncio.run(run_process(router_process(container)))
+    process = router_process(container)
+    settle_garbage_collector()
+    asyncio.run(run_process(process))
     return 0
