@@ -50,7 +50,36 @@ def messages(count: int, symbols: int) -> list[bytes]:
     return [generator._next(False) for _ in range(count)]
 
 
-def measure(raw: Sequence[bytes], measured: int, collector: str = "service") -> float:
+class Collections:
+    """The garbage collector's collections while installed: how many per generation, their
+    total and longest wall-clock time (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total = 0.0
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._started
+        self.count[info["generation"]] += 1
+        self.total += spent
+        self.longest = max(self.longest, spent)
+
+    def __str__(self) -> str:
+        young, middle, full = self.count
+        return (
+            f"{young} young, {middle} middle, {full} full collections, "
+            f"{self.total * 1e3:.1f} ms, longest {self.longest * 1e3:.2f} ms"
+        )
+
+
+def measure(
+    raw: Sequence[bytes], measured: int, collector: str = "service", seen: Collections | None = None
+) -> float:
     """CPU seconds of the measured messages (after the warm-up) through a fresh service.
 
     ``collector="service"`` settles the garbage collector after the warm-up as the service does
@@ -87,9 +116,13 @@ def measure(raw: Sequence[bytes], measured: int, collector: str = "service") -> 
     else:
         gc.collect()
         gc.freeze()
+    if seen is not None:
+        gc.callbacks.append(seen)
     started = time.process_time()
     collections.deque(itertools.starmap(batch, parts), maxlen=0)
     spent = time.process_time() - started
+    if seen is not None:
+        gc.callbacks.remove(seen)
     gc.unfreeze()
     gc.set_threshold(*threshold)
     return spent
@@ -107,11 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="service",
         help="garbage-collector settings: the service's, or CPython's default thresholds",
     )
+    parser.add_argument(
+        "--collections",
+        action="store_true",
+        help="also report the garbage collections of each measured run and their pauses",
+    )
     args = parser.parse_args(argv)
     raw = messages(WARMUP + args.messages, args.symbols)
-    runs = [
-        measure(raw, args.messages, args.collector) for _ in range(1 if args.once else args.repeat)
-    ]
+    runs = []
+    for _ in range(1 if args.once else args.repeat):
+        seen = Collections() if args.collections else None
+        runs.append(measure(raw, args.messages, args.collector, seen))
+        if seen is not None:
+            print(f"garbage collector ({args.collector}): {seen}")
     best = min(runs) / args.messages * 1e6
     print(
         f"service path, {args.symbols} symbols: {best:.2f} µs CPU per message (best of "
