@@ -165,10 +165,11 @@ class TimeLines:
     def to_state(self, keep: Callable[[Hashable, Hashable], bool]) -> dict[str, object]:
         """The time lines ``keep(kind, key)`` accepts, as plain data: ``last`` the
         ``[kind, key, time_ms]`` of each, ``rejects``/``jumps``/``streaks`` its
-        ``[kind, key, count]`` (a tuple key as a list)."""
+        ``[kind, key, count]`` (a tuple key as a list, a kind or key of a ``str`` subclass, an
+        enum member, as its ``str``: what :meth:`merge_state` reads back)."""
         state: dict[str, object] = {
             "last": [
-                [kind, _plain(key), time_ms]
+                [_plain(kind), _plain(key), time_ms]
                 for kind, line in self.last.items()
                 for key, time_ms in line.items()
                 if keep(kind, key)
@@ -176,7 +177,9 @@ class TimeLines:
         }
         for name, table in self._tables().items():
             state[name] = [
-                [kind, _plain(key), n] for (kind, key), n in table.items() if keep(kind, key)
+                [_plain(kind), _plain(key), n]
+                for (kind, key), n in table.items()
+                if keep(kind, key)
             ]
         return state
 
@@ -352,8 +355,13 @@ class RecentIds(Generic[_T]):
 
 
 def _plain(key: object) -> object:
-    """A key or id as plain data: a tuple as a list."""
-    return list(key) if isinstance(key, tuple) else key
+    """A kind, key or id as plain data: a tuple as a list (of plain parts), a ``str``
+    subclass (a ``StrEnum`` member) as a ``str``."""
+    if isinstance(key, tuple):
+        return [_plain(part) for part in key]
+    if isinstance(key, str) and key.__class__ is not str:
+        return str.__str__(key)
+    return key
 
 
 def _key(value: object) -> Hashable:

@@ -192,3 +192,26 @@ def test_a_malformed_state_is_refused(change: dict[str, object]) -> None:
     state = {**_fed("whale_transfer").to_state(_owns("ETHUSDT")), **change}
     with pytest.raises(ValueError, match="state"):
         MarketInputDecoder().merge_state(state)
+
+
+def _plain_types(value: object) -> set[type]:
+    """The exact types of every value in ``value``, containers included."""
+    if isinstance(value, dict):
+        return {dict} | {t for item in value.items() for part in item for t in _plain_types(part)}
+    if isinstance(value, list):
+        return {list} | {t for item in value for t in _plain_types(item)}
+    return {type(value)}
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_the_state_is_plain_data_and_merges_back_as_it_is(name: str) -> None:
+    """``to_state`` gives plain data (no enum members: StateHolder's contract) and
+    ``merge_state`` restores exactly what it gave, not only after MessagePack."""
+    kind, symbol, fields = INPUTS[name]
+    state = _fed(name).to_state(_owns(symbol))
+    assert _plain_types(state) <= {dict, list, str, int, float}
+    restored = MarketInputDecoder()
+    restored.merge_state(state)
+    assert restored.to_state(_owns(symbol)) == state
+    again = restored.decode_envelope(kind, _message(fields, 2, f"{name}-2"))
+    assert _reason(again) == SkipReason.DUPLICATE
