@@ -200,7 +200,9 @@ class TimeLines:
             kind, key, number = row(entry, 3, "time lines")
             if kind.__class__ not in (int, str) or kind not in self.last:
                 raise ValueError(f"time lines state: unknown kind {kind!r:.40}")
-            out.append((kind, _key(key), int(number)))
+            if number.__class__ is not int:  # not a bool, a float or a numeric string
+                raise ValueError(f"time lines state: {number!r:.40} is not an integer")
+            out.append((kind, _key(key), number))
         return out
 
     def accept(self, kind: Hashable, key: Hashable, time_ms: int) -> None:

@@ -185,6 +185,10 @@ def test_the_saved_ids_are_bounded_by_the_window() -> None:
         {"transfers": [["0x1", "ETH", "to_exchange", "lots"]]},
         {"last": [["binance", "BTC", 1]]},
         {"last": [["quotes", ["kraken", 3], 1]]},
+        {"last": [["whale_transfer", "ETH", 1.9]]},
+        {"last": [["whale_transfer", "ETH", True]]},
+        {"last": [["whale_transfer", "ETH", "7"]]},
+        {"last": [["whale_transfer", "ETH", None]]},
         {"rejects": None},
     ],
 )
