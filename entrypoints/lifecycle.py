@@ -33,9 +33,9 @@ garbage collector's young generation; CPython's default is 700."""
 
 def settle_garbage_collector() -> None:
     """Tune the garbage collector for a long run (``serve``, ``route``, ``backtest``), once
-    everything is built.
+    start-up is done and before the main job runs.
 
-    Everything built so far (modules, the app, the container: ~125,000 objects) is collected
+    Everything built so far (modules, the app, the container: ~125,000 in ``serve``) is collected
     once and frozen: a full collection traverses every tracked object and stops the event loop
     meanwhile (about 90 ms with them, next to nothing without); they live as long as the
     process anyway. Then the young generation is collected only after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from adapters.wire.signals import validate_trade_engine_contract
 from entrypoints.cli import main
+from entrypoints.lifecycle import YOUNG_COLLECTION_THRESHOLD
 from tests.data import CAPTURE, capture_lines
 
 pytestmark = pytest.mark.unit
@@ -194,6 +196,18 @@ def test_a_capture_with_hostile_lines_reports_its_skips(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["backtest", str(capture), "--out", str(out), "--no-progress", "--no-plot"]) == 0
     assert report(out)["skipped"] == {"duplicate": 1, "future_dated": 1, "out_of_order": 1}
+
+
+def test_the_backtest_settles_the_garbage_collector_for_its_run(tmp_path: Path) -> None:
+    """Like serve and route: start-up objects frozen, young collections after 100,000 net new
+    objects (entrypoints.lifecycle.settle_garbage_collector)."""
+    capture = tmp_path / "one.jsonl"
+    capture.write_bytes(capture_lines(1)[0] + b"\n")
+    assert gc.get_threshold()[0] != YOUNG_COLLECTION_THRESHOLD
+    out = tmp_path / "out"
+    assert main(["backtest", str(capture), "--out", str(out), "--no-progress", "--no-plot"]) == 0
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_THRESHOLD
+    assert gc.get_freeze_count() > 0
 
 
 def test_missing_file_exits_2(tmp_path: Path) -> None:
