@@ -33,7 +33,7 @@ garbage collector's young generation; CPython's default is 700."""
 
 def settle_garbage_collector() -> None:
     """Tune the garbage collector for a long run (``serve``, ``route``, ``backtest``), once
-    start-up is done and before the main job runs.
+    start-up is done and before the main job runs (ADR 24).
 
     Everything built so far (modules, the app, the container: ~125,000 in ``serve``) is collected
     once and frozen: a full collection traverses every tracked object and stops the event loop
