@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,14 +18,9 @@ class _Node:
 
 
 @pytest.fixture
-def settled() -> Iterator[None]:
-    threshold = gc.get_threshold()
-    try:
-        settle_garbage_collector()
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
+def settled() -> None:
+    """Settled for the test; tests/conftest.py gives the collector back afterwards."""
+    settle_garbage_collector()
 
 
 def test_start_up_objects_are_frozen_and_the_young_threshold_raised(settled: None) -> None:
