@@ -35,6 +35,7 @@ from typing import ClassVar, Final
 
 from domain.params import StrategyParams, param
 from domain.signal import Action
+from domain.symbol import MAX_SYMBOL_LENGTH, is_symbol
 
 
 class Suppression:
@@ -104,10 +105,11 @@ class Pause:
     def __post_init__(self) -> None:
         if self.strategy_id is not None and not self.strategy_id:
             raise ValueError("strategy_id must be non-empty or None")
-        if self.symbol is not None and (
-            not self.symbol or not self.symbol.isalnum() or self.symbol != self.symbol.upper()
-        ):
-            raise ValueError(f"symbol must be upper-case alphanumeric, got {self.symbol!r}")
+        if self.symbol is not None and not is_symbol(self.symbol):
+            raise ValueError(
+                f"symbol must be None or 1..{MAX_SYMBOL_LENGTH} upper-case ASCII letters and "
+                f"digits, got {self.symbol!r}"
+            )
 
     @property
     def is_global(self) -> bool:

@@ -82,6 +82,13 @@ def test_pauses_cover_what_they_name_and_holds_are_counted_as_given() -> None:
         Pause(symbol="btcusdt")
 
 
+@pytest.mark.parametrize("symbol", ["BTCUSDTÉ", "Ⅻ", "X" * 33, "BTC-USDT", ""])
+def test_a_pause_takes_only_what_the_one_symbol_rule_accepts(symbol: str) -> None:
+    with pytest.raises(ValueError, match="ASCII"):
+        Pause(symbol=symbol)
+    assert Pause(symbol="X" * 32).covers("any", "X" * 32)
+
+
 def test_state_round_trips_through_plain_data() -> None:
     gate = Governance()
     gate.admit("a", "X", Action.BUY, T0, None)
