@@ -41,7 +41,7 @@ from application.live_signals import SignalBroadcast
 from application.metrics_query import InvalidQueryError, MarketMetricsQuery, UnknownSymbolError
 from domain.signal import Signal
 from domain.strategies.registry import STRATEGIES
-from domain.symbol import INPUT_TEXT, MAX_SYMBOL_LENGTH
+from domain.symbol import INPUT_TEXT, MAX_SYMBOL_LENGTH, normalise
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -192,7 +192,7 @@ async def logout() -> Response:
 def _matches(signal: Signal, strategy_id: str, symbol: str, action: str) -> bool:
     return (
         (not strategy_id or signal.strategy_id == strategy_id)
-        and (not symbol or signal.symbol == symbol.upper())
+        and (not symbol or signal.symbol == normalise(symbol))
         and (not action or signal.action.value == action)
     )
 
