@@ -87,6 +87,22 @@ class SignalGate(Protocol):
     def admit(self, item: FeedItem, signal: Signal) -> Admission: ...
 
 
+class SignalBudget(Protocol):
+    """The service-wide per-minute signal budget that every process of a partitioned
+    deployment shares, so that ``max_signals_per_minute`` holds for the deployment and not
+    per worker. Consulted after governance admitted a signal, before it is published.
+
+    The window is kept by :func:`domain.governance.take_slot` (the rule one process applies
+    on its own); a take is atomic across processes (two never get the same last slot).
+    """
+
+    async def take(self, time_ms: int, cap: int) -> bool:
+        """Take a slot for a signal stamped ``time_ms``: False when ``cap`` signals already
+        lie within a minute of it. Raises ``StoreUnavailableError`` when the budget cannot
+        be reached (the caller decides; the process-local cap still holds)."""
+        ...
+
+
 class MarketTap(Protocol):
     """Sees what the run loop sees, in order: every market event before the strategies do,
     then every signal once it is published (live outcome scoring, the preview buffer).

@@ -6,8 +6,10 @@ item in order: one event at a time through :meth:`SignalEngine.process
 <domain.engine.SignalEngine.process>` (the one engine walk; an event older than
 ``max_signal_age_seconds`` by the wall clock is processed with the ``stale`` hold, so that
 its signals are counted and not published), each signal past
-the optional :class:`~application.ports.SignalGate` and published (``await``ed, so a signal is
-handed to the sink before the next event is processed). The optional
+the optional :class:`~application.ports.SignalGate` and, in a partitioned deployment, the
+shared :class:`~application.ports.SignalBudget` (``max_signals_per_minute`` over every
+process), then published (``await``ed, so a signal is handed to the sink before the next
+event is processed). The optional
 :class:`~application.ports.MarketTap` s (live outcome scoring) see each event before the
 strategies do and each signal once published. A bad event or a failed publish costs that one
 item, never the loop.
@@ -34,6 +36,7 @@ from application.ports import (
     MarketTap,
     MessageTracing,
     RunObserver,
+    SignalBudget,
     SignalGate,
     SignalSink,
     StoreUnavailableError,
@@ -44,6 +47,7 @@ from domain.signal import Signal
 
 log = structlog.get_logger("realtime_strategies.runtime")
 STALE = Suppression.STALE
+RATE_CAP = Suppression.RATE_CAP
 
 
 def wall_clock_ms() -> int:
@@ -58,6 +62,9 @@ class HeartbeatCounters:
     last_time: float = field(default_factory=time.monotonic)
     consumer_errors: int = 0
     publisher_errors: int = 0
+    budget_errors: int = 0
+    """Signals published without the shared budget's slot: it could not be reached (the
+    process-local cap still held them)."""
 
 
 class ServiceRuntime:
@@ -71,6 +78,7 @@ class ServiceRuntime:
         *,
         observer: RunObserver | None = None,
         gate: SignalGate | None = None,
+        budget: SignalBudget | None = None,
         tracing: MessageTracing | None = None,
         heartbeat_extra: Callable[[], Mapping[str, object]] | None = None,
         wall_clock_ms: Callable[[], int] = wall_clock_ms,
@@ -82,6 +90,7 @@ class ServiceRuntime:
         self.sink = sink
         self.observer = observer
         self.gate = gate
+        self.budget = budget
         self.tracing = tracing
         self._heartbeat_extra = heartbeat_extra
         self._wall_ms = wall_clock_ms
@@ -185,6 +194,8 @@ class ServiceRuntime:
                 if admission is Admission.PUBLISHED_BEFORE:
                     self._tap_published(emitted)
                 return
+        if self.budget is not None and not await self._budget_allows(self.budget, emitted):
+            return
         try:
             await self.sink.publish(emitted, trace_context)
         except Exception:  # the sink buffers and retries; an error here is counted and logged
@@ -195,6 +206,24 @@ class ServiceRuntime:
         if self.observer is not None:
             self.observer.signal_emitted(emitted)
         self._tap_published(emitted)
+
+    async def _budget_allows(self, budget: SignalBudget, emitted: Signal) -> bool:
+        """Whether the shared per-minute budget has a slot for ``emitted`` (taken if so); a
+        refusal is counted as a ``rate_cap`` suppression. An unreachable budget lets the
+        signal through (counted, logged): governance's own cap still held it in this
+        process, and the sink buffers while NATS is away."""
+        cap = self.engine.governance.limits_of(emitted.symbol).max_signals_per_minute
+        if cap <= 0:
+            return True
+        try:
+            taken = await budget.take(emitted.event_time_ms, cap)
+        except Exception as exc:
+            self.counters.budget_errors += 1
+            log.warning("signal_budget_unavailable", signal_id=emitted.signal_id, error=str(exc))
+            return True
+        if not taken:
+            self.engine.stats.count_held(emitted.strategy_id, RATE_CAP)
+        return taken
 
     def _tap_published(self, emitted: Signal) -> None:
         for tap in self._published_taps:
@@ -236,6 +265,7 @@ class ServiceRuntime:
             "signals_generated": signals,
             "consumer_errors": c.consumer_errors + sum(stats.strategy_errors.values()),
             "publisher_errors": c.publisher_errors,
+            "signal_budget_errors": c.budget_errors,
             "messages_per_second": round((messages - c.last_messages) / elapsed, 2),
             "signals_per_minute": round((signals - c.last_signals) * 60.0 / elapsed, 2),
             "uptime_seconds": round(now - c.started_monotonic, 1),

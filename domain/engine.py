@@ -96,6 +96,10 @@ class EngineStats:
     signals_by_strategy_action: Counter[tuple[str, str]] = field(default_factory=Counter)
     strategy_errors: Counter[str] = field(default_factory=Counter)
     outcome_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    held_after: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Signals the engine emitted that the application then held, per (strategy, reason):
+    the shared per-minute budget of a partitioned deployment (:meth:`count_held`). Their
+    evaluation stays counted as ``signal``; the suppression counts include them."""
 
     @property
     def outcomes(self) -> Counter[tuple[str, str]]:
@@ -116,6 +120,13 @@ class EngineStats:
             counts = self.outcome_counts[strategy_id] = dict.fromkeys(Outcome.ALL, 0)
         return counts
 
+    def count_held(self, strategy_id: str, reason: str) -> None:
+        """One signal of ``strategy_id`` that the engine emitted was held after all, for
+        ``reason`` (a :class:`~domain.governance.Suppression`): see :attr:`held_after`."""
+        if reason not in Suppression.ALL:
+            raise ValueError(f"not a suppression reason: {reason!r}")
+        self.held_after[(strategy_id, reason)] += 1
+
     def suppressed(self) -> dict[str, int]:
         """Suppressed signals per :class:`~domain.governance.Suppression` reason, all
         strategies together (every reason present, zeros included)."""
@@ -123,16 +134,18 @@ class EngineStats:
         for counts in self.outcome_counts.values():
             for reason in Suppression.ALL:
                 totals[reason] += counts[reason]
+        for (_, reason), count in self.held_after.items():
+            totals[reason] += count
         return totals
 
     def suppressed_by_strategy(self) -> dict[tuple[str, str], int]:
         """Suppressed signals per (strategy, reason), without the zeros."""
-        return {
-            (strategy_id, reason): counts[reason]
-            for strategy_id, counts in self.outcome_counts.items()
-            for reason in Suppression.ALL
-            if counts[reason]
-        }
+        totals = Counter(self.held_after)
+        for strategy_id, counts in self.outcome_counts.items():
+            for reason in Suppression.ALL:
+                if counts[reason]:
+                    totals[(strategy_id, reason)] += counts[reason]
+        return dict(totals)
 
     @property
     def events(self) -> int:

@@ -28,7 +28,7 @@ Only an admitted signal is recorded (cooldowns and caps count published signals 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Final
@@ -178,7 +178,36 @@ def active_pauses(records: Iterable[PauseRecord]) -> tuple[Pause, ...]:
     return tuple(newest[key].pause for key in sorted(newest) if newest[key].active)
 
 
-def _capped(times: deque[int], cap: int, window_ms: int, time_ms: int) -> bool:
+SLOT_HORIZON_MS: Final = 2 * _MINUTE_MS
+"""How far behind the newest signal taken a signal of the shared window may be stamped and
+still be counted exactly (:func:`take_slot`): twice the staleness gate's default, beyond which
+the service holds a signal as ``stale`` anyway."""
+
+
+def take_slot(
+    times: Sequence[int], time_ms: int, cap: int, horizon_ms: int = SLOT_HORIZON_MS
+) -> list[int] | None:
+    """The service-wide per-minute window after one more emission at ``time_ms``, or None
+    when ``cap`` emissions already lie within a minute of it, on either side (rule 6's
+    ``max_signals_per_minute``, the test :meth:`Governance.check` makes).
+
+    The budget a partitioned deployment shares across its processes
+    (:class:`application.ports.SignalBudget`) keeps its window this way. Its workers are not
+    in step in event time, so the window keeps every emission up to a minute plus
+    ``horizon_ms`` older than the newest one (in time order), not only the last ``cap``
+    taken as one process does: no sliding minute then holds more than ``cap`` signals as long
+    as none is stamped more than ``horizon_ms`` before the newest. ``cap`` 0 means no cap,
+    and nothing is kept."""
+    if cap <= 0:
+        return []
+    if _capped(times, cap, _MINUTE_MS, time_ms):
+        return None
+    window = sorted([*times, time_ms])
+    oldest = window[-1] - _MINUTE_MS - horizon_ms
+    return [emitted for emitted in window if emitted > oldest]
+
+
+def _capped(times: Collection[int], cap: int, window_ms: int, time_ms: int) -> bool:
     """True when ``cap`` of the recorded emission times lie within ``window_ms`` of
     ``time_ms`` (on either side: an emission stamped later counts too)."""
     if cap <= 0:
@@ -273,7 +302,7 @@ class Governance:
             return Suppression.PAUSED
         if hold is not None:
             return hold
-        limits = self.limits if self._limits_for is None else self._limits_for(symbol)
+        limits = self.limits_of(symbol)
         times = self._per_symbol.get(symbol)
         if times is not None and _capped(
             times, limits.max_signals_per_symbol_per_hour, _HOUR_MS, time_ms
@@ -282,6 +311,10 @@ class Governance:
         if _capped(self._global, limits.max_signals_per_minute, _MINUTE_MS, time_ms):
             return Suppression.RATE_CAP
         return limits
+
+    def limits_of(self, symbol: str) -> GovernanceParams:
+        """The limits in force for ``symbol`` (the fixed ones, or what ``limits_for`` says)."""
+        return self.limits if self._limits_for is None else self._limits_for(symbol)
 
     def record(
         self, strategy_id: str, symbol: str, action: Action, time_ms: int, limits: GovernanceParams

@@ -1,0 +1,199 @@
+"""The shared per-minute signal budget (ADR 25): the window rule, the in-memory adapter
+against its port's contract, and the run loop consulting it.
+
+Workers of a partitioned deployment each run governance on their own symbols; the budget
+is what makes ``max_signals_per_minute`` hold for the deployment instead of per worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.memory.signal_budget import InMemorySignalBudget
+from application.ports import StoreUnavailableError
+from application.runtime import ServiceRuntime
+from domain.engine import EngineStats, SignalEngine
+from domain.governance import (
+    SLOT_HORIZON_MS,
+    Governance,
+    GovernanceParams,
+    Suppression,
+    take_slot,
+)
+from domain.market import DepthSnapshot
+from domain.signal import Action
+from domain.strategies.orderbook_skew import OrderbookSkewStrategy
+from tests.contract.signal_budget_contract import Budgets, SignalBudgetContract
+from tests.unit.strategies.support import config_doc, engine_with
+
+T0 = 1_723_161_600_000
+
+
+class TestInMemorySignalBudget(SignalBudgetContract):
+    @pytest.fixture
+    def budgets(self) -> Budgets:
+        shared = InMemorySignalBudget()
+        return shared, shared
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=300_000), max_size=40),
+    st.integers(min_value=0, max_value=6),
+)
+def test_take_slot_decides_as_governance_does_in_one_process(offsets: list[int], cap: int) -> None:
+    """The simple version: one Governance's per-minute cap (no per-symbol cap, each signal
+    from another strategy, so no cooldown applies) over the same emissions in time order."""
+    limits = GovernanceParams(max_signals_per_symbol_per_hour=0, max_signals_per_minute=cap)
+    governance = Governance(limits)
+    window: list[int] = []
+    for i, offset in enumerate(sorted(offsets)):
+        time_ms = T0 + offset
+        admitted = governance.admit(f"s{i}", "BTCUSDT", Action.BUY, time_ms, None) is None
+        taken = take_slot(window, time_ms, cap)
+        assert (taken is not None) is admitted
+        if taken is not None:
+            window = taken
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=SLOT_HORIZON_MS), max_size=60),
+    st.integers(min_value=1, max_value=5),
+)
+def test_no_minute_holds_more_than_the_cap_whatever_the_order_within_the_horizon(
+    offsets: list[int], cap: int
+) -> None:
+    """Workers are not in step in event time: takes arrive in any order. As long as none is
+    stamped more than the horizon before the newest, no open minute holds more than
+    ``cap`` of the signals taken, and the window stays bounded."""
+    window: list[int] = []
+    admitted: list[int] = []
+    for offset in offsets:
+        taken = take_slot(window, T0 + offset, cap)
+        if taken is not None:
+            window = taken
+            admitted.append(T0 + offset)
+        assert len(window) <= 4 * cap
+    for start in admitted:
+        assert sum(start <= t < start + 60_000 for t in admitted) <= cap
+
+
+def test_count_held_adds_to_the_suppression_counts() -> None:
+    stats = EngineStats()
+    stats.count_held("orderbook_skew", Suppression.RATE_CAP)
+    stats.count_held("orderbook_skew", Suppression.RATE_CAP)
+    assert stats.suppressed()[Suppression.RATE_CAP] == 2
+    assert stats.suppressed_by_strategy() == {("orderbook_skew", Suppression.RATE_CAP): 2}
+    with pytest.raises(ValueError, match="suppression reason"):
+        stats.count_held("orderbook_skew", "signal")
+
+
+# --- the run loop ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    event: Any
+    trace_context: None = None
+    message_id: str | None = None
+    received_at_ns: int = 0
+
+
+class Feed:
+    def __init__(self, events: Sequence[DepthSnapshot]) -> None:
+        self._items = [Item(event) for event in events]
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        for item in self._items:
+            yield [item]
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        return None
+
+
+@dataclass
+class Sink:
+    published: list[Any] = field(default_factory=list)
+
+    async def publish(self, signal: Any, trace_context: Any = None) -> None:
+        self.published.append(signal)
+
+    async def flush(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        return None
+
+
+def worker(
+    symbols: Sequence[str], budget: InMemorySignalBudget | None, per_minute: int = 3
+) -> tuple[ServiceRuntime, Sink]:
+    """A worker's run loop over its own symbols: a buy-skewed book every 5 s of event time
+    on each, every one a signal (no cooldown, no hysteresis, no per-symbol cap)."""
+    layer = config_doc("orderbook_skew", None, 1, cooldown_seconds=0)
+    loose = engine_with(OrderbookSkewStrategy(), global_doc=layer)
+    governance = Governance(
+        GovernanceParams(max_signals_per_symbol_per_hour=0, max_signals_per_minute=per_minute)
+    )
+    engine = SignalEngine(loose.strategies, loose.config, governance=governance)
+    events = [
+        DepthSnapshot(symbol, T0 + step * 5_000, ((100.0, 3.0),), ((100.01, 1.0),))
+        for step in range(6)
+        for symbol in symbols
+    ]
+    sink = Sink()
+    return ServiceRuntime(Feed(events), engine, sink, budget=budget), sink
+
+
+async def test_two_workers_sharing_a_budget_publish_at_most_the_cap_together() -> None:
+    budget = InMemorySignalBudget()
+    first, first_sink = worker(["BTCUSDT", "ETHUSDT"], budget)
+    second, second_sink = worker(["SOLUSDT", "XRPUSDT"], budget)
+    await first.run()
+    await second.run()
+    published = len(first_sink.published) + len(second_sink.published)
+    assert published == 3  # all within one minute of event time
+    first_stats, second_stats = first.engine.stats, second.engine.stats
+    rate_capped = (
+        first_stats.suppressed()[Suppression.RATE_CAP]
+        + second_stats.suppressed()[Suppression.RATE_CAP]
+    )
+    assert rate_capped == 24 - 3  # every other signal, each counted once
+    assert sum(second_stats.held_after.values()) == 3  # its own cap would have let them by
+    assert first.counters.budget_errors == second.counters.budget_errors == 0
+
+
+async def test_without_the_budget_each_worker_caps_alone() -> None:
+    first, first_sink = worker(["BTCUSDT", "ETHUSDT"], None)
+    second, second_sink = worker(["SOLUSDT", "XRPUSDT"], None)
+    await first.run()
+    await second.run()
+    assert len(first_sink.published) + len(second_sink.published) == 6
+
+
+async def test_an_unreachable_budget_publishes_on_the_local_cap_and_counts_it() -> None:
+    budget = InMemorySignalBudget()
+    budget.available = False
+    runtime, sink = worker(["BTCUSDT"], budget)
+    await runtime.run()
+    assert len(sink.published) == 3  # governance's own cap
+    assert runtime.counters.budget_errors == 3
+    assert runtime.heartbeat()["signal_budget_errors"] == 3
+
+
+async def test_a_cap_of_zero_does_not_ask_the_budget() -> None:
+    budget = InMemorySignalBudget()
+    budget.available = False
+    runtime, sink = worker(["BTCUSDT"], budget, per_minute=0)
+    await runtime.run()
+    assert len(sink.published) == 6
+    assert runtime.counters.budget_errors == 0
+
+
+async def test_the_in_memory_budget_raises_when_unavailable() -> None:
+    budget = InMemorySignalBudget()
+    budget.available = False
+    with pytest.raises(StoreUnavailableError):
+        await budget.take(T0, 1)
