@@ -72,6 +72,7 @@ from adapters.nats.market_feed import NatsMarketFeed
 from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate, kind_decoders
 from adapters.nats.partition_router import NatsPartitionRouter, router_routes
 from adapters.nats.partition_subjects import PartitionLayout
+from adapters.nats.signal_budget import NatsSignalBudget
 from adapters.nats.signal_sink import NatsSignalSink
 from adapters.observability.partition_metrics import RouterMetrics, register_partition_feed
 from adapters.observability.prometheus import PrometheusMetrics, ScrapeSources
@@ -266,6 +267,21 @@ def signal_acks(settings: Settings, part: PartitionSettings) -> bool:
     return settings.nats_signal_jetstream or bool(part.signal_stream.strip())
 
 
+def signal_budget(connection: NatsConnection, part: PartitionSettings) -> NatsSignalBudget | None:
+    """A worker's share of the deployment's per-minute signal budget (ADR 25); None when
+    ``SIGNAL_BUDGET_BUCKET`` is empty (each worker then caps alone)."""
+    bucket = part.signal_budget_bucket.strip()
+    if not bucket:
+        return None
+    return NatsSignalBudget(
+        connection,
+        bucket=bucket,
+        create_bucket=part.signal_budget_bucket_create,
+        replicas=part.partition_stream_replicas,
+        horizon_seconds=part.signal_budget_horizon_seconds,
+    )
+
+
 def config_events(cache: EffectiveConfigCache, admin: ConfigAdmin) -> dict[str, int]:
     """The configuration counters exported as ``config_events_total{event}``."""
     c, a = cache.stats, admin.stats
@@ -357,6 +373,8 @@ def scrape_sources(container: Container) -> ScrapeSources:
         sink = container.nats_sink()
         sources.nats_connected = lambda: connection.is_connected
         sources.publish_errors = lambda: sink.publish_errors
+        if container.mode() == Mode.WORKER and container.worker_budget() is not None:
+            sources.signal_budget_errors = lambda: container.runtime().counters.budget_errors
         sources.signal_duplicate_acks = lambda: sink.duplicates
         sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
         sources.signal_buffer_size = lambda: sink.buffered
@@ -770,6 +788,11 @@ class Container(containers.DeclarativeContainer):
     signal_gate = providers.Selector(
         mode, service=service.gate, worker=worker.gate, local=local.gate
     )
+    # One process keeps the per-minute cap exactly on its own; workers share it (ADR 25).
+    worker_budget = providers.Singleton(signal_budget, nats, partitions)
+    budget = providers.Selector(
+        mode, service=providers.Object(None), worker=worker_budget, local=providers.Object(None)
+    )
     # Every published signal also goes to the console's live watchers (in-process).
     signal_broadcast = providers.Singleton(SignalBroadcast)
     signal_sink = providers.Singleton(
@@ -894,6 +917,7 @@ class Container(containers.DeclarativeContainer):
         signal_sink,
         observer=prometheus,
         gate=signal_gate,
+        budget=budget,
         tracing=tracing,
         # run-local replays a recorded capture: its events are old by the wall clock.
         max_signal_age_seconds=providers.Selector(

@@ -87,6 +87,22 @@ class PartitionSettings(BaseSettings):
     partition_checkpoint_restore: bool = Field(
         True, description="Restore the snapshots at takeover (false: always replay)."
     )
+    signal_budget_bucket: str = Field(
+        "signal_budget",
+        pattern=r"^[-\w]*$",
+        description="KV bucket of the per-minute signal budget the workers share, so that "
+        "MAX_SIGNALS_PER_MINUTE holds for the deployment; empty = each worker caps alone.",
+    )
+    signal_budget_bucket_create: bool = Field(
+        True, description="Create the signal budget bucket if it does not exist."
+    )
+    signal_budget_horizon_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="The budget counts a worker's signal exactly when it is stamped at most "
+        "this long before the newest signal taken (workers are not in step in event time).",
+    )
     signal_stream: str = Field(
         "",
         description="JetStream stream over <NATS_PUBLISHER_TOPIC>.> (e.g. SIGNALS); empty = none.",

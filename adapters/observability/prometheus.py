@@ -154,6 +154,13 @@ METRICS: tuple[MetricInfo, ...] = (
         "Failed attempts to publish a signal to NATS (each retried or buffered).",
     ),
     MetricInfo(
+        f"{PREFIX}_signal_budget_errors_total",
+        "counter",
+        (),
+        "Signals a partitioned worker published without a slot of the deployment's shared "
+        "per-minute budget because the budget could not be reached (its own cap still held).",
+    ),
+    MetricInfo(
         f"{PREFIX}_signal_publish_duplicates_total",
         "counter",
         (),
@@ -337,6 +344,7 @@ class ScrapeSources:
     * ``message_errors``: messages that failed (invalid, by-design skips excluded, or
       processing raised) → ``messages_errors_total``.
     * ``last_event_time_ms``: exchange event time of the last message (→ consumer lag).
+    * ``signal_budget_errors``: signals published without the shared budget's slot.
     * ``publish_errors``, ``signal_duplicate_acks``, ``signals_dropped`` (``{reason:
       count}``), ``signal_buffer_size``: the signal sink's counters.
     * ``circuit_breakers``: ``{name: state}`` with state 0/1/2 (``BreakerState`` is an
@@ -355,6 +363,7 @@ class ScrapeSources:
     message_errors: ValueSource | None = None
     last_event_time_ms: ValueSource | None = None
     publish_errors: ValueSource | None = None
+    signal_budget_errors: ValueSource | None = None
     signal_duplicate_acks: ValueSource | None = None
     signals_dropped: CountsSource | None = None
     signal_buffer_size: ValueSource | None = None
@@ -491,6 +500,12 @@ def _scalar(name: str, source: ValueSource | None, *, counter: bool = False) -> 
 
 def _publish_errors(m: PrometheusMetrics) -> Metric | None:
     return _scalar(f"{PREFIX}_publish_errors_total", m.sources.publish_errors, counter=True)
+
+
+def _signal_budget_errors(m: PrometheusMetrics) -> Metric | None:
+    return _scalar(
+        f"{PREFIX}_signal_budget_errors_total", m.sources.signal_budget_errors, counter=True
+    )
 
 
 def _signal_duplicate_acks(m: PrometheusMetrics) -> Metric | None:
@@ -666,6 +681,7 @@ _BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] 
     (f"{PREFIX}_consumer_lag_seconds", _consumer_lag),
     (f"{PREFIX}_signals_generated_total", _signals_generated),
     (f"{PREFIX}_publish_errors_total", _publish_errors),
+    (f"{PREFIX}_signal_budget_errors_total", _signal_budget_errors),
     (f"{PREFIX}_signal_publish_duplicates_total", _signal_duplicate_acks),
     (f"{PREFIX}_signals_dropped_total", _signals_dropped),
     (f"{PREFIX}_signal_buffer_size", _signal_buffer_size),

@@ -115,6 +115,7 @@ class Cluster:
         self.lease_bucket = f"lease_{self.run}"
         self.position_bucket = f"pos_{self.run}"
         self.checkpoint_bucket = f"ckpt_{self.run}"
+        self.budget_bucket = f"budget_{self.run}"
         self.prefix = f"{base}.md"
 
     def env(self, **extra: object) -> dict[str, str]:
@@ -134,14 +135,16 @@ class Cluster:
                 "PARTITION_COUNT": str(self.partitions),
                 "SIGNAL_STREAM": self.signal_stream,
                 "PARTITION_CHECKPOINT_BUCKET": self.checkpoint_bucket,
+                "SIGNAL_BUDGET_BUCKET": self.budget_bucket,
                 "ROUTER_QUEUE_GROUP": f"r{self.run}",
                 "CONFIG_STORE": "memory",
                 "TRADING_SYMBOLS": "*",
                 "FASTAPI_HOST": "127.0.0.1",
                 "FASTAPI_PORT": str(free_port()),
                 "HEARTBEAT_INTERVAL_SECONDS": "10",
-                # Recorded events are old by the wall clock; the per-minute cap is per process
-                # (a worker's differs from the single process's).
+                # Recorded events are old by the wall clock. The per-minute cap is off: shared
+                # by the workers (ADR 25), it takes its slots in the order they race for them,
+                # which the single process's order need not match.
                 "MAX_SIGNAL_AGE_SECONDS": "0",
                 "MAX_SIGNALS_PER_MINUTE": "0",
                 **PARTITION_GOVERNANCE,
@@ -204,6 +207,7 @@ class Cluster:
             f"KV_{self.lease_bucket}",
             f"KV_{self.position_bucket}",
             f"OBJ_{self.checkpoint_bucket}",
+            f"KV_{self.budget_bucket}",
         )
         for name in names:
             with contextlib.suppress(NotFoundError):

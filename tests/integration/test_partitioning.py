@@ -32,6 +32,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, StreamConfig
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.wire.binance import iso_to_epoch_ms
 from application.partitioning import owner_of
 from tests.integration.partition_cluster import (
     Cluster,
@@ -50,6 +51,7 @@ PACING_CHUNK = 10_000
 """Messages the single-process test publishes ahead of what the service has processed."""
 DRAIN_TIMEOUT_S = 420.0
 TEST_TIMEOUT_S = 1500
+SUPPRESSED = "realtime_strategies_signals_suppressed_total"
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -567,6 +569,34 @@ async def test_a_killed_worker_and_a_killed_router_leader_give_the_single_proces
     replay = (await http_json(procs[victim_index], "/api/v1/partitions", cluster))["replay"]
     assert replay["complete"]
     assert replay["signals_suppressed_stale"] == 0
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
+async def test_two_workers_keep_the_per_minute_cap_for_the_whole_deployment(
+    nc: Client, cluster: Cluster, workload: Workload
+) -> None:
+    """ADR 25: each worker's governance sees only its own symbols; the per-minute cap holds
+    for the deployment because the workers share one budget. Nothing else holds signals back
+    (no per-symbol cap, no confidence floor), so without the budget
+    (``SIGNAL_BUDGET_BUCKET=""``) each worker takes ``cap`` a minute and this fails."""
+    cap = 3
+    cluster.worker_env.update(
+        {"MAX_SIGNALS_PER_MINUTE": str(cap), "SIGNAL_BUDGET_HORIZON_SECONDS": "3600"}
+    )
+    stored, procs, _ = await run_partitioned(nc, cluster, workload, workers=2)
+    signals = [orjson.loads(payload) for _, payload in stored]
+    owners = {owner_of(signal["symbol"], cluster.partitions, 2) for signal in signals}
+    assert owners == {0, 1}, "both workers publish"
+    times = sorted(iso_to_epoch_ms(signal["timestamp"]) for signal in signals)
+    busiest = max(sum(start <= t < start + 60_000 for t in times) for start in times)
+    assert busiest <= cap, f"{busiest} signals within a minute of event time: {times}"
+    rate_capped = []
+    for proc in procs:
+        samples = parse_metrics((await asyncio.to_thread(proc.get, "/metrics")).text)  # type: ignore[union-attr]
+        rate_capped.append(
+            sum(v for k, v in samples.items() if k.startswith(f"{SUPPRESSED}{{reason=rate_cap,"))
+        )
+    assert all(rate_capped), rate_capped  # each worker held some back
 
 
 async def test_deployed_market_data_stream_definition_is_accepted(nc: Client) -> None:

@@ -76,8 +76,9 @@ def accepted(name: str, field: FieldInfo) -> str:
         return "`true`, `false`"
     bounds = {type(m).__name__: m for m in field.metadata}
     if "_PydanticGeneralMetadata" in bounds:
-        assert getattr(bounds["_PydanticGeneralMetadata"], "pattern", None) == r"^[-\w]+$"
-        return "letters, digits, `_`, `-`"
+        pattern = getattr(bounds["_PydanticGeneralMetadata"], "pattern", None)
+        assert pattern in (r"^[-\w]+$", r"^[-\w]*$")
+        return "letters, digits, `_`, `-`" + (", or empty" if pattern.endswith("*$") else "")
     low = (
         f"≥ {_number(bounds['Ge'].ge)}"
         if "Ge" in bounds

@@ -123,6 +123,7 @@ def fully_sourced_metrics() -> PrometheusMetrics:
         message_errors=lambda: 4,
         last_event_time_ms=lambda: 1_000_000,
         publish_errors=lambda: 4,
+        signal_budget_errors=lambda: 2,
         signal_duplicate_acks=lambda: 3,
         signals_dropped=lambda: {"buffer_full": 1},
         signal_buffer_size=lambda: 7,
@@ -174,6 +175,7 @@ def test_values_read_at_scrape_time() -> None:
     assert value("realtime_strategies_consumer_lag_seconds") == pytest.approx(2.5)
     assert value("realtime_strategies_publish_errors_total") == 4
     assert value("realtime_strategies_signal_publish_duplicates_total") == 3
+    assert value("realtime_strategies_signal_budget_errors_total") == 2
     assert value("realtime_strategies_signals_dropped_total", {"reason": "buffer_full"}) == 1
     assert value("realtime_strategies_signal_buffer_size") == 7
     assert value("realtime_strategies_circuit_breaker_state", {"name": "nats_publish"}) == 2

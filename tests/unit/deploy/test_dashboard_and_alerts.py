@@ -99,6 +99,7 @@ SOURCE_VALUES: dict[str, Callable[[], Any]] = {
     "message_errors": lambda: 1,
     "last_event_time_ms": lambda: 1_723_075_200_000,
     "publish_errors": lambda: 1,
+    "signal_budget_errors": lambda: 1,
     "signal_duplicate_acks": lambda: 1,
     "signals_dropped": lambda: {"buffer_full": 0},
     "signal_buffer_size": lambda: 0,

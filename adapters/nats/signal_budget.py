@@ -1,0 +1,131 @@
+"""The per-minute signal budget a partitioned deployment shares, in a JetStream Key-Value
+bucket (:class:`application.ports.SignalBudget`, ADR 25).
+
+One key holds the window: the event times (ms) of the signals the deployment published in the
+last minutes (up to a minute plus ``horizon_seconds`` behind the newest), a JSON list kept by
+:func:`domain.governance.take_slot`. A take reads the key,
+decides, and writes the new window with a compare-and-set on the revision it read; when
+another worker wrote in between, it reads again. So two workers never both take the last
+slot, and ``max_signals_per_minute`` holds for the deployment as it does in one process.
+
+Signals are rare (tens a day), so the round trip per signal is not on the market-data path's
+budget. While NATS is away a take fails at once (``StoreUnavailableError``) instead of
+waiting for a timeout: the run loop then publishes on governance's process-local cap alone.
+A value that is not such a list (written by something else) counts as an empty window and
+is overwritten.
+"""
+
+from __future__ import annotations
+
+import orjson
+import structlog
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from adapters.nats.connection import NatsConnection
+from adapters.nats.router_lease import ensure_bucket
+from application.ports import StoreUnavailableError
+from domain.governance import SLOT_HORIZON_MS, take_slot
+
+_log = structlog.get_logger(__name__)
+
+KEY = "minute"
+
+
+class NatsSignalBudget:
+    """The shared window in ``bucket`` (module doc). One instance per process."""
+
+    def __init__(
+        self,
+        connection: NatsConnection,
+        *,
+        bucket: str,
+        create_bucket: bool = True,
+        replicas: int = 1,
+        horizon_seconds: float = SLOT_HORIZON_MS / 1000,
+        timeout: float = 2.0,
+        attempts: int = 64,
+    ) -> None:
+        if not bucket:
+            raise ValueError("the signal budget needs a bucket name")
+        if horizon_seconds < 0:
+            raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds}")
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        self._connection = connection
+        self.bucket = bucket
+        self.create_bucket = create_bucket
+        self.replicas = replicas
+        self.horizon_ms = round(horizon_seconds * 1000)
+        self.timeout = timeout
+        self.attempts = attempts
+        self._kv: KeyValue | None = None
+        self.taken = 0
+        self.refused = 0
+        self.conflicts = 0
+        """Lost compare-and-sets (another worker wrote between our read and write)."""
+        self.malformed = 0
+        """Values that were not a window (overwritten)."""
+
+    async def take(self, time_ms: int, cap: int) -> bool:
+        if cap <= 0:
+            return True
+        if not self._connection.is_connected:
+            raise StoreUnavailableError("signal budget: NATS is not connected")
+        try:
+            kv = await self._bucket()
+            for _ in range(self.attempts):
+                revision, window = await self._read(kv)
+                taken = take_slot(window, time_ms, cap, self.horizon_ms)
+                if taken is None:
+                    self.refused += 1
+                    return False
+                payload = orjson.dumps(taken)
+                try:
+                    if revision is None:
+                        await kv.create(KEY, payload)
+                    else:
+                        await kv.update(KEY, payload, last=revision)
+                except KeyWrongLastSequenceError:
+                    self.conflicts += 1
+                    continue
+                self.taken += 1
+                return True
+        except Exception as exc:
+            raise StoreUnavailableError(f"signal budget: {type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailableError(
+            f"signal budget: {self.attempts} attempts lost to concurrent takes"
+        )
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "taken": self.taken,
+            "refused": self.refused,
+            "conflicts": self.conflicts,
+            "malformed": self.malformed,
+        }
+
+    async def _bucket(self) -> KeyValue:
+        if self._kv is None:
+            js = self._connection.jetstream(timeout=self.timeout)
+            if self.create_bucket:
+                self._kv = await ensure_bucket(js, self.bucket, replicas=self.replicas)
+            else:
+                self._kv = await js.key_value(self.bucket)
+        return self._kv
+
+    async def _read(self, kv: KeyValue) -> tuple[int | None, list[int]]:
+        """(revision, window) of the key; (None, []) when it does not exist."""
+        try:
+            entry = await kv.get(KEY)
+        except KeyNotFoundError:
+            return None, []
+        try:
+            window = orjson.loads(entry.value or b"[]")
+        except orjson.JSONDecodeError:
+            window = None
+        if not isinstance(window, list) or not all(t.__class__ is int for t in window):
+            self.malformed += 1
+            _log.warning("signal_budget_malformed", bucket=self.bucket, revision=entry.revision)
+            window = []
+        return entry.revision, window
