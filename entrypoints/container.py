@@ -282,6 +282,14 @@ def signal_budget(connection: NatsConnection, part: PartitionSettings) -> NatsSi
     )
 
 
+def budget_fields(budget: NatsSignalBudget | None) -> Callable[[], Mapping[str, object]]:
+    """The heartbeat field of a worker's signal budget: slots taken and refused, lost
+    compare-and-sets, foreign values overwritten (nothing without a budget)."""
+    if budget is None:
+        return dict
+    return lambda: {"signal_budget": budget.stats()}
+
+
 def config_events(cache: EffectiveConfigCache, admin: ConfigAdmin) -> dict[str, int]:
     """The configuration counters exported as ``config_events_total{event}``."""
     c, a = cache.stats, admin.stats
@@ -929,7 +937,9 @@ class Container(containers.DeclarativeContainer):
         heartbeat_extra=providers.Selector(
             mode,
             service=nats_heartbeat,
-            worker=nats_heartbeat,
+            worker=providers.Callable(
+                heartbeat_fields, nats_heartbeat, providers.Callable(budget_fields, worker_budget)
+            ),
             local=providers.Callable(heartbeat_fields, outcome_recorder.provided.stats),
         ),
         taps=providers.List(outcome_recorder, market_window),

@@ -14,6 +14,7 @@ from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.nats.market_feed import NatsMarketFeed
 from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate
 from adapters.nats.partition_router import NatsPartitionRouter
+from adapters.nats.signal_budget import NatsSignalBudget
 from adapters.nats.signal_sink import NatsSignalSink
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from application.live_signals import BroadcastingSignalSink
@@ -109,6 +110,7 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
     assert isinstance(runtime.sink, BroadcastingSignalSink)
     assert isinstance(runtime.sink.inner, NatsSignalSink)
     assert runtime.gate is None
+    assert runtime.budget is None  # one process keeps its per-minute cap exactly on its own
 
     worker = build_container(
         settings, mode=Mode.WORKER, partitions=PartitionSettings(worker_count=1)
@@ -117,7 +119,17 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
     assert isinstance(runtime.feed, JetStreamPartitionFeed)
     assert isinstance(runtime.gate, ReplayGate)
     assert runtime.gate.feed is runtime.feed
+    assert isinstance(runtime.budget, NatsSignalBudget)
+    assert runtime.budget.bucket == "signal_budget"
+    assert runtime.heartbeat()["signal_budget"] == runtime.budget.stats()
     assert "/api/v1/partitions" in worker.api().openapi()["paths"]
+    alone = build_container(
+        settings,
+        mode=Mode.WORKER,
+        partitions=PartitionSettings(worker_count=1, signal_budget_bucket=""),
+    ).runtime()
+    assert alone.budget is None
+    assert "signal_budget" not in alone.heartbeat()
 
     local = build_container(settings, mode=Mode.LOCAL, replay=ReplayOptions(CAPTURE))
     runtime = local.runtime()
