@@ -287,7 +287,7 @@ def budget_fields(budget: NatsSignalBudget | None) -> Callable[[], Mapping[str, 
     compare-and-sets, foreign values overwritten (nothing without a budget)."""
     if budget is None:
         return dict
-    return lambda: {"signal_budget": budget.stats()}
+    return lambda: {"signal_budget": dict(budget.stats)}
 
 
 def config_events(cache: EffectiveConfigCache, admin: ConfigAdmin) -> dict[str, int]:

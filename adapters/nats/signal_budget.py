@@ -17,6 +17,8 @@ is overwritten.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import orjson
 import structlog
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -46,12 +48,11 @@ class NatsSignalBudget:
         timeout: float = 2.0,
         attempts: int = 64,
     ) -> None:
-        if not bucket:
-            raise ValueError("the signal budget needs a bucket name")
-        if horizon_seconds < 0:
-            raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds}")
-        if attempts < 1:
-            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        if not bucket or attempts < 1 or horizon_seconds < 0:
+            raise ValueError(
+                f"a bucket name, attempts >= 1 and horizon_seconds >= 0 are needed, got "
+                f"{bucket!r}, {attempts}, {horizon_seconds}"
+            )
         self._connection = connection
         self.bucket = bucket
         self.create_bucket = create_bucket
@@ -60,12 +61,9 @@ class NatsSignalBudget:
         self.timeout = timeout
         self.attempts = attempts
         self._kv: KeyValue | None = None
-        self.taken = 0
-        self.refused = 0
-        self.conflicts = 0
-        """Lost compare-and-sets (another worker wrote between our read and write)."""
-        self.malformed = 0
-        """Values that were not a window (overwritten)."""
+        self.stats: Counter[str] = Counter()
+        """What this worker's takes did: ``taken``, ``refused``, ``conflicts`` (compare-and-sets
+        lost to another worker's write), ``malformed`` (foreign values overwritten)."""
 
     async def take(self, time_ms: int, cap: int) -> bool:
         if cap <= 0:
@@ -78,7 +76,7 @@ class NatsSignalBudget:
                 revision, window = await self._read(kv)
                 taken = take_slot(window, time_ms, cap, self.horizon_ms)
                 if taken is None:
-                    self.refused += 1
+                    self.stats["refused"] += 1
                     return False
                 payload = orjson.dumps(taken)
                 try:
@@ -87,23 +85,15 @@ class NatsSignalBudget:
                     else:
                         await kv.update(KEY, payload, last=revision)
                 except KeyWrongLastSequenceError:
-                    self.conflicts += 1
+                    self.stats["conflicts"] += 1
                     continue
-                self.taken += 1
+                self.stats["taken"] += 1
                 return True
         except Exception as exc:
             raise StoreUnavailableError(f"signal budget: {type(exc).__name__}: {exc}") from exc
         raise StoreUnavailableError(
             f"signal budget: {self.attempts} attempts lost to concurrent takes"
         )
-
-    def stats(self) -> dict[str, int]:
-        return {
-            "taken": self.taken,
-            "refused": self.refused,
-            "conflicts": self.conflicts,
-            "malformed": self.malformed,
-        }
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
@@ -125,7 +115,7 @@ class NatsSignalBudget:
         except orjson.JSONDecodeError:
             window = None
         if not isinstance(window, list) or not all(t.__class__ is int for t in window):
-            self.malformed += 1
+            self.stats["malformed"] += 1
             _log.warning("signal_budget_malformed", bucket=self.bucket, revision=entry.revision)
             window = []
         return entry.revision, window

@@ -60,7 +60,7 @@ async def test_racing_takes_retry_on_the_revision_they_lost(
         *[(first if i % 2 else second).take(T0 + i, 40) for i in range(40)]
     )
     assert all(results)  # 40 slots for 40 takes: every lost compare-and-set was retried
-    assert first.taken + second.taken == 40
+    assert first.stats["taken"] + second.stats["taken"] == 40
     assert not await first.take(T0 + 41, 40)
 
 
@@ -74,7 +74,7 @@ async def test_a_foreign_value_counts_as_an_empty_window_and_is_overwritten(
         await kv.put(KEY, junk)
         assert await budget.take(T0, 1)
         assert (await kv.get(KEY)).value == f"[{T0}]".encode()
-    assert budget.malformed == 4
+    assert budget.stats["malformed"] == 4
 
 
 async def test_without_the_bucket_and_not_allowed_to_create_it(
