@@ -84,7 +84,14 @@ class SignalGate(Protocol):
     """Decides whether a signal computed from ``item`` is published (a partitioned worker
     holds back the signals of its takeover replay); consulted before every publish."""
 
-    def admit(self, item: FeedItem, signal: Signal) -> Admission: ...
+    def admit(self, item: FeedItem, signal: Signal) -> Admission:
+        """The decision; an admitted signal may still be held after it (the shared budget),
+        so what counts a signal as published belongs in :meth:`published`."""
+        ...
+
+    def published(self, item: FeedItem, signal: Signal) -> None:
+        """A signal :meth:`admit` let through was handed to the sink."""
+        ...
 
 
 class SignalBudget(Protocol):

@@ -203,6 +203,8 @@ class ServiceRuntime:
             log.exception("signal_publish_failed", signal_id=emitted.signal_id)
             return
         self.signals_published += 1
+        if gate is not None:
+            gate.published(item, emitted)
         if self.observer is not None:
             self.observer.signal_emitted(emitted)
         self._tap_published(emitted)

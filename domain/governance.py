@@ -179,9 +179,9 @@ def active_pauses(records: Iterable[PauseRecord]) -> tuple[Pause, ...]:
 
 
 SLOT_HORIZON_MS: Final = 2 * _MINUTE_MS
-"""How far behind the newest signal taken a signal of the shared window may be stamped and
-still be counted exactly (:func:`take_slot`): twice the staleness gate's default, beyond which
-the service holds a signal as ``stale`` anyway."""
+"""How far apart in event time the signals of the shared window may be stamped and still be
+counted exactly (:func:`take_slot`): twice the staleness gate's default, beyond which the
+service holds a signal as ``stale`` anyway."""
 
 
 def take_slot(
@@ -193,18 +193,19 @@ def take_slot(
 
     The budget a partitioned deployment shares across its processes
     (:class:`application.ports.SignalBudget`) keeps its window this way. Its workers are not
-    in step in event time, so the window keeps every emission up to a minute plus
-    ``horizon_ms`` older than the newest one (in time order), not only the last ``cap``
-    taken as one process does: no sliding minute then holds more than ``cap`` signals as long
-    as none is stamped more than ``horizon_ms`` before the newest. ``cap`` 0 means no cap,
-    and nothing is kept."""
+    in step in event time, so the window keeps, in time order, every emission within a minute
+    plus ``horizon_ms`` of ``time_ms`` on either side — not only the last ``cap`` taken, as
+    one process does. No sliding minute then holds more than ``cap`` signals as long as the
+    signals taken are stamped at most ``horizon_ms`` apart. Pruning around the emission being
+    taken (not around the newest kept) means one far-future time (forged, or a foreign value
+    in the store) is dropped by the next real emission instead of pushing every real one out.
+    ``cap`` 0 means no cap, and nothing is kept."""
     if cap <= 0:
         return []
     if _capped(times, cap, _MINUTE_MS, time_ms):
         return None
-    window = sorted([*times, time_ms])
-    oldest = window[-1] - _MINUTE_MS - horizon_ms
-    return [emitted for emitted in window if emitted > oldest]
+    reach = _MINUTE_MS + horizon_ms
+    return sorted([*(t for t in times if -reach < t - time_ms < reach), time_ms])
 
 
 def _capped(times: Collection[int], cap: int, window_ms: int, time_ms: int) -> bool:

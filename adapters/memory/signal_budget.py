@@ -8,6 +8,7 @@ makes it raise :class:`StoreUnavailableError`.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from application.ports import StoreUnavailableError
 from domain.governance import SLOT_HORIZON_MS, take_slot
@@ -21,7 +22,7 @@ class InMemorySignalBudget:
         self.horizon_ms = horizon_ms
         self.available = True
         self.window: list[int] = []
-        self.refused = 0
+        self.stats: Counter[str] = Counter(taken=0, refused=0)
 
     async def take(self, time_ms: int, cap: int) -> bool:
         await asyncio.sleep(0)
@@ -29,7 +30,8 @@ class InMemorySignalBudget:
             raise StoreUnavailableError("in-memory signal budget is unavailable")
         window = take_slot(self.window, time_ms, cap, self.horizon_ms)
         if window is None:
-            self.refused += 1
+            self.stats["refused"] += 1
             return False
         self.window = window
+        self.stats["taken"] += 1
         return True

@@ -849,7 +849,13 @@ class ReplayGate:
                 ),
             )
             return Admission.HOLD
-        feed.replay.signals_recovered += 1
-        feed.published_ids.add(signal.signal_id)
-        _log.info("replayed_signal_recovered", **_replayed(signal, item))
         return Admission.PUBLISH
+
+    def published(self, item: FeedItem, signal: Signal) -> None:
+        """A replayed signal published now is recovered: its previous owner computed it but
+        never published it (a live one needs no record)."""
+        if not isinstance(item, PartitionFeedItem) or not item.replay:
+            return
+        self.feed.replay.signals_recovered += 1
+        self.feed.published_ids.add(signal.signal_id)
+        _log.info("replayed_signal_recovered", **_replayed(signal, item))

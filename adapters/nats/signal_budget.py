@@ -10,13 +10,15 @@ slot, and ``max_signals_per_minute`` holds for the deployment as it does in one 
 
 Signals are rare (tens a day), so the round trip per signal is not on the market-data path's
 budget. While NATS is away a take fails at once (``StoreUnavailableError``) instead of
-waiting for a timeout: the run loop then publishes on governance's process-local cap alone.
+waiting for a timeout, and a take never lasts longer than ``timeout`` (2 s): the run loop then
+publishes on governance's process-local cap alone.
 A value that is not such a list (written by something else) counts as an empty window and
 is overwritten.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import orjson
@@ -32,6 +34,8 @@ from domain.governance import SLOT_HORIZON_MS, take_slot
 _log = structlog.get_logger(__name__)
 
 KEY = "minute"
+STATS = ("taken", "refused", "conflicts", "malformed")
+"""The counts of :attr:`NatsSignalBudget.stats` (all present from the start)."""
 
 
 class NatsSignalBudget:
@@ -61,39 +65,46 @@ class NatsSignalBudget:
         self.timeout = timeout
         self.attempts = attempts
         self._kv: KeyValue | None = None
-        self.stats: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter(dict.fromkeys(STATS, 0))
         """What this worker's takes did: ``taken``, ``refused``, ``conflicts`` (compare-and-sets
         lost to another worker's write), ``malformed`` (foreign values overwritten)."""
 
     async def take(self, time_ms: int, cap: int) -> bool:
+        """Take a slot for a signal stamped ``time_ms`` (the port's contract): read, decide,
+        compare-and-set, again when another worker wrote in between; within ``timeout`` in
+        all, so a stalled JetStream holds the run loop up that long at most. On any failure
+        the bucket is opened afresh next time (re-created if it was deleted)."""
         if cap <= 0:
             return True
         if not self._connection.is_connected:
             raise StoreUnavailableError("signal budget: NATS is not connected")
         try:
-            kv = await self._bucket()
-            for _ in range(self.attempts):
-                revision, window = await self._read(kv)
-                taken = take_slot(window, time_ms, cap, self.horizon_ms)
-                if taken is None:
-                    self.stats["refused"] += 1
-                    return False
-                payload = orjson.dumps(taken)
-                try:
-                    if revision is None:
-                        await kv.create(KEY, payload)
-                    else:
-                        await kv.update(KEY, payload, last=revision)
-                except KeyWrongLastSequenceError:
-                    self.stats["conflicts"] += 1
-                    continue
-                self.stats["taken"] += 1
-                return True
+            async with asyncio.timeout(self.timeout):
+                taken = await self._take(time_ms, cap)
         except Exception as exc:
+            self._kv = None
             raise StoreUnavailableError(f"signal budget: {type(exc).__name__}: {exc}") from exc
-        raise StoreUnavailableError(
-            f"signal budget: {self.attempts} attempts lost to concurrent takes"
-        )
+        self.stats["taken" if taken else "refused"] += 1
+        return taken
+
+    async def _take(self, time_ms: int, cap: int) -> bool:
+        kv = await self._bucket()
+        for _ in range(self.attempts):
+            revision, window = await self._read(kv)
+            taken = take_slot(window, time_ms, cap, self.horizon_ms)
+            if taken is None:
+                return False
+            payload = orjson.dumps(taken)
+            try:
+                if revision is None:
+                    await kv.create(KEY, payload)
+                else:
+                    await kv.update(KEY, payload, last=revision)
+            except KeyWrongLastSequenceError:
+                self.stats["conflicts"] += 1
+                continue
+            return True
+        raise RuntimeError(f"{self.attempts} attempts lost to concurrent takes")
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:

@@ -145,7 +145,8 @@ METRICS: tuple[MetricInfo, ...] = (
         f"{PREFIX}_signals_generated_total",
         "counter",
         ("strategy", "action"),
-        "Signals generated, by strategy and action.",
+        "Signals generated, by strategy and action (in a partitioned worker also those its "
+        "takeover replay or the shared per-minute budget then held back).",
     ),
     MetricInfo(
         f"{PREFIX}_publish_errors_total",

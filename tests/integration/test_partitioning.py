@@ -51,7 +51,6 @@ PACING_CHUNK = 10_000
 """Messages the single-process test publishes ahead of what the service has processed."""
 DRAIN_TIMEOUT_S = 420.0
 TEST_TIMEOUT_S = 1500
-SUPPRESSED = "realtime_strategies_signals_suppressed_total"
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -583,20 +582,13 @@ async def test_two_workers_keep_the_per_minute_cap_for_the_whole_deployment(
     cluster.worker_env.update(
         {"MAX_SIGNALS_PER_MINUTE": str(cap), "SIGNAL_BUDGET_HORIZON_SECONDS": "3600"}
     )
-    stored, procs, _ = await run_partitioned(nc, cluster, workload, workers=2)
+    stored, _, _ = await run_partitioned(nc, cluster, workload, workers=2)
     signals = [orjson.loads(payload) for _, payload in stored]
     owners = {owner_of(signal["symbol"], cluster.partitions, 2) for signal in signals}
     assert owners == {0, 1}, "both workers publish"
     times = sorted(iso_to_epoch_ms(signal["timestamp"]) for signal in signals)
     busiest = max(sum(start <= t < start + 60_000 for t in times) for start in times)
     assert busiest <= cap, f"{busiest} signals within a minute of event time: {times}"
-    rate_capped = []
-    for proc in procs:
-        samples = parse_metrics((await asyncio.to_thread(proc.get, "/metrics")).text)  # type: ignore[union-attr]
-        rate_capped.append(
-            sum(v for k, v in samples.items() if k.startswith(f"{SUPPRESSED}{{reason=rate_cap,"))
-        )
-    assert all(rate_capped), rate_capped  # each worker held some back
 
 
 async def test_deployed_market_data_stream_definition_is_accepted(nc: Client) -> None:

@@ -77,6 +77,18 @@ async def test_a_foreign_value_counts_as_an_empty_window_and_is_overwritten(
     assert budget.stats["malformed"] == 4
 
 
+async def test_a_deleted_bucket_is_created_again_after_one_failed_take(
+    connections: tuple[NatsConnection, NatsConnection], bucket: str
+) -> None:
+    budget = NatsSignalBudget(connections[0], bucket=bucket)
+    assert await budget.take(T0, 1)
+    await connections[1].jetstream().delete_key_value(bucket)
+    with pytest.raises(StoreUnavailableError, match="signal budget"):
+        await budget.take(T0, 1)  # the bucket it had opened is gone
+    assert await budget.take(T0, 1)  # opened afresh: created again, an empty window
+    assert not await budget.take(T0 + 1, 1)
+
+
 async def test_without_the_bucket_and_not_allowed_to_create_it(
     connections: tuple[NatsConnection, NatsConnection], bucket: str
 ) -> None:

@@ -14,7 +14,7 @@ from adapters.memory.replay_feed import ReplayMarketFeed
 from adapters.nats.market_feed import NatsMarketFeed
 from adapters.nats.partition_feed import JetStreamPartitionFeed, ReplayGate
 from adapters.nats.partition_router import NatsPartitionRouter
-from adapters.nats.signal_budget import NatsSignalBudget
+from adapters.nats.signal_budget import STATS, NatsSignalBudget
 from adapters.nats.signal_sink import NatsSignalSink
 from adapters.wire.stats import Decoded, Skip, SkipReason
 from application.live_signals import BroadcastingSignalSink
@@ -121,7 +121,7 @@ def test_each_way_of_running_gets_its_own_parts() -> None:
     assert runtime.gate.feed is runtime.feed
     assert isinstance(runtime.budget, NatsSignalBudget)
     assert runtime.budget.bucket == "signal_budget"
-    assert runtime.heartbeat()["signal_budget"] == {}  # nothing taken yet
+    assert runtime.heartbeat()["signal_budget"] == dict.fromkeys(STATS, 0)
     assert "/api/v1/partitions" in worker.api().openapi()["paths"]
     alone = build_container(
         settings,

@@ -511,13 +511,20 @@ def test_replay_gate() -> None:
     live = _item(replay=False, stored_at_ns=0)
     recent = _item(replay=True, stored_at_ns=5_000)
     old = _item(replay=True, stored_at_ns=10)
+
+    def published_if_admitted(item: PartitionFeedItem, signal_id: str) -> Admission:
+        admission = gate.admit(item, _signal(signal_id))
+        if admission is Admission.PUBLISH:
+            gate.published(item, _signal(signal_id))
+        return admission
+
     admitted = [
-        gate.admit(live, _signal("live")),  # live: always
-        gate.admit(recent, _signal("already")),  # replayed, already in the signal stream
-        gate.admit(recent, _signal("missing")),  # replayed, recent, missing: recovered
-        gate.admit(recent, _signal("missing")),  # ...once
-        gate.admit(old, _signal("old")),  # replayed, before the recovery window
-        gate.admit(old, _signal("already")),  # published: scored on, however old
+        published_if_admitted(live, "live"),  # live: always
+        published_if_admitted(recent, "already"),  # replayed, already in the signal stream
+        published_if_admitted(recent, "missing"),  # replayed, recent, missing: recovered
+        published_if_admitted(recent, "missing"),  # ...once
+        published_if_admitted(old, "old"),  # replayed, before the recovery window
+        published_if_admitted(old, "already"),  # published: scored on, however old
     ]
     publish, before, hold = Admission.PUBLISH, Admission.PUBLISHED_BEFORE, Admission.HOLD
     assert admitted == [publish, before, publish, before, hold, before]
@@ -525,6 +532,19 @@ def test_replay_gate() -> None:
     assert feed.replay.signals_suppressed_published == 3
     assert feed.replay.signals_suppressed_stale == 1  # counted and logged, never silent
     assert feed.replay.signals_recovered == 1
+    assert feed.published_ids == {"already", "missing"}  # the live one needs no record
+
+
+def test_a_replayed_signal_admitted_but_then_held_is_not_counted_as_recovered() -> None:
+    """The shared budget (ADR 25) may hold a signal the gate admitted: only a signal handed
+    to the sink is recovered, and one never published stays missing for a later replay."""
+    feed = _Feed(signal_stream=True)
+    gate = ReplayGate(feed)  # type: ignore[arg-type]
+    recent = _item(replay=True, stored_at_ns=5_000)
+    assert gate.admit(recent, _signal("missing")) is Admission.PUBLISH
+    assert feed.replay.signals_recovered == 0
+    assert gate.admit(recent, _signal("missing")) is Admission.PUBLISH
+    assert "missing" not in feed.published_ids
 
 
 def test_replay_gate_without_a_signal_stream_suppresses_every_replayed_signal() -> None:

@@ -187,10 +187,14 @@ class HoldBack:
     def __init__(self, first: Item) -> None:
         self.first = first
         self.asked = 0
+        self.told: list[str] = []
 
     def admit(self, item: Any, signal: Any) -> Admission:
         self.asked += 1
         return Admission.PUBLISH if item is self.first else Admission.HOLD
+
+    def published(self, item: Any, signal: Any) -> None:
+        self.told.append(signal.signal_id)
 
 
 async def test_a_failing_event_or_publish_costs_that_one_only() -> None:
@@ -212,6 +216,7 @@ async def test_the_gate_decides_before_publishing() -> None:
     await service.run()
     assert [signal_id for signal_id, _ in sink.published] == ["s1a", "s1b"]
     assert gate.asked == 6
+    assert gate.told == ["s1a", "s1b"]  # what it let through, once handed to the sink
     assert service.signals_published == 2
 
 
@@ -367,6 +372,9 @@ class RefusingGate:
         if signal.signal_id.endswith("c"):
             return Admission.PUBLISHED_BEFORE
         return Admission.PUBLISH
+
+    def published(self, item: Any, signal: Any) -> None:
+        return None
 
 
 class ReplayEngine(Engine):

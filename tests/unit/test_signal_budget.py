@@ -83,6 +83,25 @@ def test_no_minute_holds_more_than_the_cap_whatever_the_order_within_the_horizon
         assert sum(start <= t < start + 60_000 for t in admitted) <= cap
 
 
+def test_a_far_future_time_in_the_window_does_not_switch_the_cap_off() -> None:
+    """A forged or foreign far-future time is dropped by the next real take; at most the
+    minute it was taken in is counted afresh."""
+    future = T0 + 86_400_000
+    window = [future]
+    for offset in range(2):
+        taken = take_slot(window, T0 + offset, 2)
+        assert taken is not None
+        window = taken
+    assert window == [T0, T0 + 1]
+    assert take_slot(window, T0 + 2, 2) is None
+    window = take_slot(window, future, 2) or []  # admitted: nothing near it
+    assert window == [future]  # the real ones were out of its reach
+    for offset in (2, 3):  # counted afresh once, and the forged time goes
+        window = take_slot(window, T0 + offset, 2) or []
+    assert window == [T0 + 2, T0 + 3]
+    assert take_slot(window, T0 + 4, 2) is None  # capped again
+
+
 def test_count_held_adds_to_the_suppression_counts() -> None:
     stats = EngineStats()
     stats.count_held("orderbook_skew", Suppression.RATE_CAP)
