@@ -121,12 +121,21 @@ class NatsSignalBudget:
             entry = await kv.get(KEY)
         except KeyNotFoundError:
             return None, []
-        try:
-            window = orjson.loads(entry.value or b"[]")
-        except orjson.JSONDecodeError:
-            window = None
-        if not isinstance(window, list) or not all(t.__class__ is int for t in window):
+        window = decode_window(entry.value)
+        if window is None:
             self.stats["malformed"] += 1
             _log.warning("signal_budget_malformed", bucket=self.bucket, revision=entry.revision)
             window = []
         return entry.revision, window
+
+
+def decode_window(value: bytes | None) -> list[int] | None:
+    """The window a key's value holds (a JSON list of integer event times; an empty value is
+    an empty window), or None when it holds anything else. Never raises."""
+    try:
+        window = orjson.loads(value or b"[]")
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(window, list) and all(t.__class__ is int for t in window):
+        return window
+    return None

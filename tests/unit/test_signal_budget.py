@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.memory.signal_budget import InMemorySignalBudget
+from adapters.nats.signal_budget import decode_window
 from application.ports import StoreUnavailableError
 from application.runtime import ServiceRuntime
 from domain.engine import EngineStats, SignalEngine
@@ -100,6 +102,24 @@ def test_a_far_future_time_in_the_window_does_not_switch_the_cap_off() -> None:
         window = take_slot(window, T0 + offset, 2) or []
     assert window == [T0 + 2, T0 + 3]
     assert take_slot(window, T0 + 4, 2) is None  # capped again
+
+
+@given(st.binary(max_size=200))
+def test_any_value_in_the_budget_key_is_a_window_or_refused_never_an_error(raw: bytes) -> None:
+    window = decode_window(raw)
+    assert window is None or all(t.__class__ is int for t in window)
+
+
+@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=50))
+def test_a_window_written_is_the_window_read(window: list[int]) -> None:
+    assert decode_window(orjson.dumps(window)) == window
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b'{"a": 1}', b'[1, "x"]', b"[1.5]", b"[true]", b"[[1]]", b"1" * 30]
+)
+def test_values_that_are_not_a_window(raw: bytes) -> None:
+    assert decode_window(raw) is None
 
 
 def test_count_held_adds_to_the_suppression_counts() -> None:
