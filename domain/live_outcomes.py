@@ -32,13 +32,21 @@ snapshot of a signal is its complete outcome.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
-from domain.signal import Action, JsonValue, Signal
-from domain.trade_model import ClosedTrade, TradeModelSettings, TradeSimulator, trade_pnl_bps
+from domain.signal import Action, JsonValue, Signal, signal_from_state, signal_to_state
+from domain.state import integer, items, mapping, number, row, text
+from domain.trade_model import (
+    ClosedTrade,
+    TradeModelSettings,
+    TradeSimulator,
+    trade_from_state,
+    trade_pnl_bps,
+    trade_to_state,
+)
 
 _EXCHANGE_CLOCK: frozenset[type[MarketEvent]] = frozenset({Trade, DepthSnapshot, Ticker})
 """The event kinds that carry the exchange's clock (horizons are reached on them)."""
@@ -119,6 +127,45 @@ class _Pending:
             return self.signal.event_time_ms + HORIZONS[self.next_index][1] * 1000
         return self.unfilled_after_ms
 
+    def to_state(self) -> dict[str, object]:
+        return {
+            "signal": signal_to_state(self.signal),
+            "horizons": [
+                [result.horizon, result.price, result.gross_bps, result.net_bps]
+                for result in self.horizons.values()
+            ],
+            "next_index": self.next_index,
+            "trade": None if self.trade is None else trade_to_state(self.trade),
+            "unfilled_after_ms": self.unfilled_after_ms,
+        }
+
+    @classmethod
+    def from_state(cls, saved: object, symbol: str, where: str) -> _Pending:
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"{where} state: a pending signal must be an object")
+        signal = signal_from_state(saved.get("signal"), where)
+        if signal.symbol != symbol:
+            raise ValueError(f"{where} state: a signal of {signal.symbol!r} under {symbol!r}")
+        pending = cls(signal, integer(saved.get("unfilled_after_ms"), "unfilled_after_ms", where))
+        for value in items(saved, "horizons", where):
+            label, price, gross, net = row(value, 4, where)
+            result = HorizonResult(
+                text(label, "horizon", where),
+                number(price, "horizon price", where),
+                number(gross, "horizon gross_bps", where),
+                number(net, "horizon net_bps", where),
+            )
+            pending.horizons[result.horizon] = result
+        pending.next_index = integer(saved.get("next_index"), "next_index", where)
+        if list(pending.horizons) != list(HORIZON_LABELS[: pending.next_index]):
+            raise ValueError(
+                f"{where} state: horizons {list(pending.horizons)} of signal "
+                f"{signal.signal_id!r} do not match next_index {pending.next_index}"
+            )
+        trade = saved.get("trade")
+        pending.trade = None if trade is None else trade_from_state(trade, where)
+        return pending
+
     def snapshot(
         self, change: OutcomeChange, horizon: str | None = None, unfilled: bool = False
     ) -> LiveOutcome:
@@ -175,6 +222,71 @@ class LiveScorer:
     @property
     def pending(self) -> int:
         return len(self._by_id)
+
+    def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
+        """The state of the symbols ``owns`` accepts, as plain JSON-ready data: per symbol
+        the last trade price and time, the next due time and every pending signal (with its
+        horizons reached, closed trade and unfilled deadline), and the trade model's state
+        (:meth:`TradeSimulator.to_state`). A scorer restored from it with
+        :meth:`merge_state` gives the same later outcome updates as this one. Counters
+        (:attr:`followed`, :attr:`completed`, :attr:`dropped`, :attr:`duplicates`) are not
+        state."""
+        return {
+            "symbols": [
+                {
+                    "symbol": symbol,
+                    "last_price": state.last_price,
+                    "last_trade_ms": state.last_trade_ms,
+                    "next_due_ms": state.next_due_ms,
+                    "pending": [pending.to_state() for pending in state.pending.values()],
+                }
+                for symbol, state in self._symbols.items()
+                if owns(symbol)
+            ],
+            "simulator": self.simulator.to_state(owns),
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols (a restored
+        symbol replaces this scorer's and becomes the newest; the bounds apply, what they
+        drop is counted in :attr:`dropped`). A malformed ``state`` raises ``ValueError``
+        naming what is wrong, before anything is restored."""
+        where = "live outcomes"
+        simulator = mapping(state, "simulator", where)
+        loaded: list[tuple[str, _SymbolState]] = []
+        seen: set[str] = set()
+        for saved in items(state, "symbols", where):
+            if not isinstance(saved, Mapping):
+                raise ValueError(f"{where} state: a symbol entry must be an object")
+            symbol = text(saved.get("symbol"), "symbol", where)
+            entry = _SymbolState()
+            entry.last_price = number(saved.get("last_price"), "last_price", where)
+            entry.last_trade_ms = integer(saved.get("last_trade_ms"), "last_trade_ms", where)
+            entry.next_due_ms = integer(saved.get("next_due_ms"), "next_due_ms", where)
+            for value in items(saved, "pending", where):
+                pending = _Pending.from_state(value, symbol, where)
+                signal_id = pending.signal.signal_id
+                other = self._by_id.get(signal_id)
+                if signal_id in seen or (other is not None and other.signal.symbol != symbol):
+                    raise ValueError(f"{where} state: signal {signal_id!r} twice")
+                seen.add(signal_id)
+                entry.pending[signal_id] = pending
+            if not entry.pending:
+                raise ValueError(f"{where} state: no pending signal of {symbol!r}")
+            loaded.append((symbol, entry))
+        self.simulator.merge_state(simulator)
+        for symbol, entry in loaded:
+            while len(entry.pending) > self.max_pending_per_symbol:
+                entry.pending.popitem(last=False)
+                self.dropped += 1
+            replaced = self._symbols.pop(symbol, None)
+            if replaced is not None:
+                for signal_id in replaced.pending:
+                    del self._by_id[signal_id]
+            elif len(self._symbols) >= self.max_symbols:
+                self._drop_oldest_symbol()
+            self._symbols[symbol] = entry
+            self._by_id.update(entry.pending)
 
     def on_event(self, event: MarketEvent) -> list[LiveOutcome]:
         """Advance the event's symbol: horizons reached, trades the model closed."""

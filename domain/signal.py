@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from domain.params import ParamValue
+from domain.state import flag, integer, mapping, number, text
 
 # Fixed namespace so that signal ids are the same in every process, live or backtest.
 SIGNAL_ID_NAMESPACE = uuid.UUID("6f1c3a52-0d7e-5b8e-9a41-2c3d4e5f6a7b")
@@ -104,3 +105,65 @@ class Signal:
     @property
     def strength(self) -> Strength:
         return Strength.of(self.confidence)
+
+
+def signal_to_state(signal: Signal) -> dict[str, JsonValue]:
+    """``signal`` as plain JSON-ready data (enums as their value), for state snapshots;
+    :func:`signal_from_state` reads it back into an equal signal."""
+    return {
+        "signal_id": signal.signal_id,
+        "strategy_id": signal.strategy_id,
+        "symbol": signal.symbol,
+        "action": signal.action.value,
+        "confidence": signal.confidence,
+        "price": signal.price,
+        "quantity": signal.quantity,
+        "current_price": signal.current_price,
+        "stop_loss": signal.stop_loss,
+        "take_profit": signal.take_profit,
+        "event_time_ms": signal.event_time_ms,
+        "config": signal.config.as_dict(),
+        "timeframe": signal.timeframe,
+        "indicators": dict(signal.indicators),
+        "metadata": dict(signal.metadata),
+    }
+
+
+def signal_from_state(state: object, where: str = "signal") -> Signal:
+    """The signal :func:`signal_to_state` gave; ``ValueError`` naming what is wrong when
+    ``state`` does not have that shape or is not a valid signal."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{where} state: a signal must be an object, got {state!r:.80}")
+    config = mapping(state, "config", where)
+    parameters = mapping(config, "parameters", where)
+    for name, value in parameters.items():
+        if not isinstance(value, bool):
+            number(value, f"parameter {name!r}", where)
+    indicators = mapping(state, "indicators", where)
+    metadata = mapping(state, "metadata", where)
+    if not all(isinstance(key, str) for key in (*parameters, *indicators, *metadata)):
+        raise ValueError(f"{where} state: parameter, indicator and metadata keys must be strings")
+    return Signal(
+        signal_id=text(state.get("signal_id"), "signal_id", where),
+        strategy_id=text(state.get("strategy_id"), "strategy_id", where),
+        symbol=text(state.get("symbol"), "symbol", where),
+        action=Action(text(state.get("action"), "action", where)),
+        confidence=number(state.get("confidence"), "confidence", where),
+        price=number(state.get("price"), "price", where),
+        quantity=number(state.get("quantity"), "quantity", where),
+        current_price=number(state.get("current_price"), "current_price", where),
+        stop_loss=number(state.get("stop_loss"), "stop_loss", where),
+        take_profit=number(state.get("take_profit"), "take_profit", where),
+        event_time_ms=integer(state.get("event_time_ms"), "event_time_ms", where),
+        config=ConfigStamp(
+            version=integer(config.get("version"), "config version", where),
+            parameters=dict(parameters),
+            source=text(config.get("source"), "config source", where),
+            is_override=flag(config.get("is_override"), "config is_override", where),
+        ),
+        timeframe=text(state.get("timeframe"), "timeframe", where),
+        indicators={
+            name: number(value, f"indicator {name!r}", where) for name, value in indicators.items()
+        },
+        metadata=dict(metadata),
+    )

@@ -30,3 +30,39 @@ def row(value: object, size: int, where: str) -> Sequence[Any]:
     if not isinstance(value, list | tuple) or len(value) != size:
         raise ValueError(f"{where} state: expected a list of {size} values, got {value!r:.80}")
     return value
+
+
+def integer(value: object, what: str, where: str) -> int:
+    """``value``, which must be an integer (not a bool)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{where} state: {what} must be an integer, got {value!r:.80}")
+    return value
+
+
+def number(value: object, what: str, where: str) -> float:
+    """``value``, which must be a number (an integer or a float, not a bool), as a float."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{where} state: {what} must be a number, got {value!r:.80}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{where} state: {what} is out of range") from None
+
+
+def optional_number(value: object, what: str, where: str) -> float | None:
+    """``value``, which must be a number or None."""
+    return None if value is None else number(value, what, where)
+
+
+def text(value: object, what: str, where: str) -> str:
+    """``value``, which must be a string."""
+    if not isinstance(value, str):
+        raise ValueError(f"{where} state: {what} must be a string, got {value!r:.80}")
+    return value
+
+
+def flag(value: object, what: str, where: str) -> bool:
+    """``value``, which must be a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} state: {what} must be a bool, got {value!r:.80}")
+    return value

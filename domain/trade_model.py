@@ -59,13 +59,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import islice
 
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, Signal
+from domain.state import flag, integer, items, number, optional_number, row, text
 
 BPS = 1e4
 
@@ -179,6 +180,49 @@ def trade_pnl_bps(
     return gross, net
 
 
+def trade_to_state(trade: ClosedTrade) -> dict[str, object]:
+    """``trade`` as plain JSON-ready data (enums as their value), for state snapshots."""
+    return {
+        "signal_id": trade.signal_id,
+        "strategy_id": trade.strategy_id,
+        "symbol": trade.symbol,
+        "config_version": trade.config_version,
+        "action": trade.action.value,
+        "signal_time_ms": trade.signal_time_ms,
+        "entry_time_ms": trade.entry_time_ms,
+        "entry_price": trade.entry_price,
+        "exit_time_ms": trade.exit_time_ms,
+        "exit_price": trade.exit_price,
+        "exit_reason": trade.exit_reason.value,
+        "notional_usdt": trade.notional_usdt,
+        "gross_bps": trade.gross_bps,
+        "net_bps": trade.net_bps,
+    }
+
+
+def trade_from_state(state: object, where: str) -> ClosedTrade:
+    """The trade :func:`trade_to_state` gave (``ValueError`` naming what is wrong)."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{where} state: a trade must be an object, got {state!r:.80}")
+
+    return ClosedTrade(
+        signal_id=text(state.get("signal_id"), "signal_id", where),
+        strategy_id=text(state.get("strategy_id"), "strategy_id", where),
+        symbol=text(state.get("symbol"), "symbol", where),
+        config_version=integer(state.get("config_version"), "config_version", where),
+        action=Action(text(state.get("action"), "action", where)),
+        signal_time_ms=integer(state.get("signal_time_ms"), "signal_time_ms", where),
+        entry_time_ms=integer(state.get("entry_time_ms"), "entry_time_ms", where),
+        entry_price=number(state.get("entry_price"), "entry_price", where),
+        exit_time_ms=integer(state.get("exit_time_ms"), "exit_time_ms", where),
+        exit_price=number(state.get("exit_price"), "exit_price", where),
+        exit_reason=ExitReason(text(state.get("exit_reason"), "exit_reason", where)),
+        notional_usdt=number(state.get("notional_usdt"), "notional_usdt", where),
+        gross_bps=number(state.get("gross_bps"), "gross_bps", where),
+        net_bps=number(state.get("net_bps"), "net_bps", where),
+    )
+
+
 class _Position:
     """A signal's position: pending entry (``entry_price`` None) or open."""
 
@@ -215,6 +259,56 @@ class _Position:
         self.deadline_ms = 0
         self.closing = False
         """An opposite signal came: close at the next fill."""
+
+    def to_row(self) -> list[object]:
+        """Every slot but the symbol (its state's) and ``is_buy`` (the action's)."""
+        return [
+            self.signal_id,
+            self.strategy_id,
+            self.config_version,
+            self.action.value,
+            self.signal_time_ms,
+            self.stop_loss,
+            self.take_profit,
+            self.notional,
+            self.entry_price,
+            self.entry_time_ms,
+            self.deadline_ms,
+            self.closing,
+        ]
+
+    @classmethod
+    def from_row(cls, value: object, symbol: str, where: str) -> _Position:
+        (
+            signal_id,
+            strategy_id,
+            config_version,
+            action,
+            signal_time_ms,
+            stop_loss,
+            take_profit,
+            notional,
+            entry_price,
+            entry_time_ms,
+            deadline_ms,
+            closing,
+        ) = row(value, 12, where)
+        position = cls.__new__(cls)
+        position.signal_id = text(signal_id, "position signal_id", where)
+        position.strategy_id = text(strategy_id, "position strategy_id", where)
+        position.symbol = symbol
+        position.config_version = integer(config_version, "position config_version", where)
+        position.action = Action(text(action, "position action", where))
+        position.is_buy = position.action is Action.BUY
+        position.signal_time_ms = integer(signal_time_ms, "position signal_time_ms", where)
+        position.stop_loss = number(stop_loss, "position stop_loss", where)
+        position.take_profit = number(take_profit, "position take_profit", where)
+        position.notional = number(notional, "position notional", where)
+        position.entry_price = optional_number(entry_price, "position entry_price", where)
+        position.entry_time_ms = integer(entry_time_ms, "position entry_time_ms", where)
+        position.deadline_ms = integer(deadline_ms, "position deadline_ms", where)
+        position.closing = flag(closing, "position closing", where)
+        return position
 
 
 _NEVER = 2**63
@@ -276,11 +370,69 @@ class TradeSimulator:
             state = self._symbols[symbol] = _SymbolState()
         return state
 
-    def _forget_one(self) -> None:
+    def _forget_one(self, keep: Collection[str] = ()) -> None:
         for symbol, state in self._symbols.items():
-            if not state.positions:
+            if not state.positions and symbol not in keep:
                 del self._symbols[symbol]
                 return
+
+    # -- state snapshots --------------------------------------------------------------------
+
+    def to_state(self, owns: Callable[[str], bool]) -> dict[str, object]:
+        """The per-symbol state of the symbols ``owns`` accepts, as plain JSON-ready data:
+        last trade price, touch, clock, expiry bound and every position (pending or open).
+        Counters (:attr:`opened`, :attr:`unfilled`, :attr:`dropped`) are not state."""
+        return {
+            "symbols": [
+                {
+                    "symbol": symbol,
+                    "last_price": state.last_price,
+                    "bid": state.bid,
+                    "ask": state.ask,
+                    "now_ms": state.now_ms,
+                    "expires_ms": state.expires_ms,
+                    "positions": [position.to_row() for position in state.positions],
+                }
+                for symbol, state in self._symbols.items()
+                if owns(symbol)
+            ]
+        }
+
+    def merge_state(self, state: Mapping[str, object]) -> None:
+        """Restore what :meth:`to_state` returned, keeping the other symbols (a restored
+        symbol replaces this one's and becomes the newest; the bounds apply, the symbol bound
+        to the symbols held before). A malformed
+        ``state`` raises ``ValueError`` naming what is wrong, before anything is restored."""
+        where = "trade model"
+        loaded: list[tuple[str, _SymbolState]] = []
+        for saved in items(state, "symbols", where):
+            if not isinstance(saved, Mapping):
+                raise ValueError(f"{where} state: a symbol entry must be an object")
+            symbol = text(saved.get("symbol"), "symbol", where)
+            entry = _SymbolState()
+            entry.last_price = optional_number(saved.get("last_price"), "last_price", where)
+            entry.bid = optional_number(saved.get("bid"), "bid", where)
+            entry.ask = optional_number(saved.get("ask"), "ask", where)
+            entry.now_ms = integer(saved.get("now_ms"), "now_ms", where)
+            entry.expires_ms = integer(saved.get("expires_ms"), "expires_ms", where)
+            entry.positions = deque(
+                _Position.from_row(value, symbol, where)
+                for value in items(saved, "positions", where)
+            )
+            loaded.append((symbol, entry))
+        bound = self.settings.max_open_per_symbol
+        restored = {symbol for symbol, _ in loaded}
+        for symbol, entry in loaded:
+            while len(entry.positions) > bound:
+                entry.positions.popleft()
+                self.dropped += 1
+            if self._symbols.pop(symbol, None) is None and len(self._symbols) >= (
+                self.settings.max_symbols
+            ):
+                # Room is made among the symbols held before: a snapshot restores all of its
+                # own (the live model, too, may exceed the bound while positions are open).
+                self._forget_one(keep=restored)
+            self._symbols[symbol] = entry
 
     # -- inputs -----------------------------------------------------------------------------
 
