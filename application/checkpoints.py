@@ -3,7 +3,8 @@
 A partitioned worker (docs/adr/0010-symbol-partitioning.md) holds per-symbol state in a few
 objects — the :class:`~domain.engine.SignalEngine` (strategies and governance), the
 market-metrics book, the wire decoders' order and duplicate memory (Binance and the
-market-logic inputs). Each is a :class:`StateHolder`: ``to_state(owns)`` gives the state of
+market-logic inputs), the live scorer of published signals (pending signals and their
+simulated trades). Each is a :class:`StateHolder`: ``to_state(owns)`` gives the state of
 the symbols ``owns`` accepts as plain data, ``merge_state(state)`` restores it.
 :class:`WorkerState` names the holders and cuts their state by partition (``owns =
 partition_of(symbol) == p``), so that a snapshot of partition ``p`` can be restored by
@@ -27,11 +28,12 @@ from typing import Protocol
 from domain.params import CommonParams
 from domain.strategies.base import Strategy
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the snapshot layout; a change of any holder's ``to_state`` shape, or of the set
 of holders, bumps it (a snapshot of another version is refused as ``incompatible``: the
 worker replays that partition instead). 2: the market-input decoder's memory
-(``market_inputs``) joined the holders."""
+(``market_inputs``) joined the holders. 3: the live scorer (``live_outcomes``: pending
+signals and their trade model) joined them, so a takeover keeps scoring them."""
 
 
 class StateHolder(Protocol):

@@ -310,18 +310,20 @@ def worker_state(
     book: MarketMetricsBook,
     decoder: BinanceDecoder,
     input_decoder: MarketInputDecoder,
+    scorer: LiveScorer,
     part: PartitionSettings,
     settings: Settings,
 ) -> WorkerState:
     """What a worker checkpoints per partition: the engine (strategies and governance), the
-    market-metrics book, and the order/duplicate memory of the Binance decoder and of the
-    market-input decoder (dominance, quotes, on-chain events). A snapshot is tried on fresh
-    copies first (``scratch``)."""
+    market-metrics book, the order/duplicate memory of the Binance decoder and of the
+    market-input decoder (dominance, quotes, on-chain events), and the live scorer's pending
+    signals with its trade model. A snapshot is tried on fresh copies first (``scratch``)."""
     holders: dict[str, StateHolder] = {
         "engine": engine,
         "metrics": book,
         "decoder": decoder,
         "market_inputs": input_decoder,
+        "live_outcomes": scorer,
     }
 
     def scratch() -> dict[str, StateHolder]:
@@ -336,6 +338,11 @@ def worker_state(
             ),
             "decoder": BinanceDecoder(),
             "market_inputs": MarketInputDecoder(),
+            "live_outcomes": LiveScorer(
+                scorer.settings,
+                max_pending_per_symbol=scorer.max_pending_per_symbol,
+                max_symbols=scorer.max_symbols,
+            ),
         }
 
     return WorkerState(
@@ -780,6 +787,7 @@ class Container(containers.DeclarativeContainer):
             providers.Callable(lambda c: c.metrics_book(), __self__),
             decoder,
             input_decoder,
+            providers.Callable(lambda c: c.live_scorer(), __self__),
             partitions,
             settings,
         ),

@@ -31,6 +31,7 @@ from adapters.wire.signals import encode_signal
 from adapters.wire.stats import Skip
 from bench.fanout import SYMBOLS_50, capture_lines, fan_out
 from bench.market_inputs import dominance, exchange_flow, iso, venue_quote, whale_transfer
+from domain.live_outcomes import LiveOutcome
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from tests.environment import NO_CONFIDENCE_FLOOR
@@ -289,9 +290,18 @@ class Workload:
 
 
 async def single_process_signals(messages: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """The single-process code path in this process: the composition root's decoders and
-    engine (in-memory config, :data:`PARTITION_GOVERNANCE`), ``(kind, raw)`` messages in
-    order; the signals as published. Every message must decode."""
+    """The signals of :func:`single_process_run`."""
+    return (await single_process_run(messages))[0]
+
+
+async def single_process_run(
+    messages: Iterable[tuple[str, bytes]],
+) -> tuple[list[dict[str, Any]], dict[str, LiveOutcome]]:
+    """The single-process code path in this process: the composition root's decoders, engine
+    (in-memory config, :data:`PARTITION_GOVERNANCE`) and live scorer, ``(kind, raw)``
+    messages in order (each event to the scorer first, then its signals, as the run loop
+    does); the signals as published and the latest outcome of each. Every message must
+    decode."""
     settings = Settings(
         config_store="memory",
         trading_symbols="*",
@@ -301,13 +311,15 @@ async def single_process_signals(messages: Iterable[tuple[str, bytes]]) -> list[
     container = build_container(settings)
     container.environ.override(PARTITION_GOVERNANCE)
     await container.config_cache().refresh()
-    decoders, engine = container.decoders(), container.engine()
+    decoders, engine, scorer = container.decoders(), container.engine(), container.live_scorer()
     signals: list[dict[str, Any]] = []
+    outcomes: dict[str, LiveOutcome] = {}
     for kind, raw in messages:
         result = decoders[kind](raw)
         assert not isinstance(result, Skip), result
-        signals.extend(
-            orjson.loads(encode_signal(emitted, settings.signal_source))
-            for emitted in engine.process(result.event)
-        )
-    return signals
+        updates = scorer.on_event(result.event)
+        for emitted in engine.process(result.event):
+            signals.append(orjson.loads(encode_signal(emitted, settings.signal_source)))
+            updates += scorer.on_signal(emitted)
+        outcomes.update((update.signal.signal_id, update) for update in updates)
+    return signals, outcomes

@@ -6,13 +6,15 @@ so a day and a half of BTC dominance is gone from the stream by the time the wor
 SIGKILLed: only the snapshot still has it, and the successor's btc_dominance signals must be
 those of an uninterrupted run; the dominance and on-chain messages its predecessor had
 accepted, sent again, it rejects as its predecessor would have (the market-input decoder's
-memory is in the snapshot). A corrupt and an incompatible snapshot fall back to replay,
-counted and logged.
+memory is in the snapshot). Signals still pending at the kill are scored on by the
+successor (the live scorer is in the snapshot). A corrupt and an incompatible snapshot fall
+back to replay, counted and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import orjson
@@ -21,14 +23,17 @@ from nats.aio.client import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.nats.checkpoints import encode_snapshot, object_name
+from adapters.wire.outcomes import outcome_document
 from adapters.wire.signals import format_timestamp_ms
 from application.checkpoints import PartitionSnapshot
 from application.partitioning import partition_of
 from bench import dominance_history, market_inputs
 from bench.fanout import capture_lines, fan_out
+from domain.live_outcomes import OutcomeRecord
 from tests.integration.partition_cluster import (
     Cluster,
     Proc,
+    single_process_run,
     single_process_signals,
 )
 from tests.integration.test_partitioning import (
@@ -194,6 +199,77 @@ async def test_a_takeover_restores_a_24h_dominance_window_the_stream_no_longer_h
     assert_same_signals(await read_signals(js, cluster), expected)
     # the message id, the transfer, the out-of-order observation
     assert _invalid(worker) == {"duplicate": 2, "out_of_order": 1, "future_dated": 0}
+
+
+@pytest.mark.timeout(600)
+async def test_a_takeover_scores_on_the_signals_pending_at_the_checkpoint(
+    nc: Client, cluster: Cluster
+) -> None:
+    """A signal published before the last checkpoint and still pending when its worker is
+    SIGKILLed gets its later horizons (and trade) from the successor, which restored the live
+    scorer from the snapshot and replays nothing from before it: the successor's stored
+    outcome of each such signal is that of a single process that never stopped. Before the
+    scorer was in the snapshot, the successor never heard of these signals."""
+    js = nc.jetstream()
+    lines = capture_lines()
+    split = len(lines) // 3  # ~2 of the capture's ~6 minutes of event time before the kill
+    before: Messages = [("binance", raw) for raw in fan_out(lines[:split], SYMBOLS)]
+    after: Messages = [("binance", raw) for raw in fan_out(lines[split:], SYMBOLS)]
+    _, at_kill = await single_process_run(before)
+    _, final = await single_process_run([*before, *after])
+    # the signals from before the kill whose outcome grows after it: the successor's to score
+    later = {sid: outcome for sid, outcome in final.items() if sid in at_kill}
+    grown = {sid: o for sid, o in later.items() if o.horizons != at_kill[sid].horizons}
+    assert grown, "no signal before the kill reaches a horizon after it: a weak split"
+
+    router = cluster.router(**cluster.failover_env())
+    worker = cluster.worker(0, 1, PARTITION_CHECKPOINT_INTERVAL_SECONDS=1)
+    router.start()
+    worker.start()
+    await ready([router, worker], cluster)
+    sent = await publish(nc, cluster, before)
+    await stream_holds(js, cluster, sent)
+    await caught_up([worker], cluster)
+    await _checkpointed(worker, cluster, {partition_of(s, cluster.partitions) for s in SYMBOLS})
+    worker.kill()
+    worker.start()
+    await ready([worker], cluster)
+    sent += await publish(nc, cluster, after)
+    await stream_holds(js, cluster, sent)
+    await caught_up([worker], cluster)
+    status = await http_json(worker, "/api/v1/partitions", cluster)
+    assert status["checkpoints"]["restore_results"]["restored"] == 2
+    assert status["replay"]["messages"] == 0  # the signals came back from the snapshot only
+
+    expected = {
+        sid: outcome_document(OutcomeRecord.of(outcome, {}, 0)) for sid, outcome in later.items()
+    }
+
+    async def stored() -> dict[str, Any]:
+        """The successor's stored outcomes of the signals from before the kill."""
+        found: dict[str, Any] = {}
+        for symbol in SYMBOLS:
+            answer = await http_json(
+                worker, f"/api/v1/signals/recent?symbol={symbol}&limit=1000", cluster
+            )
+            found.update(
+                (entry["signal_id"], entry["outcome"])
+                for entry in answer["data"]
+                if entry["signal_id"] in expected
+            )
+        return found
+
+    async def scored_on() -> bool:
+        found = await stored()
+        return set(grown) <= set(found) and all(found[sid] == expected[sid] for sid in found)
+
+    # written twice a second: wait for the last writes, then show any difference
+    with contextlib.suppress(AssertionError):
+        await wait_for(scored_on, 60.0, "the successor stored the outcomes it scored on", cluster)
+    outcomes = await stored()
+    assert set(grown) <= set(outcomes)
+    print(f"{len(grown)} of {len(later)} signals from before the kill scored on by the successor")
+    assert outcomes == {sid: expected[sid] for sid in outcomes}
 
 
 @pytest.mark.timeout(600)

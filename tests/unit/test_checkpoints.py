@@ -33,6 +33,7 @@ from application.checkpoints import (
 from bench import dominance_history
 from bench.fanout import capture_lines, fan_out
 from bench.market_inputs import exchange_flow, venue_quote, whale_transfer
+from domain.live_outcomes import LiveOutcome
 from domain.metrics import Timeframe
 from domain.strategies.registry import STRATEGIES
 from entrypoints.container import Container, build_container, worker_state
@@ -115,22 +116,30 @@ def _state(container: Container) -> WorkerState:
         container.metrics_book(),
         container.decoder(),
         container.input_decoder(),
+        container.live_scorer(),
         PartitionSettings(worker_count=1, partition_count=PARTITIONS),
         SETTINGS,
     )
 
 
-def _run(container: Container, messages: Iterable[Message]) -> dict[str, Any]:
+def _run(
+    container: Container, messages: Iterable[Message]
+) -> tuple[dict[str, Any], list[LiveOutcome]]:
+    """The signals, and the live scorer's outcome updates, of ``messages``."""
     decoders = container.decoders()
     engine = container.engine()
+    scorer = container.live_scorer()
     signals: dict[str, Any] = {}
+    outcomes: list[LiveOutcome] = []
     for kind, raw in messages:
         result = decoders[kind](raw)
         if isinstance(result, Skip):
             continue
+        outcomes += scorer.on_event(result.event)  # the event first, as the run loop does
         for signal in engine.process(result.event):
             signals[signal.signal_id] = orjson.loads(encode_signal(signal, "test"))
-    return signals
+            outcomes += scorer.on_signal(signal)
+    return signals, outcomes
 
 
 def _metrics(container: Container) -> dict[str, Any]:
@@ -165,13 +174,19 @@ def _snapshots(state: WorkerState, seq: int) -> list[bytes]:
     ]
 
 
+Uninterrupted = tuple[dict[str, Any], dict[str, Any], list[LiveOutcome]]
+
+
 @pytest.fixture(scope="module")
-def uninterrupted() -> tuple[dict[str, Any], dict[str, Any]]:
+def uninterrupted() -> Uninterrupted:
     container = _container()
-    signals = _run(container, WORKLOAD)
+    signals, outcomes = _run(container, WORKLOAD)
     strategies = {s["strategy_id"] for s in signals.values()}
     assert strategies == set(STRATEGIES), strategies  # every strategy signals
-    return signals, _metrics(container)
+    # the capture spans ~6 minutes of event time: 1m and 5m are reached, trades close
+    assert {o.changed_horizon for o in outcomes} >= {"1m", "5m"}
+    assert any(o.trade is not None for o in outcomes)
+    return signals, _metrics(container), outcomes
 
 
 HISTORY = 31
@@ -187,11 +202,11 @@ HALF = HISTORY + len(WORKLOAD) // 2
 @example(split=HISTORY)  # the dominance history only
 @example(split=HALF + 5)  # right after the quotes, flows and whale transfers
 def test_restoring_every_partition_and_continuing_equals_never_stopping(
-    split: int, uninterrupted: tuple[dict[str, Any], dict[str, Any]]
+    split: int, uninterrupted: Uninterrupted
 ) -> None:
-    expected_signals, expected_metrics = uninterrupted
+    expected_signals, expected_metrics, expected_outcomes = uninterrupted
     before = _container()
-    signals = _run(before, WORKLOAD[:split])
+    signals, outcomes = _run(before, WORKLOAD[:split])
     blobs = _snapshots(_state(before), split)
     del before
 
@@ -199,11 +214,14 @@ def test_restoring_every_partition_and_continuing_equals_never_stopping(
     state = _state(after)
     for blob in blobs:
         state.restore(decode_snapshot(blob))
-    signals.update(_run(after, WORKLOAD[split:]))
+    later_signals, later_outcomes = _run(after, WORKLOAD[split:])
+    signals.update(later_signals)
 
     assert set(signals) == set(expected_signals)
     assert signals == expected_signals
     assert _metrics(after) == expected_metrics
+    # signals pending at the split are scored on by the restored scorer, as if never stopped
+    assert outcomes + later_outcomes == expected_outcomes
 
 
 def test_a_partition_snapshot_holds_only_its_symbols_and_dominance_goes_with_btcusdt() -> None:
@@ -211,6 +229,7 @@ def test_a_partition_snapshot_holds_only_its_symbols_and_dominance_goes_with_btc
     _run(container, WORKLOAD[: HALF + 5])
     state = _state(container)
     partition_of = state.partition_of
+    pending = 0
     for p in range(PARTITIONS):
         captured = state.capture(p)
         engine = captured["engine"]
@@ -238,6 +257,14 @@ def test_a_partition_snapshot_holds_only_its_symbols_and_dominance_goes_with_btc
             ]
             if partition_of(symbol) == p
         }
+        # the live scorer's pending signals and trade model: the partition's symbols only
+        scored = captured["live_outcomes"]
+        assert isinstance(scored, dict)
+        owned = {s for s in SYMBOLS if partition_of(s) == p}
+        assert {entry["symbol"] for entry in scored["symbols"]} <= owned
+        assert {entry["symbol"] for entry in scored["simulator"]["symbols"]} <= owned
+        pending += sum(len(entry["pending"]) for entry in scored["symbols"])
+    assert pending == container.live_scorer().pending > 0
 
 
 def _one_snapshot(**changes: Any) -> tuple[WorkerState, PartitionSnapshot]:
@@ -289,17 +316,24 @@ def test_a_snapshot_of_another_layout_is_refused_as_incompatible(changes: dict[s
     _refused_as_incompatible(snapshot)
 
 
-@pytest.mark.parametrize("version", [1, FORMAT_VERSION])
-def test_a_snapshot_without_the_market_input_decoder_is_refused(version: int) -> None:
-    """Layout 2 added the market-input decoder's memory: a snapshot written by a worker of
-    layout 1 (no ``market_inputs``) is refused as incompatible — the worker replays that
-    partition instead of restoring it without that memory — and so would one of this layout
-    that lacked it, whatever its fingerprint says."""
-    assert FORMAT_VERSION == 2
+LAYOUT_1 = {"engine", "metrics", "decoder"}
+LAYOUT_2 = LAYOUT_1 | {"market_inputs"}
+
+
+@pytest.mark.parametrize(
+    ("version", "holders"),
+    [(1, LAYOUT_1), (2, LAYOUT_2), (FORMAT_VERSION, LAYOUT_1), (FORMAT_VERSION, LAYOUT_2)],
+)
+def test_a_snapshot_of_an_older_layout_is_refused(version: int, holders: set[str]) -> None:
+    """Layout 2 added the market-input decoder's memory, layout 3 the live scorer's pending
+    signals: a snapshot written by a worker of an older layout is refused as incompatible —
+    the worker replays that partition instead of restoring it without that state — and so
+    would one of this layout that lacked it, whatever its fingerprint says."""
+    assert FORMAT_VERSION == 3
     _, snapshot = _one_snapshot(version=version)
-    without = {name: part for name, part in snapshot.state.items() if name != "market_inputs"}
-    assert set(without) == {"engine", "metrics", "decoder"}  # what layout 1 held
-    _refused_as_incompatible(dataclasses.replace(snapshot, state=without))
+    assert set(snapshot.state) == LAYOUT_2 | {"live_outcomes"}
+    older = {name: part for name, part in snapshot.state.items() if name in holders}
+    _refused_as_incompatible(dataclasses.replace(snapshot, state=older))
 
 
 def _refused_as_incompatible(snapshot: PartitionSnapshot) -> None:
