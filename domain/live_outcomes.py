@@ -38,7 +38,7 @@ from enum import StrEnum
 
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, JsonValue, Signal, signal_from_state, signal_to_state
-from domain.state import integer, items, mapping, number, row, text
+from domain.state import integer, items, mapping, number, row, symbol_entries, text
 from domain.trade_model import (
     ClosedTrade,
     TradeModelSettings,
@@ -255,10 +255,7 @@ class LiveScorer:
         simulator = mapping(state, "simulator", where)
         loaded: list[tuple[str, _SymbolState]] = []
         seen: set[str] = set()
-        for saved in items(state, "symbols", where):
-            if not isinstance(saved, Mapping):
-                raise ValueError(f"{where} state: a symbol entry must be an object")
-            symbol = text(saved.get("symbol"), "symbol", where)
+        for symbol, saved in symbol_entries(state, where):
             entry = _SymbolState()
             entry.last_price = number(saved.get("last_price"), "last_price", where)
             entry.last_trade_ms = integer(saved.get("last_trade_ms"), "last_trade_ms", where)

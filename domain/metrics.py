@@ -35,7 +35,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from domain.market import DepthSnapshot, Level
-from domain.state import items, row
+from domain.state import items, row, symbol_entries
 
 BULLISH_THRESHOLD = 20.0
 """Net pressure strictly above this is bullish; strictly below its negative, bearish."""
@@ -793,10 +793,7 @@ class MarketMetricsBook:
         this book's history bounds apply)."""
         where = "metrics"
         loaded: list[tuple[str, _SymbolState]] = []
-        for saved in items(state, "symbols", where):
-            if not isinstance(saved, Mapping):
-                raise ValueError(f"{where} state: a symbol entry must be an object")
-            symbol = str(saved.get("symbol"))
+        for symbol, saved in symbol_entries(state, where):
             time_ms = saved.get("event_time_ms")
             if not isinstance(time_ms, int):
                 raise ValueError(f"{where} state: event time of {symbol!r} must be an integer")

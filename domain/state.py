@@ -5,7 +5,7 @@ naming what is wrong instead of restoring half of it (pure, standard library onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -66,3 +66,14 @@ def flag(value: object, what: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{where} state: {what} must be a bool, got {value!r:.80}")
     return value
+
+
+def symbol_entries(
+    state: Mapping[str, object], where: str
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(symbol, entry)`` for each entry of the list ``state["symbols"]``: objects, each
+    naming its symbol under ``"symbol"``."""
+    for entry in items(state, "symbols", where):
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{where} state: a symbol entry must be an object")
+        yield text(entry.get("symbol"), "symbol", where), entry

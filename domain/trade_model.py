@@ -66,7 +66,16 @@ from itertools import islice
 
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, Signal
-from domain.state import flag, integer, items, number, optional_number, row, text
+from domain.state import (
+    flag,
+    integer,
+    items,
+    number,
+    optional_number,
+    row,
+    symbol_entries,
+    text,
+)
 
 BPS = 1e4
 
@@ -405,10 +414,7 @@ class TradeSimulator:
         ``state`` raises ``ValueError`` naming what is wrong, before anything is restored."""
         where = "trade model"
         loaded: list[tuple[str, _SymbolState]] = []
-        for saved in items(state, "symbols", where):
-            if not isinstance(saved, Mapping):
-                raise ValueError(f"{where} state: a symbol entry must be an object")
-            symbol = text(saved.get("symbol"), "symbol", where)
+        for symbol, saved in symbol_entries(state, where):
             entry = _SymbolState()
             entry.last_price = optional_number(saved.get("last_price"), "last_price", where)
             entry.bid = optional_number(saved.get("bid"), "bid", where)

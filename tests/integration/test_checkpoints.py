@@ -94,6 +94,25 @@ async def _checkpointed(worker: Proc, cluster: Cluster, partitions: set[int]) ->
     await wait_for(done, 60.0, f"{worker.name} checkpointed {sorted(partitions)}", cluster)
 
 
+async def _checkpointed_then_killed(
+    nc: Client, cluster: Cluster, market: Messages
+) -> tuple[Proc, int]:
+    """A router and a worker checkpointing every second, ``market`` published and processed,
+    the partitions of :data:`SYMBOLS` checkpointed, then the worker SIGKILLed: the worker
+    and the number of messages sent."""
+    router = cluster.router(**cluster.failover_env())
+    worker = cluster.worker(0, 1, PARTITION_CHECKPOINT_INTERVAL_SECONDS=1)
+    router.start()
+    worker.start()
+    await ready([router, worker], cluster)
+    sent = await publish(nc, cluster, market)
+    await stream_holds(nc.jetstream(), cluster, sent)
+    await caught_up([worker], cluster)
+    await _checkpointed(worker, cluster, {partition_of(s, cluster.partitions) for s in SYMBOLS})
+    worker.kill()
+    return worker, sent
+
+
 def _metric(worker: Proc, name: str, **labels: str) -> float:
     value = _sample(worker, name, **labels)
     if value is None:
@@ -222,16 +241,7 @@ async def test_a_takeover_scores_on_the_signals_pending_at_the_checkpoint(
     grown = {sid: o for sid, o in later.items() if o.horizons != at_kill[sid].horizons}
     assert grown, "no signal before the kill reaches a horizon after it: a weak split"
 
-    router = cluster.router(**cluster.failover_env())
-    worker = cluster.worker(0, 1, PARTITION_CHECKPOINT_INTERVAL_SECONDS=1)
-    router.start()
-    worker.start()
-    await ready([router, worker], cluster)
-    sent = await publish(nc, cluster, before)
-    await stream_holds(js, cluster, sent)
-    await caught_up([worker], cluster)
-    await _checkpointed(worker, cluster, {partition_of(s, cluster.partitions) for s in SYMBOLS})
-    worker.kill()
+    worker, sent = await _checkpointed_then_killed(nc, cluster, before)
     worker.start()
     await ready([worker], cluster)
     sent += await publish(nc, cluster, after)
@@ -280,18 +290,9 @@ async def test_a_corrupt_or_incompatible_snapshot_falls_back_to_replay_counted_a
     lines = capture_lines()[:400]
     market: Messages = [("binance", raw) for raw in fan_out(lines, SYMBOLS)]
     expected = await reference(market)
-    router = cluster.router(**cluster.failover_env())
-    worker = cluster.worker(0, 1, PARTITION_CHECKPOINT_INTERVAL_SECONDS=1)
-    router.start()
-    worker.start()
-    await ready([router, worker], cluster)
-    sent = await publish(nc, cluster, market)
-    await stream_holds(js, cluster, sent)
-    await caught_up([worker], cluster)
+    worker, sent = await _checkpointed_then_killed(nc, cluster, market)
     btc, eth = (partition_of(s, cluster.partitions) for s in SYMBOLS)
     assert btc != eth
-    await _checkpointed(worker, cluster, {btc, eth})
-    worker.kill()
 
     store = await js.object_store(cluster.checkpoint_bucket)
     good = (await store.get(object_name(btc))).data

@@ -12,7 +12,7 @@ leaves its positions unfilled, and the bounds drop signals.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from domain.live_outcomes import LiveOutcome, LiveScorer, OutcomeChange
 from domain.market import DepthSnapshot, MarketEvent, Ticker, Trade
 from domain.signal import Action, ConfigStamp, Signal, signal_from_state, signal_to_state
 from domain.trade_model import ExitReason, FillRule, TradeModelSettings
+from tests.unit.test_live_outcomes import feed
 
 pytestmark = pytest.mark.unit
 
@@ -96,16 +97,6 @@ def _scorer(fill: FillRule = FillRule.NEXT_TRADE, **bounds: int) -> LiveScorer:
     )
 
 
-def _feed(scorer: LiveScorer, items: Sequence[Item]) -> list[LiveOutcome]:
-    updates: list[LiveOutcome] = []
-    for item in items:
-        if isinstance(item, Signal):
-            updates += scorer.on_signal(item)
-        else:
-            updates += scorer.on_event(item)
-    return updates
-
-
 def _checkpointed(state: Mapping[str, object]) -> dict[str, Any]:
     """Through the checkpoint adapter's encoding (adapters/nats/checkpoints.py)."""
     decoded: dict[str, Any] = msgspec.msgpack.Decoder().decode(
@@ -138,7 +129,7 @@ SCORERS: dict[str, Callable[[], LiveScorer]] = {
 def uninterrupted(request: pytest.FixtureRequest) -> tuple[str, list[list[LiveOutcome]]]:
     """The updates of one scorer that never stops, item by item."""
     scorer = SCORERS[request.param]()
-    return request.param, [_feed(scorer, [item]) for item in STREAM]
+    return request.param, [feed(scorer, item) for item in STREAM]
 
 
 def test_the_stream_reaches_every_kind_of_outcome(
@@ -147,7 +138,7 @@ def test_the_stream_reaches_every_kind_of_outcome(
     name, per_item = uninterrupted
     if name == "tight bounds":
         scorer = SCORERS[name]()
-        _feed(scorer, STREAM)
+        feed(scorer, *STREAM)
         assert scorer.dropped > scorer.followed / 2
         return
     updates = [u for item in per_item for u in item]
@@ -172,7 +163,7 @@ def test_a_restored_scorer_continues_exactly_as_the_uninterrupted_one(
 ) -> None:
     name, per_item = uninterrupted
     before = SCORERS[name]()
-    _feed(before, STREAM[:cut])
+    feed(before, *STREAM[:cut])
     state = _checkpointed(before.to_state(_everything))
     assert state["symbols"], "nothing pending at the cut: a weak cut point"
 
@@ -181,7 +172,7 @@ def test_a_restored_scorer_continues_exactly_as_the_uninterrupted_one(
     assert after.pending == before.pending
     assert after.to_state(_everything) == state
     expected = [u for item in per_item[cut:] for u in item]
-    assert _feed(after, STREAM[cut:]) == expected
+    assert feed(after, *STREAM[cut:]) == expected
 
 
 @pytest.mark.parametrize("cut", CUTS[1:-1])
@@ -192,7 +183,7 @@ def test_snapshots_cut_by_ownership_merge_into_one_scorer(
     if name == "tight bounds":
         pytest.skip("which symbol a bound drops depends on the order symbols were restored in")
     before = SCORERS[name]()
-    _feed(before, STREAM[:cut])
+    feed(before, *STREAM[:cut])
     first = {"BTCUSDT", QUIET}
     mine = _checkpointed(before.to_state(lambda s: s in first))
     theirs = _checkpointed(before.to_state(lambda s: s not in first))
@@ -204,12 +195,12 @@ def test_snapshots_cut_by_ownership_merge_into_one_scorer(
     after.merge_state(mine)
     assert after.pending == before.pending
     expected = [u for item in per_item[cut:] for u in item]
-    assert _feed(after, STREAM[cut:]) == expected
+    assert feed(after, *STREAM[cut:]) == expected
 
 
 def test_merging_keeps_the_other_symbols_and_replaces_its_own() -> None:
     scorer = _scorer()
-    _feed(scorer, STREAM[: len(STREAM) // 2])
+    feed(scorer, *STREAM[: len(STREAM) // 2])
     btc = _checkpointed(scorer.to_state(lambda s: s == "BTCUSDT"))
     rest = scorer.to_state(lambda s: s != "BTCUSDT")
     scorer.merge_state(btc)
@@ -227,7 +218,7 @@ def test_a_signal_reads_back_equal_to_itself() -> None:
 
 def _snapshot() -> dict[str, Any]:
     scorer = _scorer(FillRule.TOUCH)
-    _feed(scorer, STREAM[: len(STREAM) // 3])
+    feed(scorer, *STREAM[: len(STREAM) // 3])
     return _checkpointed(scorer.to_state(_everything))
 
 
@@ -262,7 +253,7 @@ def test_a_malformed_snapshot_is_refused_naming_what_is_wrong_and_restores_nothi
     state = _checkpointed(SNAPSHOT)
     mangle(state)
     scorer = _scorer(FillRule.TOUCH)
-    _feed(scorer, STREAM[:500])
+    feed(scorer, *STREAM[:500])
     held = scorer.to_state(_everything)
     with pytest.raises(ValueError, match=message):
         scorer.merge_state(state)
@@ -316,4 +307,4 @@ def test_merging_a_mutated_snapshot_restores_it_or_raises_value_error(data: st.D
         scorer.merge_state(state)
     except ValueError:
         return
-    _feed(scorer, STREAM[len(STREAM) // 3 : len(STREAM) // 3 + 2_000])
+    feed(scorer, *STREAM[len(STREAM) // 3 : len(STREAM) // 3 + 2_000])
