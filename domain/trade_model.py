@@ -60,7 +60,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from itertools import islice
 
@@ -190,22 +190,11 @@ def trade_pnl_bps(
 
 
 def trade_to_state(trade: ClosedTrade) -> dict[str, object]:
-    """``trade`` as plain JSON-ready data (enums as their value), for state snapshots."""
+    """``trade`` as plain JSON-ready data, field by field (enums as their value), for state
+    snapshots."""
     return {
-        "signal_id": trade.signal_id,
-        "strategy_id": trade.strategy_id,
-        "symbol": trade.symbol,
-        "config_version": trade.config_version,
-        "action": trade.action.value,
-        "signal_time_ms": trade.signal_time_ms,
-        "entry_time_ms": trade.entry_time_ms,
-        "entry_price": trade.entry_price,
-        "exit_time_ms": trade.exit_time_ms,
-        "exit_price": trade.exit_price,
-        "exit_reason": trade.exit_reason.value,
-        "notional_usdt": trade.notional_usdt,
-        "gross_bps": trade.gross_bps,
-        "net_bps": trade.net_bps,
+        name: value.value if isinstance(value := getattr(trade, name), StrEnum) else value
+        for name in _TRADE_FIELDS
     }
 
 
@@ -213,23 +202,25 @@ def trade_from_state(state: object, where: str) -> ClosedTrade:
     """The trade :func:`trade_to_state` gave (``ValueError`` naming what is wrong)."""
     if not isinstance(state, Mapping):
         raise ValueError(f"{where} state: a trade must be an object, got {state!r:.80}")
+    values = {name: _TRADE_FIELDS[name](state.get(name), name, where) for name in _TRADE_FIELDS}
+    return ClosedTrade(**values)  # type: ignore[arg-type]
 
-    return ClosedTrade(
-        signal_id=text(state.get("signal_id"), "signal_id", where),
-        strategy_id=text(state.get("strategy_id"), "strategy_id", where),
-        symbol=text(state.get("symbol"), "symbol", where),
-        config_version=integer(state.get("config_version"), "config_version", where),
-        action=Action(text(state.get("action"), "action", where)),
-        signal_time_ms=integer(state.get("signal_time_ms"), "signal_time_ms", where),
-        entry_time_ms=integer(state.get("entry_time_ms"), "entry_time_ms", where),
-        entry_price=number(state.get("entry_price"), "entry_price", where),
-        exit_time_ms=integer(state.get("exit_time_ms"), "exit_time_ms", where),
-        exit_price=number(state.get("exit_price"), "exit_price", where),
-        exit_reason=ExitReason(text(state.get("exit_reason"), "exit_reason", where)),
-        notional_usdt=number(state.get("notional_usdt"), "notional_usdt", where),
-        gross_bps=number(state.get("gross_bps"), "gross_bps", where),
-        net_bps=number(state.get("net_bps"), "net_bps", where),
-    )
+
+def _enum_reader(kind: type[StrEnum]) -> Callable[[object, str, str], object]:
+    return lambda value, what, where: kind(text(value, what, where))
+
+
+_READERS: Mapping[str, Callable[[object, str, str], object]] = {
+    "str": text,
+    "int": integer,
+    "float": number,
+    "Action": _enum_reader(Action),
+    "ExitReason": _enum_reader(ExitReason),
+}
+_TRADE_FIELDS: Mapping[str, Callable[[object, str, str], object]] = {
+    spec.name: _READERS[str(spec.type)] for spec in fields(ClosedTrade)
+}
+"""Each field of :class:`ClosedTrade` with how its snapshot value is read back."""
 
 
 class _Position:
