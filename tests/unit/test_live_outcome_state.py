@@ -175,13 +175,14 @@ def test_a_restored_scorer_continues_exactly_as_the_uninterrupted_one(
     assert feed(after, *STREAM[cut:]) == expected
 
 
+# Not with tight bounds: which symbol a bound drops depends on the order the symbols were
+# restored in (README Known gaps).
+@pytest.mark.parametrize("uninterrupted", ["next trade", "touch"], indirect=True)
 @pytest.mark.parametrize("cut", CUTS[1:-1])
 def test_snapshots_cut_by_ownership_merge_into_one_scorer(
     cut: int, uninterrupted: tuple[str, list[list[LiveOutcome]]]
 ) -> None:
     name, per_item = uninterrupted
-    if name == "tight bounds":
-        pytest.skip("which symbol a bound drops depends on the order symbols were restored in")
     before = SCORERS[name]()
     feed(before, *STREAM[:cut])
     first = {"BTCUSDT", QUIET}
