@@ -157,22 +157,40 @@ def test_the_stream_reaches_every_kind_of_outcome(
     }
 
 
+def _fed_to(name: str, cut: int) -> LiveScorer:
+    """A scorer of kind ``name`` that has seen the stream up to ``cut``."""
+    scorer = SCORERS[name]()
+    feed(scorer, *STREAM[:cut])
+    return scorer
+
+
+def _restored(name: str, *states: dict[str, Any]) -> LiveScorer:
+    """A fresh scorer of kind ``name`` with ``states`` merged into it, in that order."""
+    scorer = SCORERS[name]()
+    for state in states:
+        scorer.merge_state(state)
+    return scorer
+
+
+def _assert_continues(
+    after: LiveScorer, before: LiveScorer, per_item: list[list[LiveOutcome]], cut: int
+) -> None:
+    """``after`` holds what ``before`` held and gives the uninterrupted updates from ``cut``."""
+    assert after.pending == before.pending
+    assert feed(after, *STREAM[cut:]) == [u for item in per_item[cut:] for u in item]
+
+
 @pytest.mark.parametrize("cut", CUTS)
 def test_a_restored_scorer_continues_exactly_as_the_uninterrupted_one(
     cut: int, uninterrupted: tuple[str, list[list[LiveOutcome]]]
 ) -> None:
     name, per_item = uninterrupted
-    before = SCORERS[name]()
-    feed(before, *STREAM[:cut])
+    before = _fed_to(name, cut)
     state = _checkpointed(before.to_state(_everything))
     assert state["symbols"], "nothing pending at the cut: a weak cut point"
-
-    after = SCORERS[name]()
-    after.merge_state(state)
-    assert after.pending == before.pending
+    after = _restored(name, state)
     assert after.to_state(_everything) == state
-    expected = [u for item in per_item[cut:] for u in item]
-    assert feed(after, *STREAM[cut:]) == expected
+    _assert_continues(after, before, per_item, cut)
 
 
 # Not with tight bounds: which symbol a bound drops depends on the order the symbols were
@@ -183,20 +201,13 @@ def test_snapshots_cut_by_ownership_merge_into_one_scorer(
     cut: int, uninterrupted: tuple[str, list[list[LiveOutcome]]]
 ) -> None:
     name, per_item = uninterrupted
-    before = SCORERS[name]()
-    feed(before, *STREAM[:cut])
+    before = _fed_to(name, cut)
     first = {"BTCUSDT", QUIET}
     mine = _checkpointed(before.to_state(lambda s: s in first))
     theirs = _checkpointed(before.to_state(lambda s: s not in first))
     assert mine["symbols"]
     assert theirs["symbols"]
-
-    after = SCORERS[name]()
-    after.merge_state(theirs)
-    after.merge_state(mine)
-    assert after.pending == before.pending
-    expected = [u for item in per_item[cut:] for u in item]
-    assert feed(after, *STREAM[cut:]) == expected
+    _assert_continues(_restored(name, theirs, mine), before, per_item, cut)
 
 
 def test_merging_keeps_the_other_symbols_and_replaces_its_own() -> None:
