@@ -846,12 +846,15 @@ async def test_service_starts_while_nats_is_down(throwaway_nats: NatsServerProce
         throwaway_nats.start()
         assert await conn.wait_connected(10.0)
         assert await feed.wait_subscribed(5.0)
+        # The buffered signal goes out by itself; once the server has it (flush), the watcher
+        # subscribes, so that it sees exactly the signal republished below (subscribing first
+        # raced the buffer's delivery: the watcher then got both).
+        await eventually(lambda: sink.buffered == 0, what="buffer delivered")
+        await conn.flush()
         watcher = await open_connection(throwaway_nats.url)
         try:
             inbox = await subscribe_inbox(watcher, f"{prefix}.>")
-            # The buffered signal may have gone out before the watcher subscribed: republish
-            # through the sink to check the path, and check the feed end to end.
-            await eventually(lambda: sink.buffered == 0, what="buffer delivered")
+            # Republish through the sink to check the path, and check the feed end to end.
             await sink.publish(signal)
             line = capture_lines(1)[0]
             await watcher.client.publish(subject, line)
