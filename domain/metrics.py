@@ -35,7 +35,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from domain.market import DepthSnapshot, Level
-from domain.state import items, row, symbol_entries
+from domain.state import integer, items, row, symbol_entries
 
 BULLISH_THRESHOLD = 20.0
 """Net pressure strictly above this is bullish; strictly below its negative, bearish."""
@@ -794,9 +794,7 @@ class MarketMetricsBook:
         where = "metrics"
         loaded: list[tuple[str, _SymbolState]] = []
         for symbol, saved in symbol_entries(state, where):
-            time_ms = saved.get("event_time_ms")
-            if not isinstance(time_ms, int):
-                raise ValueError(f"{where} state: event time of {symbol!r} must be an integer")
+            time_ms = integer(saved.get("event_time_ms"), f"event time of {symbol!r}", where)
             snapshot = DepthSnapshot(
                 symbol,
                 time_ms,

@@ -16,7 +16,7 @@ from domain.market import (
 )
 from domain.params import CommonParams, FieldError, param
 from domain.signal import Action, JsonValue
-from domain.state import items, row
+from domain.state import integer, items, optional_number, row
 from domain.strategies.base import Decision, Owns
 
 SYMBOL = "BTCUSDT"
@@ -177,16 +177,12 @@ class BtcDominanceStrategy:
             ),
             maxlen=MAX_HISTORY_POINTS,
         )
-        last_time_ms = state.get("last_time_ms")
-        price = state.get("price")
-        price_time_ms = state.get("price_time_ms")
-        if not isinstance(last_time_ms, int) or not isinstance(price_time_ms, int):
-            raise ValueError(f"{where} state: times must be integers")
-        if price is not None and not isinstance(price, int | float):
-            raise ValueError(f"{where} state: price must be a number or null")
+        last_time_ms = integer(state.get("last_time_ms"), "last_time_ms", where)
+        price = optional_number(state.get("price"), "price", where)
+        price_time_ms = integer(state.get("price_time_ms"), "price_time_ms", where)
         self._history = history
         self._last_time_ms = last_time_ms
-        self._price = None if price is None else float(price)
+        self._price = price
         self._price_time_ms = price_time_ms
 
     def config_symbol(self, event: MarketEvent) -> str | None:
