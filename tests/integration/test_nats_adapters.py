@@ -87,12 +87,18 @@ def decodable(lines: list[bytes]) -> list[Decoded]:
 
 
 async def eventually(
-    predicate: Callable[[], bool], within: float = 10.0, what: str = "condition"
+    predicate: Callable[[], bool],
+    within: float = 10.0,
+    what: str = "condition",
+    state: Callable[[], object] | None = None,
 ) -> None:
+    """Wait until ``predicate()`` holds; on timeout fail with ``what`` and, if given, what
+    ``state()`` shows then (so that a rare failure says why)."""
     deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
+            shown = "" if state is None else f"; state: {state()!r}"
+            raise AssertionError(f"timed out after {within}s waiting for {what}{shown}")
         await asyncio.sleep(0.01)
 
 
@@ -1015,7 +1021,14 @@ async def test_graceful_shutdown_sequence() -> None:
     service = asyncio.create_task(run_service())
     try:
         await publish_all(watcher, subject, lines)
-        await eventually(lambda: feed.received == len(lines), what="all received")
+        await eventually(
+            lambda: feed.received == len(lines) or service.done(),
+            what="all received",
+            state=lambda: (feed.stats(), sink.stats(), state_of(conn)),
+        )
+        if service.done():  # the stand-in loop ended early: its own error says why
+            service.result()
+            raise AssertionError(f"the feed ended early: {feed.stats()}")
         await feed.drain(timeout=5.0)
         await asyncio.wait_for(service, 5.0)
         await sink.flush(timeout=5.0)
