@@ -397,6 +397,14 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+Samples = Iterable[tuple[tuple[str, ...], object]]
+"""A scraped family's samples: label values and value (a value that is not a finite number is
+left out)."""
+
+Builder = Callable[["PrometheusMetrics", str], Metric | None]
+"""Builds the family ``name`` at scrape time; None leaves it out of this scrape."""
+
+
 class _ScrapeCollector(Collector):
     """Reads :class:`ScrapeSources` when the registry is collected."""
 
@@ -416,7 +424,7 @@ class _ScrapeCollector(Collector):
         owner = self._owner
         for name, build in _BUILDERS:
             try:
-                family = build(owner)
+                family = build(owner, name)
             except Exception as error:  # a broken source must not break the scrape
                 owner.scrape_errors += 1
                 log.warning(
@@ -430,24 +438,70 @@ class _ScrapeCollector(Collector):
                 yield family
 
 
-def _labelled_counts(name: str, counts: Mapping[str, float]) -> CounterMetricFamily:
-    family = _counter(name)
-    for label, value in sorted(counts.items(), key=lambda item: str(item[0])):
-        number = _finite(value)
-        if number is not None:
-            family.add_metric([str(label)], number)
-    return family
+def _samples(read: Callable[[PrometheusMetrics], Samples | None]) -> Builder:
+    """The builder of a counter or gauge (its type as :data:`METRICS` declares it) whose
+    samples ``read`` gives, or None to leave the family out."""
+
+    def build(m: PrometheusMetrics, name: str) -> Metric | None:
+        samples = read(m)
+        if samples is None:
+            return None
+        family = _counter(name) if _INFO[name].type == "counter" else _gauge(name)
+        for labels, value in samples:
+            number = _finite(value)
+            if number is not None:
+                family.add_metric(list(labels), number)
+        return family
+
+    return build
+
+
+def _value(value: object) -> Samples | None:
+    """One unlabelled sample; None (the family left out) when ``value`` is not finite."""
+    return None if _finite(value) is None else (((), value),)
+
+
+def _flag(value: object) -> Samples:
+    return (((), 1.0 if value else 0.0),)
+
+
+def _by_label(counts: Mapping[str, object]) -> Samples:
+    """One sample per key of ``counts``, in label order."""
+    return (((str(label),), value) for label, value in sorted(counts.items(), key=_label_order))
+
+
+def _label_order(item: tuple[object, object]) -> str:
+    return str(item[0])
+
+
+def _scalar(source: Callable[[ScrapeSources], ValueSource | None]) -> Builder:
+    """A family of one unlabelled sample read from the source ``source`` picks."""
+    return _samples(lambda m: None if (read := source(m.sources)) is None else _value(read()))
+
+
+def _counts(source: Callable[[ScrapeSources], CountsSource | None]) -> Builder:
+    """A family of one sample per key of the ``{label: count}`` source ``source`` picks."""
+    return _samples(lambda m: None if (read := source(m.sources)) is None else _by_label(read()))
+
+
+def _from_engine(samples: Callable[[EngineStats], Samples]) -> Builder:
+    """A family of the engine's own counts (:class:`EngineStats`); left out without them."""
+
+    def read(m: PrometheusMetrics) -> Samples | None:
+        stats = _engine_stats(m)
+        return None if stats is None else samples(stats)
+
+    return _samples(read)
 
 
 def _engine_stats(m: PrometheusMetrics) -> EngineStats | None:
     return m.sources.processing() if m.sources.processing is not None else None
 
 
-def _messages_processed(m: PrometheusMetrics) -> Metric | None:
-    name = f"{PREFIX}_messages_processed_total"
+def _messages_processed(m: PrometheusMetrics) -> Samples | None:
     source = m.sources.messages_by_type
     if source is not None:
-        return _labelled_counts(name, source())
+        return _by_label(source())
     stats = _engine_stats(m)
     if stats is None:
         return None
@@ -455,147 +509,72 @@ def _messages_processed(m: PrometheusMetrics) -> Metric | None:
     for event_type, count in stats.events_by_type.items():
         label = event_type_label(event_type)
         counts[label] = counts.get(label, 0) + count
-    return _labelled_counts(name, counts)
+    return _by_label(counts)
 
 
-def _messages_invalid(m: PrometheusMetrics) -> Metric | None:
-    source = m.sources.invalid_by_reason
+def _signals_generated(stats: EngineStats) -> Samples:
+    return sorted(stats.signals_by_strategy_action.items())
+
+
+def _strategy_executions(stats: EngineStats) -> Samples:
+    results = stats.outcomes
+    for strategy, count in stats.strategy_errors.items():
+        if count:
+            results[(strategy, "error")] = count
+    return sorted(results.items())
+
+
+def _strategy_errors(stats: EngineStats) -> Samples:
     return (
-        None if source is None else _labelled_counts(f"{PREFIX}_messages_invalid_total", source())
+        ((strategy,), count) for strategy, count in sorted(stats.strategy_errors.items()) if count
     )
 
 
-def _message_errors(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(f"{PREFIX}_messages_errors_total", m.sources.message_errors, counter=True)
+def _cooldown_suppressed(stats: EngineStats) -> Samples:
+    return (
+        ((strategy,), count)
+        for (strategy, reason), count in sorted(stats.suppressed_by_strategy().items())
+        if reason == Suppression.COOLDOWN
+    )
 
 
-def _signals_generated(m: PrometheusMetrics) -> Metric | None:
-    stats = _engine_stats(m)
-    if stats is None:
-        return None
-    family = _counter(f"{PREFIX}_signals_generated_total")
-    for (strategy, action), count in sorted(stats.signals_by_strategy_action.items()):
-        family.add_metric([strategy, action], count)
-    return family
+def _signals_suppressed(stats: EngineStats) -> Samples:
+    return sorted(stats.suppressed_by_strategy().items())
 
 
-def _consumer_lag(m: PrometheusMetrics) -> Metric | None:
+def _consumer_lag(m: PrometheusMetrics) -> Samples | None:
     lag = m.consumer_lag_seconds()
-    if lag is None:
-        return None
-    family = _gauge(f"{PREFIX}_consumer_lag_seconds")
-    family.add_metric([], lag)
-    return family
+    return None if lag is None else (((), lag),)
 
 
-def _scalar(name: str, source: ValueSource | None, *, counter: bool = False) -> Metric | None:
-    if source is None:
-        return None
-    value = _finite(source())
-    if value is None:
-        return None
-    family: CounterMetricFamily | GaugeMetricFamily = _counter(name) if counter else _gauge(name)
-    family.add_metric([], value)
-    return family
-
-
-def _publish_errors(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(f"{PREFIX}_publish_errors_total", m.sources.publish_errors, counter=True)
-
-
-def _signal_budget_errors(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(
-        f"{PREFIX}_signal_budget_errors_total", m.sources.signal_budget_errors, counter=True
-    )
-
-
-def _signal_duplicate_acks(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(
-        f"{PREFIX}_signal_publish_duplicates_total", m.sources.signal_duplicate_acks, counter=True
-    )
-
-
-def _signals_dropped(m: PrometheusMetrics) -> Metric | None:
-    source = m.sources.signals_dropped
-    return None if source is None else _labelled_counts(f"{PREFIX}_signals_dropped_total", source())
-
-
-def _signal_buffer_size(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(f"{PREFIX}_signal_buffer_size", m.sources.signal_buffer_size)
-
-
-def _circuit_breakers(m: PrometheusMetrics) -> Metric | None:
+def _circuit_breakers(m: PrometheusMetrics) -> Samples | None:
     source = m.sources.circuit_breakers
     if source is None:
         return None
-    family = _gauge(f"{PREFIX}_circuit_breaker_state")
-    for breaker, state in sorted(source().items()):
-        family.add_metric([str(breaker)], float(int(state)))
-    return family
+    return (((str(breaker),), int(state)) for breaker, state in sorted(source().items()))
 
 
-def _nats_connected(m: PrometheusMetrics) -> Metric | None:
+def _nats_connected(m: PrometheusMetrics) -> Samples | None:
     source = m.sources.nats_connected
-    if source is None:
-        return None
-    family = _gauge(f"{PREFIX}_nats_connected")
-    family.add_metric([], 1.0 if source() else 0.0)
-    return family
+    return None if source is None else _flag(source())
 
 
-def _config_stores_up(m: PrometheusMetrics) -> Metric | None:
+def _config_stores_up(m: PrometheusMetrics) -> Samples | None:
     source = m.sources.config_stores_up
     if source is None:
         return None
-    family = _gauge(f"{PREFIX}_config_store_up")
-    for store, up in sorted(source().items()):
-        family.add_metric([str(store)], 1.0 if up else 0.0)
-    return family
+    return (((str(store),), 1.0 if up else 0.0) for store, up in sorted(source().items()))
 
 
-def _config_cache(m: PrometheusMetrics, key: str) -> Metric | None:
-    source = m.sources.config_cache
-    if source is None:
-        return None
-    value = _finite(source().get(key))
-    if value is None:
-        return None
-    family = _counter(f"{PREFIX}_config_cache_{key}_total")
-    family.add_metric([], value)
-    return family
+def _config_cache(key: str) -> Builder:
+    return _samples(
+        lambda m: None if (read := m.sources.config_cache) is None else _value(read().get(key))
+    )
 
 
-def _config_events(m: PrometheusMetrics) -> Metric | None:
-    source = m.sources.config_events
-    if source is None:
-        return None
-    family = _counter(f"{PREFIX}_config_events_total")
-    for event, count in sorted(source().items()):
-        value = _finite(count)
-        if value is not None:
-            family.add_metric([str(event)], value)
-    return family
-
-
-def _config_cache_hits(m: PrometheusMetrics) -> Metric | None:
-    return _config_cache(m, "hits")
-
-
-def _config_cache_misses(m: PrometheusMetrics) -> Metric | None:
-    return _config_cache(m, "misses")
-
-
-def _signal_pauses(m: PrometheusMetrics) -> Metric | None:
-    return _scalar(f"{PREFIX}_signal_pauses_active", m.sources.signal_pauses)
-
-
-def _ready(m: PrometheusMetrics) -> Metric | None:
+def _ready(m: PrometheusMetrics) -> Samples | None:
     value = m.sources.ready() if m.sources.ready is not None else m.last_ready
-    if value is None:
-        return None
-    family = _gauge(f"{PREFIX}_ready")
-    family.add_metric([], 1.0 if value else 0.0)
-    return family
+    return None if value is None else _flag(value)
 
 
 def _cumulative(bounds: tuple[str, ...], histogram: _Histogram) -> list[tuple[str, float]]:
@@ -607,94 +586,50 @@ def _cumulative(bounds: tuple[str, ...], histogram: _Histogram) -> list[tuple[st
     return buckets
 
 
-def _strategy_latency(m: PrometheusMetrics) -> Metric | None:
-    name = f"{PREFIX}_strategy_latency_seconds"
+def _strategy_latency(m: PrometheusMetrics, name: str) -> Metric | None:
     family = HistogramMetricFamily(name, _INFO[name].help, labels=["strategy"])
     for strategy, histogram in sorted(m.latency_histograms.items()):
         family.add_metric([strategy], _cumulative(_LATENCY_LE, histogram), histogram.sum)
     return family
 
 
-def _processing_latency(m: PrometheusMetrics) -> Metric | None:
-    name = f"{PREFIX}_processing_latency_seconds"
+def _processing_latency(m: PrometheusMetrics, name: str) -> Metric | None:
     family = HistogramMetricFamily(name, _INFO[name].help)
     histogram = m.processing_histogram
     family.add_metric([], _cumulative(_PROCESSING_LE, histogram), histogram.sum)
     return family
 
 
-def _strategy_executions(m: PrometheusMetrics) -> Metric | None:
-    stats = _engine_stats(m)
-    if stats is None:
-        return None
-    family = _counter(f"{PREFIX}_strategy_executions_total")
-    results = stats.outcomes
-    for strategy, count in stats.strategy_errors.items():
-        if count:
-            results[(strategy, "error")] = count
-    for (strategy, result), count in sorted(results.items()):
-        family.add_metric([strategy, result], count)
-    return family
-
-
-def _strategy_errors(m: PrometheusMetrics) -> Metric | None:
-    stats = _engine_stats(m)
-    if stats is None:
-        return None
-    family = _counter(f"{PREFIX}_strategy_errors_total")
-    for strategy, count in sorted(stats.strategy_errors.items()):
-        if count:
-            family.add_metric([strategy], count)
-    return family
-
-
-def _cooldown_suppressed(m: PrometheusMetrics) -> Metric | None:
-    stats = _engine_stats(m)
-    if stats is None:
-        return None
-    family = _counter(f"{PREFIX}_cooldown_suppressed_total")
-    for (strategy, reason), count in sorted(stats.suppressed_by_strategy().items()):
-        if reason == Suppression.COOLDOWN:
-            family.add_metric([strategy], count)
-    return family
-
-
-def _signals_suppressed(m: PrometheusMetrics) -> Metric | None:
-    stats = _engine_stats(m)
-    if stats is None:
-        return None
-    family = _counter(f"{PREFIX}_signals_suppressed_total")
-    for (strategy, reason), count in sorted(stats.suppressed_by_strategy().items()):
-        family.add_metric([strategy, reason], count)
-    return family
-
-
-_BUILDERS: tuple[tuple[str, Callable[[PrometheusMetrics], Metric | None]], ...] = (
+_BUILDERS: tuple[tuple[str, Builder], ...] = (
     (f"{PREFIX}_strategy_latency_seconds", _strategy_latency),
     (f"{PREFIX}_processing_latency_seconds", _processing_latency),
-    (f"{PREFIX}_strategy_executions_total", _strategy_executions),
-    (f"{PREFIX}_strategy_errors_total", _strategy_errors),
-    (f"{PREFIX}_cooldown_suppressed_total", _cooldown_suppressed),
-    (f"{PREFIX}_signals_suppressed_total", _signals_suppressed),
-    (f"{PREFIX}_messages_processed_total", _messages_processed),
-    (f"{PREFIX}_messages_invalid_total", _messages_invalid),
-    (f"{PREFIX}_messages_errors_total", _message_errors),
-    (f"{PREFIX}_consumer_lag_seconds", _consumer_lag),
-    (f"{PREFIX}_signals_generated_total", _signals_generated),
-    (f"{PREFIX}_publish_errors_total", _publish_errors),
-    (f"{PREFIX}_signal_budget_errors_total", _signal_budget_errors),
-    (f"{PREFIX}_signal_publish_duplicates_total", _signal_duplicate_acks),
-    (f"{PREFIX}_signals_dropped_total", _signals_dropped),
-    (f"{PREFIX}_signal_buffer_size", _signal_buffer_size),
-    (f"{PREFIX}_circuit_breaker_state", _circuit_breakers),
-    (f"{PREFIX}_nats_connected", _nats_connected),
-    (f"{PREFIX}_config_store_up", _config_stores_up),
-    (f"{PREFIX}_config_cache_hits_total", _config_cache_hits),
-    (f"{PREFIX}_config_cache_misses_total", _config_cache_misses),
-    (f"{PREFIX}_config_events_total", _config_events),
-    (f"{PREFIX}_signal_pauses_active", _signal_pauses),
-    (f"{PREFIX}_ready", _ready),
+    (f"{PREFIX}_strategy_executions_total", _from_engine(_strategy_executions)),
+    (f"{PREFIX}_strategy_errors_total", _from_engine(_strategy_errors)),
+    (f"{PREFIX}_cooldown_suppressed_total", _from_engine(_cooldown_suppressed)),
+    (f"{PREFIX}_signals_suppressed_total", _from_engine(_signals_suppressed)),
+    (f"{PREFIX}_messages_processed_total", _samples(_messages_processed)),
+    (f"{PREFIX}_messages_invalid_total", _counts(lambda s: s.invalid_by_reason)),
+    (f"{PREFIX}_messages_errors_total", _scalar(lambda s: s.message_errors)),
+    (f"{PREFIX}_consumer_lag_seconds", _samples(_consumer_lag)),
+    (f"{PREFIX}_signals_generated_total", _from_engine(_signals_generated)),
+    (f"{PREFIX}_publish_errors_total", _scalar(lambda s: s.publish_errors)),
+    (f"{PREFIX}_signal_budget_errors_total", _scalar(lambda s: s.signal_budget_errors)),
+    (
+        f"{PREFIX}_signal_publish_duplicates_total",
+        _scalar(lambda s: s.signal_duplicate_acks),
+    ),
+    (f"{PREFIX}_signals_dropped_total", _counts(lambda s: s.signals_dropped)),
+    (f"{PREFIX}_signal_buffer_size", _scalar(lambda s: s.signal_buffer_size)),
+    (f"{PREFIX}_circuit_breaker_state", _samples(_circuit_breakers)),
+    (f"{PREFIX}_nats_connected", _samples(_nats_connected)),
+    (f"{PREFIX}_config_store_up", _samples(_config_stores_up)),
+    (f"{PREFIX}_config_cache_hits_total", _config_cache("hits")),
+    (f"{PREFIX}_config_cache_misses_total", _config_cache("misses")),
+    (f"{PREFIX}_config_events_total", _counts(lambda s: s.config_events)),
+    (f"{PREFIX}_signal_pauses_active", _scalar(lambda s: s.signal_pauses)),
+    (f"{PREFIX}_ready", _samples(_ready)),
 )
+"""Every scrape-time family, in exposition order, with the one place that builds it."""
 
 _SCRAPED = frozenset(name for name, _ in _BUILDERS)
 
