@@ -157,6 +157,11 @@ class _Pending:
             )
             pending.horizons[result.horizon] = result
         pending.next_index = integer(saved.get("next_index"), "next_index", where)
+        if not 0 <= pending.next_index <= len(HORIZON_LABELS):
+            raise ValueError(
+                f"{where} state: next_index {pending.next_index} of signal "
+                f"{signal.signal_id!r} is outside 0..{len(HORIZON_LABELS)}"
+            )
         if list(pending.horizons) != list(HORIZON_LABELS[: pending.next_index]):
             raise ValueError(
                 f"{where} state: horizons {list(pending.horizons)} of signal "

@@ -5,6 +5,7 @@ naming what is wrong instead of restoring half of it (pure, standard library onl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -52,6 +53,19 @@ def number(value: object, what: str, where: str) -> float:
 def optional_number(value: object, what: str, where: str) -> float | None:
     """``value``, which must be a number or None."""
     return None if value is None else number(value, what, where)
+
+
+def positive(value: object, what: str, where: str) -> float:
+    """``value``, which must be a finite number above 0 (a price, a notional), as a float."""
+    result = number(value, what, where)
+    if not 0.0 < result < math.inf:
+        raise ValueError(f"{where} state: {what} must be finite and above 0, got {value!r:.80}")
+    return result
+
+
+def optional_positive(value: object, what: str, where: str) -> float | None:
+    """``value``, which must be a finite number above 0 or None."""
+    return None if value is None else positive(value, what, where)
 
 
 def text(value: object, what: str, where: str) -> str:

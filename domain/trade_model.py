@@ -71,7 +71,8 @@ from domain.state import (
     integer,
     items,
     number,
-    optional_number,
+    optional_positive,
+    positive,
     row,
     symbol_entries,
     text,
@@ -301,10 +302,10 @@ class _Position:
         position.action = Action(text(action, "position action", where))
         position.is_buy = position.action is Action.BUY
         position.signal_time_ms = integer(signal_time_ms, "position signal_time_ms", where)
-        position.stop_loss = number(stop_loss, "position stop_loss", where)
-        position.take_profit = number(take_profit, "position take_profit", where)
-        position.notional = number(notional, "position notional", where)
-        position.entry_price = optional_number(entry_price, "position entry_price", where)
+        position.stop_loss = positive(stop_loss, "position stop_loss", where)
+        position.take_profit = positive(take_profit, "position take_profit", where)
+        position.notional = positive(notional, "position notional", where)
+        position.entry_price = optional_positive(entry_price, "position entry_price", where)
         position.entry_time_ms = integer(entry_time_ms, "position entry_time_ms", where)
         position.deadline_ms = integer(deadline_ms, "position deadline_ms", where)
         position.closing = flag(closing, "position closing", where)
@@ -407,9 +408,9 @@ class TradeSimulator:
         loaded: list[tuple[str, _SymbolState]] = []
         for symbol, saved in symbol_entries(state, where):
             entry = _SymbolState()
-            entry.last_price = optional_number(saved.get("last_price"), "last_price", where)
-            entry.bid = optional_number(saved.get("bid"), "bid", where)
-            entry.ask = optional_number(saved.get("ask"), "ask", where)
+            entry.last_price = optional_positive(saved.get("last_price"), "last_price", where)
+            entry.bid = optional_positive(saved.get("bid"), "bid", where)
+            entry.ask = optional_positive(saved.get("ask"), "ask", where)
             entry.now_ms = integer(saved.get("now_ms"), "now_ms", where)
             entry.expires_ms = integer(saved.get("expires_ms"), "expires_ms", where)
             entry.positions = deque(

@@ -11,6 +11,7 @@ leaves its positions unfilled, and the bounds drop signals.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -242,6 +243,12 @@ def _entry(state: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _position(state: dict[str, Any]) -> list[Any]:
+    """The row of the snapshot's first open simulated position."""
+    position: list[Any] = state["simulator"]["symbols"][0]["positions"][0]
+    return position
+
+
 @pytest.mark.parametrize(
     ("mangle", "message"),
     [
@@ -257,6 +264,14 @@ def _entry(state: dict[str, Any]) -> dict[str, Any]:
         (lambda s: _entry(s)["pending"].append(_entry(s)["pending"][0]), "twice"),
         (lambda s: s["simulator"]["symbols"][0]["positions"].append([1, 2]), "list of 12"),
         (lambda s: s["simulator"]["symbols"][0].update(bid="1.0"), "bid must be a number"),
+        # Values a scorer could not have saved: each would fail on every later event of its
+        # symbol (a zero entry price divides the P&L) or score a signal wrongly for ever.
+        (lambda s: _entry(s)["pending"][0].update(next_index=5), "outside 0..4"),
+        (lambda s: _entry(s)["pending"][0].update(horizons=[], next_index=-4), "outside 0..4"),
+        (lambda s: _position(s).__setitem__(8, 0.0), "entry_price must be finite and above 0"),
+        (lambda s: _position(s).__setitem__(6, math.inf), "take_profit must be finite"),
+        (lambda s: _position(s).__setitem__(7, -250.0), "notional must be finite and above 0"),
+        (lambda s: s["simulator"]["symbols"][0].update(ask=0), "ask must be finite and above 0"),
     ],
 )
 def test_a_malformed_snapshot_is_refused_naming_what_is_wrong_and_restores_nothing(
