@@ -29,6 +29,14 @@ class SignalBudgetContract:
         first, _ = budgets
         assert all([await first.take(T0, 0) for _ in range(5)])
 
+    async def test_a_take_without_cap_leaves_the_others_slots_counted(
+        self, budgets: Budgets
+    ) -> None:
+        first, second = budgets
+        assert await first.take(T0, 1)
+        assert await second.take(T0 + SECOND, 0)
+        assert not await first.take(T0 + 2 * SECOND, 1)
+
     async def test_takes_up_to_the_cap_then_refuses_within_the_minute(
         self, budgets: Budgets
     ) -> None:
