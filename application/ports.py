@@ -103,10 +103,12 @@ class SignalBudget(Protocol):
     on its own); a take is atomic across processes (two never get the same last slot).
     """
 
-    async def take(self, time_ms: int, cap: int) -> bool:
-        """Take a slot for a signal stamped ``time_ms``: False when ``cap`` signals already
-        lie within a minute of it. Raises ``StoreUnavailableError`` when the budget cannot
-        be reached (the caller decides; the process-local cap still holds)."""
+    async def take(self, time_ms: int, cap: int, signal_id: str = "") -> bool:
+        """Take a slot for the signal ``signal_id`` stamped ``time_ms``: False when ``cap``
+        signals already lie within a minute of it; True without a second slot when that
+        signal holds one already (a successor publishing it again). Raises
+        ``StoreUnavailableError`` when the budget cannot be reached (the caller decides; the
+        process-local cap still holds)."""
         ...
 
 

@@ -218,7 +218,7 @@ class ServiceRuntime:
         if cap <= 0:
             return True
         try:
-            taken = await budget.take(emitted.event_time_ms, cap)
+            taken = await budget.take(emitted.event_time_ms, cap, emitted.signal_id)
         except Exception as exc:
             self.counters.budget_errors += 1
             log.warning("signal_budget_unavailable", signal_id=emitted.signal_id, error=str(exc))

@@ -184,12 +184,22 @@ counted exactly (:func:`take_slot`): twice the staleness gate's default, beyond 
 service holds a signal as ``stale`` anyway."""
 
 
+Slot = tuple[int, str]
+"""One emission in the shared per-minute window: its event time (ms) and its signal's id
+(``""`` when not known)."""
+
+
 def take_slot(
-    times: Sequence[int], time_ms: int, cap: int, horizon_ms: int = SLOT_HORIZON_MS
-) -> list[int] | None:
-    """The service-wide per-minute window after one more emission at ``time_ms``, or None
-    when ``cap`` emissions already lie within a minute of it, on either side (rule 6's
-    ``max_signals_per_minute``, the test :meth:`Governance.check` makes).
+    window: Sequence[Slot],
+    time_ms: int,
+    cap: int,
+    horizon_ms: int = SLOT_HORIZON_MS,
+    signal_id: str = "",
+) -> list[Slot] | None:
+    """The service-wide per-minute window after one more emission at ``time_ms`` (of the
+    signal ``signal_id``), or None when ``cap`` emissions already lie within a minute of it,
+    on either side (rule 6's ``max_signals_per_minute``, the test :meth:`Governance.check`
+    makes).
 
     The budget a partitioned deployment shares across its processes
     (:class:`application.ports.SignalBudget`) keeps its window this way. Its workers are not
@@ -199,13 +209,23 @@ def take_slot(
     signals taken are stamped at most ``horizon_ms`` apart. Pruning around the emission being
     taken (not around the newest kept) means one far-future time (forged, or a foreign value
     in the store) is dropped by the next real emission instead of pushing every real one out.
-    ``cap`` 0 means no cap, and nothing is kept."""
+    A signal whose id the window holds already has its slot: the window is returned as it is
+    (a worker taking over publishes again a signal its predecessor took a slot for but died
+    before publishing; a take retried after its answer was lost). ``cap`` 0 means no cap, and
+    nothing is kept."""
     if cap <= 0:
         return []
-    if _capped(times, cap, _MINUTE_MS, time_ms):
+    if signal_id and any(kept == signal_id for _, kept in window):
+        return list(window)
+    if _capped([emitted for emitted, _ in window], cap, _MINUTE_MS, time_ms):
         return None
     reach = _MINUTE_MS + horizon_ms
-    return sorted([*(t for t in times if -reach < t - time_ms < reach), time_ms])
+    kept = [slot for slot in window if -reach < slot[0] - time_ms < reach]
+    return sorted([*kept, (time_ms, signal_id)], key=_slot_time)
+
+
+def _slot_time(slot: Slot) -> int:
+    return slot[0]
 
 
 def _capped(times: Collection[int], cap: int, window_ms: int, time_ms: int) -> bool:

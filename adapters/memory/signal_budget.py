@@ -11,7 +11,7 @@ import asyncio
 from collections import Counter
 
 from application.ports import StoreUnavailableError
-from domain.governance import SLOT_HORIZON_MS, take_slot
+from domain.governance import SLOT_HORIZON_MS, Slot, take_slot
 
 
 class InMemorySignalBudget:
@@ -21,16 +21,16 @@ class InMemorySignalBudget:
     def __init__(self, horizon_ms: int = SLOT_HORIZON_MS) -> None:
         self.horizon_ms = horizon_ms
         self.available = True
-        self.window: list[int] = []
+        self.window: list[Slot] = []
         self.stats: Counter[str] = Counter(taken=0, refused=0)
 
-    async def take(self, time_ms: int, cap: int) -> bool:
+    async def take(self, time_ms: int, cap: int, signal_id: str = "") -> bool:
         await asyncio.sleep(0)
         if not self.available:
             raise StoreUnavailableError("in-memory signal budget is unavailable")
         if cap <= 0:  # no cap: nothing to count, the window stays as the others left it
             return True
-        window = take_slot(self.window, time_ms, cap, self.horizon_ms)
+        window = take_slot(self.window, time_ms, cap, self.horizon_ms, signal_id)
         if window is None:
             self.stats["refused"] += 1
             return False

@@ -1,9 +1,11 @@
 """The per-minute signal budget a partitioned deployment shares, in a JetStream Key-Value
 bucket (:class:`application.ports.SignalBudget`, ADR 25).
 
-One key holds the window: the event times (ms) of the signals the deployment published in the
-last minutes (up to a minute plus ``horizon_seconds`` behind the newest), a JSON list kept by
-:func:`domain.governance.take_slot`. A take reads the key,
+One key holds the window: the event times (ms) and ids of the signals the deployment published
+in the last minutes (up to a minute plus ``horizon_seconds`` either side of the signal being
+taken), a JSON list of ``[time, signal_id]`` pairs kept by
+:func:`domain.governance.take_slot` (a bare time, as the first version wrote, reads as a slot
+of an unknown signal). A take reads the key,
 decides, and writes the new window with a compare-and-set on the revision it read; when
 another worker wrote in between, it reads again. So two workers never both take the last
 slot, and ``max_signals_per_minute`` holds for the deployment as it does in one process.
@@ -29,7 +31,7 @@ from nats.js.kv import KeyValue
 from adapters.nats.connection import NatsConnection
 from adapters.nats.router_lease import ensure_bucket
 from application.ports import StoreUnavailableError
-from domain.governance import SLOT_HORIZON_MS, take_slot
+from domain.governance import SLOT_HORIZON_MS, Slot, take_slot
 
 _log = structlog.get_logger(__name__)
 
@@ -69,7 +71,7 @@ class NatsSignalBudget:
         """What this worker's takes did: ``taken``, ``refused``, ``conflicts`` (compare-and-sets
         lost to another worker's write), ``malformed`` (foreign values overwritten)."""
 
-    async def take(self, time_ms: int, cap: int) -> bool:
+    async def take(self, time_ms: int, cap: int, signal_id: str = "") -> bool:
         """Take a slot for a signal stamped ``time_ms`` (the port's contract): read, decide,
         compare-and-set, again when another worker wrote in between; within ``timeout`` in
         all, so a stalled JetStream holds the run loop up that long at most. On any failure
@@ -80,18 +82,18 @@ class NatsSignalBudget:
             raise StoreUnavailableError("signal budget: NATS is not connected")
         try:
             async with asyncio.timeout(self.timeout):
-                taken = await self._take(time_ms, cap)
+                taken = await self._take(time_ms, cap, signal_id)
         except Exception as exc:
             self._kv = None
             raise StoreUnavailableError(f"signal budget: {type(exc).__name__}: {exc}") from exc
         self.stats["taken" if taken else "refused"] += 1
         return taken
 
-    async def _take(self, time_ms: int, cap: int) -> bool:
+    async def _take(self, time_ms: int, cap: int, signal_id: str) -> bool:
         kv = await self._bucket()
         for _ in range(self.attempts):
             revision, window = await self._read(kv)
-            taken = take_slot(window, time_ms, cap, self.horizon_ms)
+            taken = take_slot(window, time_ms, cap, self.horizon_ms, signal_id)
             if taken is None:
                 return False
             payload = orjson.dumps(taken)
@@ -115,7 +117,7 @@ class NatsSignalBudget:
                 self._kv = await js.key_value(self.bucket)
         return self._kv
 
-    async def _read(self, kv: KeyValue) -> tuple[int | None, list[int]]:
+    async def _read(self, kv: KeyValue) -> tuple[int | None, list[Slot]]:
         """(revision, window) of the key; (None, []) when it does not exist."""
         try:
             entry = await kv.get(KEY)
@@ -129,13 +131,27 @@ class NatsSignalBudget:
         return entry.revision, window
 
 
-def decode_window(value: bytes | None) -> list[int] | None:
-    """The window a key's value holds (a JSON list of integer event times; an empty value is
-    an empty window), or None when it holds anything else. Never raises."""
+def decode_window(value: bytes | None) -> list[Slot] | None:
+    """The window a key's value holds (a JSON list of ``[time, signal_id]`` pairs or bare
+    integer times, read as ``(time, "")``; an empty value is an empty window), or None when it
+    holds anything else. Never raises."""
     try:
-        window = orjson.loads(value or b"[]")
+        entries = orjson.loads(value or b"[]")
     except orjson.JSONDecodeError:
         return None
-    if isinstance(window, list) and all(t.__class__ is int for t in window):
-        return window
-    return None
+    if not isinstance(entries, list):
+        return None
+    window: list[Slot] = []
+    for entry in entries:
+        if entry.__class__ is int:
+            window.append((entry, ""))
+        elif (
+            entry.__class__ is list
+            and len(entry) == 2
+            and entry[0].__class__ is int
+            and entry[1].__class__ is str
+        ):
+            window.append((entry[0], entry[1]))
+        else:
+            return None
+    return window

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from application.ports import SignalBudget
-from domain.governance import take_slot
+from domain.governance import Slot, take_slot
 
 T0 = 1_723_161_600_000
 SECOND = 1_000
@@ -28,6 +28,16 @@ class SignalBudgetContract:
     async def test_no_cap_always_takes(self, budgets: Budgets) -> None:
         first, _ = budgets
         assert all([await first.take(T0, 0) for _ in range(5)])
+
+    async def test_a_signal_holding_a_slot_takes_it_again_from_any_process(
+        self, budgets: Budgets
+    ) -> None:
+        first, second = budgets
+        assert await first.take(T0, 2, "signal-a")
+        assert await first.take(T0 + SECOND, 2, "signal-b")
+        assert await second.take(T0, 2, "signal-a")  # a successor: no second slot taken
+        assert not await second.take(T0 + 2 * SECOND, 2, "signal-c")
+        assert not await second.take(T0 + 2 * SECOND, 2)
 
     async def test_a_take_without_cap_leaves_the_others_slots_counted(
         self, budgets: Budgets
@@ -72,7 +82,7 @@ class SignalBudgetContract:
         the same order, whichever process asks."""
         first, second = budgets
         times = [T0 + offset * SECOND for offset in (0, 5, 20, 59, 61, 62, 90, 119, 121, 180)]
-        window: list[int] = []
+        window: list[Slot] = []
         for i, time_ms in enumerate(times):
             taken = take_slot(window, time_ms, 3)
             expected = taken is not None

@@ -73,7 +73,7 @@ async def test_a_foreign_value_counts_as_an_empty_window_and_is_overwritten(
     for junk in (b"not json", b'{"a": 1}', b'[1, "x"]', b"[1.5]"):
         await kv.put(KEY, junk)
         assert await budget.take(T0, 1)
-        assert (await kv.get(KEY)).value == f"[{T0}]".encode()
+        assert (await kv.get(KEY)).value == f'[[{T0},""]]'.encode()
     assert budget.stats["malformed"] == 4
 
 

@@ -25,6 +25,7 @@ from domain.governance import (
     SLOT_HORIZON_MS,
     Governance,
     GovernanceParams,
+    Slot,
     Suppression,
     take_slot,
 )
@@ -53,7 +54,7 @@ def test_take_slot_decides_as_governance_does_in_one_process(offsets: list[int],
     from another strategy, so no cooldown applies) over the same emissions in time order."""
     limits = GovernanceParams(max_signals_per_symbol_per_hour=0, max_signals_per_minute=cap)
     governance = Governance(limits)
-    window: list[int] = []
+    window: list[Slot] = []
     for i, offset in enumerate(sorted(offsets)):
         time_ms = T0 + offset
         admitted = governance.admit(f"s{i}", "BTCUSDT", Action.BUY, time_ms, None) is None
@@ -73,7 +74,7 @@ def test_no_minute_holds_more_than_the_cap_whatever_the_order_within_the_horizon
     """Workers are not in step in event time: takes arrive in any order. As long as none is
     stamped more than the horizon before the newest, no open minute holds more than
     ``cap`` of the signals taken, and the window stays bounded."""
-    window: list[int] = []
+    window: list[Slot] = []
     admitted: list[int] = []
     for offset in offsets:
         taken = take_slot(window, T0 + offset, cap)
@@ -89,34 +90,70 @@ def test_a_far_future_time_in_the_window_does_not_switch_the_cap_off() -> None:
     """A forged or foreign far-future time is dropped by the next real take; at most the
     minute it was taken in is counted afresh."""
     future = T0 + 86_400_000
-    window = [future]
+    window: list[Slot] = [(future, "")]
     for offset in range(2):
         taken = take_slot(window, T0 + offset, 2)
         assert taken is not None
         window = taken
-    assert window == [T0, T0 + 1]
+    assert _times(window) == [T0, T0 + 1]
     assert take_slot(window, T0 + 2, 2) is None
     window = take_slot(window, future, 2) or []  # admitted: nothing near it
-    assert window == [future]  # the real ones were out of its reach
+    assert _times(window) == [future]  # the real ones were out of its reach
     for offset in (2, 3):  # counted afresh once, and the forged time goes
         window = take_slot(window, T0 + offset, 2) or []
-    assert window == [T0 + 2, T0 + 3]
+    assert _times(window) == [T0 + 2, T0 + 3]
     assert take_slot(window, T0 + 4, 2) is None  # capped again
+
+
+def _times(window: Sequence[Slot]) -> list[int]:
+    return [time_ms for time_ms, _ in window]
+
+
+def test_a_signal_holding_a_slot_keeps_it_and_takes_no_second() -> None:
+    window = take_slot([], T0, 2, signal_id="a") or []
+    window = take_slot(window, T0 + 1, 2, signal_id="b") or []
+    assert window == [(T0, "a"), (T0 + 1, "b")]
+    assert take_slot(window, T0 + 1, 2, signal_id="b") == window  # full, yet b has its slot
+    assert take_slot(window, T0 + 2, 2, signal_id="c") is None
+    assert take_slot(window, T0 + 2, 2) is None  # an unknown signal is never one of them
 
 
 @given(st.binary(max_size=200))
 def test_any_value_in_the_budget_key_is_a_window_or_refused_never_an_error(raw: bytes) -> None:
     window = decode_window(raw)
-    assert window is None or all(t.__class__ is int for t in window)
+    assert window is None or all(
+        time_ms.__class__ is int and signal_id.__class__ is str for time_ms, signal_id in window
+    )
 
 
-@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=50))
-def test_a_window_written_is_the_window_read(window: list[int]) -> None:
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.text(max_size=40)),
+        max_size=50,
+    )
+)
+def test_a_window_written_is_the_window_read(window: list[Slot]) -> None:
     assert decode_window(orjson.dumps(window)) == window
 
 
+def test_bare_times_of_the_first_version_read_as_slots_of_unknown_signals() -> None:
+    assert decode_window(b"[1, 2]") == [(1, ""), (2, "")]
+
+
 @pytest.mark.parametrize(
-    "raw", [b"not json", b'{"a": 1}', b'[1, "x"]', b"[1.5]", b"[true]", b"[[1]]", b"1" * 30]
+    "raw",
+    [
+        b"not json",
+        b'{"a": 1}',
+        b'[1, "x"]',
+        b"[1.5]",
+        b"[true]",
+        b"[[1]]",
+        b'[[1, "a", 2]]',
+        b"[[1, 2]]",
+        b'[[true, "a"]]',
+        b"1" * 30,
+    ],
 )
 def test_values_that_are_not_a_window(raw: bytes) -> None:
     assert decode_window(raw) is None
@@ -229,6 +266,21 @@ async def test_a_cap_of_zero_does_not_ask_the_budget() -> None:
     await runtime.run()
     assert len(sink.published) == 6
     assert runtime.counters.budget_errors == 0
+
+
+async def test_a_successor_publishes_the_signals_its_predecessor_took_slots_for() -> None:
+    """A worker dies after taking the slots of its signals, before any reached the stream;
+    the worker that takes its symbols over regenerates them (replay) and publishes them:
+    they hold their slots already, so the full minute does not refuse them."""
+    budget = InMemorySignalBudget()
+    dead, dead_sink = worker(["BTCUSDT"], budget)
+    await dead.run()
+    lost = [signal.signal_id for signal in dead_sink.published]  # never reached the stream
+    successor, sink = worker(["BTCUSDT"], budget)
+    await successor.run()
+    assert [signal.signal_id for signal in sink.published] == lost
+    assert len(lost) == 3
+    assert len(budget.window) == 3  # one slot each, not two
 
 
 async def test_the_in_memory_budget_raises_when_unavailable() -> None:
