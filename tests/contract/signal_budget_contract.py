@@ -25,9 +25,13 @@ Budgets = tuple[SignalBudget, SignalBudget]
 
 
 class SignalBudgetContract:
-    async def test_no_cap_always_takes(self, budgets: Budgets) -> None:
-        first, _ = budgets
-        assert all([await first.take(T0, 0) for _ in range(5)])
+    async def test_no_cap_always_takes_and_leaves_the_others_slots_counted(
+        self, budgets: Budgets
+    ) -> None:
+        first, second = budgets
+        assert await first.take(T0, 1)
+        assert all([await second.take(T0 + SECOND, 0) for _ in range(5)])
+        assert not await first.take(T0 + 2 * SECOND, 1)
 
     async def test_a_signal_holding_a_slot_takes_it_again_from_any_process(
         self, budgets: Budgets
@@ -38,14 +42,6 @@ class SignalBudgetContract:
         assert await second.take(T0, 2, "signal-a")  # a successor: no second slot taken
         assert not await second.take(T0 + 2 * SECOND, 2, "signal-c")
         assert not await second.take(T0 + 2 * SECOND, 2)
-
-    async def test_a_take_without_cap_leaves_the_others_slots_counted(
-        self, budgets: Budgets
-    ) -> None:
-        first, second = budgets
-        assert await first.take(T0, 1)
-        assert await second.take(T0 + SECOND, 0)
-        assert not await first.take(T0 + 2 * SECOND, 1)
 
     async def test_takes_up_to_the_cap_then_refuses_within_the_minute(
         self, budgets: Budgets
