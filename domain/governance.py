@@ -211,11 +211,9 @@ def take_slot(
     in the store) is dropped by the next real emission instead of pushing every real one out.
     A signal whose id the window holds already has its slot: the window is returned as it is
     (a worker taking over publishes again a signal its predecessor took a slot for but died
-    before publishing; a take retried after its answer was lost). ``cap`` 0 means no cap, and
-    nothing is kept."""
-    if cap <= 0:
-        return []
-    if signal_id and any(kept == signal_id for _, kept in window):
+    before publishing; a take retried after its answer was lost). ``cap`` 0 means no cap: the
+    window is returned as it is too (what the others took stays counted for them)."""
+    if cap <= 0 or (signal_id and any(kept == signal_id for _, kept in window)):
         return list(window)
     if _capped([emitted for emitted, _ in window], cap, _MINUTE_MS, time_ms):
         return None

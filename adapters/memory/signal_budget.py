@@ -28,8 +28,6 @@ class InMemorySignalBudget:
         await asyncio.sleep(0)
         if not self.available:
             raise StoreUnavailableError("in-memory signal budget is unavailable")
-        if cap <= 0:  # no cap: nothing to count, the window stays as the others left it
-            return True
         window = take_slot(self.window, time_ms, cap, self.horizon_ms, signal_id)
         if window is None:
             self.stats["refused"] += 1
