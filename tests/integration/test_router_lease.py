@@ -9,7 +9,7 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
 from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
 from tests.clock import ManualSeconds
@@ -35,6 +35,33 @@ async def _delete_bucket(js: Any, bucket_name: str) -> Any:
     yield
     with contextlib.suppress(NotFoundError):
         await js.delete_key_value(bucket_name)
+
+
+async def test_a_create_lost_to_another_worker_opens_the_bucket_it_made(
+    js: Any, bucket_name: str, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race seen in CI, made deterministic: another worker creates the bucket between this
+    # one's lookup and its create, with a configuration the server will not merge into ours.
+    other = await nats.connect(nats_url)
+    try:
+        opened = js.key_value
+
+        async def lookup_then_lose_the_race(name: str) -> Any:
+            monkeypatch.setattr(js, "key_value", opened)
+            await ensure_bucket(other.jetstream(), name, ttl=60.0)
+            raise BucketNotFoundError
+
+        monkeypatch.setattr(js, "key_value", lookup_then_lose_the_race)
+        bucket = await ensure_bucket(js, bucket_name)
+        await bucket.put("k", b"v")
+        assert (await (await other.jetstream().key_value(bucket_name)).get("k")).value == b"v"
+    finally:
+        await other.close()
+
+
+async def test_a_refused_create_without_any_bucket_is_raised(js: Any) -> None:
+    with pytest.raises(APIError):
+        await ensure_bucket(js, "bad_replicas", replicas=5)  # one server: R5 is refused
 
 
 async def test_one_holder_at_a_time_and_the_next_after_expiry(js: Any, bucket_name: str) -> None:
