@@ -37,6 +37,7 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
 
 from adapters.nats.connection import NatsConnection
+from adapters.nats.jetstream_streams import open_or_create
 from application.checkpoints import (
     FORMAT_VERSION,
     PartitionSnapshot,
@@ -206,19 +207,18 @@ class PartitionCheckpoints:
 
     async def _object_store(self, js: JetStreamContext) -> Any:
         if self._store is None:
-            try:
-                self._store = await js.object_store(self.bucket)
-            except BucketNotFoundError:
-                if not self.create_bucket:
-                    raise
-                self._store = await js.create_object_store(
-                    self.bucket,
-                    ObjectStoreConfig(
-                        description="realtime-strategies partition state checkpoints",
-                        storage=StorageType.FILE,
-                        replicas=self.replicas,
-                    ),
-                )
+            config = ObjectStoreConfig(
+                description="realtime-strategies partition state checkpoints",
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            )
+            self._store = await open_or_create(
+                lambda: js.object_store(self.bucket),
+                (lambda: js.create_object_store(self.bucket, config))
+                if self.create_bucket
+                else None,
+                BucketNotFoundError,
+            )
         return self._store
 
     # ------------------------------------------------------------------ restore

@@ -12,22 +12,61 @@
 
 :func:`ensure_stream` creates a missing stream and leaves an existing one alone (operators may
 manage it declaratively — ``deploy/partitioned`` has NACK resources with the same settings):
-a different configuration is logged, never overwritten.
+a different configuration is logged, never overwritten. :func:`ensure_bucket` does the same
+for the Key-Value buckets (router leases and positions, the shared signal budget), and
+:func:`open_or_create` is the one rule all of them (and the checkpoint object store) follow
+when replicas starting together race to create the same thing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
-from nats.js.errors import APIError, NotFoundError
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamInfo,
+)
+from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 
 _log = structlog.get_logger(__name__)
 
-STREAM_NAME_IN_USE = 10058
-"""JetStream API error code: stream name already in use with a different configuration."""
+T = TypeVar("T")
+
+
+async def open_or_create(
+    open_: Callable[[], Awaitable[T]],
+    create: Callable[[], Awaitable[T]] | None,
+    missing: type[NotFoundError] = NotFoundError,
+) -> T:
+    """What ``open_`` opens or, when it is ``missing``, what ``create`` makes (``missing`` is
+    raised when there is no ``create``).
+
+    Replicas starting together race to create the same stream or bucket, and the server
+    refuses the losers' creates: "name already in use" when their configuration differs,
+    "subjects overlap with an existing stream" while the winner's create is still in
+    flight. So a refused create opens what the other made; only when there is still
+    nothing is the refusal raised."""
+    try:
+        return await open_()
+    except missing:
+        if create is None:
+            raise
+    try:
+        return await create()
+    except APIError as refused:
+        try:
+            return await open_()
+        except missing:
+            raise refused from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,21 +148,27 @@ async def ensure_stream(
 
     Raises ``NotFoundError`` when it is missing and ``create`` is false.
     """
-    try:
-        info = await js.stream_info(spec.name)
-    except NotFoundError:
-        if not create:
-            raise
-        try:
-            info = await js.add_stream(spec.config())
-            _log.info("jetstream_stream_created", stream=spec.name, subjects=list(spec.subjects))
-            return info
-        except APIError as error:
-            if error.err_code != STREAM_NAME_IN_USE:
-                raise
-            info = await js.stream_info(spec.name)  # created concurrently by another replica
+
+    async def add() -> StreamInfo:
+        info = await js.add_stream(spec.config())
+        _log.info("jetstream_stream_created", stream=spec.name, subjects=list(spec.subjects))
+        return info
+
+    info = await open_or_create(lambda: js.stream_info(spec.name), add if create else None)
     _check(info, spec)
     return info
+
+
+async def ensure_bucket(
+    js: JetStreamContext, bucket: str, *, ttl: float | None = None, replicas: int = 1
+) -> KeyValue:
+    """The Key-Value bucket, created (file storage, one value per key) if it does not exist."""
+    config = KeyValueConfig(
+        bucket=bucket, history=1, ttl=ttl, storage=StorageType.FILE, replicas=replicas
+    )
+    return await open_or_create(
+        lambda: js.key_value(bucket), lambda: js.create_key_value(config), BucketNotFoundError
+    )
 
 
 def _check(info: StreamInfo, spec: StreamSpec) -> None:

@@ -68,9 +68,9 @@ from nats.js.errors import NotFoundError
 from adapters.nats.client_internals import fast_path_supported, take_pending
 from adapters.nats.connection import NatsConnection, RateLimiter
 from adapters.nats.dead_letter import DeadLetters
-from adapters.nats.jetstream_streams import StreamSpec, ensure_stream
+from adapters.nats.jetstream_streams import StreamSpec, ensure_bucket, ensure_stream
 from adapters.nats.partition_subjects import PartitionLayout
-from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
+from adapters.nats.router_lease import KvLease, KvPosition
 from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import BINANCE
 from adapters.wire.market_inputs import InputKind

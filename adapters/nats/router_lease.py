@@ -21,47 +21,10 @@ import time
 from collections.abc import Callable
 
 import structlog
-from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import (
-    APIError,
-    BucketNotFoundError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-)
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 _log = structlog.get_logger(__name__)
-
-
-async def ensure_bucket(
-    js: JetStreamContext, bucket: str, *, ttl: float | None = None, replicas: int = 1
-) -> KeyValue:
-    """The bucket, created (file storage, one value per key) if it does not exist.
-
-    Workers starting together race to create it: the server may refuse the loser's create
-    ("subjects overlap with an existing stream") while the winner's is in flight, so a
-    refused create opens the bucket the other made; only when there is none still is the
-    refusal raised."""
-    try:
-        return await js.key_value(bucket)
-    except BucketNotFoundError:
-        pass
-    try:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=bucket,
-                history=1,
-                ttl=ttl,
-                storage=StorageType.FILE,
-                replicas=replicas,
-            )
-        )
-    except APIError as refused:
-        try:
-            return await js.key_value(bucket)
-        except BucketNotFoundError:
-            raise refused from None
 
 
 class KvLease:

@@ -29,7 +29,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from adapters.nats.connection import NatsConnection
-from adapters.nats.router_lease import ensure_bucket
+from adapters.nats.jetstream_streams import ensure_bucket
 from application.ports import StoreUnavailableError
 from domain.governance import SLOT_HORIZON_MS, Slot, take_slot
 

@@ -11,7 +11,8 @@ import nats
 import pytest
 from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
-from adapters.nats.router_lease import KvLease, KvPosition, ensure_bucket
+from adapters.nats.jetstream_streams import ensure_bucket
+from adapters.nats.router_lease import KvLease, KvPosition
 from tests.clock import ManualSeconds
 
 pytestmark = pytest.mark.integration
