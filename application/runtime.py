@@ -240,11 +240,13 @@ class ServiceRuntime:
     async def stop(self, timeout: float) -> None:  # noqa: ASYNC109
         """Drain the feed, let the loop finish what was received, flush the sink; within
         ``timeout`` seconds (half for the drain, a quarter for the rest of the loop, what
-        remains for the flush)."""
+        remains for the flush). The feed's drain gets 0.4 of ``timeout`` as its own deadline,
+        so that what it does when that passes (end its subscriptions and its batches) runs
+        before the guard at half cancels it."""
         deadline = time.monotonic() + timeout
         if not self._finished.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.feed.drain(timeout=timeout / 2), timeout / 2)
+                await asyncio.wait_for(self.feed.drain(timeout=0.4 * timeout), timeout / 2)
             remaining = max(deadline - time.monotonic(), 0.1)
             try:
                 await asyncio.wait_for(self._finished.wait(), remaining / 2)

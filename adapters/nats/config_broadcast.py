@@ -152,8 +152,9 @@ class NatsConfigChangeListener(NatsSubscriber):
 
     async def _subscribe(self) -> bool:
         nc = self._connection.client
-        # No queue group: every replica must receive every change.
-        self._sub = await nc.subscribe(self.subject, cb=self._handle)
+        if self._sub is None:  # kept when the round trip below failed: not made twice
+            # No queue group: every replica must receive every change.
+            self._sub = await nc.subscribe(self.subject, cb=self._handle)
         await nc.flush()
         return True
 

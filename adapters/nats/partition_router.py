@@ -590,18 +590,22 @@ class NatsPartitionRouter(NatsSubscriber):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._run_done.wait(), timeout / 2)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.drain(), timeout / 2)
+            # drain's own deadlines come before the guard's, so its close() always runs
+            await asyncio.wait_for(self.drain(0.4 * timeout), timeout / 2)
         self._stopped.set()
 
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Stop taking input, route what was received, wait for the outstanding acks."""
+        """Stop taking input, route what was received, wait for the outstanding acks (at most
+        ``ack_timeout``), then close; within ``timeout`` for all but the close."""
+        deadline = time.monotonic() + timeout
         subs, self._subs = self._subs, []
         if subs and self._connection.is_connected:
             with contextlib.suppress(Exception):
                 await drain_all(subs, timeout)
         if self._pending:
+            wait = min(self.ack_timeout, max(deadline - time.monotonic(), 0.0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._acks_done.wait(), self.ack_timeout)
+                await asyncio.wait_for(self._acks_done.wait(), wait)
         await self.close()
 
     async def close(self) -> None:
@@ -629,10 +633,13 @@ class NatsPartitionRouter(NatsSubscriber):
                 pending_bytes_limit=64 * 1024 * 1024,
             )
             self._sweeper = asyncio.create_task(self._sweep(), name="router-ack-sweeper")
-        subs = []
         core_routes = self._routes if self.input_stream is None else {}
+        # Kept across a failed attempt (the retry makes only the missing ones).
+        subscribed = {sub.subject for sub in self._subs}
         for subject, route in core_routes.items():
-            subs.append(
+            if subject in subscribed:
+                continue
+            self._subs.append(
                 await nc.subscribe(
                     subject,
                     queue=self.queue_group,
@@ -642,7 +649,6 @@ class NatsPartitionRouter(NatsSubscriber):
                 )
             )
         await nc.flush()
-        self._subs = subs
         _log.info(
             "partition_router_subscribed",
             subjects=list(self._routes),

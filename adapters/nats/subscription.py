@@ -3,7 +3,9 @@ router, config-change listener).
 
 :class:`NatsSubscriber`: ``start()`` never blocks — it subscribes at once if NATS is
 connected, else as soon as the connection first comes up (nats-py re-subscribes by itself
-after a reconnect); a failed attempt is logged and retried at the next connection event.
+after a reconnect); a failed attempt is logged and retried at the next connection or
+reconnection event, or after ``retry_seconds`` while the connection stays up. A subclass's
+``_subscribe()`` is therefore run again after a partial failure and keeps what it made.
 ``is_subscribed`` / ``wait_subscribed()`` tell whether the subscriptions are in place;
 :meth:`NatsSubscriber._drain` drains its subscriptions and
 :meth:`NatsSubscriber._stop_listening` ends the lifecycle. A subclass says what to subscribe
@@ -28,6 +30,7 @@ class NatsSubscriber:
     """Base of a NATS input (module doc). ``log_name`` prefixes its log events."""
 
     log_name = "nats_input"
+    retry_seconds = 1.0
 
     def __init__(self, connection: NatsConnection) -> None:
         self._connection = connection
@@ -35,6 +38,8 @@ class NatsSubscriber:
         self._subscribe_lock = asyncio.Lock()
         self._started = False
         self._closed = False
+        self._resubscribe: asyncio.Task[None] | None = None
+        self.subscribe_failures = 0
 
     @property
     def is_subscribed(self) -> bool:
@@ -54,7 +59,7 @@ class NatsSubscriber:
             await self._subscribe_once()
 
     async def _on_connection_event(self, event: ConnectionEvent) -> None:
-        if event is ConnectionEvent.CONNECTED and not self._closed:
+        if event in (ConnectionEvent.CONNECTED, ConnectionEvent.RECONNECTED):
             await self._subscribe_once()
 
     async def _subscribe_once(self) -> None:
@@ -63,11 +68,29 @@ class NatsSubscriber:
                 return
             try:
                 subscribed = await self._subscribe()
-            except Exception as exc:  # lost the connection meanwhile: the next event retries
-                _log.warning(f"{self.log_name}_subscribe_failed", error=repr(exc))
+            except Exception as exc:
+                self.subscribe_failures += 1
+                _log.warning(
+                    f"{self.log_name}_subscribe_failed",
+                    error=repr(exc),
+                    retry_in=self.retry_seconds,
+                )
+                self._retry_later()
                 return
             if subscribed:
                 self._subscribed.set()
+
+    def _retry_later(self) -> None:
+        """Try again in ``retry_seconds`` if the connection is up then (a reconnection
+        retries on its own event), until subscribed or closed."""
+
+        async def retry() -> None:
+            await asyncio.sleep(self.retry_seconds)
+            if self._connection.is_connected:
+                await self._subscribe_once()
+
+        if self._resubscribe is None or self._resubscribe.done():
+            self._resubscribe = asyncio.create_task(retry(), name=f"{self.log_name}-resubscribe")
 
     async def _subscribe(self) -> bool:
         """Create the subscriptions (raise to be retried on the next connection event);
@@ -98,6 +121,8 @@ class NatsSubscriber:
         self._closed = True
         self._subscribed.clear()
         self._connection.remove_listener(self._on_connection_event)
+        if self._resubscribe is not None:
+            self._resubscribe.cancel()
 
 
 async def drain_all(subs: Iterable[Subscription], timeout: float) -> list[BaseException]:  # noqa: ASYNC109

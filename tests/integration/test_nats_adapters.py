@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 from nats.aio.msg import Msg
+from nats.errors import FlushTimeoutError
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
@@ -874,6 +875,71 @@ async def test_service_starts_while_nats_is_down(throwaway_nats: NatsServerProce
         await conn.close()
     assert items[0].message_id == orjson.loads(line)["message_id"]
     assert sink.published == 2
+
+
+def fail_next_round_trip(conn: NatsConnection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection's next flush (a subscribe's round trip) times out, as when the server
+    restarts during it; the ones after work."""
+    real_flush = conn.client.flush
+
+    async def failing_once(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(conn.client, "flush", real_flush)
+        raise FlushTimeoutError
+
+    monkeypatch.setattr(conn.client, "flush", failing_once)
+
+
+async def received_once(conn: NatsConnection, feed: NatsMarketFeed, subject: str) -> None:
+    """Messages published on ``subject`` come out of ``feed``, each received once (one
+    subscription: a second copy would count as received, then skip as a duplicate)."""
+    lines = capture_lines(2)
+    for line in lines:
+        await conn.client.publish(subject, line)
+    items = await collect(feed_items(feed), 2)
+    assert [item.message_id for item in items] == [orjson.loads(x)["message_id"] for x in lines]
+    await conn.flush()
+    await asyncio.sleep(0.1)
+    assert feed.received == 2
+
+
+async def test_a_failed_subscribe_is_retried_while_the_connection_stays_up(
+    connection: NatsConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subject = unique("test.rs.binance")
+    feed = NatsMarketFeed(connection, {subject: BinanceDecoder().decode_envelope}, None)
+    feed.retry_seconds = 0.2
+    fail_next_round_trip(connection, monkeypatch)
+    try:
+        await feed.start()
+        assert not feed.is_subscribed
+        assert feed.subscribe_failures == 1
+        assert await feed.wait_subscribed(5.0), "not retried"
+        await received_once(connection, feed, subject)
+    finally:
+        await feed.close()
+
+
+async def test_a_failed_subscribe_is_retried_after_a_reconnect(
+    throwaway_nats: NatsServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    throwaway_nats.start()
+    conn = await open_connection(throwaway_nats.url)
+    subject = unique("test.rs.binance")
+    feed = NatsMarketFeed(conn, {subject: BinanceDecoder().decode_envelope}, None)
+    feed.retry_seconds = 3600.0  # only the reconnection can retry
+    fail_next_round_trip(conn, monkeypatch)
+    try:
+        await feed.start()
+        assert feed.subscribe_failures == 1
+        throwaway_nats.kill()  # the restart the failed round trip stood for
+        await eventually(lambda: not conn.is_connected, what="disconnect detected")
+        throwaway_nats.start()
+        assert await conn.wait_connected(15.0)
+        assert await feed.wait_subscribed(5.0), "not retried after the reconnect"
+        await received_once(conn, feed, subject)
+    finally:
+        await feed.close()
+        await conn.close()
 
 
 # ----------------------------------------------------------------------------- config broadcast

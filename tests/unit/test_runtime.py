@@ -261,6 +261,30 @@ async def test_stop_drains_the_feed_processes_what_was_received_then_flushes() -
     assert sink.flushed_after == len(sink.published)
 
 
+class UndrainableFeed(EndlessFeed):
+    """A feed whose subscriptions never drain: its drain gives up at its own deadline and
+    then ends ``batches()``, as the NATS feeds do."""
+
+    gave_up = False
+
+    async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        await asyncio.sleep(timeout)
+        self.gave_up = True
+        self.draining = True
+
+
+async def test_the_feed_drain_reaches_its_own_deadline_before_the_stop_cancels_it() -> None:
+    feed = UndrainableFeed()
+    sink = FlushCounting()
+    service = ServiceRuntime(feed, cast(Any, Engine()), sink)
+    running = asyncio.create_task(service.run())
+    await feed.busy.wait()
+    await service.stop(timeout=1.0)
+    assert feed.gave_up, "the guard cancelled the drain before its timeout handling ran"
+    assert running.done()
+    assert sink.flushed_after == len(sink.published)
+
+
 async def test_message_span_has_evaluate_and_publish_children_and_the_signals_follow() -> None:
     """consume → evaluate → publish: the message's span continues the producer's trace, the
     stages are its children, and the signals carry the publish span's context."""
