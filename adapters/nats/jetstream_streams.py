@@ -20,6 +20,8 @@ when replicas starting together race to create the same thing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -53,8 +55,9 @@ async def open_or_create(
     Replicas starting together race to create the same stream or bucket, and the server
     refuses the losers' creates: "name already in use" when their configuration differs,
     "subjects overlap with an existing stream" while the winner's create is still in
-    flight. So a refused create opens what the other made; only when there is still
-    nothing is the refusal raised."""
+    flight. So a refused create opens what the other made, looking again for up to a
+    second (a clustered server may answer before the winner's stream is visible); only
+    when there is still nothing is the refusal raised."""
     try:
         return await open_()
     except missing:
@@ -63,10 +66,15 @@ async def open_or_create(
     try:
         return await create()
     except APIError as refused:
-        try:
-            return await open_()
-        except missing:
-            raise refused from None
+        for pause in REOPEN_PAUSES:
+            await asyncio.sleep(pause)
+            with contextlib.suppress(missing):
+                return await open_()
+        raise refused from None
+
+
+REOPEN_PAUSES = (0.0, 0.1, 0.2, 0.3, 0.4)
+"""The pause before each look for what another replica created after a refused create."""
 
 
 @dataclass(frozen=True, slots=True)
