@@ -70,7 +70,7 @@ from adapters.nats.connection import NatsConnection, RateLimiter
 from adapters.nats.dead_letter import DeadLetters
 from adapters.nats.jetstream_streams import StreamSpec, ensure_bucket, ensure_stream
 from adapters.nats.partition_subjects import PartitionLayout
-from adapters.nats.router_lease import KvLease, KvPosition
+from adapters.nats.router_lease import KvLease, KvPosition, open_lease_bucket
 from adapters.nats.subscription import NatsSubscriber, drain_all, unsubscribe_all
 from adapters.wire.decoders import BINANCE
 from adapters.wire.market_inputs import InputKind
@@ -396,8 +396,8 @@ class NatsPartitionRouter(NatsSubscriber):
         js = self._connection.jetstream()
         await ensure_stream(js, self.input_stream, create=self.create_input_stream)
         key = f"shard-{self.shard_index}"
-        leases = await ensure_bucket(
-            js, self.lease_bucket, ttl=self.lease_ttl, replicas=self._bucket_replicas
+        leases, self.lease_ttl = await open_lease_bucket(
+            js, self.lease_bucket, self.lease_ttl, replicas=self._bucket_replicas
         )
         positions = await ensure_bucket(js, self.position_bucket, replicas=self._bucket_replicas)
         self._lease = KvLease(leases, key, self.holder, self.lease_ttl)

@@ -21,10 +21,41 @@ import time
 from collections.abc import Callable
 
 import structlog
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from adapters.nats.jetstream_streams import ensure_bucket
+
 _log = structlog.get_logger(__name__)
+
+
+async def open_lease_bucket(
+    js: JetStreamContext, bucket: str, ttl: float, *, replicas: int = 1
+) -> tuple[KeyValue, float]:
+    """The lease bucket (created with ``ttl`` if missing) and the TTL in force for its keys.
+
+    An existing bucket keeps the ``max_age`` it was created with, and the server expires
+    keys on that, whatever ``ROUTER_LEASE_TTL_SECONDS`` says now (after the setting was
+    changed, or while two versions roll out side by side). A holder that renewed on the
+    configured TTL while keys expired sooner would keep leading after a standby took the
+    key; so a shorter bucket TTL is the one in force (logged as an error), and a bucket
+    whose keys never expire (no ``max_age``) is logged as one where failover cannot
+    happen."""
+    kv = await ensure_bucket(js, bucket, ttl=ttl, replicas=replicas)
+    in_force = (await kv.status()).ttl or 0.0
+    if in_force <= 0:
+        _log.error("router_lease_bucket_never_expires", bucket=bucket, configured_ttl=ttl)
+        return kv, ttl
+    if abs(in_force - ttl) > 1e-3:
+        _log.error(
+            "router_lease_bucket_ttl_differs",
+            bucket=bucket,
+            configured_ttl=ttl,
+            bucket_ttl=in_force,
+            ttl_in_force=min(ttl, in_force),
+        )
+    return kv, min(ttl, in_force)
 
 
 class KvLease:
@@ -64,14 +95,22 @@ class KvLease:
         )
 
     async def try_acquire(self) -> bool:
-        """Take the lease if nobody holds it."""
+        """Take the lease if nobody holds it (or it is ours already: a create whose reply was
+        lost was applied all the same; it is adopted with a renewal, which restarts the
+        key's age)."""
         sent_at = self._clock()
         try:
             self._revision = await self._kv.create(self.key, self.holder.encode())
         except KeyWrongLastSequenceError:
             self._revision = None
-            return False
-        self._renewed_at = sent_at
+            current = await self._current()
+            if current is None or current[0] != self.holder:
+                return False
+            self._revision = current[1]
+            if not await self.renew():
+                return False
+        else:
+            self._renewed_at = sent_at
         self.acquired += 1
         return True
 

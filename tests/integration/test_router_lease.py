@@ -12,7 +12,7 @@ import pytest
 from nats.js.errors import APIError, BucketNotFoundError, NotFoundError
 
 from adapters.nats.jetstream_streams import ensure_bucket
-from adapters.nats.router_lease import KvLease, KvPosition
+from adapters.nats.router_lease import KvLease, KvPosition, open_lease_bucket
 from tests.clock import ManualSeconds
 
 pytestmark = pytest.mark.integration
@@ -116,6 +116,44 @@ async def test_a_renewal_applied_after_its_timeout_is_not_taken_for_a_lost_lease
     assert await lease.renew()
     assert lease.held
     assert lease.lost == 0
+
+
+async def test_a_create_applied_after_its_reply_was_lost_is_adopted(
+    js: Any, bucket_name: str
+) -> None:
+    bucket = await ensure_bucket(js, bucket_name, ttl=30.0)
+    lease = KvLease(bucket, "shard-3", "a-1234", 30.0)
+    created = await bucket.create("shard-3", b"a-1234")  # applied; the reply never came
+    assert await lease.try_acquire()
+    assert lease.held
+    revision = (await bucket.get("shard-3")).revision
+    assert revision is not None
+    assert revision > created  # renewed: the key's age restarts
+    assert lease.acquired == 1
+    other = KvLease(bucket, "shard-3", "b-5678", 30.0)
+    assert not await other.try_acquire()  # someone else's key is still not taken
+
+
+async def test_the_lease_runs_on_the_bucket_ttl_when_it_is_shorter_than_configured(
+    js: Any, bucket_name: str
+) -> None:
+    await ensure_bucket(js, bucket_name, ttl=1.0)  # created by an earlier setting
+    bucket, ttl = await open_lease_bucket(js, bucket_name, 8.0)
+    assert ttl == pytest.approx(1.0)
+    a = KvLease(bucket, "shard-0", "a", ttl)
+    assert await a.try_acquire()
+    await asyncio.sleep(1.3)  # the server expired the key on the bucket's TTL
+    assert not a.held, "fenced on the TTL in force, not on the configured 8 s"
+    assert await KvLease(bucket, "shard-0", "b", ttl).try_acquire()
+
+
+async def test_a_longer_bucket_ttl_leaves_the_configured_one_in_force(
+    js: Any, bucket_name: str
+) -> None:
+    await ensure_bucket(js, bucket_name, ttl=30.0)
+    assert (await open_lease_bucket(js, bucket_name, 6.0))[1] == pytest.approx(6.0)
+    assert (await open_lease_bucket(js, f"{bucket_name}_new", 6.0))[1] == pytest.approx(6.0)
+    await js.delete_key_value(f"{bucket_name}_new")
 
 
 async def test_position_commits_only_forward_and_survives_the_holder(
