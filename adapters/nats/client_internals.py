@@ -200,11 +200,17 @@ class CallbackBuffer(_MessageBuffer[Tag]):
             entry = queue.get_nowait()
 
 
-async def take_pending(sub: Any, publish: Callable[[str], Awaitable[None]]) -> Msg:
+async def take_pending(
+    sub: Any,
+    publish: Callable[[str], Awaitable[None]],
+    taken: Callable[[], None] | None = None,
+) -> Msg:
     """The next message of a callback-less JetStream push subscription, answering a pending
     flow-control request of the server once every message received before it is taken
-    (module doc)."""
+    (module doc); ``taken()`` is called as soon as the message is out of the buffer."""
     msg: Msg = await sub._pending_queue.get()
+    if taken is not None:
+        taken()
     sub._pending_size -= len(msg.data)
     sub._pending_queue.task_done()
     jsi = sub._sub._jsi

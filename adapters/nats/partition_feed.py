@@ -61,6 +61,10 @@ _log = structlog.get_logger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
 UNKNOWN_KIND = "unknown_kind"
+UNKNOWN_PARTITION = "unknown_partition"
+"""Skip reason of a message on a subject of the stream that names no partition of this
+worker's (a malformed or out-of-range partition token: anyone can publish on the stream's
+subjects)."""
 """Skip reason of a partition message whose kind token has no decoder."""
 _MAX_HEADER = 512
 _YIELD_EVERY = 64
@@ -331,6 +335,11 @@ class JetStreamPartitionFeed(MarketSubscriber):
         self.received = 0
         self.delivered = 0
         self.setup_errors = 0
+        self.reader_errors = 0
+        """Messages whose handling raised (logged; the reader goes on with the next)."""
+        self._reading: set[str] = set()
+        """Consumers whose reader holds a message it took from the buffer."""
+        self._replay_watch: asyncio.Task[None] | None = None
         self._replay_items_queued = 0
         self._replay_items_done = 0
         self._in_handler = 0
@@ -384,6 +393,7 @@ class JetStreamPartitionFeed(MarketSubscriber):
             "live_messages": sum(p.live for p in self.progress.values()),
             "received": self.received,
             "delivered": self.delivered,
+            "reader_errors": self.reader_errors,
             "skipped": dict(self.dead_letters.skipped),
             "queue_depth": self.queue_depth,
             "idle": self.idle,
@@ -553,6 +563,8 @@ class JetStreamPartitionFeed(MarketSubscriber):
 
     async def _stop_readers(self) -> None:
         readers, self._readers = list(self._readers.values()), {}
+        if self._replay_watch is not None:
+            readers.append(self._replay_watch)
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
@@ -665,15 +677,6 @@ class JetStreamPartitionFeed(MarketSubscriber):
             self._readers[key] = asyncio.create_task(
                 self._read(key, only, sub, boundary), name=f"partition-reader-{key}"
             )
-        # Partitions with nothing to replay are done at once (best effort: the messages
-        # themselves tell otherwise).
-        for key, sub in self._subs.items():
-            if self._replay_done[key]:
-                continue
-            with contextlib.suppress(Exception):
-                info_c = await sub.consumer_info()
-                if info_c.num_pending == 0 and sub.pending_msgs == 0 and not self.delivered:
-                    self._replay_done[key] = True
         self._subscribed.set()
         _log.info(
             "partition_feed_subscribed",
@@ -685,6 +688,36 @@ class JetStreamPartitionFeed(MarketSubscriber):
             published_ids=len(self.published_ids),
         )
         self._check_replay_complete()
+        if self._replay_watch is None or self._replay_watch.done():
+            self._replay_watch = asyncio.create_task(
+                self._watch_replay(), name="partition-replay-watch"
+            )
+
+    REPLAY_WATCH_SECONDS = 0.25
+
+    async def _watch_replay(self) -> None:
+        """Mark done the consumers with nothing (more) to replay, until replay is complete.
+
+        A consumer's last replayed message marks it done (its ``num_pending`` is 0), but a
+        consumer whose partitions have no message to replay gets none: it is done once the
+        server has nothing pending for it and nothing it sent is in the client (its answer
+        arrives after every message sent before it) — not in the buffer, not held by the
+        reader."""
+        task = asyncio.current_task()
+        while not self._closed and not self._draining and not self.replay_complete:
+            for key, sub in list(self._subs.items()):
+                if self._replay_done[key]:
+                    continue
+                try:
+                    info = await sub.consumer_info()
+                except Exception:
+                    if task is not None and task.cancelling():
+                        raise  # nats-py turns a cancelled request into its own error
+                    continue  # a reset or NATS away: looked at again next turn
+                if info.num_pending == 0 and sub.pending_msgs == 0 and key not in self._reading:
+                    self._replay_done[key] = True
+            self._check_replay_complete()
+            await asyncio.sleep(self.REPLAY_WATCH_SECONDS)
 
     async def _read(self, key: str, partition: int | None, sub: Any, boundary: int) -> None:
         """Hand every message of one partition's consumer to the feed, in order.
@@ -697,9 +730,16 @@ class JetStreamPartitionFeed(MarketSubscriber):
         flow-control window (≤ 1 MiB) in flight per consumer.
         """
         publish = self._connection.client.publish
+        reading = self._reading
+
+        def taken() -> None:
+            reading.add(key)
+
         if self._fast:
             while True:
-                await self._handle(key, partition, boundary, await take_pending(sub, publish))
+                await self._handle(
+                    key, partition, boundary, await take_pending(sub, publish, taken)
+                )
         while True:  # another nats-py: its own (slower) per-message API
             await self._handle(key, partition, boundary, await sub.next_msg(timeout=None))
 
@@ -722,13 +762,20 @@ class JetStreamPartitionFeed(MarketSubscriber):
         )
 
     async def _handle(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
-        if not self._intake.is_set():
-            await self._intake.wait()
-        self._in_handler += 1
+        self._reading.add(key)
         try:
-            await self._handle_one(key, partition, boundary, msg)
+            if not self._intake.is_set():
+                await self._intake.wait()
+            self._in_handler += 1
+            try:
+                await self._handle_one(key, partition, boundary, msg)
+            finally:
+                self._in_handler -= 1
+        except Exception:  # one message never stops its partitions' reader
+            self.reader_errors += 1
+            _log.exception("partition_message_failed", consumer=key, subject=msg.subject)
         finally:
-            self._in_handler -= 1
+            self._reading.discard(key)
 
     async def _handle_one(self, key: str, partition: int | None, boundary: int, msg: Msg) -> None:
         received_at_ns = time.time_ns()
@@ -737,7 +784,13 @@ class JetStreamPartitionFeed(MarketSubscriber):
         replay = meta.stream_seq <= boundary
         subject = msg.subject
         if partition is None:  # a consumer carrying several partitions: from the subject
-            partition = self.layout.partition_in(subject)
+            try:
+                partition = self.layout.partition_in(subject)
+            except ValueError:
+                partition = -1
+            if partition not in self.progress:
+                await self._stray(key, meta, msg)
+                return
         if self._restored_seq and meta.stream_seq <= self._restored_seq.get(partition, 0):
             # Already in the restored snapshot (a consumer carrying several partitions
             # starts at the earliest of theirs).
@@ -788,6 +841,16 @@ class JetStreamPartitionFeed(MarketSubscriber):
             queue.put_nowait(item)
         self.delivered += 1
         self._mark_delivered(key, progress, meta, replay)
+
+    async def _stray(self, key: str, meta: _Meta, msg: Msg) -> None:
+        """A message of a consumer carrying several partitions whose subject names none of
+        ours: counted, dead-lettered, and it still counts towards the consumer's replay."""
+        skip = Skip(UNKNOWN_PARTITION, f"subject {msg.subject!r} names no partition of ours")
+        self.decode_stats.record(skip)
+        await self.dead_letters.skip(skip.reason, skip.detail, msg.data, msg.subject)
+        if not self._replay_done[key] and meta.num_pending == 0:
+            self._replay_done[key] = True
+            self._check_replay_complete()
 
     def _mark_delivered(
         self, key: str, progress: PartitionProgress, meta: _Meta, replay: bool
