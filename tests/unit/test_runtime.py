@@ -249,39 +249,28 @@ class FlushCounting(Sink):
         self.flushed_after = len(self.published)
 
 
-async def test_stop_drains_the_feed_processes_what_was_received_then_flushes() -> None:
-    feed = EndlessFeed()
-    sink = FlushCounting()
-    service = ServiceRuntime(feed, cast(Any, Engine()), sink)
-    running = asyncio.create_task(service.run())
-    await feed.busy.wait()
-    await service.stop(timeout=5.0)
-    assert running.done()
-    assert len(sink.published) == 2 * feed.served  # the batch after the drain too
-    assert sink.flushed_after == len(sink.published)
-
-
 class UndrainableFeed(EndlessFeed):
     """A feed whose subscriptions never drain: its drain gives up at its own deadline and
     then ends ``batches()``, as the NATS feeds do."""
 
-    gave_up = False
-
     async def drain(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         await asyncio.sleep(timeout)
-        self.gave_up = True
-        self.draining = True
+        await super().drain(timeout)
 
 
-async def test_the_feed_drain_reaches_its_own_deadline_before_the_stop_cancels_it() -> None:
-    feed = UndrainableFeed()
+@pytest.mark.parametrize("feed_type", [EndlessFeed, UndrainableFeed])
+async def test_stop_drains_the_feed_processes_what_was_received_then_flushes(
+    feed_type: type[EndlessFeed],
+) -> None:
+    feed = feed_type()
     sink = FlushCounting()
     service = ServiceRuntime(feed, cast(Any, Engine()), sink)
     running = asyncio.create_task(service.run())
     await feed.busy.wait()
     await service.stop(timeout=1.0)
-    assert feed.gave_up, "the guard cancelled the drain before its timeout handling ran"
+    assert feed.draining, "the stop's guard cancelled the drain before it ended"
     assert running.done()
+    assert len(sink.published) == 2 * feed.served  # the batch after the drain too
     assert sink.flushed_after == len(sink.published)
 
 
