@@ -391,7 +391,10 @@ def scrape_sources(container: Container) -> ScrapeSources:
         if container.mode() == Mode.WORKER and container.worker_budget() is not None:
             sources.signal_budget_errors = lambda: container.runtime().counters.budget_errors
         sources.signal_duplicate_acks = lambda: sink.duplicates
-        sources.signals_dropped = lambda: {"buffer_full": sink.dropped_buffer_full}
+        sources.signals_dropped = lambda: {
+            "buffer_full": sink.dropped_buffer_full,
+            "rejected": sink.rejected,
+        }
         sources.signal_buffer_size = lambda: sink.buffered
         sources.circuit_breakers = lambda: {"nats": sink.circuit_state}
     store_health = getattr(container.config_repository(), "health", None)
@@ -414,6 +417,7 @@ def delivery_stats(
             "signals_published": sink.published,
             "signals_buffered": sink.buffered,
             "signals_dropped": sink.dropped_buffer_full,
+            "signals_rejected": sink.rejected,
             "publish_failures": sink.publish_errors,
             "signal_duplicate_acks": sink.duplicates,
             "nats_state": connection.state.value,

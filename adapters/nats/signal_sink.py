@@ -13,6 +13,9 @@ Delivery path of :meth:`NatsSignalSink.publish`:
    delivers the buffer in order, retrying with exponential, jittered backoff behind the circuit
    breaker; a reconnect lets a trial call through at once. When the buffer is full the oldest
    signal is evicted, counted in ``dropped_buffer_full`` and logged: never silently.
+4. A signal the server refuses for good (larger than its ``max_payload`` or than the
+   stream's ``max_msg_size``: a 400 from JetStream) is not retried — it would hold every
+   signal behind it for ever — but counted in ``rejected`` and logged as an error.
 
 Ordering: signals published one after the other are delivered in that order (core NATS is
 at-most-once per connection: a signal written just before the socket dies can still be lost in
@@ -31,7 +34,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
+from nats.errors import MaxPayloadError
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 
 from adapters.nats.circuit_breaker import BreakerState, CircuitBreaker
 from adapters.nats.connection import ConnectionEvent, NatsConnection, RateLimiter
@@ -80,6 +85,11 @@ class OutgoingSignal:
     signal_id: str
     strategy_id: str
     symbol: str
+
+
+BAD_REQUEST = 400
+"""JetStream's answer to a publish it will never accept (e.g. over the stream's
+``max_msg_size``)."""
 
 
 class NatsSignalSink:
@@ -139,6 +149,7 @@ class NatsSignalSink:
         self.published = 0
         self.publish_errors = 0
         self.dropped_buffer_full = 0
+        self.rejected = 0
         self.duplicates = 0
         self.undelivered_at_close = 0
         self.last_error: str | None = None
@@ -165,6 +176,7 @@ class NatsSignalSink:
             "publish_errors": self.publish_errors,
             "buffered": self.buffered,
             "dropped_buffer_full": self.dropped_buffer_full,
+            "rejected": self.rejected,
             "duplicates": self.duplicates,
             "circuit_state": self.circuit_state,
         }
@@ -261,18 +273,21 @@ class NatsSignalSink:
 
     def _enqueue(self, out: OutgoingSignal) -> None:
         if len(self._buffer) >= self.buffer_size:
-            self._evict_oldest()
+            # Never evict the signal being published right now (it may still be delivered):
+            # the next one, or the new one when it is alone.
+            if self._buffer[0] is not self._inflight:
+                self._dropped(self._buffer.popleft())
+            elif len(self._buffer) > 1:
+                self._dropped(self._buffer[1])
+                del self._buffer[1]
+            else:
+                self._dropped(out)
+                return
         self._buffer.append(out)
         self._empty.clear()
         self._ensure_drainer()
 
-    def _evict_oldest(self) -> None:
-        # Never evict the signal being published right now (it would be popped wrongly).
-        if self._buffer[0] is self._inflight and len(self._buffer) > 1:
-            victim = self._buffer[1]
-            del self._buffer[1]
-        else:
-            victim = self._buffer.popleft()
+    def _dropped(self, victim: OutgoingSignal) -> None:
         self.dropped_buffer_full += 1
         suppressed = self._limiter.allow("dropped")
         if suppressed is not None:
@@ -293,7 +308,8 @@ class NatsSignalSink:
             self._drainer = asyncio.create_task(self._drain_loop(), name="signal-sink-drain")
 
     async def _attempt(self, out: OutgoingSignal) -> bool:
-        """One delivery attempt (the breaker must have allowed it); records the outcome."""
+        """One delivery attempt (the breaker must have allowed it); records the outcome. True
+        when the signal is settled: delivered, or refused for good (module doc, 4)."""
         if not self._connection.is_connected:
             self._record_failure(out, "not connected")
             return False
@@ -313,12 +329,34 @@ class NatsSignalSink:
                 await self._connection.client.publish(
                     out.subject, out.payload, headers=dict(out.headers)
                 )
+        except asyncio.CancelledError:
+            self._breaker.record_failure()  # a half-open breaker's trial slot is given back
+            raise
         except Exception as exc:
+            if isinstance(exc, MaxPayloadError) or (
+                isinstance(exc, APIError) and exc.code == BAD_REQUEST
+            ):
+                self._reject(out, exc)
+                return True
             self._record_failure(out, repr(exc))
             return False
         self._breaker.record_success()
         self.published += 1
         return True
+
+    def _reject(self, out: OutgoingSignal, error: Exception) -> None:
+        self._breaker.record_success()  # the server answered: NATS itself is fine
+        self.rejected += 1
+        _log.error(
+            "signal_rejected",
+            signal_id=out.signal_id,
+            strategy_id=out.strategy_id,
+            symbol=out.symbol,
+            subject=out.subject,
+            size=len(out.payload),
+            error=repr(error),
+            rejected_total=self.rejected,
+        )
 
     def _record_failure(self, out: OutgoingSignal, error: str) -> None:
         self._breaker.record_failure()

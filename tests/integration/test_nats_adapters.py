@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 import uuid
@@ -674,6 +675,35 @@ async def test_jetstream_stream_deduplicates_republished_signal(
     finally:
         await core.close()
         await acked.close()
+
+
+async def test_a_signal_the_stream_refuses_for_good_is_counted_and_holds_up_nothing(
+    connection: NatsConnection, signal_stream: SignalStream
+) -> None:
+    """Retried for ever, it held every signal behind it until the buffer evicted them."""
+    js, prefix, stream = signal_stream.js, signal_stream.prefix, signal_stream.name
+    await signal_stream.create(max_msg_size=4096)
+    sink = NatsSignalSink(connection, subject_prefix=prefix, use_jetstream=True)
+    oversized = dataclasses.replace(make_signal("orderbook_skew", 0), metadata={"x": "y" * 8000})
+    after = [make_signal("orderbook_skew", n) for n in range(1, 4)]
+    try:
+        for signal in [oversized, *after]:
+            await sink.publish(signal)
+        await sink.flush(timeout=10.0)
+        assert (await js.stream_info(stream)).state.messages == 3
+        assert sink.stats() | {"circuit_state": 0} == {
+            "published": 3,
+            "publish_errors": 0,
+            "buffered": 0,
+            "dropped_buffer_full": 0,
+            "rejected": 1,
+            "duplicates": 0,
+            "circuit_state": 0,
+        }
+        assert sink.circuit_state == BreakerState.CLOSED
+    finally:
+        await sink.close()
+    assert sink.undelivered_at_close == 0
 
 
 async def test_a_successor_reads_every_published_signal_id_however_fast_they_arrive(
