@@ -86,6 +86,10 @@ class OutgoingSignal:
     strategy_id: str
     symbol: str
 
+    def names(self) -> dict[str, str]:
+        """The log fields that name the signal."""
+        return {"signal_id": self.signal_id, "strategy_id": self.strategy_id, "symbol": self.symbol}
+
 
 BAD_REQUEST = 400
 """JetStream's answer to a publish it will never accept (e.g. over the stream's
@@ -293,9 +297,7 @@ class NatsSignalSink:
         if suppressed is not None:
             _log.error(
                 "signal_dropped_buffer_full",
-                signal_id=victim.signal_id,
-                strategy_id=victim.strategy_id,
-                symbol=victim.symbol,
+                **victim.names(),
                 buffer_size=self.buffer_size,
                 dropped_total=self.dropped_buffer_full,
                 dropped_since_last_log=suppressed,
@@ -349,9 +351,7 @@ class NatsSignalSink:
         self.rejected += 1
         _log.error(
             "signal_rejected",
-            signal_id=out.signal_id,
-            strategy_id=out.strategy_id,
-            symbol=out.symbol,
+            **out.names(),
             subject=out.subject,
             size=len(out.payload),
             error=repr(error),
